@@ -1,0 +1,168 @@
+//! The [`DocumentStore`] contract: tenant-scoped documents and their
+//! extracted text.
+
+use std::fmt;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::error::Result;
+use crate::id::{DocumentId, PrincipalId, TenantId};
+use crate::page::{Page, PageRequest};
+
+/// A document to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NewDocument {
+    /// Server-generated id.
+    pub id: DocumentId,
+    /// The data subject / uploader the document belongs to.
+    pub owner: PrincipalId,
+    /// Sanitised original filename, if any.
+    pub filename: Option<String>,
+    /// Sniffed media type.
+    pub content_type: String,
+    /// Lowercase hex SHA-256 of `content`.
+    pub sha256: String,
+    /// The bytes.
+    pub content: Bytes,
+}
+
+impl NewDocument {
+    /// A new document with a fresh id and the SHA-256 supplied by the caller
+    /// (intake computes it once while validating).
+    #[must_use]
+    pub fn new(owner: PrincipalId, content_type: impl Into<String>, sha256: impl Into<String>, content: Bytes) -> Self {
+        Self {
+            id: DocumentId::new(),
+            owner,
+            filename: None,
+            content_type: content_type.into(),
+            sha256: sha256.into(),
+            content,
+        }
+    }
+
+    /// Set the filename.
+    #[must_use]
+    pub fn with_filename(mut self, filename: impl Into<String>) -> Self {
+        self.filename = Some(filename.into());
+        self
+    }
+}
+
+/// A stored document's metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct DocumentMeta {
+    /// Id.
+    pub id: DocumentId,
+    /// Owning tenant.
+    pub tenant: TenantId,
+    /// Owner (data subject / uploader).
+    pub owner: PrincipalId,
+    /// Sanitised filename.
+    pub filename: Option<String>,
+    /// Media type.
+    pub content_type: String,
+    /// Content length in bytes.
+    pub size: u64,
+    /// Lowercase hex SHA-256 of the content.
+    pub sha256: String,
+    /// Whether extracted text is stored.
+    pub has_text: bool,
+    /// When it was stored.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// A stored document with its content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Document {
+    /// Metadata.
+    pub meta: DocumentMeta,
+    /// The bytes, exactly as stored.
+    pub content: Bytes,
+}
+
+/// Extracted text, one string per page.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct DocumentText {
+    /// Page texts in page order.
+    pub pages: Vec<String>,
+}
+
+impl DocumentText {
+    /// Text from page strings.
+    #[must_use]
+    pub const fn new(pages: Vec<String>) -> Self {
+        Self { pages }
+    }
+}
+
+/// Tenant-scoped document persistence.
+///
+/// Contract:
+/// - Every method takes the caller's tenant; a document of another tenant is
+///   indistinguishable from a missing one (`None` / `false`).
+/// - Content and text come back byte-for-byte as stored (encrypting stores
+///   decrypt transparently; a ciphertext that fails authentication is an
+///   `Internal` error, never garbage).
+/// - `put` with an existing id is `Err(Conflict)` and changes nothing.
+/// - `delete` removes content, text and metadata and is idempotent.
+/// - Lists are ordered by id (creation order); `list_by_owner` serves
+///   data-subject export and erasure.
+#[async_trait::async_trait]
+pub trait DocumentStore: Send + Sync + fmt::Debug + 'static {
+    /// Store a document.
+    ///
+    /// # Errors
+    /// `Conflict` if the id exists; `Unavailable` on outage.
+    async fn put(&self, tenant: &TenantId, document: NewDocument) -> Result<DocumentMeta>;
+
+    /// Fetch a document with its content.
+    ///
+    /// # Errors
+    /// `Unavailable` on outage; `Internal` if stored data fails integrity checks.
+    async fn get(&self, tenant: &TenantId, id: &DocumentId) -> Result<Option<Document>>;
+
+    /// Fetch a document's metadata only.
+    ///
+    /// # Errors
+    /// `Unavailable` on outage.
+    async fn head(&self, tenant: &TenantId, id: &DocumentId) -> Result<Option<DocumentMeta>>;
+
+    /// The tenant's documents, ordered by id.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a malformed cursor; `Unavailable` on outage.
+    async fn list(&self, tenant: &TenantId, page: &PageRequest) -> Result<Page<DocumentMeta>>;
+
+    /// The tenant's documents owned by `owner`, ordered by id.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a malformed cursor; `Unavailable` on outage.
+    async fn list_by_owner(&self, tenant: &TenantId, owner: &PrincipalId, page: &PageRequest) -> Result<Page<DocumentMeta>>;
+
+    /// Delete a document and its text. Returns whether it existed.
+    ///
+    /// # Errors
+    /// `Unavailable` on outage.
+    async fn delete(&self, tenant: &TenantId, id: &DocumentId) -> Result<bool>;
+
+    /// Store (or replace) the extracted text of a document.
+    ///
+    /// # Errors
+    /// `NotFound` if the document does not exist in this tenant;
+    /// `Unavailable` on outage.
+    async fn put_text(&self, tenant: &TenantId, id: &DocumentId, text: &DocumentText) -> Result<()>;
+
+    /// Fetch the extracted text of a document.
+    ///
+    /// # Errors
+    /// `Unavailable` on outage.
+    async fn get_text(&self, tenant: &TenantId, id: &DocumentId) -> Result<Option<DocumentText>>;
+}

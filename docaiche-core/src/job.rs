@@ -1,0 +1,204 @@
+//! The [`JobQueue`] contract: durable background jobs with leases, retries,
+//! a dead-letter state, progress and cancellation.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::error::Result;
+use crate::id::{JobId, TenantId};
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum JobState {
+    /// Waiting to be claimed (possibly not before `run_after`).
+    Queued,
+    /// Claimed by a worker holding a lease.
+    Running,
+    /// Finished successfully.
+    Succeeded,
+    /// Failed on its last allowed attempt: the dead-letter state.
+    Dead,
+    /// Cancelled by a client.
+    Cancelled,
+}
+
+impl JobState {
+    /// Whether the job will not change state again.
+    #[must_use]
+    pub const fn is_terminal(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Dead | Self::Cancelled)
+    }
+
+    /// The snake-case name.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Dead => "dead",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// A job to enqueue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NewJob {
+    /// What kind of work (`extract`, `rewrap`, `purge`); workers claim by kind.
+    pub kind: String,
+    /// Input for the worker.
+    pub payload: serde_json::Value,
+    /// Attempts before the job goes dead (≥ 1).
+    pub max_attempts: u32,
+    /// Not before this time.
+    pub run_after: Option<OffsetDateTime>,
+}
+
+impl NewJob {
+    /// A job of `kind` with `payload`, 3 attempts, runnable now.
+    pub fn new(kind: impl Into<String>, payload: serde_json::Value) -> Self {
+        Self {
+            kind: kind.into(),
+            payload,
+            max_attempts: 3,
+            run_after: None,
+        }
+    }
+
+    /// Set the number of attempts (clamped to at least 1).
+    #[must_use]
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+}
+
+/// A job as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct JobRecord {
+    /// Id.
+    pub id: JobId,
+    /// Owning tenant.
+    pub tenant: TenantId,
+    /// Kind.
+    pub kind: String,
+    /// Input.
+    pub payload: serde_json::Value,
+    /// Current state.
+    pub state: JobState,
+    /// Attempts started so far.
+    pub attempts: u32,
+    /// Attempts allowed.
+    pub max_attempts: u32,
+    /// Progress, 0–100.
+    pub progress: u8,
+    /// Output of a succeeded job.
+    pub result: Option<serde_json::Value>,
+    /// Message of the last failure (operator-facing, no secrets).
+    pub last_error: Option<String>,
+    /// Creation time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last state change.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// Earliest time it may be claimed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub run_after: OffsetDateTime,
+}
+
+/// A worker's claim on a running job. The token proves ownership: once a
+/// lease expires and another worker claims the job, the old token is void.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JobLease {
+    /// The job as claimed (state `Running`, `attempts` already incremented).
+    pub job: JobRecord,
+    /// Ownership token.
+    pub token: uuid::Uuid,
+    /// When the lease lapses unless extended by `heartbeat`.
+    pub expires_at: OffsetDateTime,
+}
+
+/// What a worker learns when it reports progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LeaseStatus {
+    /// Keep going; the lease was extended.
+    Active,
+    /// The job was cancelled: stop and drop the lease.
+    Cancelled,
+    /// The lease is no longer ours (expired and reclaimed, or finished).
+    Lost,
+}
+
+/// A durable job queue.
+///
+/// Contract:
+/// - Client-facing methods (`enqueue`, `get`, `cancel`) take the caller's
+///   tenant. Worker methods (`claim` and those taking a lease) are not
+///   tenant-scoped: workers serve every tenant; the lease's job names it.
+/// - `claim` hands each runnable job to exactly one worker at a time, even
+///   with several processes sharing one database (`FOR UPDATE SKIP LOCKED`
+///   in PostgreSQL). A job whose lease expired is runnable again.
+/// - Lease-taking methods check the token and do nothing if it is stale
+///   (returning [`LeaseStatus::Lost`] or `Ok(false)`), so a slow worker cannot
+///   overwrite the result of the one that took over.
+/// - `fail` with `retry_in` re-queues while attempts remain; otherwise the
+///   job goes [`JobState::Dead`].
+/// - `cancel` is idempotent and only affects non-terminal jobs.
+#[async_trait::async_trait]
+pub trait JobQueue: Send + Sync + fmt::Debug + 'static {
+    /// Enqueue a job for `tenant`.
+    ///
+    /// # Errors
+    /// `InvalidInput` for an empty kind; `Unavailable` on outage.
+    async fn enqueue(&self, tenant: &TenantId, job: NewJob) -> Result<JobRecord>;
+
+    /// Claim the oldest runnable job of one of `kinds`, leasing it for `lease`.
+    ///
+    /// # Errors
+    /// `Unavailable` on outage.
+    async fn claim(&self, kinds: &[&str], lease: Duration) -> Result<Option<JobLease>>;
+
+    /// Report progress (0–100) and extend the lease by `extend`.
+    ///
+    /// # Errors
+    /// `Unavailable` on outage.
+    async fn heartbeat(&self, lease: &JobLease, progress: u8, extend: Duration) -> Result<LeaseStatus>;
+
+    /// Finish successfully with `result`. Returns whether the lease was valid.
+    ///
+    /// # Errors
+    /// `Unavailable` on outage.
+    async fn complete(&self, lease: &JobLease, result: serde_json::Value) -> Result<bool>;
+
+    /// Record a failure; re-queue after `retry_in` if attempts remain and
+    /// `retry_in` is `Some`, else dead-letter. Returns the new state, or
+    /// `None` if the lease was stale.
+    ///
+    /// # Errors
+    /// `Unavailable` on outage.
+    async fn fail(&self, lease: &JobLease, error: &str, retry_in: Option<Duration>) -> Result<Option<JobState>>;
+
+    /// Cancel a non-terminal job of `tenant`. Returns whether it is now
+    /// cancelled (false if missing, another tenant's, or already terminal).
+    ///
+    /// # Errors
+    /// `Unavailable` on outage.
+    async fn cancel(&self, tenant: &TenantId, id: &JobId) -> Result<bool>;
+
+    /// A job of `tenant`.
+    ///
+    /// # Errors
+    /// `Unavailable` on outage.
+    async fn get(&self, tenant: &TenantId, id: &JobId) -> Result<Option<JobRecord>>;
+}

@@ -1,0 +1,210 @@
+//! The [`RateLimiter`] contract: GCRA-style quotas with costs and a
+//! side-effect-free `peek`.
+
+use std::fmt;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// A quota: at most `limit` units per `period`, with bursts of up to `limit`.
+///
+/// In GCRA terms the emission interval is `period / limit` and the burst
+/// tolerance lets `limit` units through back to back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Quota {
+    /// Units allowed per period (also the burst size).
+    pub limit: NonZeroU32,
+    /// The period over which `limit` replenishes.
+    #[serde(with = "humantime_secs")]
+    pub period: Duration,
+}
+
+impl Quota {
+    /// `limit` units per `period`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] if `period` is zero or shorter than a
+    /// nanosecond per unit.
+    pub fn new(limit: NonZeroU32, period: Duration) -> Result<Self> {
+        if period.is_zero() || period.as_nanos() < u128::from(limit.get()) {
+            return Err(Error::invalid_input("quota period must be at least 1ns per unit"));
+        }
+        Ok(Self { limit, period })
+    }
+
+    /// `limit` units per second.
+    #[must_use]
+    pub const fn per_second(limit: NonZeroU32) -> Self {
+        Self {
+            limit,
+            period: Duration::from_secs(1),
+        }
+    }
+
+    /// `limit` units per minute.
+    #[must_use]
+    pub const fn per_minute(limit: NonZeroU32) -> Self {
+        Self {
+            limit,
+            period: Duration::from_secs(60),
+        }
+    }
+
+    /// The time one unit takes to replenish.
+    #[must_use]
+    pub fn emission_interval(&self) -> Duration {
+        self.period / self.limit.get()
+    }
+}
+
+mod humantime_secs {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let secs = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The key a limit applies to, e.g. `tenant:acme:docs` or `ip:203.0.113.7`.
+/// Built by the policy layer; opaque to limiters, which may hash-tag it.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RateLimitKey(String);
+
+impl RateLimitKey {
+    /// Longest accepted key, in bytes.
+    pub const MAX_LEN: usize = 256;
+
+    /// Validate and wrap.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] if empty, longer than [`Self::MAX_LEN`], or
+    /// containing control characters, whitespace or `{}` (reserved for Redis
+    /// Cluster hash tags).
+    pub fn new(key: impl Into<String>) -> Result<Self> {
+        let key = key.into();
+        let ok = !key.is_empty()
+            && key.len() <= Self::MAX_LEN
+            && key
+                .chars()
+                .all(|c| !c.is_control() && !c.is_whitespace() && c != '{' && c != '}');
+        if ok {
+            Ok(Self(key))
+        } else {
+            Err(Error::invalid_input("invalid rate limit key"))
+        }
+    }
+
+    /// As a string slice.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for RateLimitKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RateLimitKey({:?})", self.0)
+    }
+}
+
+impl fmt::Display for RateLimitKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The outcome of a rate-limit check: everything the `RateLimit`,
+/// `RateLimit-Policy` and `Retry-After` headers and the audit record need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RateLimitDecision {
+    /// Whether the request may proceed (and, for `check`, its cost was taken).
+    pub allowed: bool,
+    /// The quota's limit.
+    pub limit: u32,
+    /// Units still available right now after this decision.
+    pub remaining: u32,
+    /// Time until the full quota is available again.
+    pub reset_after: Duration,
+    /// When denied: the earliest time a request of the same cost can pass.
+    pub retry_after: Option<Duration>,
+}
+
+impl RateLimitDecision {
+    /// An allowing decision.
+    #[must_use]
+    pub const fn allow(limit: u32, remaining: u32, reset_after: Duration) -> Self {
+        Self {
+            allowed: true,
+            limit,
+            remaining,
+            reset_after,
+            retry_after: None,
+        }
+    }
+
+    /// A denying decision.
+    #[must_use]
+    pub const fn deny(limit: u32, remaining: u32, reset_after: Duration, retry_after: Duration) -> Self {
+        Self {
+            allowed: false,
+            limit,
+            remaining,
+            reset_after,
+            retry_after: Some(retry_after),
+        }
+    }
+
+    /// The decision as a `Result`: `Err(Error::RateLimited)` when denied.
+    ///
+    /// # Errors
+    /// [`Error::RateLimited`] with the retry-after when not allowed.
+    pub fn into_result(self) -> Result<Self> {
+        if self.allowed {
+            Ok(self)
+        } else {
+            Err(Error::RateLimited {
+                retry_after: self.retry_after.unwrap_or(self.reset_after),
+            })
+        }
+    }
+}
+
+/// A rate limiter.
+///
+/// Contract:
+/// - `check` is atomic per key: concurrent checks never let more than the
+///   quota through. A denied check consumes nothing.
+/// - `cost` is the number of units the request uses (≥ 1). A cost above the
+///   quota's limit can never pass and is denied with
+///   `retry_after == reset_after` rather than an error.
+/// - `peek` answers what `check` would, without consuming anything.
+/// - Keys are opaque and may be attacker-influenced (client addresses, key
+///   prefixes): implementations bound the memory they keep per key.
+/// - An outage is `Err(Unavailable)`; what to do then (fail closed, open, or
+///   fall back) is the caller's policy, not the limiter's.
+#[async_trait::async_trait]
+pub trait RateLimiter: Send + Sync + fmt::Debug + 'static {
+    /// Take `cost` units from `key` under `quota` if available.
+    ///
+    /// # Errors
+    /// `Unavailable` when the backing store cannot be reached.
+    async fn check(&self, key: &RateLimitKey, quota: &Quota, cost: NonZeroU32) -> Result<RateLimitDecision>;
+
+    /// What `check` would answer, without consuming.
+    ///
+    /// # Errors
+    /// `Unavailable` when the backing store cannot be reached.
+    async fn peek(&self, key: &RateLimitKey, quota: &Quota, cost: NonZeroU32) -> Result<RateLimitDecision>;
+}

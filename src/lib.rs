@@ -1,0 +1,2 @@
+//! DocAIche facade.
+pub use docaiche_core as core;
