@@ -24,11 +24,15 @@ impl ApiKeyLookup {
     pub fn new(value: impl Into<String>) -> Result<Self> {
         let value = value.into();
         let ok = (8..=64).contains(&value.len())
-            && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_');
         if ok {
             Ok(Self(value))
         } else {
-            Err(Error::invalid_input("api key lookup id must be 8 to 64 alphanumerics"))
+            Err(Error::invalid_input(
+                "api key lookup id must be 8 to 64 alphanumerics",
+            ))
         }
     }
 

@@ -83,7 +83,12 @@ pub struct AuditEvent {
 
 impl AuditEvent {
     /// An event for `action` with `outcome`, at `time`, filled from `context`.
-    pub fn new(action: impl Into<String>, outcome: AuditOutcome, time: OffsetDateTime, context: &RequestContext) -> Self {
+    pub fn new(
+        action: impl Into<String>,
+        outcome: AuditOutcome,
+        time: OffsetDateTime,
+        context: &RequestContext,
+    ) -> Self {
         Self {
             id: uuid::Uuid::now_v7(),
             time,

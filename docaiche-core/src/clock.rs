@@ -163,7 +163,9 @@ impl ManualClock {
     fn state(&self) -> MutexGuard<'_, ManualState> {
         // A panic while holding this lock leaves plain numbers behind, which
         // are still consistent: recover rather than poison every test after.
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -198,7 +200,11 @@ impl Clock for ManualClock {
             let mut state = self.state();
             state.sleeps.push(duration);
             state.next_sleeper += 1;
-            (state.auto_advance, state.monotonic + duration, state.next_sleeper)
+            (
+                state.auto_advance,
+                state.monotonic + duration,
+                state.next_sleeper,
+            )
         };
         if auto {
             self.advance(duration);
@@ -235,7 +241,10 @@ impl Future for ManualSleep {
 
 impl Drop for ManualSleep {
     fn drop(&mut self) {
-        self.clock.state().sleepers.remove(&(self.deadline, self.seq));
+        self.clock
+            .state()
+            .sleepers
+            .remove(&(self.deadline, self.seq));
     }
 }
 

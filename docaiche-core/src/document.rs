@@ -33,7 +33,12 @@ impl NewDocument {
     /// A new document with a fresh id and the SHA-256 supplied by the caller
     /// (intake computes it once while validating).
     #[must_use]
-    pub fn new(owner: PrincipalId, content_type: impl Into<String>, sha256: impl Into<String>, content: Bytes) -> Self {
+    pub fn new(
+        owner: PrincipalId,
+        content_type: impl Into<String>,
+        sha256: impl Into<String>,
+        content: Bytes,
+    ) -> Self {
         Self {
             id: DocumentId::new(),
             owner,
@@ -145,7 +150,12 @@ pub trait DocumentStore: Send + Sync + fmt::Debug + 'static {
     ///
     /// # Errors
     /// `InvalidInput` for a malformed cursor; `Unavailable` on outage.
-    async fn list_by_owner(&self, tenant: &TenantId, owner: &PrincipalId, page: &PageRequest) -> Result<Page<DocumentMeta>>;
+    async fn list_by_owner(
+        &self,
+        tenant: &TenantId,
+        owner: &PrincipalId,
+        page: &PageRequest,
+    ) -> Result<Page<DocumentMeta>>;
 
     /// Delete a document and its text. Returns whether it existed.
     ///
@@ -158,7 +168,8 @@ pub trait DocumentStore: Send + Sync + fmt::Debug + 'static {
     /// # Errors
     /// `NotFound` if the document does not exist in this tenant;
     /// `Unavailable` on outage.
-    async fn put_text(&self, tenant: &TenantId, id: &DocumentId, text: &DocumentText) -> Result<()>;
+    async fn put_text(&self, tenant: &TenantId, id: &DocumentId, text: &DocumentText)
+    -> Result<()>;
 
     /// Fetch the extracted text of a document.
     ///

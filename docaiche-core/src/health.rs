@@ -92,7 +92,11 @@ pub struct ComponentHealth {
 
 impl ComponentHealth {
     /// A component report observed now.
-    pub fn new(name: impl Into<Cow<'static, str>>, status: HealthStatus, latency: Duration) -> Self {
+    pub fn new(
+        name: impl Into<Cow<'static, str>>,
+        status: HealthStatus,
+        latency: Duration,
+    ) -> Self {
         Self {
             name: name.into(),
             status,
@@ -222,7 +226,10 @@ impl HealthReport {
             if let Some(detail) = &c.detail {
                 entry["output"] = serde_json::Value::String(detail.clone());
             }
-            checks.insert(format!("{}:responseTime", c.name), serde_json::json!([entry]));
+            checks.insert(
+                format!("{}:responseTime", c.name),
+                serde_json::json!([entry]),
+            );
         }
         serde_json::json!({
             "status": self.status.as_health_json(),

@@ -19,7 +19,8 @@ use crate::error::Error;
 pub const MAX_NAME_ID_LEN: usize = 64;
 
 fn validate_name_id(kind: &'static str, value: &str) -> Result<(), Error> {
-    let valid_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '+');
+    let valid_char =
+        |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '+');
     if value.is_empty() || value.len() > MAX_NAME_ID_LEN {
         return Err(Error::invalid_input(format!(
             "{kind} must be 1 to {MAX_NAME_ID_LEN} bytes"
@@ -184,7 +185,14 @@ mod tests {
 
     #[test]
     fn accepts_ordinary_ids() {
-        for ok in ["acme", "acme-corp", "a", "user@example.com", "svc.ingest_01", "x+y"] {
+        for ok in [
+            "acme",
+            "acme-corp",
+            "a",
+            "user@example.com",
+            "svc.ingest_01",
+            "x+y",
+        ] {
             assert!(TenantId::new(ok).is_ok(), "{ok}");
             assert!(PrincipalId::new(ok).is_ok(), "{ok}");
         }

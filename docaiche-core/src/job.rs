@@ -173,7 +173,12 @@ pub trait JobQueue: Send + Sync + fmt::Debug + 'static {
     ///
     /// # Errors
     /// `Unavailable` on outage.
-    async fn heartbeat(&self, lease: &JobLease, progress: u8, extend: Duration) -> Result<LeaseStatus>;
+    async fn heartbeat(
+        &self,
+        lease: &JobLease,
+        progress: u8,
+        extend: Duration,
+    ) -> Result<LeaseStatus>;
 
     /// Finish successfully with `result`. Returns whether the lease was valid.
     ///
@@ -187,7 +192,12 @@ pub trait JobQueue: Send + Sync + fmt::Debug + 'static {
     ///
     /// # Errors
     /// `Unavailable` on outage.
-    async fn fail(&self, lease: &JobLease, error: &str, retry_in: Option<Duration>) -> Result<Option<JobState>>;
+    async fn fail(
+        &self,
+        lease: &JobLease,
+        error: &str,
+        retry_in: Option<Duration>,
+    ) -> Result<Option<JobState>>;
 
     /// Cancel a non-terminal job of `tenant`. Returns whether it is now
     /// cancelled (false if missing, another tenant's, or already terminal).

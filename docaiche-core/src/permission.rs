@@ -60,7 +60,10 @@ impl Permission {
     /// If either segment is empty (checked in `const` context at compile time).
     #[must_use]
     pub const fn from_static(resource: &'static str, action: &'static str) -> Self {
-        assert!(!resource.is_empty() && !action.is_empty(), "empty permission segment");
+        assert!(
+            !resource.is_empty() && !action.is_empty(),
+            "empty permission segment"
+        );
         Self {
             resource: Cow::Borrowed(resource),
             action: Cow::Borrowed(action),
@@ -302,7 +305,16 @@ mod tests {
         let p = Permission::parse("documents:read").expect("valid");
         assert_eq!(p, Permission::DOCUMENTS_READ);
         assert_eq!(p.to_string(), "documents:read");
-        for bad in ["documents", "documents:", ":read", "*:*", "documents:*", "Docs:read", "a:b:c", "a b:c"] {
+        for bad in [
+            "documents",
+            "documents:",
+            ":read",
+            "*:*",
+            "documents:*",
+            "Docs:read",
+            "a:b:c",
+            "a b:c",
+        ] {
             assert!(Permission::parse(bad).is_err(), "{bad}");
         }
     }
@@ -310,9 +322,14 @@ mod tests {
     #[test]
     fn wildcards_only_as_grants() {
         assert_eq!(Grant::parse("*:*").ok(), Some(Grant::Everything));
-        assert!(matches!(Grant::parse("documents:*"), Ok(Grant::AnyAction(_))));
+        assert!(matches!(
+            Grant::parse("documents:*"),
+            Ok(Grant::AnyAction(_))
+        ));
         assert!(Grant::parse("*:read").is_err());
-        let set: PermissionSet = [Grant::parse("documents:*").expect("valid")].into_iter().collect();
+        let set: PermissionSet = [Grant::parse("documents:*").expect("valid")]
+            .into_iter()
+            .collect();
         assert!(set.allows(&Permission::DOCUMENTS_DELETE));
         assert!(!set.allows(&Permission::KEYS_MANAGE));
     }
@@ -326,12 +343,16 @@ mod tests {
 
     #[test]
     fn contains_all_prevents_scope_escalation() {
-        let creator: PermissionSet =
-            [Permission::DOCUMENTS_READ, Permission::KEYS_MANAGE].into_iter().collect();
+        let creator: PermissionSet = [Permission::DOCUMENTS_READ, Permission::KEYS_MANAGE]
+            .into_iter()
+            .collect();
         let subset: PermissionSet = [Permission::DOCUMENTS_READ].into_iter().collect();
-        let escalated: PermissionSet =
-            [Permission::DOCUMENTS_READ, Permission::ADMIN_ACCESS].into_iter().collect();
-        let wildcard: PermissionSet = [Grant::parse("documents:*").expect("valid")].into_iter().collect();
+        let escalated: PermissionSet = [Permission::DOCUMENTS_READ, Permission::ADMIN_ACCESS]
+            .into_iter()
+            .collect();
+        let wildcard: PermissionSet = [Grant::parse("documents:*").expect("valid")]
+            .into_iter()
+            .collect();
         assert!(creator.contains_all(&subset));
         assert!(!creator.contains_all(&escalated));
         assert!(!creator.contains_all(&wildcard));

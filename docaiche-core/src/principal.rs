@@ -142,7 +142,12 @@ mod tests {
             TenantId::new(tenant).expect("valid"),
             AuthMethod::Password,
         )
-        .with_permissions(grants.iter().map(|g| Grant::parse(g).expect("valid")).collect())
+        .with_permissions(
+            grants
+                .iter()
+                .map(|g| Grant::parse(g).expect("valid"))
+                .collect(),
+        )
     }
 
     #[test]
@@ -159,15 +164,35 @@ mod tests {
         let acme = TenantId::new("acme").expect("valid");
         let globex = TenantId::new("globex").expect("valid");
         let reader = principal("acme", &["documents:read"]);
-        assert!(reader.authorize_tenant(&acme, &Permission::DOCUMENTS_READ).is_ok());
-        assert!(reader.authorize_tenant(&globex, &Permission::DOCUMENTS_READ).is_err());
+        assert!(
+            reader
+                .authorize_tenant(&acme, &Permission::DOCUMENTS_READ)
+                .is_ok()
+        );
+        assert!(
+            reader
+                .authorize_tenant(&globex, &Permission::DOCUMENTS_READ)
+                .is_err()
+        );
 
         let tenant_admin = principal("acme", &["documents:*", "admin:access"]);
-        assert!(tenant_admin.authorize_tenant(&globex, &Permission::DOCUMENTS_READ).is_err());
+        assert!(
+            tenant_admin
+                .authorize_tenant(&globex, &Permission::DOCUMENTS_READ)
+                .is_err()
+        );
 
         let platform = principal("acme", &["documents:read", "tenants:cross"]);
-        assert!(platform.authorize_tenant(&globex, &Permission::DOCUMENTS_READ).is_ok());
-        assert!(platform.authorize_tenant(&globex, &Permission::DOCUMENTS_WRITE).is_err());
+        assert!(
+            platform
+                .authorize_tenant(&globex, &Permission::DOCUMENTS_READ)
+                .is_ok()
+        );
+        assert!(
+            platform
+                .authorize_tenant(&globex, &Permission::DOCUMENTS_WRITE)
+                .is_err()
+        );
     }
 
     #[test]

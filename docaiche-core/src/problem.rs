@@ -280,9 +280,19 @@ mod tests {
 
     #[test]
     fn unauthenticated_hides_the_reason_and_sets_www_authenticate() {
-        for reason in [AuthFailure::Expired, AuthFailure::Revoked, AuthFailure::UnknownKey] {
+        for reason in [
+            AuthFailure::Expired,
+            AuthFailure::Revoked,
+            AuthFailure::UnknownKey,
+        ] {
             let problem = Problem::from_error(&Error::unauthenticated(reason));
-            assert!(!problem.detail.as_deref().unwrap_or("").contains(reason.as_str()));
+            assert!(
+                !problem
+                    .detail
+                    .as_deref()
+                    .unwrap_or("")
+                    .contains(reason.as_str())
+            );
             let response: Response<String> = problem.into_response();
             assert!(response.headers().contains_key(header::WWW_AUTHENTICATE));
         }
@@ -296,7 +306,11 @@ mod tests {
         .into_problem_response();
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()[header::RETRY_AFTER], "2");
-        assert!(response.body().contains(r#""type":"https://docaiche.dev/problems/quota-exceeded""#));
+        assert!(
+            response
+                .body()
+                .contains(r#""type":"https://docaiche.dev/problems/quota-exceeded""#)
+        );
     }
 
     #[test]

@@ -31,7 +31,9 @@ impl Quota {
     /// nanosecond per unit.
     pub fn new(limit: NonZeroU32, period: Duration) -> Result<Self> {
         if period.is_zero() || period.as_nanos() < u128::from(limit.get()) {
-            return Err(Error::invalid_input("quota period must be at least 1ns per unit"));
+            return Err(Error::invalid_input(
+                "quota period must be at least 1ns per unit",
+            ));
         }
         Ok(Self { limit, period })
     }
@@ -156,7 +158,12 @@ impl RateLimitDecision {
 
     /// A denying decision.
     #[must_use]
-    pub const fn deny(limit: u32, remaining: u32, reset_after: Duration, retry_after: Duration) -> Self {
+    pub const fn deny(
+        limit: u32,
+        remaining: u32,
+        reset_after: Duration,
+        retry_after: Duration,
+    ) -> Self {
         Self {
             allowed: false,
             limit,
@@ -200,11 +207,21 @@ pub trait RateLimiter: Send + Sync + fmt::Debug + 'static {
     ///
     /// # Errors
     /// `Unavailable` when the backing store cannot be reached.
-    async fn check(&self, key: &RateLimitKey, quota: &Quota, cost: NonZeroU32) -> Result<RateLimitDecision>;
+    async fn check(
+        &self,
+        key: &RateLimitKey,
+        quota: &Quota,
+        cost: NonZeroU32,
+    ) -> Result<RateLimitDecision>;
 
     /// What `check` would answer, without consuming.
     ///
     /// # Errors
     /// `Unavailable` when the backing store cannot be reached.
-    async fn peek(&self, key: &RateLimitKey, quota: &Quota, cost: NonZeroU32) -> Result<RateLimitDecision>;
+    async fn peek(
+        &self,
+        key: &RateLimitKey,
+        quota: &Quota,
+        cost: NonZeroU32,
+    ) -> Result<RateLimitDecision>;
 }

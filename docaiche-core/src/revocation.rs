@@ -18,7 +18,9 @@ pub fn validate_token_id(token_id: &str) -> Result<()> {
         || token_id.len() > MAX_TOKEN_ID_LEN
         || !token_id.bytes().all(|b| b.is_ascii_graphic())
     {
-        return Err(Error::invalid_input("token id must be 1 to 128 printable ASCII bytes"));
+        return Err(Error::invalid_input(
+            "token id must be 1 to 128 printable ASCII bytes",
+        ));
     }
     Ok(())
 }

@@ -125,7 +125,10 @@ mod tests {
             format!("{bytes:?}"),
             format!("{:?}", Some(&s)),
         ] {
-            assert!(!printed.contains("horse") && !printed.contains("pepper"), "{printed}");
+            assert!(
+                !printed.contains("horse") && !printed.contains("pepper"),
+                "{printed}"
+            );
             assert!(printed.contains(REDACTED));
         }
     }

@@ -42,14 +42,18 @@ impl SecretValue {
 pub fn validate_secret_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 128
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'/' | b'-'))
-        && !name.split('/').any(|seg| seg == ".." || seg == "." || seg.is_empty());
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'/' | b'-')
+        })
+        && !name
+            .split('/')
+            .any(|seg| seg == ".." || seg == "." || seg.is_empty());
     if ok {
         Ok(())
     } else {
-        Err(Error::invalid_input("secret name must be lowercase path segments of [a-z0-9_.-]"))
+        Err(Error::invalid_input(
+            "secret name must be lowercase path segments of [a-z0-9_.-]",
+        ))
     }
 }
 
