@@ -107,6 +107,62 @@ pub struct ApiKeyRecord {
 }
 
 impl ApiKeyRecord {
+    /// A new, unexpired, unrevoked record with no name, no scopes and an
+    /// empty hash; set the rest with the `with_*` methods.
+    #[must_use]
+    pub fn new(
+        id: ApiKeyId,
+        tenant: TenantId,
+        principal: PrincipalId,
+        lookup: ApiKeyLookup,
+        created_at: OffsetDateTime,
+    ) -> Self {
+        Self {
+            id,
+            tenant,
+            principal,
+            name: String::new(),
+            lookup,
+            hash: Vec::new(),
+            hash_version: 0,
+            scopes: PermissionSet::new(),
+            created_at,
+            expires_at: None,
+            last_used_at: None,
+            revoked_at: None,
+            replaced_by: None,
+        }
+    }
+
+    /// Set the keyed hash and the pepper/algorithm version that produced it.
+    #[must_use]
+    pub fn with_hash(mut self, hash_version: u16, hash: Vec<u8>) -> Self {
+        self.hash_version = hash_version;
+        self.hash = hash;
+        self
+    }
+
+    /// Set the human label.
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Set the scopes.
+    #[must_use]
+    pub fn with_scopes(mut self, scopes: PermissionSet) -> Self {
+        self.scopes = scopes;
+        self
+    }
+
+    /// Set the expiry.
+    #[must_use]
+    pub const fn with_expiry(mut self, expires_at: OffsetDateTime) -> Self {
+        self.expires_at = Some(expires_at);
+        self
+    }
+
     /// Whether the key may be used at `now`: not revoked, not expired.
     #[must_use]
     pub fn is_usable_at(&self, now: OffsetDateTime) -> bool {

@@ -82,6 +82,32 @@ pub struct DocumentMeta {
     pub created_at: OffsetDateTime,
 }
 
+impl DocumentMeta {
+    /// Metadata with no filename and no text yet.
+    #[must_use]
+    pub const fn new(
+        id: DocumentId,
+        tenant: TenantId,
+        owner: PrincipalId,
+        content_type: String,
+        size: u64,
+        sha256: String,
+        created_at: OffsetDateTime,
+    ) -> Self {
+        Self {
+            id,
+            tenant,
+            owner,
+            filename: None,
+            content_type,
+            size,
+            sha256,
+            has_text: false,
+            created_at,
+        }
+    }
+}
+
 /// A stored document with its content.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -90,6 +116,14 @@ pub struct Document {
     pub meta: DocumentMeta,
     /// The bytes, exactly as stored.
     pub content: Bytes,
+}
+
+impl Document {
+    /// A document from its metadata and content.
+    #[must_use]
+    pub const fn new(meta: DocumentMeta, content: Bytes) -> Self {
+        Self { meta, content }
+    }
 }
 
 /// Extracted text, one string per page.
@@ -116,7 +150,10 @@ impl DocumentText {
 /// - Content and text come back byte-for-byte as stored (encrypting stores
 ///   decrypt transparently; a ciphertext that fails authentication is an
 ///   `Internal` error, never garbage).
-/// - `put` with an existing id is `Err(Conflict)` and changes nothing.
+/// - Ids are server-generated UUIDv7 and unique across tenants: `put` with an
+///   existing id (in any tenant) is `Err(Conflict)` and changes nothing.
+/// - String fields round-trip any valid UTF-8, including quotes, comment
+///   markers and NUL: they are data, never SQL.
 /// - `delete` removes content, text and metadata and is idempotent.
 /// - Lists are ordered by id (creation order); `list_by_owner` serves
 ///   data-subject export and erasure.

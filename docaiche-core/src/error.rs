@@ -134,6 +134,13 @@ pub enum Error {
         resource: &'static str,
     },
 
+    /// The route exists but not for this HTTP method. Client mistake.
+    #[error("method {method} is not allowed on this route")]
+    MethodNotAllowed {
+        /// The method that was used.
+        method: Cow<'static, str>,
+    },
+
     /// The request conflicts with current state (duplicate id, stale version).
     #[error("conflict: {message}")]
     Conflict {
@@ -238,6 +245,8 @@ pub enum ErrorCode {
     Forbidden,
     /// See [`Error::NotFound`].
     NotFound,
+    /// See [`Error::MethodNotAllowed`].
+    MethodNotAllowed,
     /// See [`Error::Conflict`].
     Conflict,
     /// See [`Error::PayloadTooLarge`].
@@ -262,11 +271,12 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for exhaustive tests and documentation.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::InvalidInput,
         Self::Unauthenticated,
         Self::Forbidden,
         Self::NotFound,
+        Self::MethodNotAllowed,
         Self::Conflict,
         Self::PayloadTooLarge,
         Self::UnsupportedMediaType,
@@ -287,6 +297,7 @@ impl ErrorCode {
             Self::Unauthenticated => "unauthenticated",
             Self::Forbidden => "forbidden",
             Self::NotFound => "not-found",
+            Self::MethodNotAllowed => "method-not-allowed",
             Self::Conflict => "conflict",
             Self::PayloadTooLarge => "payload-too-large",
             Self::UnsupportedMediaType => "unsupported-media-type",
@@ -309,6 +320,7 @@ impl ErrorCode {
             Self::Unauthenticated => S::UNAUTHORIZED,
             Self::Forbidden => S::FORBIDDEN,
             Self::NotFound => S::NOT_FOUND,
+            Self::MethodNotAllowed => S::METHOD_NOT_ALLOWED,
             Self::Conflict => S::CONFLICT,
             Self::PayloadTooLarge => S::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => S::UNSUPPORTED_MEDIA_TYPE,
@@ -328,6 +340,7 @@ impl ErrorCode {
             Self::Unauthenticated => "Authentication required",
             Self::Forbidden => "Permission denied",
             Self::NotFound => "Not found",
+            Self::MethodNotAllowed => "Method not allowed",
             Self::Conflict => "Conflict",
             Self::PayloadTooLarge => "Payload too large",
             Self::UnsupportedMediaType => "Unsupported media type",
@@ -356,6 +369,7 @@ impl Error {
             Self::Unauthenticated { .. } => ErrorCode::Unauthenticated,
             Self::Forbidden { .. } => ErrorCode::Forbidden,
             Self::NotFound { .. } => ErrorCode::NotFound,
+            Self::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
             Self::Conflict { .. } => ErrorCode::Conflict,
             Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             Self::UnsupportedMediaType { .. } => ErrorCode::UnsupportedMediaType,

@@ -115,6 +115,35 @@ pub struct JobRecord {
     pub run_after: OffsetDateTime,
 }
 
+impl JobRecord {
+    /// A freshly queued job: no attempts, no progress, runnable at `created_at`.
+    #[must_use]
+    pub const fn new(
+        id: JobId,
+        tenant: TenantId,
+        kind: String,
+        payload: serde_json::Value,
+        max_attempts: u32,
+        created_at: OffsetDateTime,
+    ) -> Self {
+        Self {
+            id,
+            tenant,
+            kind,
+            payload,
+            state: JobState::Queued,
+            attempts: 0,
+            max_attempts,
+            progress: 0,
+            result: None,
+            last_error: None,
+            created_at,
+            updated_at: created_at,
+            run_after: created_at,
+        }
+    }
+}
+
 /// A worker's claim on a running job. The token proves ownership: once a
 /// lease expires and another worker claims the job, the old token is void.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,6 +155,18 @@ pub struct JobLease {
     pub token: uuid::Uuid,
     /// When the lease lapses unless extended by `heartbeat`.
     pub expires_at: OffsetDateTime,
+}
+
+impl JobLease {
+    /// A lease on `job` proven by `token`, lapsing at `expires_at`.
+    #[must_use]
+    pub const fn new(job: JobRecord, token: uuid::Uuid, expires_at: OffsetDateTime) -> Self {
+        Self {
+            job,
+            token,
+            expires_at,
+        }
+    }
 }
 
 /// What a worker learns when it reports progress.
@@ -150,11 +191,16 @@ pub enum LeaseStatus {
 ///   with several processes sharing one database (`FOR UPDATE SKIP LOCKED`
 ///   in PostgreSQL). A job whose lease expired is runnable again.
 /// - Lease-taking methods check the token and do nothing if it is stale
-///   (returning [`LeaseStatus::Lost`] or `Ok(false)`), so a slow worker cannot
-///   overwrite the result of the one that took over.
+///   (returning [`LeaseStatus::Lost`], `Ok(false)` or `Ok(None)`), so a slow
+///   worker cannot overwrite the result of the one that took over. A lease is
+///   stale once its `expires_at` has passed, whether or not another worker
+///   has claimed the job yet.
+/// - A job whose lease lapses on its last allowed attempt goes
+///   [`JobState::Dead`] instead of being offered again.
 /// - `fail` with `retry_in` re-queues while attempts remain; otherwise the
 ///   job goes [`JobState::Dead`].
-/// - `cancel` is idempotent and only affects non-terminal jobs.
+/// - `cancel` only affects non-terminal jobs and is safe to repeat: the
+///   first call returns `true`, later ones change nothing and return `false`.
 #[async_trait::async_trait]
 pub trait JobQueue: Send + Sync + fmt::Debug + 'static {
     /// Enqueue a job for `tenant`.

@@ -19,6 +19,17 @@ pub struct WrappedKey {
     pub ciphertext: Vec<u8>,
 }
 
+impl WrappedKey {
+    /// A wrapped key from its parts.
+    pub fn new(kek_id: impl Into<String>, kek_version: u32, ciphertext: Vec<u8>) -> Self {
+        Self {
+            kek_id: kek_id.into(),
+            kek_version,
+            ciphertext,
+        }
+    }
+}
+
 /// A fresh data key: the plaintext for immediate use (zeroized on drop) and
 /// its wrapped form to store beside the data.
 #[derive(Debug)]

@@ -209,6 +209,9 @@ mod tests {
             ErrorCode::Unauthenticated => Error::unauthenticated(AuthFailure::BadCredential),
             ErrorCode::Forbidden => Error::missing_permission(Permission::DOCUMENTS_WRITE),
             ErrorCode::NotFound => Error::not_found("document"),
+            ErrorCode::MethodNotAllowed => Error::MethodNotAllowed {
+                method: "DELETE".into(),
+            },
             ErrorCode::Conflict => Error::conflict("api key name already used"),
             ErrorCode::PayloadTooLarge => Error::PayloadTooLarge { limit: 1024 },
             ErrorCode::UnsupportedMediaType => Error::UnsupportedMediaType {

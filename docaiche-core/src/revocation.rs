@@ -32,7 +32,8 @@ pub fn validate_token_id(token_id: &str) -> Result<()> {
 /// - Token ids are globally unique (random), so this store is not
 ///   tenant-scoped. Ids are attacker-influenced: validate with
 ///   [`validate_token_id`] and treat them as opaque bytes.
-/// - `revoke` is idempotent; revoking again with a later expiry extends it.
+/// - `revoke` is idempotent; revoking again with a later expiry extends it,
+///   with an earlier one changes nothing (a revocation is never shortened).
 /// - `is_revoked` must answer `true` for every revoked id until its
 ///   `expires_at`; afterwards the store may forget it.
 /// - An outage is `Err(Unavailable)`. Callers fail closed on it: a token

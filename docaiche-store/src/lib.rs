@@ -1,1 +1,102 @@
-//! docaiche-store
+//! # docaiche-store
+//!
+//! Persistence adapters for the `docaiche-core` backend traits, and the
+//! conformance suite that tells any adapter (ours or yours) whether it keeps
+//! those traits' contracts.
+//!
+//! What is here today, always compiled:
+//!
+//! - [`memory`]: real, bounded, concurrency-safe in-memory backends for
+//!   [`ApiKeyStore`](docaiche_core::ApiKeyStore),
+//!   [`TokenRevocationStore`](docaiche_core::TokenRevocationStore),
+//!   [`DocumentStore`](docaiche_core::DocumentStore),
+//!   [`CacheStore`](docaiche_core::CacheStore),
+//!   [`JobQueue`](docaiche_core::JobQueue) and
+//!   [`AuditSink`](docaiche_core::AuditSink), each timed by an injected
+//!   [`Clock`](docaiche_core::Clock). They are the reference the conformance
+//!   suite is written against, and a fine choice for tests and one-process
+//!   deployments.
+//! - [`secret`]: [`SecretProvider`](docaiche_core::SecretProvider)s reading
+//!   the environment, a directory of files, or memory, and a
+//!   [`SecretChain`] that never skips a provider that
+//!   is down.
+//! - [`LocalKeyWrapper`]: AES-256-GCM envelope encryption of data keys under
+//!   versioned, rotatable key-encryption keys held in memory.
+//! - `conformance` (feature): one async function per trait that runs the
+//!   whole contract against an `Arc<dyn Trait>`.
+//!
+//! What this crate deliberately does not do: it defines no traits (they live
+//! in `docaiche-core`, so a custom backend needs only that crate), makes no
+//! authorization decisions (callers pass the tenant they have already
+//! authorized), and never shares state between processes itself: state that
+//! must be shared belongs in PostgreSQL, Redis or Vault, whose adapters
+//! arrive with the Store issue.
+//!
+//! ```
+//! # futures_block_on(async {
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use bytes::Bytes;
+//! use docaiche_core::{CacheStore, ManualClock, cache::CacheKey};
+//! use docaiche_store::memory::MemoryCacheStore;
+//!
+//! let clock = ManualClock::new();
+//! let cache = MemoryCacheStore::new().with_clock(Arc::new(clock.clone()));
+//! let key = CacheKey::new("extract", "sha256:ab12")?;
+//! cache.set(&key, Bytes::from_static(b"text"), Duration::from_secs(60)).await?;
+//! assert!(cache.get(&key).await?.is_some());
+//!
+//! clock.advance(Duration::from_secs(60));
+//! assert!(cache.get(&key).await?.is_none(), "never returned after its TTL");
+//! # Ok::<(), docaiche_core::Error>(()) }).unwrap();
+//! # fn futures_block_on<F: std::future::Future>(f: F) -> F::Output {
+//! #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+//! # }
+//! ```
+//!
+//! ## Design decision: bounded memory that refuses rather than forgets
+//!
+//! Every memory backend has a configurable bound. Where forgetting is part of
+//! the contract (a cache entry, a revocation whose token has expired) the
+//! store forgets; where it is not (an audit event, a live revocation, a
+//! document) it refuses with `Error::Unavailable`, which security callers
+//! already treat as "fail closed". The cost: a full store turns writes into
+//! errors instead of degrading silently, so size the bounds for your load.
+//!
+//! ## Features
+//!
+//! | feature | enables |
+//! |---|---|
+//! | `conformance` | the [`conformance`] module (pulls in tokio's `rt` and `sync`) |
+//! | `sqlite` | embedded SQLite adapters; empty for now, adapters arrive with the Store issue |
+//! | `postgres` | PostgreSQL adapters (sqlx); empty for now, adapters arrive with the Store issue |
+//! | `redis` | Redis cache and revocation adapters; empty for now, adapters arrive with the Store issue |
+//! | `vault` | Vault / OpenBao KV secrets and Transit key wrapping; empty for now, adapters arrive with the Store issue |
+//!
+//! ## Arriving with the Store issue
+//!
+//! SQLite (the embedded default of the example server), PostgreSQL, Redis and
+//! Vault adapters behind the features above, and encryption at rest for
+//! document content and text (per-document data keys from a
+//! [`KeyWrapper`](docaiche_core::KeyWrapper), AES-256-GCM, tenant-bound
+//! context). Each will run through the same [`conformance`] suite as the
+//! memory backends.
+//!
+//! ## MSRV
+//!
+//! Rust 1.88.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(feature = "conformance")]
+#[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
+pub mod conformance;
+pub mod key_wrapper;
+pub mod memory;
+pub mod secret;
+
+pub use key_wrapper::LocalKeyWrapper;
+pub use memory::{
+    MemoryApiKeyStore, MemoryAuditSink, MemoryCacheStore, MemoryDocumentStore, MemoryJobQueue,
+    MemoryRevocationStore,
+};
+pub use secret::{EnvSecretProvider, FileSecretProvider, MemorySecretProvider, SecretChain};

@@ -1,0 +1,170 @@
+//! [`MemoryCacheStore`].
+
+use std::collections::{BTreeSet, HashMap};
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use docaiche_core::cache::{CacheEntry, CacheKey, CacheStore};
+use docaiche_core::{Clock, Result};
+
+use super::{lock, system_clock};
+
+/// A TTL byte cache in memory.
+///
+/// Time is the injected clock's monotonic time, so wall-clock adjustments do
+/// not revive or kill entries. At most `max_entries` entries (default
+/// 10 000): when a new key arrives at the bound, expired entries go first,
+/// then the entry closest to its expiry is evicted (it had the least life
+/// left to give). An entry is never returned once its TTL has elapsed.
+#[derive(Debug)]
+pub struct MemoryCacheStore {
+    clock: Arc<dyn Clock>,
+    max_entries: usize,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    entries: HashMap<CacheKey, Slot>,
+    /// (deadline, sequence, key): expiry order, ties broken by insertion.
+    by_deadline: BTreeSet<(Duration, u64, CacheKey)>,
+    next_seq: u64,
+}
+
+#[derive(Debug)]
+struct Slot {
+    value: Bytes,
+    deadline: Duration,
+    seq: u64,
+}
+
+impl State {
+    fn remove(&mut self, key: &CacheKey) -> bool {
+        match self.entries.remove(key) {
+            Some(slot) => {
+                self.by_deadline
+                    .remove(&(slot.deadline, slot.seq, key.clone()));
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn forget_expired(&mut self, now: Duration) {
+        while let Some((deadline, _, _)) = self.by_deadline.first() {
+            if *deadline > now {
+                break;
+            }
+            if let Some((_, _, key)) = self.by_deadline.pop_first() {
+                self.entries.remove(&key);
+            }
+        }
+    }
+
+    fn evict_soonest(&mut self) {
+        if let Some((_, _, key)) = self.by_deadline.pop_first() {
+            self.entries.remove(&key);
+        }
+    }
+}
+
+impl MemoryCacheStore {
+    /// Default bound on the number of entries.
+    pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
+
+    /// An empty cache on the system clock.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            clock: system_clock(),
+            max_entries: Self::DEFAULT_MAX_ENTRIES,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// Read time from `clock`.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Set the bound on the number of entries.
+    #[must_use]
+    pub fn with_max_entries(mut self, max_entries: NonZeroUsize) -> Self {
+        self.max_entries = max_entries.get();
+        self
+    }
+
+    /// How many entries are held (expired ones may linger until the next write).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        lock(&self.state).entries.len()
+    }
+
+    /// Whether the cache holds nothing.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Default for MemoryCacheStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[async_trait::async_trait]
+impl CacheStore for MemoryCacheStore {
+    async fn get(&self, key: &CacheKey) -> Result<Option<CacheEntry>> {
+        let now = self.clock.monotonic();
+        let state = lock(&self.state);
+        Ok(state
+            .entries
+            .get(key)
+            .filter(|slot| now < slot.deadline)
+            .map(|slot| CacheEntry::new(slot.value.clone(), slot.deadline - now)))
+    }
+
+    async fn set(&self, key: &CacheKey, value: Bytes, ttl: Duration) -> Result<()> {
+        let now = self.clock.monotonic();
+        let mut state = lock(&self.state);
+        state.remove(key);
+        if ttl.is_zero() {
+            return Ok(());
+        }
+        if state.entries.len() >= self.max_entries {
+            state.forget_expired(now);
+        }
+        while state.entries.len() >= self.max_entries {
+            state.evict_soonest();
+        }
+        let deadline = now.saturating_add(ttl);
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        state.by_deadline.insert((deadline, seq, key.clone()));
+        state.entries.insert(
+            key.clone(),
+            Slot {
+                value,
+                deadline,
+                seq,
+            },
+        );
+        Ok(())
+    }
+
+    async fn delete(&self, key: &CacheKey) -> Result<bool> {
+        let now = self.clock.monotonic();
+        let mut state = lock(&self.state);
+        let live = state
+            .entries
+            .get(key)
+            .is_some_and(|slot| now < slot.deadline);
+        state.remove(key);
+        Ok(live)
+    }
+}

@@ -1,0 +1,136 @@
+//! [`MemoryRevocationStore`].
+
+use std::collections::{BTreeSet, HashMap};
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+
+use docaiche_core::revocation::{TokenRevocationStore, validate_token_id};
+use docaiche_core::{Clock, Result};
+use time::OffsetDateTime;
+
+use super::{capacity_exceeded, lock, system_clock};
+
+const STORE: &str = "memory revocation store";
+
+/// Revoked token ids in memory, each forgotten once its token has expired.
+///
+/// Bounded to `max_entries` live revocations (default 1 000 000). When full,
+/// expired entries are forgotten first; if every entry is still live, the new
+/// revocation is refused with `Unavailable`
+/// ([`CapacityExceeded`](super::CapacityExceeded)). A live revocation is never
+/// dropped to make room: that would silently re-enable a revoked token.
+#[derive(Debug)]
+pub struct MemoryRevocationStore {
+    clock: Arc<dyn Clock>,
+    max_entries: usize,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Token id → when the revocation may be forgotten.
+    entries: HashMap<String, OffsetDateTime>,
+    /// The same entries ordered by expiry, to forget expired ones cheaply.
+    by_expiry: BTreeSet<(OffsetDateTime, String)>,
+}
+
+impl State {
+    fn forget_expired(&mut self, now: OffsetDateTime) {
+        while let Some((at, _)) = self.by_expiry.first() {
+            if *at > now {
+                break;
+            }
+            if let Some((_, id)) = self.by_expiry.pop_first() {
+                self.entries.remove(&id);
+            }
+        }
+    }
+}
+
+impl MemoryRevocationStore {
+    /// Default bound on live revocations.
+    pub const DEFAULT_MAX_ENTRIES: usize = 1_000_000;
+
+    /// An empty store on the system clock.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            clock: system_clock(),
+            max_entries: Self::DEFAULT_MAX_ENTRIES,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// Read time from `clock` (a `ManualClock` in tests).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Set the bound on live revocations.
+    #[must_use]
+    pub fn with_max_entries(mut self, max_entries: NonZeroUsize) -> Self {
+        self.max_entries = max_entries.get();
+        self
+    }
+
+    /// How many revocations are remembered (expired ones may linger until
+    /// the next write).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        lock(&self.state).entries.len()
+    }
+
+    /// Whether nothing is remembered.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Default for MemoryRevocationStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenRevocationStore for MemoryRevocationStore {
+    async fn revoke(&self, token_id: &str, expires_at: OffsetDateTime) -> Result<()> {
+        validate_token_id(token_id)?;
+        let now = self.clock.now();
+        let mut state = lock(&self.state);
+        state.forget_expired(now);
+        if let Some(current) = state.entries.get(token_id).copied() {
+            // Idempotent; a later expiry extends, an earlier one never shortens.
+            if expires_at > current {
+                state.by_expiry.remove(&(current, token_id.to_owned()));
+                state.by_expiry.insert((expires_at, token_id.to_owned()));
+                state.entries.insert(token_id.to_owned(), expires_at);
+            }
+            return Ok(());
+        }
+        if expires_at <= now {
+            // The token is already unusable: nothing to remember.
+            return Ok(());
+        }
+        if state.entries.len() >= self.max_entries {
+            return Err(capacity_exceeded(
+                STORE,
+                self.max_entries,
+                "live revocations",
+            ));
+        }
+        state.entries.insert(token_id.to_owned(), expires_at);
+        state.by_expiry.insert((expires_at, token_id.to_owned()));
+        Ok(())
+    }
+
+    async fn is_revoked(&self, token_id: &str) -> Result<bool> {
+        validate_token_id(token_id)?;
+        let now = self.clock.now();
+        let state = lock(&self.state);
+        Ok(state.entries.get(token_id).is_some_and(|at| now < *at))
+    }
+}

@@ -1,0 +1,511 @@
+//! The router: routes, then the tower layers every request passes through.
+//!
+//! Outermost first: sensitive request headers are marked, a request id is
+//! set (or kept) and a trace span opened with it, the id is copied to the
+//! response, CORS answers, panics become a 500 problem, error responses from
+//! the limit and timeout layers become problems, the body limit and the
+//! request timeout apply, then the route runs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use docaiche_core::health::{HEALTH_JSON, HealthRegistry};
+use docaiche_core::problem::PROBLEM_JSON;
+use docaiche_core::Error;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::{
+    SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer,
+};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use crate::config::Config;
+
+/// The request-id header, set when absent and echoed on the response.
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Shared state of the handlers and the layers.
+#[derive(Debug, Clone)]
+pub(crate) struct AppState {
+    /// Readiness checks.
+    pub(crate) health: Arc<HealthRegistry>,
+    /// Limits and CORS.
+    pub(crate) http: HttpSettings,
+}
+
+impl AppState {
+    /// State for `config` with its readiness checks.
+    pub(crate) fn new(config: &Config, health: HealthRegistry) -> Self {
+        Self {
+            health: Arc::new(health),
+            http: HttpSettings {
+                request_timeout: config.server.request_timeout(),
+                body_limit: config.server.body_limit_bytes,
+                allowed_origins: config.cors.allowed_origins.clone(),
+            },
+        }
+    }
+}
+
+/// The HTTP-level settings the layers need (a `Duration` rather than whole
+/// seconds so tests can use short timeouts).
+#[derive(Debug, Clone)]
+pub(crate) struct HttpSettings {
+    /// Deadline for a whole request.
+    pub(crate) request_timeout: Duration,
+    /// Largest accepted body, in bytes.
+    pub(crate) body_limit: usize,
+    /// Validated CORS origins: exact origins, or the single entry `*`.
+    pub(crate) allowed_origins: Vec<String>,
+}
+
+/// The complete application: routes and layers.
+pub(crate) fn router(state: AppState) -> Router {
+    let routes = Router::new()
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready));
+    #[cfg(test)]
+    let routes = routes.merge(tests::routes());
+    let routes = routes
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        // The body limit is the tower-http layer's, from the configuration.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state.clone());
+
+    let http = &state.http;
+    // Innermost first. The limit and timeout layers answer with bodies of
+    // their own types, so they are applied (and boxed) before the mapping
+    // that turns those answers into problems.
+    routes
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::GATEWAY_TIMEOUT,
+            http.request_timeout,
+        ))
+        .layer(RequestBodyLimitLayer::new(http.body_limit))
+        .layer(axum::middleware::map_response_with_state(
+            http.clone(),
+            problem_for_layer_errors,
+        ))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetSensitiveRequestHeadersLayer::new([
+                    header::AUTHORIZATION,
+                    header::PROXY_AUTHORIZATION,
+                    header::COOKIE,
+                    HeaderName::from_static("x-api-key"),
+                ]))
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(request_span)
+                        .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                )
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(SetSensitiveResponseHeadersLayer::new([header::SET_COOKIE]))
+                .layer(cors(&http.allowed_origins))
+                .layer(CatchPanicLayer::custom(panic_response)),
+        )
+}
+
+/// `GET /health/live`: the process is up.
+async fn live() -> Response {
+    health_response(StatusCode::OK, &serde_json::json!({ "status": "pass" }))
+}
+
+/// `GET /health/ready`: every registered check; 503 when the service is down.
+async fn ready(State(state): State<AppState>) -> Response {
+    let report = state.health.check_all().await;
+    let status = if report.status.is_ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    health_response(status, &report.to_health_json())
+}
+
+/// An uncacheable `application/health+json` response.
+fn health_response(status: StatusCode, body: &serde_json::Value) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, HEALTH_JSON),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// Fallback for unknown routes.
+async fn not_found() -> Error {
+    Error::not_found("route")
+}
+
+/// Fallback for a known route with the wrong method (axum adds `Allow`).
+async fn method_not_allowed(method: Method) -> Response {
+    Error::MethodNotAllowed {
+        method: method.to_string().into(),
+    }
+    .into_response()
+}
+
+/// The response to a panicking handler: a 500 problem carrying only a
+/// correlation id; the panic message goes to the log under that id.
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned());
+    Error::internal(format!("handler panicked: {message}")).into_response()
+}
+
+/// Turn the plain-text or empty error responses of tower-http's limit and
+/// timeout layers (and axum's body-buffering rejection) into problems.
+async fn problem_for_layer_errors(
+    State(http): State<HttpSettings>,
+    response: Response,
+) -> Response {
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if is_problem {
+        return response;
+    }
+    match response.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => Error::PayloadTooLarge {
+            limit: u64::try_from(http.body_limit).unwrap_or(u64::MAX),
+        }
+        .into_response(),
+        StatusCode::GATEWAY_TIMEOUT => Error::Timeout {
+            operation: "request".into(),
+            after: http.request_timeout,
+        }
+        .into_response(),
+        _ => response,
+    }
+}
+
+/// The CORS layer for validated `origins`: nothing allowed when empty.
+fn cors(origins: &[String]) -> CorsLayer {
+    let allow_origin = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        // Config::validate has checked every origin; skip rather than panic.
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("x-api-key"),
+            REQUEST_ID,
+        ])
+        .expose_headers([REQUEST_ID, header::RETRY_AFTER])
+        .max_age(Duration::from_secs(600))
+}
+
+/// The span of one request: method, path (not the query, which may carry
+/// tokens) and request id.
+fn request_span(request: &Request<Body>) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Bytes;
+    use axum::extract::Path;
+    use axum::routing::post;
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+
+    use super::*;
+    use crate::test_support::TestDir;
+
+    /// Routes that exist only in tests.
+    pub(super) fn routes() -> Router<AppState> {
+        Router::new()
+            .route("/test/panic", get(panics))
+            .route(
+                "/test/sleep/{ms}",
+                get(|Path(ms): Path<u64>| async move {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    "slept"
+                }),
+            )
+            .route("/test/echo", post(|body: Bytes| async move { body }))
+    }
+
+    /// A handler that panics with a message that must not reach the client.
+    async fn panics() -> &'static str {
+        panic!("secret-bearing panic message: password=hunter2")
+    }
+
+    fn settings() -> HttpSettings {
+        HttpSettings {
+            request_timeout: Duration::from_secs(5),
+            body_limit: 1024,
+            allowed_origins: vec!["https://app.example".into()],
+        }
+    }
+
+    fn app_for(dir: &std::path::Path, http: HttpSettings) -> Router {
+        let mut config = Config::default();
+        config.storage.data_dir = dir.to_path_buf();
+        let mut state = AppState::new(&config, crate::health::registry(&config));
+        state.http = http;
+        router(state)
+    }
+
+    async fn send(app: Router, request: Request<Body>) -> (StatusCode, http::HeaderMap, Vec<u8>) {
+        let response = app.oneshot(request).await.expect("infallible");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes()
+            .to_vec();
+        (status, headers, body)
+    }
+
+    fn get_request(uri: &str) -> Request<Body> {
+        Request::get(uri).body(Body::empty()).expect("request")
+    }
+
+    fn json(body: &[u8]) -> serde_json::Value {
+        serde_json::from_slice(body).expect("json body")
+    }
+
+    fn assert_problem(headers: &http::HeaderMap, body: &[u8], code: &str) -> serde_json::Value {
+        assert_eq!(headers[header::CONTENT_TYPE], PROBLEM_JSON);
+        let problem = json(body);
+        assert_eq!(
+            problem["type"],
+            format!("{}{code}", docaiche_core::problem::PROBLEM_TYPE_BASE),
+            "{problem}"
+        );
+        assert_eq!(problem["code"], code);
+        problem
+    }
+
+    #[tokio::test]
+    async fn live_passes_as_health_json() {
+        let dir = TestDir::new("app-live");
+        let (status, headers, body) =
+            send(app_for(dir.path(), settings()), get_request("/health/live")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers[header::CONTENT_TYPE], HEALTH_JSON);
+        assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+        assert_eq!(json(&body), serde_json::json!({ "status": "pass" }));
+    }
+
+    #[tokio::test]
+    async fn ready_reports_the_data_dir_check() {
+        let dir = TestDir::new("app-ready");
+        let (status, headers, body) = send(
+            app_for(dir.path(), settings()),
+            get_request("/health/ready"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers[header::CONTENT_TYPE], HEALTH_JSON);
+        assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+        let report = json(&body);
+        assert_eq!(report["status"], "pass");
+        let check = &report["checks"]["data_dir:responseTime"][0];
+        assert_eq!(check["status"], "pass");
+        assert_eq!(check["observedUnit"], "ms");
+        assert!(check["time"].is_string());
+    }
+
+    #[tokio::test]
+    async fn ready_is_503_when_the_data_dir_is_missing() {
+        let dir = TestDir::new("app-not-ready");
+        let app = app_for(&dir.path().join("missing"), settings());
+        let (status, headers, body) = send(app, get_request("/health/ready")).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(headers[header::CONTENT_TYPE], HEALTH_JSON);
+        let report = json(&body);
+        assert_eq!(report["status"], "fail");
+        let check = &report["checks"]["data_dir:responseTime"][0];
+        assert_eq!(check["status"], "fail");
+        assert_eq!(check["output"], "data directory is missing");
+        assert!(
+            !body.windows(7).any(|w| w == b"missing/"),
+            "no path in the public body"
+        );
+    }
+
+    #[tokio::test]
+    async fn ready_is_503_when_the_data_dir_is_not_a_directory() {
+        let dir = TestDir::new("app-not-dir");
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"x").expect("write");
+        let (status, _, body) =
+            send(app_for(&file, settings()), get_request("/health/ready")).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(json(&body)["status"], "fail");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_route_is_a_404_problem() {
+        let dir = TestDir::new("app-404");
+        let (status, headers, body) =
+            send(app_for(dir.path(), settings()), get_request("/nope")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let problem = assert_problem(&headers, &body, "not-found");
+        assert_eq!(problem["status"], 404);
+    }
+
+    #[tokio::test]
+    async fn a_wrong_method_is_a_405_problem_with_allow() {
+        let dir = TestDir::new("app-405");
+        let request = Request::delete("/health/live")
+            .body(Body::empty())
+            .expect("request");
+        let (status, headers, body) = send(app_for(dir.path(), settings()), request).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        let problem = assert_problem(&headers, &body, "method-not-allowed");
+        assert_eq!(problem["status"], 405);
+        let allow = headers[header::ALLOW].to_str().expect("ascii");
+        assert!(allow.contains("GET"), "{allow}");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_a_500_problem_without_the_message() {
+        let dir = TestDir::new("app-panic");
+        let (status, headers, body) =
+            send(app_for(dir.path(), settings()), get_request("/test/panic")).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        let problem = assert_problem(&headers, &body, "internal");
+        assert!(problem["correlation_id"].is_string());
+        let text = String::from_utf8(body).expect("utf-8");
+        for leaked in ["hunter2", "password", "panic"] {
+            assert!(!text.contains(leaked), "{leaked} leaked: {text}");
+        }
+        assert!(
+            headers.contains_key(REQUEST_ID),
+            "the request id survives a panic"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_oversize_body_is_a_413_problem() {
+        let dir = TestDir::new("app-413");
+        // Declared length over the limit: refused before the handler runs.
+        let declared = Request::post("/test/echo")
+            .header(header::CONTENT_LENGTH, 2048)
+            .body(Body::from(vec![b'x'; 2048]))
+            .expect("request");
+        // No declared length: refused while the handler reads the body.
+        let streamed = Request::post("/test/echo")
+            .body(Body::from(vec![b'x'; 2048]))
+            .expect("request");
+        for request in [declared, streamed] {
+            let (status, headers, body) = send(app_for(dir.path(), settings()), request).await;
+            assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+            let problem = assert_problem(&headers, &body, "payload-too-large");
+            assert_eq!(problem["detail"], "payload too large: limit is 1024 bytes");
+        }
+        // Within the limit it passes.
+        let small = Request::post("/test/echo")
+            .body(Body::from("hello"))
+            .expect("request");
+        let (status, _, body) = send(app_for(dir.path(), settings()), small).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, b"hello");
+    }
+
+    #[tokio::test]
+    async fn a_request_over_the_timeout_is_a_timeout_problem() {
+        let dir = TestDir::new("app-timeout");
+        let http = HttpSettings {
+            request_timeout: Duration::from_millis(50),
+            ..settings()
+        };
+        let (status, headers, body) =
+            send(app_for(dir.path(), http), get_request("/test/sleep/5000")).await;
+        assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+        let problem = assert_problem(&headers, &body, "timeout");
+        assert!(problem["correlation_id"].is_string());
+    }
+
+    #[tokio::test]
+    async fn the_request_id_is_echoed_or_generated() {
+        let dir = TestDir::new("app-request-id");
+        let request = Request::get("/health/live")
+            .header(REQUEST_ID, "client-chosen-id-42")
+            .body(Body::empty())
+            .expect("request");
+        let (_, headers, _) = send(app_for(dir.path(), settings()), request).await;
+        assert_eq!(headers[REQUEST_ID], "client-chosen-id-42");
+
+        let (_, headers, _) = send(app_for(dir.path(), settings()), get_request("/nope")).await;
+        let generated = headers[REQUEST_ID].to_str().expect("ascii");
+        assert_eq!(generated.len(), 36, "a UUID: {generated}");
+    }
+
+    #[tokio::test]
+    async fn cors_allows_only_the_configured_origins() {
+        let dir = TestDir::new("app-cors");
+        let preflight = |origin: &str| {
+            Request::builder()
+                .method(Method::OPTIONS)
+                .uri("/health/live")
+                .header(header::ORIGIN, origin)
+                .header(header::ACCESS_CONTROL_REQUEST_METHOD, "GET")
+                .body(Body::empty())
+                .expect("request")
+        };
+        let (_, headers, _) = send(
+            app_for(dir.path(), settings()),
+            preflight("https://app.example"),
+        )
+        .await;
+        assert_eq!(
+            headers[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+            "https://app.example"
+        );
+        let (_, headers, _) = send(
+            app_for(dir.path(), settings()),
+            preflight("https://evil.example"),
+        )
+        .await;
+        assert!(!headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN));
+    }
+}

@@ -1,0 +1,1124 @@
+//! Configuration: embedded defaults, then an optional TOML file, then
+//! `DOCAICHE_*` environment variables, then [`Config::validate`].
+//!
+//! Every setting has a development default, so `cargo run --example server`
+//! needs no setup. Production refuses to start while a security-relevant
+//! development default is still in use, and names each offending setting with
+//! how to fix it.
+//!
+//! # Environment variables
+//!
+//! Each overrides the TOML setting named beside it.
+//!
+//! | variable | setting | value |
+//! |---|---|---|
+//! | `DOCAICHE_CONFIG` | (the file itself) | path of the TOML file; `--config` wins |
+//! | `DOCAICHE_ENV` | `environment` | `development` (default) or `production` |
+//! | `DOCAICHE_BIND` | `server.bind` | socket address, default `127.0.0.1:8080` |
+//! | `DOCAICHE_BEHIND_PROXY` | `server.behind_proxy` | `true` when TLS ends at a reverse proxy |
+//! | `DOCAICHE_REQUEST_TIMEOUT_SECS` | `server.request_timeout_secs` | whole seconds, default 30 |
+//! | `DOCAICHE_BODY_LIMIT_BYTES` | `server.body_limit_bytes` | bytes, default 16 MiB |
+//! | `DOCAICHE_SHUTDOWN_GRACE_SECS` | `server.shutdown_grace_secs` | whole seconds, default 30 |
+//! | `DOCAICHE_DATA_DIR` | `storage.data_dir` | directory, default `./data` |
+//! | `DOCAICHE_CORS_ALLOWED_ORIGINS` | `cors.allowed_origins` | comma list; empty for none |
+//! | `DOCAICHE_KEY_SOURCE` | `keys.source` | `env:NAME`, `file:/path` or `vault:path` |
+//! | `DOCAICHE_LOCAL_KEY_FILE` | `keys.local_key_file` | path of a key file you manage |
+//! | `DOCAICHE_LOG` | `log.filter` | `tracing` filter, default `info` |
+//! | `DOCAICHE_LOG_FORMAT` | `log.format` | `json` (default) or `pretty` |
+//!
+//! # Secrets
+//!
+//! Secret-bearing settings hold a *reference* (`env:NAME`, `file:/path`,
+//! `vault:path`), never the secret. Besides the typed fields, the raw TOML is
+//! scanned for keys named like a secret (`password`, `secret`, `token`,
+//! `pepper`, `private_key`) holding a literal string: a secret committed to a
+//! configuration file has leaked, whatever the server does next.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use docaiche_core::Error;
+use docaiche_core::secret_provider::validate_secret_name;
+use serde::Deserialize;
+
+/// Looks up an environment variable; the process environment in `main`, a map
+/// in tests (mutating the real environment is `unsafe` and racy in tests).
+pub(crate) type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Which rules apply at start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Environment {
+    /// Embedded defaults allowed, each logged as a warning.
+    #[default]
+    Development,
+    /// Security-relevant development defaults refuse start-up.
+    Production,
+}
+
+impl Environment {
+    /// The name as written in the configuration.
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            Self::Development => "development",
+            Self::Production => "production",
+        }
+    }
+}
+
+impl FromStr for Environment {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "development" => Ok(Self::Development),
+            "production" => Ok(Self::Production),
+            _ => Err("expected `development` or `production`"),
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Config {
+    /// `development` or `production`.
+    pub(crate) environment: Environment,
+    /// `[server]`: the listener and request limits.
+    pub(crate) server: ServerConfig,
+    /// `[storage]`: where files live.
+    pub(crate) storage: StorageConfig,
+    /// `[cors]`: which browser origins may call the API.
+    pub(crate) cors: CorsConfig,
+    /// `[keys]`: where key material comes from.
+    pub(crate) keys: KeysConfig,
+    /// `[log]`: filter and format.
+    pub(crate) log: LogConfig,
+    /// Dotted names of raw TOML keys that look secret-bearing and hold a
+    /// literal value. Filled by [`Config::from_toml_str`].
+    #[serde(skip)]
+    pub(crate) literal_secrets: Vec<String>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ServerConfig {
+    /// Listen address.
+    pub(crate) bind: SocketAddr,
+    /// TLS is terminated by a reverse proxy in front of this server (which
+    /// itself speaks plain HTTP). Silences the wildcard-bind notice.
+    pub(crate) behind_proxy: bool,
+    /// Deadline for a whole request, in seconds; exceeded → 504 problem.
+    pub(crate) request_timeout_secs: u64,
+    /// Largest accepted request body, in bytes; larger → 413 problem.
+    pub(crate) body_limit_bytes: usize,
+    /// How long in-flight requests may run after SIGINT/SIGTERM, in seconds.
+    pub(crate) shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            behind_proxy: false,
+            request_timeout_secs: 30,
+            body_limit_bytes: 16 * 1024 * 1024,
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// [`Self::request_timeout_secs`] as a duration.
+    pub(crate) const fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+
+    /// [`Self::shutdown_grace_secs`] as a duration.
+    pub(crate) const fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+}
+
+/// `[storage]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct StorageConfig {
+    /// Directory for the server's files (created with mode 0700 if missing).
+    pub(crate) data_dir: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+        }
+    }
+}
+
+/// `[cors]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct CorsConfig {
+    /// Exact origins (`https://app.example.com`), `*` for any (development
+    /// default), or empty to refuse cross-origin requests.
+    pub(crate) allowed_origins: Vec<String>,
+}
+
+impl Default for CorsConfig {
+    fn default() -> Self {
+        Self {
+            allowed_origins: vec!["*".to_owned()],
+        }
+    }
+}
+
+/// `[keys]`: where the key-encryption key comes from. Neither set means a
+/// generated development key file under the data directory.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct KeysConfig {
+    /// A reference: `env:NAME`, `file:/absolute/path` or `vault:path`.
+    pub(crate) source: Option<String>,
+    /// A key file the operator manages (32 random bytes).
+    pub(crate) local_key_file: Option<PathBuf>,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct LogConfig {
+    /// A `tracing_subscriber::EnvFilter` directive, e.g. `info,tower_http=debug`.
+    pub(crate) filter: String,
+    /// Output format.
+    pub(crate) format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            filter: "info".to_owned(),
+            format: LogFormat::Json,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum LogFormat {
+    /// One JSON object per line, for log pipelines.
+    #[default]
+    Json,
+    /// Multi-line, coloured, for a developer's terminal.
+    Pretty,
+}
+
+impl FromStr for LogFormat {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "json" => Ok(Self::Json),
+            "pretty" => Ok(Self::Pretty),
+            _ => Err("expected `json` or `pretty`"),
+        }
+    }
+}
+
+/// A reference to a secret held elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SecretRef {
+    /// `env:NAME`: an environment variable.
+    Env(String),
+    /// `file:/path`: a file (e.g. a mounted Kubernetes or Docker secret).
+    File(PathBuf),
+    /// `vault:path`: a Vault / OpenBao path.
+    Vault(String),
+}
+
+/// The reference prefixes, for messages and the literal-secret scan.
+const REFERENCE_PREFIXES: [&str; 3] = ["env:", "file:", "vault:"];
+
+impl SecretRef {
+    /// Whether `value` is written as a reference (valid or not), as opposed
+    /// to a literal.
+    pub(crate) fn looks_like_reference(value: &str) -> bool {
+        REFERENCE_PREFIXES.iter().any(|p| value.starts_with(p))
+    }
+
+    /// Parse a reference. The error says how to write it and never repeats
+    /// the value, which may be a secret.
+    pub(crate) fn parse(value: &str) -> Result<Self, &'static str> {
+        if let Some(name) = value.strip_prefix("env:") {
+            let ok =
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            return if ok {
+                Ok(Self::Env(name.to_owned()))
+            } else {
+                Err("`env:` needs a variable name of [A-Za-z0-9_], e.g. env:DOCAICHE_MASTER_KEY")
+            };
+        }
+        if let Some(path) = value.strip_prefix("file:") {
+            let path = Path::new(path);
+            return if path.is_absolute() {
+                Ok(Self::File(path.to_path_buf()))
+            } else {
+                Err("`file:` needs an absolute path, e.g. file:/run/secrets/docaiche-master-key")
+            };
+        }
+        if let Some(path) = value.strip_prefix("vault:") {
+            return match validate_secret_name(path) {
+                Ok(()) => Ok(Self::Vault(path.to_owned())),
+                Err(_) => Err(
+                    "`vault:` needs a path of lowercase segments of [a-z0-9_.-], e.g. vault:transit/docaiche",
+                ),
+            };
+        }
+        Err(
+            "holds a literal value, but secret-bearing settings take a reference \
+             (env:NAME, file:/path or vault:path); move the secret out of the configuration \
+             and rotate it",
+        )
+    }
+}
+
+/// Where key material comes from, once the configuration is valid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum KeySource {
+    /// No source configured: a development key file generated at this path.
+    Generated(PathBuf),
+    /// `keys.local_key_file`.
+    LocalFile(PathBuf),
+    /// `keys.source`.
+    Reference(SecretRef),
+}
+
+/// One or more configuration problems, reported together.
+#[derive(Debug)]
+pub(crate) struct ConfigProblems(pub(crate) Vec<Error>);
+
+impl ConfigProblems {
+    /// A single problem.
+    fn one(setting: impl Into<Cow<'static, str>>, reason: impl Into<Cow<'static, str>>) -> Self {
+        Self(vec![Error::misconfigured(setting, reason)])
+    }
+}
+
+impl fmt::Display for ConfigProblems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        write!(
+            f,
+            "configuration refused ({n} problem{}):",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for problem in &self.0 {
+            write!(f, "\n  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigProblems {}
+
+/// A setting that is allowed but worth an operator's attention.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Warning {
+    /// The setting's name as the operator writes it.
+    pub(crate) setting: Cow<'static, str>,
+    /// What it means and how to change it.
+    pub(crate) message: Cow<'static, str>,
+}
+
+/// How bad a finding is; what happens to it depends on the environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Severity {
+    /// Cannot work in any environment.
+    Invalid,
+    /// Unsafe: refused in production, a warning in development.
+    Unsafe,
+    /// A development default: refused in production, a warning in development.
+    DevelopmentDefault,
+    /// Allowed everywhere, but logged.
+    Notice,
+}
+
+/// One thing [`Config::validate`] found.
+#[derive(Debug)]
+struct Finding {
+    severity: Severity,
+    setting: Cow<'static, str>,
+    reason: Cow<'static, str>,
+}
+
+/// TOML key names (lowercased, `-` as `_`) that suggest a secret value.
+const SECRET_KEY_MARKERS: [&str; 5] = ["password", "secret", "token", "pepper", "private_key"];
+
+impl Config {
+    /// Defaults, then the file named by `config_path` or `DOCAICHE_CONFIG`
+    /// (if any), then `DOCAICHE_*` overrides. Does not validate.
+    pub(crate) fn load(
+        config_path: Option<&Path>,
+        env: EnvLookup<'_>,
+    ) -> Result<Self, ConfigProblems> {
+        let (setting, path) = match config_path {
+            Some(path) => ("--config", Some(path.to_path_buf())),
+            None => ("DOCAICHE_CONFIG", env("DOCAICHE_CONFIG").map(PathBuf::from)),
+        };
+        let mut config = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    ConfigProblems::one(setting, format!("cannot read {}: {e}", path.display()))
+                })?;
+                Self::from_toml_str(&text).map_err(|mut problems| {
+                    for problem in &mut problems.0 {
+                        if let Error::Misconfigured { reason, .. } = problem {
+                            *reason = format!("{}: {reason}", path.display()).into();
+                        }
+                    }
+                    problems
+                })?
+            }
+            None => Self::default(),
+        };
+        config.apply_env(env)?;
+        Ok(config)
+    }
+
+    /// Parse a TOML document: unknown keys are an error, and keys that look
+    /// secret-bearing with a literal value are recorded in
+    /// [`Self::literal_secrets`] (and reported with a parse error, if any).
+    pub(crate) fn from_toml_str(text: &str) -> Result<Self, ConfigProblems> {
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigProblems::one("config file", describe(&e, text)))?;
+        let mut literal_secrets = Vec::new();
+        find_literal_secrets(&table, "", false, &mut literal_secrets);
+        match toml::from_str::<Self>(text) {
+            Ok(mut config) => {
+                config.literal_secrets = literal_secrets;
+                Ok(config)
+            }
+            Err(e) => {
+                let mut problems = vec![Error::misconfigured("config file", describe(&e, text))];
+                problems.extend(
+                    literal_secrets
+                        .into_iter()
+                        .map(|s| Error::misconfigured(s, LITERAL_SECRET_REASON)),
+                );
+                Err(ConfigProblems(problems))
+            }
+        }
+    }
+
+    /// Apply `DOCAICHE_*` overrides; every unparsable variable is reported.
+    pub(crate) fn apply_env(&mut self, env: EnvLookup<'_>) -> Result<(), ConfigProblems> {
+        let mut problems = Vec::new();
+        let mut set = |name: &'static str, apply: &mut dyn FnMut(String) -> Result<(), String>| {
+            if let Some(value) = env(name)
+                && let Err(reason) = apply(value)
+            {
+                problems.push(Error::misconfigured(name, reason));
+            }
+        };
+        set("DOCAICHE_ENV", &mut |v| {
+            parse_into(&v, &mut self.environment)
+        });
+        set("DOCAICHE_BIND", &mut |v| {
+            parse_into(&v, &mut self.server.bind)
+        });
+        set("DOCAICHE_BEHIND_PROXY", &mut |v| {
+            parse_into(&v, &mut self.server.behind_proxy)
+        });
+        set("DOCAICHE_REQUEST_TIMEOUT_SECS", &mut |v| {
+            parse_into(&v, &mut self.server.request_timeout_secs)
+        });
+        set("DOCAICHE_BODY_LIMIT_BYTES", &mut |v| {
+            parse_into(&v, &mut self.server.body_limit_bytes)
+        });
+        set("DOCAICHE_SHUTDOWN_GRACE_SECS", &mut |v| {
+            parse_into(&v, &mut self.server.shutdown_grace_secs)
+        });
+        set("DOCAICHE_DATA_DIR", &mut |v| {
+            self.storage.data_dir = PathBuf::from(v);
+            Ok(())
+        });
+        set("DOCAICHE_CORS_ALLOWED_ORIGINS", &mut |v| {
+            self.cors.allowed_origins = v
+                .split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .map(str::to_owned)
+                .collect();
+            Ok(())
+        });
+        set("DOCAICHE_KEY_SOURCE", &mut |v| {
+            self.keys.source = Some(v);
+            Ok(())
+        });
+        set("DOCAICHE_LOCAL_KEY_FILE", &mut |v| {
+            self.keys.local_key_file = Some(PathBuf::from(v));
+            Ok(())
+        });
+        set("DOCAICHE_LOG", &mut |v| {
+            self.log.filter = v;
+            Ok(())
+        });
+        set("DOCAICHE_LOG_FORMAT", &mut |v| {
+            parse_into(&v, &mut self.log.format)
+        });
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigProblems(problems))
+        }
+    }
+
+    /// Check the configuration for this environment.
+    ///
+    /// Returns the warnings to log, or every problem found: invalid settings
+    /// in any environment; in production also unsafe settings and
+    /// development defaults (generated keys, open CORS, plaintext secrets).
+    pub(crate) fn validate(&self) -> Result<Vec<Warning>, ConfigProblems> {
+        let production = self.environment == Environment::Production;
+        let mut problems = Vec::new();
+        let mut warnings = Vec::new();
+        for finding in self.findings() {
+            let refuse = match finding.severity {
+                Severity::Invalid => true,
+                Severity::Unsafe | Severity::DevelopmentDefault => production,
+                Severity::Notice => false,
+            };
+            if refuse {
+                problems.push(Error::misconfigured(finding.setting, finding.reason));
+            } else {
+                warnings.push(Warning {
+                    setting: finding.setting,
+                    message: finding.reason,
+                });
+            }
+        }
+        if problems.is_empty() {
+            Ok(warnings)
+        } else {
+            Err(ConfigProblems(problems))
+        }
+    }
+
+    /// Where key material comes from. Meaningful after [`Self::validate`].
+    pub(crate) fn key_source(&self) -> KeySource {
+        match (&self.keys.source, &self.keys.local_key_file) {
+            (Some(source), _) => match SecretRef::parse(source) {
+                Ok(reference) => KeySource::Reference(reference),
+                // validate() refuses this; fall back to the safe choice.
+                Err(_) => KeySource::Generated(self.generated_key_path()),
+            },
+            (None, Some(path)) => KeySource::LocalFile(path.clone()),
+            (None, None) => KeySource::Generated(self.generated_key_path()),
+        }
+    }
+
+    /// Where a generated development key file lives.
+    pub(crate) fn generated_key_path(&self) -> PathBuf {
+        self.storage.data_dir.join("keys").join("development.key")
+    }
+
+    /// Everything worth saying about this configuration, each with the fix.
+    fn findings(&self) -> Vec<Finding> {
+        let mut out = Vec::new();
+        let mut add = |severity, setting: &str, reason: Cow<'static, str>| {
+            out.push(Finding {
+                severity,
+                setting: setting.to_owned().into(),
+                reason,
+            });
+        };
+
+        // [server]
+        if self.server.request_timeout_secs == 0 {
+            add(
+                Severity::Invalid,
+                "server.request_timeout_secs",
+                "must be at least 1 second".into(),
+            );
+        }
+        if self.server.body_limit_bytes == 0 {
+            add(
+                Severity::Invalid,
+                "server.body_limit_bytes",
+                "must be at least 1 byte".into(),
+            );
+        }
+        if self.server.bind.ip().is_unspecified() && !self.server.behind_proxy {
+            add(
+                Severity::Notice,
+                "server.bind",
+                "listens on every interface over plain HTTP; put a TLS-terminating reverse \
+                 proxy in front and set server.behind_proxy = true, or bind 127.0.0.1"
+                    .into(),
+            );
+        }
+
+        // [storage]
+        if self.storage.data_dir.as_os_str().is_empty() {
+            add(
+                Severity::Invalid,
+                "storage.data_dir",
+                "must name a directory".into(),
+            );
+        } else if self.environment == Environment::Production && self.storage.data_dir.is_relative()
+        {
+            add(
+                Severity::Notice,
+                "storage.data_dir",
+                "is relative to the working directory; use an absolute path".into(),
+            );
+        }
+
+        // [cors]
+        for origin in &self.cors.allowed_origins {
+            if origin == "*" {
+                add(
+                    Severity::DevelopmentDefault,
+                    "cors.allowed_origins",
+                    "`*` lets any web site call the API from its visitors' browsers; list the \
+                     exact https:// origins of your front ends, or [] to refuse cross-origin \
+                     requests"
+                        .into(),
+                );
+            } else if !is_origin(origin) {
+                add(
+                    Severity::Invalid,
+                    "cors.allowed_origins",
+                    format!(
+                        "`{origin}` is not an origin; write scheme://host[:port] with no path, \
+                         e.g. https://app.example.com"
+                    )
+                    .into(),
+                );
+            } else if origin.starts_with("http://") {
+                add(
+                    Severity::Unsafe,
+                    "cors.allowed_origins",
+                    format!(
+                        "`{origin}` is a plaintext origin whose pages can be altered in \
+                         transit; use its https:// origin"
+                    )
+                    .into(),
+                );
+            }
+        }
+        if self.cors.allowed_origins.len() > 1 && self.cors.allowed_origins.iter().any(|o| o == "*")
+        {
+            add(
+                Severity::Invalid,
+                "cors.allowed_origins",
+                "`*` cannot be combined with other origins; keep either `*` or the list".into(),
+            );
+        }
+
+        // [keys]
+        match (&self.keys.source, &self.keys.local_key_file) {
+            (Some(_), Some(_)) => add(
+                Severity::Invalid,
+                "keys",
+                "keys.source and keys.local_key_file are both set; keep exactly one".into(),
+            ),
+            (None, None) => add(
+                Severity::DevelopmentDefault,
+                "keys.source",
+                format!(
+                    "no key source is configured (development falls back to a generated key \
+                     file at {}); set keys.source to a reference (env:NAME, file:/path or \
+                     vault:path) or keys.local_key_file to a key file you manage",
+                    self.generated_key_path().display()
+                )
+                .into(),
+            ),
+            (Some(source), None) => {
+                if let Err(reason) = SecretRef::parse(source) {
+                    add(Severity::Invalid, "keys.source", reason.into());
+                }
+            }
+            (None, Some(path)) => {
+                if path.as_os_str().is_empty() {
+                    add(
+                        Severity::Invalid,
+                        "keys.local_key_file",
+                        "must name a file".into(),
+                    );
+                }
+            }
+        }
+
+        // Literal secrets anywhere in the file.
+        for setting in &self.literal_secrets {
+            add(Severity::Unsafe, setting, LITERAL_SECRET_REASON.into());
+        }
+
+        // [log]
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
+            add(
+                Severity::Invalid,
+                "log.filter",
+                format!("is not a valid filter ({e}); e.g. `info` or `info,tower_http=debug`")
+                    .into(),
+            );
+        }
+        if self.environment == Environment::Production && self.log.format == LogFormat::Pretty {
+            add(
+                Severity::Notice,
+                "log.format",
+                "`pretty` in production: log pipelines expect `json`".into(),
+            );
+        }
+        out
+    }
+}
+
+/// The reason given for a literal value in a secret-bearing key.
+const LITERAL_SECRET_REASON: &str = "holds a literal secret in the configuration file; replace it \
+     with a reference (env:NAME, file:/path or vault:path) and rotate the exposed secret";
+
+/// Parse `value` into `slot`, or say why not (without repeating the value).
+fn parse_into<T: FromStr>(value: &str, slot: &mut T) -> Result<(), String>
+where
+    T::Err: fmt::Display,
+{
+    value
+        .trim()
+        .parse()
+        .map(|v| *slot = v)
+        .map_err(|e| format!("cannot parse: {e}"))
+}
+
+/// A TOML error as `line N: message`, without echoing the line, which may
+/// hold a secret.
+fn describe(error: &toml::de::Error, text: &str) -> String {
+    let message = error.message().trim_end();
+    match error.span() {
+        Some(span) => {
+            let line = text
+                .get(..span.start)
+                .map_or(0, |before| before.matches('\n').count())
+                + 1;
+            format!("line {line}: {message}")
+        }
+        None => message.to_owned(),
+    }
+}
+
+/// Whether `origin` is `scheme://host[:port]` with an http(s) scheme, no
+/// path, no userinfo, and valid as a header value.
+fn is_origin(origin: &str) -> bool {
+    let Some(rest) = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    !rest.is_empty()
+        && !rest.contains(['/', '@', '?', '#', ' ', '*'])
+        && http::HeaderValue::from_str(origin).is_ok()
+}
+
+/// Record in `out` the dotted names of keys that look secret-bearing (or sit
+/// under such a table) and hold a non-empty literal string.
+fn find_literal_secrets(table: &toml::Table, prefix: &str, inherited: bool, out: &mut Vec<String>) {
+    for (key, value) in table {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        let normalized = key.to_ascii_lowercase().replace('-', "_");
+        let bearing = inherited || SECRET_KEY_MARKERS.iter().any(|m| normalized.contains(m));
+        if holds_literal(value, bearing, &path, out) {
+            out.push(path);
+        }
+    }
+}
+
+/// Whether `value` (under a secret-bearing key when `bearing`) is a literal
+/// secret; recurses into tables, which report their own keys.
+fn holds_literal(value: &toml::Value, bearing: bool, path: &str, out: &mut Vec<String>) -> bool {
+    match value {
+        toml::Value::String(s) => bearing && !s.is_empty() && !SecretRef::looks_like_reference(s),
+        toml::Value::Array(items) => {
+            let mut literal = false;
+            for item in items {
+                if let toml::Value::Table(t) = item {
+                    find_literal_secrets(t, path, bearing, out);
+                } else {
+                    literal |= holds_literal(item, bearing, path, out);
+                }
+            }
+            literal
+        }
+        toml::Value::Table(t) => {
+            find_literal_secrets(t, path, bearing, out);
+            false
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    /// A production configuration that passes validation.
+    const GOOD_PRODUCTION: &str = r#"
+        environment = "production"
+        [server]
+        bind = "10.0.0.5:8080"
+        [storage]
+        data_dir = "/var/lib/docaiche"
+        [cors]
+        allowed_origins = ["https://app.example.com"]
+        [keys]
+        source = "vault:transit/docaiche"
+    "#;
+
+    fn refusal(config: &Config) -> Vec<(String, String)> {
+        let problems = config.validate().expect_err("production must refuse");
+        problems
+            .0
+            .iter()
+            .map(|e| match e {
+                Error::Misconfigured { setting, reason } => {
+                    (setting.to_string(), reason.to_string())
+                }
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    }
+
+    fn settings(config: &Config) -> Vec<String> {
+        refusal(config).into_iter().map(|(s, _)| s).collect()
+    }
+
+    fn production(extra: &str) -> Config {
+        Config::from_toml_str(&format!("{GOOD_PRODUCTION}\n{extra}")).expect("parses")
+    }
+
+    #[test]
+    fn defaults_are_a_development_setup_on_loopback() {
+        let config = Config::load(None, &no_env).expect("defaults load");
+        assert_eq!(config, Config::default());
+        assert_eq!(config.environment, Environment::Development);
+        assert_eq!(config.server.bind, "127.0.0.1:8080".parse().expect("addr"));
+        assert_eq!(config.storage.data_dir, PathBuf::from("./data"));
+        assert_eq!(config.server.request_timeout(), Duration::from_secs(30));
+        assert_eq!(config.server.shutdown_grace(), Duration::from_secs(30));
+        assert_eq!(config.server.body_limit_bytes, 16 * 1024 * 1024);
+        assert_eq!(config.log.format, LogFormat::Json);
+        assert_eq!(
+            config.key_source(),
+            KeySource::Generated(PathBuf::from("./data/keys/development.key"))
+        );
+    }
+
+    #[test]
+    fn development_defaults_start_with_a_warning_each() {
+        let warnings = Config::default()
+            .validate()
+            .expect("development accepts defaults");
+        let names: Vec<_> = warnings.iter().map(|w| w.setting.as_ref()).collect();
+        assert!(names.contains(&"keys.source"), "{names:?}");
+        assert!(names.contains(&"cors.allowed_origins"), "{names:?}");
+    }
+
+    #[test]
+    fn environment_overrides_the_file_which_overrides_defaults() {
+        let dir = crate::test_support::TestDir::new("config");
+        let path = dir.path().join("server.toml");
+        std::fs::write(
+            &path,
+            r#"
+            [server]
+            bind = "127.0.0.1:9000"
+            request_timeout_secs = 5
+            body_limit_bytes = 1000
+            [log]
+            filter = "debug"
+            "#,
+        )
+        .expect("write config");
+        let env = env_of(&[
+            ("DOCAICHE_CONFIG", path.to_str().expect("utf-8 path")),
+            ("DOCAICHE_BIND", "127.0.0.1:9100"),
+            ("DOCAICHE_DATA_DIR", "/tmp/elsewhere"),
+            ("DOCAICHE_LOG_FORMAT", "pretty"),
+            (
+                "DOCAICHE_CORS_ALLOWED_ORIGINS",
+                "https://a.example, https://b.example,",
+            ),
+            ("DOCAICHE_SHUTDOWN_GRACE_SECS", "7"),
+        ]);
+        let config = Config::load(None, &env).expect("loads");
+        // From the environment.
+        assert_eq!(config.server.bind, "127.0.0.1:9100".parse().expect("addr"));
+        assert_eq!(config.storage.data_dir, PathBuf::from("/tmp/elsewhere"));
+        assert_eq!(config.log.format, LogFormat::Pretty);
+        assert_eq!(
+            config.cors.allowed_origins,
+            ["https://a.example", "https://b.example"]
+        );
+        assert_eq!(config.server.shutdown_grace_secs, 7);
+        // From the file.
+        assert_eq!(config.server.request_timeout_secs, 5);
+        assert_eq!(config.server.body_limit_bytes, 1000);
+        assert_eq!(config.log.filter, "debug");
+        // Untouched default.
+        assert_eq!(config.environment, Environment::Development);
+
+        // --config wins over DOCAICHE_CONFIG.
+        let other = dir.path().join("other.toml");
+        std::fs::write(&other, "[server]\nrequest_timeout_secs = 9\n").expect("write");
+        let config = Config::load(Some(&other), &env).expect("loads");
+        assert_eq!(config.server.request_timeout_secs, 9);
+    }
+
+    #[test]
+    fn every_unparsable_environment_variable_is_reported() {
+        let env = env_of(&[
+            ("DOCAICHE_ENV", "staging"),
+            ("DOCAICHE_BIND", "localhost"),
+            ("DOCAICHE_BODY_LIMIT_BYTES", "-1"),
+        ]);
+        let problems = Config::load(None, &env).expect_err("refused");
+        let text = problems.to_string();
+        for name in ["DOCAICHE_ENV", "DOCAICHE_BIND", "DOCAICHE_BODY_LIMIT_BYTES"] {
+            assert!(text.contains(name), "{name} missing from {text}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        for text in [
+            "bogus = 1",
+            "[server]\nbind = \"127.0.0.1:1\"\nport = 80",
+            "[nope]\n",
+        ] {
+            let err = Config::from_toml_str(text).expect_err("unknown key must fail");
+            assert!(err.to_string().contains("unknown field"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_literal_secret_is_reported_by_name_without_its_value() {
+        let err =
+            Config::from_toml_str("[database]\npassword = \"hunter2\"\nurl_ref = \"env:DB_URL\"\n")
+                .expect_err("unknown section");
+        let text = err.to_string();
+        assert!(text.contains("`database.password`"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+
+        let mut found = Vec::new();
+        let table: toml::Table = r#"
+            api_token = "env:TOKEN"
+            [jwt]
+            private-key = "-----BEGIN"
+            [secrets]
+            pepper_list = ["abc"]
+            name = "plain"
+        "#
+        .parse()
+        .expect("toml");
+        find_literal_secrets(&table, "", false, &mut found);
+        found.sort();
+        assert_eq!(
+            found,
+            ["jwt.private-key", "secrets.name", "secrets.pepper_list"]
+        );
+    }
+
+    #[test]
+    fn a_valid_production_config_is_accepted() {
+        let warnings = production("").validate().expect("valid production config");
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let mut config = production("");
+        config.keys.source = None;
+        config.keys.local_key_file = Some(PathBuf::from("/run/secrets/docaiche.key"));
+        config.cors.allowed_origins.clear();
+        config
+            .validate()
+            .expect("an operator-managed key file and no CORS are fine");
+    }
+
+    #[test]
+    fn production_refuses_generated_keys() {
+        let mut config = production("");
+        config.keys.source = None;
+        let refused = refusal(&config);
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0].0, "keys.source");
+        assert!(
+            refused[0].1.contains("keys.local_key_file"),
+            "says how to fix it"
+        );
+    }
+
+    #[test]
+    fn production_refuses_open_cors() {
+        let mut config = production("");
+        config.cors.allowed_origins = vec!["*".into()];
+        assert_eq!(settings(&config), ["cors.allowed_origins"]);
+    }
+
+    #[test]
+    fn production_refuses_plaintext_http_origins() {
+        let mut config = production("");
+        config.cors.allowed_origins =
+            vec!["https://ok.example".into(), "http://app.example".into()];
+        let refused = refusal(&config);
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0].0, "cors.allowed_origins");
+        assert!(refused[0].1.contains("http://app.example"));
+    }
+
+    #[test]
+    fn production_refuses_a_literal_key_without_echoing_it() {
+        let mut config = production("");
+        config.keys.source = Some("c2VjcmV0LWtleS1tYXRlcmlhbA==".into());
+        let refused = refusal(&config);
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0].0, "keys.source");
+        assert!(refused[0].1.contains("literal"));
+        assert!(!refused[0].1.contains("c2VjcmV0"));
+    }
+
+    #[test]
+    fn production_refuses_a_literal_secret_found_in_the_file() {
+        let mut config = production("");
+        config.literal_secrets = vec!["database.password".into()];
+        assert_eq!(settings(&config), ["database.password"]);
+        // Development only warns.
+        config.environment = Environment::Development;
+        let warnings = config.validate().expect("development warns");
+        assert!(warnings.iter().any(|w| w.setting == "database.password"));
+    }
+
+    #[test]
+    fn production_reports_every_problem_at_once() {
+        let config = Config::from_toml_str(
+            r#"
+            environment = "production"
+            [cors]
+            allowed_origins = ["*"]
+            "#,
+        )
+        .expect("parses");
+        let mut config = config;
+        config.literal_secrets = vec!["database.password".into()];
+        let mut names = settings(&config);
+        names.sort();
+        assert_eq!(
+            names,
+            ["cors.allowed_origins", "database.password", "keys.source"]
+        );
+        let text = config.validate().expect_err("refused").to_string();
+        assert!(
+            text.starts_with("configuration refused (3 problems)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn production_with_only_defaults_names_keys_and_cors() {
+        let config = Config::load(None, &env_of(&[("DOCAICHE_ENV", "production")])).expect("loads");
+        let mut names = settings(&config);
+        names.sort();
+        assert_eq!(names, ["cors.allowed_origins", "keys.source"]);
+    }
+
+    #[test]
+    fn invalid_settings_are_refused_in_development_too() {
+        let mut config = Config::default();
+        config.server.request_timeout_secs = 0;
+        config.server.body_limit_bytes = 0;
+        config.cors.allowed_origins = vec!["https://app.example/path".into()];
+        config.keys.source = Some("env:".into());
+        config.log.filter = "=[".into();
+        let mut names = settings(&config);
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "cors.allowed_origins",
+                "keys.source",
+                "log.filter",
+                "server.body_limit_bytes",
+                "server.request_timeout_secs",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_wildcard_bind_without_a_proxy_is_allowed_but_noted() {
+        let mut config = production("");
+        config.server.bind = "0.0.0.0:8080".parse().expect("addr");
+        let warnings = config.validate().expect("allowed");
+        assert_eq!(warnings.len(), 1);
+        assert_eq!(warnings[0].setting, "server.bind");
+        config.server.behind_proxy = true;
+        assert!(config.validate().expect("allowed").is_empty());
+    }
+
+    #[test]
+    fn secret_references_parse() {
+        assert_eq!(
+            SecretRef::parse("env:DOCAICHE_KEY"),
+            Ok(SecretRef::Env("DOCAICHE_KEY".into()))
+        );
+        assert_eq!(
+            SecretRef::parse("file:/run/secrets/key"),
+            Ok(SecretRef::File("/run/secrets/key".into()))
+        );
+        assert_eq!(
+            SecretRef::parse("vault:transit/docaiche"),
+            Ok(SecretRef::Vault("transit/docaiche".into()))
+        );
+        for bad in [
+            "env:",
+            "env:A-B",
+            "file:relative",
+            "vault:../x",
+            "vault:",
+            "hunter2",
+        ] {
+            assert!(SecretRef::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_sample_configuration_parses_and_validates() {
+        let text = include_str!("../server.example.toml");
+        let config = Config::from_toml_str(text).expect("sample parses");
+        assert!(config.literal_secrets.is_empty());
+        config
+            .validate()
+            .expect("sample is a valid development config");
+    }
+}

@@ -1,0 +1,36 @@
+//! Helpers shared by the server's unit tests.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Distinguishes the directories of concurrently running tests.
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh directory under the system temporary directory, removed on drop.
+#[derive(Debug)]
+pub(crate) struct TestDir(PathBuf);
+
+impl TestDir {
+    /// Create `docaiche-server-<label>-<pid>-<n>`.
+    pub(crate) fn new(label: &str) -> Self {
+        let path = std::env::temp_dir().join(format!(
+            "docaiche-server-{label}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&path).expect("create a test directory");
+        Self(path)
+    }
+
+    /// Its path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        // Best effort: a leftover temp directory is not worth a panic in drop.
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
