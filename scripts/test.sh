@@ -105,6 +105,20 @@ step() {
 	svc_log "$name passed in $((SECONDS - start))s"
 }
 
+# Each cargo feature of the facade builds on its own (and with none at all).
+check_each_feature() {
+	local feature
+	cargo check --quiet -p docaiche --no-default-features || return 1
+	for feature in $(cargo metadata --format-version 1 --no-deps |
+		python3 -c 'import json,sys
+for p in json.load(sys.stdin)["packages"]:
+    if p["name"] == "docaiche":
+        print(" ".join(f for f in p["features"] if f != "default"))'); do
+		svc_log "features: docaiche --no-default-features --features $feature"
+		cargo check --quiet -p docaiche --no-default-features --features "$feature" || return 1
+	done
+}
+
 print_exports() {
 	local var
 	echo "# DocAIche test servers; OpenBao runs as pid ${BAO_PID:-?}: stop it with kill ${BAO_PID:-PID}"
@@ -171,6 +185,7 @@ ensure_services
 if [[ -z $quick ]]; then
 	step clippy cargo clippy --workspace --all-targets --all-features -- -D warnings
 	step docs env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --quiet
+	step features check_each_feature
 fi
 
 svc_log "tests: cargo test --workspace --all-features --no-fail-fast ${cargo_test_args[*]}"
@@ -185,6 +200,7 @@ backend_summary || summary_status=$?
 if ((test_status != 0)); then
 	svc_die "tests failed after $((SECONDS - test_start))s (cargo test exited $test_status)"
 fi
+step server-smoke "$REPO/scripts/smoke-server.sh"
 if ((summary_status != 0)); then
 	svc_die "backend suites did not all run against real servers"
 fi
