@@ -12,14 +12,16 @@ use crate::error::{Error, Result};
 /// A quota: at most `limit` units per `period`, with bursts of up to `limit`.
 ///
 /// In GCRA terms the emission interval is `period / limit` and the burst
-/// tolerance lets `limit` units through back to back.
+/// tolerance lets `limit` units through back to back. Deserialization goes
+/// through [`Quota::new`], so a quota read from configuration is as valid as
+/// one built in code (`{"limit": 100, "period": 60}`, period in seconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "RawQuota", into = "RawQuota")]
 #[non_exhaustive]
 pub struct Quota {
     /// Units allowed per period (also the burst size).
     pub limit: NonZeroU32,
     /// The period over which `limit` replenishes.
-    #[serde(with = "humantime_secs")]
     pub period: Duration,
 }
 
@@ -56,25 +58,38 @@ impl Quota {
         }
     }
 
-    /// The time one unit takes to replenish.
+    /// The time one unit takes to replenish (never zero).
     #[must_use]
     pub fn emission_interval(&self) -> Duration {
         self.period / self.limit.get()
     }
 }
 
-mod humantime_secs {
-    use std::time::Duration;
+/// The serialized form of [`Quota`]: the period in (fractional) seconds.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQuota {
+    limit: NonZeroU32,
+    period: f64,
+}
 
-    use serde::{Deserialize, Deserializer, Serializer};
+impl TryFrom<RawQuota> for Quota {
+    type Error = Error;
 
-    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(d.as_secs_f64())
+    fn try_from(raw: RawQuota) -> Result<Self> {
+        let period = Duration::try_from_secs_f64(raw.period).map_err(|_| {
+            Error::invalid_input("quota period must be a non-negative number of seconds")
+        })?;
+        Self::new(raw.limit, period)
     }
+}
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let secs = f64::deserialize(d)?;
-        Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
+impl From<Quota> for RawQuota {
+    fn from(quota: Quota) -> Self {
+        Self {
+            limit: quota.limit,
+            period: quota.period.as_secs_f64(),
+        }
     }
 }
 
