@@ -16,7 +16,8 @@
 # or a backend suite that skipped, fails the run.
 #
 # Environment read: CI, DOCAICHE_REQUIRE_BACKENDS, DOCAICHE_NO_INSTALL,
-# DOCAICHE_TEST_RUN_DIR (default .test-services/), and any DOCAICHE_TEST_*_URL
+# DOCAICHE_TEST_RUN_DIR (default .test-services/), DOCAICHE_FUZZ_SECONDS
+# (per fuzz target, default 10), and any DOCAICHE_TEST_*_URL
 # / _VAULT_ADDR + _VAULT_TOKEN already set (those servers are then used as
 # they are). Environment set for the tests: DOCAICHE_TEST_POSTGRES_URL,
 # DOCAICHE_TEST_REDIS_URL, DOCAICHE_TEST_VAULT_ADDR, DOCAICHE_TEST_VAULT_TOKEN,
@@ -201,6 +202,10 @@ if ((test_status != 0)); then
 	svc_die "tests failed after $((SECONDS - test_start))s (cargo test exited $test_status)"
 fi
 step server-smoke "$REPO/scripts/smoke-server.sh"
+if [[ -z $quick ]]; then
+	# A short smoke run of every fuzz target over its committed seed corpus.
+	step fuzz-smoke "$REPO/scripts/fuzz.sh" "${DOCAICHE_FUZZ_SECONDS:-10}"
+fi
 if ((summary_status != 0)); then
 	svc_die "backend suites did not all run against real servers"
 fi
