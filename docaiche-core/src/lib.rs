@@ -41,7 +41,7 @@
 //! | [`KeyWrapper`] | data-key wrapping | local key, Vault Transit |
 //! | [`Extractor`] | PDF text and metadata | `docaiche-extract` |
 //! | [`AuditSink`] | audit events | file, PostgreSQL, stdout |
-//! | [`HealthCheck`](health::HealthCheck) | dependency health | every adapter |
+//! | [`HealthCheck`] | dependency health | every adapter |
 //! | [`Clock`] | time | system, manual |
 //!
 //! Each is object-safe, `Send + Sync + Debug + 'static`, and documents its
@@ -100,6 +100,10 @@ pub use permission::{Grant, Permission, PermissionSet, Role};
 pub use principal::{AuthMethod, Principal};
 pub use problem::Problem;
 pub use rate_limit::RateLimiter;
+pub use resilience::{
+    CircuitBreaker, CircuitBreakerLayer, CircuitState, Retry, RetryBudget, RetryLayer, RetryPolicy,
+    SingleFlight, SingleFlightLayer, Timeout, TimeoutLayer,
+};
 pub use revocation::TokenRevocationStore;
 pub use secret::{Secret, SecretBytes, SecretString};
 pub use secret_provider::SecretProvider;

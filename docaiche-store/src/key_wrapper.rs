@@ -10,7 +10,6 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use docaiche_core::key_wrapper::{DataKey, KeyWrapper, WrappedKey};
 use docaiche_core::{Error, Result, SecretBytes};
 
-
 /// Bytes in an AES-256 key (KEK and data key alike).
 pub const KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 12;
