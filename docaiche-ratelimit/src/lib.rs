@@ -30,6 +30,18 @@
 //!
 //! Rust 1.88.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod fallback;
+pub mod gcra;
+pub mod headers;
+pub mod layer;
+pub mod local;
+pub mod policy;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
+
 /// The core contracts this crate implements.
 pub mod contracts {
     pub use docaiche_core::rate_limit::{Quota, RateLimitDecision, RateLimitKey, RateLimiter};

@@ -1,0 +1,2 @@
+//! Rate-limiter benchmarks (being written).
+fn main() {}

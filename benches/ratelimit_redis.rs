@@ -1,0 +1,2 @@
+//! Redis rate-limiter benchmarks (being written).
+fn main() {}

@@ -1,0 +1,1 @@
+//! Rate-limit layer and policy tests (being written).

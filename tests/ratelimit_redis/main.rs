@@ -1,0 +1,1 @@
+//! Redis limiter tests (being written).
