@@ -1,8 +1,9 @@
 # shellcheck shell=bash
 # The bash -c snippets below expand their own positional parameters:
 # shellcheck disable=SC2016
-# Real backend servers on loopback for the test suites: PostgreSQL, Redis and
-# OpenBao (Vault's open-source fork, same HTTP API).
+# Real backend servers on loopback for the test suites: PostgreSQL, Redis (a
+# standalone server and a 3-node Redis Cluster) and OpenBao (Vault's
+# open-source fork, same HTTP API).
 #
 # Sourced by scripts/test.sh; not run on its own. Each `ensure_*` function
 # reuses a server that already answers, starts an installed one that is down,
@@ -16,7 +17,8 @@
 #
 # Inputs (set by the caller before ensure_*): RUN_DIR, the run's directory for
 # logs (not committed). Outputs: the exports above, and BAO_PID when this run
-# started an OpenBao server (stop it with stop_openbao).
+# started an OpenBao server (stop it with stop_openbao); the Redis Cluster
+# nodes are stopped with stop_redis_cluster.
 
 PG_PORT=5432
 PG_DATABASE="test"
@@ -297,6 +299,120 @@ ensure_redis() {
 	svc_log "Redis: $DOCAICHE_TEST_REDIS_URL"
 }
 
+# --- Redis Cluster ---------------------------------------------------------------
+
+# Three throwaway cluster nodes (no replicas) on free loopback ports, for the
+# distributed rate limiter's cluster suite. Unlike the standalone Redis they
+# are always ours: started fresh for the run, stopped on exit (the pidfiles
+# live in $RUN_DIR/redis-cluster, so a run also stops the nodes a crashed or
+# --services-only run left behind).
+REDIS_CLUSTER_NODES=3
+
+redis_cluster_dir() { echo "$RUN_DIR/redis-cluster"; }
+
+# Prints N distinct free loopback ports (client ports and cluster-bus ports
+# are picked apart: the default bus port, port + 10000, may not exist).
+free_ports() {
+	local n=$1 port ports=()
+	while ((${#ports[@]} < n)); do
+		port=$(free_port)
+		[[ " ${ports[*]} " == *" $port "* ]] || ports+=("$port")
+	done
+	echo "${ports[@]}"
+}
+
+redis_cluster_ok() {
+	local port
+	for port in "$@"; do
+		timeout 2 redis-cli -h 127.0.0.1 -p "$port" cluster info 2>/dev/null |
+			tr -d '\r' | grep -qx 'cluster_state:ok' || return 1
+	done
+}
+
+ensure_redis_cluster() {
+	if [[ -n ${DOCAICHE_TEST_REDIS_CLUSTER_URLS:-} ]]; then
+		svc_log "Redis Cluster: using DOCAICHE_TEST_REDIS_CLUSTER_URLS from the environment"
+		return 0
+	fi
+	if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+		svc_may_install || {
+			svc_unavailable "Redis Cluster" "redis-server/redis-cli not installed and installing is off (needs root, no DOCAICHE_NO_INSTALL=1)"
+			return 0
+		}
+		apt_install redis-server redis-tools || {
+			svc_unavailable "Redis Cluster" "apt-get install redis-server redis-tools failed"
+			return 0
+		}
+	fi
+	stop_redis_cluster
+	local dir i ports bus urls=() nodes=()
+	dir=$(redis_cluster_dir)
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	read -r -a ports <<<"$(free_ports $((2 * REDIS_CLUSTER_NODES)))"
+	bus=("${ports[@]:REDIS_CLUSTER_NODES}")
+	ports=("${ports[@]:0:REDIS_CLUSTER_NODES}")
+	svc_log "starting a ${REDIS_CLUSTER_NODES}-node Redis Cluster on 127.0.0.1:${ports[*]} (logs: $dir)"
+	for ((i = 0; i < REDIS_CLUSTER_NODES; i++)); do
+		run_detached "$dir/start.log" redis-server --daemonize yes \
+			--bind 127.0.0.1 --port "${ports[i]}" --cluster-enabled yes \
+			--cluster-port "${bus[i]}" --cluster-config-file "nodes-${ports[i]}.conf" \
+			--cluster-node-timeout 5000 --save "" --appendonly no --dir "$dir" \
+			--logfile "$dir/redis-${ports[i]}.log" --pidfile "$dir/redis-${ports[i]}.pid" || {
+			tail -n 20 "$dir/start.log" >&2
+			stop_redis_cluster
+			svc_unavailable "Redis Cluster" "redis-server --cluster-enabled yes did not start"
+			return 0
+		}
+		nodes+=("127.0.0.1:${ports[i]}")
+		urls+=("redis://127.0.0.1:${ports[i]}")
+	done
+	for ((i = 0; i < REDIS_CLUSTER_NODES; i++)); do
+		wait_for 15 "Redis Cluster node on 127.0.0.1:${ports[i]}" redis_ping "${ports[i]}" || {
+			stop_redis_cluster
+			svc_unavailable "Redis Cluster" "node 127.0.0.1:${ports[i]} did not answer"
+			return 0
+		}
+	done
+	run_logged "$dir/create.log" redis-cli --cluster create "${nodes[@]}" \
+		--cluster-replicas 0 --cluster-yes || {
+		stop_redis_cluster
+		svc_unavailable "Redis Cluster" "redis-cli --cluster create failed"
+		return 0
+	}
+	wait_for 30 "Redis Cluster state ok" redis_cluster_ok "${ports[@]}" || {
+		stop_redis_cluster
+		svc_unavailable "Redis Cluster" "cluster_state never became ok"
+		return 0
+	}
+	DOCAICHE_TEST_REDIS_CLUSTER_URLS=$(
+		IFS=,
+		echo "${urls[*]}"
+	)
+	export DOCAICHE_TEST_REDIS_CLUSTER_URLS
+	svc_log "Redis Cluster: $DOCAICHE_TEST_REDIS_CLUSTER_URLS"
+}
+
+# Stops the cluster nodes whose pidfiles are in the cluster directory (only
+# processes that are still redis-server cluster nodes of that directory).
+stop_redis_cluster() {
+	local dir pidfile pid tries
+	dir=$(redis_cluster_dir)
+	for pidfile in "$dir"/redis-*.pid; do
+		[[ -f $pidfile ]] || continue
+		pid=$(<"$pidfile")
+		if [[ $pid =~ ^[0-9]+$ ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'redis-server.*cluster'; then
+			kill -TERM "$pid" 2>/dev/null || true
+			for ((tries = 20; tries > 0; tries--)); do
+				kill -0 "$pid" 2>/dev/null || break
+				sleep 0.25
+			done
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
+		rm -f "$pidfile"
+	done
+}
+
 # --- OpenBao ------------------------------------------------------------------
 
 # Prints the path of a working `bao` binary.
@@ -388,5 +504,6 @@ stop_openbao() {
 ensure_services() {
 	ensure_postgres
 	ensure_redis
+	ensure_redis_cluster
 	ensure_openbao
 }

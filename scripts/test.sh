@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, clippy, and every test of the workspace
 # (unit, integration, conformance, doctests, the example server) against real
-# PostgreSQL, Redis and OpenBao on loopback, which it starts, and installs
-# with apt/pip when missing (as root; DOCAICHE_NO_INSTALL=1 stops that).
+# PostgreSQL, Redis (standalone and a 3-node Redis Cluster) and OpenBao on
+# loopback, which it starts, and installs with apt/pip when missing (as root;
+# DOCAICHE_NO_INSTALL=1 stops that).
 #
 # Usage:
 #   ./scripts/test.sh                     fmt, clippy, docs, tests, backend table
@@ -18,10 +19,11 @@
 # Environment read: CI, DOCAICHE_REQUIRE_BACKENDS, DOCAICHE_NO_INSTALL,
 # DOCAICHE_TEST_RUN_DIR (default .test-services/), DOCAICHE_FUZZ_SECONDS
 # (per fuzz target, default 10), and any DOCAICHE_TEST_*_URL
-# / _VAULT_ADDR + _VAULT_TOKEN already set (those servers are then used as
-# they are). Environment set for the tests: DOCAICHE_TEST_POSTGRES_URL,
-# DOCAICHE_TEST_REDIS_URL, DOCAICHE_TEST_VAULT_ADDR, DOCAICHE_TEST_VAULT_TOKEN,
-# DOCAICHE_TEST_REPORT_DIR.
+# / _REDIS_CLUSTER_URLS / _VAULT_ADDR + _VAULT_TOKEN already set (those
+# servers are then used as they are). Environment set for the tests:
+# DOCAICHE_TEST_POSTGRES_URL, DOCAICHE_TEST_REDIS_URL,
+# DOCAICHE_TEST_REDIS_CLUSTER_URLS (comma-separated node URLs),
+# DOCAICHE_TEST_VAULT_ADDR, DOCAICHE_TEST_VAULT_TOKEN, DOCAICHE_TEST_REPORT_DIR.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -31,7 +33,7 @@ source "$REPO/scripts/services.sh"
 
 # Backend suites that must report in (tests/backends/report.rs writes
 # <suite>.ran or <suite>.skipped); suites not listed still show in the table.
-EXPECTED_BACKEND_SUITES=(postgres redis openbao)
+EXPECTED_BACKEND_SUITES=(postgres redis redis-limiter redis-cluster openbao)
 
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
 
@@ -86,7 +88,10 @@ export DOCAICHE_TEST_REPORT_DIR=$RUN_DIR/report
 
 cleanup() {
 	local status=$?
-	if [[ -z $services_only ]]; then stop_openbao; fi
+	if [[ -z $services_only ]]; then
+		stop_openbao
+		stop_redis_cluster
+	fi
 	exit "$status"
 }
 trap cleanup EXIT
@@ -123,8 +128,9 @@ for p in json.load(sys.stdin)["packages"]:
 print_exports() {
 	local var
 	echo "# DocAIche test servers; OpenBao runs as pid ${BAO_PID:-?}: stop it with kill ${BAO_PID:-PID}"
-	for var in DOCAICHE_TEST_POSTGRES_URL DOCAICHE_TEST_REDIS_URL DOCAICHE_TEST_VAULT_ADDR \
-		DOCAICHE_TEST_VAULT_TOKEN DOCAICHE_TEST_REPORT_DIR; do
+	echo "# the Redis Cluster nodes' pidfiles are in $(redis_cluster_dir); the next run stops them"
+	for var in DOCAICHE_TEST_POSTGRES_URL DOCAICHE_TEST_REDIS_URL DOCAICHE_TEST_REDIS_CLUSTER_URLS \
+		DOCAICHE_TEST_VAULT_ADDR DOCAICHE_TEST_VAULT_TOKEN DOCAICHE_TEST_REPORT_DIR; do
 		if [[ -n ${!var:-} ]]; then printf 'export %s=%q\n' "$var" "${!var}"; fi
 	done
 }
@@ -181,7 +187,7 @@ fi
 if [[ -z $quick ]]; then
 	step format cargo fmt --all --check -- --color "$CARGO_TERM_COLOR"
 fi
-svc_log "services: PostgreSQL, Redis, OpenBao"
+svc_log "services: PostgreSQL, Redis, Redis Cluster, OpenBao"
 ensure_services
 if [[ -z $quick ]]; then
 	step clippy cargo clippy --workspace --all-targets --all-features -- -D warnings

@@ -1,30 +1,74 @@
 //! # docaiche-ratelimit
 //!
-//! Rate limiting for DocAIche servers: GCRA limiters in-process (on
-//! `governor`) and distributed (one Redis Lua script, hash-tagged keys for
-//! Redis Cluster), policies (tiers, route classes, keys by API key,
-//! principal, tenant and trusted client address), failure modes when Redis
-//! is down (fail closed, fail open, or fall back to a local share), and the
-//! `RateLimitLayer` tower middleware answering 429 with `Retry-After` and the
-//! IETF `RateLimit` / `RateLimit-Policy` headers.
+//! Rate limiting for DocAIche servers: exact GCRA limiters in-process
+//! ([`local::LocalRateLimiter`]) and distributed over Redis or Redis
+//! Cluster (`redis::RedisRateLimiter`, one Lua script per decision, Redis
+//! server time, hash-tagged keys), a failure-policy wrapper for when Redis
+//! dies ([`fallback::ResilientRateLimiter`]: fail closed, fail open, or fall
+//! back to this instance's share of the limit, behind a circuit breaker),
+//! policies as configuration ([`policy`]), and the
+//! [`RateLimitLayer`](layer::RateLimitLayer) tower middleware that answers
+//! 429 `quota-exceeded` problems with `Retry-After` and the `RateLimit-Policy`
+//! / `RateLimit` fields of draft-ietf-httpapi-ratelimit-headers-11
+//! ([`headers`]).
 //!
-//! **Status:** the crate is part of the workspace layout; its implementation
-//! arrives with the rate-limit issue. The contract it implements is
-//! [`RateLimiter`](docaiche_core::RateLimiter):
+//! It does not authenticate: put the auth layer outside the rate-limit
+//! layer so limits can key by principal, tenant and API key (unauthenticated
+//! requests are keyed by client address).
 //!
 //! ```
 //! use std::num::NonZeroU32;
-//! use docaiche_ratelimit::contracts::Quota;
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use docaiche_core::{ManualClock, RateLimiter};
+//! use docaiche_core::rate_limit::{Quota, RateLimitKey};
+//! use docaiche_ratelimit::local::LocalRateLimiter;
 //!
-//! let quota = Quota::per_minute(NonZeroU32::new(600).expect("non-zero"));
-//! assert_eq!(quota.emission_interval().as_millis(), 100);
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), docaiche_core::Error> {
+//! let clock = ManualClock::new();
+//! let limiter = LocalRateLimiter::new(Arc::new(clock.clone()));
+//! let quota = Quota::per_second(NonZeroU32::new(2).expect("non-zero"));
+//! let key = RateLimitKey::new("tenant:acme")?;
+//! let one = NonZeroU32::MIN;
+//!
+//! assert!(limiter.check(&key, &quota, one).await?.allowed);
+//! assert!(limiter.check(&key, &quota, one).await?.allowed);
+//! let denied = limiter.check(&key, &quota, one).await?;
+//! assert!(!denied.allowed);
+//! assert_eq!(denied.retry_after, Some(Duration::from_millis(500)));
+//! # Ok(()) }
 //! ```
+//!
+//! Policies are configuration: [`policy::RateLimitConfig`] (serde) builds a
+//! [`policy::PolicySet`]. A policy is a named list of limits that must all
+//! pass, each a [`Quota`](docaiche_core::rate_limit::Quota), a key (API key,
+//! principal, tenant, client address, global) and a cost, plus an optional
+//! per-tenant concurrency limit for heavy routes. Route classes are chosen
+//! per router group with [`RateLimitLayer::for_class`](layer::RateLimitLayer::for_class);
+//! tiers swap a class's policy per tenant. The client address is the socket
+//! peer, or `X-Forwarded-For` read only through configured trusted proxies.
+//!
+//! ## Design decisions and their cost
+//!
+//! - **Our own GCRA, governor as the baseline.** governor's keyed limiter
+//!   takes one quota per limiter, has no `peek`, treats a cost above the
+//!   burst as an error and keeps unbounded keys on its own clock; the
+//!   [`gcra`] module is the one definition of the maths, shared by the local
+//!   limiter and (line by line) the Redis Lua script, and tested against
+//!   governor on the same sequences. Cost: the dynamic `RateLimiter` call
+//!   (an `async_trait` box, ~40 ns) on top of the decision.
+//! - **Refuse, never queue.** Over a limit the answer is an immediate 429.
+//! - **Composed limits peek first**, so a request refused by one limit does
+//!   not spend the others (a race between peek and check can still charge
+//!   an earlier limit; the trait has no refund).
 //!
 //! ## Features
 //!
 //! | feature | enables |
 //! |---|---|
-//! | `redis` | the distributed Redis limiter (arrives with the rate-limit issue) |
+//! | `redis` | the distributed Redis / Redis Cluster limiter |
+//! | `axum` | reading the client address from axum's `ConnectInfo<SocketAddr>` |
 //!
 //! ## MSRV
 //!

@@ -4,7 +4,14 @@
 //! set (or kept) and a trace span opened with it, the id is copied to the
 //! response, CORS answers, panics become a 500 problem, error responses from
 //! the limit and timeout layers become problems, the body limit and the
-//! request timeout apply, then the route runs.
+//! request timeout apply, the route group's rate limit applies, then the
+//! route runs.
+//!
+//! Every route belongs to a [`RouteGroup`] named for its rate-limit class
+//! (`probes`, `default`, `documents`); [`router`] is built only from
+//! [`route_groups`], and a test walks every route of every group checking
+//! that its responses carry the RateLimit headers, so a route cannot be
+//! added without a policy.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,10 +21,13 @@ use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use docaiche_core::Error;
+use axum::routing::{MethodRouter, get};
+use docaiche_core::clock::SystemClock;
 use docaiche_core::health::{HEALTH_JSON, HealthRegistry};
 use docaiche_core::problem::PROBLEM_JSON;
+use docaiche_core::{Error, RateLimiter};
+use docaiche_ratelimit::layer::RateLimitLayer;
+use docaiche_ratelimit::local::LocalRateLimiter;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -42,20 +52,107 @@ pub(crate) struct AppState {
     pub(crate) health: Arc<HealthRegistry>,
     /// Limits and CORS.
     pub(crate) http: HttpSettings,
+    /// The rate-limit layer of the `default` class; the other classes'
+    /// layers are made from it and share its limiter and metrics.
+    pub(crate) rate_limit: RateLimitLayer,
 }
 
 impl AppState {
-    /// State for `config` with its readiness checks.
-    pub(crate) fn new(config: &Config, health: HealthRegistry) -> Self {
-        Self {
+    /// State for `config` with its readiness checks, rate limited in
+    /// process ([`LocalRateLimiter`]).
+    ///
+    /// # Errors
+    /// [`Error::Misconfigured`] if the rate-limit configuration is invalid
+    /// or lacks a policy for one of the router's classes (`validate` reports
+    /// both earlier).
+    pub(crate) fn new(config: &Config, health: HealthRegistry) -> Result<Self, Error> {
+        let limiter: Arc<dyn RateLimiter> =
+            Arc::new(LocalRateLimiter::new(Arc::new(SystemClock::new())));
+        Ok(Self {
             health: Arc::new(health),
             http: HttpSettings {
                 request_timeout: config.server.request_timeout(),
                 body_limit: config.server.body_limit_bytes,
                 allowed_origins: config.cors.allowed_origins.clone(),
             },
+            rate_limit: rate_limit_layer(config, limiter)?,
+        })
+    }
+}
+
+/// The `default` class's layer for `config`, checking that every class the
+/// router uses has a policy.
+pub(crate) fn rate_limit_layer(
+    config: &Config,
+    limiter: Arc<dyn RateLimiter>,
+) -> Result<RateLimitLayer, Error> {
+    let policies = config.rate_limit.effective().build()?;
+    let layer = RateLimitLayer::new(limiter, policies, "default")?;
+    for class in crate::config::RateLimitSection::CLASSES {
+        layer.for_class(class)?;
+    }
+    Ok(layer)
+}
+
+/// Routes sharing one rate-limit class, and their paths (for the test that
+/// walks them).
+pub(crate) struct RouteGroup {
+    /// The rate-limit class (a policy name).
+    pub(crate) class: &'static str,
+    /// The routes.
+    router: Router<AppState>,
+    /// Every path added with [`RouteGroup::route`].
+    pub(crate) paths: Vec<&'static str>,
+}
+
+impl RouteGroup {
+    /// An empty group of class `class`.
+    fn new(class: &'static str) -> Self {
+        Self {
+            class,
+            router: Router::new(),
+            paths: Vec::new(),
         }
     }
+
+    /// Answer unknown routes from this group (one group only): a 404
+    /// problem, rate limited like the group's routes.
+    fn with_not_found_fallback(mut self) -> Self {
+        self.router = self.router.fallback(not_found);
+        self
+    }
+
+    /// Add a route.
+    fn route(mut self, path: &'static str, handler: MethodRouter<AppState>) -> Self {
+        self.router = self.router.route(path, handler);
+        self.paths.push(path);
+        self
+    }
+
+    /// The group's routes behind its rate-limit layer. The 405 fallback is
+    /// set before the layer so that wrong-method answers are limited too.
+    fn into_router(self, rate_limit: &RateLimitLayer) -> Result<Router<AppState>, Error> {
+        Ok(self
+            .router
+            .method_not_allowed_fallback(method_not_allowed)
+            .layer(rate_limit.for_class(self.class)?))
+    }
+}
+
+/// Every route of the server, by rate-limit class. Unknown routes (the 404
+/// fallback) belong to `default`.
+pub(crate) fn route_groups() -> Vec<RouteGroup> {
+    let probes = RouteGroup::new("probes")
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready));
+    // Document processing (upload, extraction, jobs) arrives with the
+    // extraction issue and goes here: its own, stricter policy with a
+    // per-tenant concurrency limit.
+    let documents = RouteGroup::new("documents");
+    let default = RouteGroup::new("default").with_not_found_fallback();
+    #[cfg(test)]
+    let default = tests::routes(default);
+    vec![probes, documents, default]
 }
 
 /// The HTTP-level settings the layers need (a `Duration` rather than whole
@@ -72,14 +169,17 @@ pub(crate) struct HttpSettings {
 
 /// The complete application: routes and layers.
 pub(crate) fn router(state: AppState) -> Router {
-    let routes = Router::new()
-        .route("/health/live", get(live))
-        .route("/health/ready", get(ready));
-    #[cfg(test)]
-    let routes = routes.merge(tests::routes());
+    let mut routes = Router::new();
+    for group in route_groups() {
+        // AppState::new checked every class of the router; a failure here
+        // is a bug in route_groups, and serving it unlimited is not an
+        // option.
+        let limited = group
+            .into_router(&state.rate_limit)
+            .expect("invariant: AppState::new checked every route class");
+        routes = routes.merge(limited);
+    }
     let routes = routes
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
         // The body limit is the tower-http layer's, from the configuration.
         .layer(DefaultBodyLimit::disable())
         .with_state(state.clone());
@@ -223,7 +323,12 @@ fn cors(origins: &[String]) -> CorsLayer {
             HeaderName::from_static("x-api-key"),
             REQUEST_ID,
         ])
-        .expose_headers([REQUEST_ID, header::RETRY_AFTER])
+        .expose_headers([
+            REQUEST_ID,
+            header::RETRY_AFTER,
+            docaiche_ratelimit::headers::RATELIMIT,
+            docaiche_ratelimit::headers::RATELIMIT_POLICY,
+        ])
         .max_age(Duration::from_secs(600))
 }
 
@@ -254,9 +359,9 @@ mod tests {
     use super::*;
     use crate::test_support::TestDir;
 
-    /// Routes that exist only in tests.
-    pub(super) fn routes() -> Router<AppState> {
-        Router::new()
+    /// Routes that exist only in tests, in the `default` class.
+    pub(super) fn routes(group: RouteGroup) -> RouteGroup {
+        group
             .route("/test/panic", get(panics))
             .route(
                 "/test/sleep/{ms}",
@@ -284,7 +389,8 @@ mod tests {
     fn app_for(dir: &std::path::Path, http: HttpSettings) -> Router {
         let mut config = Config::default();
         config.storage.data_dir = dir.to_path_buf();
-        let mut state = AppState::new(&config, crate::health::registry(&config));
+        let mut state =
+            AppState::new(&config, crate::health::registry(&config)).expect("valid state");
         state.http = http;
         router(state)
     }
@@ -507,5 +613,109 @@ mod tests {
         )
         .await;
         assert!(!headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN));
+    }
+
+    /// A concrete path for a route pattern (`{param}` → `1`).
+    fn concrete(path: &str) -> String {
+        path.split('/')
+            .map(|segment| {
+                if segment.starts_with('{') {
+                    "1"
+                } else {
+                    segment
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
+    #[tokio::test]
+    async fn every_route_answers_with_ratelimit_headers() {
+        let dir = TestDir::new("app-every-route-limited");
+        let mut walked = 0;
+        for group in route_groups() {
+            // Test-only routes include a panicking handler, answered by the
+            // outer panic layer; every production route is walked.
+            for path in group.paths.iter().filter(|p| !p.starts_with("/test/")) {
+                let (status, headers, _) = send(
+                    app_for(dir.path(), settings()),
+                    get_request(&concrete(path)),
+                )
+                .await;
+                let policy = headers
+                    .get("ratelimit-policy")
+                    .unwrap_or_else(|| panic!("{path} ({status}) has no RateLimit-Policy"));
+                let name = policy.to_str().expect("ascii");
+                assert!(
+                    name.starts_with(&format!("\"{}-", group.class)),
+                    "{path}: {name}"
+                );
+                assert!(headers.contains_key("ratelimit"), "{path} has no RateLimit");
+                walked += 1;
+            }
+        }
+        assert!(walked >= 2, "the health routes at least");
+        // Unknown routes and wrong methods are limited as well.
+        for request in [
+            get_request("/nope"),
+            Request::delete("/health/live")
+                .body(Body::empty())
+                .expect("request"),
+        ] {
+            let (status, headers, _) = send(app_for(dir.path(), settings()), request).await;
+            assert!(status.is_client_error());
+            assert!(headers.contains_key("ratelimit-policy"), "{status}");
+            assert!(headers.contains_key("ratelimit"), "{status}");
+        }
+    }
+
+    #[test]
+    fn route_groups_use_only_the_checked_classes() {
+        for group in route_groups() {
+            assert!(
+                crate::config::RateLimitSection::CLASSES.contains(&group.class),
+                "{} is not checked at start-up",
+                group.class
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn health_probes_are_rate_limited_per_client_address() {
+        let dir = TestDir::new("app-probes-limited");
+        let mut config = Config::default();
+        config.storage.data_dir = dir.path().to_path_buf();
+        config.rate_limit.0.policies.insert(
+            "probes".into(),
+            serde_json::from_value(serde_json::json!({
+                "limits": [{ "key": "client_addr", "limit": 2, "period_secs": 60 }]
+            }))
+            .expect("policy"),
+        );
+        let app = router(AppState::new(&config, crate::health::registry(&config)).expect("state"));
+        let probe = |peer: &str| {
+            let mut request = get_request("/health/live");
+            let peer: std::net::SocketAddr = peer.parse().expect("addr");
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            request
+        };
+        for _ in 0..2 {
+            let (status, _, _) = send(app.clone(), probe("192.0.2.10:5000")).await;
+            assert_eq!(status, StatusCode::OK);
+        }
+        let (status, headers, body) = send(app.clone(), probe("192.0.2.10:5001")).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_problem(&headers, &body, "quota-exceeded");
+        assert_eq!(headers[header::RETRY_AFTER], "30");
+        assert_eq!(headers["ratelimit"], "\"probes-client-addr\";r=0;t=30");
+        // Another client is not affected.
+        let (status, headers, _) = send(app, probe("192.0.2.11:5000")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            headers["ratelimit-policy"],
+            "\"probes-client-addr\";q=2;w=60"
+        );
     }
 }

@@ -25,6 +25,7 @@
 //! | `DOCAICHE_LOCAL_KEY_FILE` | `keys.local_key_file` | path of a key file you manage |
 //! | `DOCAICHE_LOG` | `log.filter` | `tracing` filter, default `info` |
 //! | `DOCAICHE_LOG_FORMAT` | `log.format` | `json` (default) or `pretty` |
+//! | `DOCAICHE_TRUSTED_PROXIES` | `rate_limit.trusted_proxies` | comma list of CIDR blocks |
 //!
 //! # Secrets
 //!
@@ -43,6 +44,7 @@ use std::time::Duration;
 
 use docaiche_core::Error;
 use docaiche_core::secret_provider::validate_secret_name;
+use docaiche_ratelimit::policy::RateLimitConfig;
 use serde::Deserialize;
 
 /// Looks up an environment variable; the process environment in `main`, a map
@@ -82,8 +84,9 @@ impl FromStr for Environment {
     }
 }
 
-/// The whole configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+/// The whole configuration (`PartialEq` only: rate-limit periods are
+/// fractional seconds).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Config {
     /// `development` or `production`.
@@ -98,6 +101,8 @@ pub(crate) struct Config {
     pub(crate) keys: KeysConfig,
     /// `[log]`: filter and format.
     pub(crate) log: LogConfig,
+    /// `[rate_limit]`: policies per route class, tiers, trusted proxies.
+    pub(crate) rate_limit: RateLimitSection,
     /// Dotted names of raw TOML keys that look secret-bearing and hold a
     /// literal value. Filled by [`Config::from_toml_str`].
     #[serde(skip)]
@@ -228,6 +233,58 @@ impl FromStr for LogFormat {
             "pretty" => Ok(Self::Pretty),
             _ => Err("expected `json` or `pretty`"),
         }
+    }
+}
+
+/// `[rate_limit]`: the `docaiche-ratelimit` configuration, with the
+/// server's route classes built in.
+///
+/// The server's routes use three classes: `probes` (`/health/*`, keyed by
+/// client address), `default` (reads and everything not otherwise
+/// classed, including unknown routes) and `documents` (document
+/// processing, stricter, with a per-tenant concurrency limit). Each has a
+/// built-in policy ([`RateLimitSection::builtin_policies`]); a policy of
+/// the same name in the file replaces it, other names add policies (for
+/// tiers).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(transparent)]
+pub(crate) struct RateLimitSection(pub(crate) RateLimitConfig);
+
+impl RateLimitSection {
+    /// The route classes the server's router uses.
+    pub(crate) const CLASSES: [&'static str; 3] = ["default", "documents", "probes"];
+
+    /// The built-in policies of [`Self::CLASSES`].
+    pub(crate) fn builtin_policies() -> RateLimitConfig {
+        // A literal, checked by the tests; a typo here fails every start.
+        serde_json::from_value(serde_json::json!({
+            "policies": {
+                "default": { "limits": [
+                    { "key": "tenant", "limit": 1200, "period_secs": 60 },
+                    { "key": "principal", "limit": 300, "period_secs": 60 }
+                ]},
+                "documents": {
+                    "limits": [
+                        { "key": "tenant", "limit": 120, "period_secs": 60, "cost": "request" },
+                        { "key": "principal", "limit": 30, "period_secs": 60, "cost": "request" }
+                    ],
+                    "concurrency": { "limit": 4 }
+                },
+                "probes": { "limits": [
+                    { "key": "client_addr", "limit": 600, "period_secs": 60 }
+                ]}
+            }
+        }))
+        .expect("invariant: the built-in rate-limit policies are valid (tested)")
+    }
+
+    /// The file's settings over the built-in policies.
+    pub(crate) fn effective(&self) -> RateLimitConfig {
+        let mut config = self.0.clone();
+        for (name, policy) in Self::builtin_policies().policies {
+            config.policies.entry(name).or_insert(policy);
+        }
+        config
     }
 }
 
@@ -473,6 +530,15 @@ impl Config {
         set("DOCAICHE_LOG_FORMAT", &mut |v| {
             parse_into(&v, &mut self.log.format)
         });
+        set("DOCAICHE_TRUSTED_PROXIES", &mut |v| {
+            self.rate_limit.0.trusted_proxies = v
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect();
+            Ok(())
+        });
         if problems.is_empty() {
             Ok(())
         } else {
@@ -655,6 +721,28 @@ impl Config {
                     );
                 }
             }
+        }
+
+        // [rate_limit]
+        match self.rate_limit.effective().build() {
+            Err(Error::Misconfigured { setting, reason }) => {
+                add(Severity::Invalid, &setting, reason);
+            }
+            Err(other) => add(Severity::Invalid, "rate_limit", other.to_string().into()),
+            Ok(_) => {}
+        }
+        let proxies = &self.rate_limit.0.trusted_proxies;
+        if proxies
+            .iter()
+            .any(|p| matches!(p.trim(), "0.0.0.0/0" | "::/0"))
+        {
+            add(
+                Severity::Unsafe,
+                "rate_limit.trusted_proxies",
+                "trusts every address as a proxy, so any client can choose its own \
+                 X-Forwarded-For and escape its rate limit; list only your proxies' addresses"
+                    .into(),
+            );
         }
 
         // Literal secrets anywhere in the file.
@@ -1120,5 +1208,113 @@ mod tests {
         config
             .validate()
             .expect("sample is a valid development config");
+    }
+
+    #[test]
+    fn the_builtin_rate_limit_policies_cover_every_route_class() {
+        let config = RateLimitSection::default().effective();
+        let policies = config.build().expect("built-in policies are valid");
+        for class in RateLimitSection::CLASSES {
+            assert!(policies.has_class(class), "{class}");
+        }
+        let documents = policies.policy("documents").expect("documents");
+        let reads = policies.policy("default").expect("default");
+        assert!(
+            documents.limits()[0].quota().limit < reads.limits()[0].quota().limit,
+            "document processing is stricter than reads"
+        );
+        assert!(documents.concurrency().is_some());
+        assert_eq!(
+            policies.policy("probes").expect("probes").limits()[0].key_selector(),
+            docaiche_ratelimit::policy::KeySelector::ClientAddr
+        );
+    }
+
+    #[test]
+    fn a_rate_limit_policy_in_the_file_replaces_the_builtin_one() {
+        let config = Config::from_toml_str(
+            r#"
+            [rate_limit]
+            trusted_proxies = ["10.0.0.0/8"]
+            [rate_limit.policies.documents]
+            limits = [{ key = "tenant", limit = 5, period_secs = 60 }]
+            [rate_limit.policies.documents-pro]
+            limits = [{ key = "tenant", limit = 50, period_secs = 60 }]
+            [rate_limit.tiers.pro]
+            documents = "documents-pro"
+            [rate_limit.tenants]
+            acme = "pro"
+            "#,
+        )
+        .expect("parses");
+        config.validate().expect("valid");
+        let policies = config.rate_limit.effective().build().expect("valid");
+        let documents = policies.policy("documents").expect("documents");
+        assert_eq!(documents.limits()[0].quota().limit.get(), 5);
+        assert!(documents.concurrency().is_none(), "replaced, not merged");
+        assert!(policies.has_class("default") && policies.has_class("probes"));
+    }
+
+    #[test]
+    fn invalid_rate_limit_settings_are_refused_by_name() {
+        let config = Config::from_toml_str(
+            r#"
+            [rate_limit.policies.default]
+            limits = [{ key = "tenant", limit = 0, period_secs = 60 }]
+            "#,
+        )
+        .expect("parses");
+        assert_eq!(
+            settings(&config),
+            ["rate_limit.policies.default.limits[0].limit"]
+        );
+
+        let config = Config::from_toml_str(
+            "[rate_limit.policies.\"evil\\\"name\"]\nlimits = [{ key = \"global\", limit = 1, period_secs = 1 }]\n",
+        )
+        .expect("parses");
+        let refused = settings(&config);
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert!(
+            refused[0].starts_with("rate_limit.policies.evil"),
+            "{refused:?}"
+        );
+
+        let err = Config::from_toml_str("[rate_limit]\ntrusted = []\n").expect_err("unknown key");
+        assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn trusting_every_address_as_a_proxy_is_refused_in_production() {
+        let mut config = production("");
+        config.rate_limit.0.trusted_proxies = vec!["0.0.0.0/0".into()];
+        assert_eq!(settings(&config), ["rate_limit.trusted_proxies"]);
+        config.environment = Environment::Development;
+        let warnings = config.validate().expect("development warns");
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.setting == "rate_limit.trusted_proxies")
+        );
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_the_environment() {
+        let env = env_of(&[("DOCAICHE_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.1,")]);
+        let config = Config::load(None, &env).expect("loads");
+        assert_eq!(
+            config.rate_limit.0.trusted_proxies,
+            ["10.0.0.0/8", "192.168.1.1"]
+        );
+        config.validate().expect("valid");
+    }
+
+    #[test]
+    fn the_sample_shows_the_builtin_rate_limit_policies() {
+        let sample = Config::from_toml_str(include_str!("../server.example.toml")).expect("parses");
+        assert_eq!(
+            sample.rate_limit.0.policies,
+            RateLimitSection::builtin_policies().policies
+        );
     }
 }

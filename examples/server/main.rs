@@ -18,6 +18,10 @@
 //! every offending setting with its fix to stderr and exits with status 2.
 //!
 //! Routes: `GET /health/live` and `GET /health/ready` (`application/health+json`).
+//! Every route is rate limited by its class's policy (`[rate_limit]` in the
+//! configuration; in-process limiter) and answers with the `RateLimit-Policy`
+//! and `RateLimit` headers; over the limit, a 429 `quota-exceeded` problem
+//! with `Retry-After`.
 //! Every error is an RFC 9457 `application/problem+json` document. SIGINT or
 //! SIGTERM stops accepting connections and lets in-flight requests finish
 //! within `server.shutdown_grace_secs`.
@@ -148,7 +152,7 @@ async fn run(config: Config) -> Result<(), docaiche_core::Error> {
         .map_err(|e| Error::misconfigured("storage.data_dir", e.to_string()))?;
     keys::prepare(&config.key_source())?;
 
-    let state = app::AppState::new(&config, health::registry(&config));
+    let state = app::AppState::new(&config, health::registry(&config))?;
     let listener = TcpListener::bind(config.server.bind)
         .await
         .map_err(|e| Error::misconfigured("server.bind", format!("cannot listen: {e}")))?;

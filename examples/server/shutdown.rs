@@ -3,6 +3,7 @@
 
 use std::future::{Future, IntoFuture as _};
 use std::io;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
@@ -69,9 +70,13 @@ pub(crate) async fn serve(
         // The receiver is gone only if serving already ended.
         let _ = draining_tx.send(());
     };
-    let server = axum::serve(listener, app)
-        .with_graceful_shutdown(signal)
-        .into_future();
+    // The socket peer reaches the rate-limit layer as ConnectInfo.
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(signal)
+    .into_future();
     let deadline = async move {
         if draining_rx.await.is_err() {
             // Serving ended on its own; the other branch has won.
