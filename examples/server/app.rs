@@ -22,12 +22,10 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
-use docaiche_core::clock::SystemClock;
 use docaiche_core::health::{HEALTH_JSON, HealthRegistry};
 use docaiche_core::problem::PROBLEM_JSON;
 use docaiche_core::{Error, RateLimiter};
 use docaiche_ratelimit::layer::RateLimitLayer;
-use docaiche_ratelimit::local::LocalRateLimiter;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -40,7 +38,8 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-use crate::config::Config;
+use crate::config::{Config, EnvLookup};
+use crate::limiter::Limiter;
 
 /// The request-id header, set when absent and echoed on the response.
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -58,16 +57,36 @@ pub(crate) struct AppState {
 }
 
 impl AppState {
-    /// State for `config` with its readiness checks, rate limited in
-    /// process ([`LocalRateLimiter`]).
+    /// State for `config`: the limiter its `[rate_limit]` asks for (`env`
+    /// resolves an `env:` Redis URL reference) and every readiness check,
+    /// the limiter backend's included.
+    ///
+    /// # Errors
+    /// As [`Limiter::from_config`] and [`Self::new`].
+    pub(crate) async fn from_config(config: &Config, env: EnvLookup<'_>) -> Result<Self, Error> {
+        let limiter = Limiter::from_config(config, env).await?;
+        let redis = limiter.backend == crate::config::RateLimitBackend::Redis;
+        // The backend and the failure policy; never the Redis URL.
+        tracing::info!(
+            backend = limiter.backend.as_str(),
+            on_redis_failure = redis.then(|| config.rate_limit.on_redis_failure.as_str()),
+            "rate limiter ready"
+        );
+        let health = crate::health::registry(config, &limiter);
+        Self::new(config, health, limiter.limiter)
+    }
+
+    /// State for `config` with these readiness checks and this limiter.
     ///
     /// # Errors
     /// [`Error::Misconfigured`] if the rate-limit configuration is invalid
     /// or lacks a policy for one of the router's classes (`validate` reports
     /// both earlier).
-    pub(crate) fn new(config: &Config, health: HealthRegistry) -> Result<Self, Error> {
-        let limiter: Arc<dyn RateLimiter> =
-            Arc::new(LocalRateLimiter::new(Arc::new(SystemClock::new())));
+    pub(crate) fn new(
+        config: &Config,
+        health: HealthRegistry,
+        limiter: Arc<dyn RateLimiter>,
+    ) -> Result<Self, Error> {
         Ok(Self {
             health: Arc::new(health),
             http: HttpSettings {
@@ -386,11 +405,17 @@ mod tests {
         }
     }
 
+    /// State for `config`, rate limited in process.
+    fn local_state(config: &Config) -> AppState {
+        let limiter = Limiter::local();
+        let health = crate::health::registry(config, &limiter);
+        AppState::new(config, health, limiter.limiter).expect("valid state")
+    }
+
     fn app_for(dir: &std::path::Path, http: HttpSettings) -> Router {
         let mut config = Config::default();
         config.storage.data_dir = dir.to_path_buf();
-        let mut state =
-            AppState::new(&config, crate::health::registry(&config)).expect("valid state");
+        let mut state = local_state(&config);
         state.http = http;
         router(state)
     }
@@ -685,14 +710,14 @@ mod tests {
         let dir = TestDir::new("app-probes-limited");
         let mut config = Config::default();
         config.storage.data_dir = dir.path().to_path_buf();
-        config.rate_limit.0.policies.insert(
+        config.rate_limit.limits.policies.insert(
             "probes".into(),
             serde_json::from_value(serde_json::json!({
                 "limits": [{ "key": "client_addr", "limit": 2, "period_secs": 60 }]
             }))
             .expect("policy"),
         );
-        let app = router(AppState::new(&config, crate::health::registry(&config)).expect("state"));
+        let app = router(local_state(&config));
         let probe = |peer: &str| {
             let mut request = get_request("/health/live");
             let peer: std::net::SocketAddr = peer.parse().expect("addr");
@@ -716,6 +741,70 @@ mod tests {
         assert_eq!(
             headers["ratelimit-policy"],
             "\"probes-client-addr\";q=2;w=60"
+        );
+    }
+
+    /// A router on the Redis backend, the URL given by `url` (as the value
+    /// of the `env:` reference), falling back in process.
+    #[cfg(feature = "redis")]
+    async fn redis_app(dir: &std::path::Path, url: String) -> Router {
+        let mut config = Config::default();
+        config.storage.data_dir = dir.to_path_buf();
+        config.rate_limit.backend = crate::config::RateLimitBackend::Redis;
+        config.rate_limit.redis_url = Some("env:DOCAICHE_TEST_REDIS_URL".into());
+        let env = move |name: &str| (name == "DOCAICHE_TEST_REDIS_URL").then(|| url.clone());
+        config.validate().expect("valid");
+        router(
+            AppState::from_config(&config, &env)
+                .await
+                .expect("redis state"),
+        )
+    }
+
+    #[cfg(feature = "redis")]
+    #[tokio::test]
+    async fn the_redis_backend_limits_and_reports_redis_in_readiness() {
+        let Ok(url) = std::env::var("DOCAICHE_TEST_REDIS_URL") else {
+            eprintln!("skipping: DOCAICHE_TEST_REDIS_URL is not set");
+            return;
+        };
+        let dir = TestDir::new("app-redis");
+        let app = redis_app(dir.path(), url).await;
+        let (status, headers, _) = send(app.clone(), get_request("/health/live")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(headers.contains_key("ratelimit-policy"));
+        assert!(headers.contains_key("ratelimit"));
+
+        let (status, _, body) = send(app, get_request("/health/ready")).await;
+        assert_eq!(status, StatusCode::OK);
+        let report = json(&body);
+        assert_eq!(report["status"], "pass", "{report}");
+        assert!(
+            report.to_string().contains("redis_rate_limit"),
+            "the Redis check is registered: {report}"
+        );
+    }
+
+    #[cfg(feature = "redis")]
+    #[tokio::test]
+    async fn a_refused_redis_falls_back_quickly_and_degrades_readiness() {
+        let dir = TestDir::new("app-redis-down");
+        let started = std::time::Instant::now();
+        let app = redis_app(dir.path(), "redis://127.0.0.1:1".into()).await;
+        for _ in 0..3 {
+            let (status, headers, _) = send(app.clone(), get_request("/health/live")).await;
+            assert_eq!(status, StatusCode::OK, "fallback decides");
+            assert!(headers.contains_key("ratelimit-policy"));
+            assert!(headers.contains_key("ratelimit"));
+        }
+        let (status, _, body) = send(app, get_request("/health/ready")).await;
+        assert_eq!(status, StatusCode::OK, "an optional check degrades");
+        let report = json(&body);
+        assert_eq!(report["status"], "warn", "{report}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "took {:?}",
+            started.elapsed()
         );
     }
 }

@@ -26,6 +26,8 @@
 //! | `DOCAICHE_LOG` | `log.filter` | `tracing` filter, default `info` |
 //! | `DOCAICHE_LOG_FORMAT` | `log.format` | `json` (default) or `pretty` |
 //! | `DOCAICHE_TRUSTED_PROXIES` | `rate_limit.trusted_proxies` | comma list of CIDR blocks |
+//! | `DOCAICHE_RATE_LIMIT_BACKEND` | `rate_limit.backend` | `local` (default) or `redis` |
+//! | `DOCAICHE_REDIS_URL_SOURCE` | `rate_limit.redis_url` | `env:NAME` or `file:/path` |
 //!
 //! # Secrets
 //!
@@ -237,7 +239,7 @@ impl FromStr for LogFormat {
 }
 
 /// `[rate_limit]`: the `docaiche-ratelimit` configuration, with the
-/// server's route classes built in.
+/// server's route classes built in, and where the limiter keeps its state.
 ///
 /// The server's routes use three classes: `probes` (`/health/*`, keyed by
 /// client address), `default` (reads and everything not otherwise
@@ -246,9 +248,175 @@ impl FromStr for LogFormat {
 /// built-in policy ([`RateLimitSection::builtin_policies`]); a policy of
 /// the same name in the file replaces it, other names add policies (for
 /// tiers).
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(transparent)]
-pub(crate) struct RateLimitSection(pub(crate) RateLimitConfig);
+///
+/// The backend keys (`backend`, `redis_url`, `redis_cluster`,
+/// `on_redis_failure`, `instance_share`) sit beside the library's keys in
+/// the one table; unknown keys are still refused (by [`RateLimitConfig`]).
+#[derive(Clone, PartialEq)]
+pub(crate) struct RateLimitSection {
+    /// The library's settings: policies, tiers, trusted proxies.
+    pub(crate) limits: RateLimitConfig,
+    /// Where the limiter's state lives.
+    pub(crate) backend: RateLimitBackend,
+    /// A reference (`env:NAME`, `file:/path`) to the Redis URL, which may
+    /// carry a password; with [`Self::redis_cluster`], a comma-separated
+    /// list of node URLs.
+    pub(crate) redis_url: Option<String>,
+    /// The URL names nodes of a Redis Cluster.
+    pub(crate) redis_cluster: bool,
+    /// What to do while Redis is down.
+    pub(crate) on_redis_failure: OnRedisFailure,
+    /// This instance's share of each limit while falling back, in (0, 1].
+    pub(crate) instance_share: f64,
+}
+
+impl Default for RateLimitSection {
+    fn default() -> Self {
+        Self {
+            limits: RateLimitConfig::default(),
+            backend: RateLimitBackend::default(),
+            redis_url: None,
+            redis_cluster: false,
+            on_redis_failure: OnRedisFailure::default(),
+            instance_share: 1.0,
+        }
+    }
+}
+
+impl fmt::Debug for RateLimitSection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A literal URL may carry a password: show references only.
+        let redis_url = self.redis_url.as_deref().map(|url| {
+            if SecretRef::looks_like_reference(url) {
+                url
+            } else {
+                "<literal, redacted>"
+            }
+        });
+        f.debug_struct("RateLimitSection")
+            .field("limits", &self.limits)
+            .field("backend", &self.backend)
+            .field("redis_url", &redis_url)
+            .field("redis_cluster", &self.redis_cluster)
+            .field("on_redis_failure", &self.on_redis_failure)
+            .field("instance_share", &self.instance_share)
+            .finish()
+    }
+}
+
+/// The backend keys of `[rate_limit]`, split off before the rest goes to
+/// [`RateLimitConfig`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackendKeys {
+    #[serde(default)]
+    backend: RateLimitBackend,
+    #[serde(default)]
+    redis_url: Option<String>,
+    #[serde(default)]
+    redis_cluster: bool,
+    #[serde(default)]
+    on_redis_failure: OnRedisFailure,
+    #[serde(default = "one")]
+    instance_share: f64,
+}
+
+/// The default [`RateLimitSection::instance_share`].
+const fn one() -> f64 {
+    1.0
+}
+
+impl<'de> Deserialize<'de> for RateLimitSection {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        use serde_json::{Map, Value};
+
+        const BACKEND_KEYS: [&str; 5] = [
+            "backend",
+            "redis_url",
+            "redis_cluster",
+            "on_redis_failure",
+            "instance_share",
+        ];
+        let mut table = Map::<String, Value>::deserialize(deserializer)?;
+        let mut backend = Map::new();
+        for key in BACKEND_KEYS {
+            if let Some(value) = table.remove(key) {
+                backend.insert(key.to_owned(), value);
+            }
+        }
+        let keys: BackendKeys =
+            serde_json::from_value(Value::Object(backend)).map_err(D::Error::custom)?;
+        let limits: RateLimitConfig =
+            serde_json::from_value(Value::Object(table)).map_err(D::Error::custom)?;
+        Ok(Self {
+            limits,
+            backend: keys.backend,
+            redis_url: keys.redis_url,
+            redis_cluster: keys.redis_cluster,
+            on_redis_failure: keys.on_redis_failure,
+            instance_share: keys.instance_share,
+        })
+    }
+}
+
+/// `rate_limit.backend`: where the limiter keeps its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RateLimitBackend {
+    /// In process: each instance counts on its own.
+    #[default]
+    Local,
+    /// Redis (standalone or Cluster): instances share each limit.
+    Redis,
+}
+
+impl RateLimitBackend {
+    /// The name as written in the configuration.
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Redis => "redis",
+        }
+    }
+}
+
+impl FromStr for RateLimitBackend {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "local" => Ok(Self::Local),
+            "redis" => Ok(Self::Redis),
+            _ => Err("expected `local` or `redis`"),
+        }
+    }
+}
+
+/// `rate_limit.on_redis_failure`: what the limiter does while Redis is down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum OnRedisFailure {
+    /// Decide in process with [`RateLimitSection::instance_share`] of each
+    /// limit.
+    #[default]
+    Fallback,
+    /// Deny every request (429 with `Retry-After`).
+    FailClosed,
+    /// Allow every request, unlimited.
+    FailOpen,
+}
+
+impl OnRedisFailure {
+    /// The name as written in the configuration.
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            Self::Fallback => "fallback",
+            Self::FailClosed => "fail_closed",
+            Self::FailOpen => "fail_open",
+        }
+    }
+}
 
 impl RateLimitSection {
     /// The route classes the server's router uses.
@@ -280,7 +448,7 @@ impl RateLimitSection {
 
     /// The file's settings over the built-in policies.
     pub(crate) fn effective(&self) -> RateLimitConfig {
-        let mut config = self.0.clone();
+        let mut config = self.limits.clone();
         for (name, policy) in Self::builtin_policies().policies {
             config.policies.entry(name).or_insert(policy);
         }
@@ -531,12 +699,19 @@ impl Config {
             parse_into(&v, &mut self.log.format)
         });
         set("DOCAICHE_TRUSTED_PROXIES", &mut |v| {
-            self.rate_limit.0.trusted_proxies = v
+            self.rate_limit.limits.trusted_proxies = v
                 .split(',')
                 .map(str::trim)
                 .filter(|p| !p.is_empty())
                 .map(str::to_owned)
                 .collect();
+            Ok(())
+        });
+        set("DOCAICHE_RATE_LIMIT_BACKEND", &mut |v| {
+            parse_into(&v, &mut self.rate_limit.backend)
+        });
+        set("DOCAICHE_REDIS_URL_SOURCE", &mut |v| {
+            self.rate_limit.redis_url = Some(v);
             Ok(())
         });
         if problems.is_empty() {
@@ -731,7 +906,7 @@ impl Config {
             Err(other) => add(Severity::Invalid, "rate_limit", other.to_string().into()),
             Ok(_) => {}
         }
-        let proxies = &self.rate_limit.0.trusted_proxies;
+        let proxies = &self.rate_limit.limits.trusted_proxies;
         if proxies
             .iter()
             .any(|p| matches!(p.trim(), "0.0.0.0/0" | "::/0"))
@@ -744,6 +919,7 @@ impl Config {
                     .into(),
             );
         }
+        self.rate_limit_backend_findings(&mut add);
 
         // Literal secrets anywhere in the file.
         for setting in &self.literal_secrets {
@@ -767,6 +943,111 @@ impl Config {
             );
         }
         out
+    }
+}
+
+impl Config {
+    /// The findings of `[rate_limit]`'s backend keys.
+    fn rate_limit_backend_findings(&self, add: &mut dyn FnMut(Severity, &str, Cow<'static, str>)) {
+        let section = &self.rate_limit;
+        let redis = section.backend == RateLimitBackend::Redis;
+        #[cfg(not(feature = "redis"))]
+        if redis {
+            add(
+                Severity::Invalid,
+                "rate_limit.backend",
+                NO_REDIS_SUPPORT.into(),
+            );
+        }
+        match (&section.redis_url, redis) {
+            (None, true) => add(
+                Severity::Invalid,
+                "rate_limit.redis_url",
+                "is required with rate_limit.backend = \"redis\"; set it to a reference to the \
+                 Redis URL (env:NAME or file:/path), e.g. env:DOCAICHE_REDIS_URL"
+                    .into(),
+            ),
+            (Some(_), false) => add(
+                Severity::Notice,
+                "rate_limit.redis_url",
+                "is ignored: rate_limit.backend is \"local\"".into(),
+            ),
+            (Some(url), true) => match RedisUrlSource::parse(url) {
+                Ok(RedisUrlSource::Literal(_)) => add(
+                    Severity::Unsafe,
+                    "rate_limit.redis_url",
+                    REDIS_URL_LITERAL_REASON.into(),
+                ),
+                Ok(RedisUrlSource::Reference(_)) => {}
+                Err(reason) => add(Severity::Invalid, "rate_limit.redis_url", reason.into()),
+            },
+            (None, false) => {}
+        }
+        let share = section.instance_share;
+        if !(share.is_finite() && share > 0.0 && share <= 1.0) {
+            add(
+                Severity::Invalid,
+                "rate_limit.instance_share",
+                "must be in (0, 1]: this instance's share of each limit while Redis is down, \
+                 e.g. 0.25 with four instances"
+                    .into(),
+            );
+        }
+        if redis && section.on_redis_failure == OnRedisFailure::FailOpen {
+            add(
+                Severity::Notice,
+                "rate_limit.on_redis_failure",
+                "`fail_open` lifts every limit while Redis is down (an outage, or an attacker \
+                 who can cause one, disables rate limiting); `fallback` keeps limiting in process"
+                    .into(),
+            );
+        }
+    }
+}
+
+/// Why `rate_limit.backend = "redis"` is refused by a build without Redis.
+#[cfg(not(feature = "redis"))]
+pub(crate) const NO_REDIS_SUPPORT: &str =
+    "this build has no Redis support; build with --features redis";
+
+/// The reason given for a literal `rate_limit.redis_url`.
+const REDIS_URL_LITERAL_REASON: &str = "holds a literal URL, which may carry a password; set it to \
+     a reference (env:NAME or file:/path) and, if the URL held a password, rotate it";
+
+/// Where the Redis URL comes from, once `rate_limit.redis_url` is parsed.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum RedisUrlSource {
+    /// A reference (`env:` or `file:`).
+    Reference(SecretRef),
+    /// A literal URL (a warning in development, refused in production).
+    Literal(String),
+}
+
+impl fmt::Debug for RedisUrlSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Reference(reference) => f.debug_tuple("Reference").field(reference).finish(),
+            Self::Literal(_) => f.write_str("Literal(<redacted>)"),
+        }
+    }
+}
+
+impl RedisUrlSource {
+    /// Parse `rate_limit.redis_url`; the error never repeats the value.
+    pub(crate) fn parse(value: &str) -> Result<Self, &'static str> {
+        if !SecretRef::looks_like_reference(value) {
+            return if value.trim().is_empty() {
+                Err("is empty; set it to a reference (env:NAME or file:/path)")
+            } else {
+                Ok(Self::Literal(value.to_owned()))
+            };
+        }
+        match SecretRef::parse(value)? {
+            SecretRef::Vault(_) => {
+                Err("`vault:` is not supported for the Redis URL; use env:NAME or file:/path")
+            }
+            reference => Ok(Self::Reference(reference)),
+        }
     }
 }
 
@@ -1287,7 +1568,7 @@ mod tests {
     #[test]
     fn trusting_every_address_as_a_proxy_is_refused_in_production() {
         let mut config = production("");
-        config.rate_limit.0.trusted_proxies = vec!["0.0.0.0/0".into()];
+        config.rate_limit.limits.trusted_proxies = vec!["0.0.0.0/0".into()];
         assert_eq!(settings(&config), ["rate_limit.trusted_proxies"]);
         config.environment = Environment::Development;
         let warnings = config.validate().expect("development warns");
@@ -1303,17 +1584,199 @@ mod tests {
         let env = env_of(&[("DOCAICHE_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.1,")]);
         let config = Config::load(None, &env).expect("loads");
         assert_eq!(
-            config.rate_limit.0.trusted_proxies,
+            config.rate_limit.limits.trusted_proxies,
             ["10.0.0.0/8", "192.168.1.1"]
         );
         config.validate().expect("valid");
     }
 
     #[test]
+    fn the_rate_limit_backend_keys_parse_beside_the_policies() {
+        let section = RateLimitSection::default();
+        assert_eq!(section.backend, RateLimitBackend::Local);
+        assert_eq!(section.on_redis_failure, OnRedisFailure::Fallback);
+        assert!((section.instance_share - 1.0).abs() < f64::EPSILON);
+        assert!(section.redis_url.is_none() && !section.redis_cluster);
+
+        let config = Config::from_toml_str(
+            r#"
+            [rate_limit]
+            backend = "redis"
+            redis_url = "env:DOCAICHE_REDIS_URL"
+            redis_cluster = true
+            on_redis_failure = "fail_closed"
+            instance_share = 0.25
+            trusted_proxies = ["10.0.0.0/8"]
+            [rate_limit.policies.default]
+            limits = [{ key = "tenant", limit = 5, period_secs = 1.5 }]
+            "#,
+        )
+        .expect("parses");
+        let section = &config.rate_limit;
+        assert_eq!(section.backend, RateLimitBackend::Redis);
+        assert_eq!(section.redis_url.as_deref(), Some("env:DOCAICHE_REDIS_URL"));
+        assert!(section.redis_cluster);
+        assert_eq!(section.on_redis_failure, OnRedisFailure::FailClosed);
+        assert!((section.instance_share - 0.25).abs() < f64::EPSILON);
+        assert_eq!(section.limits.trusted_proxies, ["10.0.0.0/8"]);
+        assert_eq!(
+            section
+                .effective()
+                .build()
+                .expect("valid")
+                .policy("default")
+                .expect("default")
+                .limits()[0]
+                .quota()
+                .limit
+                .get(),
+            5
+        );
+
+        for bad in [
+            "[rate_limit]\nbackend = \"memcached\"\n",
+            "[rate_limit]\non_redis_failure = \"retry\"\n",
+            "[rate_limit]\nredis_urls = \"env:X\"\n",
+            "[rate_limit]\nredis_cluster = \"yes\"\n",
+        ] {
+            assert!(Config::from_toml_str(bad).is_err(), "{bad}");
+        }
+        let err = Config::from_toml_str("[rate_limit]\nredis_urls = \"env:X\"\n")
+            .expect_err("unknown key");
+        assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn the_rate_limit_backend_comes_from_the_environment() {
+        let env = env_of(&[
+            ("DOCAICHE_RATE_LIMIT_BACKEND", "Redis"),
+            ("DOCAICHE_REDIS_URL_SOURCE", "file:/run/secrets/redis-url"),
+        ]);
+        let config = Config::load(None, &env).expect("loads");
+        assert_eq!(config.rate_limit.backend, RateLimitBackend::Redis);
+        assert_eq!(
+            config.rate_limit.redis_url.as_deref(),
+            Some("file:/run/secrets/redis-url")
+        );
+
+        let env = env_of(&[("DOCAICHE_RATE_LIMIT_BACKEND", "memcached")]);
+        let text = Config::load(None, &env).expect_err("refused").to_string();
+        assert!(text.contains("DOCAICHE_RATE_LIMIT_BACKEND"), "{text}");
+    }
+
+    /// `config`'s refusals other than the backend itself (refused by a
+    /// build without Redis).
+    fn refusal_besides_backend(config: &Config) -> Vec<(String, String)> {
+        if config.validate().is_ok() {
+            return Vec::new();
+        }
+        let mut refused = refusal(config);
+        refused.retain(|(setting, _)| setting != "rate_limit.backend");
+        refused
+    }
+
+    #[test]
+    fn production_refuses_a_literal_redis_url_without_echoing_it() {
+        let mut config = production(
+            "[rate_limit]\nbackend = \"redis\"\nredis_url = \"redis://:hunter2@redis:6379\"\n",
+        );
+        let refused = refusal_besides_backend(&config);
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0].0, "rate_limit.redis_url");
+        assert!(refused[0].1.contains("literal"), "{}", refused[0].1);
+        let text = config.validate().expect_err("refused").to_string();
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(!format!("{config:?}").contains("hunter2"));
+
+        // Development warns (and, with Redis support, starts).
+        config.environment = Environment::Development;
+        #[cfg(feature = "redis")]
+        {
+            let warnings = config.validate().expect("development warns");
+            let warning = warnings
+                .iter()
+                .find(|w| w.setting == "rate_limit.redis_url")
+                .expect("warned");
+            assert!(!warning.message.contains("hunter2"));
+        }
+
+        // A reference is fine; a malformed one or vault: is refused everywhere.
+        config.environment = Environment::Production;
+        config.rate_limit.redis_url = Some("env:DOCAICHE_REDIS_URL".into());
+        assert!(refusal_besides_backend(&config).is_empty());
+        for bad in ["env:", "file:relative", "vault:redis/url", ""] {
+            config.rate_limit.redis_url = Some(bad.into());
+            let refused = refusal_besides_backend(&config);
+            assert_eq!(refused.len(), 1, "{bad}: {refused:?}");
+            assert_eq!(refused[0].0, "rate_limit.redis_url", "{bad}");
+        }
+        config.rate_limit.redis_url = None;
+        let refused = refusal_besides_backend(&config);
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0].0, "rate_limit.redis_url");
+        assert!(refused[0].1.contains("required"));
+    }
+
+    #[test]
+    fn an_instance_share_out_of_range_is_refused() {
+        for share in [0.0, -0.5, 1.01, f64::NAN, f64::INFINITY] {
+            let mut config = Config::default();
+            config.rate_limit.instance_share = share;
+            assert_eq!(settings(&config), ["rate_limit.instance_share"], "{share}");
+        }
+        let err = Config::from_toml_str("[rate_limit]\ninstance_share = 2.0\n")
+            .expect("parses")
+            .validate()
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("rate_limit.instance_share"), "{err}");
+        for share in [0.01, 0.5, 1.0] {
+            let mut config = Config::default();
+            config.rate_limit.instance_share = share;
+            config.validate().expect("in range");
+        }
+    }
+
+    #[cfg(not(feature = "redis"))]
+    #[test]
+    fn the_redis_backend_is_refused_by_a_build_without_redis() {
+        let env = env_of(&[
+            ("DOCAICHE_RATE_LIMIT_BACKEND", "redis"),
+            ("DOCAICHE_REDIS_URL_SOURCE", "env:DOCAICHE_REDIS_URL"),
+        ]);
+        let config = Config::load(None, &env).expect("loads");
+        let problems = config.validate().expect_err("refused");
+        assert_eq!(problems.0.len(), 1, "{problems}");
+        match &problems.0[0] {
+            Error::Misconfigured { setting, reason } => {
+                assert_eq!(setting, "rate_limit.backend");
+                assert_eq!(
+                    reason,
+                    "this build has no Redis support; build with --features redis"
+                );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn the_redis_backend_is_accepted_by_a_build_with_redis() {
+        let mut config = production(
+            "[rate_limit]\nbackend = \"redis\"\nredis_url = \"env:DOCAICHE_REDIS_URL\"\n",
+        );
+        assert!(config.validate().expect("valid").is_empty());
+        config.rate_limit.on_redis_failure = OnRedisFailure::FailOpen;
+        let warnings = config.validate().expect("allowed, noted");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert_eq!(warnings[0].setting, "rate_limit.on_redis_failure");
+    }
+
+    #[test]
     fn the_sample_shows_the_builtin_rate_limit_policies() {
         let sample = Config::from_toml_str(include_str!("../server.example.toml")).expect("parses");
         assert_eq!(
-            sample.rate_limit.0.policies,
+            sample.rate_limit.limits.policies,
             RateLimitSection::builtin_policies().policies
         );
     }

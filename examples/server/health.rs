@@ -2,7 +2,9 @@
 //! assembled, and the data-directory check.
 //!
 //! Adding a dependency's check (PostgreSQL, Redis, Vault) is one more
-//! `.with_check(...)` line in [`registry`].
+//! `.with_check(...)` line in [`registry`]. The rate limiter's backend brings
+//! its own (Redis: optional, so a down Redis makes readiness `degraded`, still
+//! 200, while the limiter falls back).
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -13,14 +15,19 @@ use std::time::{Duration, Instant};
 use docaiche_core::health::{ComponentHealth, HealthCheck, HealthRegistry, HealthStatus};
 
 use crate::config::Config;
+use crate::limiter::Limiter;
 
 /// How long any one check may take before it is reported down.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Every readiness check the server runs.
-pub(crate) fn registry(config: &Config) -> HealthRegistry {
-    HealthRegistry::new(CHECK_TIMEOUT)
-        .with_check(Arc::new(DataDirCheck::new(config.storage.data_dir.clone())))
+/// Every readiness check the server runs, `limiter`'s backend's included.
+pub(crate) fn registry(config: &Config, limiter: &Limiter) -> HealthRegistry {
+    let registry = HealthRegistry::new(CHECK_TIMEOUT)
+        .with_check(Arc::new(DataDirCheck::new(config.storage.data_dir.clone())));
+    match &limiter.health_check {
+        Some(check) => registry.with_check(Arc::clone(check)),
+        None => registry,
+    }
 }
 
 /// The data directory exists, is a directory and is writable (probed by

@@ -19,7 +19,8 @@
 //!
 //! Routes: `GET /health/live` and `GET /health/ready` (`application/health+json`).
 //! Every route is rate limited by its class's policy (`[rate_limit]` in the
-//! configuration; in-process limiter) and answers with the `RateLimit-Policy`
+//! configuration; in process, or shared through Redis with
+//! `rate_limit.backend = "redis"` and the `redis` feature) and answers with the `RateLimit-Policy`
 //! and `RateLimit` headers; over the limit, a 429 `quota-exceeded` problem
 //! with `Retry-After`.
 //! Every error is an RFC 9457 `application/problem+json` document. SIGINT or
@@ -33,6 +34,7 @@ mod app;
 mod config;
 mod health;
 mod keys;
+mod limiter;
 mod shutdown;
 mod storage;
 #[cfg(test)]
@@ -132,7 +134,7 @@ async fn main() -> ExitCode {
         tracing::warn!(setting = %warning.setting, "{}", warning.message);
     }
 
-    match run(config).await {
+    match run(config, &env).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e.log_chain(), "server failed");
@@ -145,14 +147,14 @@ async fn main() -> ExitCode {
 }
 
 /// Prepare storage and keys, then serve until SIGINT or SIGTERM.
-async fn run(config: Config) -> Result<(), docaiche_core::Error> {
+async fn run(config: Config, env: config::EnvLookup<'_>) -> Result<(), docaiche_core::Error> {
     use docaiche_core::Error;
 
     storage::prepare_data_dir(&config.storage.data_dir)
         .map_err(|e| Error::misconfigured("storage.data_dir", e.to_string()))?;
     keys::prepare(&config.key_source())?;
 
-    let state = app::AppState::new(&config, health::registry(&config))?;
+    let state = app::AppState::from_config(&config, env).await?;
     let listener = TcpListener::bind(config.server.bind)
         .await
         .map_err(|e| Error::misconfigured("server.bind", format!("cannot listen: {e}")))?;
