@@ -1,6 +1,5 @@
 //! [`MemoryCacheStore`].
 
-use std::collections::{BTreeSet, HashMap};
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -9,6 +8,7 @@ use bytes::Bytes;
 use docaiche_core::cache::{CacheEntry, CacheKey, CacheStore};
 use docaiche_core::{Clock, Result};
 
+use super::expiry::ExpiringMap;
 use super::{lock, system_clock};
 
 /// A TTL byte cache in memory.
@@ -25,50 +25,8 @@ pub struct MemoryCacheStore {
     state: Mutex<State>,
 }
 
-#[derive(Debug, Default)]
-struct State {
-    entries: HashMap<CacheKey, Slot>,
-    /// (deadline, sequence, key): expiry order, ties broken by insertion.
-    by_deadline: BTreeSet<(Duration, u64, CacheKey)>,
-    next_seq: u64,
-}
-
-#[derive(Debug)]
-struct Slot {
-    value: Bytes,
-    deadline: Duration,
-    seq: u64,
-}
-
-impl State {
-    fn remove(&mut self, key: &CacheKey) -> bool {
-        match self.entries.remove(key) {
-            Some(slot) => {
-                self.by_deadline
-                    .remove(&(slot.deadline, slot.seq, key.clone()));
-                true
-            }
-            None => false,
-        }
-    }
-
-    fn forget_expired(&mut self, now: Duration) {
-        while let Some((deadline, _, _)) = self.by_deadline.first() {
-            if *deadline > now {
-                break;
-            }
-            if let Some((_, _, key)) = self.by_deadline.pop_first() {
-                self.entries.remove(&key);
-            }
-        }
-    }
-
-    fn evict_soonest(&mut self) {
-        if let Some((_, _, key)) = self.by_deadline.pop_first() {
-            self.entries.remove(&key);
-        }
-    }
-}
+/// Values by key, in expiry order; time is the clock's monotonic time.
+type State = ExpiringMap<CacheKey, Bytes, Duration>;
 
 impl MemoryCacheStore {
     /// Default bound on the number of entries.
@@ -101,7 +59,7 @@ impl MemoryCacheStore {
     /// How many entries are held (expired ones may linger until the next write).
     #[must_use]
     pub fn len(&self) -> usize {
-        lock(&self.state).entries.len()
+        lock(&self.state).len()
     }
 
     /// Whether the cache holds nothing.
@@ -123,10 +81,9 @@ impl CacheStore for MemoryCacheStore {
         let now = self.clock.monotonic();
         let state = lock(&self.state);
         Ok(state
-            .entries
             .get(key)
-            .filter(|slot| now < slot.deadline)
-            .map(|slot| CacheEntry::new(slot.value.clone(), slot.deadline - now)))
+            .filter(|(deadline, _)| now < *deadline)
+            .map(|(deadline, value)| CacheEntry::new(value.clone(), *deadline - now)))
     }
 
     async fn set(&self, key: &CacheKey, value: Bytes, ttl: Duration) -> Result<()> {
@@ -136,35 +93,21 @@ impl CacheStore for MemoryCacheStore {
         if ttl.is_zero() {
             return Ok(());
         }
-        if state.entries.len() >= self.max_entries {
+        if state.len() >= self.max_entries {
             state.forget_expired(now);
         }
-        while state.entries.len() >= self.max_entries {
+        while state.len() >= self.max_entries {
             state.evict_soonest();
         }
-        let deadline = now.saturating_add(ttl);
-        let seq = state.next_seq;
-        state.next_seq += 1;
-        state.by_deadline.insert((deadline, seq, key.clone()));
-        state.entries.insert(
-            key.clone(),
-            Slot {
-                value,
-                deadline,
-                seq,
-            },
-        );
+        state.insert(key.clone(), now.saturating_add(ttl), value);
         Ok(())
     }
 
     async fn delete(&self, key: &CacheKey) -> Result<bool> {
         let now = self.clock.monotonic();
         let mut state = lock(&self.state);
-        let live = state
-            .entries
-            .get(key)
-            .is_some_and(|slot| now < slot.deadline);
-        state.remove(key);
-        Ok(live)
+        Ok(state
+            .remove(key)
+            .is_some_and(|(deadline, _)| now < deadline))
     }
 }

@@ -27,6 +27,7 @@ mod api_key;
 mod audit;
 mod cache;
 mod document;
+mod expiry;
 mod job;
 mod revocation;
 

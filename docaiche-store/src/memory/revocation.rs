@@ -1,6 +1,5 @@
 //! [`MemoryRevocationStore`].
 
-use std::collections::{BTreeSet, HashMap};
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
@@ -8,6 +7,7 @@ use docaiche_core::revocation::{TokenRevocationStore, validate_token_id};
 use docaiche_core::{Clock, Result};
 use time::OffsetDateTime;
 
+use super::expiry::ExpiringMap;
 use super::{capacity_exceeded, lock, system_clock};
 
 const STORE: &str = "memory revocation store";
@@ -26,26 +26,8 @@ pub struct MemoryRevocationStore {
     state: Mutex<State>,
 }
 
-#[derive(Debug, Default)]
-struct State {
-    /// Token id → when the revocation may be forgotten.
-    entries: HashMap<String, OffsetDateTime>,
-    /// The same entries ordered by expiry, to forget expired ones cheaply.
-    by_expiry: BTreeSet<(OffsetDateTime, String)>,
-}
-
-impl State {
-    fn forget_expired(&mut self, now: OffsetDateTime) {
-        while let Some((at, _)) = self.by_expiry.first() {
-            if *at > now {
-                break;
-            }
-            if let Some((_, id)) = self.by_expiry.pop_first() {
-                self.entries.remove(&id);
-            }
-        }
-    }
-}
+/// Token id → when the revocation may be forgotten.
+type State = ExpiringMap<String, (), OffsetDateTime>;
 
 impl MemoryRevocationStore {
     /// Default bound on live revocations.
@@ -79,7 +61,7 @@ impl MemoryRevocationStore {
     /// the next write).
     #[must_use]
     pub fn len(&self) -> usize {
-        lock(&self.state).entries.len()
+        lock(&self.state).len()
     }
 
     /// Whether nothing is remembered.
@@ -102,12 +84,10 @@ impl TokenRevocationStore for MemoryRevocationStore {
         let now = self.clock.now();
         let mut state = lock(&self.state);
         state.forget_expired(now);
-        if let Some(current) = state.entries.get(token_id).copied() {
+        if let Some(&(current, ())) = state.get(token_id) {
             // Idempotent; a later expiry extends, an earlier one never shortens.
             if expires_at > current {
-                state.by_expiry.remove(&(current, token_id.to_owned()));
-                state.by_expiry.insert((expires_at, token_id.to_owned()));
-                state.entries.insert(token_id.to_owned(), expires_at);
+                state.insert(token_id.to_owned(), expires_at, ());
             }
             return Ok(());
         }
@@ -115,15 +95,14 @@ impl TokenRevocationStore for MemoryRevocationStore {
             // The token is already unusable: nothing to remember.
             return Ok(());
         }
-        if state.entries.len() >= self.max_entries {
+        if state.len() >= self.max_entries {
             return Err(capacity_exceeded(
                 STORE,
                 self.max_entries,
                 "live revocations",
             ));
         }
-        state.entries.insert(token_id.to_owned(), expires_at);
-        state.by_expiry.insert((expires_at, token_id.to_owned()));
+        state.insert(token_id.to_owned(), expires_at, ());
         Ok(())
     }
 
@@ -131,6 +110,6 @@ impl TokenRevocationStore for MemoryRevocationStore {
         validate_token_id(token_id)?;
         let now = self.clock.now();
         let state = lock(&self.state);
-        Ok(state.entries.get(token_id).is_some_and(|at| now < *at))
+        Ok(state.get(token_id).is_some_and(|(at, ())| now < *at))
     }
 }
