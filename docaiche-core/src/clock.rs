@@ -18,7 +18,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use time::OffsetDateTime;
 
@@ -41,12 +41,19 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()>;
 }
 
-/// The real clock: `SystemTime` for [`Clock::now`], `Instant` for
-/// [`Clock::monotonic`] and tokio's timer for [`Clock::sleep`] (so `sleep`
-/// needs a tokio runtime with the time driver enabled).
+/// The real clock: `SystemTime` for [`Clock::now`], a TSC-backed monotonic
+/// clock for [`Clock::monotonic`] and tokio's timer for [`Clock::sleep`]
+/// (so `sleep` needs a tokio runtime with the time driver enabled).
+///
+/// `monotonic` is read on every rate-limit decision and circuit-breaker
+/// call, so its price matters: it uses [`quanta`] (the clock `governor` and
+/// `moka` read), which reads the CPU's invariant time-stamp counter where
+/// there is one (a few nanoseconds) and falls back to the operating
+/// system's monotonic clock (what `std::time::Instant` reads) where there
+/// is not. Both never go backwards.
 #[derive(Debug, Clone, Copy)]
 pub struct SystemClock {
-    origin: Instant,
+    origin: quanta::Instant,
 }
 
 impl SystemClock {
@@ -54,7 +61,7 @@ impl SystemClock {
     #[must_use]
     pub fn new() -> Self {
         Self {
-            origin: Instant::now(),
+            origin: quanta::Instant::now(),
         }
     }
 }
@@ -71,7 +78,7 @@ impl Clock for SystemClock {
     }
 
     fn monotonic(&self) -> Duration {
-        self.origin.elapsed()
+        quanta::Instant::now().saturating_duration_since(self.origin)
     }
 
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {

@@ -156,6 +156,56 @@ pub struct RateLimitDecision {
     pub reset_after: Duration,
     /// When denied: the earliest time a request of the same cost can pass.
     pub retry_after: Option<Duration>,
+    /// Who decided: the limiter itself, or a failure policy standing in for
+    /// it while it was unavailable.
+    #[serde(default)]
+    pub source: DecisionSource,
+}
+
+/// Who made a [`RateLimitDecision`].
+///
+/// A limiter answers for itself ([`Primary`](Self::Primary)); a wrapper
+/// that survives its outage (such as `docaiche_ratelimit`'s
+/// `ResilientRateLimiter`) marks the decisions its failure policy made, so
+/// that layers can count degraded decisions per policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DecisionSource {
+    /// The limiter asked for the decision made it.
+    #[default]
+    Primary,
+    /// A local limiter decided, with this instance's share of the quota.
+    Fallback,
+    /// Allowed without a decision: the policy fails open.
+    FailOpen,
+    /// Denied without a decision: the policy fails closed.
+    FailClosed,
+}
+
+impl DecisionSource {
+    /// A stable snake-case name for logs and metrics.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Primary => "primary",
+            Self::Fallback => "fallback",
+            Self::FailOpen => "fail_open",
+            Self::FailClosed => "fail_closed",
+        }
+    }
+
+    /// Whether a failure policy, not the limiter, decided.
+    #[must_use]
+    pub const fn is_degraded(self) -> bool {
+        !matches!(self, Self::Primary)
+    }
+}
+
+impl fmt::Display for DecisionSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl RateLimitDecision {
@@ -168,6 +218,7 @@ impl RateLimitDecision {
             remaining,
             reset_after,
             retry_after: None,
+            source: DecisionSource::Primary,
         }
     }
 
@@ -185,7 +236,15 @@ impl RateLimitDecision {
             remaining,
             reset_after,
             retry_after: Some(retry_after),
+            source: DecisionSource::Primary,
         }
+    }
+
+    /// The same decision, marked as made by `source`.
+    #[must_use]
+    pub const fn with_source(mut self, source: DecisionSource) -> Self {
+        self.source = source;
+        self
     }
 
     /// The decision as a `Result`: `Err(Error::RateLimited)` when denied.
@@ -216,6 +275,11 @@ impl RateLimitDecision {
 ///   prefixes): implementations bound the memory they keep per key.
 /// - An outage is `Err(Unavailable)`; what to do then (fail closed, open, or
 ///   fall back) is the caller's policy, not the limiter's.
+/// - [`check_now`](Self::check_now) and [`peek_now`](Self::peek_now) are an
+///   optional synchronous fast path: a limiter that can decide without
+///   waiting (an in-process one) answers there, and callers that try them
+///   first (the rate-limit layer does) skip the boxed future. When they
+///   answer, they answer exactly as `check` and `peek` would.
 #[async_trait::async_trait]
 pub trait RateLimiter: Send + Sync + fmt::Debug + 'static {
     /// Take `cost` units from `key` under `quota` if available.
@@ -239,4 +303,33 @@ pub trait RateLimiter: Send + Sync + fmt::Debug + 'static {
         quota: &Quota,
         cost: NonZeroU32,
     ) -> Result<RateLimitDecision>;
+
+    /// [`check`](Self::check) without waiting, when this limiter can decide
+    /// synchronously; `None` (the default) means "await `check`".
+    ///
+    /// An answer here has taken the cost exactly as `check` would; `None`
+    /// has done nothing.
+    #[inline]
+    fn check_now(
+        &self,
+        key: &RateLimitKey,
+        quota: &Quota,
+        cost: NonZeroU32,
+    ) -> Option<Result<RateLimitDecision>> {
+        let _ = (key, quota, cost);
+        None
+    }
+
+    /// [`peek`](Self::peek) without waiting, when this limiter can decide
+    /// synchronously; `None` (the default) means "await `peek`".
+    #[inline]
+    fn peek_now(
+        &self,
+        key: &RateLimitKey,
+        quota: &Quota,
+        cost: NonZeroU32,
+    ) -> Option<Result<RateLimitDecision>> {
+        let _ = (key, quota, cost);
+        None
+    }
 }

@@ -87,7 +87,7 @@ use std::time::Duration;
 use docaiche_core::clock::SystemClock;
 use docaiche_core::error::{Error, Result};
 use docaiche_core::rate_limit::{Quota, RateLimitDecision, RateLimitKey, RateLimiter};
-use docaiche_core::resilience::{CircuitBreaker, CircuitBreakerMetrics};
+use docaiche_core::resilience::{CircuitBreaker, CircuitBreakerMetrics, CircuitState};
 
 use crate::local::LocalRateLimiter;
 
@@ -141,38 +141,9 @@ impl fmt::Debug for FailurePolicy {
     }
 }
 
-/// Where a decision came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum DecisionSource {
-    /// The primary answered.
-    Primary,
-    /// The local limiter answered ([`FailurePolicy::Fallback`]).
-    Fallback,
-    /// Allowed by [`FailurePolicy::FailOpen`].
-    FailOpen,
-    /// Denied by [`FailurePolicy::FailClosed`].
-    FailClosed,
-}
-
-impl DecisionSource {
-    /// A stable snake-case name for logs and metrics.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Primary => "primary",
-            Self::Fallback => "fallback",
-            Self::FailOpen => "fail_open",
-            Self::FailClosed => "fail_closed",
-        }
-    }
-}
-
-impl fmt::Display for DecisionSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// Where a decision came from; carried by every
+/// [`RateLimitDecision::source`] this limiter returns.
+pub use docaiche_core::rate_limit::DecisionSource;
 
 /// A snapshot of a [`ResilientRateLimiter`]'s counters.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -306,38 +277,90 @@ impl ResilientRateLimiter {
             Err(error) if is_outage(&error) => error,
             Err(error) => return Err(error),
         };
-        self.on_policy(&outage);
+        if let Some(decision) = self.apply_policy_now(&outage, key, quota, cost, peek) {
+            return decision;
+        }
+        // A fallback limiter that cannot decide synchronously.
+        if let FailurePolicy::Fallback { local, share } = &self.policy {
+            let quota = share_of(quota, *share)?;
+            let decision = if peek {
+                local.peek(key, &quota, cost).await
+            } else {
+                local.check(key, &quota, cost).await
+            };
+            return decision.map(|d| d.with_source(DecisionSource::Fallback));
+        }
+        Err(outage)
+    }
+
+    /// The fast path: while the breaker is open, the policy decides at once
+    /// (the primary would not be asked anyway). `None` when the primary must
+    /// be asked, or the fallback cannot decide synchronously.
+    fn decide_now(
+        &self,
+        key: &RateLimitKey,
+        quota: &Quota,
+        cost: NonZeroU32,
+        peek: bool,
+    ) -> Option<Result<RateLimitDecision>> {
+        if self.breaker.state() == CircuitState::Closed {
+            return None;
+        }
+        // Open, or half-open: a refusal means the primary is not asked now.
+        // A granted half-open trial is handed back (dropping the permit
+        // frees its slot) for the asynchronous path to take again.
+        let refused = self.breaker.try_acquire().err()?;
+        if !is_outage(&refused) {
+            return Some(Err(refused));
+        }
+        self.apply_policy_now(&refused, key, quota, cost, peek)
+    }
+
+    /// Apply the failure policy for `outage`; `None` only for a fallback
+    /// limiter that has no synchronous answer.
+    fn apply_policy_now(
+        &self,
+        outage: &Error,
+        key: &RateLimitKey,
+        quota: &Quota,
+        cost: NonZeroU32,
+        peek: bool,
+    ) -> Option<Result<RateLimitDecision>> {
         match &self.policy {
             FailurePolicy::FailClosed => {
+                self.on_policy(outage);
                 self.counters.fail_closed.fetch_add(1, Ordering::Relaxed);
                 let retry_after = match outage {
-                    Error::CircuitOpen { retry_after, .. } if !retry_after.is_zero() => retry_after,
+                    Error::CircuitOpen { retry_after, .. } if !retry_after.is_zero() => {
+                        *retry_after
+                    }
                     _ => self.fail_closed_retry_after,
                 };
-                Ok(RateLimitDecision::deny(
-                    quota.limit.get(),
-                    0,
-                    retry_after,
-                    retry_after,
-                ))
+                let decision =
+                    RateLimitDecision::deny(quota.limit.get(), 0, retry_after, retry_after);
+                Some(Ok(decision.with_source(DecisionSource::FailClosed)))
             }
             FailurePolicy::FailOpen => {
+                self.on_policy(outage);
                 self.counters.fail_open.fetch_add(1, Ordering::Relaxed);
                 let remaining = quota.limit.get().saturating_sub(cost.get());
-                Ok(RateLimitDecision::allow(
-                    quota.limit.get(),
-                    remaining,
-                    Duration::ZERO,
-                ))
+                let decision =
+                    RateLimitDecision::allow(quota.limit.get(), remaining, Duration::ZERO);
+                Some(Ok(decision.with_source(DecisionSource::FailOpen)))
             }
             FailurePolicy::Fallback { local, share } => {
+                self.on_policy(outage);
                 self.counters.fallback.fetch_add(1, Ordering::Relaxed);
-                let quota = share_of(quota, *share)?;
-                if peek {
-                    local.peek(key, &quota, cost).await
+                let quota = match share_of(quota, *share) {
+                    Ok(quota) => quota,
+                    Err(error) => return Some(Err(error)),
+                };
+                let decision = if peek {
+                    local.peek_now(key, &quota, cost)
                 } else {
-                    local.check(key, &quota, cost).await
-                }
+                    local.check_now(key, &quota, cost)
+                }?;
+                Some(decision.map(|d| d.with_source(DecisionSource::Fallback)))
             }
         }
     }
@@ -487,6 +510,24 @@ impl RateLimiter for ResilientRateLimiter {
     ) -> Result<RateLimitDecision> {
         self.decide(key, quota, cost, true).await
     }
+
+    fn check_now(
+        &self,
+        key: &RateLimitKey,
+        quota: &Quota,
+        cost: NonZeroU32,
+    ) -> Option<Result<RateLimitDecision>> {
+        self.decide_now(key, quota, cost, false)
+    }
+
+    fn peek_now(
+        &self,
+        key: &RateLimitKey,
+        quota: &Quota,
+        cost: NonZeroU32,
+    ) -> Option<Result<RateLimitDecision>> {
+        self.decide_now(key, quota, cost, true)
+    }
 }
 
 impl fmt::Debug for ResilientRateLimiter {
@@ -584,6 +625,88 @@ mod tests {
             .circuit_breaker(breaker)
             .build()
             .expect("valid limiter")
+    }
+
+    #[tokio::test]
+    async fn an_open_breaker_lets_the_policy_decide_synchronously_and_marks_the_source() {
+        let clock = ManualClock::new();
+        let primary = Switchable::new(&clock);
+        let local = Arc::new(LocalRateLimiter::new(Arc::new(clock.clone())));
+        let limiter = limiter(
+            &clock,
+            Arc::clone(&primary),
+            FailurePolicy::Fallback { local, share: 1.0 },
+        );
+        // Closed: the primary has to be asked, and only asynchronously.
+        assert!(
+            limiter
+                .check_now(&key(), &quota(8), NonZeroU32::MIN)
+                .is_none()
+        );
+        let d = limiter.check(&key(), &quota(8), NonZeroU32::MIN).await;
+        assert_eq!(d.expect("decision").source, DecisionSource::Primary);
+
+        primary.up.store(false, Ordering::SeqCst);
+        for _ in 0..2 {
+            let d = limiter.check(&key(), &quota(8), NonZeroU32::MIN).await;
+            assert_eq!(d.expect("decision").source, DecisionSource::Fallback);
+        }
+        assert_eq!(limiter.circuit_breaker().state(), CircuitState::Open);
+        let d = limiter
+            .check_now(&key(), &quota(8), NonZeroU32::MIN)
+            .expect("an open breaker decides at once")
+            .expect("decision");
+        assert!(d.allowed);
+        assert_eq!(d.source, DecisionSource::Fallback);
+        let before = limiter.metrics().fallback;
+        let peeked = limiter
+            .peek_now(&key(), &quota(8), NonZeroU32::MIN)
+            .expect("an open breaker decides at once")
+            .expect("decision");
+        let again = limiter
+            .peek_now(&key(), &quota(8), NonZeroU32::MIN)
+            .expect("an open breaker decides at once")
+            .expect("decision");
+        assert_eq!(peeked.remaining, d.remaining - 1, "what check would leave");
+        assert_eq!(again.remaining, peeked.remaining, "peek consumed nothing");
+        assert_eq!(limiter.metrics().fallback, before + 2);
+
+        // Half-open: the trial call goes to the primary, asynchronously.
+        primary.up.store(true, Ordering::SeqCst);
+        clock.advance(Duration::from_secs(1));
+        assert!(
+            limiter
+                .check_now(&key(), &quota(8), NonZeroU32::MIN)
+                .is_none()
+        );
+        let d = limiter.check(&key(), &quota(8), NonZeroU32::MIN).await;
+        assert_eq!(d.expect("decision").source, DecisionSource::Primary);
+        assert_eq!(limiter.circuit_breaker().state(), CircuitState::Closed);
+    }
+
+    #[tokio::test]
+    async fn fail_closed_and_fail_open_decide_synchronously_once_open() {
+        for (policy, allowed, source) in [
+            (FailurePolicy::FailClosed, false, DecisionSource::FailClosed),
+            (FailurePolicy::FailOpen, true, DecisionSource::FailOpen),
+        ] {
+            let clock = ManualClock::new();
+            let primary = Switchable::new(&clock);
+            let limiter = limiter(&clock, Arc::clone(&primary), policy);
+            primary.up.store(false, Ordering::SeqCst);
+            for _ in 0..2 {
+                let d = limiter.check(&key(), &quota(8), NonZeroU32::MIN).await;
+                assert_eq!(d.expect("decision").source, source);
+            }
+            let d = limiter
+                .check_now(&key(), &quota(8), NonZeroU32::MIN)
+                .expect("an open breaker decides at once")
+                .expect("decision");
+            assert_eq!((d.allowed, d.source), (allowed, source));
+            if !allowed {
+                assert_eq!(d.retry_after, Some(Duration::from_secs(1)));
+            }
+        }
     }
 
     #[tokio::test]

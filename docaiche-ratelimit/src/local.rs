@@ -294,6 +294,26 @@ impl RateLimiter for LocalRateLimiter {
     ) -> Result<RateLimitDecision> {
         Ok(self.peek_sync(key, quota, cost))
     }
+
+    #[inline]
+    fn check_now(
+        &self,
+        key: &RateLimitKey,
+        quota: &Quota,
+        cost: NonZeroU32,
+    ) -> Option<Result<RateLimitDecision>> {
+        Some(Ok(self.check_sync(key, quota, cost)))
+    }
+
+    #[inline]
+    fn peek_now(
+        &self,
+        key: &RateLimitKey,
+        quota: &Quota,
+        cost: NonZeroU32,
+    ) -> Option<Result<RateLimitDecision>> {
+        Some(Ok(self.peek_sync(key, quota, cost)))
+    }
 }
 
 /// One shard, on its own cache lines so neighbouring locks do not share.

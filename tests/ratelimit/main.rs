@@ -42,6 +42,10 @@ struct ExactLimiter {
     tat: Mutex<HashMap<String, Duration>>,
     failing: AtomicBool,
     calls: AtomicUsize,
+    /// Answer through the synchronous fast path (`check_now`) too.
+    synchronous: AtomicBool,
+    /// Calls to the asynchronous `check` and `peek`.
+    awaited: AtomicUsize,
 }
 
 impl ExactLimiter {
@@ -51,6 +55,8 @@ impl ExactLimiter {
             tat: Mutex::new(HashMap::new()),
             failing: AtomicBool::new(false),
             calls: AtomicUsize::new(0),
+            synchronous: AtomicBool::new(false),
+            awaited: AtomicUsize::new(0),
         })
     }
 
@@ -104,6 +110,7 @@ impl RateLimiter for ExactLimiter {
         quota: &Quota,
         cost: NonZeroU32,
     ) -> docaiche_core::Result<RateLimitDecision> {
+        self.awaited.fetch_add(1, Ordering::SeqCst);
         self.decide(key, quota, cost, true)
     }
 
@@ -113,7 +120,30 @@ impl RateLimiter for ExactLimiter {
         quota: &Quota,
         cost: NonZeroU32,
     ) -> docaiche_core::Result<RateLimitDecision> {
+        self.awaited.fetch_add(1, Ordering::SeqCst);
         self.decide(key, quota, cost, false)
+    }
+
+    fn check_now(
+        &self,
+        key: &RateLimitKey,
+        quota: &Quota,
+        cost: NonZeroU32,
+    ) -> Option<docaiche_core::Result<RateLimitDecision>> {
+        self.synchronous
+            .load(Ordering::SeqCst)
+            .then(|| self.decide(key, quota, cost, true))
+    }
+
+    fn peek_now(
+        &self,
+        key: &RateLimitKey,
+        quota: &Quota,
+        cost: NonZeroU32,
+    ) -> Option<docaiche_core::Result<RateLimitDecision>> {
+        self.synchronous
+            .load(Ordering::SeqCst)
+            .then(|| self.decide(key, quota, cost, false))
     }
 }
 
@@ -921,4 +951,85 @@ async fn the_in_process_limiter_enforces_the_same_policy() {
         send(&app.router, get_as("acme", "alice")).await.status,
         StatusCode::OK
     );
+}
+
+#[tokio::test]
+async fn a_limiter_that_decides_synchronously_is_never_awaited() {
+    let clock = ManualClock::new();
+    let limiter = ExactLimiter::new(&clock);
+    limiter.synchronous.store(true, Ordering::SeqCst);
+    let mut config = base_config();
+    config["policies"]["default"] = json!({ "limits": [
+        { "key": "tenant", "limit": 3, "period_secs": 60 },
+        { "key": "principal", "limit": 2, "period_secs": 60 }
+    ]});
+    let app = app(config, limiter.clone());
+    assert_eq!(
+        statuses(&app.router, 3, || get_as("acme", "alice")).await,
+        [200, 200, 429]
+    );
+    let refused = send(&app.router, get_as("acme", "alice")).await;
+    assert_eq!(refused.header(header::RETRY_AFTER), "30");
+    assert_eq!(limiter.awaited.load(Ordering::SeqCst), 0);
+    // Two peeks and two checks per allowed request, two peeks per refusal.
+    assert_eq!(limiter.calls.load(Ordering::SeqCst), 4 + 4 + 2 + 2);
+
+    // The same limiter answering only when awaited decides the same way.
+    limiter.synchronous.store(false, Ordering::SeqCst);
+    assert_eq!(
+        send(&app.router, get_as("acme", "bob")).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(limiter.awaited.load(Ordering::SeqCst), 4);
+    let m = app.layer.metrics().policy("default").expect("counted");
+    assert_eq!((m.allowed, m.limited, m.fallback), (3, 2, 0));
+}
+
+#[tokio::test]
+async fn decisions_of_the_failure_policy_are_counted_as_fallback_per_policy() {
+    use docaiche_core::resilience::CircuitBreaker;
+    use docaiche_ratelimit::fallback::{FailurePolicy, ResilientRateLimiter};
+    use docaiche_ratelimit::local::LocalRateLimiter;
+
+    let clock = ManualClock::new();
+    let primary = ExactLimiter::new(&clock);
+    let breaker = CircuitBreaker::builder("redis")
+        .count_window(2)
+        .minimum_calls(2)
+        .wait_in_open(Duration::from_secs(1))
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .expect("breaker");
+    let limiter = ResilientRateLimiter::builder(primary.clone())
+        .circuit_breaker(breaker)
+        .policy(FailurePolicy::Fallback {
+            local: Arc::new(LocalRateLimiter::new(Arc::new(clock.clone()))),
+            share: 1.0,
+        })
+        .build()
+        .expect("limiter");
+    let app = app(base_config(), Arc::new(limiter));
+
+    primary.failing.store(true, Ordering::SeqCst);
+    // Two failed calls open the breaker; the fallback decides all six, the
+    // last four through the synchronous path without asking the primary.
+    assert_eq!(
+        statuses(&app.router, 6, || get_as("acme", "alice")).await,
+        [200, 200, 200, 200, 200, 429]
+    );
+    assert_eq!(primary.calls.load(Ordering::SeqCst), 2);
+    let m = app.layer.metrics().policy("default").expect("counted");
+    assert_eq!((m.allowed, m.limited, m.fallback, m.errors), (5, 1, 6, 0));
+
+    // The primary is back: after the breaker's wait, decisions leave the
+    // fallback and are no longer counted as such.
+    primary.failing.store(false, Ordering::SeqCst);
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(
+        send(&app.router, get_as("acme", "alice")).await.status,
+        StatusCode::OK
+    );
+    let m = app.layer.metrics().policy("default").expect("counted");
+    assert_eq!((m.allowed, m.fallback), (6, 6));
+    assert_eq!(primary.calls.load(Ordering::SeqCst), 3);
 }

@@ -26,10 +26,10 @@ pub(crate) struct PlannedCheck {
 #[derive(Debug)]
 pub(crate) enum CheckOutcome {
     /// Every limit passed and its cost was taken; the most restrictive
-    /// limit afterwards.
-    Allowed(ServiceLimitItem),
-    /// A limit refused.
-    Denied(Denial),
+    /// limit afterwards, and whether a failure policy decided any part.
+    Allowed(ServiceLimitItem, bool),
+    /// A limit refused; and whether a failure policy decided any part.
+    Denied(Denial, bool),
     /// The limiter failed.
     Failed(Error),
 }
@@ -82,51 +82,138 @@ impl Denial {
 /// the earlier limits have then been charged for a refused request. That
 /// race costs at most one request's units per concurrent request, and a
 /// refund would need a limiter operation the contract does not have.
-pub(crate) async fn run(limiter: Arc<dyn RateLimiter>, checks: Vec<PlannedCheck>) -> CheckOutcome {
-    match run_inner(&*limiter, &checks).await {
-        Ok(outcome) => outcome,
-        Err(error) => CheckOutcome::Failed(error),
-    }
+///
+/// Each step first asks the limiter's synchronous fast path
+/// ([`RateLimiter::check_now`]); only a step it cannot answer waits. A
+/// round an in-process limiter answers entirely is decided in
+/// [`Round::decide_now`], before any future exists.
+#[derive(Debug)]
+pub(crate) struct Round {
+    checks: Vec<PlannedCheck>,
+    /// The next step: an index into `checks`, in the peek or the check pass.
+    next: usize,
+    peeking: bool,
+    denial: Option<Denial>,
+    strictest: Option<ServiceLimitItem>,
+    /// Whether a failure policy made any decision of the round.
+    degraded: bool,
 }
 
-async fn run_inner(
-    limiter: &dyn RateLimiter,
-    checks: &[PlannedCheck],
-) -> Result<CheckOutcome, Error> {
-    if checks.len() > 1 {
-        let mut denial: Option<Denial> = None;
-        for c in checks {
-            let decision = limiter.peek(&c.key, &c.quota, c.cost).await?;
-            if !decision.allowed {
-                let wait = wait_of(&decision);
-                match denial.as_mut() {
-                    Some(d) => d.add(c.name.clone(), wait),
-                    None => denial = Some(Denial::by(c.name.clone(), wait)),
+/// How a round ended, or that it must wait.
+#[derive(Debug)]
+pub(crate) enum Progress {
+    /// Decided.
+    Done(CheckOutcome),
+    /// The limiter needs to be awaited for the rest.
+    Pending(Round),
+}
+
+impl Round {
+    /// A round over `checks` (at least one).
+    pub(crate) fn new(checks: Vec<PlannedCheck>) -> Self {
+        let peeking = checks.len() > 1;
+        Self {
+            checks,
+            next: 0,
+            peeking,
+            denial: None,
+            strictest: None,
+            degraded: false,
+        }
+    }
+
+    /// Run every step the limiter answers synchronously.
+    pub(crate) fn decide_now(mut self, limiter: &dyn RateLimiter) -> Progress {
+        loop {
+            let Some(c) = self.checks.get(self.next) else {
+                return Progress::Done(self.finish());
+            };
+            let answer = if self.peeking {
+                limiter.peek_now(&c.key, &c.quota, c.cost)
+            } else {
+                limiter.check_now(&c.key, &c.quota, c.cost)
+            };
+            match answer {
+                Some(decision) => {
+                    if let Some(outcome) = self.feed(decision) {
+                        return Progress::Done(outcome);
+                    }
                 }
+                None => return Progress::Pending(self),
             }
         }
-        if let Some(denial) = denial {
-            return Ok(CheckOutcome::Denied(denial));
+    }
+
+    /// Run the rest of the round, awaiting the limiter where it must.
+    pub(crate) async fn decide(mut self, limiter: Arc<dyn RateLimiter>) -> CheckOutcome {
+        loop {
+            let Some(c) = self.checks.get(self.next) else {
+                return self.finish();
+            };
+            let decision = if self.peeking {
+                match limiter.peek_now(&c.key, &c.quota, c.cost) {
+                    Some(decision) => decision,
+                    None => limiter.peek(&c.key, &c.quota, c.cost).await,
+                }
+            } else {
+                match limiter.check_now(&c.key, &c.quota, c.cost) {
+                    Some(decision) => decision,
+                    None => limiter.check(&c.key, &c.quota, c.cost).await,
+                }
+            };
+            if let Some(outcome) = self.feed(decision) {
+                return outcome;
+            }
         }
     }
-    let mut strictest: Option<ServiceLimitItem> = None;
-    for c in checks {
-        let decision = limiter.check(&c.key, &c.quota, c.cost).await?;
+
+    /// Take one step's answer; `Some` when it ends the round.
+    fn feed(&mut self, decision: Result<RateLimitDecision, Error>) -> Option<CheckOutcome> {
+        let decision = match decision {
+            Ok(decision) => decision,
+            Err(error) => return Some(CheckOutcome::Failed(error)),
+        };
+        self.degraded |= decision.source.is_degraded();
+        let c = &self.checks[self.next];
+        self.next += 1;
+        if self.peeking {
+            if !decision.allowed {
+                let wait = wait_of(&decision);
+                match self.denial.as_mut() {
+                    Some(d) => d.add(c.name.clone(), wait),
+                    None => self.denial = Some(Denial::by(c.name.clone(), wait)),
+                }
+            }
+            if self.next == self.checks.len() {
+                if let Some(denial) = self.denial.take() {
+                    return Some(CheckOutcome::Denied(denial, self.degraded));
+                }
+                self.peeking = false;
+                self.next = 0;
+            }
+            return None;
+        }
         if !decision.allowed {
-            return Ok(CheckOutcome::Denied(Denial::by(
-                c.name.clone(),
-                wait_of(&decision),
-            )));
+            let denial = Denial::by(c.name.clone(), wait_of(&decision));
+            return Some(CheckOutcome::Denied(denial, self.degraded));
         }
         let item = ServiceLimitItem::new(c.name.clone(), decision.remaining, decision.reset_after);
-        if strictest.as_ref().is_none_or(|s| item.is_stricter_than(s)) {
-            strictest = Some(item);
+        if self
+            .strictest
+            .as_ref()
+            .is_none_or(|s| item.is_stricter_than(s))
+        {
+            self.strictest = Some(item);
         }
+        None
     }
-    match strictest {
-        Some(item) => Ok(CheckOutcome::Allowed(item)),
-        // The layer runs a round only for policies with limits.
-        None => Err(Error::internal("rate-limit round without limits")),
+
+    fn finish(&mut self) -> CheckOutcome {
+        match self.strictest.take() {
+            Some(item) => CheckOutcome::Allowed(item, self.degraded),
+            // The layer runs a round only for policies with limits.
+            None => CheckOutcome::Failed(Error::internal("rate-limit round without limits")),
+        }
     }
 }
 

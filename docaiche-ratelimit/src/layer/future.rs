@@ -12,6 +12,8 @@ use tower_service::Service;
 
 use super::check::{CheckOutcome, Denial, denied_response, failed_response};
 use super::concurrency::ConcurrencyPermit;
+use docaiche_core::Error;
+
 use super::metrics::{Outcome, RateLimitMetrics};
 use crate::headers::{self, ServiceLimitItem};
 use crate::policy::{OnLimiterError, Policy};
@@ -46,8 +48,8 @@ pin_project! {
             future: F,
         },
         /// Answered without the inner service.
-        Refused {
-            denial: Option<Denial>,
+        Answered {
+            early: Option<Early>,
         },
     }
 }
@@ -91,13 +93,63 @@ impl<S, ReqBody, F> ResponseFuture<S, ReqBody, F> {
         }
     }
 
-    /// Refused before any limiter call (a concurrency limit).
-    pub(crate) fn refused(denial: Denial, context: RoundContext) -> Self {
+    /// Answered without the inner service: refused by a limit, or failed
+    /// closed.
+    pub(crate) fn answered(early: Early, context: RoundContext) -> Self {
         Self {
-            state: State::Refused {
-                denial: Some(denial),
-            },
+            state: State::Answered { early: Some(early) },
             context,
+        }
+    }
+}
+
+/// An answer the layer gives instead of the inner service.
+#[derive(Debug)]
+pub(crate) enum Early {
+    /// A limit refused: 429.
+    Denied(Denial),
+    /// The limiter failed and the policy fails closed: 503.
+    Failed(Error),
+}
+
+impl Early {
+    fn into_response<B: From<String>>(self, policy: &Policy) -> Response<B> {
+        match self {
+            Self::Denied(denial) => denied_response(&denial, policy),
+            Self::Failed(error) => failed_response(&error, policy),
+        }
+    }
+}
+
+impl RoundContext {
+    /// Count the round's `outcome`; `None` when the inner service is to be
+    /// called, else the layer's own answer (its concurrency slot freed).
+    pub(crate) fn settle(&mut self, outcome: CheckOutcome) -> Option<Early> {
+        let policy = self.policy.name().as_str();
+        match outcome {
+            CheckOutcome::Allowed(item, degraded) => {
+                self.metrics.record(policy, Outcome::Allowed, degraded);
+                self.current = Some(item);
+                None
+            }
+            CheckOutcome::Denied(denial, degraded) => {
+                self.metrics.record(policy, Outcome::Limited, degraded);
+                self.permit = None;
+                Some(Early::Denied(denial))
+            }
+            CheckOutcome::Failed(error) => {
+                self.metrics.record(policy, Outcome::Error, false);
+                if self.on_limiter_error == OnLimiterError::FailClosed {
+                    self.permit = None;
+                    return Some(Early::Failed(error));
+                }
+                tracing::warn!(
+                    policy,
+                    error = %error.log_chain(),
+                    "rate limiter failed; request let through (fail_open)"
+                );
+                None
+            }
         }
     }
 }
@@ -117,29 +169,8 @@ where
             match this.state.as_mut().project() {
                 StateProj::Checking { check, call } => {
                     let outcome = ready!(check.as_mut().poll(cx));
-                    let policy = context.policy.name().as_str();
-                    match outcome {
-                        CheckOutcome::Allowed(item) => {
-                            context.metrics.record(policy, Outcome::Allowed);
-                            context.current = Some(item);
-                        }
-                        CheckOutcome::Denied(denial) => {
-                            context.metrics.record(policy, Outcome::Limited);
-                            context.permit = None;
-                            return Poll::Ready(Ok(denied_response(&denial, &context.policy)));
-                        }
-                        CheckOutcome::Failed(error) => {
-                            context.metrics.record(policy, Outcome::Error);
-                            if context.on_limiter_error == OnLimiterError::FailClosed {
-                                context.permit = None;
-                                return Poll::Ready(Ok(failed_response(&error, &context.policy)));
-                            }
-                            tracing::warn!(
-                                policy,
-                                error = %error.log_chain(),
-                                "rate limiter failed; request let through (fail_open)"
-                            );
-                        }
+                    if let Some(early) = context.settle(outcome) {
+                        return Poll::Ready(Ok(early.into_response(&context.policy)));
                     }
                     let (mut service, request) = call
                         .take()
@@ -159,11 +190,11 @@ where
                     );
                     return Poll::Ready(Ok(response));
                 }
-                StateProj::Refused { denial } => {
-                    let denial = denial
+                StateProj::Answered { early } => {
+                    let early = early
                         .take()
-                        .expect("invariant: a refused future is polled to completion once");
-                    return Poll::Ready(Ok(denied_response(&denial, &context.policy)));
+                        .expect("invariant: an answered future is polled to completion once");
+                    return Poll::Ready(Ok(early.into_response(&context.policy)));
                 }
             }
         }
@@ -175,7 +206,7 @@ impl<S, ReqBody, F> fmt::Debug for ResponseFuture<S, ReqBody, F> {
         let state = match &self.state {
             State::Checking { .. } => "checking",
             State::Calling { .. } => "calling",
-            State::Refused { .. } => "refused",
+            State::Answered { .. } => "answered",
         };
         f.debug_struct("ResponseFuture")
             .field("policy", &self.context.policy.name())

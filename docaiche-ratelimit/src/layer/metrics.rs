@@ -21,6 +21,7 @@ struct Counters {
     allowed: AtomicU64,
     limited: AtomicU64,
     errors: AtomicU64,
+    fallback: AtomicU64,
 }
 
 impl Counters {
@@ -30,6 +31,7 @@ impl Counters {
             allowed: self.allowed.load(Ordering::Relaxed),
             limited: self.limited.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
+            fallback: self.fallback.load(Ordering::Relaxed),
         }
     }
 }
@@ -47,6 +49,11 @@ pub struct PolicyMetrics {
     /// Requests for which the limiter failed, whatever
     /// `on_limiter_error` then did with them.
     pub errors: u64,
+    /// Of the allowed and limited requests, those a failure policy decided
+    /// (at least in part) while the shared limiter was down: the local
+    /// fallback limiter, fail-open or fail-closed
+    /// ([`ResilientRateLimiter`](crate::fallback::ResilientRateLimiter)).
+    pub fallback: u64,
 }
 
 /// Which counter to bump.
@@ -68,8 +75,11 @@ impl RateLimitMetrics {
         }
     }
 
-    pub(crate) fn record(&self, policy: &str, outcome: Outcome) {
+    pub(crate) fn record(&self, policy: &str, outcome: Outcome, degraded: bool) {
         if let Some(c) = self.counters.get(policy) {
+            if degraded {
+                c.fallback.fetch_add(1, Ordering::Relaxed);
+            }
             let counter = match outcome {
                 Outcome::Allowed => &c.allowed,
                 Outcome::Limited => &c.limited,

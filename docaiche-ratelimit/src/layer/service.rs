@@ -7,9 +7,9 @@ use http::{Extensions, Request, Response};
 use tower_service::Service;
 
 use super::RateLimitLayer;
-use super::check::{self, Denial, PlannedCheck};
+use super::check::{Denial, PlannedCheck, Progress, Round};
 use super::concurrency::ConcurrencyPermit;
-use super::future::{ResponseFuture, RoundContext};
+use super::future::{Early, ResponseFuture, RoundContext};
 use super::metrics::Outcome;
 use crate::headers::ServiceLimitItem;
 use crate::policy::{Policy, RequestIdentity, TenantTier};
@@ -98,9 +98,10 @@ where
                     tracing::debug!(policy = %policy.name(), ?refused, "concurrency limit reached");
                     shared
                         .metrics
-                        .record(policy.name().as_str(), Outcome::Limited);
+                        .record(policy.name().as_str(), Outcome::Limited, false);
                     let denial = Denial::concurrency(limit.name().clone());
-                    return ResponseFuture::refused(denial, self.context(policy, None, None));
+                    let context = self.context(policy, None, None);
+                    return ResponseFuture::answered(Early::Denied(denial), context);
                 }
             }
         }
@@ -109,7 +110,7 @@ where
             // Concurrency only: nothing to ask the limiter.
             shared
                 .metrics
-                .record(policy.name().as_str(), Outcome::Allowed);
+                .record(policy.name().as_str(), Outcome::Allowed, false);
             let current = policy.concurrency().zip(permit.as_ref()).map(|(limit, p)| {
                 ServiceLimitItem::without_window(limit.name().clone(), p.remaining())
             });
@@ -127,12 +128,23 @@ where
                 cost: limit.cost_rule().cost(extensions),
             })
             .collect();
-        let round = Box::pin(check::run(Arc::clone(&shared.limiter), checks));
-        let context = self.context(policy, permit, None);
-        // Call the instance that was driven to readiness; keep a fresh clone.
-        let clone = self.inner.clone();
-        let ready = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::checking(round, ready, request, context)
+        let mut context = self.context(policy, permit, None);
+        match Round::new(checks).decide_now(&*shared.limiter) {
+            // Decided without waiting (an in-process limiter): no boxed
+            // future, and the ready inner service is called at once.
+            Progress::Done(outcome) => match context.settle(outcome) {
+                Some(early) => ResponseFuture::answered(early, context),
+                None => ResponseFuture::calling(self.inner.call(request), context),
+            },
+            Progress::Pending(round) => {
+                let round = Box::pin(round.decide(Arc::clone(&shared.limiter)));
+                // Call the instance that was driven to readiness; keep a
+                // fresh clone.
+                let clone = self.inner.clone();
+                let ready = std::mem::replace(&mut self.inner, clone);
+                ResponseFuture::checking(round, ready, request, context)
+            }
+        }
     }
 }
 
