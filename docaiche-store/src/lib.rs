@@ -70,7 +70,7 @@
 //! | `conformance` | the [`conformance`] module (pulls in tokio's `rt` and `sync`) |
 //! | `sqlite` | embedded SQLite adapters; empty for now, adapters arrive with the Store issue |
 //! | `postgres` | PostgreSQL adapters (sqlx); empty for now, adapters arrive with the Store issue |
-//! | `redis` | Redis cache and revocation adapters; empty for now, adapters arrive with the Store issue |
+//! | `redis` | [`redis`]: Redis `CacheStore` and `TokenRevocationStore` (standalone or cluster) |
 //! | `vault` | Vault / OpenBao KV secrets and Transit key wrapping; empty for now, adapters arrive with the Store issue |
 //!
 //! ## Arriving with the Store issue
@@ -92,6 +92,10 @@
 pub mod conformance;
 pub mod key_wrapper;
 pub mod memory;
+pub mod read_through;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
 pub mod secret;
 
 pub use key_wrapper::LocalKeyWrapper;

@@ -1,0 +1,349 @@
+//! The Redis adapters against real servers.
+//!
+//! | suite | variable(s) | checks |
+//! |---|---|---|
+//! | `redis-store` | `DOCAICHE_TEST_REDIS_URL` | the cache and revocation conformance suites; TTLs as stored; namespaced keys; read-through over Redis; reconnecting after a real restart (a `redis-server` this suite starts and kills) |
+//! | `redis-cluster-store` | `DOCAICHE_TEST_REDIS_CLUSTER_URLS` (comma-separated) | both conformance suites on a 3-node cluster |
+//!
+//! `./scripts/test.sh` starts the servers and sets the variables. A missing
+//! server skips loudly, or fails under `CI=true` (see `report`).
+//! `redis-cli` and `redis-server` must be on `PATH`.
+
+#[path = "../../tests/backends/report.rs"]
+mod report;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use docaiche_core::cache::{CacheKey, CacheStore};
+use docaiche_core::revocation::TokenRevocationStore;
+use docaiche_core::{Error, HealthCheck, HealthStatus};
+use docaiche_store::conformance::{Harness, run_cache_store, run_revocation_store};
+use docaiche_store::read_through::ReadThrough;
+use docaiche_store::redis::RedisStore;
+use time::OffsetDateTime;
+
+const STANDALONE: &str = "redis-store";
+const STANDALONE_VAR: &str = "DOCAICHE_TEST_REDIS_URL";
+const CLUSTER: &str = "redis-cluster-store";
+const CLUSTER_VAR: &str = "DOCAICHE_TEST_REDIS_CLUSTER_URLS";
+
+fn prefix() -> String {
+    format!("docaiche:test:store:{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A store on the standalone server, after checking it answers (else skip).
+async fn standalone() -> Option<(String, RedisStore)> {
+    let url = report::require_backend(STANDALONE, STANDALONE_VAR)?;
+    let store = RedisStore::builder(url.clone())
+        .key_prefix(prefix())
+        .timeout(Duration::from_secs(2))
+        .build()
+        .expect("valid URL");
+    match store.ping().await {
+        Ok(_) => Some((url, store)),
+        Err(error) => {
+            report::skip(
+                STANDALONE,
+                &format!("{STANDALONE_VAR} does not answer PING: {error}"),
+            );
+            None
+        }
+    }
+}
+
+fn redis_cli(url: &str, args: &[&str]) -> String {
+    let output = Command::new("redis-cli")
+        .arg("-u")
+        .arg(url)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("redis-cli runs (it is on PATH where the servers are)");
+    assert!(
+        output.status.success(),
+        "redis-cli {args:?} failed: {output:?}"
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_and_revocation_pass_the_conformance_suites() {
+    let Some((url, store)) = standalone().await else {
+        return;
+    };
+    let harness = Harness::real_time();
+    run_cache_store(Arc::new(store.cache()), &harness).await;
+    run_revocation_store(Arc::new(store.revocations()), &harness).await;
+    report::mark_ran(
+        STANDALONE,
+        &format!("cache and revocation conformance at {url}"),
+    );
+}
+
+#[tokio::test]
+async fn keys_are_namespaced_under_the_prefix_and_ttls_are_redis_ttls() {
+    let Some((url, store)) = standalone().await else {
+        return;
+    };
+    let cache = store.cache();
+    // Braces and glob characters are ordinary bytes of a key.
+    let key = CacheKey::new("extract", "sha256:{ab}*?[c]").expect("valid key");
+    cache
+        .set(&key, Bytes::from_static(b"text"), Duration::from_secs(90))
+        .await
+        .expect("set");
+    let redis_key = cache.redis_key(&key);
+    assert!(
+        redis_key.ends_with(":cache:extract:sha256:{ab}*?[c]"),
+        "{redis_key}"
+    );
+    assert_eq!(redis_cli(&url, &["GET", &redis_key]), "text");
+    let pttl: u64 = redis_cli(&url, &["PTTL", &redis_key])
+        .parse()
+        .expect("a TTL");
+    assert!((89_000..=90_000).contains(&pttl), "{pttl}");
+    let entry = cache.get(&key).await.expect("get").expect("hit");
+    assert!(entry.ttl_remaining <= Duration::from_secs(90));
+    assert!(entry.ttl_remaining > Duration::from_secs(88));
+
+    // A value someone wrote without a TTL is not ours to trust.
+    redis_cli(&url, &["SET", &redis_key, "forever"]);
+    assert_eq!(cache.get(&key).await.expect("get"), None);
+    assert!(cache.delete(&key).await.expect("delete"));
+    report::mark_ran(STANDALONE, "namespaced keys and TTLs");
+}
+
+#[tokio::test]
+async fn a_revocation_lives_as_long_as_the_token_and_is_never_shortened() {
+    let Some((url, store)) = standalone().await else {
+        return;
+    };
+    let revocations = store.revocations();
+    let jti = format!("jti-{}", uuid::Uuid::new_v4().simple());
+    let now = OffsetDateTime::now_utc();
+    revocations
+        .revoke(&jti, now + Duration::from_secs(600))
+        .await
+        .expect("revoke");
+    let key = revocations.redis_key(&jti);
+    let pttl = |url: &str| -> u64 { redis_cli(url, &["PTTL", &key]).parse().expect("a TTL") };
+    let first = pttl(&url);
+    assert!((595_000..=600_000).contains(&first), "{first}");
+
+    // An earlier expiry changes nothing; a later one extends.
+    revocations
+        .revoke(&jti, now + Duration::from_secs(60))
+        .await
+        .expect("revoke again");
+    assert!(pttl(&url) > 590_000, "never shortened");
+    revocations
+        .revoke(&jti, now + Duration::from_secs(3_600))
+        .await
+        .expect("revoke later");
+    assert!(pttl(&url) > 3_590_000, "extended");
+    assert!(revocations.is_revoked(&jti).await.expect("check"));
+
+    // A token that has already expired needs no entry.
+    let old = format!("old-{}", uuid::Uuid::new_v4().simple());
+    revocations
+        .revoke(&old, now - Duration::from_secs(1))
+        .await
+        .expect("revoke expired");
+    assert_eq!(
+        redis_cli(&url, &["EXISTS", &revocations.redis_key(&old)]),
+        "0"
+    );
+
+    // Hostile ids are refused before any command.
+    for evil in ["", "a b", "x\r\nFLUSHALL", &"a".repeat(129)] {
+        let refused = revocations.is_revoked(evil).await;
+        assert!(
+            matches!(refused, Err(Error::InvalidInput { .. })),
+            "{evil:?}: {refused:?}"
+        );
+    }
+    report::mark_ran(STANDALONE, "revocation TTLs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_through_over_redis_loads_once_for_many_concurrent_misses() {
+    let Some((_url, store)) = standalone().await else {
+        return;
+    };
+    let cache = Arc::new(ReadThrough::new(Arc::new(store.cache())).with_beta(0.0));
+    let key = CacheKey::new("jwks", "issuer").expect("valid key");
+    let loads = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let cache = Arc::clone(&cache);
+            let key = key.clone();
+            let loads = Arc::clone(&loads);
+            tokio::spawn(async move {
+                cache
+                    .get_or_load(&key, Duration::from_secs(60), || async {
+                        loads.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Ok(Bytes::from_static(b"keys"))
+                    })
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(
+            task.await.expect("task").expect("value"),
+            Bytes::from_static(b"keys")
+        );
+    }
+    assert_eq!(loads.load(Ordering::SeqCst), 1);
+    report::mark_ran(STANDALONE, "read-through single flight");
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// A `redis-server` child of this test, killed on drop.
+struct Server {
+    child: Child,
+}
+
+impl Server {
+    fn start(port: u16) -> std::io::Result<Self> {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        Ok(Self { child })
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stores_reconnect_by_themselves_after_redis_restarts() {
+    let Some((_url, _store)) = standalone().await else {
+        return;
+    };
+    let port = free_port();
+    let mut server = match Server::start(port) {
+        Ok(server) => server,
+        Err(error) => {
+            report::skip(STANDALONE, &format!("cannot run redis-server: {error}"));
+            return;
+        }
+    };
+    let store = RedisStore::builder(format!("redis://127.0.0.1:{port}"))
+        .timeout(Duration::from_millis(250))
+        .build()
+        .expect("valid URL");
+    let started = Instant::now();
+    while store.ping().await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "redis-server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let cache = store.cache();
+    let revocations = store.revocations();
+    let key = CacheKey::new("t", "k").expect("valid key");
+    cache
+        .set(&key, Bytes::from_static(b"v"), Duration::from_secs(60))
+        .await
+        .expect("set");
+
+    server.kill();
+    let down = Instant::now();
+    let failed = cache.get(&key).await;
+    assert!(
+        matches!(
+            failed,
+            Err(Error::Unavailable { .. } | Error::Timeout { .. })
+        ),
+        "{failed:?}"
+    );
+    assert!(
+        down.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        down.elapsed()
+    );
+    let unchecked = revocations.is_revoked("jti-1").await;
+    assert!(
+        unchecked.is_err(),
+        "an unchecked revocation is an error, never `false`"
+    );
+    let health = store.health_check().check().await;
+    assert_eq!(health.status, HealthStatus::Down);
+
+    let _server = Server::start(port).expect("redis-server restarts");
+    let restarted = Instant::now();
+    let back = loop {
+        if cache
+            .set(&key, Bytes::from_static(b"again"), Duration::from_secs(60))
+            .await
+            .is_ok()
+        {
+            break restarted.elapsed();
+        }
+        assert!(
+            restarted.elapsed() < Duration::from_secs(10),
+            "never reconnected"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(back < Duration::from_secs(5), "{back:?}");
+    let entry = cache.get(&key).await.expect("get").expect("hit");
+    assert_eq!(entry.value, Bytes::from_static(b"again"));
+    assert!(!revocations.is_revoked("jti-1").await.expect("check"));
+    eprintln!("redis store: reconnected {back:?} after the restart");
+    report::mark_ran(STANDALONE, &format!("reconnected {back:?} after a restart"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_cache_and_revocation_pass_the_conformance_suites() {
+    let Some(urls) = report::require_backend(CLUSTER, CLUSTER_VAR) else {
+        return;
+    };
+    let urls: Vec<String> = urls.split(',').map(|u| u.trim().to_owned()).collect();
+    let store = RedisStore::cluster_builder(urls.clone())
+        .key_prefix(prefix())
+        .timeout(Duration::from_secs(2))
+        .build()
+        .expect("valid URLs");
+    if let Err(error) = store.ping().await {
+        report::skip(
+            CLUSTER,
+            &format!("{CLUSTER_VAR} does not answer PING: {error}"),
+        );
+        return;
+    }
+    assert!(store.is_cluster());
+    let harness = Harness::real_time();
+    run_cache_store(Arc::new(store.cache()), &harness).await;
+    run_revocation_store(Arc::new(store.revocations()), &harness).await;
+    report::mark_ran(
+        CLUSTER,
+        &format!("conformance on the cluster at {}", urls.join(",")),
+    );
+}
