@@ -90,6 +90,7 @@
 #[cfg(feature = "conformance")]
 #[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 pub mod conformance;
+pub mod encryption;
 pub mod key_wrapper;
 pub mod memory;
 pub mod read_through;

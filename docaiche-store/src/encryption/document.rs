@@ -1,0 +1,343 @@
+//! [`EncryptedDocumentStore`]: any [`DocumentStore`], encrypted.
+
+use std::fmt;
+use std::sync::Arc;
+
+use aes_gcm::aead::rand_core::RngCore;
+use aes_gcm::aead::{Aead, KeyInit, OsRng, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD_NO_PAD as BASE64;
+use bytes::{BufMut, Bytes, BytesMut};
+use docaiche_core::document::{Document, DocumentMeta, DocumentStore, DocumentText, NewDocument};
+use docaiche_core::error::{Error, Result};
+use docaiche_core::id::{DocumentId, PrincipalId, TenantId};
+use docaiche_core::key_wrapper::KeyWrapper;
+use docaiche_core::page::{Page, PageRequest};
+use docaiche_core::secret::SecretBytes;
+
+use super::keys::DataKeyStore;
+
+/// The first bytes of an encrypted value.
+const MAGIC: &[u8; 4] = b"DCE1";
+const NONCE_LEN: usize = 12;
+const TAG_LEN: usize = 16;
+/// Bytes an encrypted value has beyond its plaintext.
+const OVERHEAD: usize = MAGIC.len() + NONCE_LEN + TAG_LEN;
+/// The prefix of the one page that holds encrypted text.
+const TEXT_PREFIX: &str = "dce1:";
+#[cfg(test)]
+pub(super) const OVERHEAD_FOR_TESTS: usize = OVERHEAD;
+/// Keys per page when rewrapping.
+const REWRAP_PAGE: usize = 256;
+
+/// What a value is, bound into its associated data.
+#[derive(Debug, Clone, Copy)]
+enum Part {
+    Content,
+    Text,
+}
+
+impl Part {
+    const fn as_str(self) -> &'static str {
+        match self {
+            Self::Content => "content",
+            Self::Text => "text",
+        }
+    }
+}
+
+/// A [`DocumentStore`] that encrypts content and text before they reach
+/// the store it wraps; see the [module docs](super).
+#[derive(Clone)]
+pub struct EncryptedDocumentStore {
+    inner: Arc<dyn DocumentStore>,
+    keys: Arc<dyn DataKeyStore>,
+    wrapper: Arc<dyn KeyWrapper>,
+}
+
+/// What [`EncryptedDocumentStore::rewrap_all`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RewrapReport {
+    /// Keys re-wrapped under the latest KEK version.
+    pub rewrapped: u64,
+    /// Keys that changed underneath (destroyed or rewrapped concurrently).
+    pub skipped: u64,
+}
+
+impl EncryptedDocumentStore {
+    /// Encrypt into `inner`, with data keys kept (wrapped) in `keys` and
+    /// wrapped by `wrapper`.
+    #[must_use]
+    pub fn new(
+        inner: Arc<dyn DocumentStore>,
+        keys: Arc<dyn DataKeyStore>,
+        wrapper: Arc<dyn KeyWrapper>,
+    ) -> Self {
+        Self {
+            inner,
+            keys,
+            wrapper,
+        }
+    }
+
+    /// Destroy the data key of `subject` in `tenant` (crypto-shredding):
+    /// every document and text of theirs becomes undecryptable, backups
+    /// included. Returns whether there was a key. Irreversible.
+    ///
+    /// # Errors
+    /// `Unavailable` when the key store is down.
+    pub async fn destroy_subject_key(
+        &self,
+        tenant: &TenantId,
+        subject: &PrincipalId,
+    ) -> Result<bool> {
+        let destroyed = self.keys.destroy(tenant, subject).await?;
+        if destroyed {
+            tracing::info!(%tenant, "data key of a subject destroyed (crypto-shredding)");
+        }
+        Ok(destroyed)
+    }
+
+    /// Re-wrap every stored data key under the wrapper's latest KEK version
+    /// (after a KEK rotation). Documents are not read or rewritten.
+    ///
+    /// # Errors
+    /// The first error of the key store or the wrapper; keys rewrapped
+    /// before it stay rewrapped, and running again continues.
+    pub async fn rewrap_all(&self) -> Result<RewrapReport> {
+        let mut report = RewrapReport::default();
+        let mut after: Option<(TenantId, PrincipalId)> = None;
+        loop {
+            let page = self
+                .keys
+                .list(after.as_ref().map(|(t, s)| (t, s)), REWRAP_PAGE)
+                .await?;
+            let Some(last) = page.last() else {
+                return Ok(report);
+            };
+            after = Some((last.tenant.clone(), last.subject.clone()));
+            for key in page {
+                let context = key_context(&key.tenant, &key.subject);
+                let new = self.wrapper.rewrap(&key.wrapped, &context).await?;
+                // Already under the latest version (a wrapper may still
+                // return fresh bytes, e.g. a new nonce): nothing to store.
+                if new.kek_id == key.wrapped.kek_id && new.kek_version == key.wrapped.kek_version {
+                    continue;
+                }
+                if self
+                    .keys
+                    .replace(&key.tenant, &key.subject, &key.wrapped, new)
+                    .await?
+                {
+                    report.rewrapped += 1;
+                } else {
+                    report.skipped += 1;
+                }
+            }
+        }
+    }
+
+    /// The plaintext data key of `subject`, creating it on first use.
+    async fn key_for_writing(
+        &self,
+        tenant: &TenantId,
+        subject: &PrincipalId,
+    ) -> Result<SecretBytes> {
+        let context = key_context(tenant, subject);
+        if let Some(wrapped) = self.keys.get(tenant, subject).await? {
+            return self.wrapper.unwrap_key(&wrapped, &context).await;
+        }
+        let fresh = self.wrapper.generate_data_key(&context).await?;
+        let stored = self
+            .keys
+            .insert_if_absent(tenant, subject, fresh.wrapped.clone())
+            .await?;
+        if stored == fresh.wrapped {
+            Ok(fresh.plaintext)
+        } else {
+            // Another writer created the subject's key first: use theirs.
+            self.wrapper.unwrap_key(&stored, &context).await
+        }
+    }
+
+    /// The plaintext data key of `subject`, which must exist.
+    async fn key_for_reading(
+        &self,
+        tenant: &TenantId,
+        subject: &PrincipalId,
+    ) -> Result<SecretBytes> {
+        let Some(wrapped) = self.keys.get(tenant, subject).await? else {
+            return Err(Error::internal(
+                "the document's data key does not exist (destroyed by an erasure, or never created)",
+            ));
+        };
+        self.wrapper
+            .unwrap_key(&wrapped, &key_context(tenant, subject))
+            .await
+    }
+
+    /// Metadata as callers see it: the plaintext size.
+    fn plain_meta(mut meta: DocumentMeta) -> DocumentMeta {
+        meta.size = meta.size.saturating_sub(OVERHEAD as u64);
+        meta
+    }
+}
+
+/// The wrapping context of a subject's key.
+fn key_context(tenant: &TenantId, subject: &PrincipalId) -> Vec<u8> {
+    let mut context = Vec::with_capacity(32 + tenant.as_str().len() + subject.as_str().len());
+    context.extend_from_slice(b"docaiche/subject-key/v1\0");
+    context.extend_from_slice(tenant.as_str().as_bytes());
+    context.push(0);
+    context.extend_from_slice(subject.as_str().as_bytes());
+    context
+}
+
+/// The associated data of one value. Ids hold no NUL, so the separators
+/// make the encoding unambiguous.
+fn associated_data(tenant: &TenantId, id: &DocumentId, part: Part) -> Vec<u8> {
+    format!("docaiche/document/v1\0{}\0{tenant}\0{id}", part.as_str()).into_bytes()
+}
+
+fn cipher(key: &SecretBytes) -> Result<Aes256Gcm> {
+    Aes256Gcm::new_from_slice(key.expose_secret())
+        .map_err(|_| Error::internal("a data key is not 256 bits"))
+}
+
+fn seal(key: &SecretBytes, aad: &[u8], plaintext: &[u8]) -> Result<Bytes> {
+    let mut nonce = [0_u8; NONCE_LEN];
+    OsRng.fill_bytes(&mut nonce);
+    let sealed = cipher(key)?
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
+        .map_err(|_| Error::internal("encryption failed"))?;
+    let mut out = BytesMut::with_capacity(MAGIC.len() + NONCE_LEN + sealed.len());
+    out.put_slice(MAGIC);
+    out.put_slice(&nonce);
+    out.put_slice(&sealed);
+    Ok(out.freeze())
+}
+
+fn open(key: &SecretBytes, aad: &[u8], stored: &[u8]) -> Result<Vec<u8>> {
+    let failed = || Error::internal("stored ciphertext failed authentication");
+    let rest = stored.strip_prefix(MAGIC.as_slice()).ok_or_else(failed)?;
+    if rest.len() < NONCE_LEN + TAG_LEN {
+        return Err(failed());
+    }
+    let (nonce, sealed) = rest.split_at(NONCE_LEN);
+    cipher(key)?
+        .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad })
+        .map_err(|_| failed())
+}
+
+#[async_trait]
+impl DocumentStore for EncryptedDocumentStore {
+    async fn put(&self, tenant: &TenantId, mut document: NewDocument) -> Result<DocumentMeta> {
+        let key = self.key_for_writing(tenant, &document.owner).await?;
+        let aad = associated_data(tenant, &document.id, Part::Content);
+        document.content = seal(&key, &aad, &document.content)?;
+        self.inner.put(tenant, document).await.map(Self::plain_meta)
+    }
+
+    async fn get(&self, tenant: &TenantId, id: &DocumentId) -> Result<Option<Document>> {
+        let Some(stored) = self.inner.get(tenant, id).await? else {
+            return Ok(None);
+        };
+        let key = self.key_for_reading(tenant, &stored.meta.owner).await?;
+        let aad = associated_data(tenant, id, Part::Content);
+        let content = open(&key, &aad, &stored.content)?;
+        Ok(Some(Document::new(
+            Self::plain_meta(stored.meta),
+            Bytes::from(content),
+        )))
+    }
+
+    async fn head(&self, tenant: &TenantId, id: &DocumentId) -> Result<Option<DocumentMeta>> {
+        Ok(self.inner.head(tenant, id).await?.map(Self::plain_meta))
+    }
+
+    async fn list(&self, tenant: &TenantId, page: &PageRequest) -> Result<Page<DocumentMeta>> {
+        let page = self.inner.list(tenant, page).await?;
+        Ok(Page::new(
+            page.items.into_iter().map(Self::plain_meta).collect(),
+            page.next,
+        ))
+    }
+
+    async fn list_by_owner(
+        &self,
+        tenant: &TenantId,
+        owner: &PrincipalId,
+        page: &PageRequest,
+    ) -> Result<Page<DocumentMeta>> {
+        let page = self.inner.list_by_owner(tenant, owner, page).await?;
+        Ok(Page::new(
+            page.items.into_iter().map(Self::plain_meta).collect(),
+            page.next,
+        ))
+    }
+
+    async fn delete(&self, tenant: &TenantId, id: &DocumentId) -> Result<bool> {
+        self.inner.delete(tenant, id).await
+    }
+
+    async fn put_text(
+        &self,
+        tenant: &TenantId,
+        id: &DocumentId,
+        text: &DocumentText,
+    ) -> Result<()> {
+        // The owner decides the key: only a document of this tenant has one.
+        let Some(meta) = self.inner.head(tenant, id).await? else {
+            return Err(Error::not_found("document"));
+        };
+        let key = self.key_for_writing(tenant, &meta.owner).await?;
+        let plain = serde_json::to_vec(&text.pages)
+            .map_err(|e| Error::internal_with("text serialization", e))?;
+        let sealed = seal(&key, &associated_data(tenant, id, Part::Text), &plain)?;
+        let page = format!("{TEXT_PREFIX}{}", BASE64.encode(&sealed));
+        self.inner
+            .put_text(tenant, id, &DocumentText::new(vec![page]))
+            .await
+    }
+
+    async fn get_text(&self, tenant: &TenantId, id: &DocumentId) -> Result<Option<DocumentText>> {
+        let Some(stored) = self.inner.get_text(tenant, id).await? else {
+            return Ok(None);
+        };
+        let failed = || Error::internal("stored text is not an encrypted value");
+        let [page] = stored.pages.as_slice() else {
+            return Err(failed());
+        };
+        let sealed = page
+            .strip_prefix(TEXT_PREFIX)
+            .and_then(|b64| BASE64.decode(b64).ok())
+            .ok_or_else(failed)?;
+        let Some(meta) = self.inner.head(tenant, id).await? else {
+            return Ok(None);
+        };
+        let key = self.key_for_reading(tenant, &meta.owner).await?;
+        let plain = open(&key, &associated_data(tenant, id, Part::Text), &sealed)?;
+        let pages: Vec<String> = serde_json::from_slice(&plain)
+            .map_err(|e| Error::internal_with("decrypted text is not a page list", e))?;
+        Ok(Some(DocumentText::new(pages)))
+    }
+}
+
+impl fmt::Debug for EncryptedDocumentStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EncryptedDocumentStore")
+            .field("inner", &self.inner)
+            .field("keys", &self.keys)
+            .field("wrapper", &self.wrapper)
+            .finish()
+    }
+}

@@ -1,0 +1,320 @@
+use std::sync::Arc;
+
+use bytes::Bytes;
+use docaiche_core::document::{DocumentStore, DocumentText, NewDocument};
+use docaiche_core::error::Error;
+use docaiche_core::id::{PrincipalId, TenantId};
+use docaiche_core::key_wrapper::KeyWrapper;
+
+use super::*;
+use crate::key_wrapper::LocalKeyWrapper;
+use crate::memory::MemoryDocumentStore;
+
+struct Fixture {
+    plain: Arc<MemoryDocumentStore>,
+    keys: Arc<MemoryDataKeyStore>,
+    wrapper: Arc<LocalKeyWrapper>,
+    store: EncryptedDocumentStore,
+}
+
+fn fixture() -> Fixture {
+    let plain = Arc::new(MemoryDocumentStore::new());
+    let keys = Arc::new(MemoryDataKeyStore::new());
+    let wrapper = Arc::new(LocalKeyWrapper::generate());
+    let store = EncryptedDocumentStore::new(plain.clone(), keys.clone(), wrapper.clone());
+    Fixture {
+        plain,
+        keys,
+        wrapper,
+        store,
+    }
+}
+
+fn tenant(name: &str) -> TenantId {
+    TenantId::new(name).expect("valid tenant")
+}
+
+fn subject(name: &str) -> PrincipalId {
+    PrincipalId::new(name).expect("valid principal")
+}
+
+fn doc(owner: &str, content: &'static [u8]) -> NewDocument {
+    NewDocument::new(
+        subject(owner),
+        "application/pdf",
+        "00",
+        Bytes::from_static(content),
+    )
+}
+
+#[tokio::test]
+async fn content_and_text_are_ciphertext_underneath_and_plaintext_through() {
+    let f = fixture();
+    let acme = tenant("acme");
+    let meta = f
+        .store
+        .put(&acme, doc("alice", b"%PDF-1.7 secret"))
+        .await
+        .expect("put");
+    assert_eq!(meta.size, 15, "the plaintext size");
+
+    let raw = f
+        .plain
+        .get(&acme, &meta.id)
+        .await
+        .expect("get")
+        .expect("stored");
+    assert!(raw.content.starts_with(b"DCE1"));
+    assert_eq!(raw.content.len(), 15 + OVERHEAD_FOR_TESTS);
+    assert!(!raw.content.windows(6).any(|w| w == b"secret"));
+
+    let text = DocumentText::new(vec!["page one".into(), "page \0 two".into()]);
+    f.store
+        .put_text(&acme, &meta.id, &text)
+        .await
+        .expect("put text");
+    let raw_text = f
+        .plain
+        .get_text(&acme, &meta.id)
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(raw_text.pages.len(), 1, "page count is hidden too");
+    assert!(!raw_text.pages[0].contains("page one"));
+
+    let back = f
+        .store
+        .get(&acme, &meta.id)
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(back.content, Bytes::from_static(b"%PDF-1.7 secret"));
+    assert_eq!(back.meta.size, 15);
+    assert_eq!(
+        f.store.get_text(&acme, &meta.id).await.expect("get"),
+        Some(text)
+    );
+    let listed = f
+        .store
+        .list(&acme, &Default::default())
+        .await
+        .expect("list");
+    assert_eq!(listed.items[0].size, 15);
+}
+
+#[tokio::test]
+async fn a_ciphertext_moved_to_another_document_or_part_fails_authentication() {
+    let f = fixture();
+    let acme = tenant("acme");
+    let a = f
+        .store
+        .put(&acme, doc("alice", b"document A"))
+        .await
+        .expect("put");
+    let stolen = f
+        .plain
+        .get(&acme, &a.id)
+        .await
+        .expect("get")
+        .expect("stored")
+        .content;
+
+    // The same subject, so the same key: only the associated data differs.
+    let mut forged = NewDocument::new(subject("alice"), "application/pdf", "00", stolen.clone());
+    let forged_id = forged.id;
+    forged.content = stolen.clone();
+    f.plain.put(&acme, forged).await.expect("raw put");
+    let read = f.store.get(&acme, &forged_id).await;
+    assert!(matches!(read, Err(Error::Internal { .. })), "{read:?}");
+
+    // Content placed where text belongs.
+    let page = format!(
+        "dce1:{}",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD_NO_PAD, &stolen)
+    );
+    f.plain
+        .put_text(&acme, &a.id, &DocumentText::new(vec![page]))
+        .await
+        .expect("raw put text");
+    let read = f.store.get_text(&acme, &a.id).await;
+    assert!(matches!(read, Err(Error::Internal { .. })), "{read:?}");
+
+    // A flipped bit.
+    let mut tampered = stolen.to_vec();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    let mut copy = NewDocument::new(
+        subject("alice"),
+        "application/pdf",
+        "00",
+        Bytes::from(tampered),
+    );
+    copy.id = docaiche_core::id::DocumentId::new();
+    let copy_id = copy.id;
+    f.plain.put(&acme, copy).await.expect("raw put");
+    assert!(matches!(
+        f.store.get(&acme, &copy_id).await,
+        Err(Error::Internal { .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_ciphertext_moved_to_another_tenant_fails() {
+    let f = fixture();
+    let (acme, evil) = (tenant("acme"), tenant("evil"));
+    let a = f
+        .store
+        .put(&acme, doc("alice", b"acme only"))
+        .await
+        .expect("put");
+    // The other tenant has a key for the same subject name: still refused.
+    f.store
+        .put(&evil, doc("alice", b"evil"))
+        .await
+        .expect("put");
+    let stolen = f
+        .plain
+        .get(&acme, &a.id)
+        .await
+        .expect("get")
+        .expect("stored");
+    let mut copy = NewDocument::new(subject("alice"), "application/pdf", "00", stolen.content);
+    copy.id = docaiche_core::id::DocumentId::new();
+    let copy_id = copy.id;
+    f.plain.put(&evil, copy).await.expect("raw put");
+    assert!(matches!(
+        f.store.get(&evil, &copy_id).await,
+        Err(Error::Internal { .. })
+    ));
+}
+
+#[tokio::test]
+async fn destroying_a_subjects_key_shreds_their_documents_only() {
+    let f = fixture();
+    let acme = tenant("acme");
+    let alice = f
+        .store
+        .put(&acme, doc("alice", b"alice's"))
+        .await
+        .expect("put");
+    let bob = f.store.put(&acme, doc("bob", b"bob's")).await.expect("put");
+    assert!(
+        f.store
+            .destroy_subject_key(&acme, &subject("alice"))
+            .await
+            .expect("destroy")
+    );
+    assert!(
+        !f.store
+            .destroy_subject_key(&acme, &subject("alice"))
+            .await
+            .expect("again")
+    );
+    let read = f.store.get(&acme, &alice.id).await;
+    assert!(matches!(read, Err(Error::Internal { .. })), "{read:?}");
+    // The ciphertext is still in the store (and in backups), but useless.
+    assert!(f.plain.get(&acme, &alice.id).await.expect("get").is_some());
+    let other = f
+        .store
+        .get(&acme, &bob.id)
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(other.content, Bytes::from_static(b"bob's"));
+}
+
+#[tokio::test]
+async fn after_a_kek_rotation_rewrap_moves_every_key_and_old_versions_can_be_retired() {
+    let f = fixture();
+    let acme = tenant("acme");
+    let mut ids = Vec::new();
+    for owner in ["alice", "bob", "carol"] {
+        ids.push(
+            f.store
+                .put(&acme, doc(owner, b"data"))
+                .await
+                .expect("put")
+                .id,
+        );
+    }
+    let first = f.wrapper.latest_version();
+    let second = f.wrapper.rotate().expect("rotate");
+    let report = f.store.rewrap_all().await.expect("rewrap");
+    assert_eq!(report.rewrapped, 3);
+    let keys = f.keys.list(None, 10).await.expect("list");
+    assert!(
+        keys.iter().all(|k| k.wrapped.kek_version == second),
+        "{keys:?}"
+    );
+    assert_ne!(first, second);
+
+    f.wrapper
+        .set_min_decryption_version(second)
+        .expect("retire v1");
+    for id in &ids {
+        let back = f.store.get(&acme, id).await.expect("get").expect("stored");
+        assert_eq!(back.content, Bytes::from_static(b"data"));
+    }
+    // Nothing left to do.
+    assert_eq!(f.store.rewrap_all().await.expect("rewrap").rewrapped, 0);
+}
+
+#[tokio::test]
+async fn concurrent_first_writes_of_a_subject_share_one_key() {
+    let f = fixture();
+    let acme = tenant("acme");
+    let writes = (0..16).map(|_| f.store.put(&acme, doc("dave", b"x")));
+    let metas = futures_util::future::join_all(writes).await;
+    assert_eq!(f.keys.list(None, 10).await.expect("list").len(), 1);
+    for meta in metas {
+        let id = meta.expect("put").id;
+        assert!(f.store.get(&acme, &id).await.expect("get").is_some());
+    }
+}
+
+#[tokio::test]
+async fn wrapped_keys_are_bound_to_their_subject() {
+    let f = fixture();
+    let acme = tenant("acme");
+    f.store.put(&acme, doc("alice", b"a")).await.expect("put");
+    let bob_doc = f.store.put(&acme, doc("bob", b"b")).await.expect("put");
+    let alice_key = f
+        .keys
+        .get(&acme, &subject("alice"))
+        .await
+        .expect("get")
+        .expect("key");
+    let bob_key = f
+        .keys
+        .get(&acme, &subject("bob"))
+        .await
+        .expect("get")
+        .expect("key");
+    // Swap Alice's wrapped key into Bob's row: it does not unwrap there.
+    assert!(
+        f.keys
+            .replace(&acme, &subject("bob"), &bob_key, alice_key)
+            .await
+            .expect("swap")
+    );
+    assert!(matches!(
+        f.store.get(&acme, &bob_doc.id).await,
+        Err(Error::Internal { .. })
+    ));
+    let _ = f
+        .wrapper
+        .generate_data_key(b"unused")
+        .await
+        .expect("still works");
+}
+
+#[cfg(feature = "conformance")]
+#[tokio::test]
+async fn passes_the_document_store_conformance_suite() {
+    let f = fixture();
+    crate::conformance::run_document_store(
+        Arc::new(f.store),
+        &crate::conformance::Harness::without_time(),
+    )
+    .await;
+}
