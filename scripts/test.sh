@@ -186,6 +186,7 @@ fi
 
 if [[ -z $quick ]]; then
 	step format cargo fmt --all --check -- --color "$CARGO_TERM_COLOR"
+	step deploy-files python3 "$REPO/scripts/check-deploy.py"
 fi
 svc_log "services: PostgreSQL, Redis, Redis Cluster, OpenBao"
 ensure_services
