@@ -8,20 +8,76 @@
 //! middleware that puts a verified [`Principal`](docaiche_core::Principal)
 //! into request extensions.
 //!
-//! **Status:** the crate is part of the workspace layout; its implementation
-//! arrives with the auth issue. Until then it only re-exports the contracts it
-//! will implement, so dependants can already name them:
+//! A complete authentication path in a few lines — API keys and JWTs in,
+//! a verified principal with exactly its permissions out:
 //!
 //! ```
-//! use docaiche_auth::contracts::{Authenticator, Principal};
-//! fn takes(_: &dyn Authenticator) {}
-//! # let _ = takes;
-//! # let _: Option<Principal> = None;
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! use std::sync::Arc;
+//! use docaiche_auth::api_key::{ApiKeyService, NewApiKey, Peppers};
+//! use docaiche_auth::layer::{AuthLayer, CredentialRouter};
+//! use docaiche_core::{
+//!     AuthMethod, Authenticator, Credential, Permission, Principal, PrincipalId, RequestContext,
+//!     SecretBytes, TenantId,
+//! };
+//! use docaiche_store::memory::MemoryApiKeyStore;
+//!
+//! // Keys are stored as HMAC-SHA-256 under a server-side pepper (from a
+//! // SecretProvider in production).
+//! let peppers = Peppers::new(1, [(1, SecretBytes::new(vec![7; 32]))])?;
+//! let keys = Arc::new(ApiKeyService::new(Arc::new(MemoryApiKeyStore::new()), peppers));
+//!
+//! let acme = TenantId::new("acme")?;
+//! let admin = Principal::new(PrincipalId::new("alice")?, acme.clone(), AuthMethod::Password)
+//!     .with_permissions([Permission::KEYS_MANAGE, Permission::DOCUMENTS_READ].into_iter().collect());
+//! // A key's scopes must be a subset of its creator's permissions.
+//! let scopes = [Permission::DOCUMENTS_READ].into_iter().collect();
+//! let created = keys.create(&admin, NewApiKey::new(acme.clone(), "ci").with_scopes(scopes)).await?;
+//!
+//! let credential = Credential::ApiKey(created.key);
+//! let principal = keys.authenticate(&credential, &RequestContext::new()).await?;
+//! assert_eq!(principal.tenant, acme);
+//! assert!(principal.has_permission(&Permission::DOCUMENTS_READ));
+//! assert!(!principal.has_permission(&Permission::KEYS_MANAGE));
+//!
+//! // In a tower stack: `AuthLayer` over a router of authenticators.
+//! let _layer = AuthLayer::new(Arc::new(CredentialRouter::new().api_keys(keys)));
+//! # Ok::<(), docaiche_core::Error>(()) }).unwrap();
 //! ```
+//!
+//! ## Modules
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`jwt`] | access tokens: issue and verify (HS256/384/512, RS256, ES256, EdDSA) by RFC 8725 rules — the algorithm comes from the key, `typ: at+jwt`, required `aud`/`iss`/`exp`/`iat`/`sub`/tenant, size limit before parsing; key rotation by `kid`; JWKS |
+//! | [`oidc`] | tokens of external issuers: discovery + JWKS, cached, refreshed on an unknown `kid` at most once per cooldown, served stale while the issuer is down |
+//! | [`session`] | short-lived access tokens with rotating refresh tokens and reuse detection (a replay revokes the family); revocation by `jti` |
+//! | [`api_key`] | GitHub-style keys with a checksum (typos refused without a store call), keyed-hash storage with rotating peppers, a verified-key cache, batched last-used, rotation with overlap |
+//! | [`password`] | argon2id (OWASP parameters), transparent rehash, hashing off the runtime, the same work for unknown accounts |
+//! | [`rbac`] | roles and tenant-scoped bindings as data; deny by default; cross-tenant admin only when granted explicitly |
+//! | [`lockout`] | failed-authentication tracking per account, address, network and key prefix, with soft, capped lockouts and audit events |
+//! | [`layer`] | `AuthLayer` (credential → `Principal`, 401 with `WWW-Authenticate`), `RequirePermissionLayer` (403), the axum extractor |
+//!
+//! ## Features
+//!
+//! | feature | enables |
+//! |---|---|
+//! | `axum` | the [`layer::Authenticated`] extractor (`FromRequestParts`) and reading the client address from `ConnectInfo<SocketAddr>` |
+//! | `oidc` | `oidc::HttpJwksFetcher`: discovery and JWKS over HTTPS (reqwest, rustls with ring, the platform trust store) |
 //!
 //! ## MSRV
 //!
 //! Rust 1.88.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod api_key;
+pub mod jwt;
+pub mod layer;
+pub mod lockout;
+pub mod oidc;
+pub mod password;
+pub mod rbac;
+pub mod session;
 
 /// The core contracts this crate implements.
 pub mod contracts {
