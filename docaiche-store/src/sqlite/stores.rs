@@ -1,0 +1,604 @@
+//! The SQLite adapters, one per trait. Every statement is parameterized and
+//! every tenant-scoped statement carries `tenant_id = ?` in its predicate.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use docaiche_core::api_key::{ApiKeyLookup, ApiKeyRecord, ApiKeyStore, ApiKeyUsage};
+use docaiche_core::audit::{AuditEvent, AuditReceipt, AuditSink};
+use docaiche_core::document::{Document, DocumentMeta, DocumentStore, DocumentText, NewDocument};
+use docaiche_core::job::{JobLease, JobQueue, JobRecord, JobState, LeaseStatus, NewJob};
+use docaiche_core::page::{Page, PageRequest};
+use docaiche_core::revocation::{TokenRevocationStore, validate_token_id};
+use docaiche_core::{ApiKeyId, DocumentId, Error, JobId, PrincipalId, Result, TenantId};
+use sqlx::{Connection, FromRow, Row};
+use time::OffsetDateTime;
+
+use super::queries as q;
+use super::{Shared, err};
+use crate::sql::{
+    ApiKeyRow, AuditRow, DocumentRow, JobRow, after, audit_cursor, audit_outcome, audit_page,
+    cursor_or_start, fetch_limit, is_unique_violation, job_state, micros, micros_ceil, page_of,
+    parse_cursor, signed, text_from_json, to_json, truncate,
+};
+
+macro_rules! adapter {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub struct $name {
+            shared: Arc<Shared>,
+        }
+
+        impl $name {
+            pub(crate) const fn new(shared: Arc<Shared>) -> Self {
+                Self { shared }
+            }
+        }
+    };
+}
+
+adapter!(
+    /// [`DocumentStore`] in SQLite (table `documents`).
+    SqliteDocumentStore
+);
+adapter!(
+    /// [`ApiKeyStore`] in SQLite (table `api_keys`).
+    SqliteApiKeyStore
+);
+adapter!(
+    /// [`TokenRevocationStore`] in SQLite (table `token_revocations`).
+    SqliteRevocationStore
+);
+adapter!(
+    /// [`JobQueue`] in SQLite (table `jobs`).
+    SqliteJobQueue
+);
+adapter!(
+    /// [`AuditSink`] in SQLite (table `audit_events`, sequenced by `seq`).
+    SqliteAuditSink
+);
+
+#[async_trait::async_trait]
+impl DocumentStore for SqliteDocumentStore {
+    async fn put(&self, tenant: &TenantId, document: NewDocument) -> Result<DocumentMeta> {
+        let now = truncate(self.shared.clock.now());
+        let size = u64::try_from(document.content.len()).unwrap_or(u64::MAX);
+        let mut conn = self.shared.conn().await?;
+        let inserted = sqlx::query(q::DOCUMENT_INSERT)
+            .bind(document.id.as_uuid())
+            .bind(tenant.as_str())
+            .bind(document.owner.as_str())
+            .bind(document.filename.as_deref().map(str::as_bytes))
+            .bind(document.content_type.as_bytes())
+            .bind(signed(size))
+            .bind(document.sha256.as_bytes())
+            .bind(document.content.as_ref())
+            .bind(micros(now))
+            .execute(&mut *conn)
+            .await;
+        match inserted {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => {
+                return Err(Error::conflict("document id already exists"));
+            }
+            Err(e) => return Err(err(e)),
+        }
+        let mut meta = DocumentMeta::new(
+            document.id,
+            tenant.clone(),
+            document.owner,
+            document.content_type,
+            size,
+            document.sha256,
+            now,
+        );
+        meta.filename = document.filename;
+        Ok(meta)
+    }
+
+    async fn get(&self, tenant: &TenantId, id: &DocumentId) -> Result<Option<Document>> {
+        let mut conn = self.shared.conn().await?;
+        let row = sqlx::query(&q::DOCUMENT_GET)
+            .bind(tenant.as_str())
+            .bind(id.as_uuid())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(err)?;
+        let Some(row) = row else { return Ok(None) };
+        let content: Vec<u8> = row.try_get("content").map_err(err)?;
+        let meta = DocumentRow::from_row(&row).map_err(err)?.into_meta()?;
+        Ok(Some(Document::new(meta, content.into())))
+    }
+
+    async fn head(&self, tenant: &TenantId, id: &DocumentId) -> Result<Option<DocumentMeta>> {
+        let mut conn = self.shared.conn().await?;
+        let row: Option<DocumentRow> = sqlx::query_as(&q::DOCUMENT_HEAD)
+            .bind(tenant.as_str())
+            .bind(id.as_uuid())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(err)?;
+        row.map(DocumentRow::into_meta).transpose()
+    }
+
+    async fn list(&self, tenant: &TenantId, page: &PageRequest) -> Result<Page<DocumentMeta>> {
+        let after = cursor_or_start(parse_cursor(page.after.as_deref())?);
+        let mut conn = self.shared.conn().await?;
+        let rows: Vec<DocumentRow> = sqlx::query_as(&q::DOCUMENT_LIST)
+            .bind(tenant.as_str())
+            .bind(after)
+            .bind(fetch_limit(page.limit))
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(err)?;
+        let items = rows
+            .into_iter()
+            .map(DocumentRow::into_meta)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(page_of(items, page.limit, |m| *m.id.as_uuid()))
+    }
+
+    async fn list_by_owner(
+        &self,
+        tenant: &TenantId,
+        owner: &PrincipalId,
+        page: &PageRequest,
+    ) -> Result<Page<DocumentMeta>> {
+        let after = cursor_or_start(parse_cursor(page.after.as_deref())?);
+        let mut conn = self.shared.conn().await?;
+        let rows: Vec<DocumentRow> = sqlx::query_as(&q::DOCUMENT_LIST_BY_OWNER)
+            .bind(tenant.as_str())
+            .bind(owner.as_str())
+            .bind(after)
+            .bind(fetch_limit(page.limit))
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(err)?;
+        let items = rows
+            .into_iter()
+            .map(DocumentRow::into_meta)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(page_of(items, page.limit, |m| *m.id.as_uuid()))
+    }
+
+    async fn delete(&self, tenant: &TenantId, id: &DocumentId) -> Result<bool> {
+        let mut conn = self.shared.conn().await?;
+        let done = sqlx::query(q::DOCUMENT_DELETE)
+            .bind(tenant.as_str())
+            .bind(id.as_uuid())
+            .execute(&mut *conn)
+            .await
+            .map_err(err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn put_text(
+        &self,
+        tenant: &TenantId,
+        id: &DocumentId,
+        text: &DocumentText,
+    ) -> Result<()> {
+        let json = to_json(&text.pages)?;
+        let mut conn = self.shared.conn().await?;
+        let done = sqlx::query(q::DOCUMENT_PUT_TEXT)
+            .bind(tenant.as_str())
+            .bind(id.as_uuid())
+            .bind(json)
+            .execute(&mut *conn)
+            .await
+            .map_err(err)?;
+        if done.rows_affected() == 0 {
+            return Err(Error::not_found("document"));
+        }
+        Ok(())
+    }
+
+    async fn get_text(&self, tenant: &TenantId, id: &DocumentId) -> Result<Option<DocumentText>> {
+        let mut conn = self.shared.conn().await?;
+        let text: Option<Option<String>> = sqlx::query_scalar(q::DOCUMENT_GET_TEXT)
+            .bind(tenant.as_str())
+            .bind(id.as_uuid())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(err)?;
+        text.flatten().map(|t| text_from_json(&t)).transpose()
+    }
+}
+
+#[async_trait::async_trait]
+impl ApiKeyStore for SqliteApiKeyStore {
+    async fn insert(&self, record: &ApiKeyRecord) -> Result<()> {
+        let mut conn = self.shared.conn().await?;
+        let inserted = sqlx::query(&q::API_KEY_INSERT)
+            .bind(record.id.as_uuid())
+            .bind(record.tenant.as_str())
+            .bind(record.principal.as_str())
+            .bind(record.name.as_bytes())
+            .bind(record.lookup.as_str())
+            .bind(&record.hash)
+            .bind(i64::from(record.hash_version))
+            .bind(to_json(&record.scopes)?)
+            .bind(micros(record.created_at))
+            .bind(record.expires_at.map(micros))
+            .bind(record.last_used_at.map(micros))
+            .bind(record.revoked_at.map(micros))
+            .bind(record.replaced_by.map(|id| *id.as_uuid()))
+            .execute(&mut *conn)
+            .await;
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => {
+                Err(Error::conflict("api key id or lookup already exists"))
+            }
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    async fn find_by_lookup(&self, lookup: &ApiKeyLookup) -> Result<Option<ApiKeyRecord>> {
+        let mut conn = self.shared.conn().await?;
+        // The one unscoped read of the contract: the tenant is not known
+        // until the caller has verified the key's hash.
+        let row: Option<ApiKeyRow> = sqlx::query_as(&q::API_KEY_FIND_BY_LOOKUP)
+            .bind(lookup.as_str())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(err)?;
+        row.map(ApiKeyRow::into_record).transpose()
+    }
+
+    async fn get(&self, tenant: &TenantId, id: &ApiKeyId) -> Result<Option<ApiKeyRecord>> {
+        let mut conn = self.shared.conn().await?;
+        let row: Option<ApiKeyRow> = sqlx::query_as(&q::API_KEY_GET)
+            .bind(tenant.as_str())
+            .bind(id.as_uuid())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(err)?;
+        row.map(ApiKeyRow::into_record).transpose()
+    }
+
+    async fn list(&self, tenant: &TenantId, page: &PageRequest) -> Result<Page<ApiKeyRecord>> {
+        let after = cursor_or_start(parse_cursor(page.after.as_deref())?);
+        let mut conn = self.shared.conn().await?;
+        let rows: Vec<ApiKeyRow> = sqlx::query_as(&q::API_KEY_LIST)
+            .bind(tenant.as_str())
+            .bind(after)
+            .bind(fetch_limit(page.limit))
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(err)?;
+        let items = rows
+            .into_iter()
+            .map(ApiKeyRow::into_record)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(page_of(items, page.limit, |r| *r.id.as_uuid()))
+    }
+
+    async fn revoke(&self, tenant: &TenantId, id: &ApiKeyId, at: OffsetDateTime) -> Result<bool> {
+        let mut conn = self.shared.conn().await?;
+        let done = sqlx::query(q::API_KEY_REVOKE)
+            .bind(tenant.as_str())
+            .bind(id.as_uuid())
+            .bind(micros(at))
+            .execute(&mut *conn)
+            .await
+            .map_err(err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn mark_rotated(
+        &self,
+        tenant: &TenantId,
+        id: &ApiKeyId,
+        replaced_by: &ApiKeyId,
+        valid_until: OffsetDateTime,
+    ) -> Result<bool> {
+        let mut conn = self.shared.conn().await?;
+        let done = sqlx::query(q::API_KEY_MARK_ROTATED)
+            .bind(tenant.as_str())
+            .bind(id.as_uuid())
+            .bind(replaced_by.as_uuid())
+            .bind(micros(valid_until))
+            .execute(&mut *conn)
+            .await
+            .map_err(err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn record_usage(&self, usage: &[ApiKeyUsage]) -> Result<()> {
+        if usage.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.shared.conn().await?;
+        // BEGIN IMMEDIATE: take the write lock up front (waiting for it)
+        // rather than fail to upgrade a read transaction later. A dropped
+        // transaction (error, cancelled caller) rolls back.
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        for u in usage {
+            sqlx::query(q::API_KEY_RECORD_USAGE)
+                .bind(u.tenant.as_str())
+                .bind(u.id.as_uuid())
+                .bind(micros(u.used_at))
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+        }
+        tx.commit().await.map_err(err)
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenRevocationStore for SqliteRevocationStore {
+    async fn revoke(&self, token_id: &str, expires_at: OffsetDateTime) -> Result<()> {
+        validate_token_id(token_id)?;
+        let now = self.shared.clock.now();
+        if expires_at <= now {
+            // Already unusable: nothing to remember (an existing, later
+            // revocation is never shortened either way).
+            return Ok(());
+        }
+        let mut conn = self.shared.conn().await?;
+        sqlx::query(q::REVOCATION_UPSERT)
+            .bind(token_id)
+            .bind(micros_ceil(expires_at))
+            .execute(&mut *conn)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn is_revoked(&self, token_id: &str) -> Result<bool> {
+        validate_token_id(token_id)?;
+        let now = micros(self.shared.clock.now());
+        let mut conn = self.shared.conn().await?;
+        let found: Option<i64> = sqlx::query_scalar(q::REVOCATION_CHECK)
+            .bind(token_id)
+            .bind(now)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(err)?;
+        Ok(found.is_some())
+    }
+}
+
+impl SqliteRevocationStore {
+    /// Forget revocations whose tokens have expired. Returns how many were
+    /// removed. Run it now and then; expired rows are never consulted.
+    ///
+    /// # Errors
+    /// `Unavailable` on outage.
+    pub async fn purge_expired(&self) -> Result<u64> {
+        let now = micros(self.shared.clock.now());
+        let mut conn = self.shared.conn().await?;
+        let done = sqlx::query(q::REVOCATION_PURGE)
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .map_err(err)?;
+        Ok(done.rows_affected())
+    }
+}
+
+#[async_trait::async_trait]
+impl JobQueue for SqliteJobQueue {
+    async fn enqueue(&self, tenant: &TenantId, job: NewJob) -> Result<JobRecord> {
+        if job.kind.is_empty() {
+            return Err(Error::invalid_input("job kind must not be empty"));
+        }
+        let now = truncate(self.shared.clock.now());
+        let mut record = JobRecord::new(
+            JobId::new(),
+            tenant.clone(),
+            job.kind,
+            job.payload,
+            job.max_attempts.max(1),
+            now,
+        );
+        record.run_after = job.run_after.map_or(now, truncate);
+        let mut conn = self.shared.conn().await?;
+        sqlx::query(&q::JOB_INSERT)
+            .bind(record.id.as_uuid())
+            .bind(tenant.as_str())
+            .bind(record.kind.as_bytes())
+            .bind(to_json(&record.payload)?)
+            .bind(i64::from(record.max_attempts))
+            .bind(micros(now))
+            .bind(micros(record.run_after))
+            .execute(&mut *conn)
+            .await
+            .map_err(err)?;
+        Ok(record)
+    }
+
+    async fn claim(&self, kinds: &[&str], lease: Duration) -> Result<Option<JobLease>> {
+        if kinds.is_empty() {
+            return Ok(None);
+        }
+        let now = truncate(self.shared.clock.now());
+        let expires = micros(after(now, lease));
+        let now = micros(now);
+        let mut conn = self.shared.conn().await?;
+
+        // A job whose last allowed attempt's lease lapsed is dead, not
+        // offered again.
+        q::job_dead_letter(kinds, now)
+            .build()
+            .execute(&mut *conn)
+            .await
+            .map_err(err)?;
+        let mut claim = q::job_claim(kinds, now, uuid::Uuid::new_v4(), expires);
+        let row: Option<JobRow> = claim
+            .build_query_as()
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(err)?;
+        row.map(JobRow::into_lease).transpose()
+    }
+
+    async fn heartbeat(
+        &self,
+        lease: &JobLease,
+        progress: u8,
+        extend: Duration,
+    ) -> Result<LeaseStatus> {
+        let now = truncate(self.shared.clock.now());
+        let mut conn = self.shared.conn().await?;
+        let done = sqlx::query(q::JOB_HEARTBEAT)
+            .bind(lease.job.id.as_uuid())
+            .bind(lease.token)
+            .bind(i64::from(progress.min(100)))
+            .bind(micros(after(now, extend)))
+            .bind(micros(now))
+            .bind(lease.job.tenant.as_str())
+            .execute(&mut *conn)
+            .await
+            .map_err(err)?;
+        if done.rows_affected() > 0 {
+            return Ok(LeaseStatus::Active);
+        }
+        let cancelled: Option<i64> = sqlx::query_scalar(q::JOB_LEASE_CANCELLED)
+            .bind(lease.job.id.as_uuid())
+            .bind(lease.token)
+            .bind(lease.job.tenant.as_str())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(err)?;
+        Ok(if cancelled.is_some() {
+            LeaseStatus::Cancelled
+        } else {
+            LeaseStatus::Lost
+        })
+    }
+
+    async fn complete(&self, lease: &JobLease, result: serde_json::Value) -> Result<bool> {
+        let now = micros(self.shared.clock.now());
+        let mut conn = self.shared.conn().await?;
+        let done = sqlx::query(q::JOB_COMPLETE)
+            .bind(lease.job.id.as_uuid())
+            .bind(lease.token)
+            .bind(to_json(&result)?)
+            .bind(now)
+            .bind(lease.job.tenant.as_str())
+            .execute(&mut *conn)
+            .await
+            .map_err(err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn fail(
+        &self,
+        lease: &JobLease,
+        error: &str,
+        retry_in: Option<Duration>,
+    ) -> Result<Option<JobState>> {
+        let now = truncate(self.shared.clock.now());
+        let retry_at = retry_in.map(|d| micros(after(now, d)));
+        let mut conn = self.shared.conn().await?;
+        let state: Option<String> = sqlx::query_scalar(q::JOB_FAIL)
+            .bind(lease.job.id.as_uuid())
+            .bind(lease.token)
+            .bind(error.as_bytes())
+            .bind(micros(now))
+            .bind(retry_at)
+            .bind(lease.job.tenant.as_str())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(err)?;
+        state.as_deref().map(job_state).transpose()
+    }
+
+    async fn cancel(&self, tenant: &TenantId, id: &JobId) -> Result<bool> {
+        let now = micros(self.shared.clock.now());
+        let mut conn = self.shared.conn().await?;
+        let done = sqlx::query(q::JOB_CANCEL)
+            .bind(tenant.as_str())
+            .bind(id.as_uuid())
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .map_err(err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn get(&self, tenant: &TenantId, id: &JobId) -> Result<Option<JobRecord>> {
+        let mut conn = self.shared.conn().await?;
+        let row: Option<JobRow> = sqlx::query_as(&q::JOB_GET)
+            .bind(tenant.as_str())
+            .bind(id.as_uuid())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(err)?;
+        row.map(JobRow::into_record).transpose()
+    }
+}
+
+#[async_trait::async_trait]
+impl AuditSink for SqliteAuditSink {
+    async fn record(&self, event: &AuditEvent) -> Result<AuditReceipt> {
+        let json = to_json(event)?;
+        let outcome = audit_outcome(event)?;
+        let mut conn = self.shared.conn().await?;
+        let seq: Option<i64> = sqlx::query_scalar(q::AUDIT_INSERT)
+            .bind(event.id)
+            .bind(event.tenant.as_ref().map(TenantId::as_str))
+            .bind(micros(event.time))
+            .bind(event.action.as_bytes())
+            .bind(outcome)
+            .bind(json)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(err)?;
+        let seq = match seq {
+            Some(seq) => seq,
+            // Recorded before (a retry after an ambiguous failure): the
+            // event is stored once, and its receipt is the original one.
+            None => sqlx::query_scalar(q::AUDIT_SEQ_OF)
+                .bind(event.id)
+                .bind(event.tenant.as_ref().map(TenantId::as_str))
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(err)?
+                .ok_or_else(|| Error::conflict("audit event id already recorded elsewhere"))?,
+        };
+        Ok(AuditReceipt::new(u64::try_from(seq).ok()))
+    }
+}
+
+impl SqliteAuditSink {
+    /// The events of `tenant`, in recorded order, one page at a time (the
+    /// cursor is the sequence number of the last event of the page).
+    ///
+    /// # Errors
+    /// `InvalidInput` for a malformed cursor; `Unavailable` on outage;
+    /// `Internal` if a stored event does not decode.
+    pub async fn events(&self, tenant: &TenantId, page: &PageRequest) -> Result<Page<AuditEvent>> {
+        let after = audit_cursor(page.after.as_deref())?;
+        let mut conn = self.shared.conn().await?;
+        let rows: Vec<AuditRow> = sqlx::query_as(q::AUDIT_EVENTS)
+            .bind(tenant.as_str())
+            .bind(after)
+            .bind(fetch_limit(page.limit))
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(err)?;
+        audit_page(rows, page.limit)
+    }
+}
+
+#[cfg(feature = "conformance")]
+#[async_trait::async_trait]
+impl crate::conformance::AuditReadBack for SqliteAuditSink {
+    async fn events(&self, tenant: &TenantId) -> Result<Vec<AuditEvent>> {
+        let mut all = Vec::new();
+        let mut page = PageRequest::first(docaiche_core::page::MAX_PAGE_SIZE)?;
+        loop {
+            let got = Self::events(self, tenant, &page).await?;
+            all.extend(got.items);
+            match got.next {
+                Some(next) => page = PageRequest::new(Some(next), page.limit)?,
+                None => return Ok(all),
+            }
+        }
+    }
+}
