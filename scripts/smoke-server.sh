@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # End-to-end smoke test of the example server as an operator runs it:
 #   1. with embedded defaults it starts, /health/live and /health/ready answer
-#      200 application/health+json, and SIGTERM stops it with status 0;
+#      200 application/health+json, the JWKS is public, every other route
+#      answers 401 without a credential, `server bootstrap-key` prints a key
+#      (alone on stdout) that the running server accepts, and SIGTERM stops
+#      it with status 0;
 #   2. with DOCAICHE_ENV=production and development defaults it refuses to
 #      start (status 2), naming each offending setting.
 # Called by scripts/test.sh; runnable on its own.
@@ -47,10 +50,38 @@ for path in /health/live /health/ready; do
 		fail "$path is not application/health+json: $headers"
 	grep -q '"status":"pass"' "$WORK/body.json" || fail "$path body: $(cat "$WORK/body.json")"
 done
-status=$(curl -sS -o "$WORK/body.json" -w '%{http_code}' "http://127.0.0.1:$PORT/nope")
-[[ $status == 404 ]] && grep -q '"code":"not-found"' "$WORK/body.json" ||
-	fail "unknown route gave $status $(cat "$WORK/body.json")"
+status=$(curl -sS -o "$WORK/body.json" -w '%{http_code}' "http://127.0.0.1:$PORT/.well-known/jwks.json")
+[[ $status == 200 ]] && grep -q '"kty":"OKP"' "$WORK/body.json" ||
+	fail "JWKS gave $status $(cat "$WORK/body.json")"
+for path in /nope /v1/keys /v1/whoami; do
+	status=$(curl -sS -o "$WORK/body.json" -w '%{http_code}' "http://127.0.0.1:$PORT$path")
+	[[ $status == 401 ]] && grep -q '"code":"unauthenticated"' "$WORK/body.json" ||
+		fail "anonymous $path gave $status $(cat "$WORK/body.json")"
+done
 [[ -d $WORK/data ]] || fail "the data directory ./data was not created"
+
+# The first credential: bootstrap-key against the same data directory.
+(cd "$WORK" && exec env -u DOCAICHE_CONFIG "$SERVER" bootstrap-key --tenant smoke --name smoke-test \
+	</dev/null >"$WORK/key.txt" 2>"$WORK/bootstrap.log") ||
+	fail "bootstrap-key failed: $(cat "$WORK/bootstrap.log")"
+[[ $(wc -l <"$WORK/key.txt") -eq 1 ]] && grep -q '^dcx_' "$WORK/key.txt" ||
+	fail "bootstrap-key stdout is not one key: $(cat "$WORK/key.txt")"
+KEY=$(cat "$WORK/key.txt")
+api() { curl -sS -o "$WORK/body.json" -w '%{http_code}' -H "X-API-Key: $KEY" "$@"; }
+status=$(api "http://127.0.0.1:$PORT/v1/whoami")
+[[ $status == 200 ]] && grep -q '"tenant":"smoke"' "$WORK/body.json" ||
+	fail "whoami with the bootstrap key gave $status $(cat "$WORK/body.json")"
+status=$(api -X POST -H 'Content-Type: application/json' \
+	-d '{"name":"reader","scopes":["documents:read"]}' "http://127.0.0.1:$PORT/v1/keys")
+[[ $status == 201 ]] && grep -q '"key":"dcx_' "$WORK/body.json" ||
+	fail "creating a key gave $status $(cat "$WORK/body.json")"
+status=$(api "http://127.0.0.1:$PORT/v1/keys")
+[[ $status == 200 ]] && grep -q '"name":"reader"' "$WORK/body.json" && ! grep -q '"key"' "$WORK/body.json" ||
+	fail "listing keys gave $status $(cat "$WORK/body.json")"
+status=$(api "http://127.0.0.1:$PORT/nope")
+[[ $status == 404 ]] && grep -q '"code":"not-found"' "$WORK/body.json" ||
+	fail "authenticated unknown route gave $status $(cat "$WORK/body.json")"
+grep -q "$KEY" "$WORK/server.log" "$WORK/bootstrap.log" && fail "the key was logged"
 
 kill -TERM "$PID"
 exit_status=0
@@ -58,14 +89,14 @@ wait "$PID" || exit_status=$?
 PID=
 ((exit_status == 0)) || fail "SIGTERM exit status $exit_status, expected 0"
 grep -q 'server stopped' "$WORK/server.log" || fail "no 'server stopped' log line"
-svc_log "server smoke: defaults start, health answers, SIGTERM stops cleanly"
+svc_log "server smoke: defaults start, health answers, bootstrap-key works, SIGTERM stops cleanly"
 
 # --- 2. production refuses development defaults -----------------------------------
 exit_status=0
 (cd "$WORK" && exec env -u DOCAICHE_CONFIG DOCAICHE_ENV=production DOCAICHE_BIND="127.0.0.1:$(free_port)" \
 	"$SERVER" </dev/null >"$WORK/prod.log" 2>&1) || exit_status=$?
 ((exit_status == 2)) || fail "production with defaults exited $exit_status, expected 2: $(cat "$WORK/prod.log")"
-for setting in keys.source cors.allowed_origins; do
+for setting in keys.source cors.allowed_origins auth.provider; do
 	grep -q "$setting" "$WORK/prod.log" || fail "production refusal does not name $setting: $(cat "$WORK/prod.log")"
 done
 svc_log "server smoke: production refuses development defaults, naming each setting"

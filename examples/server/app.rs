@@ -4,14 +4,21 @@
 //! set (or kept) and a trace span opened with it, the id is copied to the
 //! response, CORS answers, panics become a 500 problem, error responses from
 //! the limit and timeout layers become problems, the body limit and the
-//! request timeout apply, the route group's rate limit applies, then the
-//! route runs.
+//! request timeout apply; then, for a protected route group, the auth gate
+//! (authentication, then the group's rate limit keyed by the principal; a
+//! request without a credential is rate limited by client address and
+//! answered 401 without reaching any route — see [`crate::auth`]), or for a
+//! public group its rate limit alone; then the route's permission guards
+//! (`RequirePermissionLayer`, 403 problem), then the handler.
 //!
 //! Every route belongs to a [`RouteGroup`] named for its rate-limit class
-//! (`probes`, `default`, `documents`); [`router`] is built only from
-//! [`route_groups`], and a test walks every route of every group checking
-//! that its responses carry the RateLimit headers, so a route cannot be
-//! added without a policy.
+//! (`probes`, `default`, `documents`) and is either public (only `/health/*`
+//! and `/.well-known/jwks.json`) or protected; each route is registered with
+//! its method and the permissions it requires. [`router`] is built only
+//! from [`route_groups`], and tests walk every route of every group: each
+//! answers with the RateLimit headers, and each protected route answers 401
+//! without credentials and 403 to a principal lacking its permission, so a
+//! route cannot be added without a policy or a guard.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,12 +26,14 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::handler::Handler;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get};
+use axum::routing::{MethodFilter, MethodRouter, on};
+use docaiche_auth::layer::RequirePermissionLayer;
 use docaiche_core::health::{HEALTH_JSON, HealthRegistry};
 use docaiche_core::problem::PROBLEM_JSON;
-use docaiche_core::{Error, RateLimiter};
+use docaiche_core::{Error, Permission, RateLimiter};
 use docaiche_ratelimit::layer::RateLimitLayer;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -38,6 +47,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
+use crate::auth::{AuthGateLayer, AuthSecrets, AuthServices, AuthStores};
 use crate::config::{Config, EnvLookup};
 use crate::limiter::Limiter;
 
@@ -54,15 +64,19 @@ pub(crate) struct AppState {
     /// The rate-limit layer of the `default` class; the other classes'
     /// layers are made from it and share its limiter and metrics.
     pub(crate) rate_limit: RateLimitLayer,
+    /// Authentication and authorization.
+    pub(crate) auth: Arc<AuthServices>,
 }
 
 impl AppState {
     /// State for `config`: the limiter its `[rate_limit]` asks for (`env`
-    /// resolves an `env:` Redis URL reference) and every readiness check,
-    /// the limiter backend's included.
+    /// resolves an `env:` Redis URL reference), the authentication secrets
+    /// and the SQLite store under the data directory, and every readiness
+    /// check, the limiter backend's and the database's included.
     ///
     /// # Errors
-    /// As [`Limiter::from_config`] and [`Self::new`].
+    /// As [`Limiter::from_config`], [`AuthSecrets::load`],
+    /// [`AuthStores::open`] and [`Self::new`].
     pub(crate) async fn from_config(config: &Config, env: EnvLookup<'_>) -> Result<Self, Error> {
         let limiter = Limiter::from_config(config, env).await?;
         let redis = limiter.backend == crate::config::RateLimitBackend::Redis;
@@ -72,11 +86,13 @@ impl AppState {
             on_redis_failure = redis.then(|| config.rate_limit.on_redis_failure.as_str()),
             "rate limiter ready"
         );
-        let health = crate::health::registry(config, &limiter);
-        Self::new(config, health, limiter.limiter)
+        let auth = open_auth(config).await?;
+        let health = crate::health::registry(config, &limiter).with_check(auth.1);
+        Self::new(config, health, limiter.limiter, auth.0.with_usage_flusher())
     }
 
-    /// State for `config` with these readiness checks and this limiter.
+    /// State for `config` with these readiness checks, this limiter and
+    /// these auth services.
     ///
     /// # Errors
     /// [`Error::Misconfigured`] if the rate-limit configuration is invalid
@@ -86,6 +102,7 @@ impl AppState {
         config: &Config,
         health: HealthRegistry,
         limiter: Arc<dyn RateLimiter>,
+        auth: AuthServices,
     ) -> Result<Self, Error> {
         Ok(Self {
             health: Arc::new(health),
@@ -95,8 +112,27 @@ impl AppState {
                 allowed_origins: config.cors.allowed_origins.clone(),
             },
             rate_limit: rate_limit_layer(config, limiter)?,
+            auth: Arc::new(auth),
         })
     }
+}
+
+/// The auth services of `config` over the SQLite store in its data
+/// directory, and the store's readiness check (for the server and for
+/// `bootstrap-key`, which must see the same keys).
+///
+/// # Errors
+/// As [`AuthSecrets::load`], [`AuthStores::open`] and [`AuthServices::new`].
+pub(crate) async fn open_auth(
+    config: &Config,
+) -> Result<(AuthServices, Arc<dyn docaiche_core::HealthCheck>), Error> {
+    let secrets = AuthSecrets::load(config).await?;
+    let (stores, check) = AuthStores::open(config).await?;
+    let clock: Arc<dyn docaiche_core::Clock> = Arc::new(docaiche_core::SystemClock::new());
+    Ok((
+        AuthServices::new(&config.auth, secrets, stores, clock)?,
+        check,
+    ))
 }
 
 /// The `default` class's layer for `config`, checking that every class the
@@ -113,65 +149,133 @@ pub(crate) fn rate_limit_layer(
     Ok(layer)
 }
 
-/// Routes sharing one rate-limit class, and their paths (for the test that
-/// walks them).
+/// Whether a route group needs a verified principal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// No authentication (probes, the JWKS).
+    Public,
+    /// Behind the auth gate.
+    Protected,
+}
+
+/// One route: its method, path and the permissions its guard requires.
+#[derive(Debug, Clone)]
+pub(crate) struct RouteSpec {
+    /// The method.
+    pub(crate) method: Method,
+    /// The path pattern.
+    pub(crate) path: &'static str,
+    /// Every permission required (all must be held); empty means any
+    /// authenticated principal.
+    pub(crate) required: Vec<Permission>,
+}
+
+/// Routes sharing one rate-limit class and one access rule, and their
+/// specifications (for the tests that walk them).
 pub(crate) struct RouteGroup {
     /// The rate-limit class (a policy name).
     pub(crate) class: &'static str,
+    /// Public or protected.
+    pub(crate) access: Access,
     /// The routes.
     router: Router<AppState>,
-    /// Every path added with [`RouteGroup::route`].
-    pub(crate) paths: Vec<&'static str>,
+    /// Every route added with [`RouteGroup::route`].
+    pub(crate) routes: Vec<RouteSpec>,
 }
 
 impl RouteGroup {
-    /// An empty group of class `class`.
-    fn new(class: &'static str) -> Self {
+    /// An empty public group of class `class`.
+    fn public(class: &'static str) -> Self {
         Self {
             class,
+            access: Access::Public,
             router: Router::new(),
-            paths: Vec::new(),
+            routes: Vec::new(),
+        }
+    }
+
+    /// An empty protected group of class `class`.
+    fn protected(class: &'static str) -> Self {
+        Self {
+            access: Access::Protected,
+            ..Self::public(class)
         }
     }
 
     /// Answer unknown routes from this group (one group only): a 404
-    /// problem, rate limited like the group's routes.
+    /// problem, limited (and, in a protected group, authenticated) like
+    /// the group's routes.
     fn with_not_found_fallback(mut self) -> Self {
         self.router = self.router.fallback(not_found);
         self
     }
 
-    /// Add a route.
-    fn route(mut self, path: &'static str, handler: MethodRouter<AppState>) -> Self {
-        self.router = self.router.route(path, handler);
-        self.paths.push(path);
+    /// Add `method path`, guarded by every permission of `required` (all
+    /// must be held; none in a public group).
+    pub(crate) fn route<H, T>(
+        mut self,
+        method: Method,
+        path: &'static str,
+        required: &[Permission],
+        handler: H,
+    ) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        assert!(
+            self.access == Access::Protected || required.is_empty(),
+            "{path}: a public route cannot require permissions"
+        );
+        let filter = MethodFilter::try_from(method.clone())
+            .unwrap_or_else(|_| panic!("{method} is not a routable method"));
+        let mut method_router: MethodRouter<AppState> = on(filter, handler);
+        for permission in required {
+            method_router = method_router.layer(RequirePermissionLayer::new(permission.clone()));
+        }
+        self.router = self.router.route(path, method_router);
+        self.routes.push(RouteSpec {
+            method,
+            path,
+            required: required.to_vec(),
+        });
         self
     }
 
-    /// The group's routes behind its rate-limit layer. The 405 fallback is
-    /// set before the layer so that wrong-method answers are limited too.
-    fn into_router(self, rate_limit: &RateLimitLayer) -> Result<Router<AppState>, Error> {
-        Ok(self
-            .router
-            .method_not_allowed_fallback(method_not_allowed)
-            .layer(rate_limit.for_class(self.class)?))
+    /// The group's routes behind its gate (protected) or its rate-limit
+    /// layer (public). The 405 fallback is set before the layer so that
+    /// wrong-method answers are limited (and authenticated) too.
+    fn into_router(
+        self,
+        rate_limit: &RateLimitLayer,
+        auth: &AuthServices,
+    ) -> Result<Router<AppState>, Error> {
+        let router = self.router.method_not_allowed_fallback(method_not_allowed);
+        let limit = rate_limit.for_class(self.class)?;
+        Ok(match self.access {
+            Access::Public => router.layer(limit),
+            Access::Protected => router.layer(AuthGateLayer::new(auth.layer.clone(), limit)),
+        })
     }
 }
 
-/// Every route of the server, by rate-limit class. Unknown routes (the 404
-/// fallback) belong to `default`.
+/// Every route of the server, by rate-limit class and access. Unknown
+/// routes (the 404 fallback) belong to the protected `default` group.
 pub(crate) fn route_groups() -> Vec<RouteGroup> {
-    let probes = RouteGroup::new("probes")
-        .route("/health/live", get(live))
-        .route("/health/ready", get(ready));
+    let probes = RouteGroup::public("probes")
+        .route(Method::GET, "/health/live", &[], live)
+        .route(Method::GET, "/health/ready", &[], ready)
+        .route(Method::GET, "/.well-known/jwks.json", &[], crate::api::jwks);
     // Document processing (upload, extraction, jobs) arrives with the
     // extraction issue and goes here: its own, stricter policy with a
     // per-tenant concurrency limit.
-    let documents = RouteGroup::new("documents");
-    let default = RouteGroup::new("default").with_not_found_fallback();
+    let documents = RouteGroup::protected("documents");
+    let default = crate::api::routes(RouteGroup::protected("default").with_not_found_fallback());
+    #[cfg_attr(not(test), allow(unused_mut))]
+    let mut groups = vec![probes, documents, default];
     #[cfg(test)]
-    let default = tests::routes(default);
-    vec![probes, documents, default]
+    groups.push(tests::routes(RouteGroup::public("default")));
+    groups
 }
 
 /// The HTTP-level settings the layers need (a `Duration` rather than whole
@@ -190,11 +294,22 @@ pub(crate) struct HttpSettings {
 pub(crate) fn router(state: AppState) -> Router {
     let mut routes = Router::new();
     for group in route_groups() {
+        for route in &group.routes {
+            let required: Vec<String> = route.required.iter().map(ToString::to_string).collect();
+            tracing::debug!(
+                method = %route.method,
+                path = route.path,
+                class = group.class,
+                access = ?group.access,
+                required = ?required,
+                "route"
+            );
+        }
         // AppState::new checked every class of the router; a failure here
         // is a bug in route_groups, and serving it unlimited is not an
         // option.
         let limited = group
-            .into_router(&state.rate_limit)
+            .into_router(&state.rate_limit, &state.auth)
             .expect("invariant: AppState::new checked every route class");
         routes = routes.merge(limited);
     }
@@ -267,7 +382,8 @@ fn health_response(status: StatusCode, body: &serde_json::Value) -> Response {
         .into_response()
 }
 
-/// Fallback for unknown routes.
+/// Fallback for unknown routes (in the protected group: reached only by
+/// authenticated callers).
 async fn not_found() -> Error {
     Error::not_found("route")
 }
@@ -368,10 +484,9 @@ fn request_span(request: &Request<Body>) -> tracing::Span {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use axum::body::Bytes;
     use axum::extract::Path;
-    use axum::routing::post;
     use http_body_util::BodyExt as _;
     use tower::ServiceExt as _;
 
@@ -381,15 +496,19 @@ mod tests {
     /// Routes that exist only in tests, in the `default` class.
     pub(super) fn routes(group: RouteGroup) -> RouteGroup {
         group
-            .route("/test/panic", get(panics))
+            .route(Method::GET, "/test/panic", &[], panics)
             .route(
+                Method::GET,
                 "/test/sleep/{ms}",
-                get(|Path(ms): Path<u64>| async move {
+                &[],
+                |Path(ms): Path<u64>| async move {
                     tokio::time::sleep(Duration::from_millis(ms)).await;
                     "slept"
-                }),
+                },
             )
-            .route("/test/echo", post(|body: Bytes| async move { body }))
+            .route(Method::POST, "/test/echo", &[], |body: Bytes| async move {
+                body
+            })
     }
 
     /// A handler that panics with a message that must not reach the client.
@@ -405,11 +524,42 @@ mod tests {
         }
     }
 
-    /// State for `config`, rate limited in process.
-    fn local_state(config: &Config) -> AppState {
+    /// Auth services for `config` over memory stores, with a fixed pepper
+    /// and a fresh Ed25519 JWT key, timed by `clock`.
+    pub(crate) fn test_auth(config: &Config, clock: Arc<dyn docaiche_core::Clock>) -> AuthServices {
+        let pem = crate::keys::ed25519_pem().expect("random");
+        let secrets = AuthSecrets {
+            peppers: docaiche_auth::api_key::Peppers::new(
+                1,
+                [(1, docaiche_core::SecretBytes::new(vec![7; 32]))],
+            )
+            .expect("pepper"),
+            jwt_key: docaiche_auth::jwt::JwtKey::from_pem(
+                config.auth.jwt.kid.clone(),
+                docaiche_auth::jwt::Algorithm::EdDSA,
+                &pem,
+            )
+            .expect("key"),
+        };
+        AuthServices::new(&config.auth, secrets, AuthStores::memory(&clock), clock)
+            .expect("auth services")
+    }
+
+    /// State for `config`, rate limited in process, with memory auth
+    /// stores on `clock`.
+    pub(crate) fn state_with_clock(
+        config: &Config,
+        clock: Arc<dyn docaiche_core::Clock>,
+    ) -> AppState {
         let limiter = Limiter::local();
         let health = crate::health::registry(config, &limiter);
-        AppState::new(config, health, limiter.limiter).expect("valid state")
+        AppState::new(config, health, limiter.limiter, test_auth(config, clock))
+            .expect("valid state")
+    }
+
+    /// State for `config`, rate limited in process.
+    pub(crate) fn local_state(config: &Config) -> AppState {
+        state_with_clock(config, Arc::new(docaiche_core::SystemClock::new()))
     }
 
     fn app_for(dir: &std::path::Path, http: HttpSettings) -> Router {
@@ -420,7 +570,10 @@ mod tests {
         router(state)
     }
 
-    async fn send(app: Router, request: Request<Body>) -> (StatusCode, http::HeaderMap, Vec<u8>) {
+    pub(crate) async fn send(
+        app: Router,
+        request: Request<Body>,
+    ) -> (StatusCode, http::HeaderMap, Vec<u8>) {
         let response = app.oneshot(request).await.expect("infallible");
         let status = response.status();
         let headers = response.headers().clone();
@@ -434,15 +587,19 @@ mod tests {
         (status, headers, body)
     }
 
-    fn get_request(uri: &str) -> Request<Body> {
+    pub(crate) fn get_request(uri: &str) -> Request<Body> {
         Request::get(uri).body(Body::empty()).expect("request")
     }
 
-    fn json(body: &[u8]) -> serde_json::Value {
+    pub(crate) fn json(body: &[u8]) -> serde_json::Value {
         serde_json::from_slice(body).expect("json body")
     }
 
-    fn assert_problem(headers: &http::HeaderMap, body: &[u8], code: &str) -> serde_json::Value {
+    pub(crate) fn assert_problem(
+        headers: &http::HeaderMap,
+        body: &[u8],
+        code: &str,
+    ) -> serde_json::Value {
         assert_eq!(headers[header::CONTENT_TYPE], PROBLEM_JSON);
         let problem = json(body);
         assert_eq!(
@@ -514,10 +671,25 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_unknown_route_is_a_404_problem() {
+    async fn an_unknown_route_is_a_401_anonymously_and_a_404_problem_when_authenticated() {
         let dir = TestDir::new("app-404");
-        let (status, headers, body) =
-            send(app_for(dir.path(), settings()), get_request("/nope")).await;
+        let mut config = Config::default();
+        config.storage.data_dir = dir.path().to_path_buf();
+        let state = local_state(&config);
+        let key = state
+            .auth
+            .bootstrap_key("acme", "admin", "test")
+            .await
+            .expect("key");
+        let app = router(state);
+        let (status, headers, body) = send(app.clone(), get_request("/nope")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_problem(&headers, &body, "unauthenticated");
+        let request = Request::get("/nope")
+            .header("x-api-key", key.key.expose_secret())
+            .body(Body::empty())
+            .expect("request");
+        let (status, headers, body) = send(app, request).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         let problem = assert_problem(&headers, &body, "not-found");
         assert_eq!(problem["status"], 404);
@@ -641,7 +813,7 @@ mod tests {
     }
 
     /// A concrete path for a route pattern (`{param}` → `1`).
-    fn concrete(path: &str) -> String {
+    pub(crate) fn concrete(path: &str) -> String {
         path.split('/')
             .map(|segment| {
                 if segment.starts_with('{') {
@@ -661,12 +833,18 @@ mod tests {
         for group in route_groups() {
             // Test-only routes include a panicking handler, answered by the
             // outer panic layer; every production route is walked.
-            for path in group.paths.iter().filter(|p| !p.starts_with("/test/")) {
-                let (status, headers, _) = send(
-                    app_for(dir.path(), settings()),
-                    get_request(&concrete(path)),
-                )
-                .await;
+            for route in group
+                .routes
+                .iter()
+                .filter(|r| !r.path.starts_with("/test/"))
+            {
+                let path = route.path;
+                let request = Request::builder()
+                    .method(route.method.clone())
+                    .uri(concrete(path))
+                    .body(Body::empty())
+                    .expect("request");
+                let (status, headers, _) = send(app_for(dir.path(), settings()), request).await;
                 let policy = headers
                     .get("ratelimit-policy")
                     .unwrap_or_else(|| panic!("{path} ({status}) has no RateLimit-Policy"));

@@ -1,5 +1,8 @@
 //! Key material at start-up: check that the configured source is there, or
-//! (development only) generate a local key file.
+//! (development only) generate a local key file; and the generated
+//! development secrets of `[auth]` (an API-key pepper, an Ed25519 JWT
+//! signing key), kept under the data directory so that keys and tokens
+//! survive a restart.
 //!
 //! This is a stopgap until `docaiche-store`'s local and Vault Transit
 //! `KeyWrapper`s land: then this module hands the [`KeySource`] to them and
@@ -8,7 +11,7 @@
 use std::io::{self, Read as _, Write as _};
 use std::path::Path;
 
-use docaiche_core::Error;
+use docaiche_core::{Error, SecretBytes};
 
 use crate::config::{KeySource, SecretRef};
 use crate::storage::create_private_dir;
@@ -83,13 +86,83 @@ fn require_file(setting: &'static str, path: &Path) -> Result<(), Error> {
 /// Create the key file at `path` with fresh random bytes unless it exists.
 /// Returns whether it was created.
 fn ensure_generated_key(path: &Path) -> io::Result<bool> {
+    ensure_generated_file(path, || random_key().map(|k| k.to_vec()))
+}
+
+/// A development secret kept in the file at `path`: read if it exists,
+/// otherwise made by `make` and written (mode 0600, in a 0700 directory).
+/// Returns the contents and whether the file was created.
+///
+/// # Errors
+/// The file cannot be read or written.
+pub(crate) fn generated_secret(
+    path: &Path,
+    make: impl FnOnce() -> io::Result<Vec<u8>>,
+) -> io::Result<(SecretBytes, bool)> {
+    let created = ensure_generated_file(path, make)?;
+    Ok((SecretBytes::new(std::fs::read(path)?), created))
+}
+
+/// A fresh Ed25519 private key as a PKCS#8 PEM document (RFC 8410): the
+/// fixed 16-byte DER header for an Ed25519 `OneAsymmetricKey` followed by a
+/// 32-byte seed from the OS CSPRNG.
+///
+/// Hand-written because the example can use only the root package's
+/// dependencies, none of which encodes PEM or generates Ed25519 keys; the
+/// result is parsed and checked by `JwtKey::from_pem` before use.
+///
+/// # Errors
+/// No random source.
+pub(crate) fn ed25519_pem() -> io::Result<Vec<u8>> {
+    const PKCS8_ED25519_HEADER: [u8; 16] = [
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    let mut der = PKCS8_ED25519_HEADER.to_vec();
+    der.extend_from_slice(&random_key()?);
+    let mut pem = b"-----BEGIN PRIVATE KEY-----\n".to_vec();
+    pem.extend_from_slice(base64(&der).as_bytes());
+    pem.extend_from_slice(b"\n-----END PRIVATE KEY-----\n");
+    Ok(pem)
+}
+
+/// Standard base64 with padding (RFC 4648 §4), for [`ed25519_pem`].
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18_u32, 12, 6, 0].into_iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(char::from(
+                    ALPHABET[usize::try_from((n >> shift) & 63).unwrap_or(0)],
+                ));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Create the file at `path` with the bytes `make` returns unless it
+/// exists. Returns whether it was created.
+fn ensure_generated_file(
+    path: &Path,
+    make: impl FnOnce() -> io::Result<Vec<u8>>,
+) -> io::Result<bool> {
     if path.exists() {
         return Ok(false);
     }
     if let Some(parent) = path.parent() {
         create_private_dir(parent)?;
     }
-    let key = random_key()?;
+    let key = make()?;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -104,7 +177,7 @@ fn ensure_generated_key(path: &Path) -> io::Result<bool> {
 }
 
 /// 32 bytes from the operating system's CSPRNG.
-fn random_key() -> io::Result<[u8; KEY_LEN]> {
+pub(crate) fn random_key() -> io::Result<[u8; KEY_LEN]> {
     let mut key = [0u8; KEY_LEN];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut key))
@@ -138,6 +211,38 @@ mod tests {
         }
         prepare(&KeySource::Generated(path.clone())).expect("reused");
         assert_eq!(std::fs::read(&path).expect("key file"), first);
+    }
+
+    #[test]
+    fn base64_matches_rfc_4648_vectors() {
+        for (input, output) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(input.as_bytes()), output, "{input}");
+        }
+    }
+
+    #[test]
+    fn a_generated_ed25519_key_is_a_usable_signing_key_kept_across_starts() {
+        use docaiche_auth::jwt::{Algorithm, JwtKey};
+        let dir = TestDir::new("keys-ed25519");
+        let path = dir.path().join("keys/jwt.pem");
+        let (first, created) = generated_secret(&path, ed25519_pem).expect("generated");
+        assert!(created);
+        let key = JwtKey::from_pem("k", Algorithm::EdDSA, first.expose_secret()).expect("valid");
+        assert!(key.can_sign());
+        assert!(key.public_jwk().is_some());
+        let (second, created) = generated_secret(&path, ed25519_pem).expect("reused");
+        assert!(!created);
+        assert_eq!(first.expose_secret(), second.expose_secret());
+        // Two generations differ.
+        assert_ne!(ed25519_pem().expect("pem"), ed25519_pem().expect("pem"));
     }
 
     #[test]

@@ -17,8 +17,29 @@
 //! start while a security-relevant development default is in use: it prints
 //! every offending setting with its fix to stderr and exits with status 2.
 //!
-//! Routes: `GET /health/live` and `GET /health/ready` (`application/health+json`).
-//! Every route is rate limited by its class's policy (`[rate_limit]` in the
+//! The first credential, without any default password:
+//!
+//! ```text
+//! KEY=$(cargo run -q --example server -- bootstrap-key --tenant acme --name ops)
+//! curl -H "X-API-Key: $KEY" 127.0.0.1:8080/v1/keys
+//! ```
+//!
+//! `bootstrap-key` creates an API key of the tenant acting as `--principal`
+//! (default `admin`), bound to `auth.bootstrap_role` (default
+//! `tenant-admin`), in the same SQLite database the server uses, and prints
+//! the key alone on stdout, once.
+//!
+//! Routes: `GET /health/live` and `GET /health/ready` (`application/health+json`)
+//! and `GET /.well-known/jwks.json` are public. Everything else needs an API
+//! key (`X-API-Key` or `Authorization: ApiKey`) or a bearer JWT signed by
+//! the server's key: `GET /v1/whoami`; `POST`/`GET /v1/keys`,
+//! `POST /v1/keys/{id}/rotate`, `DELETE /v1/keys/{id}` (`keys:manage`);
+//! `GET /v1/admin/tenants/{tenant}/keys` (`tenants:cross` and `keys:manage`).
+//! Without a credential they answer 401 (`WWW-Authenticate: Bearer`); without
+//! the permission, 403; repeated bad credentials lock the client out (429).
+//!
+//! Every route is rate limited (authenticated callers by principal and
+//! tenant, anonymous ones by client address) by its class's policy (`[rate_limit]` in the
 //! configuration; in process, or shared through Redis with
 //! `rate_limit.backend = "redis"` and the `redis` feature) and answers with the `RateLimit-Policy`
 //! and `RateLimit` headers; over the limit, a 429 `quota-exceeded` problem
@@ -30,7 +51,9 @@
 //! The server holds no security logic of its own beyond validating its
 //! configuration: it assembles DocAIche crates and tower-http layers.
 
+mod api;
 mod app;
+mod auth;
 mod config;
 mod health;
 mod keys;
@@ -56,9 +79,13 @@ const EXIT_FAILURE: u8 = 1;
 /// What `--help` prints.
 const USAGE: &str = "\
 usage: server [--config PATH]
+       server bootstrap-key --tenant TENANT --name NAME [--principal ID] [--config PATH]
 
   -c, --config PATH   TOML configuration file (default: $DOCAICHE_CONFIG, else none)
   -h, --help          print this help
+
+bootstrap-key creates an API key of TENANT acting as ID (default `admin`),
+bound to the role auth.bootstrap_role, and prints it once on stdout.
 
 Settings can be overridden with DOCAICHE_* environment variables; see
 examples/server.example.toml.";
@@ -70,25 +97,66 @@ struct Args {
     config: Option<PathBuf>,
     /// `--help`.
     help: bool,
+    /// The `bootstrap-key` subcommand, if given.
+    bootstrap: Option<BootstrapArgs>,
+}
+
+/// `bootstrap-key --tenant T --name N [--principal P]`.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct BootstrapArgs {
+    /// The tenant of the key.
+    tenant: String,
+    /// The key's name.
+    name: String,
+    /// The principal the key acts as.
+    principal: String,
 }
 
 impl Args {
     /// Parse the arguments after the program name.
     fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Self, String> {
         let mut parsed = Self::default();
-        let mut args = args.into_iter();
+        let mut args = args.into_iter().peekable();
+        let mut bootstrap = None;
+        if args
+            .peek()
+            .is_some_and(|a| a.to_string_lossy() == "bootstrap-key")
+        {
+            args.next();
+            bootstrap = Some((None, None, None));
+        }
         while let Some(arg) = args.next() {
-            let text = arg.to_string_lossy();
-            if text == "-h" || text == "--help" {
-                parsed.help = true;
-            } else if text == "-c" || text == "--config" {
-                let path = args.next().ok_or("--config needs a path")?;
-                parsed.config = Some(PathBuf::from(path));
-            } else if let Some(path) = text.strip_prefix("--config=") {
-                parsed.config = Some(PathBuf::from(path));
-            } else {
-                return Err(format!("unexpected argument `{text}`"));
+            let text = arg.to_string_lossy().into_owned();
+            let mut value = |flag: &str| {
+                args.next()
+                    .map(|v| v.to_string_lossy().into_owned())
+                    .ok_or_else(|| format!("{flag} needs a value"))
+            };
+            match (text.as_str(), bootstrap.as_mut()) {
+                ("-h" | "--help", _) => parsed.help = true,
+                ("-c" | "--config", _) => parsed.config = Some(PathBuf::from(value("--config")?)),
+                ("--tenant", Some((tenant, _, _))) => *tenant = Some(value("--tenant")?),
+                ("--name", Some((_, name, _))) => *name = Some(value("--name")?),
+                ("--principal", Some((_, _, principal))) => {
+                    *principal = Some(value("--principal")?);
+                }
+                _ => {
+                    if let Some(path) = text.strip_prefix("--config=") {
+                        parsed.config = Some(PathBuf::from(path));
+                    } else {
+                        return Err(format!("unexpected argument `{text}`"));
+                    }
+                }
             }
+        }
+        if let Some((tenant, name, principal)) = bootstrap
+            && !parsed.help
+        {
+            parsed.bootstrap = Some(BootstrapArgs {
+                tenant: tenant.ok_or("bootstrap-key needs --tenant")?,
+                name: name.ok_or("bootstrap-key needs --name")?,
+                principal: principal.unwrap_or_else(|| "admin".to_owned()),
+            });
         }
         Ok(parsed)
     }
@@ -126,7 +194,8 @@ async fn main() -> ExitCode {
             return ExitCode::from(EXIT_MISCONFIGURED);
         }
     };
-    if let Err(e) = init_logging(&config.log) {
+    // bootstrap-key keeps stdout for the key alone.
+    if let Err(e) = init_logging(&config.log, args.bootstrap.is_some()) {
         eprintln!("server: cannot start logging: {e}");
         return ExitCode::from(EXIT_FAILURE);
     }
@@ -134,7 +203,11 @@ async fn main() -> ExitCode {
         tracing::warn!(setting = %warning.setting, "{}", warning.message);
     }
 
-    match run(config, &env).await {
+    let outcome = match &args.bootstrap {
+        Some(bootstrap) => bootstrap_key(&config, bootstrap).await,
+        None => run(config, &env).await,
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e.log_chain(), "server failed");
@@ -168,6 +241,7 @@ async fn run(config: Config, env: config::EnvLookup<'_>) -> Result<(), docaiche_
         "server started"
     );
 
+    let auth = std::sync::Arc::clone(&state.auth);
     let stopped = shutdown::serve(
         listener,
         app::router(state),
@@ -177,13 +251,51 @@ async fn run(config: Config, env: config::EnvLookup<'_>) -> Result<(), docaiche_
     .await
     .map_err(|e| Error::internal_with("serving failed", e))?;
     tracing::info!(outcome = ?stopped, "server stopped");
+    match auth.api_keys.flush_usage().await {
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e.log_chain(), "last-used timestamps not written"),
+    }
     Ok(())
 }
 
-/// Install the global subscriber: JSON lines, or pretty output on request.
-fn init_logging(log: &LogConfig) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// `bootstrap-key`: create the key in the configured store and print it,
+/// alone, on stdout.
+async fn bootstrap_key(config: &Config, args: &BootstrapArgs) -> Result<(), docaiche_core::Error> {
+    use docaiche_core::Error;
+
+    storage::prepare_data_dir(&config.storage.data_dir)
+        .map_err(|e| Error::misconfigured("storage.data_dir", e.to_string()))?;
+    let (auth, _) = app::open_auth(config).await?;
+    let created = auth
+        .bootstrap_key(&args.tenant, &args.principal, &args.name)
+        .await?;
+    tracing::info!(
+        tenant = %created.record.tenant,
+        principal = %created.record.principal,
+        key_id = %created.record.id,
+        role = %auth.bootstrap_role,
+        "bootstrap API key created; it is printed once and cannot be shown again"
+    );
+    println!("{}", created.key.expose_secret());
+    Ok(())
+}
+
+/// Install the global subscriber: JSON lines, or pretty output on request,
+/// on stdout or (`to_stderr`) stderr.
+fn init_logging(
+    log: &LogConfig,
+    to_stderr: bool,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
     let filter = tracing_subscriber::EnvFilter::try_new(&log.filter)?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let writer = if to_stderr {
+        BoxMakeWriter::new(std::io::stderr)
+    } else {
+        BoxMakeWriter::new(std::io::stdout)
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
     match log.format {
         LogFormat::Json => builder
             .json()
@@ -218,5 +330,44 @@ mod tests {
         assert!(parse(&["--help"]).expect("valid").help);
         assert!(parse(&["--config"]).is_err());
         assert!(parse(&["--verbose"]).is_err());
+    }
+
+    #[test]
+    fn bootstrap_key_needs_a_tenant_and_a_name() {
+        let args = parse(&[
+            "bootstrap-key",
+            "--tenant",
+            "acme",
+            "--name",
+            "ops",
+            "-c",
+            "a.toml",
+        ])
+        .expect("valid");
+        assert_eq!(
+            args.bootstrap,
+            Some(BootstrapArgs {
+                tenant: "acme".into(),
+                name: "ops".into(),
+                principal: "admin".into(),
+            })
+        );
+        assert_eq!(args.config, Some(PathBuf::from("a.toml")));
+        let args = parse(&[
+            "bootstrap-key",
+            "--tenant",
+            "acme",
+            "--name",
+            "ops",
+            "--principal",
+            "root",
+        ])
+        .expect("valid");
+        assert_eq!(args.bootstrap.expect("bootstrap").principal, "root");
+        assert!(parse(&["bootstrap-key", "--name", "ops"]).is_err());
+        assert!(parse(&["bootstrap-key", "--tenant", "acme"]).is_err());
+        assert!(parse(&["bootstrap-key", "--tenant"]).is_err());
+        // Subcommand flags are not server flags.
+        assert!(parse(&["--tenant", "acme"]).is_err());
     }
 }

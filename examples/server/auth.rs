@@ -1,0 +1,482 @@
+//! Authentication and authorization, assembled from `docaiche-auth`: the
+//! secrets (API-key peppers, the JWT signing key) from a `SecretProvider`,
+//! the API key service over the configured store, the JWT verifier, the
+//! roles and their bindings, the failed-authentication tracker, and
+//! [`AuthGateLayer`], which every non-public route group sits behind.
+//!
+//! # The gate
+//!
+//! A request *with* a credential (`Authorization` or `X-API-Key`) goes
+//! through `AuthLayer` (401, or 429 while its client or key prefix is
+//! locked out), then the route group's rate limit, keyed by the verified
+//! principal, then the routes and their permission guards. A request
+//! *without* one is rate limited by the same policy, keyed by its client
+//! address (the limiter's keys fall back to it when there is no principal),
+//! and answered 401: it never reaches the routes at all. Each request is
+//! charged exactly once. A request whose credential fails is answered by
+//! `AuthLayer` before the rate limit; it is counted by the
+//! `FailedAuthTracker` instead (per client address, network and key
+//! prefix), which answers 429 with `Retry-After` once the back-off starts.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+use docaiche_auth::api_key::{ApiKeyService, CreatedApiKey, NewApiKey, Peppers, UsageFlusher};
+use docaiche_auth::jwt::{
+    JwtAuthenticator, JwtConfig, JwtIssuer, JwtKey, JwtKeySet, JwtVerifier, RoleCatalog,
+};
+use docaiche_auth::layer::{AuthLayer, CredentialRouter};
+use docaiche_auth::lockout::FailedAuthTracker;
+use docaiche_auth::rbac::{RoleBindings, RolePolicy};
+use docaiche_core::health::HealthCheck;
+use docaiche_core::{
+    ApiKeyStore, AuditSink, AuthFailure, AuthMethod, Clock, Error, Principal, PrincipalId,
+    SecretProvider, TenantId, TokenRevocationStore,
+};
+use docaiche_ratelimit::layer::RateLimitLayer;
+use docaiche_store::{EnvSecretProvider, FileSecretProvider};
+use http::header::AUTHORIZATION;
+use tower::{Layer, Service, ServiceExt as _};
+
+use crate::config::{AuthProvider, AuthSection, Config};
+
+/// The secrets authentication needs.
+#[derive(Debug)]
+pub(crate) struct AuthSecrets {
+    /// API-key peppers, by version.
+    pub(crate) peppers: Peppers,
+    /// The JWT signing key.
+    pub(crate) jwt_key: JwtKey,
+}
+
+impl AuthSecrets {
+    /// Load the secrets `config` names: from its provider, or (development)
+    /// from files generated once under `<data_dir>/keys`.
+    ///
+    /// # Errors
+    /// [`Error::Misconfigured`] if a secret is missing or unusable; the
+    /// provider's error otherwise.
+    pub(crate) async fn load(config: &Config) -> Result<Self, Error> {
+        let auth = &config.auth;
+        let provider = auth
+            .provider()
+            .map_err(|reason| Error::misconfigured("auth.provider", reason))?;
+        match provider {
+            AuthProvider::Generated => Self::generated(config),
+            AuthProvider::Env => Self::from_provider(auth, &EnvSecretProvider::new()).await,
+            AuthProvider::Dir(dir) => {
+                let provider = FileSecretProvider::new(&dir).map_err(|_| {
+                    Error::misconfigured(
+                        "auth.provider",
+                        format!("{} is not a readable directory", dir.display()),
+                    )
+                })?;
+                Self::from_provider(auth, &provider).await
+            }
+        }
+    }
+
+    /// Load from `provider`.
+    async fn from_provider(
+        auth: &AuthSection,
+        provider: &dyn SecretProvider,
+    ) -> Result<Self, Error> {
+        let names: Vec<(u16, String)> = auth
+            .pepper_versions
+            .iter()
+            .map(|&v| (v, AuthSection::pepper_secret(v)))
+            .collect();
+        let refs: Vec<(u16, &str)> = names.iter().map(|(v, n)| (*v, n.as_str())).collect();
+        let peppers = Peppers::load(provider, auth.current_pepper, &refs).await?;
+        let algorithm = auth
+            .jwt_algorithm()
+            .map_err(|reason| Error::misconfigured("auth.jwt.algorithm", reason))?;
+        let jwt_key = JwtKey::load(
+            provider,
+            AuthSection::JWT_SECRET,
+            auth.jwt.kid.clone(),
+            algorithm,
+        )
+        .await?;
+        tracing::info!(
+            provider = provider.describe(),
+            "authentication secrets loaded"
+        );
+        Ok(Self { peppers, jwt_key })
+    }
+
+    /// Development: generated secrets, kept under `<data_dir>/keys` so keys
+    /// and tokens survive a restart. The JWT key is always Ed25519 here.
+    fn generated(config: &Config) -> Result<Self, Error> {
+        let dir = config.storage.data_dir.join("keys");
+        let auth = &config.auth;
+        let write_error = |path: &std::path::Path, e: std::io::Error| {
+            Error::internal_with(
+                format!("cannot create the development secret {}", path.display()),
+                e,
+            )
+        };
+        let mut peppers = Vec::new();
+        for &version in &auth.pepper_versions {
+            let path = dir.join(format!("api-key-pepper-v{version}"));
+            let (pepper, _) = crate::keys::generated_secret(&path, || {
+                let mut bytes = crate::keys::random_key()?.to_vec();
+                bytes.extend_from_slice(&crate::keys::random_key()?);
+                Ok(bytes)
+            })
+            .map_err(|e| write_error(&path, e))?;
+            peppers.push((version, pepper));
+        }
+        let peppers = Peppers::new(auth.current_pepper, peppers)?;
+        let path = dir.join("jwt-signing-ed25519.pem");
+        let (pem, _) = crate::keys::generated_secret(&path, crate::keys::ed25519_pem)
+            .map_err(|e| write_error(&path, e))?;
+        let jwt_key = JwtKey::from_pem(
+            auth.jwt.kid.clone(),
+            docaiche_auth::jwt::Algorithm::EdDSA,
+            pem.expose_secret(),
+        )?;
+        tracing::warn!(
+            dir = %dir.display(),
+            "using generated development authentication secrets (API-key pepper, JWT signing \
+             key); set auth.provider before serving real users"
+        );
+        Ok(Self { peppers, jwt_key })
+    }
+}
+
+/// The stores authentication writes to.
+#[derive(Debug, Clone)]
+pub(crate) struct AuthStores {
+    /// API key records.
+    pub(crate) api_keys: Arc<dyn ApiKeyStore>,
+    /// Revoked JWT ids.
+    pub(crate) revocations: Arc<dyn TokenRevocationStore>,
+    /// Audit events (key management, failed authentications).
+    pub(crate) audit: Arc<dyn AuditSink>,
+}
+
+impl AuthStores {
+    /// In-memory stores (tests).
+    #[cfg(test)]
+    pub(crate) fn memory(clock: &Arc<dyn Clock>) -> Self {
+        use docaiche_store::memory::{MemoryApiKeyStore, MemoryAuditSink, MemoryRevocationStore};
+        Self {
+            api_keys: Arc::new(MemoryApiKeyStore::new()),
+            revocations: Arc::new(MemoryRevocationStore::new().with_clock(Arc::clone(clock))),
+            audit: Arc::new(MemoryAuditSink::new()),
+        }
+    }
+
+    /// The SQLite database `<data_dir>/docaiche.db` (created and migrated
+    /// if missing), and its readiness check.
+    ///
+    /// # Errors
+    /// The database cannot be opened or migrated.
+    pub(crate) async fn open(config: &Config) -> Result<(Self, Arc<dyn HealthCheck>), Error> {
+        use docaiche_store::sqlite::{SqliteConfig, SqliteStore};
+        let path = config.storage.data_dir.join("docaiche.db");
+        let store = SqliteStore::connect(&SqliteConfig::file(path.to_string_lossy())).await?;
+        let stores = Self {
+            api_keys: Arc::new(store.api_keys()),
+            revocations: Arc::new(store.revocations()),
+            audit: Arc::new(store.audit()),
+        };
+        Ok((stores, Arc::new(store.health_check())))
+    }
+}
+
+/// Everything authentication and authorization need at run time.
+#[derive(Debug)]
+pub(crate) struct AuthServices {
+    /// API keys: create, verify, list, rotate, revoke.
+    pub(crate) api_keys: Arc<ApiKeyService>,
+    /// The JWT keys (the signing key and any kept for verification).
+    pub(crate) jwt_keys: Arc<JwtKeySet>,
+    /// Issues access tokens with the server's key (the login endpoint that
+    /// will use it needs an account store; tests use it today).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) issuer: JwtIssuer,
+    /// Authenticates every non-public request.
+    pub(crate) layer: AuthLayer,
+    /// The roles.
+    pub(crate) policy: RolePolicy,
+    /// The configured role bindings.
+    pub(crate) bindings: RoleBindings,
+    /// The role `bootstrap-key` binds.
+    pub(crate) bootstrap_role: String,
+    /// Default rotation overlap.
+    pub(crate) rotation_overlap: Duration,
+    /// The clock every service reads.
+    pub(crate) clock: Arc<dyn Clock>,
+    /// Writes last-used timestamps in batches while it lives.
+    flusher: Option<UsageFlusher>,
+}
+
+impl AuthServices {
+    /// Assemble the services for `auth` from `secrets` and `stores`, timed
+    /// by `clock`.
+    ///
+    /// # Errors
+    /// [`Error::Misconfigured`] for settings `Config::validate` also
+    /// refuses.
+    pub(crate) fn new(
+        auth: &AuthSection,
+        secrets: AuthSecrets,
+        stores: AuthStores,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, Error> {
+        let policy = auth.role_policy()?;
+        let bindings = auth.role_bindings(&policy)?;
+        let api_keys = Arc::new(
+            ApiKeyService::new(stores.api_keys, secrets.peppers)
+                .with_config(auth.api_keys.clone())?
+                .with_clock(Arc::clone(&clock))
+                .with_audit(Arc::clone(&stores.audit)),
+        );
+        let jwt_keys = Arc::new(JwtKeySet::new(secrets.jwt_key)?);
+        let jwt_config: JwtConfig = auth.jwt_config();
+        let issuer = JwtIssuer::new(
+            Arc::clone(&jwt_keys),
+            jwt_config.clone(),
+            Arc::clone(&clock),
+        )?;
+        let verifier = JwtVerifier::new(Arc::clone(&jwt_keys), jwt_config, Arc::clone(&clock))?;
+        let catalog = RoleCatalog::new(
+            auth.rbac
+                .roles
+                .keys()
+                .filter_map(|name| policy.role(name).cloned()),
+        );
+        let jwt = JwtAuthenticator::new(verifier, stores.revocations).with_roles(catalog);
+        let tracker = FailedAuthTracker::new(auth.lockout.clone(), stores.audit)?
+            .with_clock(Arc::clone(&clock));
+        let router = CredentialRouter::new()
+            .api_keys(Arc::clone(&api_keys) as _)
+            .bearer(Arc::new(jwt));
+        let layer = AuthLayer::new(Arc::new(router)).with_failure_tracker(Arc::new(tracker));
+        Ok(Self {
+            api_keys,
+            jwt_keys,
+            issuer,
+            layer,
+            policy,
+            bindings,
+            bootstrap_role: auth.bootstrap_role.clone(),
+            rotation_overlap: Duration::from_secs(auth.rotation_overlap_secs),
+            clock,
+            flusher: None,
+        })
+    }
+
+    /// Start writing last-used timestamps in the background (needs a tokio
+    /// runtime); it stops when these services are dropped.
+    #[must_use]
+    pub(crate) fn with_usage_flusher(mut self) -> Self {
+        self.flusher = Some(self.api_keys.spawn_usage_flusher());
+        self
+    }
+
+    /// Whether the usage flusher runs.
+    #[cfg(test)]
+    pub(crate) const fn flushes_usage(&self) -> bool {
+        self.flusher.is_some()
+    }
+
+    /// Create the first API key of `tenant`: it acts as `principal`, which
+    /// is bound to the bootstrap role there (plus any configured bindings
+    /// of that principal in that tenant), and carries the resulting
+    /// permissions as its scopes.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for an invalid tenant, principal or name;
+    /// the store's error.
+    pub(crate) async fn bootstrap_key(
+        &self,
+        tenant: &str,
+        principal: &str,
+        name: &str,
+    ) -> Result<CreatedApiKey, Error> {
+        let tenant = TenantId::new(tenant)?;
+        let principal = PrincipalId::new(principal)?;
+        let mut bindings = self.bindings.clone();
+        bindings.bind(
+            &self.policy,
+            tenant.clone(),
+            principal.clone(),
+            &self.bootstrap_role,
+        )?;
+        let resolved = self.policy.resolve(&bindings, &tenant, &principal);
+        let creator = Principal::new(principal, tenant.clone(), AuthMethod::Internal)
+            .with_roles(resolved.roles)
+            .with_permissions(resolved.permissions.clone());
+        self.api_keys
+            .create(
+                &creator,
+                NewApiKey::new(tenant, name).with_scopes(resolved.permissions),
+            )
+            .await
+    }
+}
+
+/// Whether `request` presents a credential (valid or not).
+fn presents_credential(headers: &http::HeaderMap) -> bool {
+    headers.contains_key(AUTHORIZATION)
+        || headers.contains_key(docaiche_auth::layer::API_KEY_HEADER)
+}
+
+/// Authenticate, then rate limit, then the routes; see the module docs.
+#[derive(Debug, Clone)]
+pub(crate) struct AuthGateLayer {
+    /// The authentication layer.
+    auth: AuthLayer,
+    /// The route group's rate-limit layer.
+    rate_limit: RateLimitLayer,
+}
+
+impl AuthGateLayer {
+    /// A gate authenticating with `auth` and limiting with `rate_limit`.
+    pub(crate) const fn new(auth: AuthLayer, rate_limit: RateLimitLayer) -> Self {
+        Self { auth, rate_limit }
+    }
+}
+
+impl<S> Layer<S> for AuthGateLayer {
+    type Service = AuthGate<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthGate {
+            authenticated: self.auth.layer(self.rate_limit.layer(inner)),
+            anonymous: self.rate_limit.layer(Unauthenticated),
+        }
+    }
+}
+
+/// The service of [`AuthGateLayer`].
+#[derive(Debug, Clone)]
+pub(crate) struct AuthGate<S> {
+    /// Auth → rate limit → routes.
+    authenticated: docaiche_auth::layer::Auth<docaiche_ratelimit::layer::RateLimit<S>>,
+    /// Rate limit → 401.
+    anonymous: docaiche_ratelimit::layer::RateLimit<Unauthenticated>,
+}
+
+type BoxFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+impl<S> Service<Request> for AuthGate<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Readiness is driven per call on a clone (oneshot).
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if presents_credential(request.headers()) {
+            Box::pin(self.authenticated.clone().oneshot(request))
+        } else {
+            Box::pin(self.anonymous.clone().oneshot(request))
+        }
+    }
+}
+
+/// Answers every request with the 401 problem (`WWW-Authenticate: Bearer`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Unauthenticated;
+
+impl Service<Request> for Unauthenticated {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _request: Request<Body>) -> Self::Future {
+        std::future::ready(Ok(
+            Error::unauthenticated(AuthFailure::Missing).into_response()
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::TestDir;
+
+    /// A configuration reading its secrets from `dir`.
+    fn config_with_dir(dir: &std::path::Path) -> Config {
+        let mut config = Config::default();
+        config.storage.data_dir = dir.join("data");
+        config.auth.provider = Some(format!("file:{}", dir.join("secrets").display()));
+        config
+    }
+
+    fn write(path: &std::path::Path, bytes: &[u8]) {
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, bytes).expect("write");
+    }
+
+    #[tokio::test]
+    async fn secrets_come_from_the_configured_directory() {
+        let dir = TestDir::new("auth-file-secrets");
+        let config = config_with_dir(dir.path());
+        let secrets = dir.path().join("secrets");
+
+        // Missing directory, then missing secrets: refused, by setting.
+        let err = AuthSecrets::load(&config).await.expect_err("no directory");
+        assert!(
+            matches!(err, Error::Misconfigured { ref setting, .. } if setting == "auth.provider"),
+            "{err:?}"
+        );
+        std::fs::create_dir_all(&secrets).expect("mkdir");
+        let err = AuthSecrets::load(&config).await.expect_err("no pepper");
+        assert!(matches!(err, Error::Misconfigured { .. }), "{err:?}");
+        assert!(!err.to_string().contains("BEGIN"), "{err}");
+
+        // A short pepper is refused; a good one and a PEM key load.
+        write(&secrets.join("api-key/pepper-v1"), b"short");
+        write(
+            &secrets.join("jwt/signing-key"),
+            &crate::keys::ed25519_pem().expect("pem"),
+        );
+        assert!(AuthSecrets::load(&config).await.is_err(), "short pepper");
+        write(&secrets.join("api-key/pepper-v1"), &[9; 32]);
+        let loaded = AuthSecrets::load(&config).await.expect("loads");
+        assert_eq!(loaded.jwt_key.kid(), config.auth.jwt.kid);
+        assert!(loaded.jwt_key.can_sign());
+        assert_eq!(loaded.peppers.current(), 1);
+        // Nothing was generated under the data directory.
+        assert!(!config.storage.data_dir.join("keys").exists());
+
+        // A key of another algorithm than configured is refused.
+        let mut es256 = config.clone();
+        es256.auth.jwt.algorithm = "ES256".into();
+        assert!(AuthSecrets::load(&es256).await.is_err());
+    }
+
+    #[test]
+    fn any_credential_header_sends_a_request_through_authentication() {
+        let mut headers = http::HeaderMap::new();
+        assert!(!presents_credential(&headers));
+        headers.insert("x-api-key", http::HeaderValue::from_static(""));
+        assert!(presents_credential(&headers), "an empty key is an attempt");
+        let mut headers = http::HeaderMap::new();
+        headers.insert(AUTHORIZATION, http::HeaderValue::from_static("Basic x"));
+        assert!(presents_credential(&headers));
+    }
+}
