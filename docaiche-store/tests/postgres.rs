@@ -19,7 +19,7 @@ mod report;
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use docaiche_core::document::NewDocument;
@@ -549,6 +549,76 @@ async fn row_level_security_hides_other_tenants_even_without_a_tenant_predicate(
         assert_eq!(all, 5);
         store.pool().close().await;
         admin.pool().close().await;
+    })
+    .await;
+}
+
+/// Fault test: every server connection of the store is killed with
+/// `pg_terminate_backend` mid-run. Operations fail fast as `unavailable`
+/// (never hang, never return wrong data), and the pool recovers on its own
+/// within 5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_connections_fail_fast_and_the_pool_recovers_on_its_own() {
+    in_schema("pg_terminate_backend", |ctx| async move {
+        let store = ctx.connect().await;
+        let admin = sqlx::PgPool::connect(&ctx.url).await.unwrap();
+        let tenant = TenantId::new("acme").unwrap();
+        let jobs = store.jobs();
+        for _ in 0..20 {
+            jobs.get(&tenant, &JobId::new()).await.unwrap();
+        }
+        let application = ctx.config().application_name;
+        let killed: Vec<(bool,)> = sqlx::query_as(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(&application)
+        .fetch_all(&admin)
+        .await
+        .unwrap();
+        assert!(!killed.is_empty(), "the store had live connections to kill");
+
+        let started = Instant::now();
+        let mut failures = 0_u32;
+        let mut slowest_failure = Duration::ZERO;
+        let recovered = loop {
+            let call = Instant::now();
+            match jobs.get(&tenant, &JobId::new()).await {
+                Ok(found) => {
+                    assert!(found.is_none());
+                    break started.elapsed();
+                }
+                Err(error) => {
+                    assert_eq!(error.code(), ErrorCode::Unavailable, "{error:?}");
+                    failures += 1;
+                    slowest_failure = slowest_failure.max(call.elapsed());
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "never recovered"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        eprintln!(
+            "pg_terminate_backend: {} connections killed, {failures} calls failed \
+             (slowest {slowest_failure:?}), recovered after {recovered:?}",
+            killed.len()
+        );
+        assert!(recovered < Duration::from_secs(5), "{recovered:?}");
+        assert!(
+            slowest_failure < Duration::from_secs(1),
+            "{slowest_failure:?}"
+        );
+        // Writes work again too.
+        let document = NewDocument::new(
+            docaiche_core::PrincipalId::new("alice").unwrap(),
+            "application/pdf",
+            "00",
+            Bytes::from_static(b"%PDF"),
+        );
+        store.documents().put(&tenant, document).await.unwrap();
+        admin.close().await;
     })
     .await;
 }

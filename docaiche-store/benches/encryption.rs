@@ -1,0 +1,113 @@
+//! What encryption at rest costs: 1 MiB documents `put` + `get` + `delete`
+//! through each store, plain (the baseline) and wrapped in
+//! `EncryptedDocumentStore` (AES-256-GCM, a per-subject data key under a
+//! `LocalKeyWrapper`), in the same group. Target: ≤ 10 % on SQLite and
+//! PostgreSQL. The memory pair shows the cipher's own cost against a store
+//! that does almost nothing.
+//!
+//! `cargo bench -p docaiche-store --features sqlite,postgres --bench encryption`
+//! (PostgreSQL joins in when `DOCAICHE_TEST_POSTGRES_URL` is set, in a schema
+//! of its own dropped at the end).
+
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use docaiche_core::document::NewDocument;
+use docaiche_core::{DocumentStore, PrincipalId, TenantId};
+use docaiche_store::encryption::{EncryptedDocumentStore, MemoryDataKeyStore};
+use docaiche_store::key_wrapper::LocalKeyWrapper;
+use docaiche_store::memory::MemoryDocumentStore;
+use docaiche_store::sqlite::{SqliteConfig, SqliteStore};
+
+const SIZE: usize = 1 << 20;
+
+fn encrypted(inner: Arc<dyn DocumentStore>) -> Arc<dyn DocumentStore> {
+    Arc::new(EncryptedDocumentStore::new(
+        inner,
+        Arc::new(MemoryDataKeyStore::new()),
+        Arc::new(LocalKeyWrapper::generate()),
+    ))
+}
+
+fn encryption(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let sqlite_file =
+        std::env::temp_dir().join(format!("docaiche-bench-enc-{}.db", uuid::Uuid::new_v4()));
+    let mut stores: Vec<(&str, Arc<dyn DocumentStore>)> = Vec::new();
+    let mut cleanup = None;
+    runtime.block_on(async {
+        let memory: Arc<dyn DocumentStore> = Arc::new(MemoryDocumentStore::new());
+        stores.push(("memory", memory.clone()));
+        stores.push(("memory+encryption", encrypted(memory)));
+        let file = SqliteStore::connect(&SqliteConfig::file(sqlite_file.to_string_lossy()))
+            .await
+            .unwrap();
+        let sqlite: Arc<dyn DocumentStore> = Arc::new(file.documents());
+        stores.push(("sqlite_file", sqlite.clone()));
+        stores.push(("sqlite_file+encryption", encrypted(sqlite)));
+        #[cfg(feature = "postgres")]
+        if let Ok(url) = std::env::var("DOCAICHE_TEST_POSTGRES_URL")
+            && !url.trim().is_empty()
+        {
+            let admin = sqlx::PgPool::connect(&url).await.unwrap();
+            let schema = format!("docaiche_bench_{}", uuid::Uuid::new_v4().simple());
+            sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                .execute(&admin)
+                .await
+                .unwrap();
+            let mut config = docaiche_store::postgres::PgConfig::new(url);
+            config.schema = Some(schema.clone());
+            let store = docaiche_store::postgres::PgStore::connect(&config)
+                .await
+                .unwrap();
+            let postgres: Arc<dyn DocumentStore> = Arc::new(store.documents());
+            stores.push(("postgres", postgres.clone()));
+            stores.push(("postgres+encryption", encrypted(postgres)));
+            cleanup = Some((admin, schema));
+        }
+    });
+
+    let tenant = TenantId::new("bench").unwrap();
+    let owner = PrincipalId::new("alice").unwrap();
+    let content = Bytes::from(vec![0x5a_u8; SIZE]);
+    let mut group = c.benchmark_group("document_1mib_put_get_delete");
+    group.throughput(Throughput::Bytes(SIZE as u64));
+    group.sample_size(20);
+    group.measurement_time(Duration::from_secs(8));
+    for (name, store) in &stores {
+        group.bench_function(BenchmarkId::from_parameter(name), |b| {
+            b.to_async(&runtime).iter(|| {
+                let document =
+                    NewDocument::new(owner.clone(), "application/pdf", "00", content.clone());
+                let (store, tenant) = (Arc::clone(store), tenant.clone());
+                async move {
+                    let meta = store.put(&tenant, document).await.unwrap();
+                    let back = store.get(&tenant, &meta.id).await.unwrap().unwrap();
+                    assert_eq!(back.content.len(), SIZE);
+                    store.delete(&tenant, &meta.id).await.unwrap();
+                }
+            });
+        });
+    }
+    group.finish();
+    if let Some((admin, schema)) = cleanup {
+        runtime.block_on(async {
+            sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                .execute(&admin)
+                .await
+                .unwrap();
+        });
+    }
+    let _ = std::fs::remove_file(&sqlite_file);
+}
+
+criterion_group!(benches, encryption);
+criterion_main!(benches);
