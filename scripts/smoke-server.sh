@@ -6,7 +6,10 @@
 #      (alone on stdout) that the running server accepts, and SIGTERM stops
 #      it with status 0;
 #   2. with DOCAICHE_ENV=production and development defaults it refuses to
-#      start (status 2), naming each offending setting.
+#      start (status 2), naming each offending setting;
+#   3. a backend the build lacks (store.backend = "postgres" in a default
+#      build) is refused by name with the feature to build with, and a
+#      literal database URL is refused in production without being echoed.
 # Called by scripts/test.sh; runnable on its own.
 set -euo pipefail
 
@@ -44,6 +47,9 @@ ready() {
 }
 wait_for 60 "example server on 127.0.0.1:$PORT" ready || fail "never became ready"
 
+grep -q '"document store ready' "$WORK/server.log" || fail "no 'document store ready' log line"
+grep -q '"sqlite' <(curl -sS "http://127.0.0.1:$PORT/health/ready") ||
+	fail "readiness does not report the SQLite store"
 for path in /health/live /health/ready; do
 	headers=$(curl -sS -D - -o "$WORK/body.json" "http://127.0.0.1:$PORT$path")
 	grep -qi '^content-type: application/health+json' <<<"$headers" ||
@@ -100,3 +106,21 @@ for setting in keys.source cors.allowed_origins auth.provider; do
 	grep -q "$setting" "$WORK/prod.log" || fail "production refusal does not name $setting: $(cat "$WORK/prod.log")"
 done
 svc_log "server smoke: production refuses development defaults, naming each setting"
+
+# --- 3. backends: a missing feature and a literal database URL ----------------------
+exit_status=0
+(cd "$WORK" && exec env -u DOCAICHE_CONFIG DOCAICHE_STORE_BACKEND=postgres \
+	DOCAICHE_DATABASE_URL_SOURCE=env:DOCAICHE_DATABASE_URL \
+	"$SERVER" </dev/null >"$WORK/pg.log" 2>&1) || exit_status=$?
+((exit_status == 2)) || fail "postgres in a default build exited $exit_status, expected 2: $(cat "$WORK/pg.log")"
+grep -q 'store.backend' "$WORK/pg.log" && grep -q -- '--features postgres' "$WORK/pg.log" ||
+	fail "the postgres refusal does not name store.backend and the feature: $(cat "$WORK/pg.log")"
+exit_status=0
+(cd "$WORK" && exec env -u DOCAICHE_CONFIG DOCAICHE_ENV=production DOCAICHE_STORE_BACKEND=postgres \
+	DOCAICHE_DATABASE_URL_SOURCE='postgres://app:smoke-hunter2@db/docaiche' \
+	"$SERVER" </dev/null >"$WORK/pg-literal.log" 2>&1) || exit_status=$?
+((exit_status == 2)) || fail "a literal database URL exited $exit_status, expected 2"
+grep -q 'store.url_source' "$WORK/pg-literal.log" ||
+	fail "the literal-URL refusal does not name store.url_source: $(cat "$WORK/pg-literal.log")"
+grep -q 'smoke-hunter2' "$WORK/pg-literal.log" && fail "the refusal echoed the database password"
+svc_log "server smoke: missing backend features and literal database URLs are refused by name"

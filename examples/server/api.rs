@@ -805,7 +805,9 @@ mod tests {
         let config = config_in(&dir);
         crate::storage::prepare_data_dir(dir.path()).expect("data dir");
         let key = {
-            let (auth, _) = crate::app::open_auth(&config).await.expect("auth");
+            let (auth, _) = crate::app::open_auth(&config, &|_| None)
+                .await
+                .expect("auth");
             let created = auth
                 .bootstrap_key("acme", "admin", "first")
                 .await
@@ -814,7 +816,10 @@ mod tests {
             created.key.expose_secret().to_owned()
         };
         // A restart: the generated pepper and the database are read back.
-        let (auth, check) = crate::app::open_auth(&config).await.expect("auth again");
+        let (auth, backends) = crate::app::open_auth(&config, &|_| None)
+            .await
+            .expect("auth again");
+        let check = &backends.stores.health_checks[0];
         let verified = auth.api_keys.verify(&key).await.expect("still valid");
         assert_eq!(verified.principal.tenant.as_str(), "acme");
         assert!(verified.principal.has_permission(&Permission::KEYS_MANAGE));

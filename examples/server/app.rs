@@ -48,8 +48,10 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::auth::{AuthGateLayer, AuthSecrets, AuthServices, AuthStores};
+use crate::backends::{Secrets, Stores};
 use crate::config::{Config, EnvLookup};
 use crate::limiter::Limiter;
+use docaiche_store::encryption::EncryptedDocumentStore;
 
 /// The request-id header, set when absent and echoed on the response.
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -66,17 +68,23 @@ pub(crate) struct AppState {
     pub(crate) rate_limit: RateLimitLayer,
     /// Authentication and authorization.
     pub(crate) auth: Arc<AuthServices>,
+    /// Documents, encrypted at rest over the configured store, for the
+    /// document routes (none yet).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) documents: Arc<EncryptedDocumentStore>,
 }
 
 impl AppState {
     /// State for `config`: the limiter its `[rate_limit]` asks for (`env`
-    /// resolves an `env:` Redis URL reference), the authentication secrets
-    /// and the SQLite store under the data directory, and every readiness
-    /// check, the limiter backend's and the database's included.
+    /// resolves `env:` references), the secret chain of `[secrets]`, the
+    /// store of `[store]` and the revocation store of `[revocation]`, the
+    /// authentication secrets, the encrypted document store of
+    /// `[encryption]`, and every readiness check, the limiter backend's and
+    /// the stores' included.
     ///
     /// # Errors
-    /// As [`Limiter::from_config`], [`AuthSecrets::load`],
-    /// [`AuthStores::open`] and [`Self::new`].
+    /// As [`Limiter::from_config`], [`open_auth`],
+    /// [`crate::backends::key_wrapper`] and [`Self::new`].
     pub(crate) async fn from_config(config: &Config, env: EnvLookup<'_>) -> Result<Self, Error> {
         let limiter = Limiter::from_config(config, env).await?;
         let redis = limiter.backend == crate::config::RateLimitBackend::Redis;
@@ -86,9 +94,31 @@ impl AppState {
             on_redis_failure = redis.then(|| config.rate_limit.on_redis_failure.as_str()),
             "rate limiter ready"
         );
-        let auth = open_auth(config).await?;
-        let health = crate::health::registry(config, &limiter).with_check(auth.1);
-        Self::new(config, health, limiter.limiter, auth.0.with_usage_flusher())
+        let (auth, backends) = open_auth(config, env).await?;
+        let mut health = crate::health::registry(config, &limiter);
+        for check in &backends.stores.health_checks {
+            health = health.with_check(Arc::clone(check));
+        }
+        let wrapper = crate::backends::key_wrapper(config, &backends.secrets, env).await?;
+        let documents =
+            crate::backends::encrypted_documents(Arc::clone(&backends.stores.documents), wrapper);
+        tracing::info!(
+            store = config.store.backend.as_str(),
+            key_wrapper = config.encryption.key_wrapper.as_str(),
+            data_keys = "memory",
+            "document store ready: encrypted at rest"
+        );
+        Ok(
+            Self::new(config, health, limiter.limiter, auth.with_usage_flusher())?
+                .with_documents(Arc::new(documents)),
+        )
+    }
+
+    /// Use `documents` for the document routes.
+    #[must_use]
+    pub(crate) fn with_documents(mut self, documents: Arc<EncryptedDocumentStore>) -> Self {
+        self.documents = documents;
+        self
     }
 
     /// State for `config` with these readiness checks, this limiter and
@@ -113,26 +143,47 @@ impl AppState {
             },
             rate_limit: rate_limit_layer(config, limiter)?,
             auth: Arc::new(auth),
+            // Until `with_documents`: in memory, under a key of this process.
+            documents: Arc::new(crate::backends::encrypted_documents(
+                Arc::new(docaiche_store::memory::MemoryDocumentStore::new()),
+                Arc::new(docaiche_store::key_wrapper::LocalKeyWrapper::generate()),
+            )),
         })
     }
 }
 
-/// The auth services of `config` over the SQLite store in its data
-/// directory, and the store's readiness check (for the server and for
-/// `bootstrap-key`, which must see the same keys).
+/// The backends `config` asks for, as opened by [`open_auth`].
+#[derive(Debug)]
+pub(crate) struct Backends {
+    /// The secret chain and the Vault client.
+    pub(crate) secrets: Secrets,
+    /// The stores and their readiness checks.
+    pub(crate) stores: Stores,
+}
+
+/// The auth services of `config` over its configured store, with its
+/// secrets read through its chain (`env` resolves `env:` references), and
+/// the backends opened on the way (for the server and for `bootstrap-key`,
+/// which must see the same keys).
 ///
 /// # Errors
-/// As [`AuthSecrets::load`], [`AuthStores::open`] and [`AuthServices::new`].
+/// As [`Secrets::from_config`], [`Stores::open`], [`AuthSecrets::load`]
+/// and [`AuthServices::new`].
 pub(crate) async fn open_auth(
     config: &Config,
-) -> Result<(AuthServices, Arc<dyn docaiche_core::HealthCheck>), Error> {
-    let secrets = AuthSecrets::load(config).await?;
-    let (stores, check) = AuthStores::open(config).await?;
+    env: EnvLookup<'_>,
+) -> Result<(AuthServices, Backends), Error> {
+    let secrets = Secrets::from_config(config, env).await?;
+    let auth_secrets = AuthSecrets::load(config, &secrets).await?;
+    let stores = Stores::open(config, &secrets, env).await?;
     let clock: Arc<dyn docaiche_core::Clock> = Arc::new(docaiche_core::SystemClock::new());
-    Ok((
-        AuthServices::new(&config.auth, secrets, stores, clock)?,
-        check,
-    ))
+    let auth = AuthServices::new(
+        &config.auth,
+        auth_secrets,
+        AuthStores::from_stores(&stores),
+        clock,
+    )?;
+    Ok((auth, Backends { secrets, stores }))
 }
 
 /// The `default` class's layer for `config`, checking that every class the

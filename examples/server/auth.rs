@@ -35,17 +35,16 @@ use docaiche_auth::jwt::{
 use docaiche_auth::layer::{AuthLayer, CredentialRouter};
 use docaiche_auth::lockout::FailedAuthTracker;
 use docaiche_auth::rbac::{RoleBindings, RolePolicy};
-use docaiche_core::health::HealthCheck;
 use docaiche_core::{
     ApiKeyStore, AuditSink, AuthFailure, AuthMethod, Clock, Error, Principal, PrincipalId,
     SecretProvider, TenantId, TokenRevocationStore,
 };
 use docaiche_ratelimit::layer::RateLimitLayer;
-use docaiche_store::{EnvSecretProvider, FileSecretProvider};
 use http::header::AUTHORIZATION;
 use tower::{Layer, Service, ServiceExt as _};
 
-use crate::config::{AuthProvider, AuthSection, Config};
+use crate::backends::{Secrets, Stores};
+use crate::config::{AuthSection, Config};
 
 /// The secrets authentication needs.
 #[derive(Debug)]
@@ -57,28 +56,22 @@ pub(crate) struct AuthSecrets {
 }
 
 impl AuthSecrets {
-    /// Load the secrets `config` names: from its provider, or (development)
-    /// from files generated once under `<data_dir>/keys`.
+    /// Load the secrets `config` needs through `secrets`' chain (each
+    /// required secret checked first, so a missing one is named), or
+    /// (development, no source configured) from files generated once under
+    /// `<data_dir>/keys`.
     ///
     /// # Errors
     /// [`Error::Misconfigured`] if a secret is missing or unusable; the
     /// provider's error otherwise.
-    pub(crate) async fn load(config: &Config) -> Result<Self, Error> {
-        let auth = &config.auth;
-        let provider = auth
-            .provider()
-            .map_err(|reason| Error::misconfigured("auth.provider", reason))?;
-        match provider {
-            AuthProvider::Generated => Self::generated(config),
-            AuthProvider::Env => Self::from_provider(auth, &EnvSecretProvider::new()).await,
-            AuthProvider::Dir(dir) => {
-                let provider = FileSecretProvider::new(&dir).map_err(|_| {
-                    Error::misconfigured(
-                        "auth.provider",
-                        format!("{} is not a readable directory", dir.display()),
-                    )
-                })?;
-                Self::from_provider(auth, &provider).await
+    pub(crate) async fn load(config: &Config, secrets: &Secrets) -> Result<Self, Error> {
+        match secrets.chain() {
+            None => Self::generated(config),
+            Some(chain) => {
+                secrets
+                    .require(&crate::backends::required_secret_names(&config.auth))
+                    .await?;
+                Self::from_provider(&config.auth, chain.as_ref()).await
             }
         }
     }
@@ -175,21 +168,13 @@ impl AuthStores {
         }
     }
 
-    /// The SQLite database `<data_dir>/docaiche.db` (created and migrated
-    /// if missing), and its readiness check.
-    ///
-    /// # Errors
-    /// The database cannot be opened or migrated.
-    pub(crate) async fn open(config: &Config) -> Result<(Self, Arc<dyn HealthCheck>), Error> {
-        use docaiche_store::sqlite::{SqliteConfig, SqliteStore};
-        let path = config.storage.data_dir.join("docaiche.db");
-        let store = SqliteStore::connect(&SqliteConfig::file(path.to_string_lossy())).await?;
-        let stores = Self {
-            api_keys: Arc::new(store.api_keys()),
-            revocations: Arc::new(store.revocations()),
-            audit: Arc::new(store.audit()),
-        };
-        Ok((stores, Arc::new(store.health_check())))
+    /// The authentication stores of `stores`.
+    pub(crate) fn from_stores(stores: &Stores) -> Self {
+        Self {
+            api_keys: Arc::clone(&stores.api_keys),
+            revocations: Arc::clone(&stores.revocations),
+            audit: Arc::clone(&stores.audit),
+        }
     }
 }
 
@@ -418,6 +403,12 @@ mod tests {
     use super::*;
     use crate::test_support::TestDir;
 
+    /// The secrets of `config`, its chain built with an empty environment.
+    async fn load(config: &Config) -> Result<AuthSecrets, Error> {
+        let secrets = Secrets::from_config(config, &|_| None).await?;
+        AuthSecrets::load(config, &secrets).await
+    }
+
     /// A configuration reading its secrets from `dir`.
     fn config_with_dir(dir: &std::path::Path) -> Config {
         let mut config = Config::default();
@@ -438,13 +429,13 @@ mod tests {
         let secrets = dir.path().join("secrets");
 
         // Missing directory, then missing secrets: refused, by setting.
-        let err = AuthSecrets::load(&config).await.expect_err("no directory");
+        let err = load(&config).await.expect_err("no directory");
         assert!(
             matches!(err, Error::Misconfigured { ref setting, .. } if setting == "auth.provider"),
             "{err:?}"
         );
         std::fs::create_dir_all(&secrets).expect("mkdir");
-        let err = AuthSecrets::load(&config).await.expect_err("no pepper");
+        let err = load(&config).await.expect_err("no pepper");
         assert!(matches!(err, Error::Misconfigured { .. }), "{err:?}");
         assert!(!err.to_string().contains("BEGIN"), "{err}");
 
@@ -454,9 +445,9 @@ mod tests {
             &secrets.join("jwt/signing-key"),
             &crate::keys::ed25519_pem().expect("pem"),
         );
-        assert!(AuthSecrets::load(&config).await.is_err(), "short pepper");
+        assert!(load(&config).await.is_err(), "short pepper");
         write(&secrets.join("api-key/pepper-v1"), &[9; 32]);
-        let loaded = AuthSecrets::load(&config).await.expect("loads");
+        let loaded = load(&config).await.expect("loads");
         assert_eq!(loaded.jwt_key.kid(), config.auth.jwt.kid);
         assert!(loaded.jwt_key.can_sign());
         assert_eq!(loaded.peppers.current(), 1);
@@ -466,7 +457,7 @@ mod tests {
         // A key of another algorithm than configured is refused.
         let mut es256 = config.clone();
         es256.auth.jwt.algorithm = "ES256".into();
-        assert!(AuthSecrets::load(&es256).await.is_err());
+        assert!(load(&es256).await.is_err());
     }
 
     #[test]

@@ -30,6 +30,29 @@
 //! | `DOCAICHE_REDIS_URL_SOURCE` | `rate_limit.redis_url` | `env:NAME` or `file:/path` |
 //! | `DOCAICHE_AUTH_PROVIDER` | `auth.provider` | `env` or `file:/directory` |
 //! | `DOCAICHE_JWT_ISSUER` | `auth.jwt.issuer` | the `iss` of issued tokens |
+//! | `DOCAICHE_STORE_BACKEND` | `store.backend` | `sqlite` (default) or `postgres` |
+//! | `DOCAICHE_DATABASE_URL_SOURCE` | `store.url_source` | reference to the PostgreSQL URL |
+//! | `DOCAICHE_DATABASE_REPLICA_URL_SOURCE` | `store.replica_url_source` | reference to a replica's URL |
+//! | `DOCAICHE_DATABASE_ROW_LEVEL_SECURITY` | `store.row_level_security` | `true` or `false` |
+//! | `DOCAICHE_DATABASE_MAX_CONNECTIONS` | `store.max_connections` | pool size, default 10 |
+//! | `DOCAICHE_REVOCATION_BACKEND` | `revocation.backend` | `store` (default) or `redis` |
+//! | `DOCAICHE_REVOCATION_REDIS_URL_SOURCE` | `revocation.url_source` | reference to the Redis URL |
+//! | `DOCAICHE_SECRETS_SOURCES` | `secrets.sources` | comma list of `env`, `file:/dir`, `vault` |
+//! | `DOCAICHE_VAULT_ADDR` | `secrets.vault.address` | the Vault / OpenBao URL |
+//! | `DOCAICHE_VAULT_TOKEN_SOURCE` | `secrets.vault.token_source` | `env:NAME` or `file:/path` |
+//! | `DOCAICHE_VAULT_ROLE_ID_SOURCE` | `secrets.vault.role_id_source` | `env:NAME` or `file:/path` |
+//! | `DOCAICHE_VAULT_SECRET_ID_SOURCE` | `secrets.vault.secret_id_source` | `env:NAME` or `file:/path` |
+//! | `DOCAICHE_VAULT_KV_MOUNT` | `secrets.vault.kv_mount` | default `secret` |
+//! | `DOCAICHE_KEY_WRAPPER` | `encryption.key_wrapper` | `local` (default) or `vault` |
+//! | `DOCAICHE_TRANSIT_KEY` | `encryption.transit_key` | the Transit key's name |
+//!
+//! `[secrets] sources` is the chain the named secrets (API-key peppers,
+//! the JWT signing key) are read through; `auth.provider` is its older,
+//! one-source form (setting both is refused). Settings holding a URL or a
+//! credential (`store.url_source`, `revocation.url_source`,
+//! `secrets.vault.*_source`) are references resolved by the same providers.
+//! Backends a build lacks (`postgres`, `redis`, `vault` features) are
+//! refused by name with the feature to build with.
 //!
 //! With `auth.provider = "env"` the secrets themselves come from
 //! `DOCAICHE_SECRET_API_KEY_PEPPER_V<n>` (one per pepper version, at least 32
@@ -121,6 +144,14 @@ pub(crate) struct Config {
     pub(crate) rate_limit: RateLimitSection,
     /// `[auth]`: secrets, JWT, API keys, RBAC, failed-authentication tracking.
     pub(crate) auth: AuthSection,
+    /// `[store]`: where API keys, revocations, audit events and documents live.
+    pub(crate) store: StoreSection,
+    /// `[revocation]`: where revoked JWT ids live.
+    pub(crate) revocation: RevocationSection,
+    /// `[secrets]`: the secret provider chain (env, file, Vault).
+    pub(crate) secrets: SecretsSection,
+    /// `[encryption]`: the key wrapper of encryption at rest.
+    pub(crate) encryption: EncryptionSection,
     /// Dotted names of raw TOML keys that look secret-bearing and hold a
     /// literal value. Filled by [`Config::from_toml_str`].
     #[serde(skip)]
@@ -738,6 +769,66 @@ impl Config {
             self.auth.jwt.issuer = v;
             Ok(())
         });
+        set("DOCAICHE_STORE_BACKEND", &mut |v| {
+            parse_into(&v, &mut self.store.backend)
+        });
+        set("DOCAICHE_DATABASE_URL_SOURCE", &mut |v| {
+            self.store.url_source = Some(v);
+            Ok(())
+        });
+        set("DOCAICHE_DATABASE_REPLICA_URL_SOURCE", &mut |v| {
+            self.store.replica_url_source = Some(v);
+            Ok(())
+        });
+        set("DOCAICHE_DATABASE_ROW_LEVEL_SECURITY", &mut |v| {
+            parse_into(&v, &mut self.store.row_level_security)
+        });
+        set("DOCAICHE_DATABASE_MAX_CONNECTIONS", &mut |v| {
+            parse_into(&v, &mut self.store.max_connections)
+        });
+        set("DOCAICHE_REVOCATION_BACKEND", &mut |v| {
+            parse_into(&v, &mut self.revocation.backend)
+        });
+        set("DOCAICHE_REVOCATION_REDIS_URL_SOURCE", &mut |v| {
+            self.revocation.url_source = Some(v);
+            Ok(())
+        });
+        set("DOCAICHE_SECRETS_SOURCES", &mut |v| {
+            self.secrets.sources = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+            Ok(())
+        });
+        set("DOCAICHE_VAULT_ADDR", &mut |v| {
+            self.secrets.vault.address = Some(v);
+            Ok(())
+        });
+        set("DOCAICHE_VAULT_TOKEN_SOURCE", &mut |v| {
+            self.secrets.vault.token_source = Some(v);
+            Ok(())
+        });
+        set("DOCAICHE_VAULT_ROLE_ID_SOURCE", &mut |v| {
+            self.secrets.vault.role_id_source = Some(v);
+            Ok(())
+        });
+        set("DOCAICHE_VAULT_SECRET_ID_SOURCE", &mut |v| {
+            self.secrets.vault.secret_id_source = Some(v);
+            Ok(())
+        });
+        set("DOCAICHE_VAULT_KV_MOUNT", &mut |v| {
+            self.secrets.vault.kv_mount = v;
+            Ok(())
+        });
+        set("DOCAICHE_KEY_WRAPPER", &mut |v| {
+            parse_into(&v, &mut self.encryption.key_wrapper)
+        });
+        set("DOCAICHE_TRANSIT_KEY", &mut |v| {
+            self.encryption.transit_key = v;
+            Ok(())
+        });
         if problems.is_empty() {
             Ok(())
         } else {
@@ -895,6 +986,7 @@ impl Config {
                 "keys",
                 "keys.source and keys.local_key_file are both set; keep exactly one".into(),
             ),
+            (None, None) if self.encryption.key_wrapper == KeyWrapperKind::Vault => {}
             (None, None) => add(
                 Severity::DevelopmentDefault,
                 "keys.source",
@@ -944,7 +1036,12 @@ impl Config {
             );
         }
         self.rate_limit_backend_findings(&mut add);
-        self.auth.findings(&self.storage.data_dir, &mut add);
+        self.auth.findings(
+            &self.storage.data_dir,
+            !self.secrets.sources.is_empty(),
+            &mut add,
+        );
+        self.backend_findings(&mut add);
 
         // Literal secrets anywhere in the file.
         for setting in &self.literal_secrets {
@@ -1073,6 +1170,552 @@ impl RedisUrlSource {
             }
             reference => Ok(Self::Reference(reference)),
         }
+    }
+}
+
+/// `[store] backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum StoreBackend {
+    /// SQLite in `storage.data_dir/docaiche.db` (default).
+    #[default]
+    Sqlite,
+    /// PostgreSQL (feature `postgres`).
+    Postgres,
+}
+
+impl StoreBackend {
+    /// The name as written in the configuration.
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+impl FromStr for StoreBackend {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "sqlite" => Ok(Self::Sqlite),
+            "postgres" | "postgresql" => Ok(Self::Postgres),
+            _ => Err("expected `sqlite` or `postgres`"),
+        }
+    }
+}
+
+/// `[store]`: the database behind API keys, revocations, audit events and
+/// documents. The URLs are references (`env:`, `file:`, `vault:`), never
+/// the URL: it may carry a password.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct StoreSection {
+    /// `sqlite` (default) or `postgres`.
+    pub(crate) backend: StoreBackend,
+    /// PostgreSQL: reference to the primary's URL.
+    pub(crate) url_source: Option<String>,
+    /// PostgreSQL: reference to a read replica's URL.
+    pub(crate) replica_url_source: Option<String>,
+    /// PostgreSQL: the schema holding the tables (must exist).
+    pub(crate) schema: Option<String>,
+    /// PostgreSQL: enforce tenant isolation with row-level security.
+    pub(crate) row_level_security: bool,
+    /// PostgreSQL: `application_name` of the connections.
+    pub(crate) application_name: String,
+    /// Most connections open at once.
+    pub(crate) max_connections: u32,
+    /// Connections kept open when idle.
+    pub(crate) min_connections: u32,
+    /// How long a query waits for a connection, in milliseconds.
+    pub(crate) acquire_timeout_ms: u64,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        Self {
+            backend: StoreBackend::Sqlite,
+            url_source: None,
+            replica_url_source: None,
+            schema: None,
+            row_level_security: false,
+            application_name: "docaiche-server".to_owned(),
+            max_connections: 10,
+            min_connections: 0,
+            acquire_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// `[revocation] backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RevocationBackend {
+    /// The `[store]` database (default).
+    #[default]
+    Store,
+    /// Redis (feature `redis`).
+    Redis,
+}
+
+impl RevocationBackend {
+    /// The name as written in the configuration.
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            Self::Store => "store",
+            Self::Redis => "redis",
+        }
+    }
+}
+
+impl FromStr for RevocationBackend {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "store" => Ok(Self::Store),
+            "redis" => Ok(Self::Redis),
+            _ => Err("expected `store` or `redis`"),
+        }
+    }
+}
+
+/// `[revocation]`: where revoked JWT ids are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RevocationSection {
+    /// `store` (default) or `redis`.
+    pub(crate) backend: RevocationBackend,
+    /// Reference to the Redis URL; unset reuses `rate_limit.redis_url`.
+    pub(crate) url_source: Option<String>,
+}
+
+impl RevocationSection {
+    /// The Redis URL reference revocations use and the setting it comes from.
+    pub(crate) fn redis_url<'a>(
+        &'a self,
+        rate_limit: &'a RateLimitSection,
+    ) -> (Option<&'a str>, &'static str) {
+        match &self.url_source {
+            Some(url) => (Some(url.as_str()), "revocation.url_source"),
+            None => (rate_limit.redis_url.as_deref(), "rate_limit.redis_url"),
+        }
+    }
+}
+
+/// `[secrets]`: the chain every named secret (API-key peppers, the JWT
+/// signing key) is read through, in order; references in `*_source`
+/// settings (`env:`, `file:`, `vault:`) use the same providers.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct SecretsSection {
+    /// `env` (`DOCAICHE_SECRET_*`), `file:/absolute/dir`, `vault` (KV v2 of
+    /// `[secrets.vault]`), tried in this order. Empty: `auth.provider`, or
+    /// generated development secrets.
+    pub(crate) sources: Vec<String>,
+    /// `[secrets.vault]`.
+    pub(crate) vault: VaultSection,
+}
+
+/// One entry of `secrets.sources`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SecretSource {
+    /// `DOCAICHE_SECRET_<NAME>` variables.
+    Env,
+    /// Files under a directory.
+    Dir(PathBuf),
+    /// Vault KV v2.
+    Vault,
+}
+
+impl SecretSource {
+    /// Parse one entry; the error says how to write it.
+    pub(crate) fn parse(value: &str) -> Result<Self, &'static str> {
+        match value.trim() {
+            "env" => Ok(Self::Env),
+            "vault" => Ok(Self::Vault),
+            other => match other.strip_prefix("file:").map(Path::new) {
+                Some(dir) if dir.is_absolute() => Ok(Self::Dir(dir.to_path_buf())),
+                _ => Err("entries must be `env`, `file:/absolute/dir` or `vault`"),
+            },
+        }
+    }
+}
+
+impl SecretsSection {
+    /// The chain, in order.
+    ///
+    /// # Errors
+    /// How to write an entry; never its value.
+    pub(crate) fn chain(&self) -> Result<Vec<SecretSource>, &'static str> {
+        self.sources
+            .iter()
+            .map(|s| SecretSource::parse(s))
+            .collect()
+    }
+}
+
+/// `[secrets.vault]`: the Vault / OpenBao server. Credentials are
+/// references (`env:` or `file:`), never values.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct VaultSection {
+    /// `https://vault.internal:8200`.
+    pub(crate) address: Option<String>,
+    /// Enterprise / OpenBao namespace.
+    pub(crate) namespace: Option<String>,
+    /// The KV v2 mount.
+    pub(crate) kv_mount: String,
+    /// Prefix of every secret path under the mount.
+    pub(crate) kv_prefix: String,
+    /// The Transit mount.
+    pub(crate) transit_mount: String,
+    /// Token authentication: reference to the token.
+    pub(crate) token_source: Option<String>,
+    /// AppRole: reference to the role id.
+    pub(crate) role_id_source: Option<String>,
+    /// AppRole: reference to the secret id.
+    pub(crate) secret_id_source: Option<String>,
+    /// Where AppRole is mounted.
+    pub(crate) approle_mount: String,
+}
+
+impl Default for VaultSection {
+    fn default() -> Self {
+        Self {
+            address: None,
+            namespace: None,
+            kv_mount: "secret".to_owned(),
+            kv_prefix: "docaiche".to_owned(),
+            transit_mount: "transit".to_owned(),
+            token_source: None,
+            role_id_source: None,
+            secret_id_source: None,
+            approle_mount: "approle".to_owned(),
+        }
+    }
+}
+
+/// `[encryption] key_wrapper`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum KeyWrapperKind {
+    /// The local key of `[keys]` (default).
+    #[default]
+    Local,
+    /// Vault Transit (feature `vault`).
+    Vault,
+}
+
+impl KeyWrapperKind {
+    /// The name as written in the configuration.
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Vault => "vault",
+        }
+    }
+}
+
+impl FromStr for KeyWrapperKind {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "local" => Ok(Self::Local),
+            "vault" => Ok(Self::Vault),
+            _ => Err("expected `local` or `vault`"),
+        }
+    }
+}
+
+/// `[encryption]`: how document data keys are wrapped.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct EncryptionSection {
+    /// `local` (the `[keys]` key) or `vault` (Transit).
+    pub(crate) key_wrapper: KeyWrapperKind,
+    /// The Transit key (derived, `aes256-gcm96`) with `key_wrapper = "vault"`.
+    pub(crate) transit_key: String,
+}
+
+impl Default for EncryptionSection {
+    fn default() -> Self {
+        Self {
+            key_wrapper: KeyWrapperKind::Local,
+            transit_key: "docaiche-documents".to_owned(),
+        }
+    }
+}
+
+/// Why a setting needing a cargo feature is refused by a build without it.
+#[cfg_attr(
+    all(feature = "postgres", feature = "redis", feature = "vault"),
+    allow(dead_code)
+)]
+pub(crate) fn missing_feature(feature: &str) -> String {
+    format!("this build has no {feature} support; build with --features {feature}")
+}
+
+/// A URL reference setting: a reference (any provider), a literal (refused
+/// in production), or invalid.
+fn url_source_finding(
+    setting: &str,
+    value: &str,
+    add: &mut dyn FnMut(Severity, &str, Cow<'static, str>),
+) {
+    if value.trim().is_empty() {
+        add(
+            Severity::Invalid,
+            setting,
+            "is empty; set it to a reference (env:NAME, file:/path or vault:path)".into(),
+        );
+    } else if !SecretRef::looks_like_reference(value) {
+        add(Severity::Unsafe, setting, URL_LITERAL_REASON.into());
+    } else if let Err(reason) = SecretRef::parse(value) {
+        add(Severity::Invalid, setting, reason.into());
+    }
+}
+
+/// The reason given for a literal URL in a `*_source` setting.
+const URL_LITERAL_REASON: &str = "holds a literal URL, which may carry a password; set it to a \
+     reference (env:NAME, file:/path or vault:path) and, if the URL held a password, rotate it";
+
+impl Config {
+    /// Whether anything asks for Vault (besides `keys.source = "vault:…"`,
+    /// older than `[secrets.vault]` and checked at start-up, see
+    /// [`Self::uses_vault`]).
+    pub(crate) fn needs_vault(&self) -> bool {
+        let vault_ref = |v: &Option<String>| v.as_deref().is_some_and(|v| v.starts_with("vault:"));
+        self.secrets
+            .chain()
+            .is_ok_and(|c| c.contains(&SecretSource::Vault))
+            || self.encryption.key_wrapper == KeyWrapperKind::Vault
+            || (self.store.backend == StoreBackend::Postgres
+                && (vault_ref(&self.store.url_source) || vault_ref(&self.store.replica_url_source)))
+            || (self.revocation.backend == RevocationBackend::Redis
+                && vault_ref(&self.revocation.url_source))
+    }
+
+    /// Whether start-up needs a Vault client: [`Self::needs_vault`], or a
+    /// local key read from Vault KV (`keys.source = "vault:path"`).
+    #[cfg_attr(not(feature = "vault"), allow(dead_code))]
+    pub(crate) fn uses_vault(&self) -> bool {
+        self.needs_vault()
+            || (self.encryption.key_wrapper == KeyWrapperKind::Local
+                && self
+                    .keys
+                    .source
+                    .as_deref()
+                    .is_some_and(|v| v.starts_with("vault:")))
+    }
+
+    /// The findings of `[store]`, `[revocation]`, `[secrets]` and `[encryption]`.
+    fn backend_findings(&self, add: &mut dyn FnMut(Severity, &str, Cow<'static, str>)) {
+        // [store]
+        let store = &self.store;
+        if store.backend == StoreBackend::Postgres {
+            #[cfg(not(feature = "postgres"))]
+            add(
+                Severity::Invalid,
+                "store.backend",
+                missing_feature("postgres").into(),
+            );
+            match &store.url_source {
+                None => add(
+                    Severity::Invalid,
+                    "store.url_source",
+                    "is required with store.backend = \"postgres\"; set it to a reference to \
+                     the database URL, e.g. env:DOCAICHE_DATABASE_URL"
+                        .into(),
+                ),
+                Some(url) => url_source_finding("store.url_source", url, add),
+            }
+            if let Some(url) = &store.replica_url_source {
+                url_source_finding("store.replica_url_source", url, add);
+            }
+            if store.max_connections == 0 || store.min_connections > store.max_connections {
+                add(
+                    Severity::Invalid,
+                    "store.max_connections",
+                    "must be at least 1 and at least store.min_connections".into(),
+                );
+            }
+            if store.acquire_timeout_ms == 0 {
+                add(
+                    Severity::Invalid,
+                    "store.acquire_timeout_ms",
+                    "must be at least 1".into(),
+                );
+            }
+            if let Some(schema) = &store.schema
+                && (schema.is_empty()
+                    || !schema
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'))
+            {
+                add(
+                    Severity::Invalid,
+                    "store.schema",
+                    "must be a schema name of [a-z0-9_]".into(),
+                );
+            }
+            if self.environment == Environment::Production && !store.row_level_security {
+                add(
+                    Severity::Notice,
+                    "store.row_level_security",
+                    "is off: tenant isolation rests on the queries alone; turn it on for a \
+                     second wall in the database"
+                        .into(),
+                );
+            }
+        } else if store.url_source.is_some() || store.replica_url_source.is_some() {
+            add(
+                Severity::Notice,
+                "store.url_source",
+                "is ignored: store.backend is \"sqlite\"".into(),
+            );
+        }
+
+        // [revocation]
+        if self.revocation.backend == RevocationBackend::Redis {
+            #[cfg(not(feature = "redis"))]
+            add(
+                Severity::Invalid,
+                "revocation.backend",
+                missing_feature("redis").into(),
+            );
+            match self.revocation.redis_url(&self.rate_limit) {
+                (None, _) => add(
+                    Severity::Invalid,
+                    "revocation.url_source",
+                    "is required with revocation.backend = \"redis\" (unless \
+                     rate_limit.redis_url is set); set it to a reference to the Redis URL, \
+                     e.g. env:DOCAICHE_REDIS_URL"
+                        .into(),
+                ),
+                // Any provider, vault: included (resolved through [secrets]).
+                (Some(url), "revocation.url_source") => {
+                    url_source_finding("revocation.url_source", url, add);
+                }
+                // rate_limit.redis_url has its own findings when its backend is redis.
+                (Some(url), setting) => {
+                    if self.rate_limit.backend != RateLimitBackend::Redis {
+                        match RedisUrlSource::parse(url) {
+                            Ok(RedisUrlSource::Literal(_)) => {
+                                add(Severity::Unsafe, setting, REDIS_URL_LITERAL_REASON.into());
+                            }
+                            Ok(RedisUrlSource::Reference(_)) => {}
+                            Err(reason) => add(Severity::Invalid, setting, reason.into()),
+                        }
+                    }
+                }
+            }
+            if self.rate_limit.redis_cluster && self.revocation.url_source.is_none() {
+                add(
+                    Severity::Invalid,
+                    "revocation.url_source",
+                    "is required when rate_limit.redis_cluster is set: revocations use one \
+                     standalone Redis URL"
+                        .into(),
+                );
+            }
+        }
+
+        // [secrets]
+        match self.secrets.chain() {
+            Err(reason) => add(Severity::Invalid, "secrets.sources", reason.into()),
+            Ok(chain) => {
+                if !chain.is_empty() && self.auth.provider.is_some() {
+                    add(
+                        Severity::Invalid,
+                        "auth.provider",
+                        "is replaced by secrets.sources; keep only secrets.sources \
+                         (auth.provider = \"env\" is sources = [\"env\"], \"file:/dir\" is \
+                         [\"file:/dir\"])"
+                            .into(),
+                    );
+                }
+            }
+        }
+        let vault = &self.secrets.vault;
+        if self.needs_vault() {
+            #[cfg(not(feature = "vault"))]
+            add(
+                Severity::Invalid,
+                "secrets.vault",
+                format!(
+                    "is used (secrets.sources, encryption.key_wrapper or a vault: reference), \
+                     but {}",
+                    missing_feature("vault")
+                )
+                .into(),
+            );
+            if vault.address.as_deref().is_none_or(str::is_empty) {
+                add(
+                    Severity::Invalid,
+                    "secrets.vault.address",
+                    "is required when Vault is used (secrets.sources, encryption.key_wrapper \
+                     or a vault: reference)"
+                        .into(),
+                );
+            }
+            match (
+                &vault.token_source,
+                &vault.role_id_source,
+                &vault.secret_id_source,
+            ) {
+                (Some(token), None, None) => {
+                    credential_finding("secrets.vault.token_source", token, add);
+                }
+                (None, Some(role), Some(secret)) => {
+                    credential_finding("secrets.vault.role_id_source", role, add);
+                    credential_finding("secrets.vault.secret_id_source", secret, add);
+                }
+                _ => add(
+                    Severity::Invalid,
+                    "secrets.vault.token_source",
+                    "set either token_source, or role_id_source and secret_id_source \
+                     (AppRole), each a reference (env:NAME or file:/path)"
+                        .into(),
+                ),
+            }
+        }
+
+        // [encryption]
+        if self.encryption.key_wrapper == KeyWrapperKind::Vault
+            && self.encryption.transit_key.is_empty()
+        {
+            add(
+                Severity::Invalid,
+                "encryption.transit_key",
+                "must name the Transit key".into(),
+            );
+        }
+    }
+}
+
+/// A Vault credential reference: `env:` or `file:` only (Vault cannot hold
+/// its own login).
+fn credential_finding(
+    setting: &str,
+    value: &str,
+    add: &mut dyn FnMut(Severity, &str, Cow<'static, str>),
+) {
+    match SecretRef::parse(value) {
+        Ok(SecretRef::Vault(_)) => add(
+            Severity::Invalid,
+            setting,
+            "cannot be a vault: reference (Vault cannot hold its own login); use env:NAME or \
+             file:/path"
+                .into(),
+        ),
+        Ok(_) => {}
+        Err(reason) if SecretRef::looks_like_reference(value) => {
+            add(Severity::Invalid, setting, reason.into());
+        }
+        Err(reason) => add(Severity::Unsafe, setting, reason.into()),
     }
 }
 
@@ -1336,8 +1979,15 @@ impl AuthSection {
     }
 
     /// The findings of `[auth]`.
-    fn findings(&self, data_dir: &Path, add: &mut dyn FnMut(Severity, &str, Cow<'static, str>)) {
+    fn findings(
+        &self,
+        data_dir: &Path,
+        secrets_configured: bool,
+        add: &mut dyn FnMut(Severity, &str, Cow<'static, str>),
+    ) {
         match self.provider() {
+            // `[secrets] sources` supplies the secrets (checked there).
+            Ok(AuthProvider::Generated) if secrets_configured => {}
             Ok(AuthProvider::Generated) => add(
                 Severity::DevelopmentDefault,
                 "auth.provider",
@@ -1345,7 +1995,8 @@ impl AuthSection {
                     "no secret provider is configured (development generates an API-key pepper \
                      and a JWT signing key under {}); set auth.provider to \"env\" \
                      (DOCAICHE_SECRET_API_KEY_PEPPER_V<n>, DOCAICHE_SECRET_JWT_SIGNING_KEY) or \
-                     \"file:/absolute/dir\"",
+                     \"file:/absolute/dir\", or list the chain in secrets.sources \
+                     (env, file:/absolute/dir, vault)",
                     data_dir.join("keys").display()
                 )
                 .into(),
@@ -1447,7 +2098,11 @@ fn find_literal_secrets(table: &toml::Table, prefix: &str, inherited: bool, out:
             format!("{prefix}.{key}")
         };
         let normalized = key.to_ascii_lowercase().replace('-', "_");
-        let bearing = inherited || SECRET_KEY_MARKERS.iter().any(|m| normalized.contains(m));
+        // The top-level `[secrets]` table configures the provider chain; its
+        // keys are judged by their own names (`token_source`, `secret_id_source`).
+        let settings_table = prefix.is_empty() && key == "secrets";
+        let bearing = !settings_table
+            && (inherited || SECRET_KEY_MARKERS.iter().any(|m| normalized.contains(m)));
         if holds_literal(value, bearing, &path, out) {
             out.push(path);
         }
@@ -1760,17 +2415,29 @@ mod tests {
             api_token = "env:TOKEN"
             [jwt]
             private-key = "-----BEGIN"
-            [secrets]
+            [client_secrets]
             pepper_list = ["abc"]
             name = "plain"
+            [secrets]
+            sources = ["env", "vault"]
+            [secrets.vault]
+            address = "https://vault:8200"
+            token_source = "hvs.literal"
+            role_id_source = "env:ROLE_ID"
         "#
         .parse()
         .expect("toml");
         find_literal_secrets(&table, "", false, &mut found);
         found.sort();
+        // `[secrets]` configures the chain: only its secret-named keys count.
         assert_eq!(
             found,
-            ["jwt.private-key", "secrets.name", "secrets.pepper_list"]
+            [
+                "client_secrets.name",
+                "client_secrets.pepper_list",
+                "jwt.private-key",
+                "secrets.vault.token_source"
+            ]
         );
     }
 
@@ -2245,5 +2912,343 @@ mod tests {
             sample.rate_limit.limits.policies,
             RateLimitSection::builtin_policies().policies
         );
+    }
+
+    /// `GOOD_PRODUCTION` with `extra`, keeping only the refusals of the
+    /// named settings' sections (a build without a feature adds its own).
+    fn refusal_of(config: &Config, prefix: &str) -> Vec<(String, String)> {
+        match config.validate() {
+            Ok(_) => Vec::new(),
+            Err(_) => refusal(config)
+                .into_iter()
+                .filter(|(setting, reason)| {
+                    setting.starts_with(prefix) && !reason.contains("build with --features")
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_backend_sections_parse_from_the_file_and_the_environment() {
+        let text = r#"
+            [store]
+            backend = "postgres"
+            url_source = "env:DOCAICHE_DATABASE_URL"
+            replica_url_source = "file:/run/secrets/replica-url"
+            schema = "docaiche"
+            row_level_security = true
+            application_name = "api-1"
+            max_connections = 20
+            min_connections = 2
+            acquire_timeout_ms = 1500
+            [revocation]
+            backend = "redis"
+            url_source = "env:DOCAICHE_REDIS_URL"
+            [secrets]
+            sources = ["env", "file:/run/secrets/docaiche", "vault"]
+            [secrets.vault]
+            address = "https://vault.internal:8200"
+            kv_mount = "kv"
+            kv_prefix = "apps/docaiche"
+            role_id_source = "file:/run/secrets/role-id"
+            secret_id_source = "env:VAULT_SECRET_ID"
+            [encryption]
+            key_wrapper = "vault"
+            transit_key = "documents"
+        "#;
+        let config = Config::from_toml_str(text).expect("parses");
+        assert!(
+            config.literal_secrets.is_empty(),
+            "{:?}",
+            config.literal_secrets
+        );
+        assert_eq!(config.store.backend, StoreBackend::Postgres);
+        assert_eq!(config.store.schema.as_deref(), Some("docaiche"));
+        assert!(config.store.row_level_security);
+        assert_eq!(config.store.max_connections, 20);
+        assert_eq!(config.revocation.backend, RevocationBackend::Redis);
+        assert_eq!(
+            config.revocation.redis_url(&config.rate_limit),
+            (Some("env:DOCAICHE_REDIS_URL"), "revocation.url_source")
+        );
+        assert_eq!(
+            config.secrets.chain().expect("valid"),
+            [
+                SecretSource::Env,
+                SecretSource::Dir(PathBuf::from("/run/secrets/docaiche")),
+                SecretSource::Vault
+            ]
+        );
+        assert_eq!(config.secrets.vault.kv_mount, "kv");
+        assert_eq!(config.encryption.key_wrapper, KeyWrapperKind::Vault);
+        assert!(config.needs_vault());
+
+        let env = env_of(&[
+            ("DOCAICHE_STORE_BACKEND", "postgres"),
+            ("DOCAICHE_DATABASE_URL_SOURCE", "env:PG_URL"),
+            (
+                "DOCAICHE_DATABASE_REPLICA_URL_SOURCE",
+                "vault:db/replica-url",
+            ),
+            ("DOCAICHE_DATABASE_ROW_LEVEL_SECURITY", "true"),
+            ("DOCAICHE_DATABASE_MAX_CONNECTIONS", "7"),
+            ("DOCAICHE_REVOCATION_BACKEND", "redis"),
+            ("DOCAICHE_REVOCATION_REDIS_URL_SOURCE", "env:REDIS"),
+            ("DOCAICHE_SECRETS_SOURCES", "env, vault"),
+            ("DOCAICHE_VAULT_ADDR", "https://vault:8200"),
+            ("DOCAICHE_VAULT_TOKEN_SOURCE", "env:VAULT_TOKEN"),
+            ("DOCAICHE_VAULT_KV_MOUNT", "kv2"),
+            ("DOCAICHE_KEY_WRAPPER", "vault"),
+            ("DOCAICHE_TRANSIT_KEY", "docs"),
+        ]);
+        let config = Config::load(None, &env).expect("loads");
+        assert_eq!(config.store.backend, StoreBackend::Postgres);
+        assert_eq!(config.store.url_source.as_deref(), Some("env:PG_URL"));
+        assert_eq!(
+            config.store.replica_url_source.as_deref(),
+            Some("vault:db/replica-url")
+        );
+        assert!(config.store.row_level_security);
+        assert_eq!(config.store.max_connections, 7);
+        assert_eq!(config.revocation.url_source.as_deref(), Some("env:REDIS"));
+        assert_eq!(config.secrets.sources, ["env", "vault"]);
+        assert_eq!(
+            config.secrets.vault.address.as_deref(),
+            Some("https://vault:8200")
+        );
+        assert_eq!(config.secrets.vault.kv_mount, "kv2");
+        assert_eq!(config.encryption.transit_key, "docs");
+
+        let bad = env_of(&[
+            ("DOCAICHE_STORE_BACKEND", "mysql"),
+            ("DOCAICHE_REVOCATION_BACKEND", "memcached"),
+            ("DOCAICHE_KEY_WRAPPER", "kms"),
+        ]);
+        let problems = Config::load(None, &bad).expect_err("refused");
+        let names: Vec<String> = problems.0.iter().map(ToString::to_string).collect();
+        assert_eq!(problems.0.len(), 3, "{names:?}");
+    }
+
+    #[test]
+    fn the_defaults_keep_sqlite_the_store_and_the_local_key() {
+        let config = Config::default();
+        assert_eq!(config.store.backend, StoreBackend::Sqlite);
+        assert_eq!(config.revocation.backend, RevocationBackend::Store);
+        assert!(config.secrets.sources.is_empty());
+        assert_eq!(config.encryption.key_wrapper, KeyWrapperKind::Local);
+        assert!(!config.needs_vault());
+    }
+
+    #[test]
+    fn production_refuses_a_literal_database_url_without_echoing_it() {
+        let config = production(
+            "[store]\nbackend = \"postgres\"\nurl_source = \"postgres://app:hunter2@db/docaiche\"\n",
+        );
+        let refused = refusal_of(&config, "store.");
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0].0, "store.url_source");
+        assert!(refused[0].1.contains("literal"), "{}", refused[0].1);
+        let text = config.validate().expect_err("refused").to_string();
+        assert!(!text.contains("hunter2"), "{text}");
+
+        // A replica URL too; a reference of any provider is fine.
+        let config = production(
+            "[store]\nbackend = \"postgres\"\nurl_source = \"vault:db/url\"\n\
+             replica_url_source = \"postgres://app:hunter2@replica/docaiche\"\n",
+        );
+        let refused = refusal_of(&config, "store.");
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0].0, "store.replica_url_source");
+
+        // Missing, malformed or empty: refused in every environment.
+        for extra in [
+            "[store]\nbackend = \"postgres\"\n",
+            "[store]\nbackend = \"postgres\"\nurl_source = \"env:\"\n",
+            "[store]\nbackend = \"postgres\"\nurl_source = \"\"\n",
+        ] {
+            let mut config = production(extra);
+            config.environment = Environment::Development;
+            let refused = refusal_of(&config, "store.url_source");
+            assert_eq!(refused.len(), 1, "{extra}: {refused:?}");
+        }
+    }
+
+    #[test]
+    fn production_refuses_literal_vault_credentials_and_a_vault_token_from_vault() {
+        let config = production(
+            "[secrets]\nsources = [\"vault\"]\n[secrets.vault]\naddress = \"https://vault:8200\"\n\
+             token_source = \"hvs.literal-token\"\n",
+        );
+        assert!(
+            config
+                .literal_secrets
+                .contains(&"secrets.vault.token_source".to_owned())
+        );
+        let text = config.validate().expect_err("refused").to_string();
+        assert!(text.contains("secrets.vault.token_source"), "{text}");
+        assert!(!text.contains("hvs.literal-token"), "{text}");
+
+        let mut config = production(
+            "[secrets]\nsources = [\"vault\"]\n[secrets.vault]\naddress = \"https://vault:8200\"\n\
+             token_source = \"vault:vault/token\"\n",
+        );
+        config.environment = Environment::Development;
+        let refused = refusal_of(&config, "secrets.vault.token_source");
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert!(
+            refused[0].1.contains("cannot be a vault:"),
+            "{}",
+            refused[0].1
+        );
+
+        // Vault used without an address or credentials.
+        let mut config = production("[encryption]\nkey_wrapper = \"vault\"\n");
+        config.environment = Environment::Development;
+        let names: Vec<String> = refusal_of(&config, "secrets.vault.")
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+        assert_eq!(
+            names,
+            ["secrets.vault.address", "secrets.vault.token_source"],
+            "{names:?}"
+        );
+    }
+
+    #[test]
+    fn auth_provider_still_works_and_conflicts_with_secrets_sources() {
+        // The older setting alone is a valid production chain (GOOD_PRODUCTION).
+        production("").validate().expect("auth.provider = env");
+        // secrets.sources alone too.
+        let mut config =
+            production("[secrets]\nsources = [\"env\", \"file:/run/secrets/docaiche\"]\n");
+        config.auth.provider = None;
+        config.validate().expect("secrets.sources");
+        // Both: refused, saying how to migrate.
+        config.auth.provider = Some("env".into());
+        let refused = refusal(&config);
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0].0, "auth.provider");
+        assert!(refused[0].1.contains("secrets.sources"), "{}", refused[0].1);
+        // Bad entries.
+        for bad in ["file:relative", "vaults", "ENV"] {
+            let mut config = Config::default();
+            config.secrets.sources = vec![bad.into()];
+            assert_eq!(settings(&config), ["secrets.sources"], "{bad}");
+        }
+        // Production without any source names both settings.
+        let mut config = production("");
+        config.auth.provider = None;
+        let refused = refusal(&config);
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert!(refused[0].1.contains("secrets.sources"), "{}", refused[0].1);
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    #[test]
+    fn postgres_is_refused_by_a_build_without_postgres() {
+        let env = env_of(&[
+            ("DOCAICHE_STORE_BACKEND", "postgres"),
+            ("DOCAICHE_DATABASE_URL_SOURCE", "env:DOCAICHE_DATABASE_URL"),
+        ]);
+        let config = Config::load(None, &env).expect("loads");
+        let problems = config.validate().expect_err("refused");
+        assert_eq!(problems.0.len(), 1, "{problems}");
+        match &problems.0[0] {
+            Error::Misconfigured { setting, reason } => {
+                assert_eq!(setting, "store.backend");
+                assert_eq!(
+                    reason,
+                    "this build has no postgres support; build with --features postgres"
+                );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn postgres_is_accepted_by_a_build_with_postgres() {
+        let config = production(
+            "[store]\nbackend = \"postgres\"\nurl_source = \"env:DOCAICHE_DATABASE_URL\"\n\
+             row_level_security = true\n",
+        );
+        assert!(config.validate().expect("valid").is_empty());
+    }
+
+    #[cfg(not(feature = "redis"))]
+    #[test]
+    fn redis_revocations_are_refused_by_a_build_without_redis() {
+        let mut config = Config::default();
+        config.revocation.backend = RevocationBackend::Redis;
+        config.revocation.url_source = Some("env:DOCAICHE_REDIS_URL".into());
+        assert_eq!(settings(&config), ["revocation.backend"]);
+    }
+
+    #[test]
+    fn redis_revocations_need_a_url_and_reuse_the_limiters() {
+        let mut config = Config::default();
+        config.revocation.backend = RevocationBackend::Redis;
+        let refused = refusal_of(&config, "revocation.url_source");
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        config.rate_limit.redis_url = Some("env:DOCAICHE_REDIS_URL".into());
+        assert_eq!(
+            config.revocation.redis_url(&config.rate_limit),
+            (Some("env:DOCAICHE_REDIS_URL"), "rate_limit.redis_url")
+        );
+        assert!(refusal_of(&config, "revocation.url_source").is_empty());
+        assert!(refusal_of(&config, "rate_limit.redis_url").is_empty());
+        // Its own reference wins; vault: is allowed there and asks for Vault.
+        config.revocation.url_source = Some("vault:redis/url".into());
+        assert!(refusal_of(&config, "revocation.url_source").is_empty());
+        assert!(config.needs_vault());
+        assert_eq!(
+            refusal_of(&config, "secrets.vault.address").len(),
+            1,
+            "Vault must be configured"
+        );
+        // A literal is refused in production, without its password.
+        config.revocation.url_source = Some("redis://:hunter2@redis:6379".into());
+        config.environment = Environment::Production;
+        let refused = refusal_of(&config, "revocation.url_source");
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert!(!refused[0].1.contains("hunter2"));
+    }
+
+    #[cfg(not(feature = "vault"))]
+    #[test]
+    fn vault_is_refused_by_a_build_without_vault() {
+        let mut config = Config::default();
+        config.encryption.key_wrapper = KeyWrapperKind::Vault;
+        config.secrets.vault.address = Some("https://vault:8200".into());
+        config.secrets.vault.token_source = Some("env:VAULT_TOKEN".into());
+        let refused = refusal(&config);
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0].0, "secrets.vault");
+        assert!(
+            refused[0].1.contains("--features vault"),
+            "{}",
+            refused[0].1
+        );
+    }
+
+    #[test]
+    fn a_vault_key_wrapper_needs_no_local_key_in_production() {
+        let mut config = production(
+            "[encryption]\nkey_wrapper = \"vault\"\n[secrets.vault]\n\
+             address = \"https://vault:8200\"\ntoken_source = \"file:/run/secrets/vault-token\"\n",
+        );
+        config.keys.source = None;
+        let refused = refusal_of(&config, "keys");
+        assert!(refused.is_empty(), "{refused:?}");
+    }
+
+    #[test]
+    fn the_sample_shows_the_backend_defaults() {
+        let sample = Config::from_toml_str(include_str!("../server.example.toml")).expect("parses");
+        assert_eq!(sample.store, StoreSection::default());
+        assert_eq!(sample.revocation, RevocationSection::default());
+        assert_eq!(sample.secrets, SecretsSection::default());
+        assert_eq!(sample.encryption, EncryptionSection::default());
     }
 }

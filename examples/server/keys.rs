@@ -4,9 +4,10 @@
 //! signing key), kept under the data directory so that keys and tokens
 //! survive a restart.
 //!
-//! This is a stopgap until `docaiche-store`'s local and Vault Transit
-//! `KeyWrapper`s land: then this module hands the [`KeySource`] to them and
-//! keeps no key logic of its own.
+//! The key itself is read and handed to `docaiche-store`'s
+//! `LocalKeyWrapper` by `backends::key_wrapper` (or, with
+//! `encryption.key_wrapper = "vault"`, Vault Transit wraps the data keys and
+//! this module is not used for them).
 
 use std::io::{self, Read as _, Write as _};
 use std::path::Path;

@@ -26,7 +26,7 @@
 //!
 //! `bootstrap-key` creates an API key of the tenant acting as `--principal`
 //! (default `admin`), bound to `auth.bootstrap_role` (default
-//! `tenant-admin`), in the same SQLite database the server uses, and prints
+//! `tenant-admin`), in the same store the server uses, and prints
 //! the key alone on stdout, once.
 //!
 //! Routes: `GET /health/live` and `GET /health/ready` (`application/health+json`)
@@ -48,16 +48,29 @@
 //! SIGTERM stops accepting connections and lets in-flight requests finish
 //! within `server.shutdown_grace_secs`.
 //!
+//! Backends are chosen by configuration (see `backends.rs`): `[store]`
+//! SQLite (default) or PostgreSQL (`--features postgres`); `[revocation]`
+//! the store or Redis (`--features redis`); `[secrets]` a chain of env,
+//! file and Vault KV v2 (`--features vault`) sources; `[encryption]` the
+//! local key or Vault Transit wrapping the data keys of the encrypted
+//! document store. Readiness includes the store's check (PostgreSQL: with
+//! its pool figures).
+//!
 //! The server holds no security logic of its own beyond validating its
 //! configuration: it assembles DocAIche crates and tower-http layers.
 
 mod api;
 mod app;
 mod auth;
+mod backends;
 mod config;
 mod health;
 mod keys;
 mod limiter;
+#[cfg(test)]
+#[allow(dead_code)]
+#[path = "../../tests/backends/report.rs"]
+mod report;
 mod shutdown;
 mod storage;
 #[cfg(test)]
@@ -204,7 +217,7 @@ async fn main() -> ExitCode {
     }
 
     let outcome = match &args.bootstrap {
-        Some(bootstrap) => bootstrap_key(&config, bootstrap).await,
+        Some(bootstrap) => bootstrap_key(&config, bootstrap, &env).await,
         None => run(config, &env).await,
     };
     match outcome {
@@ -225,7 +238,9 @@ async fn run(config: Config, env: config::EnvLookup<'_>) -> Result<(), docaiche_
 
     storage::prepare_data_dir(&config.storage.data_dir)
         .map_err(|e| Error::misconfigured("storage.data_dir", e.to_string()))?;
-    keys::prepare(&config.key_source())?;
+    if config.encryption.key_wrapper == config::KeyWrapperKind::Local {
+        keys::prepare(&config.key_source())?;
+    }
 
     let state = app::AppState::from_config(&config, env).await?;
     let listener = TcpListener::bind(config.server.bind)
@@ -260,12 +275,16 @@ async fn run(config: Config, env: config::EnvLookup<'_>) -> Result<(), docaiche_
 
 /// `bootstrap-key`: create the key in the configured store and print it,
 /// alone, on stdout.
-async fn bootstrap_key(config: &Config, args: &BootstrapArgs) -> Result<(), docaiche_core::Error> {
+async fn bootstrap_key(
+    config: &Config,
+    args: &BootstrapArgs,
+    env: config::EnvLookup<'_>,
+) -> Result<(), docaiche_core::Error> {
     use docaiche_core::Error;
 
     storage::prepare_data_dir(&config.storage.data_dir)
         .map_err(|e| Error::misconfigured("storage.data_dir", e.to_string()))?;
-    let (auth, _) = app::open_auth(config).await?;
+    let (auth, _) = app::open_auth(config, env).await?;
     let created = auth
         .bootstrap_key(&args.tenant, &args.principal, &args.name)
         .await?;
