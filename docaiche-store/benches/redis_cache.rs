@@ -26,6 +26,8 @@ fn redis_cache(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
+    // The connection's tasks are spawned on this runtime.
+    let _context = runtime.enter();
     let prefix = format!("docaiche:bench:{}", uuid::Uuid::new_v4().simple());
     let store = RedisStore::builder(url.clone())
         .key_prefix(prefix)
