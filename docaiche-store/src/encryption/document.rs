@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use aes_gcm::aead::rand_core::RngCore;
-use aes_gcm::aead::{Aead, KeyInit, OsRng, Payload};
+use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -210,19 +210,17 @@ fn cipher(key: &SecretBytes) -> Result<Aes256Gcm> {
 fn seal(key: &SecretBytes, aad: &[u8], plaintext: &[u8]) -> Result<Bytes> {
     let mut nonce = [0_u8; NONCE_LEN];
     OsRng.fill_bytes(&mut nonce);
-    let sealed = cipher(key)?
-        .encrypt(
-            Nonce::from_slice(&nonce),
-            Payload {
-                msg: plaintext,
-                aad,
-            },
-        )
-        .map_err(|_| Error::internal("encryption failed"))?;
-    let mut out = BytesMut::with_capacity(MAGIC.len() + NONCE_LEN + sealed.len());
+    // One buffer, encrypted in place: the plaintext is copied once, into
+    // the value that is stored.
+    let mut out = BytesMut::with_capacity(OVERHEAD + plaintext.len());
     out.put_slice(MAGIC);
     out.put_slice(&nonce);
-    out.put_slice(&sealed);
+    out.put_slice(plaintext);
+    let body = MAGIC.len() + NONCE_LEN;
+    let tag = cipher(key)?
+        .encrypt_in_place_detached(Nonce::from_slice(&nonce), aad, &mut out[body..])
+        .map_err(|_| Error::internal("encryption failed"))?;
+    out.put_slice(&tag);
     Ok(out.freeze())
 }
 
