@@ -407,3 +407,87 @@ async fn invalid_pool_settings_are_refused_at_connect() {
 fn assert_traits(store: &SqliteStore) -> Arc<dyn JobQueue> {
     Arc::new(store.jobs())
 }
+
+/// Encryption at rest on SQLite: the wrapped per-subject keys live beside
+/// the documents, so encrypted documents survive a restart; the key store
+/// keeps its contract (one key per subject under races, compare-and-swap
+/// replace, destroy, ordered paging).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_documents_survive_a_reopen_with_their_keys_in_sqlite() {
+    use docaiche_core::SecretBytes;
+    use docaiche_core::key_wrapper::WrappedKey;
+    use docaiche_store::encryption::{DataKeyStore, EncryptedDocumentStore};
+    use docaiche_store::key_wrapper::LocalKeyWrapper;
+
+    let file = TempDb::new();
+    let kek = || LocalKeyWrapper::from_key_bytes(1, SecretBytes::new(vec![9; 32])).unwrap();
+    let tenant = TenantId::new("acme").unwrap();
+    let id = {
+        let store = SqliteStore::connect(&file.config()).await.unwrap();
+        let encrypted = EncryptedDocumentStore::new(
+            Arc::new(store.documents()),
+            Arc::new(store.data_keys()),
+            Arc::new(kek()),
+        );
+        let document = NewDocument::new(
+            PrincipalId::new("alice").unwrap(),
+            "application/pdf",
+            "00",
+            Bytes::from_static(b"%PDF secret"),
+        );
+        encrypted.put(&tenant, document).await.unwrap().id
+    };
+    let store = SqliteStore::connect(&file.config()).await.unwrap();
+    let encrypted = EncryptedDocumentStore::new(
+        Arc::new(store.documents()),
+        Arc::new(store.data_keys()),
+        Arc::new(kek()),
+    );
+    let back = encrypted.get(&tenant, &id).await.unwrap().unwrap();
+    assert_eq!(back.content, Bytes::from_static(b"%PDF secret"));
+    let raw = store.documents().get(&tenant, &id).await.unwrap().unwrap();
+    assert!(!raw.content.windows(6).any(|w| w == b"secret"));
+
+    // The key store's own contract.
+    let keys = store.data_keys();
+    let bob = PrincipalId::new("bob").unwrap();
+    let stale = WrappedKey::new("local", 1, vec![0xff; 60]);
+    let racing = (0..8)
+        .map(|i| keys.insert_if_absent(&tenant, &bob, WrappedKey::new("local", 1, vec![i; 60])));
+    let winners = futures_util::future::join_all(racing).await;
+    let winner = winners[0].as_ref().unwrap().clone();
+    assert!(
+        winners.iter().all(|w| w.as_ref().unwrap() == &winner),
+        "one key per subject"
+    );
+    assert!(
+        !keys
+            .replace(
+                &tenant,
+                &bob,
+                &stale,
+                WrappedKey::new("local", 2, vec![2; 60])
+            )
+            .await
+            .unwrap(),
+        "a replace against a key that is not current changes nothing"
+    );
+    let newer = WrappedKey::new("local", 2, vec![3; 60]);
+    assert!(
+        keys.replace(&tenant, &bob, &winner, newer.clone())
+            .await
+            .unwrap()
+    );
+    assert_eq!(keys.get(&tenant, &bob).await.unwrap(), Some(newer));
+    let all = keys.list(None, 10).await.unwrap();
+    let names: Vec<&str> = all.iter().map(|k| k.subject.as_str()).collect();
+    assert_eq!(names, ["alice", "bob"]);
+    let after = keys
+        .list(Some((&tenant, &PrincipalId::new("alice").unwrap())), 10)
+        .await
+        .unwrap();
+    assert_eq!(after.len(), 1);
+    assert!(keys.destroy(&tenant, &bob).await.unwrap());
+    assert!(!keys.destroy(&tenant, &bob).await.unwrap());
+    assert_eq!(keys.get(&tenant, &bob).await.unwrap(), None);
+}

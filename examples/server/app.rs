@@ -100,12 +100,16 @@ impl AppState {
             health = health.with_check(Arc::clone(check));
         }
         let wrapper = crate::backends::key_wrapper(config, &backends.secrets, env).await?;
-        let documents =
-            crate::backends::encrypted_documents(Arc::clone(&backends.stores.documents), wrapper);
+        let (data_keys, data_keys_in) = backends.stores.data_keys.clone();
+        let documents = crate::backends::encrypted_documents(
+            Arc::clone(&backends.stores.documents),
+            data_keys,
+            wrapper,
+        );
         tracing::info!(
             store = config.store.backend.as_str(),
             key_wrapper = config.encryption.key_wrapper.as_str(),
-            data_keys = "memory",
+            data_keys = data_keys_in,
             "document store ready: encrypted at rest"
         );
         Ok(
@@ -146,6 +150,7 @@ impl AppState {
             // Until `with_documents`: in memory, under a key of this process.
             documents: Arc::new(crate::backends::encrypted_documents(
                 Arc::new(docaiche_store::memory::MemoryDocumentStore::new()),
+                Arc::new(docaiche_store::encryption::MemoryDataKeyStore::new()),
                 Arc::new(docaiche_store::key_wrapper::LocalKeyWrapper::generate()),
             )),
         })

@@ -20,7 +20,7 @@ use docaiche_core::{
     ApiKeyStore, AuditSink, DocumentStore, Error, KeyWrapper, SecretBytes, SecretProvider,
     SecretString, TokenRevocationStore,
 };
-use docaiche_store::encryption::{EncryptedDocumentStore, MemoryDataKeyStore};
+use docaiche_store::encryption::{DataKeyStore, EncryptedDocumentStore};
 use docaiche_store::key_wrapper::LocalKeyWrapper;
 use docaiche_store::{EnvSecretProvider, FileSecretProvider, SecretChain};
 
@@ -292,6 +292,9 @@ pub(crate) struct Stores {
     pub(crate) audit: Arc<dyn AuditSink>,
     /// Documents, unencrypted: wrap with [`encrypted_documents`].
     pub(crate) documents: Arc<dyn DocumentStore>,
+    /// Wrapped per-subject data keys of encryption at rest, and where they
+    /// live (`"sqlite"` beside the documents, or `"memory"`).
+    pub(crate) data_keys: (Arc<dyn DataKeyStore>, &'static str),
     /// The store's readiness check (and Redis's, for revocations).
     pub(crate) health_checks: Vec<Arc<dyn HealthCheck>>,
 }
@@ -377,6 +380,7 @@ impl Stores {
             revocations: Arc::new(store.revocations()),
             audit: Arc::new(store.audit()),
             documents: Arc::new(store.documents()),
+            data_keys: (Arc::new(store.data_keys()), "sqlite"),
             health_checks: vec![Arc::new(store.health_check())],
         })
     }
@@ -442,11 +446,20 @@ mod postgres {
             max_connections = section.max_connections,
             "PostgreSQL store connected"
         );
+        // No PostgreSQL `DataKeyStore` yet: keys of this process only.
+        tracing::warn!(
+            "data keys of encryption at rest are kept in memory on PostgreSQL: \
+             documents stored now cannot be read after a restart"
+        );
         Ok(Stores {
             api_keys: Arc::new(store.api_keys()),
             revocations: Arc::new(store.revocations()),
             audit: Arc::new(store.audit()),
             documents: Arc::new(store.documents()),
+            data_keys: (
+                Arc::new(docaiche_store::encryption::MemoryDataKeyStore::new()),
+                "memory",
+            ),
             health_checks: vec![Arc::new(store.health_check())],
         })
     }
@@ -565,14 +578,16 @@ fn decode_key(setting: &'static str, bytes: Vec<u8>) -> Result<SecretBytes, Erro
 }
 
 /// The documents store the routes use: `inner` encrypted at rest with
-/// `wrapper`. Data keys are kept in memory (the library has no persistent
-/// `DataKeyStore` yet), so documents stored by one process cannot be read
-/// after a restart: the document routes must not go live before one lands.
+/// data keys kept (wrapped by `wrapper`) in `data_keys`. On SQLite the keys
+/// live beside the documents; on PostgreSQL they are in memory until the
+/// library has a PostgreSQL `DataKeyStore`, so documents stored there
+/// cannot be read after a restart.
 pub(crate) fn encrypted_documents(
     inner: Arc<dyn DocumentStore>,
+    data_keys: Arc<dyn DataKeyStore>,
     wrapper: Arc<dyn KeyWrapper>,
 ) -> EncryptedDocumentStore {
-    EncryptedDocumentStore::new(inner, Arc::new(MemoryDataKeyStore::new()), wrapper)
+    EncryptedDocumentStore::new(inner, data_keys, wrapper)
 }
 
 #[cfg(feature = "vault")]

@@ -54,8 +54,11 @@ use sqlx::{Sqlite, SqlitePool};
 use crate::sql::{MeteredPool, PoolConfig, PoolStats, db_error, pool_detail};
 
 #[doc(hidden)]
+mod data_keys;
 pub mod queries;
 mod stores;
+
+pub use data_keys::SqliteDataKeyStore;
 
 pub use stores::{
     SqliteApiKeyStore, SqliteAuditSink, SqliteDocumentStore, SqliteJobQueue, SqliteRevocationStore,
@@ -279,6 +282,13 @@ impl SqliteStore {
     #[must_use]
     pub fn audit(&self) -> SqliteAuditSink {
         SqliteAuditSink::new(self.shared.clone())
+    }
+
+    /// The [`DataKeyStore`](crate::encryption::DataKeyStore) of encryption
+    /// at rest: wrapped per-subject data keys beside the documents.
+    #[must_use]
+    pub fn data_keys(&self) -> SqliteDataKeyStore {
+        SqliteDataKeyStore::new(self.shared.clone())
     }
 
     /// A [`HealthCheck`] named `sqlite`.
