@@ -555,21 +555,9 @@ fn decode_key(setting: &'static str, bytes: Vec<u8>) -> Result<SecretBytes, Erro
         return Ok(bytes);
     }
     let text = raw.trim_ascii();
-    if text.len() == 2 * KEY_LEN {
-        let mut key = Vec::with_capacity(KEY_LEN);
-        for pair in text.chunks_exact(2) {
-            let digit = |b: u8| char::from(b).to_digit(16);
-            match (digit(pair[0]), digit(pair[1])) {
-                (Some(hi), Some(lo)) => key.push(u8::try_from(hi * 16 + lo).unwrap_or_default()),
-                _ => {
-                    return Err(Error::misconfigured(
-                        setting,
-                        "the key is neither 32 raw bytes nor 64 hex digits",
-                    ));
-                }
-            }
-        }
-        return Ok(SecretBytes::new(key));
+    let mut key = SecretBytes::new(vec![0_u8; KEY_LEN]);
+    if hex::decode_to_slice(text, key.expose_secret_mut()).is_ok() {
+        return Ok(key);
     }
     Err(Error::misconfigured(
         setting,
