@@ -55,6 +55,7 @@
 //! | [`api_key`] | GitHub-style keys with a checksum (typos refused without a store call), keyed-hash storage with rotating peppers, a verified-key cache, batched last-used, rotation with overlap |
 //! | [`password`] | argon2id (OWASP parameters), transparent rehash, hashing off the runtime, the same work for unknown accounts |
 //! | [`rbac`] | roles and tenant-scoped bindings as data; deny by default; cross-tenant admin only when granted explicitly |
+//! | [`login`] | password login (`{tenant, email, password}` → session) with lockout, rehash and audit; refresh with the account's current roles; RFC 7009 revocation |
 //! | [`lockout`] | failed-authentication tracking per account, address, network and key prefix, with soft, capped lockouts and audit events |
 //! | [`layer`] | `AuthLayer` (credential → `Principal`, 401 with `WWW-Authenticate`), `RequirePermissionLayer` (403), the axum extractor |
 //!
@@ -74,6 +75,7 @@ pub mod api_key;
 pub mod jwt;
 pub mod layer;
 pub mod lockout;
+pub mod login;
 pub mod oidc;
 pub mod password;
 pub mod rbac;
@@ -81,6 +83,7 @@ pub mod session;
 
 /// The core contracts this crate implements.
 pub mod contracts {
+    pub use docaiche_core::account::{Account, AccountStore};
     pub use docaiche_core::api_key::{ApiKeyRecord, ApiKeyStore};
     pub use docaiche_core::auth::{Authenticator, Credential};
     pub use docaiche_core::principal::{AuthMethod, Principal};

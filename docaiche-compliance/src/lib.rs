@@ -26,6 +26,11 @@
 //!
 //! Rust 1.88.
 
+pub mod audit;
+pub mod privacy;
+pub mod redact;
+pub mod retention;
+
 /// The core contracts this crate implements.
 pub mod contracts {
     pub use docaiche_core::audit::{

@@ -31,6 +31,7 @@
 //! | trait | what it holds | reference adapters |
 //! |---|---|---|
 //! | [`Authenticator`] | credential → principal | `docaiche-auth` |
+//! | [`AccountStore`] | password accounts (hashes only) | memory, SQLite, PostgreSQL |
 //! | [`ApiKeyStore`] | API key records (hashes only) | memory, SQLite, PostgreSQL |
 //! | [`TokenRevocationStore`] | revoked token ids | memory, SQL, Redis |
 //! | [`RateLimiter`] | GCRA quotas | governor, Redis |
@@ -60,6 +61,7 @@
 //! Rust 1.88.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod account;
 pub mod api_key;
 pub mod audit;
 pub mod auth;
@@ -83,6 +85,7 @@ pub mod revocation;
 pub mod secret;
 pub mod secret_provider;
 
+pub use account::AccountStore;
 pub use api_key::ApiKeyStore;
 pub use audit::AuditSink;
 pub use auth::{Authenticator, Credential};

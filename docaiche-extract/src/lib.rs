@@ -53,6 +53,13 @@
 //! 6. **Throughput**: CPU work in `spawn_blocking` behind a semaphore, pages
 //!    in parallel on rayon, input held as `Bytes`; [`extract_batch`] and a
 //!    result cache ([`CachedExtractor`]).
+//! 7. **Background jobs** ([`worker`]): a [`JobWorker`](worker::JobWorker)
+//!    runs heavy documents (or any job kind) from any
+//!    [`JobQueue`](docaiche_core::JobQueue): leases with heartbeats and
+//!    progress, retries with exponential backoff and full jitter, a
+//!    dead-letter state, cancellation, bounded concurrency and graceful
+//!    shutdown; several workers (and servers) can share one PostgreSQL
+//!    queue.
 //!
 //! Every refusal is an [`ExtractError`] with a stable [`reason`](ExtractError::reason)
 //! code, converted to `docaiche_core::Error::DocumentRejected { reason, .. }`
@@ -92,6 +99,7 @@ mod limits;
 mod risk;
 mod text;
 mod validate;
+pub mod worker;
 
 pub use batch::extract_batch;
 pub use cache::{CachedExtractor, NAMESPACE as CACHE_NAMESPACE};

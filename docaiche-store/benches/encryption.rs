@@ -3,7 +3,10 @@
 //! `EncryptedDocumentStore` (AES-256-GCM, a per-subject data key under a
 //! `LocalKeyWrapper`), in the same group. Target: ≤ 10 % on SQLite and
 //! PostgreSQL. The memory pair shows the cipher's own cost against a store
-//! that does almost nothing.
+//! that does almost nothing. `+encryption` keeps the data keys in memory
+//! (the cipher and the key handling); `+encryption+keys` keeps them in the
+//! same database as the documents, as a deployment does (one more indexed
+//! read per call, the unwrap served by the key cache).
 //!
 //! `cargo bench -p docaiche-store --features sqlite,postgres --bench encryption`
 //! (PostgreSQL joins in when `DOCAICHE_TEST_POSTGRES_URL` is set, in a schema
@@ -18,7 +21,7 @@ use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use docaiche_core::document::NewDocument;
 use docaiche_core::{DocumentStore, PrincipalId, TenantId};
-use docaiche_store::encryption::{EncryptedDocumentStore, MemoryDataKeyStore};
+use docaiche_store::encryption::{DataKeyStore, EncryptedDocumentStore, MemoryDataKeyStore};
 use docaiche_store::key_wrapper::LocalKeyWrapper;
 use docaiche_store::memory::MemoryDocumentStore;
 use docaiche_store::sqlite::{SqliteConfig, SqliteStore};
@@ -26,9 +29,16 @@ use docaiche_store::sqlite::{SqliteConfig, SqliteStore};
 const SIZE: usize = 1 << 20;
 
 fn encrypted(inner: Arc<dyn DocumentStore>) -> Arc<dyn DocumentStore> {
+    encrypted_with(inner, Arc::new(MemoryDataKeyStore::new()))
+}
+
+fn encrypted_with(
+    inner: Arc<dyn DocumentStore>,
+    keys: Arc<dyn DataKeyStore>,
+) -> Arc<dyn DocumentStore> {
     Arc::new(EncryptedDocumentStore::new(
         inner,
-        Arc::new(MemoryDataKeyStore::new()),
+        keys,
         Arc::new(LocalKeyWrapper::generate()),
     ))
 }
@@ -52,7 +62,11 @@ fn encryption(c: &mut Criterion) {
             .unwrap();
         let sqlite: Arc<dyn DocumentStore> = Arc::new(file.documents());
         stores.push(("sqlite_file", sqlite.clone()));
-        stores.push(("sqlite_file+encryption", encrypted(sqlite)));
+        stores.push(("sqlite_file+encryption", encrypted(sqlite.clone())));
+        stores.push((
+            "sqlite_file+encryption+keys",
+            encrypted_with(sqlite, Arc::new(file.data_keys())),
+        ));
         #[cfg(feature = "postgres")]
         if let Ok(url) = std::env::var("DOCAICHE_TEST_POSTGRES_URL")
             && !url.trim().is_empty()
@@ -70,7 +84,11 @@ fn encryption(c: &mut Criterion) {
                 .unwrap();
             let postgres: Arc<dyn DocumentStore> = Arc::new(store.documents());
             stores.push(("postgres", postgres.clone()));
-            stores.push(("postgres+encryption", encrypted(postgres)));
+            stores.push(("postgres+encryption", encrypted(postgres.clone())));
+            stores.push((
+                "postgres+encryption+keys",
+                encrypted_with(postgres, Arc::new(store.data_keys())),
+            ));
             cleanup = Some((admin, schema));
         }
     });

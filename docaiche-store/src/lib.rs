@@ -25,6 +25,10 @@
 //! - [`encryption`] holds [`EncryptedDocumentStore`](encryption::EncryptedDocumentStore),
 //!   envelope encryption at rest over any `DocumentStore`, with per-subject
 //!   data keys for crypto-shredding and rewrapping after a KEK rotation.
+//!   The wrapped keys live in a [`DataKeyStore`](encryption::DataKeyStore)
+//!   beside the documents (memory, SQLite or PostgreSQL); unwrapped keys
+//!   are cached in memory, bounded, and only used while the store still
+//!   holds the wrapped key they came from.
 //! - [`read_through`] puts a cache in front of a computation with single-flight
 //!   on a miss and probabilistic early refresh (no stampede).
 //! - `conformance` (feature): one async function per trait that runs the
@@ -81,6 +85,8 @@
 //! ## SQL adapters (`sqlite`, `postgres`)
 //!
 //! [`sqlite`] and [`postgres`] implement
+//! [`DataKeyStore`](encryption::DataKeyStore) (table `data_keys`, under
+//! row-level security on PostgreSQL like every tenant table),
 //! [`DocumentStore`](docaiche_core::DocumentStore),
 //! [`ApiKeyStore`](docaiche_core::ApiKeyStore),
 //! [`TokenRevocationStore`](docaiche_core::TokenRevocationStore),
@@ -142,7 +148,7 @@ pub mod vault;
 
 pub use key_wrapper::LocalKeyWrapper;
 pub use memory::{
-    MemoryApiKeyStore, MemoryAuditSink, MemoryCacheStore, MemoryDocumentStore, MemoryJobQueue,
-    MemoryRevocationStore,
+    MemoryAccountStore, MemoryApiKeyStore, MemoryAuditSink, MemoryCacheStore, MemoryDocumentStore,
+    MemoryJobQueue, MemoryRevocationStore,
 };
 pub use secret::{EnvSecretProvider, FileSecretProvider, MemorySecretProvider, SecretChain};

@@ -15,6 +15,9 @@
 #[path = "../../tests/backends/report.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod report;
+#[path = "support/tcp_proxy.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod tcp_proxy;
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -114,6 +117,7 @@ where
 async fn run_conformance(store: &PgStore, harness: &Harness) {
     conformance::run_document_store(Arc::new(store.documents()), harness).await;
     conformance::run_api_key_store(Arc::new(store.api_keys()), harness).await;
+    conformance::run_account_store(Arc::new(store.accounts()), harness).await;
     conformance::run_revocation_store(Arc::new(store.revocations()), harness).await;
     conformance::run_job_queue(Arc::new(store.jobs()), harness).await;
     let audit = store.audit();
@@ -126,6 +130,17 @@ async fn adapters_conform_on_a_manual_clock() {
         let clock = ManualClock::new();
         let store = ctx.connect().await.with_clock(Arc::new(clock.clone()));
         run_conformance(&store, &Harness::with_manual_clock(clock)).await;
+        store.pool().close().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn data_key_store_conforms() {
+    in_schema("data key store conformance", |ctx| async move {
+        let store = ctx.connect().await;
+        conformance::run_data_key_store(Arc::new(store.data_keys()), &Harness::without_time())
+            .await;
         store.pool().close().await;
     })
     .await;
@@ -484,6 +499,10 @@ async fn row_level_security_hides_other_tenants_even_without_a_tenant_predicate(
         // (find_by_lookup, claim and tenantless audit events included).
         let clock = ManualClock::new();
         let scoped = store.clone().with_clock(Arc::new(clock.clone()));
+        // Data keys under RLS: tenant-scoped calls, and `list` walking
+        // every tenant through its read-only policy.
+        conformance::run_data_key_store(Arc::new(scoped.data_keys()), &Harness::without_time())
+            .await;
         run_conformance(&scoped, &Harness::with_manual_clock(clock)).await;
 
         let (a, b) = (TenantId::new("tenant-a").unwrap(), TenantId::new("tenant-b").unwrap());
@@ -522,6 +541,22 @@ async fn row_level_security_hides_other_tenants_even_without_a_tenant_predicate(
         assert_eq!(count_in(None, "SELECT count(*) FROM documents").await, 0);
         assert_eq!(count_in(None, "SELECT count(*) FROM api_keys").await, 0);
         assert_eq!(count_in(None, "SELECT count(*) FROM jobs").await, 0);
+        // Data keys: each tenant sees its own; without a tenant, none.
+        {
+            use docaiche_core::key_wrapper::WrappedKey;
+            use docaiche_store::encryption::DataKeyStore;
+            let keys = store.data_keys();
+            for (tenant, n) in [(&a, 3), (&b, 2)] {
+                for i in 0..n {
+                    let subject = PrincipalId::new(format!("subject-{i}")).unwrap();
+                    let key = WrappedKey::new("kek", 1, vec![1, 2, 3]);
+                    keys.insert_if_absent(tenant, &subject, key).await.unwrap();
+                }
+            }
+        }
+        assert_eq!(count_in(None, "SELECT count(*) FROM data_keys").await, 0);
+        assert_eq!(count_in(Some("tenant-a"), "SELECT count(*) FROM data_keys").await, 3);
+        assert_eq!(count_in(Some("tenant-b"), "SELECT count(*) FROM data_keys WHERE tenant_id <> 'tenant-b'").await, 0);
         assert_eq!(
             count_in(Some("tenant-a"), "WITH d AS (DELETE FROM documents WHERE tenant_id = 'tenant-b' RETURNING 1) SELECT count(*) FROM d").await,
             0
@@ -824,4 +859,117 @@ async fn configuration_never_reveals_the_password_and_refuses_bad_values() {
 #[allow(dead_code)]
 fn adapters_are_trait_objects(store: &PgStore) -> (Arc<dyn JobQueue>, Arc<dyn DocumentStore>) {
     (Arc::new(store.jobs()), Arc::new(store.documents()))
+}
+
+/// Fault test, readiness side: the store reaches PostgreSQL through a TCP
+/// proxy that the test cuts (every connection dropped, new ones hung up
+/// on), so only this store loses the server. Calls fail fast as
+/// `unavailable`, the health check reports the outage and readiness stops
+/// reporting `pass`; once the proxy forwards again, calls and health
+/// recover on their own within 5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_reports_the_outage_while_postgres_is_unreachable_and_recovers() {
+    in_schema("readiness during an outage", |ctx| async move {
+        use docaiche_core::health::HealthRegistry;
+        use docaiche_store::encryption::DataKeyStore;
+
+        let (_, upstream) = tcp_proxy::through(&ctx.url, "127.0.0.1:1".parse().unwrap(), 5432);
+        let proxy = tcp_proxy::TcpProxy::start(upstream).await;
+        let (url, _) = tcp_proxy::through(&ctx.url, proxy.addr(), 5432);
+        let mut config = ctx.config();
+        config.url = url.into();
+        config.pool = PoolConfig::default().with_acquire_timeout(Duration::from_millis(500));
+        let store = PgStore::connect(&config).await.unwrap();
+        let registry = HealthRegistry::new(Duration::from_secs(2))
+            .with_check(Arc::new(store.health_check()));
+        let tenant = TenantId::new("acme").unwrap();
+        let keys = store.data_keys();
+        let subject = PrincipalId::new("alice").unwrap();
+        assert!(keys.get(&tenant, &subject).await.unwrap().is_none());
+        let report = registry.check_all().await;
+        assert_eq!(report.status, HealthStatus::Up, "{report:?}");
+
+        proxy.cut();
+        let call = Instant::now();
+        let error = store.jobs().get(&tenant, &JobId::new()).await.unwrap_err();
+        assert_eq!(error.code(), ErrorCode::Unavailable, "{error:?}");
+        let error = keys.get(&tenant, &subject).await.unwrap_err();
+        assert_eq!(error.code(), ErrorCode::Unavailable, "{error:?}");
+        assert!(call.elapsed() < Duration::from_secs(3), "{:?}", call.elapsed());
+        let report = registry.check_all().await;
+        assert_eq!(report.components[0].status, HealthStatus::Down, "{report:?}");
+        // PostgreSQL is critical: readiness fails (`fail`, HTTP 503), so a
+        // load balancer stops sending traffic here.
+        assert!(!report.status.is_ready(), "{report:?}");
+        assert_eq!(report.to_health_json()["status"], "fail");
+        let detail = report.components[0].detail.clone().unwrap_or_default();
+        assert!(!detail.contains("postgres://"), "no URL in health: {detail}");
+
+        proxy.restore();
+        let restored = Instant::now();
+        let back = loop {
+            if registry.check_all().await.status == HealthStatus::Up
+                && store.jobs().get(&tenant, &JobId::new()).await.is_ok()
+            {
+                break restored.elapsed();
+            }
+            assert!(restored.elapsed() < Duration::from_secs(10), "never recovered");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(back < Duration::from_secs(5), "{back:?}");
+        assert!(keys.get(&tenant, &subject).await.unwrap().is_none());
+        eprintln!("postgres behind a cut proxy: readiness and calls back {back:?} after restore");
+        store.pool().close().await;
+    })
+    .await;
+}
+
+/// The data keys of encryption at rest live in PostgreSQL: a second
+/// `PgStore` (another server instance, or this one after a restart) reads
+/// the documents the first wrote, and crypto-shredding from one is seen by
+/// the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_documents_survive_a_restart_and_erasure_reaches_every_instance() {
+    in_schema("data keys across instances", |ctx| async move {
+        use docaiche_store::encryption::EncryptedDocumentStore;
+        use docaiche_store::key_wrapper::LocalKeyWrapper;
+
+        let wrapper = Arc::new(LocalKeyWrapper::generate());
+        let instance = |store: &PgStore| {
+            EncryptedDocumentStore::new(
+                Arc::new(store.documents()),
+                Arc::new(store.data_keys()),
+                wrapper.clone(),
+            )
+        };
+        let (first, second) = (ctx.connect().await, ctx.connect().await);
+        let (a, b) = (instance(&first), instance(&second));
+        let tenant = TenantId::new("acme").unwrap();
+        let alice = PrincipalId::new("alice").unwrap();
+        let doc = NewDocument::new(alice.clone(), "text/plain", "00", Bytes::from_static(b"secret"));
+        let meta = a.put(&tenant, doc).await.unwrap();
+        let stored: Vec<u8> = sqlx::query_scalar("SELECT content FROM documents WHERE id = $1")
+            .bind(meta.id.as_uuid())
+            .fetch_one(first.pool())
+            .await
+            .unwrap();
+        assert!(stored.starts_with(b"DCE1"), "ciphertext at rest");
+        let back = b.get(&tenant, &meta.id).await.unwrap().unwrap();
+        assert_eq!(back.content, Bytes::from_static(b"secret"));
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM data_keys WHERE tenant_id = 'acme'")
+            .fetch_one(first.pool())
+            .await
+            .unwrap();
+        assert_eq!(rows, 1, "one wrapped key per subject");
+
+        assert!(a.destroy_subject_key(&tenant, &alice).await.unwrap());
+        assert_eq!(
+            b.get(&tenant, &meta.id).await.unwrap_err().code(),
+            ErrorCode::Internal,
+            "the other instance cannot read an erased subject's document"
+        );
+        first.pool().close().await;
+        second.pool().close().await;
+    })
+    .await;
 }

@@ -11,6 +11,9 @@
 
 #[path = "../../tests/backends/report.rs"]
 mod report;
+#[path = "support/tcp_proxy.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod tcp_proxy;
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -346,4 +349,66 @@ async fn cluster_cache_and_revocation_pass_the_conformance_suites() {
         CLUSTER,
         &format!("conformance on the cluster at {}", urls.join(",")),
     );
+}
+
+/// Fault test, readiness side: the store reaches the shared Redis through a
+/// TCP proxy that the test cuts. Calls fail fast, the health check reports
+/// `down` and readiness `degraded` (Redis is optional: still ready, the
+/// cache degrades to misses); once the proxy forwards again, calls and
+/// health recover on their own within 5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_is_degraded_while_redis_is_unreachable_and_recovers() {
+    use docaiche_core::health::HealthRegistry;
+
+    let Some((url, _)) = standalone().await else {
+        return;
+    };
+    let (_, upstream) = tcp_proxy::through(&url, "127.0.0.1:1".parse().expect("addr"), 6379);
+    let proxy = tcp_proxy::TcpProxy::start(upstream).await;
+    let (proxied, _) = tcp_proxy::through(&url, proxy.addr(), 6379);
+    let store = RedisStore::builder(proxied)
+        .key_prefix(prefix())
+        .timeout(Duration::from_millis(250))
+        .build()
+        .expect("valid URL");
+    let registry =
+        HealthRegistry::new(Duration::from_secs(2)).with_check(Arc::new(store.health_check()));
+    let cache = store.cache();
+    let key = CacheKey::new("t", "k").expect("valid key");
+    cache
+        .set(&key, Bytes::from_static(b"v"), Duration::from_secs(60))
+        .await
+        .expect("set");
+    assert_eq!(registry.check_all().await.status, HealthStatus::Up);
+
+    proxy.cut();
+    let call = Instant::now();
+    let failed = cache.get(&key).await;
+    assert!(
+        matches!(failed, Err(Error::Unavailable { .. } | Error::Timeout { .. })),
+        "{failed:?}"
+    );
+    assert!(call.elapsed() < Duration::from_secs(1), "{:?}", call.elapsed());
+    let report = registry.check_all().await;
+    assert_eq!(report.components[0].status, HealthStatus::Down, "{report:?}");
+    assert_eq!(report.status, HealthStatus::Degraded, "{report:?}");
+    assert!(report.status.is_ready(), "an optional dependency keeps the service ready");
+    assert_eq!(report.to_health_json()["status"], "warn");
+
+    proxy.restore();
+    let restored = Instant::now();
+    let back = loop {
+        if registry.check_all().await.status == HealthStatus::Up
+            && cache.get(&key).await.is_ok()
+        {
+            break restored.elapsed();
+        }
+        assert!(restored.elapsed() < Duration::from_secs(10), "never recovered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(back < Duration::from_secs(5), "{back:?}");
+    let entry = cache.get(&key).await.expect("get").expect("still cached");
+    assert_eq!(entry.value, Bytes::from_static(b"v"));
+    eprintln!("redis behind a cut proxy: readiness and calls back {back:?} after restore");
+    report::mark_ran(STANDALONE, &format!("readiness degraded during a cut, back {back:?}"));
 }

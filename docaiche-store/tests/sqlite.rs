@@ -43,10 +43,22 @@ async fn run_all(store: SqliteStore, clock: ManualClock) {
     let harness = Harness::with_manual_clock(clock);
     conformance::run_document_store(Arc::new(store.documents()), &harness).await;
     conformance::run_api_key_store(Arc::new(store.api_keys()), &harness).await;
+    conformance::run_account_store(Arc::new(store.accounts()), &harness).await;
     conformance::run_revocation_store(Arc::new(store.revocations()), &harness).await;
     conformance::run_job_queue(Arc::new(store.jobs()), &harness).await;
     let audit = store.audit();
     conformance::run_audit_sink_with_read_back(Arc::new(audit.clone()), &audit, &harness).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn data_key_store_conforms_in_memory_and_in_a_file() {
+    let memory = SqliteStore::connect(&SqliteConfig::in_memory())
+        .await
+        .unwrap();
+    conformance::run_data_key_store(Arc::new(memory.data_keys()), &Harness::without_time()).await;
+    let db = TempDb::new();
+    let file = SqliteStore::connect(&db.config()).await.unwrap();
+    conformance::run_data_key_store(Arc::new(file.data_keys()), &Harness::without_time()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

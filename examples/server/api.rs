@@ -11,11 +11,12 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use docaiche_auth::api_key::{CreatedApiKey, NewApiKey};
 use docaiche_auth::layer::Authenticated;
 use docaiche_core::api_key::ApiKeyRecord;
+use docaiche_core::error::FieldError;
 use docaiche_core::page::PageRequest;
 use docaiche_core::{ApiKeyId, Error, Permission, PermissionSet, TenantId};
 use serde::Deserialize;
@@ -23,6 +24,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::app::{AppState, RouteGroup};
+use crate::json::{Validate, ValidJson};
 
 /// Default page size of key listings.
 const DEFAULT_PAGE: u32 = 50;
@@ -79,23 +81,61 @@ async fn whoami(Authenticated(caller): Authenticated) -> Response {
 }
 
 /// The body of `POST /v1/keys`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateKey {
+pub(crate) struct CreateKey {
     /// Human label.
     name: String,
     /// The permissions the key carries: a subset of the caller's.
+    #[schema(value_type = Vec<String>)]
     scopes: PermissionSet,
     /// Lifetime in seconds; none for a key that does not expire.
     expires_in_secs: Option<u64>,
 }
 
 /// The optional body of `POST /v1/keys/{id}/rotate`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RotateKey {
+pub(crate) struct RotateKey {
     /// How long the old key keeps working, in seconds.
     overlap_secs: Option<u64>,
+}
+
+impl Validate for CreateKey {
+    fn validate(&self) -> Vec<FieldError> {
+        let mut fields = Vec::new();
+        if self.name.trim().is_empty() {
+            fields.push(FieldError::new("/name", "must not be blank"));
+        }
+        if self.scopes.is_empty() {
+            fields.push(FieldError::new(
+                "/scopes",
+                "must name at least one permission",
+            ));
+        }
+        if self
+            .expires_in_secs
+            .is_some_and(|secs| secs == 0 || secs > MAX_EXPIRES_IN_SECS)
+        {
+            fields.push(FieldError::new(
+                "/expires_in_secs",
+                "must be between 1 and 315360000 (ten years)",
+            ));
+        }
+        fields
+    }
+}
+
+impl Validate for RotateKey {
+    fn validate(&self) -> Vec<FieldError> {
+        match self.overlap_secs {
+            Some(secs) if secs > MAX_EXPIRES_IN_SECS => vec![FieldError::new(
+                "/overlap_secs",
+                "must be at most 315360000 (ten years)",
+            )],
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// The query of key listings.
@@ -113,21 +153,11 @@ struct ListQuery {
 async fn create_key(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    body: Bytes,
+    ValidJson(request): ValidJson<CreateKey>,
 ) -> Result<Response, Error> {
-    let request: CreateKey = json_body(&body)?;
-    if request.scopes.is_empty() {
-        return Err(Error::invalid_input(
-            "scopes must name at least one permission",
-        ));
-    }
     let mut new = NewApiKey::new(caller.tenant.clone(), request.name).with_scopes(request.scopes);
     if let Some(secs) = request.expires_in_secs {
-        if secs == 0 || secs > MAX_EXPIRES_IN_SECS {
-            return Err(Error::invalid_input(
-                "expires_in_secs must be between 1 and 315360000 (ten years)",
-            ));
-        }
+        // Validated: 1 ..= MAX_EXPIRES_IN_SECS.
         let lifetime = time::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX));
         new = new.with_expiry(state.auth.clock.now() + lifetime);
     }
@@ -181,12 +211,14 @@ async fn rotate_key(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Error> {
+    // The body is optional; when present it is JSON like any other.
     let request: RotateKey = if body.is_empty() {
         RotateKey::default()
     } else {
-        json_body(&body)?
+        crate::json::from_body(&headers, &body)?
     };
     let id = key_id(&id)?;
     let overlap = request
@@ -218,12 +250,6 @@ async fn revoke_key(
 /// A key id from the path; an unparsable one is as missing as any other.
 fn key_id(raw: &str) -> Result<ApiKeyId, Error> {
     raw.parse().map_err(|_| Error::not_found("api_key"))
-}
-
-/// A JSON body, or a 400 problem saying what is wrong with it.
-fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
-    serde_json::from_slice(body)
-        .map_err(|e| Error::invalid_input(format!("invalid JSON body: {e}")))
 }
 
 /// The 201 answer to a created or rotated key.
@@ -369,7 +395,12 @@ mod tests {
                         .filter(|p| *p != missing)
                         .cloned()
                         .collect();
-                    scopes.push(Permission::DOCUMENTS_READ);
+                    // A filler scope (a key needs one) that is not the missing one.
+                    scopes.push(if *missing == Permission::DOCUMENTS_READ {
+                        Permission::AUDIT_READ
+                    } else {
+                        Permission::DOCUMENTS_READ
+                    });
                     let key = key_with(&state, "acme", &scopes).await;
                     let (status, headers, body) = send(app.clone(), request(Some(&key))).await;
                     assert_eq!(

@@ -12,8 +12,9 @@
 //! (`RequirePermissionLayer`, 403 problem), then the handler.
 //!
 //! Every route belongs to a [`RouteGroup`] named for its rate-limit class
-//! (`probes`, `default`, `documents`) and is either public (only `/health/*`
-//! and `/.well-known/jwks.json`) or protected; each route is registered with
+//! (`probes`, `auth`, `default`, `documents`) and is either public (only
+//! `/health/*`, `/.well-known/jwks.json` and the token endpoints
+//! `/v1/auth/*`) or protected; each route is registered with
 //! its method and the permissions it requires. [`router`] is built only
 //! from [`route_groups`], and tests walk every route of every group: each
 //! answers with the RateLimit headers, and each protected route answers 401
@@ -24,8 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::handler::Handler;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -44,8 +44,7 @@ use tower_http::sensitive_headers::{
     SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer,
 };
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
+use tower_http::trace::TraceLayer;
 
 use crate::auth::{AuthGateLayer, AuthSecrets, AuthServices, AuthStores};
 use crate::backends::{Secrets, Stores};
@@ -63,15 +62,25 @@ pub(crate) struct AppState {
     pub(crate) health: Arc<HealthRegistry>,
     /// Limits and CORS.
     pub(crate) http: HttpSettings,
+    /// Security headers, HTTPS enforcement, compression (`[http]`).
+    pub(crate) hardening: crate::http::HttpHardening,
     /// The rate-limit layer of the `default` class; the other classes'
     /// layers are made from it and share its limiter and metrics.
     pub(crate) rate_limit: RateLimitLayer,
     /// Authentication and authorization.
     pub(crate) auth: Arc<AuthServices>,
+    /// Password login and the token endpoints (`/v1/auth/*`).
+    pub(crate) login: Arc<crate::login::Login>,
     /// Documents, encrypted at rest over the configured store, for the
     /// document routes (none yet).
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) documents: Arc<EncryptedDocumentStore>,
+    /// Document intake: the job queue, the cached extractor, `[documents]`
+    /// and the live [`DocumentEvent`](crate::documents::DocumentEvent)s.
+    pub(crate) intake: Arc<crate::documents::DocumentServices>,
+    /// Prometheus metrics (`/metrics`, `[metrics]`).
+    pub(crate) metrics: crate::metrics::Metrics,
+    /// The `/v1/events` hub: publish per-tenant events here.
+    pub(crate) events: crate::events::EventBus,
 }
 
 impl AppState {
@@ -99,7 +108,10 @@ impl AppState {
         for check in &backends.stores.health_checks {
             health = health.with_check(Arc::clone(check));
         }
-        let wrapper = crate::backends::key_wrapper(config, &backends.secrets, env).await?;
+        let wrapper = crate::telemetry::traced_key_wrapper(
+            config,
+            crate::backends::key_wrapper(config, &backends.secrets, env).await?,
+        );
         let (data_keys, data_keys_in) = backends.stores.data_keys.clone();
         let documents = crate::backends::encrypted_documents(
             Arc::clone(&backends.stores.documents),
@@ -112,10 +124,17 @@ impl AppState {
             data_keys = data_keys_in,
             "document store ready: encrypted at rest"
         );
-        Ok(
-            Self::new(config, health, limiter.limiter, auth.with_usage_flusher())?
-                .with_documents(Arc::new(documents)),
-        )
+        let intake = crate::documents::DocumentServices::new(
+            &config.documents,
+            Arc::clone(&backends.stores.jobs),
+        );
+        let mut state = Self::new(config, health, limiter.limiter, auth.with_usage_flusher())?
+            .with_documents(Arc::new(documents));
+        state.intake = Arc::new(crate::telemetry::traced_intake(intake));
+        state
+            .metrics
+            .register_backends(&backends.stores, limiter.breaker.as_ref());
+        Ok(state)
     }
 
     /// Use `documents` for the document routes.
@@ -145,7 +164,9 @@ impl AppState {
                 body_limit: config.server.body_limit_bytes,
                 allowed_origins: config.cors.allowed_origins.clone(),
             },
+            hardening: crate::http::HttpHardening::from_config(config)?,
             rate_limit: rate_limit_layer(config, limiter)?,
+            login: Arc::new(crate::login::Login::new(&config.auth, &auth)?),
             auth: Arc::new(auth),
             // Until `with_documents`: in memory, under a key of this process.
             documents: Arc::new(crate::backends::encrypted_documents(
@@ -153,7 +174,15 @@ impl AppState {
                 Arc::new(docaiche_store::encryption::MemoryDataKeyStore::new()),
                 Arc::new(docaiche_store::key_wrapper::LocalKeyWrapper::generate()),
             )),
-        })
+            // Until `from_config`: jobs in memory.
+            intake: Arc::new(crate::documents::DocumentServices::new(
+                &config.documents,
+                Arc::new(docaiche_store::memory::MemoryJobQueue::new()),
+            )),
+            metrics: crate::metrics::Metrics::from_config(config)?,
+            events: crate::events::EventBus::from_config(config)?,
+        }
+        .observed())
     }
 }
 
@@ -180,7 +209,7 @@ pub(crate) async fn open_auth(
 ) -> Result<(AuthServices, Backends), Error> {
     let secrets = Secrets::from_config(config, env).await?;
     let auth_secrets = AuthSecrets::load(config, &secrets).await?;
-    let stores = Stores::open(config, &secrets, env).await?;
+    let stores = crate::telemetry::traced_stores(Stores::open(config, &secrets, env).await?, config);
     let clock: Arc<dyn docaiche_core::Clock> = Arc::new(docaiche_core::SystemClock::new());
     let auth = AuthServices::new(
         &config.auth,
@@ -321,14 +350,19 @@ pub(crate) fn route_groups() -> Vec<RouteGroup> {
     let probes = RouteGroup::public("probes")
         .route(Method::GET, "/health/live", &[], live)
         .route(Method::GET, "/health/ready", &[], ready)
-        .route(Method::GET, "/.well-known/jwks.json", &[], crate::api::jwks);
-    // Document processing (upload, extraction, jobs) arrives with the
-    // extraction issue and goes here: its own, stricter policy with a
-    // per-tenant concurrency limit.
-    let documents = RouteGroup::protected("documents");
-    let default = crate::api::routes(RouteGroup::protected("default").with_not_found_fallback());
+        .route(Method::GET, "/.well-known/jwks.json", &[], crate::api::jwks)
+        .route(Method::GET, "/metrics", &[], crate::metrics::scrape)
+        .route(Method::GET, "/openapi.json", &[], crate::openapi::serve);
+    // Document processing (upload, extraction, jobs): its own, stricter
+    // policy.
+    let documents = crate::documents::routes(RouteGroup::protected("documents"));
+    let default = crate::events::routes(crate::api::routes(
+        RouteGroup::protected("default").with_not_found_fallback(),
+    ));
+    // The token endpoints: public, strictly limited per client address.
+    let auth = crate::login::routes(RouteGroup::public("auth"));
     #[cfg_attr(not(test), allow(unused_mut))]
-    let mut groups = vec![probes, documents, default];
+    let mut groups = vec![probes, auth, documents, default];
     #[cfg(test)]
     groups.push(tests::routes(RouteGroup::public("default")));
     groups
@@ -399,14 +433,20 @@ pub(crate) fn router(state: AppState) -> Router {
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
                 .layer(
                     TraceLayer::new_for_http()
-                        .make_span_with(request_span)
-                        .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                        .make_span_with(crate::telemetry::request_span)
+                        .on_response(crate::telemetry::RecordResponse),
                 )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(SetSensitiveResponseHeadersLayer::new([header::SET_COOKIE]))
-                .layer(cors(&http.allowed_origins))
+                .layer(state.hardening.layer())
+                .layer(cors(&http.allowed_origins, state.hardening.cors_credentials))
                 .layer(CatchPanicLayer::custom(panic_response)),
         )
+        // Outermost: every answer counts, panics and refusals included.
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            crate::metrics::track,
+        ))
 }
 
 /// `GET /health/live`: the process is up.
@@ -490,9 +530,11 @@ async fn problem_for_layer_errors(
     }
 }
 
-/// The CORS layer for validated `origins`: nothing allowed when empty.
-fn cors(origins: &[String]) -> CorsLayer {
-    let allow_origin = if origins.iter().any(|o| o == "*") {
+/// The CORS layer for validated `origins`: nothing allowed when empty;
+/// credentials only with listed origins (validation refuses them with `*`).
+fn cors(origins: &[String], credentials: bool) -> CorsLayer {
+    let any = origins.iter().any(|o| o == "*");
+    let allow_origin = if any {
         AllowOrigin::any()
     } else {
         // Config::validate has checked every origin; skip rather than panic.
@@ -520,28 +562,14 @@ fn cors(origins: &[String]) -> CorsLayer {
             docaiche_ratelimit::headers::RATELIMIT,
             docaiche_ratelimit::headers::RATELIMIT_POLICY,
         ])
+        .allow_credentials(credentials && !any)
         .max_age(Duration::from_secs(600))
-}
-
-/// The span of one request: method, path (not the query, which may carry
-/// tokens) and request id.
-fn request_span(request: &Request<Body>) -> tracing::Span {
-    let request_id = request
-        .headers()
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
-    tracing::info_span!(
-        "request",
-        method = %request.method(),
-        path = %request.uri().path(),
-        request_id,
-    )
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use axum::body::Bytes;
+    use axum::body::{Body, Bytes};
+    use axum::extract::Request;
     use axum::extract::Path;
     use http_body_util::BodyExt as _;
     use tower::ServiceExt as _;

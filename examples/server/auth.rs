@@ -148,6 +148,8 @@ impl AuthSecrets {
 /// The stores authentication writes to.
 #[derive(Debug, Clone)]
 pub(crate) struct AuthStores {
+    /// Password accounts (the login endpoints).
+    pub(crate) accounts: Arc<dyn docaiche_core::AccountStore>,
     /// API key records.
     pub(crate) api_keys: Arc<dyn ApiKeyStore>,
     /// Revoked JWT ids.
@@ -162,6 +164,7 @@ impl AuthStores {
     pub(crate) fn memory(clock: &Arc<dyn Clock>) -> Self {
         use docaiche_store::memory::{MemoryApiKeyStore, MemoryAuditSink, MemoryRevocationStore};
         Self {
+            accounts: Arc::new(docaiche_store::memory::MemoryAccountStore::new()),
             api_keys: Arc::new(MemoryApiKeyStore::new()),
             revocations: Arc::new(MemoryRevocationStore::new().with_clock(Arc::clone(clock))),
             audit: Arc::new(MemoryAuditSink::new()),
@@ -171,6 +174,7 @@ impl AuthStores {
     /// The authentication stores of `stores`.
     pub(crate) fn from_stores(stores: &Stores) -> Self {
         Self {
+            accounts: Arc::clone(&stores.accounts),
             api_keys: Arc::clone(&stores.api_keys),
             revocations: Arc::clone(&stores.revocations),
             audit: Arc::clone(&stores.audit),
@@ -201,6 +205,9 @@ pub(crate) struct AuthServices {
     pub(crate) rotation_overlap: Duration,
     /// The clock every service reads.
     pub(crate) clock: Arc<dyn Clock>,
+    /// The stores the services were built over (the login service uses
+    /// the same revocations, so a revoked token is refused by the gate).
+    pub(crate) stores: AuthStores,
     /// Writes last-used timestamps in batches while it lives.
     flusher: Option<UsageFlusher>,
 }
@@ -218,6 +225,7 @@ impl AuthServices {
         stores: AuthStores,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, Error> {
+        let kept = stores.clone();
         let policy = auth.role_policy()?;
         let bindings = auth.role_bindings(&policy)?;
         let api_keys = Arc::new(
@@ -257,6 +265,7 @@ impl AuthServices {
             bootstrap_role: auth.bootstrap_role.clone(),
             rotation_overlap: Duration::from_secs(auth.rotation_overlap_secs),
             clock,
+            stores: kept,
             flusher: None,
         })
     }

@@ -284,6 +284,8 @@ fn env_snapshot(auth: &AuthSection, env: EnvLookup<'_>) -> Result<EnvSecretProvi
 /// The stores of `[store]` and `[revocation]`, and their readiness checks.
 #[derive(Debug, Clone)]
 pub(crate) struct Stores {
+    /// Password accounts (`bootstrap-admin`, `POST /v1/auth/token`).
+    pub(crate) accounts: Arc<dyn docaiche_core::AccountStore>,
     /// API key records.
     pub(crate) api_keys: Arc<dyn ApiKeyStore>,
     /// Revoked JWT ids (the store's, or Redis).
@@ -293,10 +295,15 @@ pub(crate) struct Stores {
     /// Documents, unencrypted: wrap with [`encrypted_documents`].
     pub(crate) documents: Arc<dyn DocumentStore>,
     /// Wrapped per-subject data keys of encryption at rest, and where they
-    /// live (`"sqlite"` beside the documents, or `"memory"`).
+    /// live (`"sqlite"` or `"postgres"`: beside the documents).
     pub(crate) data_keys: (Arc<dyn DataKeyStore>, &'static str),
+    /// Background jobs (document extraction), shared by every instance on
+    /// the same database.
+    pub(crate) jobs: Arc<dyn docaiche_core::JobQueue>,
     /// The store's readiness check (and Redis's, for revocations).
     pub(crate) health_checks: Vec<Arc<dyn HealthCheck>>,
+    /// The store's connection pools, for `/metrics`.
+    pub(crate) pools: Vec<crate::metrics::PoolProbe>,
 }
 
 impl Stores {
@@ -376,12 +383,15 @@ impl Stores {
         let path = config.storage.data_dir.join("docaiche.db");
         let store = SqliteStore::connect(&SqliteConfig::file(path.to_string_lossy())).await?;
         Ok(Self {
+            accounts: Arc::new(store.accounts()),
             api_keys: Arc::new(store.api_keys()),
             revocations: Arc::new(store.revocations()),
             audit: Arc::new(store.audit()),
             documents: Arc::new(store.documents()),
             data_keys: (Arc::new(store.data_keys()), "sqlite"),
+            jobs: Arc::new(store.jobs()),
             health_checks: vec![Arc::new(store.health_check())],
+            pools: crate::metrics::pools(store),
         })
     }
 }
@@ -446,21 +456,17 @@ mod postgres {
             max_connections = section.max_connections,
             "PostgreSQL store connected"
         );
-        // No PostgreSQL `DataKeyStore` yet: keys of this process only.
-        tracing::warn!(
-            "data keys of encryption at rest are kept in memory on PostgreSQL: \
-             documents stored now cannot be read after a restart"
-        );
         Ok(Stores {
+            accounts: Arc::new(store.accounts()),
             api_keys: Arc::new(store.api_keys()),
             revocations: Arc::new(store.revocations()),
             audit: Arc::new(store.audit()),
             documents: Arc::new(store.documents()),
-            data_keys: (
-                Arc::new(docaiche_store::encryption::MemoryDataKeyStore::new()),
-                "memory",
-            ),
+            // Beside the documents, shared by every instance.
+            data_keys: (Arc::new(store.data_keys()), "postgres"),
+            jobs: Arc::new(store.jobs()),
             health_checks: vec![Arc::new(store.health_check())],
+            pools: crate::metrics::pools(store),
         })
     }
 }
@@ -566,10 +572,9 @@ fn decode_key(setting: &'static str, bytes: Vec<u8>) -> Result<SecretBytes, Erro
 }
 
 /// The documents store the routes use: `inner` encrypted at rest with
-/// data keys kept (wrapped by `wrapper`) in `data_keys`. On SQLite the keys
-/// live beside the documents; on PostgreSQL they are in memory until the
-/// library has a PostgreSQL `DataKeyStore`, so documents stored there
-/// cannot be read after a restart.
+/// data keys kept (wrapped by `wrapper`) in `data_keys`, beside the
+/// documents (SQLite or PostgreSQL), with the library's default cache of
+/// unwrapped keys.
 pub(crate) fn encrypted_documents(
     inner: Arc<dyn DocumentStore>,
     data_keys: Arc<dyn DataKeyStore>,
@@ -896,39 +901,52 @@ mod tests {
             .unwrap()
     }
 
-    /// Runs `sql` with `psql` (the example cannot name sqlx, a dependency
-    /// of the store crate only).
+    /// A connection for the test's own SQL, through the store crate's
+    /// `sqlx` (no `psql` binary needed).
     #[cfg(feature = "postgres")]
-    fn psql(url: &str, sql: &str) -> String {
-        let out = std::process::Command::new("psql")
-            .args([url, "-v", "ON_ERROR_STOP=1", "-tAc", sql])
-            .output()
-            .expect("psql runs");
-        assert!(
-            out.status.success(),
-            "psql: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    async fn admin(url: &str) -> docaiche_store::postgres::sqlx::PgPool {
+        docaiche_store::postgres::sqlx::PgPool::connect(url)
+            .await
+            .expect("connect to the test database")
     }
 
     /// Drops the test schema, even when the test fails.
     #[cfg(feature = "postgres")]
     struct Schema {
-        url: String,
+        admin: docaiche_store::postgres::sqlx::PgPool,
         name: String,
     }
 
     #[cfg(feature = "postgres")]
     impl Drop for Schema {
         fn drop(&mut self) {
-            let _ = std::process::Command::new("psql")
-                .args([
-                    self.url.as_str(),
-                    "-c",
-                    &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
-                ])
-                .output();
+            // `Drop` cannot await: a thread of its own with a small runtime.
+            let (admin, name) = (self.admin.clone(), self.name.clone());
+            let dropped = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(async {
+                    // A fresh connection: the pool's may belong to the
+                    // test's (finished) runtime.
+                    let options = admin.connect_options();
+                    let pool = docaiche_store::postgres::sqlx::PgPool::connect_with((*options).clone())
+                        .await
+                        .map_err(std::io::Error::other)?;
+                    docaiche_store::postgres::sqlx::query(&format!(
+                        "DROP SCHEMA IF EXISTS {name} CASCADE"
+                    ))
+                    .execute(&pool)
+                    .await
+                    .map_err(std::io::Error::other)?;
+                    pool.close().await;
+                    Ok::<(), std::io::Error>(())
+                })
+            })
+            .join();
+            if !matches!(dropped, Ok(Ok(()))) {
+                eprintln!("could not drop the test schema {}", self.name);
+            }
         }
     }
 
@@ -941,9 +959,12 @@ mod tests {
         };
         let schema = Schema {
             name: unique("server_test"),
-            url: url.clone(),
+            admin: admin(&url).await,
         };
-        psql(&url, &format!("CREATE SCHEMA {}", schema.name));
+        docaiche_store::postgres::sqlx::query(&format!("CREATE SCHEMA {}", schema.name))
+            .execute(&schema.admin)
+            .await
+            .expect("create the test schema");
 
         let dir = TestDir::new("backends-postgres");
         let mut config = Config::default();
@@ -993,11 +1014,14 @@ mod tests {
         );
 
         // The rows are in the test schema on PostgreSQL, not in SQLite.
-        let rows = psql(
-            &url,
-            &format!("SELECT count(*) FROM {}.api_keys", schema.name),
-        );
-        assert_eq!(rows, "2");
+        let rows: i64 = docaiche_store::postgres::sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM {}.api_keys",
+            schema.name
+        ))
+        .fetch_one(&schema.admin)
+        .await
+        .unwrap();
+        assert_eq!(rows, 2);
         assert!(!dir.path().join("docaiche.db").exists());
 
         // Readiness reports the database with its pool figures.
@@ -1027,6 +1051,26 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(back.content, plaintext);
+        // Its data key is in PostgreSQL too, wrapped: another instance (or
+        // this one after a restart) reads the document.
+        let keys: i64 = docaiche_store::postgres::sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM {}.data_keys WHERE tenant_id = 'acme' AND subject_id = 'alice'",
+            schema.name
+        ))
+        .fetch_one(&schema.admin)
+        .await
+        .unwrap();
+        assert_eq!(keys, 1);
+        let restarted = crate::app::AppState::from_config(&config, &env)
+            .await
+            .expect("a second instance on PostgreSQL");
+        let again = restarted
+            .documents
+            .get(&tenant, &meta.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.content, plaintext);
         crate::report::mark_ran(SUITE, &format!("schema {}", schema.name));
     }
 

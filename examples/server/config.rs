@@ -21,6 +21,11 @@
 //! | `DOCAICHE_SHUTDOWN_GRACE_SECS` | `server.shutdown_grace_secs` | whole seconds, default 30 |
 //! | `DOCAICHE_DATA_DIR` | `storage.data_dir` | directory, default `./data` |
 //! | `DOCAICHE_CORS_ALLOWED_ORIGINS` | `cors.allowed_origins` | comma list; empty for none |
+//! | `DOCAICHE_HTTPS` | `http.https` | `off` (development default), `redirect` or `refuse` |
+//! | `DOCAICHE_TLS_CERT_FILE` | `http.tls_cert_file` | PEM certificate chain; TLS with the key |
+//! | `DOCAICHE_TLS_KEY_FILE` | `http.tls_key_file` | PEM private key of the certificate |
+//! | `DOCAICHE_HTTPS_TRUSTED_PROXIES` | `http.trusted_proxies` | CIDR list believed for `X-Forwarded-Proto` |
+//! | `DOCAICHE_IDLE_TIMEOUT_SECS` | `http.idle_timeout_secs` | whole seconds, default 75 |
 //! | `DOCAICHE_KEY_SOURCE` | `keys.source` | `env:NAME`, `file:/path` or `vault:path` |
 //! | `DOCAICHE_LOCAL_KEY_FILE` | `keys.local_key_file` | path of a key file you manage |
 //! | `DOCAICHE_LOG` | `log.filter` | `tracing` filter, default `info` |
@@ -136,6 +141,9 @@ pub(crate) struct Config {
     pub(crate) storage: StorageConfig,
     /// `[cors]`: which browser origins may call the API.
     pub(crate) cors: CorsConfig,
+    /// `[http]`: security headers, HTTPS enforcement, TLS, idle timeout,
+    /// compression (see `http.rs`).
+    pub(crate) http: crate::http::HttpConfig,
     /// `[keys]`: where key material comes from.
     pub(crate) keys: KeysConfig,
     /// `[log]`: filter and format.
@@ -152,6 +160,16 @@ pub(crate) struct Config {
     pub(crate) secrets: SecretsSection,
     /// `[encryption]`: the key wrapper of encryption at rest.
     pub(crate) encryption: EncryptionSection,
+    /// `[documents]`: upload limits, inline/background extraction, worker, cache.
+    pub(crate) documents: crate::documents::DocumentsSection,
+    /// `[metrics]`: the Prometheus `/metrics` endpoint.
+    pub(crate) metrics: crate::metrics::MetricsSection,
+    /// `[telemetry]`: OpenTelemetry trace export (OTLP).
+    pub(crate) telemetry: crate::telemetry::TelemetrySection,
+    /// `[slo]`: latency and availability objectives (alert rules).
+    pub(crate) slo: crate::slo::SloSection,
+    /// `[events]`: `/v1/events` WebSocket caps, queues and heartbeats.
+    pub(crate) events: crate::events::EventsSection,
     /// Dotted names of raw TOML keys that look secret-bearing and hold a
     /// literal value. Filled by [`Config::from_toml_str`].
     #[serde(skip)]
@@ -222,12 +240,16 @@ pub(crate) struct CorsConfig {
     /// Exact origins (`https://app.example.com`), `*` for any (development
     /// default), or empty to refuse cross-origin requests.
     pub(crate) allowed_origins: Vec<String>,
+    /// Let browsers send cookies and client certificates cross-origin
+    /// (`Access-Control-Allow-Credentials`); refused with `*`.
+    pub(crate) allow_credentials: bool,
 }
 
 impl Default for CorsConfig {
     fn default() -> Self {
         Self {
             allowed_origins: vec!["*".to_owned()],
+            allow_credentials: false,
         }
     }
 }
@@ -288,8 +310,9 @@ impl FromStr for LogFormat {
 /// `[rate_limit]`: the `docaiche-ratelimit` configuration, with the
 /// server's route classes built in, and where the limiter keeps its state.
 ///
-/// The server's routes use three classes: `probes` (`/health/*`, keyed by
-/// client address), `default` (reads and everything not otherwise
+/// The server's routes use four classes: `probes` (`/health/*`, keyed by
+/// client address), `auth` (the public token endpoints `/v1/auth/*`,
+/// keyed by client address, strict), `default` (reads and everything not otherwise
 /// classed, including unknown routes) and `documents` (document
 /// processing, stricter, with a per-tenant concurrency limit). Each has a
 /// built-in policy ([`RateLimitSection::builtin_policies`]); a policy of
@@ -467,13 +490,16 @@ impl OnRedisFailure {
 
 impl RateLimitSection {
     /// The route classes the server's router uses.
-    pub(crate) const CLASSES: [&'static str; 3] = ["default", "documents", "probes"];
+    pub(crate) const CLASSES: [&'static str; 4] = ["auth", "default", "documents", "probes"];
 
     /// The built-in policies of [`Self::CLASSES`].
     pub(crate) fn builtin_policies() -> RateLimitConfig {
         // A literal, checked by the tests; a typo here fails every start.
         serde_json::from_value(serde_json::json!({
             "policies": {
+                "auth": { "limits": [
+                    { "key": "client_addr", "limit": 30, "period_secs": 60 }
+                ]},
                 "default": { "limits": [
                     { "key": "tenant", "limit": 1200, "period_secs": 60 },
                     { "key": "principal", "limit": 300, "period_secs": 60 }
@@ -610,7 +636,7 @@ pub(crate) struct Warning {
 
 /// How bad a finding is; what happens to it depends on the environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Severity {
+pub(crate) enum Severity {
     /// Cannot work in any environment.
     Invalid,
     /// Unsafe: refused in production, a warning in development.
@@ -829,6 +855,7 @@ impl Config {
             self.encryption.transit_key = v;
             Ok(())
         });
+        self.http.apply_env(env, &mut problems);
         if problems.is_empty() {
             Ok(())
         } else {
@@ -919,6 +946,11 @@ impl Config {
                  proxy in front and set server.behind_proxy = true, or bind 127.0.0.1"
                     .into(),
             );
+        }
+
+        // [documents]
+        for (setting, reason) in self.documents.problems() {
+            add(Severity::Invalid, setting, reason.into());
         }
 
         // [storage]
@@ -1036,6 +1068,7 @@ impl Config {
             );
         }
         self.rate_limit_backend_findings(&mut add);
+        crate::http::findings(self, &mut add);
         self.auth.findings(
             &self.storage.data_dir,
             !self.secrets.sources.is_empty(),
@@ -2160,6 +2193,9 @@ mod tests {
         data_dir = "/var/lib/docaiche"
         [cors]
         allowed_origins = ["https://app.example.com"]
+        [http]
+        https = "refuse"
+        trusted_proxies = ["10.0.0.0/24"]
         [keys]
         source = "vault:transit/docaiche"
         [auth]
@@ -2527,12 +2563,13 @@ mod tests {
                 "auth.provider",
                 "cors.allowed_origins",
                 "database.password",
+                "http.https",
                 "keys.source"
             ]
         );
         let text = config.validate().expect_err("refused").to_string();
         assert!(
-            text.starts_with("configuration refused (4 problems)"),
+            text.starts_with("configuration refused (5 problems)"),
             "{text}"
         );
     }
@@ -2544,7 +2581,12 @@ mod tests {
         names.sort();
         assert_eq!(
             names,
-            ["auth.provider", "cors.allowed_origins", "keys.source"]
+            [
+                "auth.provider",
+                "cors.allowed_origins",
+                "http.https",
+                "keys.source"
+            ]
         );
     }
 

@@ -22,6 +22,9 @@ pub(crate) struct Limiter {
     pub(crate) health_check: Option<Arc<dyn HealthCheck>>,
     /// Where the limiter keeps its state.
     pub(crate) backend: RateLimitBackend,
+    /// The circuit breaker guarding the shared backend, if any (for
+    /// `/metrics`).
+    pub(crate) breaker: Option<docaiche_core::CircuitBreaker>,
 }
 
 impl Limiter {
@@ -31,6 +34,7 @@ impl Limiter {
             limiter: Arc::new(LocalRateLimiter::new(Arc::new(SystemClock::new()))),
             health_check: None,
             backend: RateLimitBackend::Local,
+            breaker: None,
         }
     }
 
@@ -122,11 +126,13 @@ mod redis {
                 },
                 other => other,
             })?;
+        let breaker = Some(limiter.circuit_breaker().clone());
         let limiter: Arc<dyn RateLimiter> = Arc::new(limiter);
         Ok(Limiter {
             limiter,
             health_check: Some(health_check),
             backend: RateLimitBackend::Redis,
+            breaker,
         })
     }
 

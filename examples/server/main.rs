@@ -64,17 +64,29 @@ mod app;
 mod auth;
 mod backends;
 mod config;
+mod documents;
+mod events;
 mod health;
+mod http;
+mod json;
 mod keys;
 mod limiter;
+mod login;
+mod metrics;
+mod openapi;
 #[cfg(test)]
 #[allow(dead_code)]
 #[path = "../../tests/backends/report.rs"]
 mod report;
 mod shutdown;
+mod slo;
 mod storage;
+mod telemetry;
 #[cfg(test)]
 mod test_support;
+mod tls;
+#[cfg(test)]
+mod e2e;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -93,12 +105,19 @@ const EXIT_FAILURE: u8 = 1;
 const USAGE: &str = "\
 usage: server [--config PATH]
        server bootstrap-key --tenant TENANT --name NAME [--principal ID] [--config PATH]
+       server alert-rules [--config PATH]   (Prometheus SLO burn-rate rules on stdout)
+       server bootstrap-admin --tenant TENANT --email EMAIL [--config PATH] < password-file
 
   -c, --config PATH   TOML configuration file (default: $DOCAICHE_CONFIG, else none)
   -h, --help          print this help
 
 bootstrap-key creates an API key of TENANT acting as ID (default `admin`),
 bound to the role auth.bootstrap_role, and prints it once on stdout.
+
+bootstrap-admin creates the password account EMAIL of TENANT, bound to
+auth.bootstrap_role, with the password read from standard input (at least
+12 characters; there is no default password), and prints its account id.
+It refuses an email that already has an account in the tenant.
 
 Settings can be overridden with DOCAICHE_* environment variables; see
 examples/server.example.toml.";
@@ -112,6 +131,8 @@ struct Args {
     help: bool,
     /// The `bootstrap-key` subcommand, if given.
     bootstrap: Option<BootstrapArgs>,
+    /// The `bootstrap-admin` subcommand, if given.
+    bootstrap_admin: Option<login::BootstrapAdminArgs>,
 }
 
 /// `bootstrap-key --tenant T --name N [--principal P]`.
@@ -131,6 +152,13 @@ impl Args {
         let mut parsed = Self::default();
         let mut args = args.into_iter().peekable();
         let mut bootstrap = None;
+        if args
+            .peek()
+            .is_some_and(|a| a.to_string_lossy() == "bootstrap-admin")
+        {
+            args.next();
+            return login::parse_bootstrap_admin(args);
+        }
         if args
             .peek()
             .is_some_and(|a| a.to_string_lossy() == "bootstrap-key")
@@ -177,6 +205,9 @@ impl Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    if std::env::args_os().nth(1).is_some_and(|a| a == "alert-rules") {
+        return slo::alert_rules_command(std::env::args_os().skip(2));
+    }
     let args = match Args::parse(std::env::args_os().skip(1)) {
         Ok(args) => args,
         Err(e) => {
@@ -207,8 +238,16 @@ async fn main() -> ExitCode {
             return ExitCode::from(EXIT_MISCONFIGURED);
         }
     };
-    // bootstrap-key keeps stdout for the key alone.
-    if let Err(e) = init_logging(&config.log, args.bootstrap.is_some()) {
+    // bootstrap-key and bootstrap-admin keep stdout for their one line.
+    let bootstrapping = args.bootstrap.is_some() || args.bootstrap_admin.is_some();
+    let traces = match telemetry::tracer_provider(&config.telemetry) {
+        Ok(traces) => traces.filter(|_| !bootstrapping),
+        Err(e) => {
+            eprintln!("server: {e}");
+            return ExitCode::from(EXIT_MISCONFIGURED);
+        }
+    };
+    if let Err(e) = init_logging(&config.log, bootstrapping, traces.as_ref()) {
         eprintln!("server: cannot start logging: {e}");
         return ExitCode::from(EXIT_FAILURE);
     }
@@ -216,10 +255,19 @@ async fn main() -> ExitCode {
         tracing::warn!(setting = %warning.setting, "{}", warning.message);
     }
 
-    let outcome = match &args.bootstrap {
-        Some(bootstrap) => bootstrap_key(&config, bootstrap, &env).await,
-        None => run(config, &env).await,
+    let outcome = match (&args.bootstrap, &args.bootstrap_admin) {
+        (Some(bootstrap), _) => bootstrap_key(&config, bootstrap, &env).await,
+        (None, Some(admin)) => {
+            login::bootstrap_admin(&config, admin, &env, std::io::stdin().lock())
+                .await
+                .map(|account| println!("{}", account.id))
+        }
+        (None, None) => run(config, &env).await,
     };
+    if let Some(traces) = traces {
+        // Flush the last batch; the exporter's own timeout bounds it.
+        let _ = tokio::task::spawn_blocking(move || traces.shutdown()).await;
+    }
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -243,22 +291,30 @@ async fn run(config: Config, env: config::EnvLookup<'_>) -> Result<(), docaiche_
     }
 
     let state = app::AppState::from_config(&config, env).await?;
+    let tls = match (&config.http.tls_cert_file, &config.http.tls_key_file) {
+        (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+        _ => None,
+    };
     let listener = TcpListener::bind(config.server.bind)
         .await
         .map_err(|e| Error::misconfigured("server.bind", format!("cannot listen: {e}")))?;
     let local = listener
         .local_addr()
         .map_err(|e| Error::internal_with("listener has no local address", e))?;
+    let listener = tls::ServerListener::new(listener, tls, config.http.idle_timeout());
     tracing::info!(
         address = %local,
+        tls = listener.is_tls(),
+        https = config.http.https.as_str(),
         environment = config.environment.as_str(),
         data_dir = %config.storage.data_dir.display(),
         "server started"
     );
 
     let auth = std::sync::Arc::clone(&state.auth);
+    let worker = documents::start_worker(&state)?;
     let stopped = shutdown::serve(
-        listener,
+        listener.into_serve(),
         app::router(state),
         shutdown::signal(),
         config.server.shutdown_grace(),
@@ -266,6 +322,10 @@ async fn run(config: Config, env: config::EnvLookup<'_>) -> Result<(), docaiche_
     .await
     .map_err(|e| Error::internal_with("serving failed", e))?;
     tracing::info!(outcome = ?stopped, "server stopped");
+    // Running extraction jobs get the same grace, then their leases are
+    // released for another instance.
+    let jobs = worker.shutdown(config.server.shutdown_grace()).await;
+    tracing::info!(released = jobs.released, "extraction worker stopped");
     match auth.api_keys.flush_usage().await {
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e.log_chain(), "last-used timestamps not written"),
@@ -304,7 +364,10 @@ async fn bootstrap_key(
 fn init_logging(
     log: &LogConfig,
     to_stderr: bool,
+    traces: Option<&opentelemetry_sdk::trace::SdkTracerProvider>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     use tracing_subscriber::fmt::writer::BoxMakeWriter;
     let filter = tracing_subscriber::EnvFilter::try_new(&log.filter)?;
     let writer = if to_stderr {
@@ -320,9 +383,16 @@ fn init_logging(
             .json()
             .with_current_span(true)
             .with_span_list(false)
-            .try_init(),
-        LogFormat::Pretty => builder.pretty().try_init(),
+            .finish()
+            .with(traces.map(telemetry::layer))
+            .try_init()?,
+        LogFormat::Pretty => builder
+            .pretty()
+            .finish()
+            .with(traces.map(telemetry::layer))
+            .try_init()?,
     }
+    Ok(())
 }
 
 #[cfg(test)]

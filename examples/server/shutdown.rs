@@ -7,7 +7,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
-use tokio::net::TcpListener;
+use axum::extract::connect_info::Connected;
+use axum::serve::{IncomingStream, Listener};
 use tokio::sync::oneshot;
 
 /// How [`serve`] ended.
@@ -49,17 +50,22 @@ pub(crate) async fn signal() {
     }
 }
 
-/// Serve `app` on `listener` until `shutdown` resolves, then stop accepting
-/// and wait at most `grace` for in-flight requests.
+/// Serve `app` on `listener` (a `TcpListener`, or the TLS-capable
+/// [`crate::tls::ServerListener`]) until `shutdown` resolves, then stop
+/// accepting and wait at most `grace` for in-flight requests.
 ///
 /// # Errors
 /// An I/O error from the server.
-pub(crate) async fn serve(
-    listener: TcpListener,
+pub(crate) async fn serve<L>(
+    listener: L,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
-) -> io::Result<Stopped> {
+) -> io::Result<Stopped>
+where
+    L: Listener<Addr = SocketAddr>,
+    for<'a> SocketAddr: Connected<IncomingStream<'a, L>>,
+{
     let (draining_tx, draining_rx) = oneshot::channel::<()>();
     let signal = async move {
         shutdown.await;
@@ -99,6 +105,7 @@ mod tests {
     use std::sync::Arc;
 
     use axum::routing::get;
+    use tokio::net::TcpListener;
     use tokio::sync::Notify;
 
     use super::*;

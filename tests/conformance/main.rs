@@ -11,8 +11,8 @@ use docaiche_core::{Error, ErrorCode, ManualClock, SecretBytes, SecretString};
 use docaiche_store::LocalKeyWrapper;
 use docaiche_store::conformance::{self, Harness};
 use docaiche_store::memory::{
-    MemoryApiKeyStore, MemoryAuditSink, MemoryCacheStore, MemoryDocumentStore, MemoryJobQueue,
-    MemoryRevocationStore,
+    MemoryAccountStore, MemoryApiKeyStore, MemoryAuditSink, MemoryCacheStore, MemoryDocumentStore,
+    MemoryJobQueue, MemoryRevocationStore,
 };
 use docaiche_store::secret::{
     EnvSecretProvider, FileSecretProvider, MemorySecretProvider, SecretChain,
@@ -27,6 +27,12 @@ fn manual() -> (ManualClock, Harness) {
 async fn memory_api_key_store_conforms() {
     let (_, harness) = manual();
     conformance::run_api_key_store(Arc::new(MemoryApiKeyStore::new()), &harness).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_account_store_conforms() {
+    let (_, harness) = manual();
+    conformance::run_account_store(Arc::new(MemoryAccountStore::new()), &harness).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -63,6 +69,13 @@ async fn memory_audit_sink_conforms() {
     let sink = Arc::new(MemoryAuditSink::new());
     conformance::run_audit_sink_with_read_back(sink.clone(), &*sink, &harness).await;
     conformance::run_audit_sink(sink, &harness).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_data_key_store_conforms() {
+    let (_, harness) = manual();
+    let store = docaiche_store::encryption::MemoryDataKeyStore::new();
+    conformance::run_data_key_store(Arc::new(store), &harness).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -264,7 +264,54 @@ impl SessionManager {
     /// before, in which case the whole session is revoked first.
     /// `Unavailable` if a store is down.
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair> {
+        self.refresh_with(refresh_token, |principal| {
+            let principal = principal.clone();
+            async move { Ok(principal) }
+        })
+        .await
+    }
+
+    /// [`SessionManager::refresh`], but the new pair is issued for the
+    /// principal `reauthorize` returns from the session's current one: a
+    /// login service re-reads the account there, so a demoted user's
+    /// refresh carries the new roles, and a disabled or deleted account's
+    /// refresh fails.
+    ///
+    /// `reauthorize` runs before the token is used up, and only for an
+    /// active, unexpired token. If it fails with
+    /// [`Error::Unauthenticated`], the whole session is revoked; any other
+    /// error (an outage) leaves the token usable for a retry.
+    ///
+    /// # Errors
+    /// As [`SessionManager::refresh`], and `reauthorize`'s error.
+    pub async fn refresh_with<F, Fut>(
+        &self,
+        refresh_token: &str,
+        reauthorize: F,
+    ) -> Result<TokenPair>
+    where
+        F: FnOnce(&Principal) -> Fut + Send,
+        Fut: std::future::Future<Output = Result<Principal>> + Send,
+    {
         let (tenant, hash) = parse_refresh_token(refresh_token)?;
+        let mut principal = None;
+        if let Some(found) = self.store.find(&tenant, &hash).await? {
+            let now = self.clock.now();
+            if found.state == RefreshTokenState::Active
+                && found.expires_at > now
+                && found.session_expires_at > now
+            {
+                match reauthorize(&found.principal).await {
+                    Ok(p) if p.tenant == tenant => principal = Some(p),
+                    Ok(_) => return Err(Error::internal("reauthorized into another tenant")),
+                    Err(e @ Error::Unauthenticated { .. }) => {
+                        self.revoke_session(&tenant, &found.session).await?;
+                        return Err(e);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
         let record =
             self.store.consume(&tenant, &hash).await?.ok_or_else(|| {
                 unauthenticated(AuthFailure::BadCredential, "unknown refresh token")
@@ -294,7 +341,7 @@ impl SessionManager {
             ));
         }
         self.issue_in(
-            &record.principal,
+            principal.as_ref().unwrap_or(&record.principal),
             record.session,
             record.session_expires_at,
             now,

@@ -12,6 +12,7 @@
 //!
 //! | function | trait |
 //! |---|---|
+//! | [`run_account_store`] | [`AccountStore`](docaiche_core::AccountStore) |
 //! | [`run_api_key_store`] | [`ApiKeyStore`](docaiche_core::ApiKeyStore) |
 //! | [`run_revocation_store`] | [`TokenRevocationStore`](docaiche_core::TokenRevocationStore) |
 //! | [`run_document_store`] | [`DocumentStore`](docaiche_core::DocumentStore) |
@@ -20,6 +21,7 @@
 //! | [`run_audit_sink`], [`run_audit_sink_with_read_back`] | [`AuditSink`](docaiche_core::AuditSink) |
 //! | [`run_secret_provider`] | [`SecretProvider`](docaiche_core::SecretProvider) |
 //! | [`run_key_wrapper`], [`run_key_wrapper_rotation`] | [`KeyWrapper`](docaiche_core::KeyWrapper) |
+//! | [`run_data_key_store`] | [`DataKeyStore`](crate::encryption::DataKeyStore) |
 //!
 //! ## Testing your own backend
 //!
@@ -73,18 +75,22 @@ use std::time::Duration;
 use docaiche_core::{Clock, Error, ErrorCode, ManualClock, TenantId};
 use time::OffsetDateTime;
 
+mod account;
 mod api_key;
 mod audit;
 mod cache;
+mod data_keys;
 mod document;
 mod job;
 mod key_wrapper;
 mod revocation;
 mod secret;
 
+pub use account::run_account_store;
 pub use api_key::run_api_key_store;
 pub use audit::{AuditReadBack, run_audit_sink, run_audit_sink_with_read_back};
 pub use cache::run_cache_store;
+pub use data_keys::run_data_key_store;
 pub use document::run_document_store;
 pub use job::run_job_queue;
 pub use key_wrapper::{KeyRotation, run_key_wrapper, run_key_wrapper_rotation};

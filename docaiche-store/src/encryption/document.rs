@@ -2,21 +2,23 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use aes_gcm::aead::rand_core::RngCore;
 use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, OsRng, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
+use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_NO_PAD as BASE64;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use docaiche_core::document::{Document, DocumentMeta, DocumentStore, DocumentText, NewDocument};
 use docaiche_core::error::{Error, Result};
 use docaiche_core::id::{DocumentId, PrincipalId, TenantId};
-use docaiche_core::key_wrapper::KeyWrapper;
+use docaiche_core::key_wrapper::{KeyWrapper, WrappedKey};
 use docaiche_core::page::{Page, PageRequest};
 use docaiche_core::secret::SecretBytes;
 
+use super::cache::KeyCache;
 use super::keys::DataKeyStore;
 
 /// The first bytes of an encrypted value.
@@ -31,6 +33,10 @@ const TEXT_PREFIX: &str = "dce1:";
 pub(super) const OVERHEAD_FOR_TESTS: usize = OVERHEAD;
 /// Keys per page when rewrapping.
 const REWRAP_PAGE: usize = 256;
+/// Default bound of the unwrapped-key cache (subjects).
+const KEY_CACHE_CAPACITY: usize = 1024;
+/// Default time a cached key may go unused before it is dropped.
+const KEY_CACHE_IDLE: Duration = Duration::from_secs(300);
 
 /// What a value is, bound into its associated data.
 #[derive(Debug, Clone, Copy)]
@@ -55,6 +61,7 @@ pub struct EncryptedDocumentStore {
     inner: Arc<dyn DocumentStore>,
     keys: Arc<dyn DataKeyStore>,
     wrapper: Arc<dyn KeyWrapper>,
+    cache: Arc<KeyCache>,
 }
 
 /// What [`EncryptedDocumentStore::rewrap_all`] did.
@@ -69,7 +76,9 @@ pub struct RewrapReport {
 
 impl EncryptedDocumentStore {
     /// Encrypt into `inner`, with data keys kept (wrapped) in `keys` and
-    /// wrapped by `wrapper`.
+    /// wrapped by `wrapper`; unwrapped keys are cached (up to 1024
+    /// subjects, each for 5 minutes without use; see
+    /// [`EncryptedDocumentStore::with_key_cache`]).
     #[must_use]
     pub fn new(
         inner: Arc<dyn DocumentStore>,
@@ -80,7 +89,26 @@ impl EncryptedDocumentStore {
             inner,
             keys,
             wrapper,
+            cache: Arc::new(KeyCache::new(KEY_CACHE_CAPACITY, KEY_CACHE_IDLE)),
         }
+    }
+
+    /// Cache the unwrapped data keys of up to `capacity` subjects (least
+    /// recently used out first), each dropped, and zeroized, after `idle`
+    /// without use; `capacity` 0 turns the cache off.
+    ///
+    /// The cache spares the *unwrap* (with Vault Transit, an HTTPS round
+    /// trip per document read or write), not the read of the wrapped key
+    /// from the [`DataKeyStore`]: a cached key is used only while the store
+    /// still holds the wrapped key it came from, so crypto-shredding and
+    /// rewrapping by any process take effect on the next call everywhere.
+    /// The cost: up to `capacity` plaintext data keys (32 bytes each) live
+    /// in this process's memory; the scan that evicts the least recently
+    /// used one is linear, so keep `capacity` in the thousands.
+    #[must_use]
+    pub fn with_key_cache(mut self, capacity: usize, idle: Duration) -> Self {
+        self.cache = Arc::new(KeyCache::new(capacity, idle));
+        self
     }
 
     /// Destroy the data key of `subject` in `tenant` (crypto-shredding):
@@ -94,7 +122,9 @@ impl EncryptedDocumentStore {
         tenant: &TenantId,
         subject: &PrincipalId,
     ) -> Result<bool> {
-        let destroyed = self.keys.destroy(tenant, subject).await?;
+        let destroyed = self.keys.destroy(tenant, subject).await;
+        self.cache.remove(tenant, subject);
+        let destroyed = destroyed?;
         if destroyed {
             tracing::info!(%tenant, "data key of a subject destroyed (crypto-shredding)");
         }
@@ -145,21 +175,23 @@ impl EncryptedDocumentStore {
         &self,
         tenant: &TenantId,
         subject: &PrincipalId,
-    ) -> Result<SecretBytes> {
-        let context = key_context(tenant, subject);
+    ) -> Result<Arc<SecretBytes>> {
         if let Some(wrapped) = self.keys.get(tenant, subject).await? {
-            return self.wrapper.unwrap_key(&wrapped, &context).await;
+            return self.unwrap_cached(tenant, subject, wrapped).await;
         }
+        let context = key_context(tenant, subject);
         let fresh = self.wrapper.generate_data_key(&context).await?;
         let stored = self
             .keys
             .insert_if_absent(tenant, subject, fresh.wrapped.clone())
             .await?;
         if stored == fresh.wrapped {
-            Ok(fresh.plaintext)
+            let key = Arc::new(fresh.plaintext);
+            self.cache.insert(tenant, subject, stored, key.clone());
+            Ok(key)
         } else {
             // Another writer created the subject's key first: use theirs.
-            self.wrapper.unwrap_key(&stored, &context).await
+            self.unwrap_cached(tenant, subject, stored).await
         }
     }
 
@@ -168,15 +200,41 @@ impl EncryptedDocumentStore {
         &self,
         tenant: &TenantId,
         subject: &PrincipalId,
-    ) -> Result<SecretBytes> {
+    ) -> Result<Arc<SecretBytes>> {
         let Some(wrapped) = self.keys.get(tenant, subject).await? else {
+            // Destroyed here or elsewhere: drop any cached plaintext now.
+            self.cache.remove(tenant, subject);
             return Err(Error::internal(
                 "the document's data key does not exist (destroyed by an erasure, or never created)",
             ));
         };
-        self.wrapper
-            .unwrap_key(&wrapped, &key_context(tenant, subject))
-            .await
+        self.unwrap_cached(tenant, subject, wrapped).await
+    }
+
+    /// `wrapped` unwrapped, from the cache when it holds this very wrapped
+    /// key for the subject.
+    async fn unwrap_cached(
+        &self,
+        tenant: &TenantId,
+        subject: &PrincipalId,
+        wrapped: WrappedKey,
+    ) -> Result<Arc<SecretBytes>> {
+        if let Some(key) = self.cache.get(tenant, subject, &wrapped) {
+            return Ok(key);
+        }
+        let key = Arc::new(
+            self.wrapper
+                .unwrap_key(&wrapped, &key_context(tenant, subject))
+                .await?,
+        );
+        self.cache.insert(tenant, subject, wrapped, key.clone());
+        Ok(key)
+    }
+
+    /// How many unwrapped data keys the cache holds (for metrics and tests).
+    #[must_use]
+    pub fn cached_keys(&self) -> usize {
+        self.cache.len()
     }
 
     /// Metadata as callers see it: the plaintext size.
@@ -224,6 +282,29 @@ fn seal(key: &SecretBytes, aad: &[u8], plaintext: &[u8]) -> Result<Bytes> {
     Ok(out.freeze())
 }
 
+/// [`open`] decrypting in the stored buffer itself when this is its only
+/// owner (a row just read from a database): no second megabyte-sized
+/// buffer, no copy. A shared buffer is copied once, never modified.
+fn open_owned(key: &SecretBytes, aad: &[u8], stored: Bytes) -> Result<Bytes> {
+    let failed = || Error::internal("stored ciphertext failed authentication");
+    if stored.len() < OVERHEAD || !stored.starts_with(MAGIC) {
+        return Err(failed());
+    }
+    let mut buf = BytesMut::from(stored);
+    let body = MAGIC.len() + NONCE_LEN;
+    let tag_at = buf.len() - TAG_LEN;
+    let nonce = *Nonce::from_slice(&buf[MAGIC.len()..body]);
+    let tag = *Tag::from_slice(&buf[tag_at..]);
+    // The tag is checked before any byte is decrypted: on failure the
+    // buffer still holds ciphertext.
+    cipher(key)?
+        .decrypt_in_place_detached(&nonce, aad, &mut buf[body..tag_at], &tag)
+        .map_err(|_| failed())?;
+    buf.truncate(tag_at);
+    buf.advance(body);
+    Ok(buf.freeze())
+}
+
 fn open(key: &SecretBytes, aad: &[u8], stored: &[u8]) -> Result<Vec<u8>> {
     let failed = || Error::internal("stored ciphertext failed authentication");
     let rest = stored.strip_prefix(MAGIC.as_slice()).ok_or_else(failed)?;
@@ -251,11 +332,8 @@ impl DocumentStore for EncryptedDocumentStore {
         };
         let key = self.key_for_reading(tenant, &stored.meta.owner).await?;
         let aad = associated_data(tenant, id, Part::Content);
-        let content = open(&key, &aad, &stored.content)?;
-        Ok(Some(Document::new(
-            Self::plain_meta(stored.meta),
-            Bytes::from(content),
-        )))
+        let content = open_owned(&key, &aad, stored.content)?;
+        Ok(Some(Document::new(Self::plain_meta(stored.meta), content)))
     }
 
     async fn head(&self, tenant: &TenantId, id: &DocumentId) -> Result<Option<DocumentMeta>> {

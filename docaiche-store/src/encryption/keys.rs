@@ -41,8 +41,15 @@ impl SubjectKey {
 /// - `replace` is a compare-and-swap on the wrapped key (a concurrent
 ///   rewrap or destroy wins; the loser gets `false`).
 /// - `destroy` deletes for good (crypto-shredding); idempotent.
-/// - `list` pages through every key in `(tenant, subject)` order, for
-///   rewrapping after a KEK rotation.
+/// - `list` pages through every key in `(tenant, subject)` order (byte
+///   order of the ids, whatever a database's locale), for rewrapping after
+///   a KEK rotation; it is the one call that crosses tenants.
+/// - Reads see every completed write at once (no replica lag, no cache):
+///   [`EncryptedDocumentStore`](super::EncryptedDocumentStore) relies on a
+///   destroyed key being gone for every process on the next `get`.
+///
+/// `conformance::run_data_key_store` (feature `conformance`) checks all of
+/// this against an implementation.
 #[async_trait]
 pub trait DataKeyStore: Send + Sync + fmt::Debug + 'static {
     /// The wrapped key of `subject` in `tenant`.

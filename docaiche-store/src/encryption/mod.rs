@@ -82,10 +82,28 @@
 //! Why per subject rather than per document or per tenant: per document
 //! would make erasure need every document's key, and per tenant could not
 //! erase one subject without re-encrypting the tenant. Per subject is what
-//! crypto-shredding for data-subject requests needs, and a subject's key is
-//! unwrapped once per read (cache it in front with a short TTL if the
-//! wrapper is remote).
+//! crypto-shredding for data-subject requests needs.
+//!
+//! ## Where the data keys live, and the key cache
+//!
+//! The [`DataKeyStore`] must be as durable as the documents and shared by
+//! every process that reads them: [`MemoryDataKeyStore`] beside a memory
+//! document store, `SqliteStore::data_keys` beside SQLite (feature
+//! `sqlite`), `PgStore::data_keys` beside PostgreSQL (feature `postgres`;
+//! tenant-scoped statements, row-level security like the other tables).
+//! Every backend passes `conformance::run_data_key_store`.
+//!
+//! Each read and write looks the subject's *wrapped* key up in the
+//! [`DataKeyStore`], then takes the plaintext key from a bounded in-memory
+//! cache when it holds the key unwrapped from exactly those wrapped bytes
+//! (1024 subjects, 5 minutes idle by default:
+//! [`EncryptedDocumentStore::with_key_cache`]). So a Vault Transit wrapper
+//! costs one round trip per subject, not per document, while destroying or
+//! rewrapping a key, from any process, takes effect on the next call. The
+//! cost: cached plaintext keys live in process memory (zeroized when
+//! evicted); `with_key_cache(0, …)` turns the cache off.
 
+mod cache;
 mod document;
 mod keys;
 #[cfg(test)]

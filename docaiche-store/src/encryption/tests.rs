@@ -318,3 +318,137 @@ async fn passes_the_document_store_conformance_suite() {
     )
     .await;
 }
+
+/// A wrapper counting its unwraps, to see the key cache work.
+#[derive(Debug)]
+struct CountingWrapper {
+    inner: LocalKeyWrapper,
+    unwraps: std::sync::atomic::AtomicUsize,
+}
+
+impl CountingWrapper {
+    fn unwraps(&self) -> usize {
+        self.unwraps.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyWrapper for CountingWrapper {
+    async fn generate_data_key(
+        &self,
+        context: &[u8],
+    ) -> docaiche_core::Result<docaiche_core::key_wrapper::DataKey> {
+        self.inner.generate_data_key(context).await
+    }
+
+    async fn unwrap_key(
+        &self,
+        wrapped: &docaiche_core::key_wrapper::WrappedKey,
+        context: &[u8],
+    ) -> docaiche_core::Result<docaiche_core::SecretBytes> {
+        self.unwraps.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.unwrap_key(wrapped, context).await
+    }
+
+    async fn rewrap(
+        &self,
+        wrapped: &docaiche_core::key_wrapper::WrappedKey,
+        context: &[u8],
+    ) -> docaiche_core::Result<docaiche_core::key_wrapper::WrappedKey> {
+        self.inner.rewrap(wrapped, context).await
+    }
+}
+
+fn counting() -> (Arc<MemoryDataKeyStore>, Arc<CountingWrapper>) {
+    let wrapper = Arc::new(CountingWrapper {
+        inner: LocalKeyWrapper::generate(),
+        unwraps: std::sync::atomic::AtomicUsize::new(0),
+    });
+    (Arc::new(MemoryDataKeyStore::new()), wrapper)
+}
+
+#[tokio::test]
+async fn the_key_cache_unwraps_a_subjects_key_once() {
+    let (keys, wrapper) = counting();
+    let store = EncryptedDocumentStore::new(
+        Arc::new(MemoryDocumentStore::new()),
+        keys.clone(),
+        wrapper.clone(),
+    );
+    let acme = tenant("acme");
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(store.put(&acme, doc("alice", b"a")).await.expect("put").id);
+    }
+    for id in &ids {
+        assert!(store.get(&acme, id).await.expect("get").is_some());
+    }
+    assert_eq!(wrapper.unwraps(), 0, "the key generated on first write is cached");
+    assert_eq!(store.cached_keys(), 1);
+
+    // Without the cache, every call unwraps.
+    let uncached = EncryptedDocumentStore::new(
+        Arc::new(MemoryDocumentStore::new()),
+        keys,
+        wrapper.clone(),
+    )
+    .with_key_cache(0, std::time::Duration::from_secs(60));
+    let id = uncached.put(&acme, doc("alice", b"a")).await.expect("put").id;
+    uncached.get(&acme, &id).await.expect("get");
+    assert_eq!(wrapper.unwraps(), 2);
+    assert_eq!(uncached.cached_keys(), 0);
+}
+
+#[tokio::test]
+async fn a_key_destroyed_by_another_instance_is_not_served_from_the_cache() {
+    let (keys, wrapper) = counting();
+    let documents = Arc::new(MemoryDocumentStore::new());
+    let first = EncryptedDocumentStore::new(documents.clone(), keys.clone(), wrapper.clone());
+    let second = EncryptedDocumentStore::new(documents, keys, wrapper);
+    let acme = tenant("acme");
+    let id = first.put(&acme, doc("alice", b"a")).await.expect("put").id;
+    assert!(second.get(&acme, &id).await.expect("get").is_some());
+    assert_eq!(second.cached_keys(), 1);
+
+    assert!(first.destroy_subject_key(&acme, &subject("alice")).await.expect("destroy"));
+    assert_eq!(first.cached_keys(), 0, "destroy drops the local entry");
+    assert!(
+        matches!(second.get(&acme, &id).await, Err(Error::Internal { .. })),
+        "the other instance must not read a shredded document from its cache"
+    );
+    assert_eq!(second.cached_keys(), 0, "and drops its entry");
+    // A new key for the subject (e.g. the account comes back): new
+    // documents are written and read under it, the old stay unreadable.
+    let new = second.put(&acme, doc("alice", b"b")).await.expect("put").id;
+    assert!(first.get(&acme, &new).await.expect("get").is_some());
+    assert!(first.get(&acme, &id).await.is_err());
+}
+
+#[tokio::test]
+async fn the_key_cache_is_bounded_and_follows_rewraps() {
+    let (keys, wrapper) = counting();
+    let store = EncryptedDocumentStore::new(
+        Arc::new(MemoryDocumentStore::new()),
+        keys,
+        wrapper.clone(),
+    )
+    .with_key_cache(2, std::time::Duration::from_secs(60));
+    let acme = tenant("acme");
+    let mut ids = Vec::new();
+    for owner in ["a1", "a2", "a3", "a4"] {
+        ids.push(store.put(&acme, doc(owner, b"x")).await.expect("put").id);
+        assert!(store.cached_keys() <= 2);
+    }
+    assert_eq!(store.cached_keys(), 2);
+    for id in &ids {
+        assert!(store.get(&acme, id).await.expect("get").is_some());
+    }
+    assert!(store.cached_keys() <= 2);
+    let before = wrapper.unwraps();
+    wrapper.inner.rotate().expect("rotate");
+    store.rewrap_all().await.expect("rewrap");
+    // A rewrapped key is new wrapped bytes: unwrapped afresh once.
+    assert!(store.get(&acme, &ids[3]).await.expect("get").is_some());
+    assert!(store.get(&acme, &ids[3]).await.expect("get").is_some());
+    assert_eq!(wrapper.unwraps(), before + 1);
+}

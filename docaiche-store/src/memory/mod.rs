@@ -7,6 +7,7 @@
 //!
 //! | type | trait | bound | when full |
 //! |---|---|---|---|
+//! | [`MemoryAccountStore`] | [`AccountStore`](docaiche_core::AccountStore) | accounts | refuses (`Unavailable`) |
 //! | [`MemoryApiKeyStore`] | [`ApiKeyStore`](docaiche_core::ApiKeyStore) | records | refuses (`Unavailable`) |
 //! | [`MemoryRevocationStore`] | [`TokenRevocationStore`](docaiche_core::TokenRevocationStore) | live entries | forgets expired entries, then refuses |
 //! | [`MemoryDocumentStore`] | [`DocumentStore`](docaiche_core::DocumentStore) | total bytes | refuses |
@@ -23,6 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use docaiche_core::health::StaticHealthCheck;
 use docaiche_core::{Clock, Error, Result, SystemClock};
 
+mod account;
 mod api_key;
 mod audit;
 mod cache;
@@ -31,6 +33,7 @@ mod expiry;
 mod job;
 mod revocation;
 
+pub use account::MemoryAccountStore;
 pub use api_key::MemoryApiKeyStore;
 pub use audit::MemoryAuditSink;
 pub use cache::MemoryCacheStore;

@@ -76,10 +76,17 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 
 use crate::sql::{MeteredPool, PoolConfig, PoolStats, db_error, pool_detail};
 
+mod accounts;
+mod data_keys;
 #[doc(hidden)]
 pub mod queries;
 mod stores;
 
+pub use accounts::PgAccountStore;
+pub use data_keys::PgDataKeyStore;
+/// The `sqlx` these adapters are built on, so callers of [`PgStore::pool`]
+/// name the same version (`docaiche_store::postgres::sqlx::query(…)`).
+pub use sqlx;
 pub use stores::{PgApiKeyStore, PgAuditSink, PgDocumentStore, PgJobQueue, PgRevocationStore};
 
 const DEPENDENCY: &str = "postgres";
@@ -88,7 +95,14 @@ const DEPENDENCY: &str = "postgres";
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// The tables row-level security applies to.
-const RLS_TABLES: [&str; 4] = ["documents", "api_keys", "jobs", "audit_events"];
+const RLS_TABLES: [&str; 6] = [
+    "documents",
+    "api_keys",
+    "jobs",
+    "audit_events",
+    "data_keys",
+    "accounts",
+];
 
 /// Apply the embedded migrations to `pool` (idempotent; concurrent callers
 /// serialize on an advisory lock). [`PgStore::connect`] calls this.
@@ -318,6 +332,8 @@ pub(crate) enum Scope<'a> {
     Lookup(&'a str),
     /// Every tenant's jobs (`claim`).
     Worker,
+    /// Reading every tenant's wrapped data keys (`DataKeyStore::list`).
+    KeyRewrap,
 }
 
 /// A connection, inside a scoped transaction when row-level security is on.
@@ -350,6 +366,7 @@ pub(crate) async fn set_scope(conn: &mut PgConnection, scope: Scope<'_>) -> Resu
         Scope::NoTenant => ("docaiche.tenant_id", "-"),
         Scope::Lookup(lookup) => ("docaiche.api_key_lookup", lookup),
         Scope::Worker => ("docaiche.job_worker", "on"),
+        Scope::KeyRewrap => ("docaiche.data_key_rewrap", "on"),
     };
     sqlx::query("SELECT set_config($1, $2, true)")
         .bind(name)
@@ -586,6 +603,12 @@ impl PgStore {
         PgDocumentStore::new(self.shared.clone())
     }
 
+    /// The [`AccountStore`](docaiche_core::AccountStore).
+    #[must_use]
+    pub fn accounts(&self) -> PgAccountStore {
+        PgAccountStore::new(self.shared.clone())
+    }
+
     /// The [`ApiKeyStore`](docaiche_core::ApiKeyStore).
     #[must_use]
     pub fn api_keys(&self) -> PgApiKeyStore {
@@ -608,6 +631,13 @@ impl PgStore {
     #[must_use]
     pub fn audit(&self) -> PgAuditSink {
         PgAuditSink::new(self.shared.clone())
+    }
+
+    /// The [`DataKeyStore`](crate::encryption::DataKeyStore) of encryption
+    /// at rest (table `data_keys`), to keep data keys beside the documents.
+    #[must_use]
+    pub fn data_keys(&self) -> PgDataKeyStore {
+        PgDataKeyStore::new(self.shared.clone())
     }
 
     /// A [`HealthCheck`] named `postgres`.

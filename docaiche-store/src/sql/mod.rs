@@ -31,6 +31,7 @@ use docaiche_core::{ApiKeyId, DocumentId, Error, JobId, PrincipalId, Result, Ten
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+pub(crate) mod account;
 pub(crate) mod stats;
 
 pub use stats::PoolStats;

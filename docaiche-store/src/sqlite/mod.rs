@@ -53,11 +53,13 @@ use sqlx::{Sqlite, SqlitePool};
 
 use crate::sql::{MeteredPool, PoolConfig, PoolStats, db_error, pool_detail};
 
+mod accounts;
 #[doc(hidden)]
 mod data_keys;
 pub mod queries;
 mod stores;
 
+pub use accounts::SqliteAccountStore;
 pub use data_keys::SqliteDataKeyStore;
 
 pub use stores::{
@@ -258,6 +260,12 @@ impl SqliteStore {
     #[must_use]
     pub fn documents(&self) -> SqliteDocumentStore {
         SqliteDocumentStore::new(self.shared.clone())
+    }
+
+    /// The [`AccountStore`](docaiche_core::AccountStore).
+    #[must_use]
+    pub fn accounts(&self) -> SqliteAccountStore {
+        SqliteAccountStore::new(self.shared.clone())
     }
 
     /// The [`ApiKeyStore`](docaiche_core::ApiKeyStore).

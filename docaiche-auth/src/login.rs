@@ -1,0 +1,483 @@
+//! Password login: `{tenant, email, password}` in, a session out, with
+//! failed-attempt tracking, transparent rehash and an audit trail.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+//! use std::sync::Arc;
+//! use docaiche_auth::jwt::{Algorithm, JwtConfig, JwtIssuer, JwtKey, JwtKeySet};
+//! use docaiche_auth::login::PasswordLogin;
+//! use docaiche_auth::password::{PasswordConfig, PasswordService};
+//! use docaiche_auth::rbac::{RbacConfig, RolePolicy};
+//! use docaiche_auth::session::{MemoryRefreshTokenStore, SessionConfig, SessionManager};
+//! use docaiche_core::account::AccountEmail;
+//! use docaiche_core::{Clock, RequestContext, SecretBytes, SecretString, SystemClock, TenantId};
+//! use docaiche_store::memory::{MemoryAccountStore, MemoryAuditSink, MemoryRevocationStore};
+//!
+//! let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+//! let keys = Arc::new(JwtKeySet::new(JwtKey::hmac("k1", Algorithm::HS256, &SecretBytes::from(vec![7; 32]))?)?);
+//! let issuer = JwtIssuer::new(keys, JwtConfig::new("https://auth.example.com", "docaiche"), clock.clone())?;
+//! let sessions = SessionManager::new(
+//!     issuer,
+//!     Arc::new(MemoryRefreshTokenStore::new()),
+//!     Arc::new(MemoryRevocationStore::new()),
+//!     SessionConfig::default(),
+//!     clock,
+//! )?;
+//! let login = PasswordLogin::new(
+//!     Arc::new(MemoryAccountStore::new()),
+//!     Arc::new(PasswordService::new(PasswordConfig::default()).await?),
+//!     Arc::new(sessions),
+//!     RolePolicy::from_config(&RbacConfig::default())?,
+//!     Arc::new(MemoryAuditSink::new()),
+//! )?;
+//!
+//! let acme = TenantId::new("acme")?;
+//! let email = AccountEmail::new("alice@example.com")?;
+//! let password = SecretString::from("correct horse battery staple");
+//! login.create_account(&acme, email.clone(), &password, Vec::new()).await?;
+//!
+//! let context = RequestContext::new();
+//! let session = login.login(&acme, &email, &password, &context).await?;
+//! assert_eq!(session.principal.tenant, acme);
+//! // A wrong password and an unknown account fail alike.
+//! let wrong = login.login(&acme, &email, &SecretString::from("guess"), &context).await;
+//! let unknown = login.login(&acme, &AccountEmail::new("bob@example.com")?, &password, &context).await;
+//! assert_eq!(wrong.unwrap_err().to_string(), unknown.unwrap_err().to_string());
+//! # Ok::<(), docaiche_core::Error>(()) }).unwrap();
+//! ```
+//!
+//! # Design
+//!
+//! - **No enumeration.** An unknown account is verified against the
+//!   password service's dummy hash, a disabled one against its real hash,
+//!   and both fail exactly like a wrong password:
+//!   `Unauthenticated(BadCredential)`, one argon2id run each.
+//! - **Failed attempts** count against the account (tenant and email) and,
+//!   when the request context carries one, the client address and its /24
+//!   or /64 network, in a [`FailedAuthTracker`]; each failure is an
+//!   `auth.failure` audit event, each lock that starts an `auth.lockout`
+//!   one. While any subject is locked, attempts are refused with
+//!   `RateLimited` (429, `Retry-After`) before any hashing.
+//! - **Rehash on login.** When the stored hash was made with other
+//!   parameters, the fresh one is written back (a failure to write it is
+//!   logged and does not fail the login).
+//! - **Roles come from the account**, expanded through the [`RolePolicy`];
+//!   unknown role names grant nothing and are left out of tokens, and so
+//!   are cross-tenant roles, which an account row never grants (they are
+//!   bound only by configuration, see [`crate::rbac`]).
+//!   [`PasswordLogin::refresh`] re-reads the account, so a refresh after a
+//!   demotion carries the new roles, and a disabled or deleted account's
+//!   refresh fails and ends the session.
+//! - **Revocation** ([`PasswordLogin::revoke`], RFC 7009): a refresh token
+//!   ends its session (its access tokens included); an access token is
+//!   revoked by `jti` for the rest of its lifetime. Unknown or invalid
+//!   tokens are not an error, as the RFC asks.
+
+use std::fmt;
+use std::sync::Arc;
+
+use docaiche_core::account::{Account, AccountEmail, AccountStore};
+use docaiche_core::audit::{AuditEvent, AuditOutcome};
+use docaiche_core::{
+    AuditSink, AuthFailure, AuthMethod, Clock, Error, Principal, PrincipalId, RequestContext,
+    Result, SecretString, SystemClock, TenantId,
+};
+
+use crate::jwt::JwtVerifier;
+use crate::lockout::{FailedAuthTracker, FailureSubject, LockoutConfig};
+use crate::password::{PasswordService, PasswordVerdict};
+use crate::rbac::RolePolicy;
+use crate::session::{SessionManager, TokenPair};
+
+/// A successful login: the tokens and who they are for.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct LoginSession {
+    /// The access and refresh tokens.
+    pub tokens: TokenPair,
+    /// The principal the tokens carry.
+    pub principal: Principal,
+}
+
+/// What [`PasswordLogin::revoke`] revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Revoked {
+    /// A refresh token's whole session.
+    Session,
+    /// One access token, by `jti`.
+    AccessToken,
+    /// Nothing: the token is unknown, invalid or expired (RFC 7009 answers
+    /// success anyway).
+    Nothing,
+}
+
+/// Password login, refresh and revocation; see the [module docs](self).
+pub struct PasswordLogin {
+    accounts: Arc<dyn AccountStore>,
+    passwords: Arc<PasswordService>,
+    sessions: Arc<SessionManager>,
+    policy: RolePolicy,
+    audit: Arc<dyn AuditSink>,
+    tracker: Arc<FailedAuthTracker>,
+    verifier: Option<Arc<JwtVerifier>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for PasswordLogin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasswordLogin")
+            .field("accounts", &self.accounts)
+            .field("passwords", &self.passwords)
+            .field("tracker", &self.tracker)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The one answer to every bad login.
+fn bad_credential() -> Error {
+    Error::unauthenticated(AuthFailure::BadCredential)
+}
+
+impl PasswordLogin {
+    /// A login service over `accounts`, hashing with `passwords`, issuing
+    /// sessions with `sessions`, expanding roles through `policy` and
+    /// auditing to `audit`, with a failed-attempt tracker of default
+    /// settings on the system clock (replace it with
+    /// [`PasswordLogin::with_tracker`] to share one).
+    ///
+    /// # Errors
+    /// As [`FailedAuthTracker::new`] (never, with the defaults).
+    pub fn new(
+        accounts: Arc<dyn AccountStore>,
+        passwords: Arc<PasswordService>,
+        sessions: Arc<SessionManager>,
+        policy: RolePolicy,
+        audit: Arc<dyn AuditSink>,
+    ) -> Result<Self> {
+        let tracker = FailedAuthTracker::new(LockoutConfig::default(), Arc::clone(&audit))?;
+        Ok(Self {
+            accounts,
+            passwords,
+            sessions,
+            policy,
+            audit,
+            tracker: Arc::new(tracker),
+            verifier: None,
+            clock: Arc::new(SystemClock::new()),
+        })
+    }
+
+    /// Track failed attempts with `tracker` (which audits to its own sink).
+    #[must_use]
+    pub fn with_tracker(mut self, tracker: Arc<FailedAuthTracker>) -> Self {
+        self.tracker = tracker;
+        self
+    }
+
+    /// Verify access tokens presented to [`PasswordLogin::revoke`] with
+    /// `verifier` (without one, only refresh tokens can be revoked).
+    #[must_use]
+    pub fn with_access_token_verifier(mut self, verifier: Arc<JwtVerifier>) -> Self {
+        self.verifier = Some(verifier);
+        self
+    }
+
+    /// Read time (account timestamps, audit events) from `clock`.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The account store.
+    #[must_use]
+    pub fn accounts(&self) -> &Arc<dyn AccountStore> {
+        &self.accounts
+    }
+
+    /// The password service.
+    #[must_use]
+    pub const fn passwords(&self) -> &Arc<PasswordService> {
+        &self.passwords
+    }
+
+    /// The session manager.
+    #[must_use]
+    pub const fn sessions(&self) -> &Arc<SessionManager> {
+        &self.sessions
+    }
+
+    /// Create an account with a freshly hashed `password` and a random id
+    /// (`u` + 22 base64url characters).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a password the password service refuses
+    /// (too short or too long); [`Error::Conflict`] if the email exists in
+    /// the tenant; the store's error.
+    pub async fn create_account(
+        &self,
+        tenant: &TenantId,
+        email: AccountEmail,
+        password: &SecretString,
+        roles: Vec<String>,
+    ) -> Result<Account> {
+        let hash = self.passwords.hash(password).await?;
+        let id = PrincipalId::new(format!("u{}", crate::jwt::random_urlsafe::<16>()?))?;
+        let account =
+            Account::new(tenant.clone(), id, email, hash, self.clock.now()).with_roles(roles);
+        self.accounts.create(&account).await?;
+        self.record(
+            AuditEvent::new(
+                "account.create",
+                AuditOutcome::Success,
+                self.clock.now(),
+                &RequestContext::new(),
+            )
+            .by(tenant.clone(), None)
+            .with_detail("account", account.id.as_str().into()),
+        )
+        .await;
+        Ok(account)
+    }
+
+    /// The principal `account` signs in as: its known, tenant-scoped roles
+    /// and their permissions.
+    #[must_use]
+    pub fn principal_of(&self, account: &Account) -> Principal {
+        let roles: Vec<String> = account
+            .roles
+            .iter()
+            .filter(|name| self.policy.role(name).is_some() && !self.policy.is_cross_tenant(name))
+            .cloned()
+            .collect();
+        let permissions = self.policy.permissions_of(roles.iter().map(String::as_str));
+        Principal::new(
+            account.id.clone(),
+            account.tenant.clone(),
+            AuthMethod::Password,
+        )
+        .with_roles(roles)
+        .with_permissions(permissions)
+    }
+
+    /// Check `password` for `email` in `tenant` and start a session.
+    ///
+    /// # Errors
+    /// [`Error::RateLimited`] while the account, the client address or its
+    /// network is locked out (no password is checked);
+    /// [`Error::Unauthenticated`] (`BadCredential`) for an unknown account,
+    /// a wrong password or a disabled account, indistinguishably;
+    /// `Unavailable` if a store is down (fail closed).
+    pub async fn login(
+        &self,
+        tenant: &TenantId,
+        email: &AccountEmail,
+        password: &SecretString,
+        context: &RequestContext,
+    ) -> Result<LoginSession> {
+        let mut subjects = vec![FailureSubject::account(
+            Some(tenant.clone()),
+            email.as_str(),
+        )];
+        if let Some(addr) = context.client_addr {
+            subjects.extend(FailureSubject::for_client(addr));
+        }
+        self.tracker.check(&subjects)?;
+
+        let account = self.accounts.find_by_email(tenant, email).await?;
+        let verdict = match self
+            .passwords
+            .verify(password, account.as_ref().map(|a| a.password_hash.as_str()))
+            .await
+        {
+            // A password over the length limit is a wrong password too.
+            Err(Error::InvalidInput { .. }) => PasswordVerdict::Invalid,
+            other => other?,
+        };
+        let account = match (verdict, account) {
+            (PasswordVerdict::Valid { rehashed }, Some(account)) if !account.disabled => {
+                if let Some(hash) = rehashed {
+                    self.store_rehash(&account, &hash).await;
+                }
+                account
+            }
+            (_, account) => {
+                let reason = if account.as_ref().is_some_and(|a| a.disabled) {
+                    "account disabled"
+                } else {
+                    "unknown account or wrong password"
+                };
+                tracing::debug!(tenant = %tenant, reason, "password login refused");
+                self.tracker
+                    .record_failure(&subjects, context, AuthFailure::BadCredential)
+                    .await;
+                return Err(bad_credential());
+            }
+        };
+        self.tracker.record_success(&subjects);
+        let principal = self.principal_of(&account);
+        let tokens = self.sessions.issue(&principal).await?;
+        self.record(
+            AuditEvent::new(
+                "auth.login",
+                AuditOutcome::Success,
+                self.clock.now(),
+                context,
+            )
+            .by(tenant.clone(), Some(account.id.clone()))
+            .with_detail("method", "password".into())
+            .with_detail("session", tokens.session.as_str().into()),
+        )
+        .await;
+        Ok(LoginSession { tokens, principal })
+    }
+
+    async fn store_rehash(&self, account: &Account, hash: &str) {
+        match self
+            .accounts
+            .update_password_hash(&account.tenant, &account.id, hash, self.clock.now())
+            .await
+        {
+            Ok(_) => tracing::info!(
+                tenant = %account.tenant,
+                account = %account.id,
+                "password rehashed with the current parameters"
+            ),
+            Err(e) => tracing::warn!(
+                tenant = %account.tenant,
+                account = %account.id,
+                error = %e.log_chain(),
+                "password rehash not stored; it is retried at the next login"
+            ),
+        }
+    }
+
+    /// Exchange a refresh token for a new pair, with the account's current
+    /// roles.
+    ///
+    /// # Errors
+    /// As [`SessionManager::refresh_with`]; [`Error::Unauthenticated`]
+    /// (`Revoked`) when the account was disabled or deleted, which also
+    /// ends the session.
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        context: &RequestContext,
+    ) -> Result<TokenPair> {
+        let outcome = self
+            .sessions
+            .refresh_with(refresh_token, |current| {
+                let (tenant, id) = (current.tenant.clone(), current.id.clone());
+                async move {
+                    match self.accounts.get(&tenant, &id).await? {
+                        Some(account) if !account.disabled => Ok(self.principal_of(&account)),
+                        _ => Err(Error::unauthenticated(AuthFailure::Revoked)),
+                    }
+                }
+            })
+            .await;
+        let (outcome_kind, reason) = match &outcome {
+            Ok(_) => (AuditOutcome::Success, None),
+            Err(Error::Unauthenticated { reason }) => {
+                (AuditOutcome::Failure, Some(reason.as_str()))
+            }
+            // Outages are logged by the caller, not audited as attempts.
+            Err(_) => return outcome,
+        };
+        let mut event = AuditEvent::new("auth.refresh", outcome_kind, self.clock.now(), context);
+        if let Ok(pair) = &outcome {
+            event = event.with_detail("session", pair.session.as_str().into());
+        }
+        if let Some(tenant) = refresh_token
+            .rsplit_once('.')
+            .and_then(|(t, _)| TenantId::new(t).ok())
+        {
+            event = event.by(tenant, None);
+        }
+        if let Some(reason) = reason {
+            event = event.because(reason);
+        }
+        self.record(event).await;
+        outcome
+    }
+
+    /// Revoke `token` (RFC 7009): a refresh token ends its session, an
+    /// access token is revoked by `jti`. `hint` (`refresh_token` or
+    /// `access_token`) only changes which is tried first.
+    ///
+    /// # Errors
+    /// `Unavailable` if a store is down. An unknown, invalid or expired
+    /// token is `Ok(Revoked::Nothing)`.
+    pub async fn revoke(
+        &self,
+        token: &str,
+        hint: Option<&str>,
+        context: &RequestContext,
+    ) -> Result<Revoked> {
+        let access_first = hint == Some("access_token");
+        let revoked = if access_first {
+            match self.revoke_access(token).await? {
+                Revoked::Nothing => self.revoke_refresh(token).await?,
+                done => done,
+            }
+        } else {
+            match self.revoke_refresh(token).await? {
+                Revoked::Nothing => self.revoke_access(token).await?,
+                done => done,
+            }
+        };
+        if revoked != Revoked::Nothing {
+            let what = if revoked == Revoked::Session {
+                "session"
+            } else {
+                "access_token"
+            };
+            self.record(
+                AuditEvent::new(
+                    "auth.revoke",
+                    AuditOutcome::Success,
+                    self.clock.now(),
+                    context,
+                )
+                .with_detail("revoked", what.into()),
+            )
+            .await;
+        }
+        Ok(revoked)
+    }
+
+    async fn revoke_refresh(&self, token: &str) -> Result<Revoked> {
+        match self.sessions.revoke_refresh(token).await {
+            Ok(()) => Ok(Revoked::Session),
+            Err(Error::Unauthenticated { .. }) => Ok(Revoked::Nothing),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn revoke_access(&self, token: &str) -> Result<Revoked> {
+        let Some(verifier) = &self.verifier else {
+            return Ok(Revoked::Nothing);
+        };
+        match verifier.verify(token) {
+            Ok(claims) => {
+                self.sessions.revoke_access(&claims).await?;
+                Ok(Revoked::AccessToken)
+            }
+            Err(_) => Ok(Revoked::Nothing),
+        }
+    }
+
+    async fn record(&self, event: AuditEvent) {
+        if let Err(error) = self.audit.record(&event).await {
+            tracing::warn!(
+                action = %event.action,
+                error = %error.log_chain(),
+                "login audit event not recorded"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,69 @@
+//! Data-subject requests (GDPR Art. 15, 17, 20; CCPA): record each request
+//! with its legal deadline, export everything held about a subject as one
+//! JSON bundle, erase a subject (delete, revoke, crypto-shred) leaving a
+//! pseudonymised tombstone on the audit trail.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use docaiche_compliance::privacy::{
+//!     MemoryPrivacyRequestStore, Regulation, RequestKind, SubjectRightsService,
+//! };
+//! use docaiche_core::secret::SecretBytes;
+//! use docaiche_core::{
+//!     ApiKeyStore, AuthMethod, AuditSink, DocumentStore, ManualClock, Permission, Principal,
+//!     PrincipalId, RequestContext, TenantId,
+//! };
+//!
+//! # async fn demo(documents: Arc<dyn DocumentStore>, keys: Arc<dyn ApiKeyStore>, audit: Arc<dyn AuditSink>) -> docaiche_core::Result<()> {
+//! let service = SubjectRightsService::new(
+//!     documents,
+//!     keys,
+//!     Arc::new(MemoryPrivacyRequestStore::new()),
+//!     audit,
+//!     Arc::new(ManualClock::new()),
+//!     &SecretBytes::new(vec![0x42; 32]), // from your secret provider
+//! )?;
+//! let acme = TenantId::new("acme")?;
+//! let dpo = Principal::new(PrincipalId::new("dpo")?, acme.clone(), AuthMethod::Password)
+//!     .with_permissions([Permission::PRIVACY_EXPORT, Permission::PRIVACY_ERASE].into_iter().collect());
+//! let ctx = RequestContext::new();
+//!
+//! let request = service
+//!     .submit(&dpo, &acme, PrincipalId::new("alice")?, RequestKind::Export, Regulation::Gdpr, &ctx)
+//!     .await?;
+//! assert_eq!((request.deadline - request.received_at).whole_days(), 30);
+//! let bundle = service.export(&dpo, &acme, &request.id, &ctx).await?;
+//! let json = serde_json::to_vec_pretty(&bundle).map_err(|e| docaiche_core::Error::internal_with("export", e))?;
+//! # let _ = json; Ok(()) }
+//! ```
+//!
+//! ## What erasure does, and what it cannot
+//!
+//! - Documents owned by the subject: deleted (content, text, metadata).
+//! - Their data key: destroyed through a [`CryptoShredder`] if one is
+//!   configured, which makes every encrypted copy unreadable, backups
+//!   included.
+//! - API keys acting as the subject: revoked. The core `ApiKeyStore`
+//!   contract has no delete, so the (revoked, hash-only) records remain
+//!   until the store's own cleanup; they can never authenticate again.
+//! - Their privacy request records: the subject id is replaced by the
+//!   pseudonym.
+//! - The audit trail is append-only and tamper-evident: entries written
+//!   before the erasure keep what they recorded (kept under GDPR Art.
+//!   17(3)(b) and (e): legal obligation, legal claims; give the trail a
+//!   retention period). The privacy events themselves only ever carry the
+//!   pseudonym.
+//! - A legal hold covering the subject refuses the erasure (status
+//!   `rejected`, reason `legal_hold`).
+
+mod request;
+mod service;
+
+pub use request::{
+    MemoryPrivacyRequestStore, PrivacyRequest, PrivacyRequestStore, Regulation, RequestKind,
+    RequestStatus,
+};
+pub use service::{
+    CryptoShredder, EXPORT_FORMAT, ErasureReport, ExportBundle, ExportedApiKey, ExportedDocument,
+    SUBJECT_RESOURCE, SubjectAuditSource, SubjectRightsService, event_concerns,
+};

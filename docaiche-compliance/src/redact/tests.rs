@@ -1,0 +1,149 @@
+use std::borrow::Cow;
+
+use docaiche_core::audit::{AuditEvent, AuditOutcome};
+use docaiche_core::secret::SecretBytes;
+use docaiche_core::{ManualClock, RequestContext, clock::Clock};
+
+use super::*;
+
+fn kinds(redactor: &Redactor, text: &str) -> Vec<PiiKind> {
+    redactor.find(text).into_iter().map(|f| f.kind).collect()
+}
+
+#[test]
+fn clean_text_is_borrowed() {
+    let r = Redactor::new();
+    for clean in [
+        "GET /v1/documents 200 12ms",
+        "2026-11-24T01:15:42.123Z INFO docaiche::server: started in 12:30:45",
+        "request_id=0192f3a4-5b6c-7d8e-9f01-23456789abcd version=1.2.3",
+    ] {
+        assert!(matches!(r.redact(clean), Cow::Borrowed(_)), "{clean}");
+    }
+}
+
+#[test]
+fn each_kind_is_found() {
+    let r = Redactor::new();
+    let cases = [
+        ("mail bob.smith+x@mail.example.co.uk now", PiiKind::Email),
+        ("call +44 20 7946 0958 today", PiiKind::Phone),
+        ("call (555) 123-4567 today", PiiKind::Phone),
+        ("pan 5555555555554444 ok", PiiKind::CardNumber),
+        ("iban DE89 3704 0044 0532 0130 00 ok", PiiKind::Iban),
+        ("ssn 123-45-6789", PiiKind::NationalId),
+        ("nino AB 12 34 56 C", PiiKind::NationalId),
+        ("from 192.168.10.20:443", PiiKind::IpAddress),
+        ("from [2001:db8:85a3::8a2e:370:7334]:443", PiiKind::IpAddress),
+        (
+            "tok eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.c2lnbmF0dXJl",
+            PiiKind::Jwt,
+        ),
+        (
+            "key dcx_4kTq0ZbW8mNa_Xr3bQ9zLw2Vt7Yp1Ks5Hd8Jf6Gm4Nc0Qa81Z",
+            PiiKind::ApiKey,
+        ),
+        ("Authorization: Bearer abc123def456ghi789", PiiKind::BearerToken),
+        (
+            "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END PRIVATE KEY-----",
+            PiiKind::PrivateKey,
+        ),
+    ];
+    for (text, kind) in cases {
+        assert_eq!(kinds(&r, text), [kind], "{text}");
+    }
+}
+
+#[test]
+fn api_keys_keep_their_public_lookup() {
+    let r = Redactor::new();
+    assert_eq!(
+        r.redact("key dcx_4kTq0ZbW8mNa_Xr3bQ9zLw2Vt7Yp1Ks5Hd8Jf6Gm4Nc0Qa81Z used"),
+        "key dcx_4kTq0ZbW8mNa_[REDACTED] used"
+    );
+}
+
+#[test]
+fn ip_addresses_are_truncated_by_default() {
+    let r = Redactor::new();
+    assert_eq!(r.redact("peer 203.0.113.42"), "peer 203.0.113.0");
+    assert_eq!(
+        r.redact("peer 2001:db8:85a3:1:2:8a2e:370:7334"),
+        "peer 2001:db8:85a3::"
+    );
+}
+
+#[test]
+fn hashing_is_stable_and_needs_a_key() {
+    let err = Redactor::builder()
+        .action(PiiKind::Email, Action::Hash)
+        .build()
+        .unwrap_err();
+    assert_eq!(err.code(), docaiche_core::ErrorCode::Misconfigured);
+    let key = SecretBytes::new(vec![7; 32]);
+    let r = Redactor::builder()
+        .action(PiiKind::Email, Action::Hash)
+        .hash_key(&key)
+        .build()
+        .expect("valid");
+    let a = r.redact("a@example.com");
+    let b = r.redact("x a@example.com y");
+    assert!(a.starts_with("[email:") && a.len() == "[email:]".len() + 12, "{a}");
+    assert!(b.contains(a.as_ref()));
+    assert_ne!(r.redact("b@example.com"), a);
+}
+
+#[test]
+fn disabled_kinds_are_kept() {
+    let r = Redactor::builder()
+        .disable(PiiKind::IpAddress)
+        .build()
+        .expect("valid");
+    assert_eq!(r.redact("peer 203.0.113.42"), "peer 203.0.113.42");
+}
+
+#[test]
+fn a_bearer_jwt_is_reported_once_as_a_jwt() {
+    let r = Redactor::new();
+    let text = "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.c2lnbmF0dXJl";
+    assert_eq!(kinds(&r, text), [PiiKind::Jwt]);
+    assert_eq!(r.redact(text), "Authorization: Bearer [REDACTED:jwt]");
+}
+
+#[test]
+fn audit_event_details_are_redacted() {
+    let r = Redactor::new();
+    let clock = ManualClock::new();
+    let mut event = AuditEvent::new(
+        "auth.login",
+        AuditOutcome::Failure,
+        clock.now(),
+        &RequestContext::new().with_client_addr("198.51.100.7".parse().expect("ip")),
+    )
+    .because("bad password for carol@example.org")
+    .with_detail(
+        "input",
+        serde_json::json!({"email": "carol@example.org", "n": 3, "list": ["+1 202 555 0143"]}),
+    );
+    let changed = r.redact_event(&mut event);
+    assert_eq!(changed, 4);
+    let json = serde_json::to_string(&event).expect("serialises");
+    assert!(!json.contains("carol@"), "{json}");
+    assert!(!json.contains("555 0143"), "{json}");
+    assert_eq!(event.client_addr, Some("198.51.100.0".parse().expect("ip")));
+}
+
+#[test]
+fn hostile_input_stays_linear() {
+    let r = Redactor::new();
+    let long = "1".repeat(200_000) + &"a@".repeat(50_000) + &":".repeat(100_000);
+    let started = std::time::Instant::now();
+    let _ = r.redact(&long);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+#[test]
+fn custom_patterns_are_validated() {
+    assert!(NationalIdFormat::custom("bad", "(").is_err());
+    assert!(NationalIdFormat::custom("empty", "x*").is_err());
+}

@@ -1,0 +1,1 @@
+//! The PostgreSQL audit trail (filled in below).

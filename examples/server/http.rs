@@ -1,0 +1,814 @@
+//! HTTP hardening: security headers, HTTPS enforcement and response
+//! compression, configured by the `[http]` section.
+//!
+//! [`HardeningLayer`] wraps the router just inside the request-id and trace
+//! layers (see [`crate::app::router`]), so every answer — a handler's, a
+//! problem, a CORS preflight, a panic's 500 and the HTTPS layer's own
+//! redirect or refusal — carries the security headers and a request id.
+//! Outermost first:
+//!
+//! 1. Security headers, each set only when the handler did not set its own
+//!    (tower-http `SetResponseHeaderLayer`): `Strict-Transport-Security`
+//!    (when the deployment is HTTPS: TLS here, or `http.https` redirecting or
+//!    refusing plain HTTP), `Content-Security-Policy` (default: nothing may
+//!    load, no framing), `X-Content-Type-Options: nosniff`,
+//!    `X-Frame-Options: DENY` (for browsers without `frame-ancestors`) and
+//!    `Referrer-Policy`.
+//! 2. [`RequireHttps`]: with `http.https = "redirect"` or `"refuse"` and TLS
+//!    terminated by a proxy, a request is secure only if it comes from a
+//!    trusted proxy (`http.trusted_proxies`, else `rate_limit.trusted_proxies`)
+//!    that says `X-Forwarded-Proto: https`; a client talking to the server
+//!    directly cannot claim HTTPS by sending the header itself. An insecure
+//!    `GET`/`HEAD` is redirected (308) to the same path on `https://` when
+//!    redirecting; anything else is refused with a 400 problem, since its
+//!    body and credentials have already crossed the network in clear.
+//!    Health probes (`/health/*`) are exempt: orchestrators probe pods over
+//!    plain HTTP, and the probes carry no credentials.
+//! 3. Compression (tower-http `CompressionLayer`, gzip and brotli, chosen by
+//!    `Accept-Encoding`), skipped for bodies under
+//!    `http.compression_min_bytes`, for responses already encoded, and for
+//!    media types that are compressed already (images, audio, video, PDF,
+//!    archives) or streamed (`text/event-stream`, gRPC).
+//!
+//! The rest of the HTTP hardening lives beside it: CORS from the
+//! `[cors]` allowlist in [`crate::app`], TLS and the connection idle timeout
+//! in [`crate::tls`], JSON body validation in [`crate::json`].
+
+use std::borrow::Cow;
+use std::future::Ready;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
+use axum::response::IntoResponse as _;
+use docaiche_core::Error;
+use docaiche_ratelimit::policy::IpNet;
+use futures_util::TryFutureExt as _;
+use futures_util::future::{Either, MapOk};
+use serde::Deserialize;
+use tower::Layer;
+use tower::Service;
+use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
+use tower_http::compression::{Compression, CompressionLayer};
+use tower_http::set_header::{SetResponseHeader, SetResponseHeaderLayer};
+
+use crate::config::{Config, EnvLookup, Severity};
+
+/// The default `Content-Security-Policy`: an API serves no active content,
+/// so nothing may load and no page may frame it.
+pub(crate) const DEFAULT_CSP: &str =
+    "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/// One year, the `max-age` HSTS preload lists ask for.
+const DEFAULT_HSTS_MAX_AGE_SECS: u64 = 31_536_000;
+
+/// `[http]`: security headers, HTTPS, TLS, idle timeout, compression.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct HttpConfig {
+    /// What happens to a request that did not arrive over HTTPS when TLS is
+    /// terminated by a proxy: `off` (development default; refused in
+    /// production unless TLS is configured here), `redirect` or `refuse`.
+    pub(crate) https: HttpsMode,
+    /// PEM certificate chain; with [`Self::tls_key_file`], the server speaks
+    /// TLS itself (rustls, TLS 1.2 and 1.3).
+    pub(crate) tls_cert_file: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of the certificate.
+    pub(crate) tls_key_file: Option<PathBuf>,
+    /// CIDR blocks of the proxies whose `X-Forwarded-Proto` is believed;
+    /// empty means `rate_limit.trusted_proxies`.
+    pub(crate) trusted_proxies: Vec<String>,
+    /// `Strict-Transport-Security` max-age in seconds (HTTPS deployments
+    /// only); 0 sends none.
+    pub(crate) hsts_max_age_secs: u64,
+    /// Add `includeSubDomains` to HSTS: every subdomain must be HTTPS too.
+    pub(crate) hsts_include_subdomains: bool,
+    /// The `Content-Security-Policy` of every response.
+    pub(crate) content_security_policy: String,
+    /// The `Referrer-Policy` of every response.
+    pub(crate) referrer_policy: String,
+    /// A connection with no bytes in either direction for this long is
+    /// closed (keep-alive, slow clients, stalled uploads); must exceed
+    /// `server.request_timeout_secs`.
+    pub(crate) idle_timeout_secs: u64,
+    /// Compress responses (gzip, brotli) the client accepts.
+    pub(crate) compression: bool,
+    /// Smallest body compressed, in bytes.
+    pub(crate) compression_min_bytes: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            https: HttpsMode::Off,
+            tls_cert_file: None,
+            tls_key_file: None,
+            trusted_proxies: Vec::new(),
+            hsts_max_age_secs: DEFAULT_HSTS_MAX_AGE_SECS,
+            hsts_include_subdomains: false,
+            content_security_policy: DEFAULT_CSP.to_owned(),
+            referrer_policy: "no-referrer".to_owned(),
+            idle_timeout_secs: 75,
+            compression: true,
+            compression_min_bytes: 1024,
+        }
+    }
+}
+
+/// `http.https`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum HttpsMode {
+    /// Plain HTTP is served (development).
+    #[default]
+    Off,
+    /// Plain `GET`/`HEAD` is redirected to `https://`; anything else refused.
+    Redirect,
+    /// Plain HTTP is refused.
+    Refuse,
+}
+
+impl HttpsMode {
+    /// The name as written in the configuration.
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Redirect => "redirect",
+            Self::Refuse => "refuse",
+        }
+    }
+}
+
+impl FromStr for HttpsMode {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "off" => Ok(Self::Off),
+            "redirect" => Ok(Self::Redirect),
+            "refuse" => Ok(Self::Refuse),
+            _ => Err("expected `off`, `redirect` or `refuse`"),
+        }
+    }
+}
+
+impl HttpConfig {
+    /// Whether the server terminates TLS itself.
+    pub(crate) const fn has_tls(&self) -> bool {
+        self.tls_cert_file.is_some() && self.tls_key_file.is_some()
+    }
+
+    /// [`Self::idle_timeout_secs`] as a duration.
+    pub(crate) const fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
+    }
+
+    /// Apply the `DOCAICHE_*` overrides of `[http]`, adding a problem for
+    /// each unparsable one.
+    pub(crate) fn apply_env(&mut self, env: EnvLookup<'_>, problems: &mut Vec<Error>) {
+        if let Some(v) = env("DOCAICHE_HTTPS") {
+            match v.parse() {
+                Ok(mode) => self.https = mode,
+                Err(reason) => problems.push(Error::misconfigured("DOCAICHE_HTTPS", reason)),
+            }
+        }
+        if let Some(v) = env("DOCAICHE_TLS_CERT_FILE") {
+            self.tls_cert_file = Some(PathBuf::from(v));
+        }
+        if let Some(v) = env("DOCAICHE_TLS_KEY_FILE") {
+            self.tls_key_file = Some(PathBuf::from(v));
+        }
+        if let Some(v) = env("DOCAICHE_HTTPS_TRUSTED_PROXIES") {
+            self.trusted_proxies = v
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        if let Some(v) = env("DOCAICHE_IDLE_TIMEOUT_SECS") {
+            match v.trim().parse() {
+                Ok(secs) => self.idle_timeout_secs = secs,
+                Err(e) => problems.push(Error::misconfigured(
+                    "DOCAICHE_IDLE_TIMEOUT_SECS",
+                    format!("`{v}` is not a number of seconds ({e})"),
+                )),
+            }
+        }
+    }
+}
+
+/// The proxies trusted for `X-Forwarded-Proto`: `http.trusted_proxies`, or
+/// `rate_limit.trusted_proxies` when that is empty.
+fn trusted_proxy_settings(config: &Config) -> (&'static str, &[String]) {
+    if config.http.trusted_proxies.is_empty() {
+        (
+            "rate_limit.trusted_proxies",
+            &config.rate_limit.limits.trusted_proxies,
+        )
+    } else {
+        ("http.trusted_proxies", &config.http.trusted_proxies)
+    }
+}
+
+/// What `[http]` (and the CORS credentials flag) deserve to be told, each
+/// with the fix; called by [`Config::validate`].
+pub(crate) fn findings(config: &Config, add: &mut dyn FnMut(Severity, &str, Cow<'static, str>)) {
+    let http = &config.http;
+    match (&http.tls_cert_file, &http.tls_key_file) {
+        (Some(_), None) | (None, Some(_)) => add(
+            Severity::Invalid,
+            "http.tls_cert_file",
+            "http.tls_cert_file and http.tls_key_file go together; set both or neither".into(),
+        ),
+        _ => {}
+    }
+    let (proxies_setting, proxies) = trusted_proxy_settings(config);
+    for (i, block) in http.trusted_proxies.iter().enumerate() {
+        if let Err(reason) = block.parse::<IpNet>() {
+            add(
+                Severity::Invalid,
+                &format!("http.trusted_proxies[{i}]"),
+                reason.into(),
+            );
+        } else if matches!(block.trim(), "0.0.0.0/0" | "::/0") {
+            add(
+                Severity::Unsafe,
+                "http.trusted_proxies",
+                "trusts every address as a proxy, so any client can claim HTTPS with \
+                 X-Forwarded-Proto; list only your TLS proxies' addresses"
+                    .into(),
+            );
+        }
+    }
+    if !http.has_tls() {
+        match http.https {
+            HttpsMode::Off => add(
+                Severity::DevelopmentDefault,
+                "http.https",
+                "requests are served over plain HTTP; set http.tls_cert_file and \
+                 http.tls_key_file, or, behind a TLS-terminating proxy, set http.https = \
+                 \"redirect\" or \"refuse\" and list the proxy in http.trusted_proxies"
+                    .into(),
+            ),
+            HttpsMode::Redirect | HttpsMode::Refuse if proxies.is_empty() => add(
+                Severity::Invalid,
+                "http.https",
+                format!(
+                    "`{}` needs the TLS proxy's address in {proxies_setting}: without a \
+                     trusted X-Forwarded-Proto every request counts as plain HTTP",
+                    http.https.as_str()
+                )
+                .into(),
+            ),
+            HttpsMode::Redirect | HttpsMode::Refuse => {}
+        }
+    }
+    let https_deployment = http.has_tls() || http.https != HttpsMode::Off;
+    if https_deployment && http.hsts_max_age_secs == 0 {
+        add(
+            Severity::Unsafe,
+            "http.hsts_max_age_secs",
+            "0 sends no Strict-Transport-Security, so browsers may still try plain HTTP \
+             first; use 31536000 (one year)"
+                .into(),
+        );
+    }
+    if http.content_security_policy.trim().is_empty() {
+        add(
+            Severity::Unsafe,
+            "http.content_security_policy",
+            format!("is empty; the API serves no active content, use `{DEFAULT_CSP}`").into(),
+        );
+    }
+    for (setting, value) in [
+        (
+            "http.content_security_policy",
+            &http.content_security_policy,
+        ),
+        ("http.referrer_policy", &http.referrer_policy),
+    ] {
+        if HeaderValue::from_str(value).is_err() {
+            add(
+                Severity::Invalid,
+                setting,
+                "is not a valid header value (printable ASCII only)".into(),
+            );
+        }
+    }
+    if http.idle_timeout_secs == 0 {
+        add(
+            Severity::Invalid,
+            "http.idle_timeout_secs",
+            "must be at least 1 second".into(),
+        );
+    } else if http.idle_timeout_secs <= config.server.request_timeout_secs {
+        add(
+            Severity::Invalid,
+            "http.idle_timeout_secs",
+            format!(
+                "must exceed server.request_timeout_secs ({}): a connection is idle while \
+                 its handler works, and would be closed before the request times out",
+                config.server.request_timeout_secs
+            )
+            .into(),
+        );
+    }
+    if config.cors.allow_credentials && config.cors.allowed_origins.iter().any(|o| o == "*") {
+        add(
+            Severity::Invalid,
+            "cors.allow_credentials",
+            "credentials cannot be allowed for `*`: any web site could act with its \
+             visitors' cookies; list the exact origins in cors.allowed_origins"
+                .into(),
+        );
+    }
+}
+
+/// What the hardening layers need, from a validated [`Config`].
+#[derive(Debug, Clone)]
+pub(crate) struct HttpHardening {
+    /// `Strict-Transport-Security`, if sent.
+    pub(crate) hsts: Option<HeaderValue>,
+    /// `Content-Security-Policy`, if sent.
+    pub(crate) content_security_policy: Option<HeaderValue>,
+    /// `Referrer-Policy`, if sent.
+    pub(crate) referrer_policy: Option<HeaderValue>,
+    /// HTTPS enforcement.
+    pub(crate) https: HttpsPolicy,
+    /// Smallest body compressed; `None` disables compression.
+    pub(crate) compression_min_bytes: Option<u64>,
+    /// CORS answers allow credentials (never with `*`).
+    pub(crate) cors_credentials: bool,
+}
+
+impl HttpHardening {
+    /// The settings of `config`.
+    ///
+    /// # Errors
+    /// [`Error::Misconfigured`] for a header value or CIDR block that
+    /// [`Config::validate`] would have refused.
+    pub(crate) fn from_config(config: &Config) -> Result<Self, Error> {
+        let http = &config.http;
+        let header = |setting: &'static str, value: &str| {
+            if value.trim().is_empty() {
+                return Ok(None);
+            }
+            HeaderValue::from_str(value.trim())
+                .map(Some)
+                .map_err(|_| Error::misconfigured(setting, "is not a valid header value"))
+        };
+        let https_deployment = http.has_tls() || http.https != HttpsMode::Off;
+        let hsts = (https_deployment && http.hsts_max_age_secs > 0).then(|| {
+            let mut value = format!("max-age={}", http.hsts_max_age_secs);
+            if http.hsts_include_subdomains {
+                value.push_str("; includeSubDomains");
+            }
+            // Digits and ASCII only.
+            HeaderValue::try_from(value).ok()
+        });
+        let (setting, proxies) = trusted_proxy_settings(config);
+        let mut trusted = Vec::with_capacity(proxies.len());
+        for (i, block) in proxies.iter().enumerate() {
+            trusted.push(
+                block
+                    .parse::<IpNet>()
+                    .map_err(|reason| Error::misconfigured(format!("{setting}[{i}]"), reason))?,
+            );
+        }
+        Ok(Self {
+            hsts: hsts.flatten(),
+            content_security_policy: header(
+                "http.content_security_policy",
+                &http.content_security_policy,
+            )?,
+            referrer_policy: header("http.referrer_policy", &http.referrer_policy)?,
+            https: HttpsPolicy {
+                mode: http.https,
+                tls: http.has_tls(),
+                trusted: trusted.into(),
+            },
+            compression_min_bytes: http.compression.then_some(http.compression_min_bytes),
+            cors_credentials: config.cors.allow_credentials,
+        })
+    }
+
+    /// The layer applying these settings.
+    pub(crate) fn layer(&self) -> HardeningLayer {
+        HardeningLayer {
+            settings: Arc::new(self.clone()),
+        }
+    }
+}
+
+/// Whether a request arrived over HTTPS, and what to do when it did not.
+#[derive(Debug, Clone)]
+pub(crate) struct HttpsPolicy {
+    /// What to do with plain HTTP.
+    pub(crate) mode: HttpsMode,
+    /// The listener terminates TLS itself: every request is secure.
+    pub(crate) tls: bool,
+    /// Peers whose `X-Forwarded-Proto` is believed.
+    pub(crate) trusted: Arc<[IpNet]>,
+}
+
+/// What [`RequireHttps`] does with one request.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    /// Secure, exempt, or enforcement is off.
+    Pass,
+    /// A 308 to this `https://` location.
+    Redirect(HeaderValue),
+    /// A 400 problem.
+    Refuse,
+}
+
+impl HttpsPolicy {
+    /// Whether a request from `peer` with `headers` came over HTTPS.
+    fn is_secure(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> bool {
+        if self.tls {
+            return true;
+        }
+        let Some(peer) = peer else {
+            return false;
+        };
+        self.trusted.iter().any(|net| net.contains(peer))
+            && forwarded_proto(headers).is_some_and(|proto| proto.eq_ignore_ascii_case("https"))
+    }
+
+    /// The verdict on `request`.
+    fn verdict<B>(&self, request: &Request<B>) -> Verdict {
+        if self.mode == HttpsMode::Off || request.uri().path().starts_with("/health/") {
+            return Verdict::Pass;
+        }
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        if self.is_secure(peer, request.headers()) {
+            return Verdict::Pass;
+        }
+        let idempotent = request.method() == Method::GET || request.method() == Method::HEAD;
+        if self.mode == HttpsMode::Redirect && idempotent {
+            if let Some(location) = https_location(request) {
+                return Verdict::Redirect(location);
+            }
+        }
+        Verdict::Refuse
+    }
+}
+
+/// The protocol the nearest proxy saw: the last entry of the last
+/// `X-Forwarded-Proto` line (a proxy appends, or replaces the header).
+fn forwarded_proto(headers: &HeaderMap) -> Option<&str> {
+    let line = headers
+        .get_all("x-forwarded-proto")
+        .iter()
+        .next_back()?
+        .to_str()
+        .ok()?;
+    line.rsplit(',').next().map(str::trim)
+}
+
+/// `https://` + the request's host (without its port: the plain listener's
+/// port is not the TLS one) + its path and query; `None` without a valid
+/// host.
+fn https_location<B>(request: &Request<B>) -> Option<HeaderValue> {
+    let authority = match request.uri().authority() {
+        Some(authority) => authority.clone(),
+        None => request
+            .headers()
+            .get(header::HOST)?
+            .to_str()
+            .ok()?
+            .parse::<axum::http::uri::Authority>()
+            .ok()?,
+    };
+    // No userinfo: `https://evil@host` would be a way to smuggle a host.
+    if authority.as_str().contains('@') {
+        return None;
+    }
+    let path = request
+        .uri()
+        .path_and_query()
+        .map_or("/", axum::http::uri::PathAndQuery::as_str);
+    HeaderValue::from_str(&format!("https://{}{path}", authority.host())).ok()
+}
+
+/// Wraps a service with [`RequireHttps`].
+#[derive(Debug, Clone)]
+pub(crate) struct RequireHttpsLayer {
+    policy: Arc<HttpsPolicy>,
+}
+
+impl RequireHttpsLayer {
+    /// Enforce `policy`.
+    pub(crate) fn new(policy: HttpsPolicy) -> Self {
+        Self {
+            policy: Arc::new(policy),
+        }
+    }
+}
+
+impl<S> Layer<S> for RequireHttpsLayer {
+    type Service = RequireHttps<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequireHttps {
+            inner,
+            policy: Arc::clone(&self.policy),
+        }
+    }
+}
+
+/// Redirects or refuses requests that did not arrive over HTTPS; see the
+/// [module docs](self).
+#[derive(Debug, Clone)]
+pub(crate) struct RequireHttps<S> {
+    inner: S,
+    policy: Arc<HttpsPolicy>,
+}
+
+/// The body-type conversion of passed responses.
+type IntoBody<B> = fn(Response<B>) -> Response<Body>;
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireHttps<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    ResBody::Error: Into<axum::BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = Either<Ready<Result<Response<Body>, S::Error>>, MapOk<S::Future, IntoBody<ResBody>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let answer = match self.policy.verdict(&request) {
+            Verdict::Pass => {
+                let into_body: IntoBody<ResBody> = |response| response.map(Body::new);
+                return Either::Right(self.inner.call(request).map_ok(into_body));
+            }
+            Verdict::Redirect(location) => {
+                tracing::debug!(path = %request.uri().path(), "plain HTTP redirected to HTTPS");
+                (
+                    StatusCode::PERMANENT_REDIRECT,
+                    [(header::LOCATION, location)],
+                )
+                    .into_response()
+            }
+            Verdict::Refuse => {
+                tracing::debug!(path = %request.uri().path(), "plain HTTP refused");
+                Error::invalid_input("plain HTTP is refused: send the request over HTTPS")
+                    .into_response()
+            }
+        };
+        Either::Left(std::future::ready(Ok(answer)))
+    }
+}
+
+/// When a response is compressed: at least the minimum size (or of
+/// unknown size), not already encoded (tower-http checks that), and not a
+/// media type that is compressed already or streamed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CompressWhen {
+    /// Smallest body compressed; `None` disables compression.
+    min_bytes: Option<u64>,
+}
+
+/// Media types (prefixes) whose bodies are compressed already.
+const PRECOMPRESSED: [&str; 10] = [
+    "image/",
+    "audio/",
+    "video/",
+    "font/woff",
+    "application/pdf",
+    "application/zip",
+    "application/gzip",
+    "application/x-gzip",
+    "application/zstd",
+    "application/octet-stream",
+];
+
+impl Predicate for CompressWhen {
+    fn should_compress<B>(&self, response: &Response<B>) -> bool
+    where
+        B: axum::body::HttpBody,
+    {
+        let Some(min_bytes) = self.min_bytes else {
+            return false;
+        };
+        let precompressed = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| {
+                let ct = ct.trim_start().to_ascii_lowercase();
+                // SVG is text: compress it despite `image/`.
+                !ct.starts_with("image/svg+xml")
+                    && PRECOMPRESSED.iter().any(|prefix| ct.starts_with(prefix))
+            });
+        !precompressed
+            && SizeAbove::new(min_bytes)
+                .and(NotForContentType::GRPC)
+                .and(NotForContentType::SSE)
+                .should_compress(response)
+    }
+}
+
+/// `X-Content-Type-Options`.
+const X_CONTENT_TYPE_OPTIONS: HeaderName = HeaderName::from_static("x-content-type-options");
+
+/// The service stack of [`HardeningLayer`], outermost first.
+pub(crate) type Hardened<S> = SetResponseHeader<
+    SetResponseHeader<
+        SetResponseHeader<
+            SetResponseHeader<
+                SetResponseHeader<RequireHttps<Compression<S, CompressWhen>>, Option<HeaderValue>>,
+                Option<HeaderValue>,
+            >,
+            Option<HeaderValue>,
+        >,
+        Option<HeaderValue>,
+    >,
+    Option<HeaderValue>,
+>;
+
+/// Security headers, HTTPS enforcement and compression, in that order
+/// (outermost first); see the [module docs](self).
+#[derive(Debug, Clone)]
+pub(crate) struct HardeningLayer {
+    settings: Arc<HttpHardening>,
+}
+
+impl<S> Layer<S> for HardeningLayer {
+    type Service = Hardened<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        let settings = &self.settings;
+        let compression = CompressionLayer::new()
+            .gzip(true)
+            .br(true)
+            .compress_when(CompressWhen {
+                min_bytes: settings.compression_min_bytes,
+            });
+        let https = RequireHttpsLayer::new(settings.https.clone());
+        let headers = [
+            (
+                header::STRICT_TRANSPORT_SECURITY,
+                settings.hsts.clone(),
+            ),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                settings.content_security_policy.clone(),
+            ),
+            (
+                X_CONTENT_TYPE_OPTIONS,
+                Some(HeaderValue::from_static("nosniff")),
+            ),
+            (
+                header::X_FRAME_OPTIONS,
+                Some(HeaderValue::from_static("DENY")),
+            ),
+            (header::REFERRER_POLICY, settings.referrer_policy.clone()),
+        ];
+        let [hsts, csp, nosniff, frame, referrer] =
+            headers.map(|(name, value)| SetResponseHeaderLayer::if_not_present(name, value));
+        let service = https.layer(compression.layer(inner));
+        hsts.layer(csp.layer(nosniff.layer(frame.layer(referrer.layer(service)))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(edit: impl FnOnce(&mut Config)) -> Config {
+        let mut config = Config::default();
+        edit(&mut config);
+        config
+    }
+
+    fn settings_named(config: &Config) -> Vec<String> {
+        let mut out = Vec::new();
+        findings(config, &mut |_, setting, _| out.push(setting.to_owned()));
+        out
+    }
+
+    #[test]
+    fn the_defaults_build_and_only_name_plain_http() {
+        let config = Config::default();
+        assert_eq!(settings_named(&config), ["http.https"]);
+        let hardening = HttpHardening::from_config(&config).expect("defaults");
+        assert!(hardening.hsts.is_none(), "no HSTS over plain HTTP");
+        assert_eq!(hardening.https.mode, HttpsMode::Off);
+        assert_eq!(hardening.compression_min_bytes, Some(1024));
+    }
+
+    #[test]
+    fn https_behind_a_proxy_needs_a_trusted_proxy() {
+        let refused = config(|c| c.http.https = HttpsMode::Redirect);
+        assert_eq!(settings_named(&refused), ["http.https"]);
+        let trusted = config(|c| {
+            c.http.https = HttpsMode::Refuse;
+            c.rate_limit.limits.trusted_proxies = vec!["10.0.0.0/8".into()];
+        });
+        assert!(settings_named(&trusted).is_empty());
+        let hardening = HttpHardening::from_config(&trusted).expect("valid");
+        assert_eq!(
+            hardening.hsts.as_ref().map(HeaderValue::as_bytes),
+            Some(&b"max-age=31536000"[..])
+        );
+    }
+
+    #[test]
+    fn every_bad_http_setting_is_named() {
+        let bad = config(|c| {
+            c.http.tls_cert_file = Some("/cert.pem".into());
+            c.http.trusted_proxies = vec!["10.0.0.1/8".into(), "0.0.0.0/0".into()];
+            c.http.hsts_max_age_secs = 0;
+            c.http.content_security_policy = "bad\nvalue".into();
+            c.http.idle_timeout_secs = 30;
+            c.cors.allow_credentials = true;
+        });
+        let named = settings_named(&bad);
+        for setting in [
+            "http.tls_cert_file",
+            "http.trusted_proxies[0]",
+            "http.trusted_proxies",
+            "http.content_security_policy",
+            "http.idle_timeout_secs",
+            "cors.allow_credentials",
+        ] {
+            assert!(named.iter().any(|n| n == setting), "{setting}: {named:?}");
+        }
+    }
+
+    #[test]
+    fn x_forwarded_proto_counts_only_from_trusted_proxies() {
+        let policy = HttpsPolicy {
+            mode: HttpsMode::Refuse,
+            tls: false,
+            trusted: vec!["10.0.0.0/8".parse().expect("cidr")].into(),
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        let proxy: IpAddr = "10.1.2.3".parse().expect("ip");
+        let client: IpAddr = "192.0.2.7".parse().expect("ip");
+        assert!(policy.is_secure(Some(proxy), &headers));
+        assert!(!policy.is_secure(Some(client), &headers));
+        assert!(!policy.is_secure(None, &headers));
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("https, http"));
+        assert!(!policy.is_secure(Some(proxy), &headers), "the nearest hop wins");
+        assert!(!policy.is_secure(Some(proxy), &HeaderMap::new()));
+    }
+
+    #[test]
+    fn the_redirect_keeps_path_and_query_and_drops_the_port() {
+        let request = Request::get("/v1/keys?limit=2")
+            .header(header::HOST, "api.example:8080")
+            .body(())
+            .expect("request");
+        assert_eq!(
+            https_location(&request).expect("location"),
+            "https://api.example/v1/keys?limit=2"
+        );
+        let smuggled = Request::get("/")
+            .header(header::HOST, "evil@api.example")
+            .body(())
+            .expect("request");
+        assert_eq!(https_location(&smuggled), None);
+        let hostless = Request::get("/").body(()).expect("request");
+        assert_eq!(https_location(&hostless), None);
+    }
+
+    #[test]
+    fn compression_skips_small_and_precompressed_bodies() {
+        let when = CompressWhen {
+            min_bytes: Some(100),
+        };
+        let response = |ct: &str, len: usize| {
+            Response::builder()
+                .header(header::CONTENT_TYPE, ct)
+                .body(http_body_util::Full::new(axum::body::Bytes::from(vec![b'a'; len])))
+                .expect("response")
+        };
+        assert!(when.should_compress(&response("application/json", 100)));
+        assert!(!when.should_compress(&response("application/json", 99)));
+        assert!(!when.should_compress(&response("application/pdf", 5000)));
+        assert!(!when.should_compress(&response("image/png", 5000)));
+        assert!(when.should_compress(&response("image/svg+xml", 5000)));
+        assert!(!when.should_compress(&response("text/event-stream", 5000)));
+        let off = CompressWhen { min_bytes: None };
+        assert!(!off.should_compress(&response("application/json", 5000)));
+    }
+}

@@ -1,0 +1,320 @@
+//! JSON request bodies: [`ValidJson`] requires `application/json`, parses
+//! with the target type's own rules (`deny_unknown_fields` on every body
+//! type of the server), then runs its [`Validate`] checks, and answers
+//! every failure with a problem naming the offending field:
+//!
+//! ```text
+//! HTTP/1.1 400 Bad Request
+//! Content-Type: application/problem+json
+//!
+//! {"type":"https://docaiche.dev/problems/invalid-input","status":400,
+//!  "detail":"invalid input: the JSON body does not match the expected fields",
+//!  "errors":[{"pointer":"/scopes/1","detail":"unknown permission ..."}], ...}
+//! ```
+//!
+//! - no or another media type: 415 `unsupported-media-type`;
+//! - malformed JSON or trailing bytes: 400 with the pointer of where the
+//!   parser was and the line and column;
+//! - a wrong type, an unknown or a missing field: 400 with the field's
+//!   JSON pointer (RFC 6901) — unknown and missing fields point at the
+//!   field itself, not at its parent object;
+//! - a [`Validate`] failure: 400 with every failing field at once;
+//! - a body over `server.body_limit_bytes`: the body-limit layer's 413.
+//!
+//! Client-supplied text is echoed back at most [`MAX_DETAIL`] bytes long.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use docaiche_core::Error;
+use docaiche_core::error::FieldError;
+use serde::de::DeserializeOwned;
+
+/// Longest detail of a field error; serde messages may quote the input.
+pub(crate) const MAX_DETAIL: usize = 200;
+
+/// Checks a parsed body beyond what its types express.
+pub(crate) trait Validate {
+    /// Every problem found, each with the JSON pointer of its field; empty
+    /// when the body is valid.
+    fn validate(&self) -> Vec<FieldError>;
+}
+
+/// A JSON body of type `T`, checked as the [module docs](self) say.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ValidJson<T>(pub(crate) T);
+
+impl<S, T> FromRequest<S> for ValidJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Validate,
+{
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        require_json(request.headers()).map_err(IntoResponse::into_response)?;
+        // A body over the limit fails here with axum's 413, which the
+        // router turns into a problem carrying the limit.
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        parse(&body).map(ValidJson).map_err(IntoResponse::into_response)
+    }
+}
+
+/// `body`, declared by `headers` as JSON, parsed and validated; for
+/// handlers that accept an empty body too.
+///
+/// # Errors
+/// As the [module docs](self) say.
+pub(crate) fn from_body<T: DeserializeOwned + Validate>(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<T, Error> {
+    require_json(headers)?;
+    parse(body)
+}
+
+/// The request declares `application/json` (or a `+json` type), in UTF-8
+/// if it names a charset.
+fn require_json(headers: &HeaderMap) -> Result<(), Error> {
+    let unsupported = || Error::UnsupportedMediaType {
+        expected: "application/json".into(),
+    };
+    let value = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(unsupported)?;
+    let mut parts = value.split(';');
+    let essence = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+    let json = essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"));
+    let utf8 = parts.all(|param| match param.split_once('=') {
+        Some((name, value)) if name.trim().eq_ignore_ascii_case("charset") => {
+            let value = value.trim().trim_matches('"');
+            value.eq_ignore_ascii_case("utf-8") || value.eq_ignore_ascii_case("utf8")
+        }
+        _ => true,
+    });
+    if json && utf8 { Ok(()) } else { Err(unsupported()) }
+}
+
+/// Parse and validate `body` as `T`.
+fn parse<T: DeserializeOwned + Validate>(body: &[u8]) -> Result<T, Error> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let pointer = pointer(e.path());
+        into_error(&pointer, e.inner())
+    })?;
+    deserializer.end().map_err(|e| into_error("", &e))?;
+    let fields = value.validate();
+    if fields.is_empty() {
+        Ok(value)
+    } else {
+        Err(Error::invalid_fields("the JSON body failed validation", fields))
+    }
+}
+
+/// The problem for a serde error met at `pointer`.
+fn into_error(pointer: &str, error: &serde_json::Error) -> Error {
+    use serde_json::error::Category;
+
+    let full = error.to_string();
+    let position = format!(" at line {} column {}", error.line(), error.column());
+    let message = full.strip_suffix(&position).unwrap_or(&full);
+    match error.classify() {
+        Category::Syntax | Category::Eof | Category::Io => Error::invalid_fields(
+            "the body is not well-formed JSON",
+            vec![FieldError::new(pointer, truncate(&full))],
+        ),
+        Category::Data => {
+            // serde names unknown and missing fields in its message; the
+            // path ends at an unknown field but stops at a missing one's
+            // parent.
+            let missing = message
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.split_once('`'))
+                .map(|(name, _)| format!("{pointer}/{}", escape(name)));
+            Error::invalid_fields(
+                "the JSON body does not match the expected fields",
+                vec![FieldError::new(
+                    missing.unwrap_or_else(|| pointer.to_owned()),
+                    truncate(message),
+                )],
+            )
+        }
+    }
+}
+
+/// The JSON pointer (RFC 6901) of a serde path: `""` for the document.
+fn pointer(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+
+    let mut out = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => {
+                out.push('/');
+                out.push_str(&index.to_string());
+            }
+            Segment::Map { key } => {
+                out.push('/');
+                out.push_str(&escape(key));
+            }
+            // Enum variants and unknown segments have no place in a
+            // pointer to the document.
+            Segment::Enum { .. } | Segment::Unknown => {}
+        }
+    }
+    out
+}
+
+/// A pointer reference token: `~` → `~0`, `/` → `~1`.
+fn escape(token: &str) -> String {
+    token.replace('~', "~0").replace('/', "~1")
+}
+
+/// `text` cut to at most [`MAX_DETAIL`] bytes, on a character boundary.
+fn truncate(text: &str) -> String {
+    if text.len() <= MAX_DETAIL {
+        return text.to_owned();
+    }
+    let mut end = MAX_DETAIL;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        name: String,
+        #[serde(default)]
+        tags: Vec<Tag>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Tag {
+        #[serde(rename = "a/b")]
+        value: u8,
+    }
+
+    impl Validate for Body {
+        fn validate(&self) -> Vec<FieldError> {
+            let mut out = Vec::new();
+            if self.name.trim().is_empty() {
+                out.push(FieldError::new("/name", "must not be blank"));
+            }
+            if self.tags.len() > 2 {
+                out.push(FieldError::new("/tags", "at most 2 tags"));
+            }
+            out
+        }
+    }
+
+    /// The (pointer, detail) pairs of a parse failure.
+    fn fields(body: &str) -> (String, Vec<(String, String)>) {
+        let Err(Error::InvalidInput { message, fields }) = parse::<Body>(body.as_bytes()) else {
+            panic!("{body} should be invalid");
+        };
+        (
+            message.into_owned(),
+            fields.into_iter().map(|f| (f.pointer, f.detail)).collect(),
+        )
+    }
+
+    #[test]
+    fn a_valid_body_parses() {
+        let body: Body =
+            parse(br#"{"name":"x","tags":[{"a/b":1}]}"#).expect("valid");
+        assert_eq!(body.name, "x");
+        assert_eq!(body.tags[0].value, 1);
+    }
+
+    #[test]
+    fn errors_point_at_the_offending_field() {
+        let (_, f) = fields(r#"{"name":"x","tags":[{"a/b":1},{"a/b":"no"}]}"#);
+        assert_eq!(f[0].0, "/tags/1/a~1b");
+        assert!(f[0].1.starts_with("invalid type: string"), "{}", f[0].1);
+
+        let (message, f) = fields(r#"{"name":"x","tenant":"globex"}"#);
+        assert_eq!(message, "the JSON body does not match the expected fields");
+        assert_eq!(f[0].0, "/tenant");
+        assert!(f[0].1.starts_with("unknown field `tenant`"), "{}", f[0].1);
+
+        let (_, f) = fields(r#"{"tags":[]}"#);
+        assert_eq!(f[0], ("/name".into(), "missing field `name`".into()));
+
+        let (_, f) = fields(r#"{"name":"x","tags":[{}]}"#);
+        assert_eq!(f[0].0, "/tags/0/a~1b");
+    }
+
+    #[test]
+    fn malformed_json_and_trailing_bytes_are_refused() {
+        for body in ["", "{", r#"{"name":"x",}"#, r#"{"name":"x"} trailing"#, "[1]"] {
+            let (_, f) = fields(body);
+            assert_eq!(f.len(), 1, "{body}");
+        }
+        let (message, f) = fields(r#"{"name":"x"} {}"#);
+        assert_eq!(message, "the body is not well-formed JSON");
+        assert!(f[0].1.contains("trailing characters"), "{}", f[0].1);
+    }
+
+    #[test]
+    fn validation_reports_every_failing_field() {
+        let (message, f) = fields(r#"{"name":" ","tags":[{"a/b":1},{"a/b":2},{"a/b":3}]}"#);
+        assert_eq!(message, "the JSON body failed validation");
+        let pointers: Vec<&str> = f.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(pointers, ["/name", "/tags"]);
+    }
+
+    #[test]
+    fn echoed_input_is_bounded() {
+        let long = "x".repeat(10_000);
+        let (_, f) = fields(&format!(r#"{{"name":"x","{long}":1}}"#));
+        assert!(f[0].1.len() <= MAX_DETAIL + '…'.len_utf8(), "{}", f[0].1.len());
+    }
+
+    #[test]
+    fn only_json_media_types_are_accepted() {
+        let headers = |ct: Option<&str>| {
+            let mut headers = HeaderMap::new();
+            if let Some(ct) = ct {
+                headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(ct).expect("ascii"));
+            }
+            headers
+        };
+        for ok in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            "application/merge-patch+json",
+            "application/json;charset=\"UTF-8\"",
+        ] {
+            assert!(require_json(&headers(Some(ok))).is_ok(), "{ok}");
+        }
+        for refused in [
+            None,
+            Some("text/plain"),
+            Some("application/x-www-form-urlencoded"),
+            Some("multipart/form-data; boundary=x"),
+            Some("application/json; charset=latin1"),
+            Some("text/json+xml"),
+        ] {
+            let err = require_json(&headers(refused)).expect_err("refused");
+            assert!(
+                matches!(err, Error::UnsupportedMediaType { .. }),
+                "{refused:?}: {err}"
+            );
+        }
+    }
+}

@@ -1,0 +1,885 @@
+//! Prometheus metrics: `GET /metrics` in the OpenMetrics text format.
+//!
+//! RED metrics per route, recorded by [`track`] (the outermost layer, so
+//! panics, timeouts and refusals of the auth and rate-limit layers count):
+//!
+//! | family | type | labels |
+//! | --- | --- | --- |
+//! | `docaiche_http_requests_total` | counter | `method`, `route`, `status` |
+//! | `docaiche_http_request_errors_total` | counter (5xx answers) | `method`, `route` |
+//! | `docaiche_http_request_duration_seconds` | histogram | `method`, `route` |
+//! | `docaiche_http_requests_in_flight` | gauge | |
+//!
+//! `route` is the matched route pattern (`/v1/keys/{id}/rotate`), never the
+//! raw URI: an unknown path is `unmatched`, and a method outside the usual
+//! ones is `_OTHER`, so no caller can grow the label sets. The latency
+//! histogram's buckets include the `[slo]` latency threshold, which the
+//! generated burn-rate alerts ([`crate::slo`]) read as `le`.
+//!
+//! Read at scrape time from the figures the components already keep:
+//! the rate-limit layer's counters per policy
+//! (`docaiche_ratelimit_decisions_total{policy,outcome}`,
+//! `docaiche_ratelimit_fallback_decisions_total`), connection pools
+//! (`docaiche_db_pool_*{pool}`), circuit breakers
+//! (`docaiche_circuit_breaker_state{breaker,state}` and counters), the
+//! `/v1/events` hub ([`crate::events`]) and any gauge registered with
+//! [`Metrics::register_gauge`] (the audit queue's depth, for instance).
+//!
+//! `[metrics]` in the configuration: `enabled` (default true; when false
+//! `/metrics` answers 404) and `token_source` (`env:NAME` or `file:/path`):
+//! when set, a scrape must send `Authorization: Bearer <token>`, else 401.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use docaiche_core::Error;
+use docaiche_core::resilience::{CircuitBreaker, CircuitState};
+use docaiche_ratelimit::layer::RateLimitMetrics;
+use docaiche_store::sql::PoolStats;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeMetric as _, MetricEncoder,
+};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::{Family, MetricConstructor};
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::config::{Config, SecretRef};
+
+/// The OpenMetrics content type of `/metrics`.
+pub(crate) const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The `route` label of a request that matched no route.
+const UNMATCHED: &str = "unmatched";
+
+/// Latency buckets, in seconds, before the SLO threshold is added.
+const BUCKETS: [f64; 14] = [
+    0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// `[metrics]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct MetricsSection {
+    /// Serve `/metrics` (default true).
+    pub(crate) enabled: bool,
+    /// `env:NAME` or `file:/path` holding a bearer token a scrape must send.
+    pub(crate) token_source: Option<String>,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            token_source: None,
+        }
+    }
+}
+
+impl MetricsSection {
+    /// The scrape token, resolved.
+    ///
+    /// # Errors
+    /// [`Error::Misconfigured`] for a reference that is not `env:`/`file:`,
+    /// or whose value is missing or empty.
+    fn token(&self) -> Result<Option<ScrapeToken>, Error> {
+        const SETTING: &str = "metrics.token_source";
+        let Some(source) = &self.token_source else {
+            return Ok(None);
+        };
+        let value = match SecretRef::parse(source).map_err(|r| Error::misconfigured(SETTING, r))? {
+            SecretRef::Env(name) => std::env::var(&name)
+                .map_err(|_| Error::misconfigured(SETTING, format!("${name} is not set")))?,
+            SecretRef::File(path) => std::fs::read_to_string(&path).map_err(|e| {
+                Error::misconfigured(SETTING, format!("cannot read {}: {e}", path.display()))
+            })?,
+            SecretRef::Vault(_) => {
+                return Err(Error::misconfigured(
+                    SETTING,
+                    "takes env:NAME or file:/path (the token is read at start-up)",
+                ));
+            }
+        };
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(Error::misconfigured(SETTING, "names an empty token"));
+        }
+        Ok(Some(ScrapeToken(value.as_bytes().to_vec())))
+    }
+}
+
+/// The bearer token of `/metrics`; never printed.
+#[derive(Clone)]
+struct ScrapeToken(Vec<u8>);
+
+impl fmt::Debug for ScrapeToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ScrapeToken([REDACTED])")
+    }
+}
+
+impl ScrapeToken {
+    /// Whether `presented` is the token, in time independent of where they
+    /// differ.
+    fn matches(&self, presented: &[u8]) -> bool {
+        let expected = &self.0;
+        let mut diff = u8::from(expected.len() != presented.len());
+        for (i, byte) in expected.iter().enumerate() {
+            diff |= byte ^ presented.get(i).copied().unwrap_or(0);
+        }
+        diff == 0
+    }
+}
+
+/// Labels of a request count.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: &'static str,
+    route: &'static str,
+    status: u16,
+}
+
+/// Labels of the error count and the latency histogram.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: &'static str,
+    route: &'static str,
+}
+
+/// Builds each latency histogram with the configured buckets.
+#[derive(Debug, Clone)]
+struct Buckets(Arc<[f64]>);
+
+impl MetricConstructor<Histogram> for Buckets {
+    fn new_metric(&self) -> Histogram {
+        Histogram::new(self.0.iter().copied())
+    }
+}
+
+/// A gauge read at scrape time.
+pub(crate) type GaugeFn = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// Live pool figures of one named pool, read at scrape time.
+#[derive(Clone)]
+pub(crate) struct PoolProbe {
+    /// The `pool` label.
+    name: &'static str,
+    /// Reads the figures.
+    read: Arc<dyn Fn() -> PoolStats + Send + Sync>,
+}
+
+impl PoolProbe {
+    /// A probe of the pool `name`.
+    pub(crate) fn new(name: &'static str, read: impl Fn() -> PoolStats + Send + Sync + 'static) -> Self {
+        Self {
+            name,
+            read: Arc::new(read),
+        }
+    }
+}
+
+impl fmt::Debug for PoolProbe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("PoolProbe").field(&self.name).finish()
+    }
+}
+
+/// A store with connection pools to report.
+pub(crate) trait PoolSource {
+    /// A probe per pool.
+    fn probes(self) -> Vec<PoolProbe>;
+}
+
+impl PoolSource for docaiche_store::sqlite::SqliteStore {
+    fn probes(self) -> Vec<PoolProbe> {
+        vec![PoolProbe::new("sqlite", move || self.pool_stats())]
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl PoolSource for docaiche_store::postgres::PgStore {
+    fn probes(self) -> Vec<PoolProbe> {
+        let replica = self.pool_stats().replica.is_some();
+        let primary = self.clone();
+        let mut probes = vec![PoolProbe::new("postgres_primary", move || {
+            primary.pool_stats().primary
+        })];
+        if replica {
+            probes.push(PoolProbe::new("postgres_replica", move || {
+                let stats = self.pool_stats();
+                stats.replica.unwrap_or(stats.primary)
+            }));
+        }
+        probes
+    }
+}
+
+/// The pools of `store`, for [`Metrics::register_pool`].
+pub(crate) fn pools(store: impl PoolSource) -> Vec<PoolProbe> {
+    store.probes()
+}
+
+/// A source of families read at scrape time (implemented by the event hub).
+pub(crate) trait MetricSource: Send + Sync + fmt::Debug + 'static {
+    /// Encode this source's families.
+    ///
+    /// # Errors
+    /// The encoder's.
+    fn encode(&self, encoder: &mut DescriptorEncoder<'_>) -> fmt::Result;
+}
+
+/// Everything read at scrape time.
+#[derive(Default)]
+struct Sources {
+    rate_limit: Option<RateLimitMetrics>,
+    pools: Vec<PoolProbe>,
+    breakers: Vec<CircuitBreaker>,
+    gauges: Vec<(&'static str, &'static str, GaugeFn)>,
+    events: Option<Arc<dyn MetricSource>>,
+}
+
+impl fmt::Debug for Sources {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sources")
+            .field("pools", &self.pools.len())
+            .field("breakers", &self.breakers.len())
+            .field("gauges", &self.gauges.len())
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The collector reading [`Sources`] on each scrape.
+#[derive(Debug, Clone, Default)]
+struct LiveFigures(Arc<RwLock<Sources>>);
+
+/// The server's metrics: the registry, the HTTP families and the live
+/// sources. Cheap to clone.
+#[derive(Debug, Clone)]
+pub(crate) struct Metrics {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    enabled: bool,
+    token: Option<ScrapeToken>,
+    registry: Registry,
+    /// The route patterns of the router, interned.
+    routes: HashSet<&'static str>,
+    requests: Family<RequestLabels, Counter>,
+    errors: Family<RouteLabels, Counter>,
+    duration: Family<RouteLabels, Histogram, Buckets>,
+    in_flight: Gauge,
+    live: LiveFigures,
+}
+
+impl Metrics {
+    /// The metrics of `config`: `[metrics]`, and latency buckets holding
+    /// the `[slo]` latency threshold; the routes of
+    /// [`crate::app::route_groups`] become the only `route` label values.
+    ///
+    /// # Errors
+    /// [`Error::Misconfigured`] when `metrics.token_source` cannot be read.
+    pub(crate) fn from_config(config: &Config) -> Result<Self, Error> {
+        config.slo.validate()?;
+        let token = if config.metrics.enabled {
+            config.metrics.token()?
+        } else {
+            None
+        };
+        let mut buckets = BUCKETS.to_vec();
+        let threshold = config.slo.latency_threshold_secs();
+        if !buckets.iter().any(|b| (b - threshold).abs() < 1e-9) {
+            buckets.push(threshold);
+            buckets.sort_by(f64::total_cmp);
+        }
+        let routes = crate::app::route_groups()
+            .iter()
+            .flat_map(|g| g.routes.iter().map(|r| r.path))
+            .collect();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let errors = Family::<RouteLabels, Counter>::default();
+        let duration = Family::new_with_constructor(Buckets(buckets.into()));
+        let in_flight = Gauge::default();
+        let live = LiveFigures::default();
+        let mut registry = Registry::with_prefix("docaiche");
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by method, route pattern and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_errors",
+            "HTTP requests answered with a 5xx status, by method and route pattern",
+            errors.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time from receiving a request to its response head, by method and route pattern",
+            duration.clone(),
+        );
+        registry.register(
+            "http_requests_in_flight",
+            "HTTP requests being handled",
+            in_flight.clone(),
+        );
+        registry.register_collector(Box::new(live.clone()));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                enabled: config.metrics.enabled,
+                token,
+                registry,
+                routes,
+                requests,
+                errors,
+                duration,
+                in_flight,
+                live,
+            }),
+        })
+    }
+
+    /// Run `f` on the live sources.
+    fn sources(&self, f: impl FnOnce(&mut Sources)) {
+        // A poisoned lock only means a panic elsewhere mid-registration;
+        // the lists stay usable.
+        let mut sources = self
+            .inner
+            .live
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut sources);
+    }
+
+    /// Report the rate-limit layer's counters.
+    pub(crate) fn register_rate_limit(&self, metrics: RateLimitMetrics) {
+        self.sources(|s| s.rate_limit = Some(metrics));
+    }
+
+    /// Report the pools of `stores` and the rate limiter's circuit breaker.
+    pub(crate) fn register_backends(
+        &self,
+        stores: &crate::backends::Stores,
+        breaker: Option<&CircuitBreaker>,
+    ) {
+        for pool in &stores.pools {
+            self.register_pool(pool.clone());
+        }
+        if let Some(breaker) = breaker {
+            self.register_breaker(breaker.clone());
+        }
+    }
+
+    /// Report a connection pool's figures under `pool`.
+    pub(crate) fn register_pool(&self, probe: PoolProbe) {
+        self.sources(|s| s.pools.push(probe));
+    }
+
+    /// Report a circuit breaker's state and counters (under its name).
+    pub(crate) fn register_breaker(&self, breaker: CircuitBreaker) {
+        self.sources(|s| s.breakers.push(breaker));
+    }
+
+    #[cfg_attr(
+        not(test),
+        allow(dead_code, reason = "for components outside this module, e.g. an audit queue")
+    )]
+    /// Report `read()` as the gauge `docaiche_<name>` (e.g. the audit
+    /// queue's depth: `register_gauge("audit_queue_depth", "…", f)`).
+    pub(crate) fn register_gauge(&self, name: &'static str, help: &'static str, read: GaugeFn) {
+        self.sources(|s| s.gauges.push((name, help, read)));
+    }
+
+    /// Record one answered request.
+    fn record(&self, method: &'static str, route: &'static str, status: u16, took: Duration) {
+        let inner = &*self.inner;
+        inner
+            .requests
+            .get_or_create(&RequestLabels {
+                method,
+                route,
+                status,
+            })
+            .inc();
+        let labels = RouteLabels { method, route };
+        if status >= 500 {
+            inner.errors.get_or_create(&labels).inc();
+        }
+        inner
+            .duration
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+    }
+
+    /// The OpenMetrics text of every family.
+    ///
+    /// # Errors
+    /// [`Error::Internal`] if encoding fails (it writes to a `String`).
+    pub(crate) fn render(&self) -> Result<String, Error> {
+        let mut text = String::with_capacity(16 * 1024);
+        prometheus_client::encoding::text::encode(&mut text, &self.inner.registry)
+            .map_err(|e| Error::internal_with("cannot encode metrics", e))?;
+        Ok(text)
+    }
+
+    /// The interned route pattern of `path`, or `unmatched`.
+    fn route(&self, path: Option<&MatchedPath>) -> &'static str {
+        path.and_then(|p| self.inner.routes.get(p.as_str()).copied())
+            .unwrap_or(UNMATCHED)
+    }
+}
+
+impl AppState {
+    /// This state with its own figures reported by its metrics: the
+    /// rate-limit layer's counters and the `/v1/events` hub.
+    #[must_use]
+    pub(crate) fn observed(self) -> Self {
+        self.metrics
+            .register_rate_limit(self.rate_limit.metrics().clone());
+        let events: Arc<dyn MetricSource> = Arc::new(self.events.clone());
+        self.metrics.sources(|s| s.events = Some(events));
+        let mut state = self;
+        if let Some(intake) = Arc::get_mut(&mut state.intake) {
+            crate::telemetry::trace_extraction(intake);
+        }
+        state
+    }
+}
+
+/// The method label: the method itself for the usual ones, `_OTHER`
+/// otherwise (OpenTelemetry's convention), so label values stay bounded.
+pub(crate) fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "_OTHER",
+    }
+}
+
+/// Decrements the in-flight gauge when the request ends, answered or not.
+struct InFlight(Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// The middleware recording every request's RED figures (outermost layer).
+pub(crate) async fn track(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
+    let method = method_label(request.method());
+    let route = metrics.route(request.extensions().get::<MatchedPath>());
+    let started = Instant::now();
+    metrics.inner.in_flight.inc();
+    let _in_flight = InFlight(metrics.inner.in_flight.clone());
+    let response = next.run(request).await;
+    metrics.record(method, route, response.status().as_u16(), started.elapsed());
+    response
+}
+
+/// `GET /metrics`: every family, OpenMetrics text; 404 when disabled, 401
+/// without the configured bearer token.
+pub(crate) async fn scrape(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    let metrics = &state.metrics;
+    if !metrics.inner.enabled {
+        return Error::not_found("route").into_response();
+    }
+    if let Some(token) = &metrics.inner.token {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+            .unwrap_or_default();
+        if !token.matches(presented) {
+            let reason = if presented.is_empty() {
+                docaiche_core::error::AuthFailure::Missing
+            } else {
+                docaiche_core::error::AuthFailure::BadCredential
+            };
+            return Error::Unauthenticated { reason }.into_response();
+        }
+    }
+    match metrics.render() {
+        Ok(text) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, HeaderValue::from_static(OPENMETRICS)),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            ],
+            text,
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Encode one family of constant gauges.
+///
+/// # Errors
+/// The encoder's.
+pub(crate) fn gauges<L: EncodeLabelSet>(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (L, i64)>,
+) -> fmt::Result {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, value) in samples {
+        ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// Encode one family of constant counters (`_total` is appended).
+///
+/// # Errors
+/// The encoder's.
+pub(crate) fn counters<L: EncodeLabelSet>(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (L, u64)>,
+) -> fmt::Result {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, value) in samples {
+        encode_counter(value, family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+fn encode_counter(value: u64, encoder: MetricEncoder<'_>) -> fmt::Result {
+    ConstCounter::new(value).encode(encoder)
+}
+
+/// A `u32` or `u64` figure as a gauge value.
+fn gauge_value(value: impl Into<u64>) -> i64 {
+    i64::try_from(value.into()).unwrap_or(i64::MAX)
+}
+
+impl Collector for LiveFigures {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
+        let sources = self
+            .0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let e = &mut encoder;
+        if let Some(limits) = &sources.rate_limit {
+            let policies = limits.snapshot();
+            counters(
+                e,
+                "ratelimit_decisions",
+                "Rate-limit decisions by policy and outcome",
+                policies.iter().flat_map(|p| {
+                    [
+                        ([("policy", p.policy.as_str()), ("outcome", "allowed")], p.allowed),
+                        ([("policy", p.policy.as_str()), ("outcome", "limited")], p.limited),
+                        ([("policy", p.policy.as_str()), ("outcome", "error")], p.errors),
+                    ]
+                }),
+            )?;
+            counters(
+                e,
+                "ratelimit_fallback_decisions",
+                "Rate-limit decisions taken by the failure policy while the shared limiter was down",
+                policies
+                    .iter()
+                    .map(|p| ([("policy", p.policy.as_str())], p.fallback)),
+            )?;
+        }
+        if !sources.pools.is_empty() {
+            let stats: Vec<(&str, PoolStats)> =
+                sources.pools.iter().map(|p| (p.name, (p.read)())).collect();
+            gauges(
+                e,
+                "db_pool_connections",
+                "Open connections of a pool, by state",
+                stats.iter().flat_map(|(pool, s)| {
+                    [
+                        ([("pool", *pool), ("state", "idle")], gauge_value(s.idle)),
+                        ([("pool", *pool), ("state", "in_use")], gauge_value(s.in_use())),
+                    ]
+                }),
+            )?;
+            gauges(
+                e,
+                "db_pool_max_connections",
+                "Configured maximum connections of a pool",
+                stats
+                    .iter()
+                    .map(|(pool, s)| ([("pool", *pool)], gauge_value(s.max_connections))),
+            )?;
+            gauges(
+                e,
+                "db_pool_waiting",
+                "Tasks waiting for a connection",
+                stats
+                    .iter()
+                    .map(|(pool, s)| ([("pool", *pool)], gauge_value(s.waiting))),
+            )?;
+            counters(
+                e,
+                "db_pool_acquires",
+                "Successful connection acquisitions",
+                stats.iter().map(|(pool, s)| ([("pool", *pool)], s.acquired)),
+            )?;
+            counters(
+                e,
+                "db_pool_acquire_failures",
+                "Failed connection acquisitions (timeouts, refused connections)",
+                stats
+                    .iter()
+                    .map(|(pool, s)| ([("pool", *pool)], s.acquire_failures)),
+            )?;
+        }
+        if !sources.breakers.is_empty() {
+            let figures: Vec<_> = sources
+                .breakers
+                .iter()
+                .map(|b| (b.name().to_owned(), b.metrics()))
+                .collect();
+            gauges(
+                e,
+                "circuit_breaker_state",
+                "1 for the current state of each circuit breaker, 0 for the others",
+                figures.iter().flat_map(|(name, m)| {
+                    [
+                        CircuitState::Closed,
+                        CircuitState::Open,
+                        CircuitState::HalfOpen,
+                    ]
+                    .map(|state| {
+                        (
+                            [("breaker", name.as_str()), ("state", state.as_str())],
+                            i64::from(m.state == state),
+                        )
+                    })
+                }),
+            )?;
+            counters(
+                e,
+                "circuit_breaker_opened",
+                "Times each circuit breaker has opened",
+                figures
+                    .iter()
+                    .map(|(name, m)| ([("breaker", name.as_str())], m.transitions_to_open)),
+            )?;
+            counters(
+                e,
+                "circuit_breaker_rejected_calls",
+                "Calls refused by an open (or saturated half-open) circuit breaker",
+                figures
+                    .iter()
+                    .map(|(name, m)| ([("breaker", name.as_str())], m.rejected_calls)),
+            )?;
+        }
+        for (name, help, read) in &sources.gauges {
+            gauges(e, name, help, [([("", ""); 0], read())])?;
+        }
+        if let Some(source) = &sources.events {
+            source.encode(e)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+
+    use super::*;
+    use crate::app::tests::{get_request, local_state, send};
+    use crate::app::router;
+    use crate::test_support::TestDir;
+
+    /// The value of the sample line starting with `prefix`.
+    fn sample(text: &str, prefix: &str) -> Option<f64> {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    #[tokio::test]
+    async fn a_scrape_reports_red_metrics_per_route_pattern_and_limiter_figures() {
+        let dir = TestDir::new("metrics-scrape");
+        let mut config = Config::default();
+        config.storage.data_dir = dir.path().to_path_buf();
+        let state = local_state(&config);
+        let key = state
+            .auth
+            .bootstrap_key("acme", "admin", "metrics")
+            .await
+            .expect("key");
+        let app = router(state);
+        for _ in 0..3 {
+            let (status, _, _) = send(app.clone(), get_request("/health/live")).await;
+            assert_eq!(status, StatusCode::OK);
+        }
+        // A route with a parameter is counted under its pattern.
+        let request = Request::delete("/v1/keys/no-such-key")
+            .header("x-api-key", key.key.expose_secret())
+            .body(Body::empty())
+            .expect("request");
+        let (status, _, _) = send(app.clone(), request).await;
+        assert!(status.is_client_error(), "{status}");
+        let (status, _, _) = send(app.clone(), get_request("/test/panic")).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        let (status, _, _) = send(app.clone(), get_request("/no/such/route/42")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+        let (status, headers, body) = send(app, get_request("/metrics")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers[header::CONTENT_TYPE], OPENMETRICS);
+        let text = String::from_utf8(body).expect("utf-8");
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        assert_eq!(
+            sample(
+                &text,
+                r#"docaiche_http_requests_total{method="GET",route="/health/live",status="200"}"#
+            ),
+            Some(3.0),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"route="/v1/keys/{id}",status="#),
+            "the pattern, not the URI: {text}"
+        );
+        assert!(!text.contains("no-such-key"), "no raw path: {text}");
+        assert!(!text.contains("/no/such/route"), "no raw path: {text}");
+        assert_eq!(
+            sample(
+                &text,
+                r#"docaiche_http_requests_total{method="GET",route="unmatched",status="401"}"#
+            ),
+            Some(1.0),
+            "{text}"
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"docaiche_http_request_errors_total{method="GET",route="/test/panic"}"#
+            ),
+            Some(1.0),
+            "{text}"
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"docaiche_http_request_duration_seconds_count{method="GET",route="/health/live"}"#
+            ),
+            Some(3.0),
+            "{text}"
+        );
+        // The SLO threshold (default 250 ms) is a bucket boundary.
+        assert!(
+            text.lines().any(|l| l.starts_with("docaiche_http_request_duration_seconds_bucket{")
+                && l.contains(r#"le="0.25""#)
+                && l.contains(r#"route="/health/live""#)
+                && l.ends_with(" 3")),
+            "{text}"
+        );
+        // The limiter's counters by policy.
+        let allowed = sample(
+            &text,
+            r#"docaiche_ratelimit_decisions_total{policy="probes-client-addr",outcome="allowed"}"#,
+        )
+        .unwrap_or_else(|| panic!("probes policy counted: {text}"));
+        assert!(allowed >= 3.0, "{text}");
+        // The event hub's figures.
+        assert!(text.contains("docaiche_events_connections"), "{text}");
+        assert!(text.contains("docaiche_http_requests_in_flight"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_pool_a_breaker_and_a_gauge_are_read_at_scrape_time() {
+        let config = Config::default();
+        let metrics = Metrics::from_config(&config).expect("metrics");
+        let dir = TestDir::new("metrics-pool");
+        let store = docaiche_store::sqlite::SqliteStore::connect(
+            &docaiche_store::sqlite::SqliteConfig::file(
+                dir.path().join("m.db").to_string_lossy(),
+            ),
+        )
+        .await
+        .expect("sqlite");
+        for probe in pools(store) {
+            metrics.register_pool(probe);
+        }
+        let breaker = CircuitBreaker::builder("redis").build().expect("breaker");
+        metrics.register_breaker(breaker);
+        metrics.register_gauge("audit_queue_depth", "Audit events waiting", Arc::new(|| 7));
+        let text = metrics.render().expect("render");
+        assert!(
+            text.contains(r#"docaiche_db_pool_max_connections{pool="sqlite"}"#),
+            "{text}"
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"docaiche_circuit_breaker_state{breaker="redis",state="closed"}"#
+            ),
+            Some(1.0),
+            "{text}"
+        );
+        assert_eq!(sample(&text, "docaiche_audit_queue_depth "), Some(7.0), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_configured_token_guards_the_scrape_and_disabled_metrics_are_404() {
+        // SAFETY of the test: a variable only this test reads.
+        let dir = TestDir::new("metrics-token");
+        let token_file = dir.path().join("token");
+        std::fs::write(&token_file, "s3cret-scrape-token\n").expect("write");
+        let mut config = Config::default();
+        config.storage.data_dir = dir.path().to_path_buf();
+        config.metrics.token_source = Some(format!("file:{}", token_file.display()));
+        let app = router(local_state(&config));
+        let (status, _, _) = send(app.clone(), get_request("/metrics")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let wrong = Request::get("/metrics")
+            .header(header::AUTHORIZATION, "Bearer s3cret-scrape-tokeN")
+            .body(Body::empty())
+            .expect("request");
+        assert_eq!(send(app.clone(), wrong).await.0, StatusCode::UNAUTHORIZED);
+        let right = Request::get("/metrics")
+            .header(header::AUTHORIZATION, "Bearer s3cret-scrape-token")
+            .body(Body::empty())
+            .expect("request");
+        assert_eq!(send(app, right).await.0, StatusCode::OK);
+
+        config.metrics.enabled = false;
+        let app = router(local_state(&config));
+        assert_eq!(
+            send(app, get_request("/metrics")).await.0,
+            StatusCode::NOT_FOUND
+        );
+    }
+
+    #[test]
+    fn the_token_never_prints() {
+        let token = ScrapeToken(b"hunter2".to_vec());
+        assert!(!format!("{token:?}").contains("hunter2"));
+        assert!(token.matches(b"hunter2"));
+        assert!(!token.matches(b"hunter"));
+        assert!(!token.matches(b"hunter22"));
+    }
+}

@@ -1,0 +1,1082 @@
+//! `GET /openapi.json`: the server's OpenAPI 3.1 document, generated from
+//! the route table.
+//!
+//! [`document`] walks [`route_groups`], the same table the router is built
+//! from, so a route cannot exist without an operation. What the code
+//! already knows becomes the operation's contract without anyone writing
+//! it down:
+//!
+//! | fact of the route | in the document |
+//! |---|---|
+//! | protected group | the `bearer` (JWT) and `apiKey` (`X-API-Key`) security schemes, 401 |
+//! | required permissions | 403, naming every permission |
+//! | `{param}` in the path | a path parameter, 404 |
+//! | a JSON body | 400 (with field `errors`), 413, and 415 when the media type is checked |
+//! | every route | 429 (rate limited), 500, 503, 504 |
+//!
+//! Every error is an `application/problem+json` [`ProblemDoc`]. What the
+//! code cannot tell (summary, body and answer schemas, the success status,
+//! query parameters, route-specific errors) comes from [`route_doc`], keyed
+//! by method and path; the tests fail for a route it does not describe, so
+//! a new route must be documented to pass CI. The schemas are
+//! [`utoipa::ToSchema`] derives: on the real request types where the
+//! handlers parse typed bodies, and here on types mirroring the JSON the
+//! handlers build, which the tests parse real answers with (unknown fields
+//! refused) so the mirrors cannot drift.
+
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use docaiche_core::Permission;
+use docaiche_core::health::HEALTH_JSON;
+use docaiche_core::problem::PROBLEM_JSON;
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa::openapi::path::{
+    HttpMethod, Operation, OperationBuilder, ParameterBuilder, ParameterIn, PathItem,
+};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::{ComponentsBuilder, ObjectBuilder, Type};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
+use utoipa::openapi::{
+    ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref, RefOr, Required,
+    ResponseBuilder, Schema, header::HeaderBuilder,
+};
+
+use crate::app::{Access, RouteGroup, RouteSpec, route_groups};
+
+/// The security scheme of bearer JWTs.
+const BEARER: &str = "bearer";
+/// The security scheme of API keys.
+const API_KEY: &str = "apiKey";
+
+/// `GET /openapi.json`: the document, built once; public and cacheable.
+pub(crate) async fn serve() -> Response {
+    static JSON: OnceLock<String> = OnceLock::new();
+    let body = JSON.get_or_init(|| {
+        document()
+            .to_json()
+            // Serializing strings, maps and numbers cannot fail; a 500
+            // problem would hide the bug less well than this body.
+            .unwrap_or_else(|e| format!(r#"{{"error":"cannot serialize: {e}"}}"#))
+    });
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=300"),
+            ),
+        ],
+        body.as_str(),
+    )
+        .into_response()
+}
+
+/// The OpenAPI document of every route of [`route_groups`].
+pub(crate) fn document() -> OpenApi {
+    let mut paths = PathsBuilder::new();
+    let mut items: Vec<(&'static str, PathItem)> = Vec::new();
+    for group in route_groups() {
+        for route in documented(&group) {
+            let operation = operation(&group, route);
+            let method = http_method(&route.method);
+            match items.iter_mut().find(|(path, _)| *path == route.path) {
+                Some((_, item)) => item.merge_operations(PathItem::new(method, operation)),
+                None => items.push((route.path, PathItem::new(method, operation))),
+            }
+        }
+    }
+    for (path, item) in items {
+        paths = paths.path(path, item);
+    }
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("DocAIche example server")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "Document intake behind API keys and JWTs, rate limits and \
+                     RBAC. Every error is an RFC 9457 `application/problem+json` \
+                     document; every route answers with the `RateLimit` and \
+                     `RateLimit-Policy` headers.",
+                ))
+                .build(),
+        )
+        .paths(paths.build())
+        .components(Some(components()))
+        .build()
+}
+
+/// The routes of `group` the document describes: every one, except the
+/// test-only `/test/*` routes the unit tests register.
+fn documented(group: &RouteGroup) -> impl Iterator<Item = &RouteSpec> {
+    group.routes.iter().filter(|r| !r.path.starts_with("/test/"))
+}
+
+/// The utoipa method of `method` (the router accepts no others).
+fn http_method(method: &Method) -> HttpMethod {
+    match *method {
+        Method::POST => HttpMethod::Post,
+        Method::PUT => HttpMethod::Put,
+        Method::PATCH => HttpMethod::Patch,
+        Method::DELETE => HttpMethod::Delete,
+        Method::HEAD => HttpMethod::Head,
+        Method::OPTIONS => HttpMethod::Options,
+        Method::TRACE => HttpMethod::Trace,
+        _ => HttpMethod::Get,
+    }
+}
+
+/// A `$ref` to the component schema of `T` (a function so the route table
+/// can hold it).
+fn schema_ref<T: ToSchema>() -> RefOr<Schema> {
+    Ref::from_schema_name(T::name()).into()
+}
+
+/// A schema in the route table: resolved when the document is built.
+type SchemaFn = fn() -> RefOr<Schema>;
+
+/// How a route reads its body.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Body {
+    /// No body.
+    None,
+    /// JSON of `schema`, media type checked (`ValidJson`, `from_body`):
+    /// 400, 413, 415. `required: false` when an empty body is accepted.
+    Json {
+        /// The body's schema.
+        schema: SchemaFn,
+        /// Whether the body must be present.
+        required: bool,
+    },
+    /// JSON of `schema`, parsed whatever its declared media type (the token
+    /// endpoints): 400, 413.
+    LenientJson(SchemaFn),
+    /// Raw bytes of `media` (an upload): 413, 415.
+    Raw(&'static str),
+}
+
+/// A successful answer's body.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Payload {
+    /// No body (204, 101).
+    Empty,
+    /// `application/json` of the schema.
+    Json(SchemaFn),
+    /// Another media type, with a schema when it is JSON.
+    Media(&'static str, Option<SchemaFn>),
+}
+
+/// What the code cannot tell about a route.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RouteDoc {
+    /// One line.
+    pub(crate) summary: &'static str,
+    /// Longer text, when useful.
+    pub(crate) description: Option<&'static str>,
+    /// Query parameters: name and description (all optional strings or
+    /// integers; the handler validates them, 400).
+    pub(crate) query: &'static [(&'static str, &'static str)],
+    /// The body.
+    pub(crate) body: Body,
+    /// The success status.
+    pub(crate) status: u16,
+    /// The success answer's description.
+    pub(crate) answer: &'static str,
+    /// The success answer's body.
+    pub(crate) payload: Payload,
+    /// Errors only this route's handler answers (status, when), beyond the
+    /// ones derived from its facts.
+    pub(crate) errors: &'static [(u16, &'static str)],
+}
+
+impl RouteDoc {
+    /// A route answering 200 with `payload`, no body, no query.
+    const fn ok(summary: &'static str, answer: &'static str, payload: Payload) -> Self {
+        Self {
+            summary,
+            description: None,
+            query: &[],
+            body: Body::None,
+            status: 200,
+            answer,
+            payload,
+            errors: &[],
+        }
+    }
+}
+
+/// Query parameters of key listings.
+const PAGE_QUERY: &[(&str, &str)] = &[
+    ("after", "the cursor of the previous page's `next`"),
+    ("limit", "page size (default 50)"),
+];
+
+/// The documentation of `method path`; `None` for a route nobody
+/// documented yet (the tests fail on it).
+#[allow(clippy::too_many_lines)] // One arm per route reads best as a table.
+pub(crate) fn route_doc(method: &Method, path: &str) -> Option<RouteDoc> {
+    use Payload::{Empty, Json, Media};
+    let doc = match (method.as_str(), path) {
+        ("GET", "/health/live") => RouteDoc::ok(
+            "Liveness: the process is up",
+            "the process is up",
+            Media(HEALTH_JSON, Some(schema_ref::<Health>)),
+        ),
+        ("GET", "/health/ready") => RouteDoc {
+            errors: &[(503, "a required check fails (the health report is the body, `application/health+json`)")],
+            ..RouteDoc::ok(
+                "Readiness: every registered check",
+                "every required check passes (optional ones may `warn`)",
+                Media(HEALTH_JSON, Some(schema_ref::<Health>)),
+            )
+        },
+        ("GET", "/.well-known/jwks.json") => RouteDoc::ok(
+            "The public keys verifying the server's JWTs (RFC 7517)",
+            "the JWK set; HMAC keys never appear",
+            Json(schema_ref::<Jwks>),
+        ),
+        ("GET", "/metrics") => RouteDoc {
+            description: Some(
+                "OpenMetrics text. When `metrics.token` is set the scraper \
+                 sends it as `Authorization: Bearer <token>`.",
+            ),
+            errors: &[
+                (401, "`metrics.token` is set and the request does not carry it"),
+                (404, "metrics are disabled (`metrics.enabled = false`)"),
+            ],
+            ..RouteDoc::ok(
+                "Prometheus metrics",
+                "every metric family",
+                Media(crate::metrics::OPENMETRICS, None),
+            )
+        },
+        ("GET", "/openapi.json") => RouteDoc::ok(
+            "This OpenAPI 3.1 document",
+            "the document",
+            Media("application/json", None),
+        ),
+        ("POST", "/v1/auth/token") => RouteDoc {
+            body: Body::LenientJson(schema_ref::<TokenRequest>),
+            errors: &[
+                (401, "unknown account, wrong password or disabled account (one body for all; OAuth `error: invalid_grant`)"),
+            ],
+            ..RouteDoc::ok(
+                "Password login: an access and a refresh token",
+                "the token pair (RFC 6749 §5.1), never cached",
+                Json(schema_ref::<TokenResponse>),
+            )
+        },
+        ("POST", "/v1/auth/refresh") => RouteDoc {
+            description: Some(
+                "The refresh token is used up; presenting it again ends the session.",
+            ),
+            body: Body::LenientJson(schema_ref::<RefreshRequest>),
+            errors: &[(401, "an unknown, expired, reused or revoked refresh token (`invalid_grant`)")],
+            ..RouteDoc::ok(
+                "A new token pair for a refresh token",
+                "the new token pair",
+                Json(schema_ref::<TokenResponse>),
+            )
+        },
+        ("POST", "/v1/auth/revoke") => RouteDoc {
+            body: Body::LenientJson(schema_ref::<RevokeRequest>),
+            ..RouteDoc::ok(
+                "Revoke an access or refresh token (RFC 7009)",
+                "done, whether or not the token was valid (RFC 7009 §2.2)",
+                Json(schema_ref::<EmptyObject>),
+            )
+        },
+        ("GET", "/v1/whoami") => RouteDoc::ok(
+            "The authenticated caller",
+            "the caller's principal, tenant, roles and permissions",
+            Json(schema_ref::<Whoami>),
+        ),
+        ("POST", "/v1/keys") => RouteDoc {
+            body: Body::Json {
+                schema: schema_ref::<crate::api::CreateKey>,
+                required: true,
+            },
+            status: 201,
+            ..RouteDoc::ok(
+                "Create an API key in the caller's tenant",
+                "the key, shown this once (`Location: /v1/keys/{id}`)",
+                Json(schema_ref::<CreatedKey>),
+            )
+        },
+        ("GET", "/v1/keys") => RouteDoc {
+            query: PAGE_QUERY,
+            errors: &[(400, "an invalid `after` cursor or `limit`")],
+            ..RouteDoc::ok(
+                "The caller's tenant's API keys, a page at a time",
+                "a page of keys (never their secrets)",
+                Json(schema_ref::<KeyPage>),
+            )
+        },
+        ("POST", "/v1/keys/{id}/rotate") => RouteDoc {
+            description: Some("The old key keeps working for the overlap."),
+            body: Body::Json {
+                schema: schema_ref::<crate::api::RotateKey>,
+                required: false,
+            },
+            status: 201,
+            ..RouteDoc::ok(
+                "Rotate an API key: a successor key",
+                "the successor key, shown this once",
+                Json(schema_ref::<CreatedKey>),
+            )
+        },
+        ("DELETE", "/v1/keys/{id}") => RouteDoc {
+            status: 204,
+            ..RouteDoc::ok("Revoke an API key", "revoked", Empty)
+        },
+        ("GET", "/v1/admin/tenants/{tenant}/keys") => RouteDoc {
+            query: PAGE_QUERY,
+            errors: &[(400, "an invalid `after` cursor or `limit`")],
+            ..RouteDoc::ok(
+                "Any tenant's API keys (cross-tenant administrators)",
+                "a page of keys",
+                Json(schema_ref::<KeyPage>),
+            )
+        },
+        ("POST", "/v1/documents") => RouteDoc {
+            description: Some(
+                "The raw PDF is the body. Up to `documents.inline_max_bytes` it \
+                 is extracted in the request (`extraction`); a larger one by a \
+                 background job (`job`, poll `/v1/jobs/{id}`).",
+            ),
+            query: &[("filename", "the original filename (sanitised before it is stored)")],
+            body: Body::Raw("application/pdf"),
+            status: 201,
+            errors: &[
+                (400, "an invalid query"),
+                (422, "a PDF refused by validation or extraction (`reason` names why)"),
+            ],
+            ..RouteDoc::ok(
+                "Upload one PDF",
+                "stored (`Location: /v1/documents/{id}`)",
+                Json(schema_ref::<AcceptedDocument>),
+            )
+        },
+        ("POST", "/v1/documents/batch") => RouteDoc {
+            description: Some(
+                "One result per document, in order: one bad file never fails the batch.",
+            ),
+            body: Body::LenientJson(schema_ref::<crate::documents::BatchRequest>),
+            ..RouteDoc::ok(
+                "Upload several documents (base64 in JSON)",
+                "one result per document",
+                Json(schema_ref::<BatchResponse>),
+            )
+        },
+        ("GET", "/v1/documents/{id}") => RouteDoc::ok(
+            "A document's metadata",
+            "the metadata",
+            Json(schema_ref::<DocumentDoc>),
+        ),
+        ("GET", "/v1/documents/{id}/text") => RouteDoc {
+            description: Some("404 also while a background extraction has not finished."),
+            ..RouteDoc::ok(
+                "A document's extracted text",
+                "one string per page",
+                Json(schema_ref::<DocumentTextDoc>),
+            )
+        },
+        ("DELETE", "/v1/documents/{id}") => RouteDoc {
+            status: 204,
+            ..RouteDoc::ok(
+                "Delete a document: content, text and metadata",
+                "deleted",
+                Empty,
+            )
+        },
+        ("GET", "/v1/jobs/{id}") => RouteDoc::ok(
+            "An extraction job: state, progress, attempts, error",
+            "the job",
+            Json(schema_ref::<JobDoc>),
+        ),
+        ("DELETE", "/v1/jobs/{id}") => RouteDoc {
+            description: Some(
+                "A running job's worker stops it at its next heartbeat and \
+                 discards its result.",
+            ),
+            status: 204,
+            errors: &[(409, "the job has already ended")],
+            ..RouteDoc::ok("Cancel a queued or running job", "cancelled", Empty)
+        },
+        ("GET", "/v1/events") => RouteDoc {
+            description: Some(
+                "A server-to-client WebSocket: a `hello` message, then one \
+                 JSON text message per event of the caller's tenant. A full \
+                 connection cap closes the socket at once with 1013.",
+            ),
+            status: 101,
+            errors: &[(400, "not a WebSocket upgrade request")],
+            ..RouteDoc::ok(
+                "Live job and document events (WebSocket)",
+                "switching to the WebSocket protocol",
+                Empty,
+            )
+        },
+        _ => return None,
+    };
+    Some(doc)
+}
+
+/// The operation of `route` in `group`.
+fn operation(group: &RouteGroup, route: &RouteSpec) -> Operation {
+    let doc = route_doc(&route.method, route.path);
+    let mut builder = OperationBuilder::new()
+        .operation_id(Some(operation_id(&route.method, route.path)))
+        .tag(tag(route.path));
+    for name in path_params(route.path) {
+        builder = builder.parameter(
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
+        );
+    }
+    if group.access == Access::Protected {
+        builder = builder
+            .security(SecurityRequirement::new::<_, [&str; 0], &str>(BEARER, []))
+            .security(SecurityRequirement::new::<_, [&str; 0], &str>(API_KEY, []));
+    }
+    if let Some(doc) = &doc {
+        builder = builder
+            .summary(Some(doc.summary))
+            .description(doc.description);
+        for (name, description) in doc.query {
+            builder = builder.parameter(
+                ParameterBuilder::new()
+                    .name(*name)
+                    .parameter_in(ParameterIn::Query)
+                    .required(Required::False)
+                    .description(Some(*description))
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
+            );
+        }
+        builder = builder.request_body(request_body(doc.body));
+        builder = builder.response(doc.status.to_string(), success(doc));
+    }
+    for (status, description) in errors(group, route, doc.as_ref()) {
+        let mut response = ResponseBuilder::new().description(description).content(
+            PROBLEM_JSON,
+            ContentBuilder::new()
+                .schema(Some(schema_ref::<ProblemDoc>()))
+                .build(),
+        );
+        if matches!(status, 429 | 503) {
+            response = response.header(
+                "Retry-After",
+                HeaderBuilder::new()
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::Integer)))
+                    .description(Some("seconds until a retry may succeed"))
+                    .build(),
+            );
+        }
+        builder = builder.response(status.to_string(), response.build());
+    }
+    builder.build()
+}
+
+/// The request body of `body`.
+fn request_body(body: Body) -> Option<utoipa::openapi::request_body::RequestBody> {
+    let (media, schema, required) = match body {
+        Body::None => return None,
+        Body::Json { schema, required } => ("application/json", Some(schema()), required),
+        Body::LenientJson(schema) => ("application/json", Some(schema()), true),
+        Body::Raw(media) => (
+            media,
+            Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .content_media_type(media)
+                    .into(),
+            ),
+            true,
+        ),
+    };
+    Some(
+        RequestBodyBuilder::new()
+            .required(Some(if required {
+                Required::True
+            } else {
+                Required::False
+            }))
+            .content(media, ContentBuilder::new().schema(schema).build())
+            .build(),
+    )
+}
+
+/// The success response of `doc`.
+fn success(doc: &RouteDoc) -> utoipa::openapi::Response {
+    let response = ResponseBuilder::new().description(doc.answer);
+    match doc.payload {
+        Payload::Empty => response,
+        Payload::Json(schema) => response.content(
+            "application/json",
+            ContentBuilder::new().schema(Some(schema())).build(),
+        ),
+        Payload::Media(media, schema) => response.content(
+            media,
+            ContentBuilder::new().schema(schema.map(|s| s())).build(),
+        ),
+    }
+    .build()
+}
+
+/// Every error status of `route` with its description: derived from the
+/// route's facts, then the route's own (which win on a shared status).
+pub(crate) fn errors(
+    group: &RouteGroup,
+    route: &RouteSpec,
+    doc: Option<&RouteDoc>,
+) -> Vec<(u16, String)> {
+    let mut out: Vec<(u16, String)> = derived_errors(group, route, doc.map(|d| d.body))
+        .into_iter()
+        .collect();
+    for (status, description) in doc.map_or(&[][..], |d| d.errors) {
+        match out.iter_mut().find(|(s, _)| s == status) {
+            Some((_, text)) => *text = format!("{text}; {description}"),
+            None => out.push((*status, (*description).to_owned())),
+        }
+    }
+    out.sort_by_key(|(status, _)| *status);
+    out
+}
+
+/// The error statuses the route's facts imply.
+fn derived_errors(group: &RouteGroup, route: &RouteSpec, body: Option<Body>) -> Vec<(u16, String)> {
+    let mut out = Vec::new();
+    let json = matches!(body, Some(Body::Json { .. } | Body::LenientJson(_)));
+    if json {
+        out.push((
+            400,
+            "the body is malformed or fails validation; `errors` points at each field".to_owned(),
+        ));
+    }
+    if group.access == Access::Protected {
+        out.push((
+            401,
+            "missing or invalid credentials (`WWW-Authenticate: Bearer`)".to_owned(),
+        ));
+    }
+    if !route.required.is_empty() {
+        out.push((403, format!("the principal lacks {}", permissions(&route.required))));
+    }
+    if route.path.contains('{') {
+        out.push((
+            404,
+            "not found (another tenant's resource is answered the same)".to_owned(),
+        ));
+    }
+    if matches!(body, Some(Body::Json { .. } | Body::LenientJson(_) | Body::Raw(_))) {
+        out.push((413, "the body is over the size limit".to_owned()));
+    }
+    match body {
+        Some(Body::Json { .. }) => out.push((415, "the body is not `application/json`".to_owned())),
+        Some(Body::Raw(media)) => out.push((415, format!("the body is not `{media}`"))),
+        _ => {}
+    }
+    out.push((
+        429,
+        "rate limited (or locked out after failed logins); see `Retry-After` and `RateLimit`"
+            .to_owned(),
+    ));
+    out.push((
+        500,
+        "internal error; the problem carries a `correlation_id`".to_owned(),
+    ));
+    out.push((
+        503,
+        "a dependency is temporarily unavailable; retry later".to_owned(),
+    ));
+    out.push((504, "the request timed out".to_owned()));
+    out
+}
+
+/// `required` in words: "`a`", "every one of `a`, `b`".
+fn permissions(required: &[Permission]) -> String {
+    let names: Vec<String> = required.iter().map(|p| format!("`{p}`")).collect();
+    if names.len() == 1 {
+        format!("the permission {}", names.join(""))
+    } else {
+        format!("one of the permissions {} (all are required)", names.join(", "))
+    }
+}
+
+/// The names of the `{param}` segments of `path`.
+fn path_params(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/')
+        .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+}
+
+/// A stable operation id: `get_v1_keys_id`.
+fn operation_id(method: &Method, path: &str) -> String {
+    let mut id = method.as_str().to_ascii_lowercase();
+    for word in path.split(|c: char| !c.is_ascii_alphanumeric()) {
+        if !word.is_empty() {
+            id.push('_');
+            id.push_str(word);
+        }
+    }
+    id
+}
+
+/// The tag of `path`: its first segment after `/v1`.
+fn tag(path: &str) -> String {
+    let mut segments = path.split('/').filter(|s| !s.is_empty());
+    let first = segments.next().unwrap_or_default();
+    let name = if first == "v1" {
+        segments.next().unwrap_or_default()
+    } else {
+        first
+    };
+    name.trim_start_matches('.')
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The components: every schema and the two security schemes.
+fn components() -> utoipa::openapi::Components {
+    let mut schemas: Vec<(String, RefOr<Schema>)> = Vec::new();
+    let mut add = |name: Cow<'static, str>, schema: RefOr<Schema>| {
+        schemas.push((name.into_owned(), schema));
+    };
+    macro_rules! components {
+        ($($t:ty),* $(,)?) => {
+            $(
+                add(<$t as ToSchema>::name(), <$t as utoipa::PartialSchema>::schema());
+            )*
+        };
+    }
+    components!(
+        ProblemDoc,
+        FieldErrorDoc,
+        Health,
+        Jwks,
+        TokenRequest,
+        RefreshRequest,
+        RevokeRequest,
+        TokenResponse,
+        EmptyObject,
+        Whoami,
+        crate::api::CreateKey,
+        crate::api::RotateKey,
+        KeyDoc,
+        CreatedKey,
+        KeyPage,
+        crate::documents::BatchRequest,
+        crate::documents::BatchItem,
+        DocumentDoc,
+        ExtractionDoc,
+        JobDoc,
+        AcceptedDocument,
+        BatchResult,
+        BatchResponse,
+        DocumentTextDoc,
+    );
+    ComponentsBuilder::new()
+        .schemas_from_iter(schemas)
+        .security_scheme(
+            BEARER,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        )
+        .security_scheme(
+            API_KEY,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "x-api-key",
+                "an API key (also accepted as `Authorization: ApiKey <key>`)",
+            ))),
+        )
+        .build()
+}
+
+// The schemas below mirror JSON the handlers build with `serde_json::json!`
+// (the request types the handlers parse carry the derive themselves). The
+// tests parse real answers into them, unknown fields refused.
+
+/// An RFC 9457 problem document (`docaiche_core::problem::Problem`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = Problem)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive and the tests.
+pub(crate) struct ProblemDoc {
+    /// `https://docaiche.dev/problems/` and the code.
+    #[serde(rename = "type")]
+    #[schema(rename = "type")]
+    type_uri: String,
+    /// Summary of the problem type.
+    title: String,
+    /// The HTTP status.
+    status: u16,
+    /// Client-safe explanation of this occurrence.
+    detail: Option<String>,
+    /// URI reference of this occurrence.
+    instance: Option<String>,
+    /// The stable machine-readable code (`invalid-input`, `unauthenticated`, …).
+    code: String,
+    /// Server errors: the id under which the cause was logged.
+    correlation_id: Option<String>,
+    /// Field-level validation errors.
+    #[serde(default)]
+    errors: Option<Vec<FieldErrorDoc>>,
+    /// Seconds until a retry may succeed (also `Retry-After`).
+    retry_after: Option<u64>,
+    /// The token endpoints: the OAuth 2.0 error (`invalid_request`, `invalid_grant`).
+    error: Option<String>,
+    /// Refused documents: the extractor's reason code.
+    reason: Option<String>,
+}
+
+/// One invalid field.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = FieldError)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive and the tests.
+pub(crate) struct FieldErrorDoc {
+    /// JSON pointer (RFC 6901) to the field, e.g. `/email`.
+    pointer: String,
+    /// What is wrong with it.
+    detail: String,
+}
+
+/// A health report (`application/health+json`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive and the tests.
+pub(crate) struct Health {
+    /// `pass`, `warn` or `fail`.
+    status: String,
+    /// Each check's results, keyed `name:responseTime` (readiness only).
+    #[schema(value_type = Option<Object>)]
+    checks: Option<serde_json::Value>,
+}
+
+/// A JWK set (RFC 7517).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive and the tests.
+pub(crate) struct Jwks {
+    /// The public keys.
+    #[schema(value_type = Vec<Object>)]
+    keys: Vec<serde_json::Value>,
+}
+
+/// `POST /v1/auth/token`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive.
+pub(crate) struct TokenRequest {
+    /// The account's tenant.
+    tenant: String,
+    /// The account's email.
+    email: String,
+    /// The password.
+    password: String,
+    /// `password` when given.
+    grant_type: Option<String>,
+}
+
+/// `POST /v1/auth/refresh`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive.
+pub(crate) struct RefreshRequest {
+    /// The refresh token of the last pair.
+    refresh_token: String,
+    /// Ignored (`refresh_token`).
+    grant_type: Option<String>,
+}
+
+/// `POST /v1/auth/revoke` (RFC 7009).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive.
+pub(crate) struct RevokeRequest {
+    /// The token to revoke.
+    token: String,
+    /// `access_token` or `refresh_token`.
+    token_type_hint: Option<String>,
+}
+
+/// A token pair (RFC 6749 §5.1).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive and the tests.
+pub(crate) struct TokenResponse {
+    /// The access token (a JWT).
+    access_token: String,
+    /// `Bearer`.
+    token_type: String,
+    /// Seconds until the access token expires.
+    expires_in: i64,
+    /// The refresh token (single use).
+    refresh_token: String,
+    /// Seconds until the refresh token expires.
+    refresh_token_expires_in: i64,
+}
+
+/// An empty JSON object.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EmptyObject {}
+
+/// `GET /v1/whoami`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive and the tests.
+pub(crate) struct Whoami {
+    /// The principal id.
+    principal: String,
+    /// The tenant.
+    tenant: String,
+    /// `api_key`, `jwt`, `oidc` or `other`.
+    auth_method: String,
+    /// The roles.
+    roles: Vec<String>,
+    /// Every permission held (`resource:action`).
+    permissions: Vec<String>,
+}
+
+/// An API key record (never its secret or hash).
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = ApiKey)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive and the tests.
+pub(crate) struct KeyDoc {
+    /// The key id.
+    id: String,
+    /// Its tenant.
+    tenant: String,
+    /// The principal the key acts as.
+    principal: String,
+    /// Human label.
+    name: String,
+    /// The permissions it carries.
+    scopes: Vec<String>,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
+    created_at: String,
+    /// RFC 3339; none for a key that does not expire.
+    #[schema(format = DateTime)]
+    expires_at: Option<String>,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
+    last_used_at: Option<String>,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
+    revoked_at: Option<String>,
+    /// The successor of a rotated key.
+    replaced_by: Option<String>,
+}
+
+/// A created or rotated key: the record and the key itself, shown once.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive and the tests.
+pub(crate) struct CreatedKey {
+    /// The key id.
+    id: String,
+    /// Its tenant.
+    tenant: String,
+    /// The principal the key acts as.
+    principal: String,
+    /// Human label.
+    name: String,
+    /// The permissions it carries.
+    scopes: Vec<String>,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
+    created_at: String,
+    /// RFC 3339; none for a key that does not expire.
+    #[schema(format = DateTime)]
+    expires_at: Option<String>,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
+    last_used_at: Option<String>,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
+    revoked_at: Option<String>,
+    /// The successor of a rotated key.
+    replaced_by: Option<String>,
+    /// The key: send it as `X-API-Key`. Shown this once.
+    key: String,
+}
+
+/// A page of keys.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive and the tests.
+pub(crate) struct KeyPage {
+    /// The keys.
+    items: Vec<KeyDoc>,
+    /// The cursor of the next page (`?after=`); none on the last page.
+    next: Option<String>,
+}
+
+/// A document's metadata.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = Document)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive and the tests.
+pub(crate) struct DocumentDoc {
+    /// The document id.
+    id: String,
+    /// The principal that uploaded it.
+    owner: String,
+    /// The sanitised filename.
+    filename: Option<String>,
+    /// `application/pdf`.
+    content_type: String,
+    /// Size in bytes.
+    size: u64,
+    /// SHA-256 of the content, hex.
+    sha256: String,
+    /// Whether the extracted text is available.
+    has_text: bool,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
+    created_at: Option<String>,
+    /// Where the text is.
+    text_url: String,
+}
+
+/// An inline extraction's summary.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = Extraction)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive.
+pub(crate) struct ExtractionDoc {
+    /// Number of pages.
+    pages: u64,
+    /// Title, author, producer, dates, page count, format version.
+    #[schema(value_type = Object)]
+    info: serde_json::Value,
+    /// Active content found (`java_script`, `launch`, …).
+    risks: Vec<String>,
+}
+
+/// An extraction job.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = Job)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive.
+pub(crate) struct JobDoc {
+    /// The job id.
+    id: String,
+    /// `extract`.
+    kind: String,
+    /// `queued`, `running`, `succeeded`, `dead` or `cancelled`.
+    state: String,
+    /// Percent done.
+    progress: u8,
+    /// Attempts so far.
+    attempts: u32,
+    /// Attempts before the job is dead-lettered.
+    max_attempts: u32,
+    /// Why the last attempt failed.
+    last_error: Option<String>,
+    /// The document id.
+    document: Option<String>,
+    /// The job's result.
+    #[schema(value_type = Option<Object>)]
+    result: Option<serde_json::Value>,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
+    created_at: Option<String>,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
+    updated_at: Option<String>,
+    /// RFC 3339: not run before.
+    #[schema(format = DateTime)]
+    run_after: Option<String>,
+    /// Where to poll it.
+    url: String,
+}
+
+/// An accepted document: its metadata, and the inline extraction or the
+/// background job.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive.
+pub(crate) struct AcceptedDocument {
+    /// The document id.
+    id: String,
+    /// The principal that uploaded it.
+    owner: String,
+    /// The sanitised filename.
+    filename: Option<String>,
+    /// `application/pdf`.
+    content_type: String,
+    /// Size in bytes.
+    size: u64,
+    /// SHA-256 of the content, hex.
+    sha256: String,
+    /// Whether the extracted text is available.
+    has_text: bool,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
+    created_at: Option<String>,
+    /// Where the text is.
+    text_url: String,
+    /// The inline extraction.
+    extraction: Option<ExtractionDoc>,
+    /// The background job.
+    job: Option<JobDoc>,
+}
+
+/// One document's outcome in a batch.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive.
+pub(crate) struct BatchResult {
+    /// The document's position in the request.
+    index: u32,
+    /// 201, or the status its problem would have had alone.
+    status: u16,
+    /// The accepted document (201).
+    document: Option<AcceptedDocument>,
+    /// Why it was refused.
+    problem: Option<ProblemDoc>,
+}
+
+/// `POST /v1/documents/batch`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive.
+pub(crate) struct BatchResponse {
+    /// One per document, in order.
+    results: Vec<BatchResult>,
+}
+
+/// A document's text.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = DocumentText)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive.
+pub(crate) struct DocumentTextDoc {
+    /// The document id.
+    id: String,
+    /// One string per page.
+    pages: Vec<String>,
+}
+
+#[cfg(test)]
+#[path = "openapi/tests.rs"]
+mod tests;

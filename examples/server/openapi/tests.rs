@@ -1,0 +1,326 @@
+use std::collections::BTreeSet;
+
+use axum::http::Request;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::*;
+use crate::app::router;
+use crate::app::tests::{get_request, json, local_state, send};
+use crate::config::Config;
+use crate::test_support::TestDir;
+
+/// The document as JSON.
+fn spec() -> Value {
+    serde_json::to_value(document()).expect("serializable")
+}
+
+/// The operation of `method path` in `spec`.
+fn op<'a>(spec: &'a Value, method: &Method, path: &str) -> &'a Value {
+    &spec["paths"][path][method.as_str().to_ascii_lowercase()]
+}
+
+/// The statuses every route's facts imply, computed here independently of
+/// `derived_errors`: what the document must list at least.
+fn expected_errors(access: Access, route: &RouteSpec, body: Body) -> BTreeSet<u16> {
+    let mut statuses = BTreeSet::from([429, 500, 503, 504]);
+    if access == Access::Protected {
+        statuses.insert(401);
+    }
+    if !route.required.is_empty() {
+        statuses.insert(403);
+    }
+    if route.path.contains('{') {
+        statuses.insert(404);
+    }
+    match body {
+        Body::None => {}
+        Body::Json { .. } => statuses.extend([400, 413, 415]),
+        Body::LenientJson(_) => statuses.extend([400, 413]),
+        Body::Raw(_) => statuses.extend([413, 415]),
+    }
+    statuses
+}
+
+#[test]
+fn every_route_is_documented_with_every_error_it_can_answer() {
+    let spec = spec();
+    let mut routes = BTreeSet::new();
+    let mut undocumented = Vec::new();
+    for group in route_groups() {
+        for route in documented(&group) {
+            let (method, path) = (&route.method, route.path);
+            routes.insert((method.as_str().to_ascii_lowercase(), path.to_owned()));
+            let Some(doc) = route_doc(method, path) else {
+                undocumented.push(format!("{method} {path}"));
+                continue;
+            };
+            let operation = op(&spec, method, path);
+            assert!(operation.is_object(), "{method} {path} is missing");
+            let responses = operation["responses"]
+                .as_object()
+                .unwrap_or_else(|| panic!("{method} {path}: no responses"));
+            let listed: BTreeSet<u16> = responses
+                .keys()
+                .map(|s| s.parse().expect("a status"))
+                .collect();
+            let mut expected = expected_errors(group.access, route, doc.body);
+            expected.extend(doc.errors.iter().map(|(s, _)| *s));
+            expected.insert(doc.status);
+            assert_eq!(listed, expected, "{method} {path}");
+            for status in expected.iter().filter(|s| **s >= 400) {
+                let response = &responses[&status.to_string()];
+                assert_eq!(
+                    response["content"][PROBLEM_JSON]["schema"]["$ref"],
+                    "#/components/schemas/Problem",
+                    "{method} {path} {status}"
+                );
+            }
+            if !route.required.is_empty() {
+                let text = responses["403"]["description"].as_str().expect("text");
+                for permission in &route.required {
+                    assert!(
+                        text.contains(&format!("`{permission}`")),
+                        "{method} {path}: 403 does not name {permission}: {text}"
+                    );
+                }
+            }
+            let security = &operation["security"];
+            match group.access {
+                Access::Protected => {
+                    let schemes: Vec<&str> = security
+                        .as_array()
+                        .expect("security")
+                        .iter()
+                        .flat_map(|s| s.as_object().expect("object").keys())
+                        .map(String::as_str)
+                        .collect();
+                    assert_eq!(schemes, [BEARER, API_KEY], "{method} {path}");
+                }
+                Access::Public => assert!(security.is_null(), "{method} {path}"),
+            }
+            let params: Vec<&str> = operation["parameters"]
+                .as_array()
+                .map(|p| {
+                    p.iter()
+                        .filter(|p| p["in"] == "path")
+                        .filter_map(|p| p["name"].as_str())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let expected: Vec<&str> = path_params(path).collect();
+            assert_eq!(params, expected, "{method} {path}");
+        }
+    }
+    assert!(
+        undocumented.is_empty(),
+        "routes without an entry in openapi::route_doc: {undocumented:?}"
+    );
+    // And nothing documented that the router does not serve.
+    let mut documented_ops = BTreeSet::new();
+    for (path, item) in spec["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("path item").keys() {
+            documented_ops.insert((method.clone(), path.clone()));
+        }
+    }
+    assert_eq!(documented_ops, routes);
+    // The well-known routes are there (the walk above is not vacuous).
+    for path in ["/health/live", "/openapi.json", "/v1/keys"] {
+        assert!(spec["paths"][path].is_object(), "{path}");
+    }
+}
+
+#[test]
+fn every_operation_has_a_summary_an_id_and_a_success_response() {
+    let spec = spec();
+    let mut ids = BTreeSet::new();
+    for (path, item) in spec["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            let summary = operation["summary"].as_str().unwrap_or_default();
+            assert!(!summary.is_empty(), "{method} {path}: no summary");
+            let id = operation["operationId"].as_str().expect("operation id");
+            assert!(ids.insert(id.to_owned()), "{id} twice");
+            let success = operation["responses"]
+                .as_object()
+                .expect("responses")
+                .keys()
+                .filter(|s| s.starts_with('1') || s.starts_with('2'))
+                .count();
+            assert_eq!(success, 1, "{method} {path}: one success response");
+        }
+    }
+}
+
+/// Every `$ref` under `value`.
+fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+    match value {
+        Value::Object(map) => {
+            for (key, value) in map {
+                match (key.as_str(), value) {
+                    ("$ref", Value::String(target)) => out.push(target),
+                    _ => refs(value, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_ref_resolves_to_a_component_and_every_component_is_used() {
+    let spec = spec();
+    let mut found = Vec::new();
+    refs(&spec, &mut found);
+    assert!(found.len() > 20, "{found:?}");
+    let schemas = spec["components"]["schemas"].as_object().expect("schemas");
+    let mut used = BTreeSet::new();
+    for target in found {
+        let name = target
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("unexpected $ref {target}"));
+        assert!(schemas.contains_key(name), "{target} does not resolve");
+        used.insert(name);
+    }
+    let unused: Vec<&String> = schemas
+        .keys()
+        .filter(|k| !used.contains(k.as_str()))
+        .collect();
+    assert!(unused.is_empty(), "unused components: {unused:?}");
+    let schemes = spec["components"]["securitySchemes"]
+        .as_object()
+        .expect("schemes");
+    assert_eq!(schemes[BEARER]["scheme"], "bearer");
+    assert_eq!(schemes[API_KEY]["in"], "header");
+    assert_eq!(schemes[API_KEY]["name"], "x-api-key");
+}
+
+#[test]
+fn the_problem_schema_carries_field_errors() {
+    let spec = spec();
+    let problem = &spec["components"]["schemas"]["Problem"];
+    let required: BTreeSet<&str> = problem["required"]
+        .as_array()
+        .expect("required")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(required, BTreeSet::from(["type", "title", "status", "code"]));
+    let errors = problem["properties"]["errors"].to_string();
+    assert!(errors.contains("#/components/schemas/FieldError"), "{errors}");
+}
+
+#[tokio::test]
+async fn the_document_is_openapi_3_1_served_at_openapi_json() {
+    let dir = TestDir::new("openapi-served");
+    let mut config = Config::default();
+    config.storage.data_dir = dir.path().to_path_buf();
+    let app = router(local_state(&config));
+    let (status, headers, body) = send(app, get_request("/openapi.json")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+    assert_eq!(headers[header::CACHE_CONTROL], "public, max-age=300");
+    assert!(headers.contains_key("ratelimit-policy"), "rate limited");
+    let served = json(&body);
+    let version = served["openapi"].as_str().expect("version");
+    assert!(version.starts_with("3.1."), "{version}");
+    assert_eq!(served, spec());
+    assert!(served["info"]["title"].is_string());
+}
+
+/// Parse `body` as `T` (unknown fields refused), naming `what` on failure.
+fn conforms<T: DeserializeOwned>(what: &str, body: &[u8]) {
+    if let Err(e) = serde_json::from_slice::<T>(body) {
+        panic!(
+            "{what} does not match its schema: {e}: {}",
+            String::from_utf8_lossy(body)
+        );
+    }
+}
+
+/// A request with `key` as its API key and `body` as JSON.
+fn keyed(method: Method, uri: &str, key: &str, body: &str) -> Request<axum::body::Body> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("x-api-key", key)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(axum::body::Body::from(body.to_owned()))
+        .expect("request")
+}
+
+#[tokio::test]
+async fn real_answers_match_their_schemas() {
+    let dir = TestDir::new("openapi-conformance");
+    let mut config = Config::default();
+    config.storage.data_dir = dir.path().to_path_buf();
+    let state = local_state(&config);
+    let admin = state
+        .auth
+        .bootstrap_key("acme", "admin", "test")
+        .await
+        .expect("key");
+    let admin = admin.key.expose_secret().to_owned();
+    let app = router(state);
+
+    for path in ["/health/live", "/health/ready"] {
+        let (status, _, body) = send(app.clone(), get_request(path)).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        conforms::<Health>(path, &body);
+    }
+    let (_, _, body) = send(app.clone(), get_request("/.well-known/jwks.json")).await;
+    conforms::<Jwks>("jwks", &body);
+
+    let (status, _, body) = send(app.clone(), keyed(Method::GET, "/v1/whoami", &admin, "")).await;
+    assert_eq!(status, StatusCode::OK);
+    conforms::<Whoami>("whoami", &body);
+
+    let create = r#"{"name":"ci","scopes":["keys:manage"],"expires_in_secs":3600}"#;
+    let (status, _, body) = send(app.clone(), keyed(Method::POST, "/v1/keys", &admin, create)).await;
+    assert_eq!(status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&body));
+    conforms::<CreatedKey>("created key", &body);
+    let id = json(&body)["id"].as_str().expect("id").to_owned();
+
+    let rotate = format!("/v1/keys/{id}/rotate");
+    let (status, _, body) = send(app.clone(), keyed(Method::POST, &rotate, &admin, "")).await;
+    assert_eq!(status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&body));
+    conforms::<CreatedKey>("rotated key", &body);
+
+    let (status, _, body) = send(app.clone(), keyed(Method::GET, "/v1/keys?limit=1", &admin, "")).await;
+    assert_eq!(status, StatusCode::OK);
+    conforms::<KeyPage>("key page", &body);
+    assert!(json(&body)["next"].is_string(), "a second page exists");
+
+    // Problems: a field-level 400 and a 401.
+    let (status, _, body) = send(
+        app.clone(),
+        keyed(Method::POST, "/v1/keys", &admin, r#"{"name":" ","scopes":[]}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    conforms::<ProblemDoc>("400 problem", &body);
+    assert!(json(&body)["errors"].is_array());
+    let (status, _, body) = send(app, keyed(Method::GET, "/v1/whoami", "nope", "")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    conforms::<ProblemDoc>("401 problem", &body);
+}
+
+#[test]
+fn a_server_problem_matches_the_schema() {
+    let problem = docaiche_core::problem::Problem::from_error(&docaiche_core::Error::internal("x"));
+    let body = serde_json::to_vec(&problem).expect("json");
+    conforms::<ProblemDoc>("500 problem", &body);
+}
+
+#[test]
+fn operation_ids_and_tags_read_well() {
+    assert_eq!(operation_id(&Method::GET, "/v1/keys/{id}"), "get_v1_keys_id");
+    assert_eq!(
+        operation_id(&Method::GET, "/.well-known/jwks.json"),
+        "get_well_known_jwks_json"
+    );
+    assert_eq!(tag("/v1/documents/{id}/text"), "documents");
+    assert_eq!(tag("/.well-known/jwks.json"), "well-known");
+    assert_eq!(tag("/health/live"), "health");
+    assert_eq!(tag("/openapi.json"), "openapi");
+}

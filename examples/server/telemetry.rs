@@ -1,0 +1,746 @@
+//! OpenTelemetry tracing: the request span, child spans around every call
+//! to a backend, W3C trace-context propagation and the OTLP exporter.
+//!
+//! Every request gets a server span (`tracing` span `request`, exported as
+//! `GET /v1/keys/{id}` with kind `server`) carrying the HTTP semantic
+//! conventions: `http.request.method`, `http.route` (the matched pattern,
+//! never the raw URI), `url.path`, `url.scheme`, `network.protocol.version`,
+//! `user_agent.original`, and on the response `http.response.status_code`
+//! (5xx also set the span status to error and `error.type`). When the
+//! request carries a valid `traceparent` header (W3C Trace Context), the
+//! span joins that trace as a child of the caller's span.
+//!
+//! Calls to the stores (SQLite, PostgreSQL, Redis revocations), to the key
+//! wrapper (Vault Transit) and to the extractor run in `client` child spans
+//! (`db.system.name`, `db.collection.name`, `db.operation.name`; errors set
+//! `error.type` to the stable error code), added by the decorators here
+//! ([`traced_stores`], [`TracedKeyWrapper`], [`TracedExtractor`]) so the
+//! library crates stay free of any tracing backend.
+//!
+//! Export is off unless `[telemetry] otlp_endpoint` is set (for instance
+//! `http://127.0.0.1:4318/v1/traces`): spans then go, batched, over
+//! OTLP/HTTP with protobuf bodies. `service_name` (default `docaiche`) and
+//! `sample_ratio` (default 1.0; parent-based: a sampled caller is always
+//! followed) complete the section. Without an endpoint the spans stay
+//! local to the log lines (request id, method, path).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::extract::MatchedPath;
+use axum::http::{HeaderMap, Request, Response};
+use docaiche_core::api_key::{ApiKeyLookup, ApiKeyRecord, ApiKeyUsage};
+use docaiche_core::document::{Document, DocumentMeta, DocumentText, NewDocument};
+use docaiche_core::extract::{ExtractInput, ExtractOptions, Extraction};
+use docaiche_core::key_wrapper::{DataKey, WrappedKey};
+use docaiche_core::page::{Page, PageRequest};
+use docaiche_core::{
+    ApiKeyId, ApiKeyStore, DocumentId, DocumentStore, Error, Extractor, KeyWrapper, PrincipalId,
+    SecretBytes, TenantId, TokenRevocationStore,
+};
+use opentelemetry::propagation::{Extractor as TextExtractor, TextMapPropagator as _};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use tracing::field::Empty;
+use tracing::{Instrument as _, Span};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+use crate::backends::Stores;
+use crate::config::Config;
+
+/// `[telemetry]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct TelemetrySection {
+    /// OTLP/HTTP traces endpoint (`http://collector:4318/v1/traces`); no
+    /// export when unset.
+    pub(crate) otlp_endpoint: Option<String>,
+    /// `service.name` of the exported spans.
+    pub(crate) service_name: String,
+    /// Share of new traces sampled, in [0, 1]; a caller's sampling
+    /// decision is always followed.
+    pub(crate) sample_ratio: f64,
+    /// Deadline of one export request, in seconds.
+    pub(crate) export_timeout_secs: u64,
+}
+
+impl Default for TelemetrySection {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            service_name: "docaiche".to_owned(),
+            sample_ratio: 1.0,
+            export_timeout_secs: 10,
+        }
+    }
+}
+
+/// The tracer provider exporting over OTLP, when `[telemetry]` asks for
+/// one. Must run inside the tokio runtime (the batch exporter is a task).
+/// Call [`SdkTracerProvider::shutdown`] before exit to flush.
+///
+/// # Errors
+/// [`Error::Misconfigured`] for an endpoint that is not an `http(s)` URL,
+/// a ratio outside [0, 1], or an exporter that cannot be built.
+pub(crate) fn tracer_provider(
+    section: &TelemetrySection,
+) -> Result<Option<SdkTracerProvider>, Error> {
+    use opentelemetry_otlp::{Protocol, WithExportConfig as _};
+
+    if !(0.0..=1.0).contains(&section.sample_ratio) {
+        return Err(Error::misconfigured(
+            "telemetry.sample_ratio",
+            "must be between 0 and 1",
+        ));
+    }
+    let Some(endpoint) = &section.otlp_endpoint else {
+        return Ok(None);
+    };
+    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+        return Err(Error::misconfigured(
+            "telemetry.otlp_endpoint",
+            "must be an http:// or https:// URL, e.g. http://127.0.0.1:4318/v1/traces",
+        ));
+    }
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpBinary)
+        .with_endpoint(endpoint.clone())
+        .with_timeout(Duration::from_secs(section.export_timeout_secs.max(1)))
+        .build()
+        .map_err(|e| Error::misconfigured("telemetry.otlp_endpoint", e.to_string()))?;
+    let processor =
+        opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor::builder(
+            exporter,
+            opentelemetry_sdk::runtime::Tokio,
+        )
+        .build();
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(section.service_name.clone())
+        .build();
+    Ok(Some(
+        SdkTracerProvider::builder()
+            .with_span_processor(processor)
+            .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+                section.sample_ratio,
+            ))))
+            .with_resource(resource)
+            .build(),
+    ))
+}
+
+/// The `tracing` layer sending spans to `provider`.
+pub(crate) fn layer<S>(
+    provider: &SdkTracerProvider,
+) -> tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::SdkTracer>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+{
+    tracing_opentelemetry::layer().with_tracer(provider.tracer("docaiche-server"))
+}
+
+/// Reads W3C trace-context headers from a request.
+struct Headers<'a>(&'a HeaderMap);
+
+impl TextExtractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(axum::http::HeaderName::as_str).collect()
+    }
+}
+
+/// The span of one request (the trace layer's `make_span_with`): the HTTP
+/// semantic-convention attributes, the request id, and the caller's trace
+/// from `traceparent` as parent.
+pub(crate) fn request_span(request: &Request<Body>) -> Span {
+    let headers = request.headers();
+    let request_id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    let method = crate::metrics::method_label(request.method());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str);
+    let user_agent = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id,
+        otel.name = route.map_or_else(|| method.to_owned(), |r| format!("{method} {r}")),
+        otel.kind = "server",
+        otel.status_code = Empty,
+        http.request.method = method,
+        http.route = route,
+        http.response.status_code = Empty,
+        url.path = %request.uri().path(),
+        url.scheme = request.uri().scheme_str().unwrap_or("http"),
+        network.protocol.version = protocol_version(request.version()),
+        user_agent.original = user_agent,
+        error.r#type = Empty,
+    );
+    let parent = TraceContextPropagator::new().extract(&Headers(headers));
+    // Fails only when no OpenTelemetry layer is installed (nothing to join).
+    let _ = span.set_parent(parent);
+    span
+}
+
+/// `1.1`, `2`, … for `network.protocol.version`.
+fn protocol_version(version: axum::http::Version) -> &'static str {
+    match version {
+        axum::http::Version::HTTP_09 => "0.9",
+        axum::http::Version::HTTP_10 => "1.0",
+        axum::http::Version::HTTP_2 => "2",
+        axum::http::Version::HTTP_3 => "3",
+        _ => "1.1",
+    }
+}
+
+/// The trace layer's `on_response`: records the status on the request span,
+/// marks 5xx as errors, then logs like [`DefaultOnResponse`] at INFO.
+///
+/// [`DefaultOnResponse`]: tower_http::trace::DefaultOnResponse
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RecordResponse;
+
+impl<B> tower_http::trace::OnResponse<B> for RecordResponse {
+    fn on_response(self, response: &Response<B>, latency: Duration, span: &Span) {
+        let status = response.status();
+        span.record("http.response.status_code", status.as_u16());
+        if status.is_server_error() {
+            span.record("otel.status_code", "ERROR");
+            span.record("error.type", status.as_str());
+        }
+        tower_http::trace::DefaultOnResponse::new()
+            .level(tracing::Level::INFO)
+            .on_response(response, latency, span);
+    }
+}
+
+/// A `client` span around one backend call.
+fn client_span(system: &'static str, collection: &'static str, operation: &'static str) -> Span {
+    tracing::info_span!(
+        "backend",
+        otel.name = format!("{operation} {collection}"),
+        otel.kind = "client",
+        otel.status_code = Empty,
+        db.system.name = system,
+        db.collection.name = collection,
+        db.operation.name = operation,
+        error.r#type = Empty,
+    )
+}
+
+/// Run `call` in `span`, recording a failure's error code on it.
+async fn traced<T>(
+    span: Span,
+    call: impl Future<Output = docaiche_core::Result<T>>,
+) -> docaiche_core::Result<T> {
+    let result = call.instrument(span.clone()).await;
+    if let Err(e) = &result {
+        span.record("otel.status_code", "ERROR");
+        span.record("error.type", e.code().as_str());
+    }
+    result
+}
+
+/// A store whose every call runs in a client span.
+#[derive(Debug)]
+pub(crate) struct Traced<T: ?Sized> {
+    /// `db.system.name`: `sqlite`, `postgresql`, `redis`, `memory`.
+    system: &'static str,
+    inner: Arc<T>,
+}
+
+impl<T: ?Sized> Traced<T> {
+    /// Trace calls to `inner`, a `system` backend.
+    pub(crate) fn new(system: &'static str, inner: Arc<T>) -> Self {
+        Self { system, inner }
+    }
+}
+
+/// `stores` with every API key, revocation and document call in a client
+/// span; the systems are named from `config`.
+pub(crate) fn traced_stores(stores: Stores, config: &Config) -> Stores {
+    let store = match config.store.backend.as_str() {
+        "postgres" => "postgresql",
+        other => static_system(other),
+    };
+    let revocations = match config.revocation.backend.as_str() {
+        "redis" => "redis",
+        _ => store,
+    };
+    Stores {
+        api_keys: Arc::new(Traced::new(store, Arc::clone(&stores.api_keys))),
+        revocations: Arc::new(Traced::new(revocations, Arc::clone(&stores.revocations))),
+        documents: Arc::new(Traced::new(store, Arc::clone(&stores.documents))),
+        ..stores
+    }
+}
+
+/// A `'static` name for the store systems the server knows.
+fn static_system(name: &str) -> &'static str {
+    match name {
+        "sqlite" => "sqlite",
+        "memory" => "memory",
+        _ => "other_sql",
+    }
+}
+
+#[async_trait]
+impl ApiKeyStore for Traced<dyn ApiKeyStore> {
+    async fn insert(&self, record: &ApiKeyRecord) -> docaiche_core::Result<()> {
+        let span = client_span(self.system, "api_keys", "insert");
+        traced(span, self.inner.insert(record)).await
+    }
+
+    async fn find_by_lookup(
+        &self,
+        lookup: &ApiKeyLookup,
+    ) -> docaiche_core::Result<Option<ApiKeyRecord>> {
+        let span = client_span(self.system, "api_keys", "find_by_lookup");
+        traced(span, self.inner.find_by_lookup(lookup)).await
+    }
+
+    async fn get(
+        &self,
+        tenant: &TenantId,
+        id: &ApiKeyId,
+    ) -> docaiche_core::Result<Option<ApiKeyRecord>> {
+        let span = client_span(self.system, "api_keys", "get");
+        traced(span, self.inner.get(tenant, id)).await
+    }
+
+    async fn list(
+        &self,
+        tenant: &TenantId,
+        page: &PageRequest,
+    ) -> docaiche_core::Result<Page<ApiKeyRecord>> {
+        let span = client_span(self.system, "api_keys", "list");
+        traced(span, self.inner.list(tenant, page)).await
+    }
+
+    async fn revoke(
+        &self,
+        tenant: &TenantId,
+        id: &ApiKeyId,
+        at: OffsetDateTime,
+    ) -> docaiche_core::Result<bool> {
+        let span = client_span(self.system, "api_keys", "revoke");
+        traced(span, self.inner.revoke(tenant, id, at)).await
+    }
+
+    async fn mark_rotated(
+        &self,
+        tenant: &TenantId,
+        id: &ApiKeyId,
+        replaced_by: &ApiKeyId,
+        valid_until: OffsetDateTime,
+    ) -> docaiche_core::Result<bool> {
+        let span = client_span(self.system, "api_keys", "mark_rotated");
+        traced(
+            span,
+            self.inner.mark_rotated(tenant, id, replaced_by, valid_until),
+        )
+        .await
+    }
+
+    async fn record_usage(&self, usage: &[ApiKeyUsage]) -> docaiche_core::Result<()> {
+        let span = client_span(self.system, "api_keys", "record_usage");
+        traced(span, self.inner.record_usage(usage)).await
+    }
+}
+
+#[async_trait]
+impl TokenRevocationStore for Traced<dyn TokenRevocationStore> {
+    async fn revoke(&self, token_id: &str, expires_at: OffsetDateTime) -> docaiche_core::Result<()> {
+        let span = client_span(self.system, "revoked_tokens", "revoke");
+        traced(span, self.inner.revoke(token_id, expires_at)).await
+    }
+
+    async fn is_revoked(&self, token_id: &str) -> docaiche_core::Result<bool> {
+        let span = client_span(self.system, "revoked_tokens", "is_revoked");
+        traced(span, self.inner.is_revoked(token_id)).await
+    }
+}
+
+#[async_trait]
+impl DocumentStore for Traced<dyn DocumentStore> {
+    async fn put(
+        &self,
+        tenant: &TenantId,
+        document: NewDocument,
+    ) -> docaiche_core::Result<DocumentMeta> {
+        let span = client_span(self.system, "documents", "put");
+        traced(span, self.inner.put(tenant, document)).await
+    }
+
+    async fn get(
+        &self,
+        tenant: &TenantId,
+        id: &DocumentId,
+    ) -> docaiche_core::Result<Option<Document>> {
+        let span = client_span(self.system, "documents", "get");
+        traced(span, self.inner.get(tenant, id)).await
+    }
+
+    async fn head(
+        &self,
+        tenant: &TenantId,
+        id: &DocumentId,
+    ) -> docaiche_core::Result<Option<DocumentMeta>> {
+        let span = client_span(self.system, "documents", "head");
+        traced(span, self.inner.head(tenant, id)).await
+    }
+
+    async fn list(
+        &self,
+        tenant: &TenantId,
+        page: &PageRequest,
+    ) -> docaiche_core::Result<Page<DocumentMeta>> {
+        let span = client_span(self.system, "documents", "list");
+        traced(span, self.inner.list(tenant, page)).await
+    }
+
+    async fn list_by_owner(
+        &self,
+        tenant: &TenantId,
+        owner: &PrincipalId,
+        page: &PageRequest,
+    ) -> docaiche_core::Result<Page<DocumentMeta>> {
+        let span = client_span(self.system, "documents", "list_by_owner");
+        traced(span, self.inner.list_by_owner(tenant, owner, page)).await
+    }
+
+    async fn delete(&self, tenant: &TenantId, id: &DocumentId) -> docaiche_core::Result<bool> {
+        let span = client_span(self.system, "documents", "delete");
+        traced(span, self.inner.delete(tenant, id)).await
+    }
+
+    async fn put_text(
+        &self,
+        tenant: &TenantId,
+        id: &DocumentId,
+        text: &DocumentText,
+    ) -> docaiche_core::Result<()> {
+        let span = client_span(self.system, "document_texts", "put");
+        traced(span, self.inner.put_text(tenant, id, text)).await
+    }
+
+    async fn get_text(
+        &self,
+        tenant: &TenantId,
+        id: &DocumentId,
+    ) -> docaiche_core::Result<Option<DocumentText>> {
+        let span = client_span(self.system, "document_texts", "get");
+        traced(span, self.inner.get_text(tenant, id)).await
+    }
+}
+
+/// `wrapper` (the one `config.encryption` names) with its calls traced.
+pub(crate) fn traced_key_wrapper(
+    config: &Config,
+    wrapper: Arc<dyn KeyWrapper>,
+) -> Arc<dyn KeyWrapper> {
+    let system = match config.encryption.key_wrapper {
+        crate::config::KeyWrapperKind::Local => "local",
+        crate::config::KeyWrapperKind::Vault => "vault",
+    };
+    Arc::new(TracedKeyWrapper::new(system, wrapper))
+}
+
+/// `intake` with its extractor traced.
+pub(crate) fn traced_intake(
+    mut intake: crate::documents::DocumentServices,
+) -> crate::documents::DocumentServices {
+    trace_extraction(&mut intake);
+    intake
+}
+
+/// Wrap `intake`'s extractor in a [`TracedExtractor`].
+pub(crate) fn trace_extraction(intake: &mut crate::documents::DocumentServices) {
+    let inner = Arc::clone(&intake.extractor);
+    intake.extractor = Arc::new(TracedExtractor::new(inner));
+}
+
+/// A key wrapper (Vault Transit, or the local key) whose calls run in
+/// client spans.
+#[derive(Debug)]
+pub(crate) struct TracedKeyWrapper {
+    /// `vault` or `local`.
+    system: &'static str,
+    inner: Arc<dyn KeyWrapper>,
+}
+
+impl TracedKeyWrapper {
+    /// Trace calls to `inner`, a `system` (`vault`, `local`) key wrapper.
+    pub(crate) fn new(system: &'static str, inner: Arc<dyn KeyWrapper>) -> Self {
+        Self { system, inner }
+    }
+}
+
+#[async_trait]
+impl KeyWrapper for TracedKeyWrapper {
+    async fn generate_data_key(&self, context: &[u8]) -> docaiche_core::Result<DataKey> {
+        let span = client_span(self.system, "transit", "generate_data_key");
+        traced(span, self.inner.generate_data_key(context)).await
+    }
+
+    async fn unwrap_key(
+        &self,
+        wrapped: &WrappedKey,
+        context: &[u8],
+    ) -> docaiche_core::Result<SecretBytes> {
+        let span = client_span(self.system, "transit", "unwrap_key");
+        traced(span, self.inner.unwrap_key(wrapped, context)).await
+    }
+
+    async fn rewrap(
+        &self,
+        wrapped: &WrappedKey,
+        context: &[u8],
+    ) -> docaiche_core::Result<WrappedKey> {
+        let span = client_span(self.system, "transit", "rewrap");
+        traced(span, self.inner.rewrap(wrapped, context)).await
+    }
+}
+
+/// An extractor whose calls run in an `internal` span `extract` with the
+/// input size and, on success, the page count.
+#[derive(Debug)]
+pub(crate) struct TracedExtractor {
+    inner: Arc<dyn Extractor>,
+}
+
+impl TracedExtractor {
+    /// Trace calls to `inner`.
+    pub(crate) fn new(inner: Arc<dyn Extractor>) -> Self {
+        Self { inner }
+    }
+}
+
+#[async_trait]
+impl Extractor for TracedExtractor {
+    fn version(&self) -> &str {
+        self.inner.version()
+    }
+
+    async fn extract(
+        &self,
+        input: ExtractInput,
+        options: &ExtractOptions,
+    ) -> docaiche_core::Result<Extraction> {
+        let span = tracing::info_span!(
+            "extract",
+            otel.name = "extract",
+            otel.kind = "internal",
+            otel.status_code = Empty,
+            extractor.version = self.inner.version(),
+            error.r#type = Empty,
+        );
+        traced(span, self.inner.extract(input, options)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{StatusCode, header};
+    use opentelemetry::trace::{SpanKind, TraceId};
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    use super::*;
+    use crate::app::tests::send;
+    use crate::app::{AppState, router};
+    use crate::test_support::TestDir;
+
+    /// A trace id and span id as a caller would send them.
+    const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    /// Spans recorded in memory while the returned guard lives.
+    fn in_memory() -> (
+        InMemorySpanExporter,
+        SdkTracerProvider,
+        tracing::subscriber::DefaultGuard,
+    ) {
+        let exporter = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .build();
+        let subscriber = tracing_subscriber::registry().with(layer(&provider));
+        let guard = tracing::subscriber::set_default(subscriber);
+        (exporter, provider, guard)
+    }
+
+    fn attribute(span: &SpanData, key: &str) -> Option<String> {
+        span.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| kv.value.to_string())
+    }
+
+    #[tokio::test]
+    async fn the_request_span_joins_the_callers_trace_and_parents_the_store_span() {
+        let (exporter, provider, _guard) = in_memory();
+        let dir = TestDir::new("telemetry-span-tree");
+        let mut config = Config::default();
+        config.storage.data_dir = dir.path().to_path_buf();
+        crate::storage::prepare_data_dir(&config.storage.data_dir).expect("data dir");
+        crate::keys::prepare(&config.key_source()).expect("key");
+        let state = AppState::from_config(&config, &|_| None)
+            .await
+            .expect("state");
+        let key = state
+            .auth
+            .bootstrap_key("acme", "admin", "telemetry")
+            .await
+            .expect("key");
+        exporter.reset();
+
+        let request = Request::get("/v1/whoami")
+            .header("x-api-key", key.key.expose_secret())
+            .header("traceparent", TRACEPARENT)
+            .header(header::USER_AGENT, "span-test/1")
+            .body(Body::empty())
+            .expect("request");
+        let (status, _, _) = send(router(state), request).await;
+        assert_eq!(status, StatusCode::OK);
+        provider.force_flush().expect("flush");
+        let spans = exporter.get_finished_spans().expect("spans");
+
+        let server = spans
+            .iter()
+            .find(|s| s.span_kind == SpanKind::Server)
+            .unwrap_or_else(|| panic!("no server span in {spans:#?}"));
+        assert_eq!(server.name, "GET /v1/whoami");
+        let caller = TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").expect("hex");
+        assert_eq!(server.span_context.trace_id(), caller, "joins the caller's trace");
+        assert_eq!(
+            format!("{:x}", server.parent_span_id),
+            "00f067aa0ba902b7",
+            "child of the caller's span"
+        );
+        assert_eq!(attribute(server, "http.route").as_deref(), Some("/v1/whoami"));
+        assert_eq!(attribute(server, "http.request.method").as_deref(), Some("GET"));
+        assert_eq!(
+            attribute(server, "http.response.status_code").as_deref(),
+            Some("200")
+        );
+        assert_eq!(
+            attribute(server, "user_agent.original").as_deref(),
+            Some("span-test/1")
+        );
+
+        let lookup = spans
+            .iter()
+            .find(|s| attribute(s, "db.operation.name").as_deref() == Some("find_by_lookup"))
+            .unwrap_or_else(|| panic!("no API key lookup span in {spans:#?}"));
+        assert_eq!(lookup.span_kind, SpanKind::Client);
+        assert_eq!(lookup.name, "find_by_lookup api_keys");
+        assert_eq!(lookup.span_context.trace_id(), caller);
+        assert_eq!(
+            lookup.parent_span_id,
+            server.span_context.span_id(),
+            "the store call is a child of the request span"
+        );
+        assert_eq!(attribute(lookup, "db.system.name").as_deref(), Some("sqlite"));
+    }
+
+    #[tokio::test]
+    async fn without_traceparent_a_request_starts_its_own_trace_and_5xx_is_an_error() {
+        let (exporter, provider, _guard) = in_memory();
+        let dir = TestDir::new("telemetry-root");
+        let mut config = Config::default();
+        config.storage.data_dir = dir.path().to_path_buf();
+        let app = router(crate::app::tests::local_state(&config));
+        let (status, _, _) = send(app, crate::app::tests::get_request("/test/panic")).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        provider.force_flush().expect("flush");
+        let spans = exporter.get_finished_spans().expect("spans");
+        let server = spans
+            .iter()
+            .find(|s| s.span_kind == SpanKind::Server)
+            .unwrap_or_else(|| panic!("no server span in {spans:#?}"));
+        assert_eq!(server.parent_span_id, opentelemetry::trace::SpanId::INVALID);
+        assert!(matches!(
+            server.status,
+            opentelemetry::trace::Status::Error { .. }
+        ));
+        assert_eq!(attribute(server, "error.type").as_deref(), Some("500"));
+    }
+
+    #[tokio::test]
+    async fn an_extraction_runs_in_a_child_span() {
+        let (exporter, provider, _guard) = in_memory();
+        let extractor = TracedExtractor::new(Arc::new(docaiche_extract::PdfExtractor::new(
+            docaiche_extract::Limits::default(),
+        )));
+        let parent = tracing::info_span!("request", otel.kind = "server");
+        let result = extractor
+            .extract(
+                ExtractInput::new(axum::body::Bytes::from_static(b"not a pdf")),
+                &ExtractOptions::default(),
+            )
+            .instrument(parent.clone())
+            .await;
+        assert!(result.is_err(), "garbage is refused");
+        drop(parent);
+        provider.force_flush().expect("flush");
+        let spans = exporter.get_finished_spans().expect("spans");
+        let request = spans
+            .iter()
+            .find(|s| s.name == "request")
+            .expect("request span");
+        let extract = spans
+            .iter()
+            .find(|s| s.name == "extract")
+            .expect("extract span");
+        assert_eq!(extract.parent_span_id, request.span_context.span_id());
+        assert!(attribute(extract, "error.type").is_some());
+    }
+
+    #[test]
+    fn an_endpoint_must_be_http_and_the_ratio_a_fraction() {
+        let bad = TelemetrySection {
+            otlp_endpoint: Some("collector:4318".into()),
+            ..TelemetrySection::default()
+        };
+        assert!(tracer_provider(&bad).is_err());
+        let bad = TelemetrySection {
+            sample_ratio: 1.5,
+            ..TelemetrySection::default()
+        };
+        assert!(tracer_provider(&bad).is_err());
+        assert!(
+            tracer_provider(&TelemetrySection::default())
+                .expect("valid")
+                .is_none(),
+            "off unless configured"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_otlp_endpoint_builds_an_exporting_provider() {
+        let section = TelemetrySection {
+            otlp_endpoint: Some("http://127.0.0.1:1/v1/traces".into()),
+            export_timeout_secs: 1,
+            ..TelemetrySection::default()
+        };
+        let provider = tracer_provider(&section).expect("valid").expect("on");
+        // Nothing listens there: shutting down reports the failed export
+        // without hanging.
+        let _ = provider.shutdown();
+    }
+}
