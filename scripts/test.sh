@@ -33,7 +33,7 @@ source "$REPO/scripts/services.sh"
 
 # Backend suites that must report in (tests/backends/report.rs writes
 # <suite>.ran or <suite>.skipped); suites not listed still show in the table.
-EXPECTED_BACKEND_SUITES=(postgres postgres-store redis redis-limiter redis-cluster openbao redis-store redis-cluster-store vault-store server-postgres server-redis server-vault)
+EXPECTED_BACKEND_SUITES=(postgres postgres-store redis redis-limiter redis-cluster openbao redis-store redis-cluster-store vault-store server-postgres server-redis server-vault compliance-postgres)
 
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
 

@@ -46,7 +46,10 @@ fn corpus(lines: usize, dirty_every: usize) -> Vec<String> {
 fn bench(c: &mut Criterion) {
     let redactor = Redactor::new();
     let mut group = c.benchmark_group("redact");
-    for (name, lines) in [("mixed_lines", corpus(2000, 8)), ("clean_lines", corpus(2000, 0))] {
+    for (name, lines) in [
+        ("mixed_lines", corpus(2000, 8)),
+        ("clean_lines", corpus(2000, 0)),
+    ] {
         let bytes: usize = lines.iter().map(String::len).sum();
         group.throughput(Throughput::Bytes(bytes as u64));
         group.bench_with_input(BenchmarkId::new("copy_lines", name), &lines, |b, lines| {
@@ -66,12 +69,20 @@ fn bench(c: &mut Criterion) {
     }
     let blob = corpus(2000, 8).join("\n");
     group.throughput(Throughput::Bytes(blob.len() as u64));
-    group.bench_with_input(BenchmarkId::new("copy_blob", "mixed_blob"), &blob, |b, blob| {
-        b.iter(|| black_box(black_box(blob.as_str()).to_owned()));
-    });
-    group.bench_with_input(BenchmarkId::new("redactor", "mixed_blob"), &blob, |b, blob| {
-        b.iter(|| black_box(redactor.redact(black_box(blob))));
-    });
+    group.bench_with_input(
+        BenchmarkId::new("copy_blob", "mixed_blob"),
+        &blob,
+        |b, blob| {
+            b.iter(|| black_box(black_box(blob.as_str()).to_owned()));
+        },
+    );
+    group.bench_with_input(
+        BenchmarkId::new("redactor", "mixed_blob"),
+        &blob,
+        |b, blob| {
+            b.iter(|| black_box(redactor.redact(black_box(blob))));
+        },
+    );
     group.finish();
 }
 

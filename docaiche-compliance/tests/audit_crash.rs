@@ -6,7 +6,13 @@
 //! writes events from several tasks and prints `ACK <tenant> <seq> <id>`
 //! for every receipt, until it is killed.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap
+)]
 
 mod audit_common;
 
@@ -18,7 +24,9 @@ use std::sync::Arc;
 
 use audit_common::event;
 use docaiche_compliance::audit::record::{self, ParsedLine};
-use docaiche_compliance::audit::{FileSinkConfig, JsonlFileSink, Verifier, read_lines, trail_segments};
+use docaiche_compliance::audit::{
+    FileSinkConfig, JsonlFileSink, Verifier, read_lines, trail_segments,
+};
 use docaiche_core::audit::AuditSink;
 
 const CHILD_VAR: &str = "DOCAICHE_AUDIT_CRASH_CHILD";
@@ -62,7 +70,13 @@ async fn a_killed_writer_loses_no_acknowledged_event() {
     let mut acked: HashMap<(String, u64), String> = HashMap::new();
     for round in 0..2 {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child_writer", "--nocapture", "--test-threads", "1"])
+            .args([
+                "--exact",
+                "child_writer",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
             .env(CHILD_VAR, &path)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -35,7 +35,12 @@ struct MemoryAuditSource(Arc<MemoryAuditSink>);
 
 #[async_trait::async_trait]
 impl SubjectAuditSource for MemoryAuditSource {
-    async fn events_about(&self, tenant: &TenantId, subject: &PrincipalId, limit: usize) -> Result<Vec<AuditEvent>> {
+    async fn events_about(
+        &self,
+        tenant: &TenantId,
+        subject: &PrincipalId,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>> {
         Ok(self
             .0
             .events(tenant)
@@ -113,7 +118,12 @@ impl Fixture {
     }
 
     async fn put(&self, tenant: &TenantId, owner: &str, text: &str) -> docaiche_core::DocumentId {
-        let doc = NewDocument::new(subject(owner), "application/pdf", "00", Bytes::from(format!("%PDF {text}")));
+        let doc = NewDocument::new(
+            subject(owner),
+            "application/pdf",
+            "00",
+            Bytes::from(format!("%PDF {text}")),
+        );
         let meta = self.documents.put(tenant, doc).await.expect("stored");
         self.documents
             .put_text(tenant, &meta.id, &DocumentText::new(vec![text.to_owned()]))
@@ -146,11 +156,21 @@ impl Fixture {
         self.key(&acme, "alice", "alicekey0001").await;
         self.key(&acme, "bob", "bobkey000001").await;
         self.key(&globex, "alice", "globexalice1").await;
-        let login = AuditEvent::new("auth.login", AuditOutcome::Success, self.clock.now(), &self.ctx)
-            .by(acme.clone(), Some(subject("alice")));
+        let login = AuditEvent::new(
+            "auth.login",
+            AuditOutcome::Success,
+            self.clock.now(),
+            &self.ctx,
+        )
+        .by(acme.clone(), Some(subject("alice")));
         self.audit.record(&login).await.expect("recorded");
-        let other = AuditEvent::new("auth.login", AuditOutcome::Success, self.clock.now(), &self.ctx)
-            .by(acme, Some(subject("bob")));
+        let other = AuditEvent::new(
+            "auth.login",
+            AuditOutcome::Success,
+            self.clock.now(),
+            &self.ctx,
+        )
+        .by(acme, Some(subject("bob")));
         self.audit.record(&other).await.expect("recorded");
     }
 }
@@ -163,12 +183,26 @@ async fn export_holds_the_subjects_data_and_nothing_of_anyone_else() {
     let dpo = f.dpo(&acme);
     let request = f
         .service
-        .submit(&dpo, &acme, subject("alice"), RequestKind::Export, Regulation::Gdpr, &f.ctx)
+        .submit(
+            &dpo,
+            &acme,
+            subject("alice"),
+            RequestKind::Export,
+            Regulation::Gdpr,
+            &f.ctx,
+        )
         .await
         .expect("submitted");
-    assert_eq!(request.deadline - request.received_at, time::Duration::days(30));
+    assert_eq!(
+        request.deadline - request.received_at,
+        time::Duration::days(30)
+    );
 
-    let bundle = f.service.export(&dpo, &acme, &request.id, &f.ctx).await.expect("exported");
+    let bundle = f
+        .service
+        .export(&dpo, &acme, &request.id, &f.ctx)
+        .await
+        .expect("exported");
     assert_eq!(bundle.format, EXPORT_FORMAT);
     let texts: Vec<&str> = bundle
         .documents
@@ -176,19 +210,39 @@ async fn export_holds_the_subjects_data_and_nothing_of_anyone_else() {
         .flat_map(|d| d.text.as_ref().map(|t| t.pages[0].as_str()))
         .collect();
     assert_eq!(texts, ["alice's contract", "alice's payslip"]);
-    assert!(bundle.documents.iter().all(|d| d.meta.owner == subject("alice") && d.meta.tenant == acme));
+    assert!(
+        bundle
+            .documents
+            .iter()
+            .all(|d| d.meta.owner == subject("alice") && d.meta.tenant == acme)
+    );
     assert_eq!(bundle.api_keys.len(), 1);
     assert_eq!(bundle.api_keys[0].lookup, "alicekey0001");
-    assert!(bundle.audit_events.iter().all(|e| e.actor == Some(subject("alice"))));
+    assert!(
+        bundle
+            .audit_events
+            .iter()
+            .all(|e| e.actor == Some(subject("alice")))
+    );
     assert_eq!(bundle.audit_events.len(), 1);
     assert_eq!(bundle.privacy_requests.len(), 1);
 
     let json = serde_json::to_string(&bundle).expect("serialises");
-    assert!(!json.contains("bob"), "another subject leaked into the export");
-    assert!(!json.contains("globex"), "another tenant leaked into the export");
+    assert!(
+        !json.contains("bob"),
+        "another subject leaked into the export"
+    );
+    assert!(
+        !json.contains("globex"),
+        "another tenant leaked into the export"
+    );
     assert!(!json.contains("\"hash\""), "key hashes are not exported");
 
-    let done = f.service.get(&dpo, &acme, &request.id).await.expect("found");
+    let done = f
+        .service
+        .get(&dpo, &acme, &request.id)
+        .await
+        .expect("found");
     assert_eq!(done.status, RequestStatus::Completed);
     let again = f.service.export(&dpo, &acme, &request.id, &f.ctx).await;
     assert_eq!(again.expect_err("completed").code(), ErrorCode::Conflict);
@@ -211,21 +265,44 @@ async fn after_erasure_nothing_of_the_subject_is_readable_and_a_pseudonymous_tom
         .collect();
     let request = f
         .service
-        .submit(&dpo, &acme, subject("alice"), RequestKind::Erase, Regulation::Ccpa, &f.ctx)
+        .submit(
+            &dpo,
+            &acme,
+            subject("alice"),
+            RequestKind::Erase,
+            Regulation::Ccpa,
+            &f.ctx,
+        )
         .await
         .expect("submitted");
-    assert_eq!(request.deadline - request.received_at, time::Duration::days(45));
+    assert_eq!(
+        request.deadline - request.received_at,
+        time::Duration::days(45)
+    );
 
-    let report = f.service.erase(&dpo, &acme, &request.id, &f.ctx).await.expect("erased");
+    let report = f
+        .service
+        .erase(&dpo, &acme, &request.id, &f.ctx)
+        .await
+        .expect("erased");
     assert_eq!(report.documents_deleted, 2);
     assert_eq!(report.api_keys_revoked, 1);
     assert!(report.data_key_destroyed);
-    assert_eq!(report.pseudonym, f.service.pseudonym(&acme, &subject("alice")));
+    assert_eq!(
+        report.pseudonym,
+        f.service.pseudonym(&acme, &subject("alice"))
+    );
 
     // Documents and text: gone.
     for id in &alice_doc_ids {
         assert!(f.documents.get(&acme, id).await.expect("read").is_none());
-        assert!(f.documents.get_text(&acme, id).await.expect("read").is_none());
+        assert!(
+            f.documents
+                .get_text(&acme, id)
+                .await
+                .expect("read")
+                .is_none()
+        );
     }
     let left = f
         .documents
@@ -234,21 +311,48 @@ async fn after_erasure_nothing_of_the_subject_is_readable_and_a_pseudonymous_tom
         .expect("listed");
     assert!(left.items.is_empty());
     // Keys: unusable.
-    let keys = f.keys.list(&acme, &PageRequest::default()).await.expect("listed");
-    assert!(keys
-        .items
-        .iter()
-        .filter(|k| k.principal == subject("alice"))
-        .all(|k| !k.is_usable_at(f.clock.now())));
+    let keys = f
+        .keys
+        .list(&acme, &PageRequest::default())
+        .await
+        .expect("listed");
+    assert!(
+        keys.items
+            .iter()
+            .filter(|k| k.principal == subject("alice"))
+            .all(|k| !k.is_usable_at(f.clock.now()))
+    );
     // Bob and globex's alice: untouched.
-    assert_eq!(f.documents.list_by_owner(&acme, &subject("bob"), &PageRequest::default()).await.expect("listed").items.len(), 1);
+    assert_eq!(
+        f.documents
+            .list_by_owner(&acme, &subject("bob"), &PageRequest::default())
+            .await
+            .expect("listed")
+            .items
+            .len(),
+        1
+    );
     let globex = tenant("globex");
-    let theirs = f.documents.list_by_owner(&globex, &subject("alice"), &PageRequest::default()).await.expect("listed");
+    let theirs = f
+        .documents
+        .list_by_owner(&globex, &subject("alice"), &PageRequest::default())
+        .await
+        .expect("listed");
     assert_eq!(theirs.items.len(), 1);
-    assert!(f.documents.get(&globex, &theirs.items[0].id).await.expect("decrypts").is_some());
+    assert!(
+        f.documents
+            .get(&globex, &theirs.items[0].id)
+            .await
+            .expect("decrypts")
+            .is_some()
+    );
 
     // The request record names the pseudonym, not alice.
-    let stored = f.service.get(&dpo, &acme, &request.id).await.expect("found");
+    let stored = f
+        .service
+        .get(&dpo, &acme, &request.id)
+        .await
+        .expect("found");
     assert_eq!(stored.status, RequestStatus::Completed);
     assert_eq!(stored.subject.as_str(), report.pseudonym);
 
@@ -277,21 +381,40 @@ async fn a_legal_hold_refuses_erasure() {
     let acme = tenant("acme");
     let dpo = f.dpo(&acme);
     f.holds
-        .place(LegalHold::new(acme.clone(), "case 9", subject("counsel"), f.clock.now()).on_subject(subject("alice")))
+        .place(
+            LegalHold::new(acme.clone(), "case 9", subject("counsel"), f.clock.now())
+                .on_subject(subject("alice")),
+        )
         .await
         .expect("placed");
     let request = f
         .service
-        .submit(&dpo, &acme, subject("alice"), RequestKind::Erase, Regulation::Gdpr, &f.ctx)
+        .submit(
+            &dpo,
+            &acme,
+            subject("alice"),
+            RequestKind::Erase,
+            Regulation::Gdpr,
+            &f.ctx,
+        )
         .await
         .expect("submitted");
     let refused = f.service.erase(&dpo, &acme, &request.id, &f.ctx).await;
     assert_eq!(refused.expect_err("held").code(), ErrorCode::Conflict);
-    let stored = f.service.get(&dpo, &acme, &request.id).await.expect("found");
+    let stored = f
+        .service
+        .get(&dpo, &acme, &request.id)
+        .await
+        .expect("found");
     assert_eq!(stored.status, RequestStatus::Rejected);
     assert_eq!(stored.failure.as_deref(), Some("legal_hold"));
     assert_eq!(
-        f.documents.list_by_owner(&acme, &subject("alice"), &PageRequest::default()).await.expect("listed").items.len(),
+        f.documents
+            .list_by_owner(&acme, &subject("alice"), &PageRequest::default())
+            .await
+            .expect("listed")
+            .items
+            .len(),
         2
     );
 }
@@ -305,22 +428,53 @@ async fn requests_need_the_permission_and_stay_in_their_tenant() {
         .with_permissions([Permission::DOCUMENTS_READ].into_iter().collect());
     let denied = f
         .service
-        .submit(&reader, &acme, subject("alice"), RequestKind::Export, Regulation::Gdpr, &f.ctx)
+        .submit(
+            &reader,
+            &acme,
+            subject("alice"),
+            RequestKind::Export,
+            Regulation::Gdpr,
+            &f.ctx,
+        )
         .await;
     assert_eq!(denied.expect_err("forbidden").code(), ErrorCode::Forbidden);
 
     // A DPO of globex cannot see or run acme's request.
     let request = f
         .service
-        .submit(&f.dpo(&acme), &acme, subject("alice"), RequestKind::Erase, Regulation::Gdpr, &f.ctx)
+        .submit(
+            &f.dpo(&acme),
+            &acme,
+            subject("alice"),
+            RequestKind::Erase,
+            Regulation::Gdpr,
+            &f.ctx,
+        )
         .await
         .expect("submitted");
     let globex = tenant("globex");
     let other = f.dpo(&globex);
-    assert_eq!(f.service.get(&other, &acme, &request.id).await.expect_err("cross").code(), ErrorCode::Forbidden);
-    assert_eq!(f.service.get(&other, &globex, &request.id).await.expect_err("absent").code(), ErrorCode::NotFound);
+    assert_eq!(
+        f.service
+            .get(&other, &acme, &request.id)
+            .await
+            .expect_err("cross")
+            .code(),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        f.service
+            .get(&other, &globex, &request.id)
+            .await
+            .expect_err("absent")
+            .code(),
+        ErrorCode::NotFound
+    );
     // An erase request cannot be run as an export.
-    let wrong = f.service.export(&f.dpo(&acme), &acme, &request.id, &f.ctx).await;
+    let wrong = f
+        .service
+        .export(&f.dpo(&acme), &acme, &request.id, &f.ctx)
+        .await;
     assert_eq!(wrong.expect_err("kind").code(), ErrorCode::Conflict);
 }
 
@@ -331,7 +485,14 @@ async fn overdue_requests_are_reported_open_past_their_deadline() {
     let dpo = f.dpo(&acme);
     let request = f
         .service
-        .submit(&dpo, &acme, subject("alice"), RequestKind::Export, Regulation::Gdpr, &f.ctx)
+        .submit(
+            &dpo,
+            &acme,
+            subject("alice"),
+            RequestKind::Export,
+            Regulation::Gdpr,
+            &f.ctx,
+        )
         .await
         .expect("submitted");
     assert!(!request.is_overdue(f.clock.now()));

@@ -40,11 +40,19 @@ struct Score {
 impl Score {
     fn precision(&self) -> f64 {
         let found = self.tp + self.fp;
-        if found == 0 { 1.0 } else { f64::from(self.tp) / f64::from(found) }
+        if found == 0 {
+            1.0
+        } else {
+            f64::from(self.tp) / f64::from(found)
+        }
     }
     fn recall(&self) -> f64 {
         let expected = self.tp + self.fn_;
-        if expected == 0 { 1.0 } else { f64::from(self.tp) / f64::from(expected) }
+        if expected == 0 {
+            1.0
+        } else {
+            f64::from(self.tp) / f64::from(expected)
+        }
     }
 }
 
@@ -68,7 +76,10 @@ fn spans(case: &Case) -> Vec<(PiiKind, Range<usize>)> {
 fn corpus_precision_and_recall_per_kind_meet_the_floor() {
     let corpus = include_str!("../testdata/redact_corpus.jsonl");
     let redactor = Redactor::new();
-    let mut scores: BTreeMap<PiiKind, Score> = PiiKind::ALL.iter().map(|&k| (k, Score::default())).collect();
+    let mut scores: BTreeMap<PiiKind, Score> = PiiKind::ALL
+        .iter()
+        .map(|&k| (k, Score::default()))
+        .collect();
     let mut misses = Vec::new();
     let mut cases = 0;
     for (line_no, line) in corpus.lines().enumerate() {
@@ -76,8 +87,8 @@ fn corpus_precision_and_recall_per_kind_meet_the_floor() {
             continue;
         }
         cases += 1;
-        let case: Case = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("line {}: {e}", line_no + 1));
+        let case: Case =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("line {}: {e}", line_no + 1));
         let expected = spans(&case);
         let found = redactor.find(&case.text);
         let mut matched = vec![false; expected.len()];
@@ -119,7 +130,10 @@ fn corpus_precision_and_recall_per_kind_meet_the_floor() {
         }
     }
     println!("{cases} cases");
-    println!("{:<14} {:>4} {:>4} {:>4} {:>9} {:>7}", "kind", "tp", "fp", "fn", "precision", "recall");
+    println!(
+        "{:<14} {:>4} {:>4} {:>4} {:>9} {:>7}",
+        "kind", "tp", "fp", "fn", "precision", "recall"
+    );
     for (kind, s) in &scores {
         println!(
             "{:<14} {:>4} {:>4} {:>4} {:>9.3} {:>7.3}",
@@ -137,8 +151,16 @@ fn corpus_precision_and_recall_per_kind_meet_the_floor() {
     assert!(cases >= 150, "corpus too small: {cases} cases");
     for (kind, s) in &scores {
         assert!(s.tp >= 3, "{kind}: fewer than 3 positives in the corpus");
-        assert!(s.precision() >= FLOOR, "{kind}: precision {:.3} below {FLOOR}", s.precision());
-        assert!(s.recall() >= FLOOR, "{kind}: recall {:.3} below {FLOOR}", s.recall());
+        assert!(
+            s.precision() >= FLOOR,
+            "{kind}: precision {:.3} below {FLOOR}",
+            s.precision()
+        );
+        assert!(
+            s.recall() >= FLOOR,
+            "{kind}: recall {:.3} below {FLOOR}",
+            s.recall()
+        );
     }
 }
 

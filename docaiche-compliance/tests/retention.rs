@@ -42,8 +42,18 @@ impl Fixture {
     }
 
     async fn put(&self, tenant: &TenantId, owner: &str) -> String {
-        let doc = NewDocument::new(subject(owner), "application/pdf", "00", Bytes::from_static(b"%PDF"));
-        self.documents.put(tenant, doc).await.expect("stored").id.to_string()
+        let doc = NewDocument::new(
+            subject(owner),
+            "application/pdf",
+            "00",
+            Bytes::from_static(b"%PDF"),
+        );
+        self.documents
+            .put(tenant, doc)
+            .await
+            .expect("stored")
+            .id
+            .to_string()
     }
 
     fn purger(&self, policies: RetentionPolicies, audit: Arc<dyn AuditSink>) -> Purger {
@@ -89,12 +99,19 @@ async fn expired_documents_are_purged_per_tenant_policy_and_each_purge_is_audite
 
     assert_eq!(report.purged(), 1);
     assert_eq!(f.count(&acme).await, 1);
-    assert_eq!(f.count(&globex).await, 1, "globex's document is 40 days old, under 90");
+    assert_eq!(
+        f.count(&globex).await,
+        1,
+        "globex's document is 40 days old, under 90"
+    );
     let events = f.audit.events(&acme);
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].action, "retention.purge");
     let resource = events[0].resource.as_ref().expect("resource");
-    assert_eq!((resource.kind.as_str(), resource.id.as_str()), ("documents", old_acme.as_str()));
+    assert_eq!(
+        (resource.kind.as_str(), resource.id.as_str()),
+        ("documents", old_acme.as_str())
+    );
     assert_eq!(purger.last_report(), Some(report));
 }
 
@@ -110,12 +127,20 @@ async fn a_legal_hold_on_a_subject_keeps_their_documents_and_release_lets_them_g
     let hold_id = hold.id;
     f.holds.place(hold).await.expect("placed");
 
-    let purger = f.purger(RetentionPolicies::new().with_default(resource::DOCUMENTS, 90), f.audit.clone());
+    let purger = f.purger(
+        RetentionPolicies::new().with_default(resource::DOCUMENTS, 90),
+        f.audit.clone(),
+    );
     let report = purger.run(std::slice::from_ref(&acme)).await;
     assert_eq!((report.purged(), report.held()), (1, 1));
     assert_eq!(f.count(&acme).await, 1);
 
-    assert!(f.holds.release(&acme, &hold_id, f.clock.now()).await.expect("released"));
+    assert!(
+        f.holds
+            .release(&acme, &hold_id, f.clock.now())
+            .await
+            .expect("released")
+    );
     let report = purger.run(std::slice::from_ref(&acme)).await;
     assert_eq!((report.purged(), report.held()), (1, 0));
     assert_eq!(f.count(&acme).await, 0);
@@ -128,10 +153,21 @@ async fn a_tenant_wide_hold_suspends_the_purge_and_says_so_on_the_trail() {
     f.put(&acme, "alice").await;
     f.days(100);
     f.holds
-        .place(LegalHold::new(acme.clone(), "regulator inquiry", subject("counsel"), f.clock.now()).on_kind(resource::DOCUMENTS))
+        .place(
+            LegalHold::new(
+                acme.clone(),
+                "regulator inquiry",
+                subject("counsel"),
+                f.clock.now(),
+            )
+            .on_kind(resource::DOCUMENTS),
+        )
         .await
         .expect("placed");
-    let purger = f.purger(RetentionPolicies::new().with_default(resource::DOCUMENTS, 90), f.audit.clone());
+    let purger = f.purger(
+        RetentionPolicies::new().with_default(resource::DOCUMENTS, 90),
+        f.audit.clone(),
+    );
     let report = purger.run(std::slice::from_ref(&acme)).await;
     assert_eq!(report.purged(), 0);
     assert!(report.tenants[&acme][resource::DOCUMENTS].suspended_by_hold);
@@ -156,10 +192,16 @@ async fn nothing_is_deleted_when_the_audit_trail_refuses_the_record() {
     let acme = tenant("acme");
     f.put(&acme, "alice").await;
     f.days(100);
-    let purger = f.purger(RetentionPolicies::new().with_default(resource::DOCUMENTS, 90), Arc::new(DownSink));
+    let purger = f.purger(
+        RetentionPolicies::new().with_default(resource::DOCUMENTS, 90),
+        Arc::new(DownSink),
+    );
     let report = purger.run(std::slice::from_ref(&acme)).await;
     assert_eq!(report.purged(), 0);
-    assert_eq!(report.failures.get(&acme).map(String::as_str), Some("unavailable"));
+    assert_eq!(
+        report.failures.get(&acme).map(String::as_str),
+        Some("unavailable")
+    );
     assert_eq!(f.count(&acme).await, 1);
 }
 
@@ -172,7 +214,10 @@ async fn the_per_run_bound_leaves_the_rest_for_the_next_run() {
     }
     f.days(100);
     let purger = f
-        .purger(RetentionPolicies::new().with_default(resource::DOCUMENTS, 90), f.audit.clone())
+        .purger(
+            RetentionPolicies::new().with_default(resource::DOCUMENTS, 90),
+            f.audit.clone(),
+        )
         .with_max_per_run(3);
     let report = purger.run(std::slice::from_ref(&acme)).await;
     assert_eq!(report.purged(), 3);
@@ -184,9 +229,24 @@ async fn the_per_run_bound_leaves_the_rest_for_the_next_run() {
 
 #[test]
 fn policies_reject_zero_and_absurd_periods() {
-    assert!(RetentionPolicies::new().with_default("documents", 0).validate().is_err());
-    assert!(RetentionPolicies::new().with_default("documents", 100_000).validate().is_err());
-    assert!(RetentionPolicies::new().with_default("", 10).validate().is_err());
+    assert!(
+        RetentionPolicies::new()
+            .with_default("documents", 0)
+            .validate()
+            .is_err()
+    );
+    assert!(
+        RetentionPolicies::new()
+            .with_default("documents", 100_000)
+            .validate()
+            .is_err()
+    );
+    assert!(
+        RetentionPolicies::new()
+            .with_default("", 10)
+            .validate()
+            .is_err()
+    );
     let parsed: std::result::Result<RetentionPolicies, _> =
         serde_json::from_str(r#"{"default": {"documents": 90}, "tenant": {}}"#);
     assert!(parsed.is_err(), "unknown fields are refused");
@@ -196,7 +256,10 @@ fn policies_reject_zero_and_absurd_periods() {
 async fn the_schedule_runs_every_interval_until_shutdown() {
     let f = Fixture::new();
     let acme = tenant("acme");
-    let purger = Arc::new(f.purger(RetentionPolicies::new().with_default(resource::DOCUMENTS, 1), f.audit.clone()));
+    let purger = Arc::new(f.purger(
+        RetentionPolicies::new().with_default(resource::DOCUMENTS, 1),
+        f.audit.clone(),
+    ));
     let schedule = PurgeSchedule::new(
         purger,
         Arc::new(StaticTenants::new([acme.clone()])),
@@ -221,11 +284,13 @@ async fn the_schedule_runs_every_interval_until_shutdown() {
     stop.send(()).expect("job alive");
     let runs = job.await.expect("job ends");
     assert_eq!(runs, 2);
-    assert!(PurgeSchedule::new(
-        Arc::new(f.purger(RetentionPolicies::new(), f.audit.clone())),
-        Arc::new(StaticTenants::default()),
-        Arc::new(f.clock.clone()),
-        Duration::from_secs(1),
-    )
-    .is_err());
+    assert!(
+        PurgeSchedule::new(
+            Arc::new(f.purger(RetentionPolicies::new(), f.audit.clone())),
+            Arc::new(StaticTenants::default()),
+            Arc::new(f.clock.clone()),
+            Duration::from_secs(1),
+        )
+        .is_err()
+    );
 }

@@ -97,7 +97,8 @@ pub struct JobContext {
 
 impl JobContext {
     /// A context for a handler run outside a worker (tests, tools), and the
-    /// switch that cancels it.
+    /// switch that cancels it. Dropping the switch cancels too: nobody is
+    /// left to let the work continue.
     #[must_use]
     pub fn detached() -> (Self, JobCancel) {
         let (progress, _) = watch::channel(0);
@@ -324,7 +325,10 @@ impl WorkerConfig {
             ));
         }
         if self.concurrency == 0 {
-            return Err(Error::misconfigured("worker.concurrency", "must be at least 1"));
+            return Err(Error::misconfigured(
+                "worker.concurrency",
+                "must be at least 1",
+            ));
         }
         if self.heartbeat_every.is_zero() || self.heartbeat_every >= self.lease {
             return Err(Error::misconfigured(
@@ -606,12 +610,7 @@ async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>, abort: watch:
             Ok(Some(lease)) => {
                 errors = 0;
                 bump(&shared.counters.claimed);
-                running.spawn(process(
-                    Arc::clone(&shared),
-                    lease,
-                    permit,
-                    abort.clone(),
-                ));
+                running.spawn(process(Arc::clone(&shared), lease, permit, abort.clone()));
                 continue;
             }
             Ok(None) => {
@@ -622,7 +621,11 @@ async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>, abort: watch:
                 // An outage: back off (capped) rather than spin.
                 errors = errors.saturating_add(1);
                 tracing::warn!(error = %e, "job claim failed");
-                shared.config.retry.backoff_cap(errors).max(shared.config.poll_interval)
+                shared
+                    .config
+                    .retry
+                    .backoff_cap(errors)
+                    .max(shared.config.poll_interval)
             }
         };
         drop(permit);
@@ -726,11 +729,9 @@ async fn process(
             Err(e) => tracing::warn!(job = %id, error = %e, "job completion failed"),
         },
         Outcome::Finished(Err(failure)) => {
-            let retry_in = failure.retryable.then(|| {
-                config
-                    .retry
-                    .backoff(lease.job.attempts.saturating_sub(1))
-            });
+            let retry_in = failure
+                .retryable
+                .then(|| config.retry.backoff(lease.job.attempts.saturating_sub(1)));
             match shared.queue.fail(&lease, &failure.message, retry_in).await {
                 Ok(Some(JobState::Queued)) => {
                     bump(&shared.counters.retried);
@@ -758,7 +759,11 @@ async fn process(
         Outcome::Released => {
             match shared
                 .queue
-                .fail(&lease, "worker shut down before the job finished", Some(Duration::ZERO))
+                .fail(
+                    &lease,
+                    "worker shut down before the job finished",
+                    Some(Duration::ZERO),
+                )
                 .await
             {
                 Ok(Some(state)) => {

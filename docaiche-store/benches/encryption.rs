@@ -8,6 +8,16 @@
 //! same database as the documents, as a deployment does (one more indexed
 //! read per call, the unwrap served by the key cache).
 //!
+//! The content is random bytes, as incompressible as a real PDF's
+//! compressed streams and as the ciphertext: a constant pattern would let a
+//! storage layer that compresses or deduplicates flatter the plain store.
+//!
+//! After the criterion group, a paired run alternates plain and encrypted
+//! calls on each store (ABBA order, 120 rounds) and prints the ratio of the
+//! medians: on a shared machine, load drifting between two criterion
+//! benchmarks moves their ratio by more than the cost measured, and the
+//! pairing cancels that drift.
+//!
 //! `cargo bench -p docaiche-store --features sqlite,postgres --bench encryption`
 //! (PostgreSQL joins in when `DOCAICHE_TEST_POSTGRES_URL` is set, in a schema
 //! of its own dropped at the end).
@@ -15,7 +25,7 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -95,7 +105,9 @@ fn encryption(c: &mut Criterion) {
 
     let tenant = TenantId::new("bench").unwrap();
     let owner = PrincipalId::new("alice").unwrap();
-    let content = Bytes::from(vec![0x5a_u8; SIZE]);
+    let mut random = vec![0_u8; SIZE];
+    random.fill_with(|| fastrand::u8(..));
+    let content = Bytes::from(random);
     let mut group = c.benchmark_group("document_1mib_put_get_delete");
     group.throughput(Throughput::Bytes(SIZE as u64));
     group.sample_size(20);
@@ -116,6 +128,44 @@ fn encryption(c: &mut Criterion) {
         });
     }
     group.finish();
+
+    // Paired: ratio of medians, plain and encrypted alternating.
+    let round = |store: &Arc<dyn DocumentStore>| {
+        let document = NewDocument::new(owner.clone(), "application/pdf", "00", content.clone());
+        let (store, tenant) = (Arc::clone(store), tenant.clone());
+        let started = Instant::now();
+        runtime.block_on(async move {
+            let meta = store.put(&tenant, document).await.unwrap();
+            let back = store.get(&tenant, &meta.id).await.unwrap().unwrap();
+            assert_eq!(back.content.len(), SIZE);
+            store.delete(&tenant, &meta.id).await.unwrap();
+        });
+        started.elapsed()
+    };
+    let median = |mut times: Vec<Duration>| {
+        times.sort();
+        times[times.len() / 2]
+    };
+    let plain_stores: Vec<_> = stores.iter().filter(|(n, _)| !n.contains('+')).collect();
+    for (base, plain) in plain_stores {
+        for (name, encrypted) in stores.iter().filter(|(n, _)| n.starts_with(&format!("{base}+"))) {
+            let (mut p, mut e) = (Vec::new(), Vec::new());
+            for i in 0..120 {
+                if i % 2 == 0 {
+                    p.push(round(plain));
+                    e.push(round(encrypted));
+                } else {
+                    e.push(round(encrypted));
+                    p.push(round(plain));
+                }
+            }
+            let (p, e) = (median(p), median(e));
+            println!(
+                "paired {name} / {base}: {:.3} (medians {p:?} / {e:?})",
+                e.as_secs_f64() / p.as_secs_f64()
+            );
+        }
+    }
     if let Some((admin, schema)) = cleanup {
         runtime.block_on(async {
             sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))

@@ -13,13 +13,15 @@
 //!
 //! Every route belongs to a [`RouteGroup`] named for its rate-limit class
 //! (`probes`, `auth`, `default`, `documents`) and is either public (only
-//! `/health/*`, `/.well-known/jwks.json` and the token endpoints
-//! `/v1/auth/*`) or protected; each route is registered with
+//! `/health/*`, `/.well-known/jwks.json`, `/metrics`, `/openapi.json` and
+//! the token endpoints `/v1/auth/*`) or protected; each route is registered with
 //! its method and the permissions it requires. [`router`] is built only
 //! from [`route_groups`], and tests walk every route of every group: each
 //! answers with the RateLimit headers, and each protected route answers 401
 //! without credentials and 403 to a principal lacking its permission, so a
-//! route cannot be added without a policy or a guard.
+//! route cannot be added without a policy or a guard. The OpenAPI
+//! document of `GET /openapi.json` ([`crate::openapi`]) is generated from
+//! the same table, and its tests fail for a route it does not describe.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -2660,6 +2660,13 @@ mod tests {
     }
 
     #[test]
+    fn the_sample_shows_the_builtin_documents_settings() {
+        let text = include_str!("../server.example.toml");
+        let sample = Config::from_toml_str(text).expect("sample parses");
+        assert_eq!(sample.documents, crate::documents::DocumentsSection::default());
+    }
+
+    #[test]
     fn the_sample_shows_the_builtin_auth_settings() {
         let text = include_str!("../server.example.toml");
         let sample = Config::from_toml_str(text).expect("sample parses");

@@ -291,7 +291,12 @@ pub(crate) fn routes(group: RouteGroup) -> RouteGroup {
             &[Permission::DOCUMENTS_DELETE],
             delete_document,
         )
-        .route(Method::GET, "/v1/jobs/{id}", &[Permission::JOBS_READ], get_job)
+        .route(
+            Method::GET,
+            "/v1/jobs/{id}",
+            &[Permission::JOBS_READ],
+            get_job,
+        )
         .route(Method::DELETE, "/v1/jobs/{id}", &write, cancel_job)
 }
 
@@ -411,7 +416,11 @@ async fn intake(state: &AppState, caller: &Principal, upload: Upload) -> Result<
         let mut meta = state.documents.put(tenant, new).await?;
         state
             .documents
-            .put_text(tenant, &meta.id, &DocumentText::new(extraction.pages.clone()))
+            .put_text(
+                tenant,
+                &meta.id,
+                &DocumentText::new(extraction.pages.clone()),
+            )
             .await?;
         meta.has_text = true;
         intake.publish(tenant, DocumentEventKind::Stored, meta.id.to_string());
@@ -453,8 +462,8 @@ async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Refusal> {
-    let Query(query) = query
-        .map_err(|e| Error::invalid_input(format!("invalid query: {}", e.body_text())))?;
+    let Query(query) =
+        query.map_err(|e| Error::invalid_input(format!("invalid query: {}", e.body_text())))?;
     let limit = state.intake.upload_limit(state.http.body_limit);
     let content = read_limited(&headers, body, limit).await?;
     let declared_type = headers
@@ -488,6 +497,7 @@ async fn upload(
 #[serde(deny_unknown_fields)]
 pub(crate) struct BatchRequest {
     /// The documents, at most `documents.max_batch`.
+    #[schema(min_items = 1)]
     documents: Vec<BatchItem>,
 }
 
@@ -500,6 +510,7 @@ pub(crate) struct BatchItem {
     /// The declared media type.
     content_type: Option<String>,
     /// The content, standard base64.
+    #[schema(content_encoding = "base64", content_media_type = "application/pdf")]
     content_base64: String,
 }
 
@@ -805,7 +816,11 @@ impl JobHandler for ExtractJob {
         })?;
         ctx.set_progress(90);
         self.documents
-            .put_text(&job.tenant, &id, &DocumentText::new(extraction.pages.clone()))
+            .put_text(
+                &job.tenant,
+                &id,
+                &DocumentText::new(extraction.pages.clone()),
+            )
             .await?;
         let _ = self.events.send(DocumentEvent {
             tenant: job.tenant.clone(),

@@ -62,7 +62,7 @@ use tokio::time::Instant;
 use crate::app::{AppState, RouteGroup};
 use crate::config::Config;
 use crate::documents::{DocumentEvent, DocumentEventKind, DocumentServices};
-use crate::metrics::{MetricSource, counters, gauges};
+use crate::metrics::{MetricSource, counter, counters, gauge};
 
 /// Close code: the connection's send queue filled up or a send stalled.
 pub(crate) const CLOSE_SLOW_CONSUMER: u16 = 4000;
@@ -468,39 +468,30 @@ impl MetricSource for EventBus {
     fn encode(&self, e: &mut prometheus_client::encoding::DescriptorEncoder<'_>) -> fmt::Result {
         let c = &self.hub.counters;
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        let none: [(&str, &str); 0] = [];
-        gauges(
+        gauge(
             e,
             "events_connections",
             "Open /v1/events connections",
-            [(none, i64::try_from(self.connections()).unwrap_or(i64::MAX))],
+            i64::try_from(self.connections()).unwrap_or(i64::MAX),
         )?;
-        gauges(
+        gauge(
             e,
             "events_max_connections",
             "The server-wide /v1/events connection cap",
-            [(
-                none,
-                i64::try_from(self.hub.limits.max_connections).unwrap_or(i64::MAX),
-            )],
+            i64::try_from(self.hub.limits.max_connections).unwrap_or(i64::MAX),
         )?;
-        counters(
-            e,
-            "events_published",
-            "Events published",
-            [(none, load(&c.published))],
-        )?;
-        counters(
+        counter(e, "events_published", "Events published", load(&c.published))?;
+        counter(
             e,
             "events_delivered",
             "Events queued to a connection",
-            [(none, load(&c.delivered))],
+            load(&c.delivered),
         )?;
-        counters(
+        counter(
             e,
             "events_lagged",
             "Document intake events the forwarder missed (it fell behind)",
-            [(none, load(&c.lagged))],
+            load(&c.lagged),
         )?;
         counters(
             e,

@@ -45,7 +45,9 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
+use axum::http::{
+    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header,
+};
 use axum::response::IntoResponse as _;
 use docaiche_core::Error;
 use docaiche_ratelimit::policy::IpNet;
@@ -546,7 +548,8 @@ where
 {
     type Response = Response<Body>;
     type Error = S::Error;
-    type Future = Either<Ready<Result<Response<Body>, S::Error>>, MapOk<S::Future, IntoBody<ResBody>>>;
+    type Future =
+        Either<Ready<Result<Response<Body>, S::Error>>, MapOk<S::Future, IntoBody<ResBody>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -663,10 +666,7 @@ impl<S> Layer<S> for HardeningLayer {
             });
         let https = RequireHttpsLayer::new(settings.https.clone());
         let headers = [
-            (
-                header::STRICT_TRANSPORT_SECURITY,
-                settings.hsts.clone(),
-            ),
+            (header::STRICT_TRANSPORT_SECURITY, settings.hsts.clone()),
             (
                 header::CONTENT_SECURITY_POLICY,
                 settings.content_security_policy.clone(),
@@ -768,7 +768,10 @@ mod tests {
         assert!(!policy.is_secure(Some(client), &headers));
         assert!(!policy.is_secure(None, &headers));
         headers.insert("x-forwarded-proto", HeaderValue::from_static("https, http"));
-        assert!(!policy.is_secure(Some(proxy), &headers), "the nearest hop wins");
+        assert!(
+            !policy.is_secure(Some(proxy), &headers),
+            "the nearest hop wins"
+        );
         assert!(!policy.is_secure(Some(proxy), &HeaderMap::new()));
     }
 
@@ -799,7 +802,10 @@ mod tests {
         let response = |ct: &str, len: usize| {
             Response::builder()
                 .header(header::CONTENT_TYPE, ct)
-                .body(http_body_util::Full::new(axum::body::Bytes::from(vec![b'a'; len])))
+                .body(http_body_util::Full::new(axum::body::Bytes::from(vec![
+                    b'a';
+                    len
+                ])))
                 .expect("response")
         };
         assert!(when.should_compress(&response("application/json", 100)));

@@ -59,7 +59,9 @@ where
         let body = Bytes::from_request(request, state)
             .await
             .map_err(IntoResponse::into_response)?;
-        parse(&body).map(ValidJson).map_err(IntoResponse::into_response)
+        parse(&body)
+            .map(ValidJson)
+            .map_err(IntoResponse::into_response)
     }
 }
 
@@ -97,7 +99,11 @@ fn require_json(headers: &HeaderMap) -> Result<(), Error> {
         }
         _ => true,
     });
-    if json && utf8 { Ok(()) } else { Err(unsupported()) }
+    if json && utf8 {
+        Ok(())
+    } else {
+        Err(unsupported())
+    }
 }
 
 /// Parse and validate `body` as `T`.
@@ -112,7 +118,10 @@ fn parse<T: DeserializeOwned + Validate>(body: &[u8]) -> Result<T, Error> {
     if fields.is_empty() {
         Ok(value)
     } else {
-        Err(Error::invalid_fields("the JSON body failed validation", fields))
+        Err(Error::invalid_fields(
+            "the JSON body failed validation",
+            fields,
+        ))
     }
 }
 
@@ -235,8 +244,7 @@ mod tests {
 
     #[test]
     fn a_valid_body_parses() {
-        let body: Body =
-            parse(br#"{"name":"x","tags":[{"a/b":1}]}"#).expect("valid");
+        let body: Body = parse(br#"{"name":"x","tags":[{"a/b":1}]}"#).expect("valid");
         assert_eq!(body.name, "x");
         assert_eq!(body.tags[0].value, 1);
     }
@@ -261,7 +269,13 @@ mod tests {
 
     #[test]
     fn malformed_json_and_trailing_bytes_are_refused() {
-        for body in ["", "{", r#"{"name":"x",}"#, r#"{"name":"x"} trailing"#, "[1]"] {
+        for body in [
+            "",
+            "{",
+            r#"{"name":"x",}"#,
+            r#"{"name":"x"} trailing"#,
+            "[1]",
+        ] {
             let (_, f) = fields(body);
             assert_eq!(f.len(), 1, "{body}");
         }
@@ -282,7 +296,11 @@ mod tests {
     fn echoed_input_is_bounded() {
         let long = "x".repeat(10_000);
         let (_, f) = fields(&format!(r#"{{"name":"x","{long}":1}}"#));
-        assert!(f[0].1.len() <= MAX_DETAIL + '…'.len_utf8(), "{}", f[0].1.len());
+        assert!(
+            f[0].1.len() <= MAX_DETAIL + '…'.len_utf8(),
+            "{}",
+            f[0].1.len()
+        );
     }
 
     #[test]
@@ -290,7 +308,10 @@ mod tests {
         let headers = |ct: Option<&str>| {
             let mut headers = HeaderMap::new();
             if let Some(ct) = ct {
-                headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(ct).expect("ascii"));
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_str(ct).expect("ascii"),
+                );
             }
             headers
         };

@@ -29,8 +29,19 @@
 //! `tenant-admin`), in the same store the server uses, and prints
 //! the key alone on stdout, once.
 //!
+//! The first password account, the same way (see `login.rs`):
+//!
+//! ```text
+//! printf '%s\n' "$PASSWORD" | cargo run -q --example server -- \
+//!   bootstrap-admin --tenant acme --email ops@acme.example
+//! curl -d '{"tenant":"acme","email":"ops@acme.example","password":"…"}' \
+//!   -H 'Content-Type: application/json' 127.0.0.1:8080/v1/auth/token
+//! ```
+//!
 //! Routes: `GET /health/live` and `GET /health/ready` (`application/health+json`)
-//! and `GET /.well-known/jwks.json` are public. Everything else needs an API
+//! and `GET /.well-known/jwks.json` are public, and so are the token
+//! endpoints `POST /v1/auth/token`, `/v1/auth/refresh` and `/v1/auth/revoke`
+//! (their own strict `auth` rate-limit class). Everything else needs an API
 //! key (`X-API-Key` or `Authorization: ApiKey`) or a bearer JWT signed by
 //! the server's key: `GET /v1/whoami`; `POST`/`GET /v1/keys`,
 //! `POST /v1/keys/{id}/rotate`, `DELETE /v1/keys/{id}` (`keys:manage`);
@@ -368,12 +379,17 @@ fn init_logging(
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
+    use docaiche_compliance::redact::RedactingMakeWriter;
     use tracing_subscriber::fmt::writer::BoxMakeWriter;
     let filter = tracing_subscriber::EnvFilter::try_new(&log.filter)?;
+    // Every formatted line passes through the PII redactor (e-mail
+    // addresses, card numbers, tokens, API keys …; client addresses cut to
+    // their network), whatever field or message carried it.
+    let redactor = std::sync::Arc::new(docaiche_compliance::redact::Redactor::new());
     let writer = if to_stderr {
-        BoxMakeWriter::new(std::io::stderr)
+        BoxMakeWriter::new(RedactingMakeWriter::new(std::io::stderr, redactor))
     } else {
-        BoxMakeWriter::new(std::io::stdout)
+        BoxMakeWriter::new(RedactingMakeWriter::new(std::io::stdout, redactor))
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -549,6 +549,32 @@ pub(crate) fn gauges<L: EncodeLabelSet>(
     Ok(())
 }
 
+/// Encode one unlabelled constant gauge.
+///
+/// # Errors
+/// The encoder's.
+pub(crate) fn gauge(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: i64,
+) -> fmt::Result {
+    ConstGauge::new(value).encode(encoder.encode_descriptor(name, help, None, MetricType::Gauge)?)
+}
+
+/// Encode one unlabelled constant counter (`_total` is appended).
+///
+/// # Errors
+/// The encoder's.
+pub(crate) fn counter(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> fmt::Result {
+    encode_counter(value, encoder.encode_descriptor(name, help, None, MetricType::Counter)?)
+}
+
 /// Encode one family of constant counters (`_total` is appended).
 ///
 /// # Errors
@@ -692,7 +718,7 @@ impl Collector for LiveFigures {
             )?;
         }
         for (name, help, read) in &sources.gauges {
-            gauges(e, name, help, [([("", ""); 0], read())])?;
+            gauge(e, name, help, read())?;
         }
         if let Some(source) = &sources.events {
             source.encode(e)?;
@@ -800,7 +826,7 @@ mod tests {
         // The limiter's counters by policy.
         let allowed = sample(
             &text,
-            r#"docaiche_ratelimit_decisions_total{policy="probes-client-addr",outcome="allowed"}"#,
+            r#"docaiche_ratelimit_decisions_total{policy="probes",outcome="allowed"}"#,
         )
         .unwrap_or_else(|| panic!("probes policy counted: {text}"));
         assert!(allowed >= 3.0, "{text}");

@@ -67,7 +67,10 @@ pub(crate) async fn serve() -> Response {
     (
         StatusCode::OK,
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
             (
                 header::CACHE_CONTROL,
                 HeaderValue::from_static("public, max-age=300"),
@@ -116,7 +119,10 @@ pub(crate) fn document() -> OpenApi {
 /// The routes of `group` the document describes: every one, except the
 /// test-only `/test/*` routes the unit tests register.
 fn documented(group: &RouteGroup) -> impl Iterator<Item = &RouteSpec> {
-    group.routes.iter().filter(|r| !r.path.starts_with("/test/"))
+    group
+        .routes
+        .iter()
+        .filter(|r| !r.path.starts_with("/test/"))
 }
 
 /// The utoipa method of `method` (the router accepts no others).
@@ -173,6 +179,15 @@ pub(crate) enum Payload {
     Media(&'static str, Option<SchemaFn>),
 }
 
+/// The JSON type of a query parameter.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Param {
+    /// A string.
+    Text,
+    /// An integer.
+    Integer,
+}
+
 /// What the code cannot tell about a route.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RouteDoc {
@@ -180,9 +195,9 @@ pub(crate) struct RouteDoc {
     pub(crate) summary: &'static str,
     /// Longer text, when useful.
     pub(crate) description: Option<&'static str>,
-    /// Query parameters: name and description (all optional strings or
-    /// integers; the handler validates them, 400).
-    pub(crate) query: &'static [(&'static str, &'static str)],
+    /// Query parameters: name, JSON type and description (all optional;
+    /// the handler validates them, 400).
+    pub(crate) query: &'static [(&'static str, Param, &'static str)],
     /// The body.
     pub(crate) body: Body,
     /// The success status.
@@ -212,10 +227,23 @@ impl RouteDoc {
     }
 }
 
+/// The headers of a WebSocket upgrade (RFC 6455 §4.1), required by the
+/// routes answering 101, and the pattern of their values.
+const WEBSOCKET_UPGRADE: &[(&str, &str)] = &[
+    ("Connection", "^[Uu]pgrade$"),
+    ("Upgrade", "^websocket$"),
+    ("Sec-WebSocket-Version", "^13$"),
+    ("Sec-WebSocket-Key", "^[A-Za-z0-9+/]{21}[AQgw]==$"),
+];
+
 /// Query parameters of key listings.
-const PAGE_QUERY: &[(&str, &str)] = &[
-    ("after", "the cursor of the previous page's `next`"),
-    ("limit", "page size (default 50)"),
+const PAGE_QUERY: &[(&str, Param, &str)] = &[
+    (
+        "after",
+        Param::Text,
+        "the cursor of the previous page's `next`",
+    ),
+    ("limit", Param::Integer, "page size (default 50)"),
 ];
 
 /// The documentation of `method path`; `None` for a route nobody
@@ -230,7 +258,10 @@ pub(crate) fn route_doc(method: &Method, path: &str) -> Option<RouteDoc> {
             Media(HEALTH_JSON, Some(schema_ref::<Health>)),
         ),
         ("GET", "/health/ready") => RouteDoc {
-            errors: &[(503, "a required check fails (the health report is the body, `application/health+json`)")],
+            errors: &[(
+                503,
+                "a required check fails (the health report is the body, `application/health+json`)",
+            )],
             ..RouteDoc::ok(
                 "Readiness: every registered check",
                 "every required check passes (optional ones may `warn`)",
@@ -248,7 +279,10 @@ pub(crate) fn route_doc(method: &Method, path: &str) -> Option<RouteDoc> {
                  sends it as `Authorization: Bearer <token>`.",
             ),
             errors: &[
-                (401, "`metrics.token` is set and the request does not carry it"),
+                (
+                    401,
+                    "`metrics.token` is set and the request does not carry it",
+                ),
                 (404, "metrics are disabled (`metrics.enabled = false`)"),
             ],
             ..RouteDoc::ok(
@@ -264,9 +298,10 @@ pub(crate) fn route_doc(method: &Method, path: &str) -> Option<RouteDoc> {
         ),
         ("POST", "/v1/auth/token") => RouteDoc {
             body: Body::LenientJson(schema_ref::<TokenRequest>),
-            errors: &[
-                (401, "unknown account, wrong password or disabled account (one body for all; OAuth `error: invalid_grant`)"),
-            ],
+            errors: &[(
+                401,
+                "unknown account, wrong password or disabled account (one body for all; OAuth `error: invalid_grant`)",
+            )],
             ..RouteDoc::ok(
                 "Password login: an access and a refresh token",
                 "the token pair (RFC 6749 §5.1), never cached",
@@ -278,7 +313,10 @@ pub(crate) fn route_doc(method: &Method, path: &str) -> Option<RouteDoc> {
                 "The refresh token is used up; presenting it again ends the session.",
             ),
             body: Body::LenientJson(schema_ref::<RefreshRequest>),
-            errors: &[(401, "an unknown, expired, reused or revoked refresh token (`invalid_grant`)")],
+            errors: &[(
+                401,
+                "an unknown, expired, reused or revoked refresh token (`invalid_grant`)",
+            )],
             ..RouteDoc::ok(
                 "A new token pair for a refresh token",
                 "the new token pair",
@@ -351,12 +389,19 @@ pub(crate) fn route_doc(method: &Method, path: &str) -> Option<RouteDoc> {
                  is extracted in the request (`extraction`); a larger one by a \
                  background job (`job`, poll `/v1/jobs/{id}`).",
             ),
-            query: &[("filename", "the original filename (sanitised before it is stored)")],
+            query: &[(
+                "filename",
+                Param::Text,
+                "the original filename (sanitised before it is stored)",
+            )],
             body: Body::Raw("application/pdf"),
             status: 201,
             errors: &[
                 (400, "an invalid query"),
-                (422, "a PDF refused by validation or extraction (`reason` names why)"),
+                (
+                    422,
+                    "a PDF refused by validation or extraction (`reason` names why)",
+                ),
             ],
             ..RouteDoc::ok(
                 "Upload one PDF",
@@ -453,15 +498,33 @@ fn operation(group: &RouteGroup, route: &RouteSpec) -> Operation {
         builder = builder
             .summary(Some(doc.summary))
             .description(doc.description);
-        for (name, description) in doc.query {
+        for (name, kind, description) in doc.query {
             builder = builder.parameter(
                 ParameterBuilder::new()
                     .name(*name)
                     .parameter_in(ParameterIn::Query)
                     .required(Required::False)
                     .description(Some(*description))
-                    .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
+                    .schema(Some(ObjectBuilder::new().schema_type(match kind {
+                        Param::Text => Type::String,
+                        Param::Integer => Type::Integer,
+                    }))),
             );
+        }
+        if doc.status == 101 {
+            for (name, pattern) in WEBSOCKET_UPGRADE {
+                builder = builder.parameter(
+                    ParameterBuilder::new()
+                        .name(*name)
+                        .parameter_in(ParameterIn::Header)
+                        .required(Required::True)
+                        .schema(Some(
+                            ObjectBuilder::new()
+                                .schema_type(Type::String)
+                                .pattern(Some(*pattern)),
+                        )),
+                );
+            }
         }
         builder = builder.request_body(request_body(doc.body));
         builder = builder.response(doc.status.to_string(), success(doc));
@@ -570,7 +633,10 @@ fn derived_errors(group: &RouteGroup, route: &RouteSpec, body: Option<Body>) -> 
         ));
     }
     if !route.required.is_empty() {
-        out.push((403, format!("the principal lacks {}", permissions(&route.required))));
+        out.push((
+            403,
+            format!("the principal lacks {}", permissions(&route.required)),
+        ));
     }
     if route.path.contains('{') {
         out.push((
@@ -578,7 +644,10 @@ fn derived_errors(group: &RouteGroup, route: &RouteSpec, body: Option<Body>) -> 
             "not found (another tenant's resource is answered the same)".to_owned(),
         ));
     }
-    if matches!(body, Some(Body::Json { .. } | Body::LenientJson(_) | Body::Raw(_))) {
+    if matches!(
+        body,
+        Some(Body::Json { .. } | Body::LenientJson(_) | Body::Raw(_))
+    ) {
         out.push((413, "the body is over the size limit".to_owned()));
     }
     match body {
@@ -609,7 +678,10 @@ fn permissions(required: &[Permission]) -> String {
     if names.len() == 1 {
         format!("the permission {}", names.join(""))
     } else {
-        format!("one of the permissions {} (all are required)", names.join(", "))
+        format!(
+            "one of the permissions {} (all are required)",
+            names.join(", ")
+        )
     }
 }
 
@@ -661,6 +733,7 @@ fn components() -> utoipa::openapi::Components {
         };
     }
     components!(
+        PermissionName,
         ProblemDoc,
         FieldErrorDoc,
         Health,
@@ -707,14 +780,40 @@ fn components() -> utoipa::openapi::Components {
         .build()
 }
 
+/// A permission name, `resource:action` (`documents:read`): the schema of
+/// `docaiche_core::Permission` as the API spells it.
+#[derive(Debug)]
+pub(crate) struct PermissionName;
+
+impl utoipa::PartialSchema for PermissionName {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "`resource:action`: each segment 1 to 48 lowercase letters, \
+                 digits, `-` and `_`, starting with a letter",
+            ))
+            .pattern(Some("^[a-z][a-z0-9_-]{0,47}:[a-z][a-z0-9_-]{0,47}$"))
+            .into()
+    }
+}
+
+impl ToSchema for PermissionName {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Permission")
+    }
+}
+
 // The schemas below mirror JSON the handlers build with `serde_json::json!`
 // (the request types the handlers parse carry the derive themselves). The
 // tests parse real answers into them, unknown fields refused.
 
 /// An RFC 9457 problem document (`docaiche_core::problem::Problem`).
+/// Open to further extension members, as RFC 9457 §3.2 has clients ignore
+/// the ones they do not know; the tests check every member the server
+/// sends is listed.
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(as = Problem)]
-#[serde(deny_unknown_fields)]
 #[allow(dead_code)] // Read by the schema derive and the tests.
 pub(crate) struct ProblemDoc {
     /// `https://docaiche.dev/problems/` and the code.
@@ -742,6 +841,11 @@ pub(crate) struct ProblemDoc {
     error: Option<String>,
     /// Refused documents: the extractor's reason code.
     reason: Option<String>,
+    /// 429: the names of the violated rate limits
+    /// (draft-ietf-httpapi-ratelimit-headers).
+    #[serde(rename = "violated-policies")]
+    #[schema(rename = "violated-policies")]
+    violated_policies: Option<Vec<String>>,
 }
 
 /// One invalid field.
@@ -784,12 +888,16 @@ pub(crate) struct Jwks {
 #[allow(dead_code)] // Read by the schema derive.
 pub(crate) struct TokenRequest {
     /// The account's tenant.
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")]
     tenant: String,
     /// The account's email.
+    #[schema(min_length = 3, max_length = 254, pattern = "^\\S+@[^@\\s]+$")]
     email: String,
     /// The password.
+    #[schema(min_length = 1)]
     password: String,
     /// `password` when given.
+    #[schema(pattern = "^password$", nullable = false)]
     grant_type: Option<String>,
 }
 
@@ -799,8 +907,10 @@ pub(crate) struct TokenRequest {
 #[allow(dead_code)] // Read by the schema derive.
 pub(crate) struct RefreshRequest {
     /// The refresh token of the last pair.
+    #[schema(min_length = 1)]
     refresh_token: String,
     /// Ignored (`refresh_token`).
+    #[schema(nullable = false)]
     grant_type: Option<String>,
 }
 
@@ -810,8 +920,10 @@ pub(crate) struct RefreshRequest {
 #[allow(dead_code)] // Read by the schema derive.
 pub(crate) struct RevokeRequest {
     /// The token to revoke.
+    #[schema(min_length = 1)]
     token: String,
     /// `access_token` or `refresh_token`.
+    #[schema(nullable = false)]
     token_type_hint: Option<String>,
 }
 

@@ -107,6 +107,10 @@ pub(crate) fn tracer_provider(
             "must be an http:// or https:// URL, e.g. http://127.0.0.1:4318/v1/traces",
         ));
     }
+    // The HTTP client's TLS (for https endpoints) uses the process-wide
+    // rustls provider: ring, as the Vault and OIDC clients. An error only
+    // says one is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_protocol(Protocol::HttpBinary)
@@ -628,8 +632,8 @@ mod tests {
         let caller = TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").expect("hex");
         assert_eq!(server.span_context.trace_id(), caller, "joins the caller's trace");
         assert_eq!(
-            format!("{:x}", server.parent_span_id),
-            "00f067aa0ba902b7",
+            server.parent_span_id,
+            opentelemetry::trace::SpanId::from_hex("00f067aa0ba902b7").expect("hex"),
             "child of the caller's span"
         );
         assert_eq!(attribute(server, "http.route").as_deref(), Some("/v1/whoami"));
@@ -731,16 +735,24 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn an_otlp_endpoint_builds_an_exporting_provider() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_otlp_endpoint_builds_an_exporting_provider_that_shuts_down() {
         let section = TelemetrySection {
             otlp_endpoint: Some("http://127.0.0.1:1/v1/traces".into()),
             export_timeout_secs: 1,
             ..TelemetrySection::default()
         };
         let provider = tracer_provider(&section).expect("valid").expect("on");
-        // Nothing listens there: shutting down reports the failed export
-        // without hanging.
-        let _ = provider.shutdown();
+        let tracer = provider.tracer("test");
+        drop(opentelemetry::trace::Tracer::start(&tracer, "one span"));
+        // Nothing listens there: shutting down (off the runtime's threads,
+        // as main does: the batch exporter is a task of this runtime)
+        // gives up on the export within its timeout.
+        let shutdown = tokio::task::spawn_blocking(move || provider.shutdown());
+        tokio::time::timeout(Duration::from_secs(20), shutdown)
+            .await
+            .expect("no hang")
+            .expect("joined")
+            .ok();
     }
 }

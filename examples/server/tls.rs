@@ -332,7 +332,8 @@ impl AsyncWrite for Connection {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().poll_io(cx, |stream, cx| stream.poll_flush(cx))
+        self.get_mut()
+            .poll_io(cx, |stream, cx| stream.poll_flush(cx))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -409,7 +410,10 @@ mod tests {
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "not a pem file\n").expect("write");
         let err = server_config(&empty, &empty).expect_err("no certificate");
-        assert!(err.to_string().contains("holds no PEM certificate"), "{err}");
+        assert!(
+            err.to_string().contains("holds no PEM certificate"),
+            "{err}"
+        );
 
         let first = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
         let second = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");

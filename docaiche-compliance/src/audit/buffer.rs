@@ -24,8 +24,11 @@ pub const DROPPED_ACTION: &str = "audit.events_dropped";
 pub struct BufferConfig {
     /// Most events waiting.
     pub capacity: NonZeroUsize,
-    /// How long [`AuditSink::record`] waits for room before refusing.
-    pub enqueue_timeout: Duration,
+    /// How long [`AuditSink::record`] waits, for room in the buffer and
+    /// then for the inner sink's receipt, before answering `Unavailable`.
+    /// (An event that timed out waiting for its receipt may still be
+    /// recorded later: the refusal errs on the side of the trail.)
+    pub timeout: Duration,
     /// Most events handed to the inner sink at once.
     pub max_in_flight: NonZeroUsize,
     /// Hand one tenant's events to the inner sink one at a time (needed for
@@ -40,7 +43,7 @@ impl Default for BufferConfig {
     fn default() -> Self {
         Self {
             capacity: NonZeroUsize::new(10_000).unwrap_or(NonZeroUsize::MIN),
-            enqueue_timeout: Duration::from_secs(2),
+            timeout: Duration::from_secs(2),
             max_in_flight: NonZeroUsize::new(256).unwrap_or(NonZeroUsize::MIN),
             strict_order: false,
         }
@@ -55,10 +58,10 @@ impl BufferConfig {
         self
     }
 
-    /// Set the enqueue timeout.
+    /// Set the timeout of `record`.
     #[must_use]
-    pub const fn with_enqueue_timeout(mut self, timeout: Duration) -> Self {
-        self.enqueue_timeout = timeout;
+    pub const fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
         self
     }
 
@@ -84,11 +87,11 @@ struct Counters {
 
 /// A bounded asynchronous buffer in front of a sink.
 ///
-/// - [`AuditSink::record`] queues the event, waiting up to
-///   `enqueue_timeout` for room (back-pressure), then waits for the inner
-///   sink's receipt: an `Ok` is as durable as the inner sink promises.
-///   When no room comes, the caller gets `Unavailable`: nothing is lost
-///   without the caller knowing.
+/// - [`AuditSink::record`] queues the event, waiting for room
+///   (back-pressure), then waits for the inner sink's receipt: an `Ok` is
+///   as durable as the inner sink promises. When neither comes within
+///   `timeout`, the caller gets `Unavailable`: nothing is lost
+///   without the caller knowing, and a stuck sink cannot hang callers.
 /// - [`BufferedSink::submit`] queues without waiting, for routine events a
 ///   request should not wait for. When the buffer is full the event is
 ///   dropped, *counted* ([`BufferedSink::dropped`]), logged, and reported by
@@ -100,12 +103,14 @@ struct Counters {
 pub struct BufferedSink {
     tx: mpsc::Sender<Job>,
     counters: Arc<Counters>,
-    enqueue_timeout: Duration,
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Job").field("action", &self.event.action).finish()
+        f.debug_struct("Job")
+            .field("action", &self.event.action)
+            .finish()
     }
 }
 
@@ -123,7 +128,7 @@ impl BufferedSink {
         Self {
             tx,
             counters,
-            enqueue_timeout: config.enqueue_timeout,
+            timeout: config.timeout,
         }
     }
 
@@ -146,6 +151,12 @@ impl BufferedSink {
                 Err(unavailable(reason))
             }
         }
+    }
+
+    /// Events waiting in the buffer now (for a queue-depth gauge).
+    #[must_use]
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
     }
 
     /// Events dropped by [`submit`](Self::submit) so far.
@@ -173,14 +184,17 @@ impl AuditSink for BufferedSink {
             event: event.clone(),
             reply: Some(reply),
         };
-        match tokio::time::timeout(self.enqueue_timeout, self.tx.send(job)).await {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        match tokio::time::timeout_at(deadline, self.tx.send(job)).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => return Err(unavailable("buffer closed")),
             Err(_) => return Err(unavailable("buffer full")),
         }
-        receipt
-            .await
-            .map_err(|_| unavailable("buffer worker stopped"))?
+        match tokio::time::timeout_at(deadline, receipt).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(unavailable("buffer worker stopped")),
+            Err(_) => Err(unavailable("audit sink too slow")),
+        }
     }
 
     async fn flush(&self) -> Result<()> {
@@ -224,7 +238,13 @@ async fn work(
         let mut run = Vec::new();
         for job in batch.drain(..) {
             if job.event.action == FLUSH_MARKER && job.event.tenant.is_none() {
-                hand_over(&inner, std::mem::take(&mut run), &counters, config.strict_order).await;
+                hand_over(
+                    &inner,
+                    std::mem::take(&mut run),
+                    &counters,
+                    config.strict_order,
+                )
+                .await;
                 let result = inner.flush().await.map(|()| AuditReceipt::new(None));
                 if let Some(reply) = job.reply {
                     let _ = reply.send(result);

@@ -33,7 +33,10 @@ impl FanOutSink {
     /// `Misconfigured` if `sinks` is empty.
     pub fn new(sinks: Vec<Arc<dyn AuditSink>>, policy: FanOutPolicy) -> Result<Self> {
         if sinks.is_empty() {
-            return Err(Error::misconfigured("audit.sinks", "at least one sink is needed"));
+            return Err(Error::misconfigured(
+                "audit.sinks",
+                "at least one sink is needed",
+            ));
         }
         Ok(Self {
             sinks,

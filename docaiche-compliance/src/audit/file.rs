@@ -26,9 +26,12 @@ pub enum FsyncPolicy {
     /// `fdatasync` after every batch, before any caller of the batch gets
     /// its receipt (group commit). A receipt means "on disk". The default.
     EveryBatch,
-    /// `fdatasync` at most this often; a receipt means "written to the
-    /// operating system", which survives a crash of the process but not of
-    /// the machine for up to the interval.
+    /// `fdatasync` with the first batch written once this much time has
+    /// passed since the last one (and on `flush` and close); a receipt
+    /// means "written to the operating system", which survives a crash of
+    /// the process but not of the machine. With no further events, the
+    /// last batch waits for the next `flush`: call it on a timer if that
+    /// matters.
     Interval(Duration),
     /// Never `fdatasync` (the operating system decides). For tests and
     /// benchmarks.
@@ -190,12 +193,12 @@ impl JsonlFileSink {
         &self.path
     }
 
-    async fn send(&self, make: impl FnOnce(oneshot::Sender<Result<AuditReceipt>>) -> Request) -> Result<AuditReceipt> {
+    async fn send(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<AuditReceipt>>) -> Request,
+    ) -> Result<AuditReceipt> {
         let (reply, receipt) = oneshot::channel();
-        self.tx
-            .send(make(reply))
-            .await
-            .map_err(|_| stopped())?;
+        self.tx.send(make(reply)).await.map_err(|_| stopped())?;
         receipt.await.map_err(|_| stopped())?
     }
 }
@@ -224,7 +227,9 @@ impl AuditSink for JsonlFileSink {
     }
 
     async fn flush(&self) -> Result<()> {
-        self.send(|reply| Request::Flush { reply }).await.map(|_| ())
+        self.send(|reply| Request::Flush { reply })
+            .await
+            .map(|_| ())
     }
 }
 
@@ -236,7 +241,11 @@ fn segment_number(path: &Path) -> u64 {
 }
 
 fn open_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new().create(true).append(true).read(true).open(path)
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .read(true)
+        .open(path)
 }
 
 /// Cut the file back to its last newline, if it does not end with one.
@@ -336,10 +345,7 @@ impl Writer {
                                 buf.push(b'\n');
                             }
                             undo.push((stream, appended.previous));
-                            replies.push((
-                                reply,
-                                Ok(AuditReceipt::new(Some(appended.record.seq))),
-                            ));
+                            replies.push((reply, Ok(AuditReceipt::new(Some(appended.record.seq)))));
                         }
                         Err(e) => replies.push((reply, Err(e))),
                     }
@@ -395,7 +401,9 @@ impl Writer {
                 // Take back whatever part of the batch reached the file, so
                 // the next batch does not follow a torn line.
                 if file.set_len(start).and_then(|()| file.sync_data()).is_err() {
-                    tracing::error!("audit file sink: cannot cut back a failed batch; refusing further events");
+                    tracing::error!(
+                        "audit file sink: cannot cut back a failed batch; refusing further events"
+                    );
                     self.file = None;
                 }
                 Err(e)
@@ -421,7 +429,12 @@ impl Writer {
             Ok(file) => {
                 self.file = Some(file);
                 self.len = 0;
-                if let Some(dir) = self.config.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                if let Some(dir) = self
+                    .config
+                    .path
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                {
                     File::open(dir)?.sync_all()?;
                 }
                 Ok(())

@@ -87,7 +87,10 @@ impl DetailHasher {
         let mut mac = self.mac.clone();
         mac.update(DOMAIN);
         mac.update(value);
-        format!("{HASHED_PREFIX}{}", hex::encode(mac.finalize().into_bytes()))
+        format!(
+            "{HASHED_PREFIX}{}",
+            hex::encode(mac.finalize().into_bytes())
+        )
     }
 
     /// The keyed hash of a string.
@@ -124,6 +127,7 @@ impl DetailHasher {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -157,7 +157,9 @@ impl PgAuditTrail {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
         if !plain {
-            return Err(Error::invalid_input("role must be a lower-case sql identifier"));
+            return Err(Error::invalid_input(
+                "role must be a lower-case sql identifier",
+            ));
         }
         Ok(vec![
             format!("GRANT SELECT, INSERT ON audit_trail TO {role}"),
@@ -254,7 +256,8 @@ impl AuditSink for PgAuditTrail {
         let hash: String = row.try_get("hash").map_err(db)?;
         let head = Head::new(
             u64::try_from(seq).map_err(|_| Error::internal("stored audit head is negative"))?,
-            Hash::from_hex(&hash).map_err(|_| Error::internal("stored audit head is not a hash"))?,
+            Hash::from_hex(&hash)
+                .map_err(|_| Error::internal("stored audit head is not a hash"))?,
         );
         let record = encode_record(stream, head, &json)?;
         let line = String::from_utf8(record.line)

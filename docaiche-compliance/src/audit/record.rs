@@ -36,6 +36,9 @@ pub const RECORD_VERSION: u32 = 1;
 /// `verify` and refused by the sinks, so neither holds unbounded memory.
 pub const MAX_LINE_LEN: usize = 1 << 20;
 
+/// Longest accepted checkpoint line, in bytes.
+const MAX_CHECKPOINT_LEN: usize = 4096;
+
 /// The stream of events without a tenant. Tenant ids start with a letter or
 /// digit, so no tenant can be named `-`.
 pub const NO_TENANT_STREAM: &str = "-";
@@ -316,6 +319,11 @@ pub fn parse_line(line: &[u8]) -> std::result::Result<ParsedLine, LineDefect> {
         return Err(LineDefect::TooLong);
     }
     if line.starts_with(CHECKPOINT_PREFIX) {
+        // A genuine checkpoint is a few hundred bytes; a bigger one is not
+        // kept (the verifier's look-ahead holds parsed checkpoints).
+        if line.len() > MAX_CHECKPOINT_LEN {
+            return Err(LineDefect::Malformed);
+        }
         let (prefix, _) = split_tail(line, MAC_SUFFIX_START).ok_or(LineDefect::Malformed)?;
         let raw: RawCheckpointLine =
             serde_json::from_slice(line).map_err(|_| LineDefect::Malformed)?;
@@ -475,6 +483,7 @@ impl CheckpointKey {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use docaiche_core::audit::AuditOutcome;
@@ -513,7 +522,11 @@ mod tests {
         let key = CheckpointKey::from_bytes("k", &vec![7u8; 32].into()).unwrap();
         let other = CheckpointKey::from_bytes("k", &vec![8u8; 32].into()).unwrap();
         let line = key
-            .checkpoint("acme", Head::new(3, Hash([1; 32])), time::OffsetDateTime::UNIX_EPOCH)
+            .checkpoint(
+                "acme",
+                Head::new(3, Hash([1; 32])),
+                time::OffsetDateTime::UNIX_EPOCH,
+            )
             .unwrap();
         let ParsedLine::Checkpoint(cp) = parse_line(&line).unwrap() else {
             panic!("a checkpoint")

@@ -14,7 +14,7 @@ use super::record::event_json;
 /// Not chained: whatever collects standard output owns the storage, and a
 /// chain restarted by every process would not verify. Put it beside a
 /// [`JsonlFileSink`](super::JsonlFileSink) or
-/// [`PgAuditTrail`](super) in a [`FanOutSink`](super::FanOutSink) for tamper
+/// `PgAuditTrail` in a [`FanOutSink`](super::FanOutSink) for tamper
 /// evidence.
 #[derive(Debug, Default, Clone, Copy)]
 #[non_exhaustive]

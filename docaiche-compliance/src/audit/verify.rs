@@ -204,14 +204,16 @@ pub struct Walk<'a> {
 
 impl std::fmt::Debug for Pending {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Pending").field("location", &self.line.location).finish()
+        f.debug_struct("Pending")
+            .field("location", &self.line.location)
+            .finish()
     }
 }
 
 impl Walk<'_> {
     /// Add the next line. Returns `false` once tampering was found (further
     /// lines change nothing).
-    pub fn push(&mut self, line: TrailLine) -> bool {
+    pub fn push(&mut self, mut line: TrailLine) -> bool {
         if self.report.tamper.is_some() {
             return false;
         }
@@ -220,6 +222,8 @@ impl Walk<'_> {
         } else {
             parse_line(&line.bytes)
         };
+        // The look-ahead keeps what was parsed, not the bytes.
+        line.bytes = Vec::new();
         self.window.push_back(Pending { line, parsed });
         while self.window.len() > LOOK_AHEAD {
             if !self.step_front(false) {
@@ -245,7 +249,10 @@ impl Walk<'_> {
         let Some(current) = self.window.pop_front() else {
             return true;
         };
-        match self.verifier.step(&mut self.report, &current, &self.window, last) {
+        match self
+            .verifier
+            .step(&mut self.report, &current, &self.window, last)
+        {
             Some(tamper) => {
                 self.report.tamper = Some(tamper);
                 self.window.clear();
@@ -373,11 +380,14 @@ impl Verifier {
                     return Some(tamper(kind, Some(&r.stream), Some(r.seq), &detail));
                 }
                 report.records += 1;
-                report.heads.insert(r.stream.clone(), Head::new(r.seq, r.hash));
+                report
+                    .heads
+                    .insert(r.stream.clone(), Head::new(r.seq, r.hash));
                 None
             }
             ParsedLine::Checkpoint(c) => {
-                let bad = |kind, detail: &str| Some(tamper(kind, Some(&c.stream), Some(c.seq), detail));
+                let bad =
+                    |kind, detail: &str| Some(tamper(kind, Some(&c.stream), Some(c.seq), detail));
                 if let Some(key) = &self.key {
                     if !c.is_signed_by(key) {
                         return bad(

@@ -256,7 +256,10 @@ impl PrivacyRequestStore for MemoryPrivacyRequestStore {
             return Err(Error::conflict("privacy request id exists"));
         }
         if requests.len() >= self.max_requests {
-            return Err(Error::unavailable("memory privacy request store", StoreFull));
+            return Err(Error::unavailable(
+                "memory privacy request store",
+                StoreFull,
+            ));
         }
         requests.push(request.clone());
         Ok(())

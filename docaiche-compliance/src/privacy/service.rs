@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::request::{PrivacyRequest, PrivacyRequestStore, Regulation, RequestKind, RequestStatus};
-use crate::retention::LegalHoldRegistry;
+use crate::retention::{LegalHoldRegistry, resource};
 
 /// The `format` of every export bundle this version writes.
 pub const EXPORT_FORMAT: &str = "docaiche.subject-export.v1";
@@ -65,11 +65,22 @@ pub fn event_concerns(event: &AuditEvent, subject: &PrincipalId) -> bool {
 /// reference implementation; wrap it (this crate does not depend on the
 /// store crate):
 ///
-/// ```ignore
+/// ```
+/// use std::sync::Arc;
+/// use docaiche_compliance::privacy::CryptoShredder;
+/// use docaiche_core::{PrincipalId, Result, TenantId};
+/// # #[derive(Debug)] struct EncryptedDocumentStore;
+/// # impl EncryptedDocumentStore {
+/// #     async fn destroy_subject_key(&self, _: &TenantId, _: &PrincipalId) -> Result<bool> { Ok(true) }
+/// # }
+///
+/// #[derive(Debug)]
+/// struct StoreShredder(Arc<EncryptedDocumentStore>);
+///
 /// #[async_trait::async_trait]
-/// impl CryptoShredder for MyShredder {
+/// impl CryptoShredder for StoreShredder {
 ///     async fn destroy_subject_key(&self, tenant: &TenantId, subject: &PrincipalId) -> Result<bool> {
-///         self.encrypted_store.destroy_subject_key(tenant, subject).await
+///         self.0.destroy_subject_key(tenant, subject).await
 ///     }
 /// }
 /// ```
@@ -278,7 +289,8 @@ impl SubjectRightsService {
         self
     }
 
-    /// Refuse erasure of subjects under a legal hold.
+    /// Refuse erasure of subjects under a legal hold: one on the subject
+    /// or on every subject, covering documents or every kind.
     #[must_use]
     pub fn with_legal_holds(mut self, holds: Arc<dyn LegalHoldRegistry>) -> Self {
         self.holds = Some(holds);
@@ -323,7 +335,13 @@ impl SubjectRightsService {
             self.clock.now(),
         );
         let event = self
-            .event("privacy.request", AuditOutcome::Success, &request, actor, context)
+            .event(
+                "privacy.request",
+                AuditOutcome::Success,
+                &request,
+                actor,
+                context,
+            )
             .with_detail(
                 "deadline",
                 request
@@ -342,7 +360,12 @@ impl SubjectRightsService {
     /// # Errors
     /// `Forbidden` unless `actor` may export or erase on `tenant`;
     /// `NotFound` if there is no such request in `tenant`.
-    pub async fn get(&self, actor: &Principal, tenant: &TenantId, id: &Uuid) -> Result<PrivacyRequest> {
+    pub async fn get(
+        &self,
+        actor: &Principal,
+        tenant: &TenantId,
+        id: &Uuid,
+    ) -> Result<PrivacyRequest> {
         authorize_any(actor, tenant)?;
         self.requests
             .get(tenant, id)
@@ -376,19 +399,29 @@ impl SubjectRightsService {
     ) -> Result<ExportBundle> {
         actor.authorize_tenant(tenant, &Permission::PRIVACY_EXPORT)?;
         let mut request = self.open_request(tenant, id, RequestKind::Export).await?;
-        self.set_status(&mut request, RequestStatus::InProgress, None).await?;
+        self.set_status(&mut request, RequestStatus::InProgress, None)
+            .await?;
         match self.collect(&request).await {
             Ok(bundle) => {
                 let event = self
-                    .event("privacy.export", AuditOutcome::Success, &request, actor, context)
+                    .event(
+                        "privacy.export",
+                        AuditOutcome::Success,
+                        &request,
+                        actor,
+                        context,
+                    )
                     .with_detail("documents", bundle.documents.len().into())
                     .with_detail("api_keys", bundle.api_keys.len().into())
                     .with_detail("audit_events", bundle.audit_events.len().into());
                 self.audit.record(&event).await?;
-                self.set_status(&mut request, RequestStatus::Completed, None).await?;
+                self.set_status(&mut request, RequestStatus::Completed, None)
+                    .await?;
                 Ok(bundle)
             }
-            Err(error) => Err(self.fail(&mut request, actor, context, "privacy.export", error).await),
+            Err(error) => Err(self
+                .fail(&mut request, actor, context, "privacy.export", error)
+                .await),
         }
     }
 
@@ -419,10 +452,16 @@ impl SubjectRightsService {
                 .active(tenant)
                 .await?
                 .iter()
-                .any(|h| h.subject.as_ref().is_none_or(|s| s == &request.subject));
+                .any(|h| h.covers(tenant, resource::DOCUMENTS, Some(&request.subject)));
             if held {
                 let event = self
-                    .event("privacy.erase", AuditOutcome::Denied, &request, actor, context)
+                    .event(
+                        "privacy.erase",
+                        AuditOutcome::Denied,
+                        &request,
+                        actor,
+                        context,
+                    )
                     .because("legal_hold");
                 self.audit.record(&event).await?;
                 self.set_status(&mut request, RequestStatus::Rejected, Some("legal_hold"))
@@ -430,16 +469,25 @@ impl SubjectRightsService {
                 return Err(Error::conflict("a legal hold covers this subject"));
             }
         }
-        self.set_status(&mut request, RequestStatus::InProgress, None).await?;
+        self.set_status(&mut request, RequestStatus::InProgress, None)
+            .await?;
         let mut report = match self.wipe(&request).await {
             Ok(report) => report,
             Err(error) => {
-                return Err(self.fail(&mut request, actor, context, "privacy.erase", error).await);
+                return Err(self
+                    .fail(&mut request, actor, context, "privacy.erase", error)
+                    .await);
             }
         };
         report.pseudonym = self.pseudonym(tenant, &request.subject);
         let tombstone = self
-            .event("privacy.erase", AuditOutcome::Success, &request, actor, context)
+            .event(
+                "privacy.erase",
+                AuditOutcome::Success,
+                &request,
+                actor,
+                context,
+            )
             .with_detail("documents_deleted", report.documents_deleted.into())
             .with_detail("api_keys_revoked", report.api_keys_revoked.into())
             .with_detail("data_key_destroyed", report.data_key_destroyed.into());
@@ -453,11 +501,17 @@ impl SubjectRightsService {
             }
         }
         request.subject = pseudonym;
-        self.set_status(&mut request, RequestStatus::Completed, None).await?;
+        self.set_status(&mut request, RequestStatus::Completed, None)
+            .await?;
         Ok(report)
     }
 
-    async fn open_request(&self, tenant: &TenantId, id: &Uuid, kind: RequestKind) -> Result<PrivacyRequest> {
+    async fn open_request(
+        &self,
+        tenant: &TenantId,
+        id: &Uuid,
+        kind: RequestKind,
+    ) -> Result<PrivacyRequest> {
         let request = self
             .requests
             .get(tenant, id)
@@ -538,7 +592,10 @@ impl SubjectRightsService {
         // listing must not loop forever.
         let first = PageRequest::first(100)?;
         for _ in 0..1_000_000 {
-            let listed = self.documents.list_by_owner(tenant, subject, &first).await?;
+            let listed = self
+                .documents
+                .list_by_owner(tenant, subject, &first)
+                .await?;
             if listed.items.is_empty() {
                 break;
             }
@@ -567,7 +624,11 @@ impl SubjectRightsService {
         Ok(report)
     }
 
-    async fn subject_keys(&self, tenant: &TenantId, subject: &PrincipalId) -> Result<Vec<ApiKeyRecord>> {
+    async fn subject_keys(
+        &self,
+        tenant: &TenantId,
+        subject: &PrincipalId,
+    ) -> Result<Vec<ApiKeyRecord>> {
         let mut keys = Vec::new();
         let mut page = PageRequest::first(1000)?;
         loop {
@@ -616,7 +677,10 @@ impl SubjectRightsService {
         if let Err(audit_error) = self.audit.record(&event).await {
             tracing::error!(error = %audit_error.log_chain(), "privacy failure not audited");
         }
-        if let Err(store_error) = self.set_status(request, RequestStatus::Failed, Some(code)).await {
+        if let Err(store_error) = self
+            .set_status(request, RequestStatus::Failed, Some(code))
+            .await
+        {
             tracing::error!(error = %store_error.log_chain(), "privacy request status not updated");
         }
         error

@@ -249,7 +249,6 @@ impl Redactor {
 
     /// A builder to choose kinds, actions, national id formats and API key
     /// prefixes.
-    #[must_use]
     pub fn builder() -> RedactorBuilder {
         RedactorBuilder::new()
     }
@@ -265,13 +264,13 @@ impl Redactor {
         for index in hits.iter() {
             let detector = &self.detectors[index];
             for m in detector.regex.find_iter(text) {
-                if let Some(range) = detector.check.validate(text, m.range()) {
-                    if !range.is_empty() {
-                        candidates.push(Finding {
-                            kind: detector.kind,
-                            range,
-                        });
-                    }
+                if let Some(range) = detector.check.validate(text, m.range())
+                    && !range.is_empty()
+                {
+                    candidates.push(Finding {
+                        kind: detector.kind,
+                        range,
+                    });
                 }
             }
         }
@@ -390,7 +389,7 @@ impl Redactor {
                     match truncated {
                         IpAddr::V6(v6) => {
                             // Print the /48 as `2001:db8:85a3::`.
-                            out.push_str(&Ipv6Addr::from(v6).to_string());
+                            out.push_str(&v6.to_string());
                         }
                         IpAddr::V4(v4) => out.push_str(&v4.to_string()),
                     }
@@ -518,7 +517,10 @@ impl RedactorBuilder {
     /// Replace the API key type prefixes (the default is `dcx_`, the
     /// default of `docaiche-auth`'s `ApiKeyFormat`; pass yours if you
     /// configured another).
-    pub fn api_key_prefixes(mut self, prefixes: impl IntoIterator<Item = impl Into<String>>) -> Self {
+    pub fn api_key_prefixes(
+        mut self,
+        prefixes: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
         self.api_key_prefixes = prefixes.into_iter().map(Into::into).collect();
         self
     }
@@ -571,7 +573,11 @@ impl RedactorBuilder {
                 specs.push((kind, check, pattern));
             }
         };
-        add(PiiKind::PrivateKey, Check::PrivateKey, patterns::private_key());
+        add(
+            PiiKind::PrivateKey,
+            Check::PrivateKey,
+            patterns::private_key(),
+        );
         add(PiiKind::Jwt, Check::Jwt, patterns::jwt());
         if !self.api_key_prefixes.is_empty() {
             add(
@@ -584,7 +590,11 @@ impl RedactorBuilder {
         add(PiiKind::Iban, Check::Iban, patterns::iban());
         add(PiiKind::CardNumber, Check::Card, patterns::card());
         for format in &self.national_ids {
-            add(PiiKind::NationalId, format.check(), format.pattern().to_owned());
+            add(
+                PiiKind::NationalId,
+                format.check(),
+                format.pattern().to_owned(),
+            );
         }
         add(PiiKind::Email, Check::Email, patterns::email());
         add(PiiKind::IpAddress, Check::Ipv4, patterns::ipv4());
@@ -606,7 +616,10 @@ impl RedactorBuilder {
             });
         }
         let set = RegexSet::new(specs.iter().map(|(_, _, p)| p.as_str())).map_err(|e| {
-            Error::misconfigured("redaction", format!("patterns do not compile together: {e}"))
+            Error::misconfigured(
+                "redaction",
+                format!("patterns do not compile together: {e}"),
+            )
         })?;
         Ok(Redactor {
             set,

@@ -34,7 +34,10 @@ fn each_kind_is_found() {
         ("ssn 123-45-6789", PiiKind::NationalId),
         ("nino AB 12 34 56 C", PiiKind::NationalId),
         ("from 192.168.10.20:443", PiiKind::IpAddress),
-        ("from [2001:db8:85a3::8a2e:370:7334]:443", PiiKind::IpAddress),
+        (
+            "from [2001:db8:85a3::8a2e:370:7334]:443",
+            PiiKind::IpAddress,
+        ),
         (
             "tok eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.c2lnbmF0dXJl",
             PiiKind::Jwt,
@@ -43,7 +46,10 @@ fn each_kind_is_found() {
             "key dcx_4kTq0ZbW8mNa_Xr3bQ9zLw2Vt7Yp1Ks5Hd8Jf6Gm4Nc0Qa81Z",
             PiiKind::ApiKey,
         ),
-        ("Authorization: Bearer abc123def456ghi789", PiiKind::BearerToken),
+        (
+            "Authorization: Bearer abc123def456ghi789",
+            PiiKind::BearerToken,
+        ),
         (
             "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END PRIVATE KEY-----",
             PiiKind::PrivateKey,
@@ -78,7 +84,7 @@ fn hashing_is_stable_and_needs_a_key() {
     let err = Redactor::builder()
         .action(PiiKind::Email, Action::Hash)
         .build()
-        .unwrap_err();
+        .expect_err("hash without a key");
     assert_eq!(err.code(), docaiche_core::ErrorCode::Misconfigured);
     let key = SecretBytes::new(vec![7; 32]);
     let r = Redactor::builder()
@@ -88,7 +94,10 @@ fn hashing_is_stable_and_needs_a_key() {
         .expect("valid");
     let a = r.redact("a@example.com");
     let b = r.redact("x a@example.com y");
-    assert!(a.starts_with("[email:") && a.len() == "[email:]".len() + 12, "{a}");
+    assert!(
+        a.starts_with("[email:") && a.len() == "[email:]".len() + 12,
+        "{a}"
+    );
     assert!(b.contains(a.as_ref()));
     assert_ne!(r.redact("b@example.com"), a);
 }

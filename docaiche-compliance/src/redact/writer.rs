@@ -90,13 +90,10 @@ impl<'a, W: Write> RedactingWriter<'a, W> {
     fn write_out(&mut self, len: usize) -> io::Result<()> {
         let chunk: Vec<u8> = self.buffer.drain(..len).collect();
         match std::str::from_utf8(&chunk) {
-            Ok(text) => self
-                .inner
-                .write_all(self.redactor.redact(text).as_bytes()),
+            Ok(text) => self.inner.write_all(self.redactor.redact(text).as_bytes()),
             Err(_) => {
                 let text = String::from_utf8_lossy(&chunk);
-                self.inner
-                    .write_all(self.redactor.redact(&text).as_bytes())
+                self.inner.write_all(self.redactor.redact(&text).as_bytes())
             }
         }
     }

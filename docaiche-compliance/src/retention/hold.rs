@@ -210,7 +210,10 @@ impl LegalHoldRegistry for MemoryLegalHoldRegistry {
 
     async fn release(&self, tenant: &TenantId, id: &Uuid, at: OffsetDateTime) -> Result<bool> {
         let mut holds = self.lock();
-        match holds.iter_mut().find(|h| &h.tenant == tenant && &h.id == id) {
+        match holds
+            .iter_mut()
+            .find(|h| &h.tenant == tenant && &h.id == id)
+        {
             Some(hold) => {
                 hold.released_at.get_or_insert(at);
                 Ok(true)

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use docaiche_core::audit::{AuditEvent, AuditOutcome, AuditResource, AuditSink};
 use docaiche_core::page::{Page, PageRequest};
-use docaiche_core::{Clock, DocumentId, DocumentStore, PrincipalId, RequestContext, Result, TenantId};
+use docaiche_core::{
+    Clock, DocumentId, DocumentStore, PrincipalId, RequestContext, Result, TenantId,
+};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -32,7 +34,11 @@ pub struct PurgeCandidate {
 impl PurgeCandidate {
     /// A candidate.
     #[must_use]
-    pub fn new(id: impl Into<String>, subject: Option<PrincipalId>, created_at: OffsetDateTime) -> Self {
+    pub fn new(
+        id: impl Into<String>,
+        subject: Option<PrincipalId>,
+        created_at: OffsetDateTime,
+    ) -> Self {
         Self {
             id: id.into(),
             subject,
@@ -108,9 +114,7 @@ impl Purgeable for DocumentPurgeTarget {
             .items
             .into_iter()
             .filter(|meta| meta.created_at < cutoff)
-            .map(|meta| {
-                PurgeCandidate::new(meta.id.to_string(), Some(meta.owner), meta.created_at)
-            })
+            .map(|meta| PurgeCandidate::new(meta.id.to_string(), Some(meta.owner), meta.created_at))
             .collect();
         Ok(Page::new(items, listed.next))
     }

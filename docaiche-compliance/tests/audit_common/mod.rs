@@ -49,7 +49,11 @@ pub fn find(lines: &[Vec<u8>], stream: &str, seq: u64) -> usize {
 /// Flip one byte inside the event of line `at`.
 pub fn flip_byte(lines: &mut [Vec<u8>], at: usize) {
     let line = &mut lines[at];
-    let pos = line.windows(9).position(|w| w == b"document.").expect("an action") + 3;
+    let pos = line
+        .windows(9)
+        .position(|w| w == b"document.")
+        .expect("an action")
+        + 3;
     line[pos] ^= 0x20;
 }
 

@@ -250,7 +250,10 @@ async fn a_cancelled_job_is_stopped_and_its_result_discarded() {
     assert!(queue.cancel(&tenant(), &job.id).await.unwrap());
     let deadline = Instant::now() + Duration::from_secs(5);
     while !saw_cancel.load(Ordering::SeqCst) {
-        assert!(Instant::now() < deadline, "the handler never saw the cancellation");
+        assert!(
+            Instant::now() < deadline,
+            "the handler never saw the cancellation"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let stats = handle.shutdown(Duration::from_secs(1)).await;
@@ -412,4 +415,42 @@ async fn two_workers_sharing_a_queue_run_each_job_once() {
     let runs = runs.lock().unwrap();
     assert_eq!(runs.len(), 60);
     assert!(runs.values().all(|&n| n == 1), "a job ran twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_lease_stops_the_handler_and_discards_its_result() {
+    let clock = docaiche_core::ManualClock::new();
+    let queue = Arc::new(MemoryJobQueue::new().with_clock(Arc::new(clock.clone())));
+    let (started_tx, mut started_rx) = watch::channel(false);
+    let handler = FnHandler(move |_job: JobRecord, _ctx: JobContext| {
+        let started = started_tx.clone();
+        async move {
+            started.send_replace(true);
+            std::future::pending::<()>().await;
+            Ok(json!("never"))
+        }
+    });
+    let handle = JobWorker::new(queue.clone(), Arc::new(handler), fast(&["x"]))
+        .unwrap()
+        .spawn();
+    let job = queue
+        .enqueue(&tenant(), NewJob::new("x", json!({})).with_max_attempts(2))
+        .await
+        .unwrap();
+    handle.wake();
+    started_rx.wait_for(|s| *s).await.unwrap();
+    // The worker stalls (as far as the queue can tell) past its lease.
+    clock.advance(Duration::from_secs(3600));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while handle.stats().lost == 0 {
+        assert!(Instant::now() < deadline, "the lost lease went unnoticed");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The handler task was aborted: shutdown has nothing left to wait for.
+    let started = Instant::now();
+    let stats = handle.shutdown(Duration::from_secs(5)).await;
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!((stats.lost, stats.succeeded, stats.released), (1, 0, 0), "{stats:?}");
+    let job = queue.get(&tenant(), &job.id).await.unwrap().unwrap();
+    assert_eq!(job.result, None);
 }

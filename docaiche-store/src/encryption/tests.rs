@@ -452,3 +452,53 @@ async fn the_key_cache_is_bounded_and_follows_rewraps() {
     assert!(store.get(&acme, &ids[3]).await.expect("get").is_some());
     assert_eq!(wrapper.unwraps(), before + 1);
 }
+
+/// The stored format does not depend on the AES-GCM implementation:
+/// values written by the RustCrypto `aes-gcm` code of earlier versions open
+/// with ring, and ring's values open with `aes-gcm`.
+#[tokio::test]
+async fn the_stored_format_is_the_same_with_either_aes_gcm_implementation() {
+    use aes_gcm::aead::{Aead, KeyInit, Payload};
+    use aes_gcm::{Aes256Gcm, Nonce};
+
+    let f = fixture();
+    let acme = tenant("acme");
+    let meta = f.store.put(&acme, doc("alice", b"portable")).await.expect("put");
+    let wrapped = f
+        .keys
+        .get(&acme, &subject("alice"))
+        .await
+        .expect("get")
+        .expect("key");
+    let context = b"docaiche/subject-key/v1\0acme\0alice";
+    let key = f.wrapper.unwrap_key(&wrapped, context).await.expect("unwrap");
+    let cipher = Aes256Gcm::new_from_slice(key.expose_secret()).expect("256 bits");
+    let aad = format!("docaiche/document/v1\0content\0acme\0{}", meta.id);
+
+    // ring → aes-gcm.
+    let raw = f.plain.get(&acme, &meta.id).await.expect("get").expect("stored");
+    let (nonce, sealed) = raw.content[4..].split_at(12);
+    let plain = cipher
+        .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad: aad.as_bytes() })
+        .expect("aes-gcm opens ring's value");
+    assert_eq!(plain, b"portable");
+
+    // aes-gcm → ring, through the store.
+    let nonce = [7_u8; 12];
+    let sealed = cipher
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload { msg: b"written by aes-gcm", aad: aad.as_bytes() },
+        )
+        .expect("seal");
+    let mut stored = b"DCE1".to_vec();
+    stored.extend_from_slice(&nonce);
+    stored.extend_from_slice(&sealed);
+    assert!(f.plain.delete(&acme, &meta.id).await.expect("delete"));
+    let mut replacement = doc("alice", b"");
+    replacement.id = meta.id;
+    replacement.content = Bytes::from(stored);
+    f.plain.put(&acme, replacement).await.expect("put raw");
+    let back = f.store.get(&acme, &meta.id).await.expect("get").expect("stored");
+    assert_eq!(back.content, Bytes::from_static(b"written by aes-gcm"));
+}

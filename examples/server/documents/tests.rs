@@ -3,14 +3,14 @@
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use futures_util::StreamExt as _;
 use axum::body::Body;
 use axum::http::Request;
 use docaiche_core::job::JobState;
+use futures_util::StreamExt as _;
 
 use super::*;
-use crate::app::tests::{assert_problem, get_request, json, local_state, send};
 use crate::app::router;
+use crate::app::tests::{assert_problem, get_request, json, local_state, send};
 use crate::config::Config;
 use crate::test_support::TestDir;
 
@@ -71,7 +71,12 @@ fn request(method: Method, uri: &str, key: &str, body: Body) -> Request<Body> {
         .expect("request")
 }
 
-fn upload_request(key: &str, filename: &str, content_type: &str, content: Vec<u8>) -> Request<Body> {
+fn upload_request(
+    key: &str,
+    filename: &str,
+    content_type: &str,
+    content: Vec<u8>,
+) -> Request<Body> {
     Request::post(format!("/v1/documents?filename={filename}"))
         .header("x-api-key", key)
         .header(header::CONTENT_TYPE, content_type)
@@ -109,7 +114,12 @@ async fn a_corpus_pdf_round_trips_upload_get_text_and_delete() {
     let mut events = f.state.intake.events.subscribe();
     let (status, headers, body) = send(
         f.app.clone(),
-        upload_request(&f.key, "..%2Fetc%2Freport%0A.pdf", "application/pdf", small_pdf()),
+        upload_request(
+            &f.key,
+            "..%2Fetc%2Freport%0A.pdf",
+            "application/pdf",
+            small_pdf(),
+        ),
     )
     .await;
     let created = json(&body);
@@ -142,19 +152,35 @@ async fn a_corpus_pdf_round_trips_upload_get_text_and_delete() {
 
     let (status, _, _) = send(
         f.app.clone(),
-        request(Method::DELETE, &format!("/v1/documents/{id}"), &f.key, Body::empty()),
+        request(
+            Method::DELETE,
+            &format!("/v1/documents/{id}"),
+            &f.key,
+            Body::empty(),
+        ),
     )
     .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    for uri in [format!("/v1/documents/{id}"), format!("/v1/documents/{id}/text")] {
-        let (status, headers, body) =
-            send(f.app.clone(), request(Method::GET, &uri, &f.key, Body::empty())).await;
+    for uri in [
+        format!("/v1/documents/{id}"),
+        format!("/v1/documents/{id}/text"),
+    ] {
+        let (status, headers, body) = send(
+            f.app.clone(),
+            request(Method::GET, &uri, &f.key, Body::empty()),
+        )
+        .await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert_problem(&headers, &body, "not-found");
     }
     let (status, _, _) = send(
         f.app.clone(),
-        request(Method::DELETE, &format!("/v1/documents/{id}"), &f.key, Body::empty()),
+        request(
+            Method::DELETE,
+            &format!("/v1/documents/{id}"),
+            &f.key,
+            Body::empty(),
+        ),
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -211,7 +237,10 @@ async fn an_oversize_upload_is_a_413_before_the_body_is_read() {
         "{problem}"
     );
     let pulled = pulled.load(std::sync::atomic::Ordering::SeqCst);
-    assert!(pulled < 8, "read {pulled} chunks of 64 KiB past a 4 KiB limit");
+    assert!(
+        pulled < 8,
+        "read {pulled} chunks of 64 KiB past a 4 KiB limit"
+    );
 }
 
 #[tokio::test]
@@ -220,7 +249,12 @@ async fn a_non_pdf_is_415_and_a_broken_pdf_422_with_a_reason() {
     // A ZIP renamed .pdf.
     let (status, headers, body) = send(
         f.app.clone(),
-        upload_request(&f.key, "a.pdf", "application/pdf", b"PK\x03\x04 zip".to_vec()),
+        upload_request(
+            &f.key,
+            "a.pdf",
+            "application/pdf",
+            b"PK\x03\x04 zip".to_vec(),
+        ),
     )
     .await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
@@ -273,14 +307,22 @@ async fn another_tenants_document_and_job_are_404() {
         format!("/v1/jobs/{job}"),
         "/v1/documents/not-a-uuid".to_owned(),
     ] {
-        let (status, headers, body) =
-            send(f.app.clone(), request(Method::GET, &uri, &other, Body::empty())).await;
+        let (status, headers, body) = send(
+            f.app.clone(),
+            request(Method::GET, &uri, &other, Body::empty()),
+        )
+        .await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
         assert_problem(&headers, &body, "not-found");
     }
     let (status, _, _) = send(
         f.app.clone(),
-        request(Method::DELETE, &format!("/v1/documents/{id}"), &other, Body::empty()),
+        request(
+            Method::DELETE,
+            &format!("/v1/documents/{id}"),
+            &other,
+            Body::empty(),
+        ),
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -328,8 +370,14 @@ async fn a_large_document_is_extracted_by_a_background_job() {
     while let Ok(event) = events.try_recv() {
         seen.push((event.kind, event.state));
     }
-    assert!(seen.contains(&(DocumentEventKind::Stored, None)), "{seen:?}");
-    assert!(seen.contains(&(DocumentEventKind::Extracted, None)), "{seen:?}");
+    assert!(
+        seen.contains(&(DocumentEventKind::Stored, None)),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&(DocumentEventKind::Extracted, None)),
+        "{seen:?}"
+    );
     assert!(
         seen.contains(&(DocumentEventKind::Job, Some("succeeded"))),
         "{seen:?}"
@@ -354,7 +402,12 @@ async fn a_job_whose_document_is_gone_is_dead_lettered_with_its_reason() {
     // Deleted before any worker ran.
     let (status, _, _) = send(
         f.app.clone(),
-        request(Method::DELETE, &format!("/v1/documents/{id}"), &f.key, Body::empty()),
+        request(
+            Method::DELETE,
+            &format!("/v1/documents/{id}"),
+            &f.key,
+            Body::empty(),
+        ),
     )
     .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
@@ -364,6 +417,52 @@ async fn a_job_whose_document_is_gone_is_dead_lettered_with_its_reason() {
     assert_eq!(job["attempts"], 1, "a permanent failure is not retried");
     assert_eq!(job["last_error"], "the document was deleted");
     worker.shutdown(Duration::from_secs(5)).await;
+}
+
+/// The configured server: SQLite store, its job queue and its encrypted
+/// documents, the worker started as `run` starts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sqlite_server_extracts_large_documents_through_its_job_queue() {
+    let dir = TestDir::new("documents-sqlite");
+    let mut config = Config::default();
+    config.storage.data_dir = dir.path().to_path_buf();
+    config.documents.inline_max_bytes = 1024;
+    config.validate().expect("valid");
+    crate::storage::prepare_data_dir(dir.path()).expect("data dir");
+    crate::keys::prepare(&config.key_source()).expect("keys");
+    let state = AppState::from_config(&config, &|_| None)
+        .await
+        .expect("state");
+    let worker = start_worker(&state).expect("worker");
+    let key = key_of(&state, "acme").await;
+    let app = router(state.clone());
+    let (status, _, body) = send(
+        app.clone(),
+        upload_request(&key, "big.pdf", "application/pdf", small_pdf()),
+    )
+    .await;
+    let created = json(&body);
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().expect("id").to_owned();
+    let job = created["job"]["id"].as_str().expect("job").to_owned();
+    let done = wait_for_job(&app, &key, &job, |j| j["state"] == "succeeded").await;
+    assert_eq!(done["result"]["document"], id.as_str());
+    let (status, _) = get_json(&app, &format!("/v1/documents/{id}/text"), &key).await;
+    assert_eq!(status, StatusCode::OK);
+    worker.shutdown(Duration::from_secs(5)).await;
+    // The job is a row of the SQLite database, not a memory entry.
+    assert!(dir.path().join("docaiche.db").exists());
+    let stored = state
+        .intake
+        .jobs
+        .get(
+            &TenantId::new("acme").expect("tenant"),
+            &job.parse().expect("id"),
+        )
+        .await
+        .expect("get")
+        .expect("job");
+    assert_eq!(stored.state, JobState::Succeeded);
 }
 
 #[tokio::test]
@@ -443,12 +542,17 @@ async fn a_batch_answers_each_document_and_one_bad_file_fails_only_itself() {
         assert_eq!(status, StatusCode::OK);
     }
     // An empty or oversized batch is refused as a whole.
-    for documents in [serde_json::json!([]), serde_json::json!(vec![serde_json::json!({"content_base64": ""}); 17])] {
+    for documents in [
+        serde_json::json!([]),
+        serde_json::json!(vec![serde_json::json!({"content_base64": ""}); 17]),
+    ] {
         let (status, _, _) = send(
             f.app.clone(),
             Request::post("/v1/documents/batch")
                 .header("x-api-key", &f.key)
-                .body(Body::from(serde_json::json!({ "documents": documents }).to_string()))
+                .body(Body::from(
+                    serde_json::json!({ "documents": documents }).to_string(),
+                ))
                 .expect("request"),
         )
         .await;
@@ -532,10 +636,7 @@ async fn two_workers_share_one_postgres_queue_and_run_each_job_once() {
     let Some(url) = crate::report::require_backend(SUITE, "DOCAICHE_TEST_POSTGRES_URL") else {
         return;
     };
-    let schema = format!(
-        "docaiche_jobs_{}",
-        &uuid_simple()[..16]
-    );
+    let schema = format!("docaiche_jobs_{}", &uuid_simple()[..16]);
     psql(&url, &format!("CREATE SCHEMA {schema}"));
     let _drop = DropSchema {
         url: url.clone(),
@@ -558,6 +659,8 @@ async fn two_workers_share_one_postgres_queue_and_run_each_job_once() {
         Arc::new(BlockingJobHandler::new(move |job, ctx| {
             *runs.lock().expect("lock").entry(job.id).or_default() += 1;
             ctx.set_progress(50);
+            // Stands for CPU work on the blocking pool.
+            #[allow(clippy::disallowed_methods)]
             std::thread::sleep(Duration::from_millis(2));
             Ok(serde_json::json!({ "by": "test" }))
         }))
@@ -573,7 +676,10 @@ async fn two_workers_share_one_postgres_queue_and_run_each_job_once() {
     let mut ids = Vec::new();
     for n in 0..40 {
         let job = queue
-            .enqueue(&tenant, NewJob::new(EXTRACT_JOB, serde_json::json!({ "n": n })))
+            .enqueue(
+                &tenant,
+                NewJob::new(EXTRACT_JOB, serde_json::json!({ "n": n })),
+            )
             .await
             .expect("enqueue");
         ids.push(job.id);

@@ -205,9 +205,15 @@ fn the_problem_schema_carries_field_errors() {
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    assert_eq!(required, BTreeSet::from(["type", "title", "status", "code"]));
+    assert_eq!(
+        required,
+        BTreeSet::from(["type", "title", "status", "code"])
+    );
     let errors = problem["properties"]["errors"].to_string();
-    assert!(errors.contains("#/components/schemas/FieldError"), "{errors}");
+    assert!(
+        errors.contains("#/components/schemas/FieldError"),
+        "{errors}"
+    );
 }
 
 #[tokio::test]
@@ -234,6 +240,22 @@ fn conforms<T: DeserializeOwned>(what: &str, body: &[u8]) {
         panic!(
             "{what} does not match its schema: {e}: {}",
             String::from_utf8_lossy(body)
+        );
+    }
+}
+
+/// Parse `body` as a problem, and check every member it has is one the
+/// `Problem` schema lists (the schema stays open to extensions).
+fn problem_conforms(what: &str, body: &[u8]) {
+    conforms::<ProblemDoc>(what, body);
+    let spec = spec();
+    let listed = spec["components"]["schemas"]["Problem"]["properties"]
+        .as_object()
+        .expect("properties");
+    for member in json(body).as_object().expect("object").keys() {
+        assert!(
+            listed.contains_key(member),
+            "{what}: `{member}` is not in the schema"
         );
     }
 }
@@ -276,17 +298,32 @@ async fn real_answers_match_their_schemas() {
     conforms::<Whoami>("whoami", &body);
 
     let create = r#"{"name":"ci","scopes":["keys:manage"],"expires_in_secs":3600}"#;
-    let (status, _, body) = send(app.clone(), keyed(Method::POST, "/v1/keys", &admin, create)).await;
-    assert_eq!(status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&body));
+    let (status, _, body) =
+        send(app.clone(), keyed(Method::POST, "/v1/keys", &admin, create)).await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
     conforms::<CreatedKey>("created key", &body);
     let id = json(&body)["id"].as_str().expect("id").to_owned();
 
     let rotate = format!("/v1/keys/{id}/rotate");
     let (status, _, body) = send(app.clone(), keyed(Method::POST, &rotate, &admin, "")).await;
-    assert_eq!(status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
     conforms::<CreatedKey>("rotated key", &body);
 
-    let (status, _, body) = send(app.clone(), keyed(Method::GET, "/v1/keys?limit=1", &admin, "")).await;
+    let (status, _, body) = send(
+        app.clone(),
+        keyed(Method::GET, "/v1/keys?limit=1", &admin, ""),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     conforms::<KeyPage>("key page", &body);
     assert!(json(&body)["next"].is_string(), "a second page exists");
@@ -294,27 +331,35 @@ async fn real_answers_match_their_schemas() {
     // Problems: a field-level 400 and a 401.
     let (status, _, body) = send(
         app.clone(),
-        keyed(Method::POST, "/v1/keys", &admin, r#"{"name":" ","scopes":[]}"#),
+        keyed(
+            Method::POST,
+            "/v1/keys",
+            &admin,
+            r#"{"name":" ","scopes":[]}"#,
+        ),
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    conforms::<ProblemDoc>("400 problem", &body);
+    problem_conforms("400 problem", &body);
     assert!(json(&body)["errors"].is_array());
     let (status, _, body) = send(app, keyed(Method::GET, "/v1/whoami", "nope", "")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    conforms::<ProblemDoc>("401 problem", &body);
+    problem_conforms("401 problem", &body);
 }
 
 #[test]
 fn a_server_problem_matches_the_schema() {
     let problem = docaiche_core::problem::Problem::from_error(&docaiche_core::Error::internal("x"));
     let body = serde_json::to_vec(&problem).expect("json");
-    conforms::<ProblemDoc>("500 problem", &body);
+    problem_conforms("500 problem", &body);
 }
 
 #[test]
 fn operation_ids_and_tags_read_well() {
-    assert_eq!(operation_id(&Method::GET, "/v1/keys/{id}"), "get_v1_keys_id");
+    assert_eq!(
+        operation_id(&Method::GET, "/v1/keys/{id}"),
+        "get_v1_keys_id"
+    );
     assert_eq!(
         operation_id(&Method::GET, "/.well-known/jwks.json"),
         "get_well_known_jwks_json"
@@ -323,4 +368,33 @@ fn operation_ids_and_tags_read_well() {
     assert_eq!(tag("/.well-known/jwks.json"), "well-known");
     assert_eq!(tag("/health/live"), "health");
     assert_eq!(tag("/openapi.json"), "openapi");
+}
+
+#[tokio::test]
+async fn a_rate_limited_problem_matches_the_schema() {
+    let dir = TestDir::new("openapi-429");
+    let mut config = Config::default();
+    config.storage.data_dir = dir.path().to_path_buf();
+    config.rate_limit.limits.policies.insert(
+        "probes".into(),
+        serde_json::from_value(serde_json::json!({
+            "limits": [{ "key": "client_addr", "limit": 1, "period_secs": 60 }]
+        }))
+        .expect("policy"),
+    );
+    let app = router(local_state(&config));
+    let request = || {
+        let mut request = get_request("/openapi.json");
+        let peer: std::net::SocketAddr = "192.0.2.10:5000".parse().expect("addr");
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        request
+    };
+    let (status, _, _) = send(app.clone(), request()).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, body) = send(app, request()).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    problem_conforms("429 problem", &body);
+    assert!(json(&body)["violated-policies"].is_array());
 }
