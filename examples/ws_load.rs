@@ -75,14 +75,14 @@ fn parse() -> Result<Args, String> {
                 server_cap = Some(value()?.parse().map_err(|e| format!("--server-cap: {e}"))?);
             }
             "--hold-secs" => {
-                hold = Duration::from_secs(
-                    value()?.parse().map_err(|e| format!("--hold-secs: {e}"))?,
-                );
+                hold =
+                    Duration::from_secs(value()?.parse().map_err(|e| format!("--hold-secs: {e}"))?);
             }
             "--key" => {
                 let spec = value()?;
                 let mut parts = spec.splitn(3, ':');
-                let (Some(name), Some(count), Some(key)) = (parts.next(), parts.next(), parts.next())
+                let (Some(name), Some(count), Some(key)) =
+                    (parts.next(), parts.next(), parts.next())
                 else {
                     return Err("--key takes TENANT:COUNT:APIKEY".into());
                 };
@@ -117,7 +117,7 @@ fn rss_kib(pid: u32) -> Option<u64> {
 /// How one connection attempt ended.
 enum Outcome {
     /// Open, hello received.
-    Open(WebSocketStream<TcpStream>),
+    Open(Box<WebSocketStream<TcpStream>>),
     /// Closed by the server with this code and reason.
     Closed(u16, String),
     /// Failed otherwise.
@@ -140,7 +140,7 @@ async fn connect(addr: SocketAddr, key: &str) -> Outcome {
             .map_err(|e| e.to_string())?;
         loop {
             match socket.next().await {
-                Some(Ok(Message::Text(_))) => return Ok(Outcome::Open(socket)),
+                Some(Ok(Message::Text(_))) => return Ok(Outcome::Open(Box::new(socket))),
                 Some(Ok(Message::Close(frame))) => {
                     let (code, reason) = frame
                         .map(|f| (u16::from(f.code), f.reason.to_string()))
@@ -235,13 +235,21 @@ async fn main() -> ExitCode {
     // The caps: a tenant at its cap, then (server full) a tenant below it.
     if let Some(full) = args.tenants.iter().find(|t| t.count >= args.tenant_cap) {
         let outcome = connect(args.addr, &full.key).await;
-        ok &= report_cap(&format!("tenant cap ({} at {})", full.name, args.tenant_cap), outcome, "tenant");
+        ok &= report_cap(
+            &format!("tenant cap ({} at {})", full.name, args.tenant_cap),
+            outcome,
+            "tenant",
+        );
     }
-    if total >= args.server_cap {
-        if let Some(below) = args.tenants.iter().find(|t| t.count < args.tenant_cap) {
-            let outcome = connect(args.addr, &below.key).await;
-            ok &= report_cap(&format!("server cap ({} open)", args.server_cap), outcome, "server");
-        }
+    if total >= args.server_cap
+        && let Some(below) = args.tenants.iter().find(|t| t.count < args.tenant_cap)
+    {
+        let outcome = connect(args.addr, &below.key).await;
+        ok &= report_cap(
+            &format!("server cap ({} open)", args.server_cap),
+            outcome,
+            "server",
+        );
     }
     drop(open);
     if ok {

@@ -2,7 +2,7 @@
 //!
 //! | suite | variable | what |
 //! |---|---|---|
-//! | `compliance-postgres` | `DOCAICHE_TEST_POSTGRES_URL` | tampering found at the right row (flipped byte, deleted, inserted, swapped), append-only for the application role and the owner, two writers on one chain, recovery of the chain on restart, the sink contract |
+//! | `compliance-postgres` | `DOCAICHE_TEST_POSTGRES_URL` | tampering found at the right row (flipped byte, deleted, inserted, swapped), append-only for the application role and the owner, two writer processes (and two pools) on one chain, recovery of the chain on restart, the sink contract |
 //!
 //! `./scripts/test.sh` starts PostgreSQL and sets the variable. A missing
 //! variable skips loudly, or fails under `CI=true` /
@@ -406,6 +406,71 @@ async fn two_writers_with_their_own_connections_keep_one_chain() {
         let report = verify(&first).await;
         assert!(report.is_ok(), "{:?}", report.tamper);
         assert_eq!(report.records, 200);
+    })
+    .await;
+}
+
+const CHILD_VAR: &str = "DOCAICHE_AUDIT_PG_CHILD_SCHEMA";
+
+/// Only does something in a child process started by
+/// `two_writer_processes_keep_one_chain`: 100 events of tenant `a` from
+/// four tasks into the schema it is given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_pg_writer() {
+    let (Ok(schema), Ok(url)) = (std::env::var(CHILD_VAR), std::env::var(VAR)) else {
+        return;
+    };
+    let ctx = Ctx {
+        admin: PgPool::connect(&url).await.unwrap(),
+        url,
+        schema,
+    };
+    let trail = Arc::new(PgAuditTrail::existing(ctx.pool(None).await));
+    let tasks: Vec<_> = (0..4)
+        .map(|task| {
+            let trail = trail.clone();
+            tokio::spawn(async move {
+                for i in 0..25 {
+                    trail.record(&event("a", task * 100 + i)).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writer_processes_keep_one_chain() {
+    if std::env::var_os(CHILD_VAR).is_some() {
+        return;
+    }
+    in_schema("two processes", |ctx| async move {
+        PgAuditTrail::migrate(&ctx.pool(None).await).await.unwrap();
+        let spawn = || {
+            std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "child_pg_writer", "--test-threads", "1"])
+                .env(CHILD_VAR, &ctx.schema)
+                .env(VAR, &ctx.url)
+                .env_remove("DOCAICHE_TEST_REPORT_DIR")
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        };
+        let (mut first, mut second) = (spawn(), spawn());
+        let (a, b) = tokio::task::spawn_blocking(move || (first.wait(), second.wait()))
+            .await
+            .unwrap();
+        assert!(
+            a.unwrap().success() && b.unwrap().success(),
+            "a writer process failed"
+        );
+        let trail = PgAuditTrail::existing(ctx.pool(None).await);
+        let report = verify(&trail).await;
+        assert!(report.is_ok(), "{:?}", report.tamper);
+        assert_eq!(report.records, 200);
+        assert_eq!(report.heads["a"].seq, 200);
     })
     .await;
 }

@@ -880,8 +880,8 @@ async fn readiness_reports_the_outage_while_postgres_is_unreachable_and_recovers
         config.url = url.into();
         config.pool = PoolConfig::default().with_acquire_timeout(Duration::from_millis(500));
         let store = PgStore::connect(&config).await.unwrap();
-        let registry = HealthRegistry::new(Duration::from_secs(2))
-            .with_check(Arc::new(store.health_check()));
+        let registry =
+            HealthRegistry::new(Duration::from_secs(2)).with_check(Arc::new(store.health_check()));
         let tenant = TenantId::new("acme").unwrap();
         let keys = store.data_keys();
         let subject = PrincipalId::new("alice").unwrap();
@@ -895,15 +895,26 @@ async fn readiness_reports_the_outage_while_postgres_is_unreachable_and_recovers
         assert_eq!(error.code(), ErrorCode::Unavailable, "{error:?}");
         let error = keys.get(&tenant, &subject).await.unwrap_err();
         assert_eq!(error.code(), ErrorCode::Unavailable, "{error:?}");
-        assert!(call.elapsed() < Duration::from_secs(3), "{:?}", call.elapsed());
+        assert!(
+            call.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            call.elapsed()
+        );
         let report = registry.check_all().await;
-        assert_eq!(report.components[0].status, HealthStatus::Down, "{report:?}");
+        assert_eq!(
+            report.components[0].status,
+            HealthStatus::Down,
+            "{report:?}"
+        );
         // PostgreSQL is critical: readiness fails (`fail`, HTTP 503), so a
         // load balancer stops sending traffic here.
         assert!(!report.status.is_ready(), "{report:?}");
         assert_eq!(report.to_health_json()["status"], "fail");
         let detail = report.components[0].detail.clone().unwrap_or_default();
-        assert!(!detail.contains("postgres://"), "no URL in health: {detail}");
+        assert!(
+            !detail.contains("postgres://"),
+            "no URL in health: {detail}"
+        );
 
         proxy.restore();
         let restored = Instant::now();
@@ -913,7 +924,10 @@ async fn readiness_reports_the_outage_while_postgres_is_unreachable_and_recovers
             {
                 break restored.elapsed();
             }
-            assert!(restored.elapsed() < Duration::from_secs(10), "never recovered");
+            assert!(
+                restored.elapsed() < Duration::from_secs(10),
+                "never recovered"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
         assert!(back < Duration::from_secs(5), "{back:?}");
@@ -946,7 +960,12 @@ async fn encrypted_documents_survive_a_restart_and_erasure_reaches_every_instanc
         let (a, b) = (instance(&first), instance(&second));
         let tenant = TenantId::new("acme").unwrap();
         let alice = PrincipalId::new("alice").unwrap();
-        let doc = NewDocument::new(alice.clone(), "text/plain", "00", Bytes::from_static(b"secret"));
+        let doc = NewDocument::new(
+            alice.clone(),
+            "text/plain",
+            "00",
+            Bytes::from_static(b"secret"),
+        );
         let meta = a.put(&tenant, doc).await.unwrap();
         let stored: Vec<u8> = sqlx::query_scalar("SELECT content FROM documents WHERE id = $1")
             .bind(meta.id.as_uuid())
@@ -956,10 +975,11 @@ async fn encrypted_documents_survive_a_restart_and_erasure_reaches_every_instanc
         assert!(stored.starts_with(b"DCE1"), "ciphertext at rest");
         let back = b.get(&tenant, &meta.id).await.unwrap().unwrap();
         assert_eq!(back.content, Bytes::from_static(b"secret"));
-        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM data_keys WHERE tenant_id = 'acme'")
-            .fetch_one(first.pool())
-            .await
-            .unwrap();
+        let rows: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM data_keys WHERE tenant_id = 'acme'")
+                .fetch_one(first.pool())
+                .await
+                .unwrap();
         assert_eq!(rows, 1, "one wrapped key per subject");
 
         assert!(a.destroy_subject_key(&tenant, &alice).await.unwrap());

@@ -385,30 +385,48 @@ async fn readiness_is_degraded_while_redis_is_unreachable_and_recovers() {
     let call = Instant::now();
     let failed = cache.get(&key).await;
     assert!(
-        matches!(failed, Err(Error::Unavailable { .. } | Error::Timeout { .. })),
+        matches!(
+            failed,
+            Err(Error::Unavailable { .. } | Error::Timeout { .. })
+        ),
         "{failed:?}"
     );
-    assert!(call.elapsed() < Duration::from_secs(1), "{:?}", call.elapsed());
+    assert!(
+        call.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        call.elapsed()
+    );
     let report = registry.check_all().await;
-    assert_eq!(report.components[0].status, HealthStatus::Down, "{report:?}");
+    assert_eq!(
+        report.components[0].status,
+        HealthStatus::Down,
+        "{report:?}"
+    );
     assert_eq!(report.status, HealthStatus::Degraded, "{report:?}");
-    assert!(report.status.is_ready(), "an optional dependency keeps the service ready");
+    assert!(
+        report.status.is_ready(),
+        "an optional dependency keeps the service ready"
+    );
     assert_eq!(report.to_health_json()["status"], "warn");
 
     proxy.restore();
     let restored = Instant::now();
     let back = loop {
-        if registry.check_all().await.status == HealthStatus::Up
-            && cache.get(&key).await.is_ok()
-        {
+        if registry.check_all().await.status == HealthStatus::Up && cache.get(&key).await.is_ok() {
             break restored.elapsed();
         }
-        assert!(restored.elapsed() < Duration::from_secs(10), "never recovered");
+        assert!(
+            restored.elapsed() < Duration::from_secs(10),
+            "never recovered"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert!(back < Duration::from_secs(5), "{back:?}");
     let entry = cache.get(&key).await.expect("get").expect("still cached");
     assert_eq!(entry.value, Bytes::from_static(b"v"));
     eprintln!("redis behind a cut proxy: readiness and calls back {back:?} after restore");
-    report::mark_ran(STANDALONE, &format!("readiness degraded during a cut, back {back:?}"));
+    report::mark_ran(
+        STANDALONE,
+        &format!("readiness degraded during a cut, back {back:?}"),
+    );
 }

@@ -211,7 +211,8 @@ pub(crate) async fn open_auth(
 ) -> Result<(AuthServices, Backends), Error> {
     let secrets = Secrets::from_config(config, env).await?;
     let auth_secrets = AuthSecrets::load(config, &secrets).await?;
-    let stores = crate::telemetry::traced_stores(Stores::open(config, &secrets, env).await?, config);
+    let stores =
+        crate::telemetry::traced_stores(Stores::open(config, &secrets, env).await?, config);
     let clock: Arc<dyn docaiche_core::Clock> = Arc::new(docaiche_core::SystemClock::new());
     let auth = AuthServices::new(
         &config.auth,
@@ -571,8 +572,8 @@ fn cors(origins: &[String], credentials: bool) -> CorsLayer {
 #[cfg(test)]
 pub(crate) mod tests {
     use axum::body::{Body, Bytes};
-    use axum::extract::Request;
     use axum::extract::Path;
+    use axum::extract::Request;
     use http_body_util::BodyExt as _;
     use tower::ServiceExt as _;
 

@@ -697,6 +697,9 @@ mod tests {
             data_dir = "/var/lib/docaiche"
             [cors]
             allowed_origins = []
+            [http]
+            https = "refuse"
+            trusted_proxies = ["10.0.0.0/24"]
             [keys]
             local_key_file = "/etc/docaiche/master.key"
             [secrets]
@@ -930,9 +933,10 @@ mod tests {
                     // A fresh connection: the pool's may belong to the
                     // test's (finished) runtime.
                     let options = admin.connect_options();
-                    let pool = docaiche_store::postgres::sqlx::PgPool::connect_with((*options).clone())
-                        .await
-                        .map_err(std::io::Error::other)?;
+                    let pool =
+                        docaiche_store::postgres::sqlx::PgPool::connect_with((*options).clone())
+                            .await
+                            .map_err(std::io::Error::other)?;
                     docaiche_store::postgres::sqlx::query(&format!(
                         "DROP SCHEMA IF EXISTS {name} CASCADE"
                     ))

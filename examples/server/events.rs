@@ -135,7 +135,10 @@ impl EventsSection {
             }
         }
         if self.max_connections > Semaphore::MAX_PERMITS {
-            return Err(Error::misconfigured("events.max_connections", "is too large"));
+            return Err(Error::misconfigured(
+                "events.max_connections",
+                "is too large",
+            ));
         }
         if self.heartbeat_secs == 0 || self.send_timeout_secs == 0 {
             return Err(Error::misconfigured(
@@ -371,9 +374,10 @@ impl EventBus {
                 Err(mpsc::error::TrySendError::Closed(_)) => false,
             });
         drop(tenants);
-        hub.counters
-            .delivered
-            .fetch_add(u64::try_from(delivered).unwrap_or(u64::MAX), Ordering::Relaxed);
+        hub.counters.delivered.fetch_add(
+            u64::try_from(delivered).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
         delivered
     }
 
@@ -480,7 +484,12 @@ impl MetricSource for EventBus {
             "The server-wide /v1/events connection cap",
             i64::try_from(self.hub.limits.max_connections).unwrap_or(i64::MAX),
         )?;
-        counter(e, "events_published", "Events published", load(&c.published))?;
+        counter(
+            e,
+            "events_published",
+            "Events published",
+            load(&c.published),
+        )?;
         counter(
             e,
             "events_delivered",
@@ -843,7 +852,10 @@ mod tests {
         next(&mut g).await;
         let acme_id = TenantId::new("acme").expect("tenant");
         let globex_id = TenantId::new("globex").expect("tenant");
-        let progress = Event::new("job.progress", serde_json::json!({ "job": "j1", "done": 3 }));
+        let progress = Event::new(
+            "job.progress",
+            serde_json::json!({ "job": "j1", "done": 3 }),
+        );
         assert_eq!(bus.publish(&acme_id, &progress), 1);
         let marker = Event::new("document.created", serde_json::json!({ "id": "d9" }));
         assert_eq!(bus.publish(&globex_id, &marker), 1);
@@ -893,7 +905,10 @@ mod tests {
         };
         assert_eq!(code, CLOSE_SLOW_CONSUMER, "{reason}");
         assert!(reason.starts_with("slow consumer"), "{reason}");
-        assert!(seen < published, "not everything was buffered: {seen}/{published}");
+        assert!(
+            seen < published,
+            "not everything was buffered: {seen}/{published}"
+        );
         let _ = CloseCode::from(code);
     }
 

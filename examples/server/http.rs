@@ -457,10 +457,11 @@ impl HttpsPolicy {
             return Verdict::Pass;
         }
         let idempotent = request.method() == Method::GET || request.method() == Method::HEAD;
-        if self.mode == HttpsMode::Redirect && idempotent {
-            if let Some(location) = https_location(request) {
-                return Verdict::Redirect(location);
-            }
+        if self.mode == HttpsMode::Redirect
+            && idempotent
+            && let Some(location) = https_location(request)
+        {
+            return Verdict::Redirect(location);
         }
         Verdict::Refuse
     }
@@ -751,6 +752,79 @@ mod tests {
         ] {
             assert!(named.iter().any(|n| n == setting), "{setting}: {named:?}");
         }
+    }
+
+    #[test]
+    fn production_refuses_plain_http_and_accepts_tls_or_an_enforcing_proxy() {
+        let production = |edit: &dyn Fn(&mut Config)| {
+            let mut config = config(|c| {
+                c.environment = crate::config::Environment::Production;
+            });
+            edit(&mut config);
+            let mut refused: Vec<String> = match config.validate() {
+                Ok(_) => Vec::new(),
+                Err(problems) => problems
+                    .0
+                    .iter()
+                    .filter_map(|e| match e {
+                        Error::Misconfigured { setting, .. } => Some(setting.to_string()),
+                        _ => None,
+                    })
+                    .collect(),
+            };
+            refused.retain(|s| s.starts_with("http.") || s.starts_with("cors."));
+            refused
+        };
+        assert!(production(&|_| {}).contains(&"http.https".to_owned()));
+        let with_tls = production(&|c| {
+            c.cors.allowed_origins = vec!["https://app.example".into()];
+            c.http.tls_cert_file = Some("/etc/tls/cert.pem".into());
+            c.http.tls_key_file = Some("/etc/tls/key.pem".into());
+        });
+        assert!(with_tls.is_empty(), "{with_tls:?}");
+        let behind_proxy = production(&|c| {
+            c.cors.allowed_origins = vec!["https://app.example".into()];
+            c.http.https = HttpsMode::Redirect;
+            c.http.trusted_proxies = vec!["10.0.0.0/24".into()];
+        });
+        assert!(behind_proxy.is_empty(), "{behind_proxy:?}");
+        // The wildcard origin stays refused in production.
+        let wildcard = production(&|c| {
+            c.http.https = HttpsMode::Refuse;
+            c.http.trusted_proxies = vec!["10.0.0.0/24".into()];
+        });
+        assert_eq!(wildcard, ["cors.allowed_origins"]);
+    }
+
+    #[test]
+    fn http_settings_come_from_the_environment() {
+        let env = |name: &str| {
+            match name {
+                "DOCAICHE_HTTPS" => Some("Redirect"),
+                "DOCAICHE_TLS_CERT_FILE" => Some("/tls/cert.pem"),
+                "DOCAICHE_TLS_KEY_FILE" => Some("/tls/key.pem"),
+                "DOCAICHE_HTTPS_TRUSTED_PROXIES" => Some("10.0.0.0/8, 192.0.2.1"),
+                "DOCAICHE_IDLE_TIMEOUT_SECS" => Some("90"),
+                _ => None,
+            }
+            .map(str::to_owned)
+        };
+        let mut http = HttpConfig::default();
+        let mut problems = Vec::new();
+        http.apply_env(&env, &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(http.https, HttpsMode::Redirect);
+        assert!(http.has_tls());
+        assert_eq!(http.trusted_proxies, ["10.0.0.0/8", "192.0.2.1"]);
+        assert_eq!(http.idle_timeout(), Duration::from_secs(90));
+
+        let bad = |name: &str| {
+            matches!(name, "DOCAICHE_HTTPS" | "DOCAICHE_IDLE_TIMEOUT_SECS")
+                .then(|| "soon".to_owned())
+        };
+        let mut problems = Vec::new();
+        HttpConfig::default().apply_env(&bad, &mut problems);
+        assert_eq!(problems.len(), 2, "{problems:?}");
     }
 
     #[test]

@@ -38,8 +38,10 @@
 //!   -H 'Content-Type: application/json' 127.0.0.1:8080/v1/auth/token
 //! ```
 //!
-//! Routes: `GET /health/live` and `GET /health/ready` (`application/health+json`)
-//! and `GET /.well-known/jwks.json` are public, and so are the token
+//! Routes (all of them, with their schemas and errors, in the OpenAPI 3.1
+//! document `GET /openapi.json`): `GET /health/live` and `GET /health/ready`
+//! (`application/health+json`), `GET /.well-known/jwks.json` and
+//! `GET /openapi.json` are public, and so are the token
 //! endpoints `POST /v1/auth/token`, `/v1/auth/refresh` and `/v1/auth/revoke`
 //! (their own strict `auth` rate-limit class). Everything else needs an API
 //! key (`X-API-Key` or `Authorization: ApiKey`) or a bearer JWT signed by
@@ -55,6 +57,11 @@
 //! `rate_limit.backend = "redis"` and the `redis` feature) and answers with the `RateLimit-Policy`
 //! and `RateLimit` headers; over the limit, a 429 `quota-exceeded` problem
 //! with `Retry-After`.
+//! `[http]` hardens the wire (`http.rs`, `tls.rs`, `json.rs`): TLS from PEM
+//! files, or HTTPS enforced behind a proxy from a trusted
+//! `X-Forwarded-Proto`; security headers on every response; gzip/brotli
+//! compression; an idle timeout per connection; JSON bodies checked for
+//! their media type, unknown fields and values, with field-level problems.
 //! Every error is an RFC 9457 `application/problem+json` document. SIGINT or
 //! SIGTERM stops accepting connections and lets in-flight requests finish
 //! within `server.shutdown_grace_secs`.

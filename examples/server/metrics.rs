@@ -181,7 +181,10 @@ pub(crate) struct PoolProbe {
 
 impl PoolProbe {
     /// A probe of the pool `name`.
-    pub(crate) fn new(name: &'static str, read: impl Fn() -> PoolStats + Send + Sync + 'static) -> Self {
+    pub(crate) fn new(
+        name: &'static str,
+        read: impl Fn() -> PoolStats + Send + Sync + 'static,
+    ) -> Self {
         Self {
             name,
             read: Arc::new(read),
@@ -395,7 +398,10 @@ impl Metrics {
 
     #[cfg_attr(
         not(test),
-        allow(dead_code, reason = "for components outside this module, e.g. an audit queue")
+        allow(
+            dead_code,
+            reason = "for components outside this module, e.g. an audit queue"
+        )
     )]
     /// Report `read()` as the gauge `docaiche_<name>` (e.g. the audit
     /// queue's depth: `register_gauge("audit_queue_depth", "…", f)`).
@@ -486,7 +492,11 @@ impl Drop for InFlight {
 }
 
 /// The middleware recording every request's RED figures (outermost layer).
-pub(crate) async fn track(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
+pub(crate) async fn track(
+    State(metrics): State<Metrics>,
+    request: Request,
+    next: Next,
+) -> Response {
     let method = method_label(request.method());
     let route = metrics.route(request.extensions().get::<MatchedPath>());
     let started = Instant::now();
@@ -499,7 +509,10 @@ pub(crate) async fn track(State(metrics): State<Metrics>, request: Request, next
 
 /// `GET /metrics`: every family, OpenMetrics text; 404 when disabled, 401
 /// without the configured bearer token.
-pub(crate) async fn scrape(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+pub(crate) async fn scrape(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Response {
     let metrics = &state.metrics;
     if !metrics.inner.enabled {
         return Error::not_found("route").into_response();
@@ -572,7 +585,10 @@ pub(crate) fn counter(
     help: &str,
     value: u64,
 ) -> fmt::Result {
-    encode_counter(value, encoder.encode_descriptor(name, help, None, MetricType::Counter)?)
+    encode_counter(
+        value,
+        encoder.encode_descriptor(name, help, None, MetricType::Counter)?,
+    )
 }
 
 /// Encode one family of constant counters (`_total` is appended).
@@ -616,9 +632,18 @@ impl Collector for LiveFigures {
                 "Rate-limit decisions by policy and outcome",
                 policies.iter().flat_map(|p| {
                     [
-                        ([("policy", p.policy.as_str()), ("outcome", "allowed")], p.allowed),
-                        ([("policy", p.policy.as_str()), ("outcome", "limited")], p.limited),
-                        ([("policy", p.policy.as_str()), ("outcome", "error")], p.errors),
+                        (
+                            [("policy", p.policy.as_str()), ("outcome", "allowed")],
+                            p.allowed,
+                        ),
+                        (
+                            [("policy", p.policy.as_str()), ("outcome", "limited")],
+                            p.limited,
+                        ),
+                        (
+                            [("policy", p.policy.as_str()), ("outcome", "error")],
+                            p.errors,
+                        ),
                     ]
                 }),
             )?;
@@ -641,7 +666,10 @@ impl Collector for LiveFigures {
                 stats.iter().flat_map(|(pool, s)| {
                     [
                         ([("pool", *pool), ("state", "idle")], gauge_value(s.idle)),
-                        ([("pool", *pool), ("state", "in_use")], gauge_value(s.in_use())),
+                        (
+                            [("pool", *pool), ("state", "in_use")],
+                            gauge_value(s.in_use()),
+                        ),
                     ]
                 }),
             )?;
@@ -665,7 +693,9 @@ impl Collector for LiveFigures {
                 e,
                 "db_pool_acquires",
                 "Successful connection acquisitions",
-                stats.iter().map(|(pool, s)| ([("pool", *pool)], s.acquired)),
+                stats
+                    .iter()
+                    .map(|(pool, s)| ([("pool", *pool)], s.acquired)),
             )?;
             counters(
                 e,
@@ -732,8 +762,8 @@ mod tests {
     use axum::body::Body;
 
     use super::*;
-    use crate::app::tests::{get_request, local_state, send};
     use crate::app::router;
+    use crate::app::tests::{get_request, local_state, send};
     use crate::test_support::TestDir;
 
     /// The value of the sample line starting with `prefix`.
@@ -817,10 +847,12 @@ mod tests {
         );
         // The SLO threshold (default 250 ms) is a bucket boundary.
         assert!(
-            text.lines().any(|l| l.starts_with("docaiche_http_request_duration_seconds_bucket{")
-                && l.contains(r#"le="0.25""#)
-                && l.contains(r#"route="/health/live""#)
-                && l.ends_with(" 3")),
+            text.lines().any(
+                |l| l.starts_with("docaiche_http_request_duration_seconds_bucket{")
+                    && l.contains(r#"le="0.25""#)
+                    && l.contains(r#"route="/health/live""#)
+                    && l.ends_with(" 3")
+            ),
             "{text}"
         );
         // The limiter's counters by policy.
@@ -841,9 +873,7 @@ mod tests {
         let metrics = Metrics::from_config(&config).expect("metrics");
         let dir = TestDir::new("metrics-pool");
         let store = docaiche_store::sqlite::SqliteStore::connect(
-            &docaiche_store::sqlite::SqliteConfig::file(
-                dir.path().join("m.db").to_string_lossy(),
-            ),
+            &docaiche_store::sqlite::SqliteConfig::file(dir.path().join("m.db").to_string_lossy()),
         )
         .await
         .expect("sqlite");
@@ -866,7 +896,11 @@ mod tests {
             Some(1.0),
             "{text}"
         );
-        assert_eq!(sample(&text, "docaiche_audit_queue_depth "), Some(7.0), "{text}");
+        assert_eq!(
+            sample(&text, "docaiche_audit_queue_depth "),
+            Some(7.0),
+            "{text}"
+        );
     }
 
     #[tokio::test]

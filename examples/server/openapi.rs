@@ -184,8 +184,8 @@ pub(crate) enum Payload {
 pub(crate) enum Param {
     /// A string.
     Text,
-    /// An integer.
-    Integer,
+    /// An integer from the first to the second bound, inclusive.
+    Integer(u32, u32),
 }
 
 /// What the code cannot tell about a route.
@@ -243,7 +243,11 @@ const PAGE_QUERY: &[(&str, Param, &str)] = &[
         Param::Text,
         "the cursor of the previous page's `next`",
     ),
-    ("limit", Param::Integer, "page size (default 50)"),
+    (
+        "limit",
+        Param::Integer(1, docaiche_core::page::MAX_PAGE_SIZE),
+        "page size (default 50)",
+    ),
 ];
 
 /// The documentation of `method path`; `None` for a route nobody
@@ -505,10 +509,13 @@ fn operation(group: &RouteGroup, route: &RouteSpec) -> Operation {
                     .parameter_in(ParameterIn::Query)
                     .required(Required::False)
                     .description(Some(*description))
-                    .schema(Some(ObjectBuilder::new().schema_type(match kind {
-                        Param::Text => Type::String,
-                        Param::Integer => Type::Integer,
-                    }))),
+                    .schema(Some(match kind {
+                        Param::Text => ObjectBuilder::new().schema_type(Type::String),
+                        Param::Integer(min, max) => ObjectBuilder::new()
+                            .schema_type(Type::Integer)
+                            .minimum(Some(*min))
+                            .maximum(Some(*max)),
+                    })),
             );
         }
         if doc.status == 101 {
@@ -891,7 +898,11 @@ pub(crate) struct TokenRequest {
     #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")]
     tenant: String,
     /// The account's email.
-    #[schema(min_length = 3, max_length = 254, pattern = "^\\S+@[^@\\s]+$")]
+    #[schema(
+        min_length = 3,
+        max_length = 254,
+        pattern = "^[^\\s\\x00-\\x1f\\x7f-\\x9f]+@[^@\\s\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
     email: String,
     /// The password.
     #[schema(min_length = 1)]

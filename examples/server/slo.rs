@@ -107,7 +107,10 @@ impl SloSection {
     /// The latency threshold in seconds (a histogram bucket boundary).
     pub(crate) fn latency_threshold_secs(&self) -> f64 {
         // u64 milliseconds to f64 seconds: exact below 2^53 ms.
-        #[expect(clippy::cast_precision_loss, reason = "thresholds are far below 2^53 ms")]
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "thresholds are far below 2^53 ms"
+        )]
         let ms = self.latency_threshold_ms as f64;
         ms / 1000.0
     }
@@ -135,7 +138,10 @@ impl SloSection {
             ));
         }
         if self.period_days == 0 {
-            return Err(Error::misconfigured("slo.period_days", "must be at least 1"));
+            return Err(Error::misconfigured(
+                "slo.period_days",
+                "must be at least 1",
+            ));
         }
         if self.selector.contains('}') || self.selector.contains('\n') {
             return Err(Error::misconfigured(
@@ -289,7 +295,11 @@ fn percent(objective: f64) -> String {
         Some(digits) if digits.bytes().all(|b| b.is_ascii_digit()) => {
             let (whole, frac) = digits.split_at(digits.len().min(2));
             let whole = format!("{whole:0<2}").trim_start_matches('0').to_owned();
-            let whole = if whole.is_empty() { "0".to_owned() } else { whole };
+            let whole = if whole.is_empty() {
+                "0".to_owned()
+            } else {
+                whole
+            };
             if frac.is_empty() {
                 format!("{whole}%")
             } else {

@@ -356,7 +356,8 @@ impl ApiKeyStore for Traced<dyn ApiKeyStore> {
         let span = client_span(self.system, "api_keys", "mark_rotated");
         traced(
             span,
-            self.inner.mark_rotated(tenant, id, replaced_by, valid_until),
+            self.inner
+                .mark_rotated(tenant, id, replaced_by, valid_until),
         )
         .await
     }
@@ -369,7 +370,11 @@ impl ApiKeyStore for Traced<dyn ApiKeyStore> {
 
 #[async_trait]
 impl TokenRevocationStore for Traced<dyn TokenRevocationStore> {
-    async fn revoke(&self, token_id: &str, expires_at: OffsetDateTime) -> docaiche_core::Result<()> {
+    async fn revoke(
+        &self,
+        token_id: &str,
+        expires_at: OffsetDateTime,
+    ) -> docaiche_core::Result<()> {
         let span = client_span(self.system, "revoked_tokens", "revoke");
         traced(span, self.inner.revoke(token_id, expires_at)).await
     }
@@ -630,14 +635,24 @@ mod tests {
             .unwrap_or_else(|| panic!("no server span in {spans:#?}"));
         assert_eq!(server.name, "GET /v1/whoami");
         let caller = TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").expect("hex");
-        assert_eq!(server.span_context.trace_id(), caller, "joins the caller's trace");
+        assert_eq!(
+            server.span_context.trace_id(),
+            caller,
+            "joins the caller's trace"
+        );
         assert_eq!(
             server.parent_span_id,
             opentelemetry::trace::SpanId::from_hex("00f067aa0ba902b7").expect("hex"),
             "child of the caller's span"
         );
-        assert_eq!(attribute(server, "http.route").as_deref(), Some("/v1/whoami"));
-        assert_eq!(attribute(server, "http.request.method").as_deref(), Some("GET"));
+        assert_eq!(
+            attribute(server, "http.route").as_deref(),
+            Some("/v1/whoami")
+        );
+        assert_eq!(
+            attribute(server, "http.request.method").as_deref(),
+            Some("GET")
+        );
         assert_eq!(
             attribute(server, "http.response.status_code").as_deref(),
             Some("200")
@@ -659,7 +674,10 @@ mod tests {
             server.span_context.span_id(),
             "the store call is a child of the request span"
         );
-        assert_eq!(attribute(lookup, "db.system.name").as_deref(), Some("sqlite"));
+        assert_eq!(
+            attribute(lookup, "db.system.name").as_deref(),
+            Some("sqlite")
+        );
     }
 
     #[tokio::test]

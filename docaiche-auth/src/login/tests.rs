@@ -24,10 +24,11 @@ struct Fixture {
 /// The cheapest argon2id parameters the service accepts: tests check
 /// behaviour, not cost.
 fn fast(memory_kib: u32) -> PasswordConfig {
-    let mut config = PasswordConfig::default();
-    config.memory_kib = memory_kib;
-    config.iterations = 1;
-    config
+    PasswordConfig {
+        memory_kib,
+        iterations: 1,
+        ..PasswordConfig::default()
+    }
 }
 
 async fn fixture() -> Fixture {

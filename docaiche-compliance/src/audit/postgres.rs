@@ -173,7 +173,10 @@ impl PgAuditTrail {
         &self.pool
     }
 
-    /// Walk the whole table in `id` order with `verifier`, a page at a time.
+    /// Walk the whole table in `id` order with `verifier`, a page at a time,
+    /// in one read-only `REPEATABLE READ` transaction: writers may go on,
+    /// and the walk sees one consistent snapshot (a row whose transaction
+    /// commits during the walk is not half seen).
     ///
     /// # Errors
     /// `Unavailable` if reading fails.
@@ -182,11 +185,16 @@ impl PgAuditTrail {
         let source = format!("postgres:{TABLE}");
         let mut walk = verifier.walk();
         let mut after = 0i64;
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         'pages: loop {
             let rows = sqlx::query(PAGE)
                 .bind(after)
                 .bind(PAGE_ROWS)
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *tx)
                 .await
                 .map_err(db)?;
             let full = rows.len() == usize::try_from(PAGE_ROWS).unwrap_or(usize::MAX);
@@ -203,6 +211,7 @@ impl PgAuditTrail {
                 break;
             }
         }
+        tx.rollback().await.map_err(db)?;
         Ok(walk.finish())
     }
 

@@ -469,6 +469,9 @@ impl Verifier {
             return None;
         }
         if r.seq > expected {
+            if records_ahead().any(|other| other.seq == r.seq && other.hash == r.hash) {
+                return Some((TamperKind::Inserted, "a copy of a later record".to_owned()));
+            }
             if records_ahead().any(|other| other.seq == expected) {
                 return Some((
                     TamperKind::Reordered,

@@ -85,7 +85,9 @@ async fn insert_if_absent_keeps_the_first_key(store: &dyn DataKeyStore, h: &Harn
         "insert_if_absent",
     );
     let second = case.ok(
-        store.insert_if_absent(&tenant, &alice, key(h, "second")).await,
+        store
+            .insert_if_absent(&tenant, &alice, key(h, "second"))
+            .await,
         "insert_if_absent again",
     );
     case.eq(&second, &first, "a second insert returns the stored key");
@@ -131,7 +133,10 @@ async fn concurrent_inserts_keep_one_key(store: &Arc<dyn DataKeyStore>, h: &Harn
 async fn replace_is_a_compare_and_swap(store: &dyn DataKeyStore, h: &Harness) {
     let case = Case::new(SUITE, "replace_is_a_compare_and_swap");
     let (tenant, alice) = (h.tenant(), subject(h, "alice"));
-    let (old, new) = (key(h, "old"), WrappedKey::new("conformance", 2, b"new".to_vec()));
+    let (old, new) = (
+        key(h, "old"),
+        WrappedKey::new("conformance", 2, b"new".to_vec()),
+    );
     case.eq(
         &case.ok(
             store.replace(&tenant, &alice, &old, new.clone()).await,
@@ -185,7 +190,10 @@ async fn replace_is_a_compare_and_swap(store: &dyn DataKeyStore, h: &Harness) {
         "get after replace",
     );
     case.eq(
-        &case.ok(store.replace(&tenant, &alice, &old, old.clone()).await, "replace"),
+        &case.ok(
+            store.replace(&tenant, &alice, &old, old.clone()).await,
+            "replace",
+        ),
         &false,
         "replace with the key it already replaced",
     );
@@ -201,7 +209,8 @@ async fn concurrent_replaces_have_one_winner(store: &Arc<dyn DataKeyStore>, h: &
     );
     let candidates: Vec<WrappedKey> = (0..8).map(|i| key(h, &format!("new{i}"))).collect();
     let results = concurrently(case, candidates.len(), |i| {
-        let (store, tenant, alice, old) = (store.clone(), tenant.clone(), alice.clone(), old.clone());
+        let (store, tenant, alice, old) =
+            (store.clone(), tenant.clone(), alice.clone(), old.clone());
         let candidate = candidates[i].clone();
         async move { store.replace(&tenant, &alice, &old, candidate).await }
     })
@@ -253,12 +262,18 @@ async fn destroy_is_final_and_idempotent(store: &dyn DataKeyStore, h: &Harness) 
         "destroy is idempotent",
     );
     case.eq(
-        &case.ok(store.destroy(&tenant, &subject(h, "nobody")).await, "destroy"),
+        &case.ok(
+            store.destroy(&tenant, &subject(h, "nobody")).await,
+            "destroy",
+        ),
         &false,
         "destroy of a subject that never had a key",
     );
     case.eq(
-        &case.ok(store.replace(&tenant, &alice, &first, key(h, "x")).await, "replace"),
+        &case.ok(
+            store.replace(&tenant, &alice, &first, key(h, "x")).await,
+            "replace",
+        ),
         &false,
         "a destroyed key cannot be brought back by replace",
     );
@@ -294,12 +309,18 @@ async fn tenants_are_isolated(store: &dyn DataKeyStore, h: &Harness) {
         "the same subject in another tenant has no key",
     );
     case.eq(
-        &case.ok(store.insert_if_absent(&b, &alice, key_b.clone()).await, "insert"),
+        &case.ok(
+            store.insert_if_absent(&b, &alice, key_b.clone()).await,
+            "insert",
+        ),
         &key_b,
         "the same subject in another tenant gets its own key",
     );
     case.eq(
-        &case.ok(store.replace(&b, &alice, &key_a, key(h, "x")).await, "replace"),
+        &case.ok(
+            store.replace(&b, &alice, &key_a, key(h, "x")).await,
+            "replace",
+        ),
         &false,
         "replace in another tenant with this tenant's key",
     );
@@ -325,12 +346,18 @@ async fn key_bytes_are_opaque(store: &dyn DataKeyStore, h: &Harness) {
         WrappedKey::new("kek", 1, vec![0; 4096]),
     ];
     for (i, kek_id) in h.hostile_strings().into_iter().enumerate() {
-        keys.push(WrappedKey::new(kek_id, u32::try_from(i).unwrap_or(0), vec![0, 1, 2]));
+        keys.push(WrappedKey::new(
+            kek_id,
+            u32::try_from(i).unwrap_or(0),
+            vec![0, 1, 2],
+        ));
     }
     for wrapped in keys {
         let owner = subject(h, "s");
         case.ok(
-            store.insert_if_absent(&tenant, &owner, wrapped.clone()).await,
+            store
+                .insert_if_absent(&tenant, &owner, wrapped.clone())
+                .await,
             "insert_if_absent",
         );
         case.eq(
@@ -341,7 +368,10 @@ async fn key_bytes_are_opaque(store: &dyn DataKeyStore, h: &Harness) {
         let mut next = wrapped.clone();
         next.kek_version = next.kek_version.wrapping_add(1);
         case.eq(
-            &case.ok(store.replace(&tenant, &owner, &wrapped, next).await, "replace"),
+            &case.ok(
+                store.replace(&tenant, &owner, &wrapped, next).await,
+                "replace",
+            ),
             &true,
             "replace matches the stored key exactly",
         );
@@ -360,7 +390,9 @@ async fn list_pages_in_byte_order(store: &dyn DataKeyStore, h: &Harness) {
             .unwrap_or_else(|e| case.fail(format_args!("principal id: {e}")));
         let wrapped = key(h, name);
         case.ok(
-            store.insert_if_absent(&tenant, &owner, wrapped.clone()).await,
+            store
+                .insert_if_absent(&tenant, &owner, wrapped.clone())
+                .await,
             "insert_if_absent",
         );
         expected.push((owner, wrapped));
@@ -381,7 +413,9 @@ async fn list_pages_in_byte_order(store: &dyn DataKeyStore, h: &Harness) {
     // every subject above: digits after "0", then letters).
     let start = PrincipalId::new("0").unwrap_or_else(|e| case.fail(e));
     case.eq(
-        &case.ok(store.list(Some((&tenant, &start)), 0).await, "list").len(),
+        &case
+            .ok(store.list(Some((&tenant, &start)), 0).await, "list")
+            .len(),
         &0,
         "list with limit 0",
     );
@@ -395,8 +429,10 @@ async fn list_pages_in_byte_order(store: &dyn DataKeyStore, h: &Harness) {
         let next_after = (last.tenant.clone(), last.subject.clone());
         for key in page {
             case.check(
-                (key.tenant.as_str().as_bytes(), key.subject.as_str().as_bytes())
-                    > (after.0.as_str().as_bytes(), after.1.as_str().as_bytes()),
+                (
+                    key.tenant.as_str().as_bytes(),
+                    key.subject.as_str().as_bytes(),
+                ) > (after.0.as_str().as_bytes(), after.1.as_str().as_bytes()),
                 "list must return keys strictly after the cursor",
             );
             if key.tenant == tenant {
@@ -410,11 +446,12 @@ async fn list_pages_in_byte_order(store: &dyn DataKeyStore, h: &Harness) {
             break;
         }
     }
-    case.eq(&seen, &expected, "the tenant's keys, in byte order of the subject");
-    case.check(
-        reached_next_tenant,
-        "paging continues into the next tenant",
+    case.eq(
+        &seen,
+        &expected,
+        "the tenant's keys, in byte order of the subject",
     );
+    case.check(reached_next_tenant, "paging continues into the next tenant");
     let page = case.ok(
         store
             .list(Some((&tenant, &expected[expected.len() - 1].0)), 1)
@@ -430,10 +467,7 @@ async fn list_pages_in_byte_order(store: &dyn DataKeyStore, h: &Harness) {
     case.eq(&from_start.len(), &1, "list from the start finds a key");
 }
 
-async fn destroying_the_key_makes_documents_unreadable(
-    store: &Arc<dyn DataKeyStore>,
-    h: &Harness,
-) {
+async fn destroying_the_key_makes_documents_unreadable(store: &Arc<dyn DataKeyStore>, h: &Harness) {
     let case = Case::new(SUITE, "destroying_the_key_makes_documents_unreadable");
     let documents = Arc::new(MemoryDocumentStore::new());
     let encrypted = EncryptedDocumentStore::new(
@@ -461,7 +495,10 @@ async fn destroying_the_key_makes_documents_unreadable(
         "writing a document stored the subject's key",
     );
     case.eq(
-        &case.ok(encrypted.destroy_subject_key(&tenant, &alice).await, "destroy"),
+        &case.ok(
+            encrypted.destroy_subject_key(&tenant, &alice).await,
+            "destroy",
+        ),
         &true,
         "destroy_subject_key",
     );
@@ -478,7 +515,8 @@ async fn destroying_the_key_makes_documents_unreadable(
         );
         // The ciphertext is still there: only the key is gone.
         case.check(
-            case.ok(documents.get(&tenant, id).await, "raw get").is_some(),
+            case.ok(documents.get(&tenant, id).await, "raw get")
+                .is_some(),
             "the ciphertext stays stored",
         );
     }

@@ -63,7 +63,9 @@ impl KeyCache {
         let id = (tenant.clone(), subject.clone());
         let mut entries = self.lock();
         match entries.get_mut(&id) {
-            Some(entry) if entry.wrapped == *wrapped && now.duration_since(entry.used) < self.idle => {
+            Some(entry)
+                if entry.wrapped == *wrapped && now.duration_since(entry.used) < self.idle =>
+            {
                 entry.used = now;
                 Some(entry.key.clone())
             }

@@ -4,8 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aes_gcm::aead::rand_core::RngCore;
 use aes_gcm::aead::OsRng;
+use aes_gcm::aead::rand_core::RngCore;
 use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_NO_PAD as BASE64;
@@ -296,7 +296,12 @@ fn seal(key: &SecretBytes, aad: &[u8], plaintext: &[u8]) -> Result<Bytes> {
 /// Decrypt `sealed` (`ciphertext ‖ tag`) in place; the plaintext length.
 /// On failure the buffer is zeroed: ring may have decrypted into it before
 /// the tag check failed.
-fn open_in_place(key: &SecretBytes, nonce: [u8; NONCE_LEN], aad: &[u8], sealed: &mut [u8]) -> Result<usize> {
+fn open_in_place(
+    key: &SecretBytes,
+    nonce: [u8; NONCE_LEN],
+    aad: &[u8],
+    sealed: &mut [u8],
+) -> Result<usize> {
     let opened = cipher(key)?
         .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), sealed)
         .map(|plain| plain.len());

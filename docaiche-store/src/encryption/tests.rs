@@ -346,7 +346,8 @@ impl KeyWrapper for CountingWrapper {
         wrapped: &docaiche_core::key_wrapper::WrappedKey,
         context: &[u8],
     ) -> docaiche_core::Result<docaiche_core::SecretBytes> {
-        self.unwraps.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.unwraps
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.inner.unwrap_key(wrapped, context).await
     }
 
@@ -383,17 +384,22 @@ async fn the_key_cache_unwraps_a_subjects_key_once() {
     for id in &ids {
         assert!(store.get(&acme, id).await.expect("get").is_some());
     }
-    assert_eq!(wrapper.unwraps(), 0, "the key generated on first write is cached");
+    assert_eq!(
+        wrapper.unwraps(),
+        0,
+        "the key generated on first write is cached"
+    );
     assert_eq!(store.cached_keys(), 1);
 
     // Without the cache, every call unwraps.
-    let uncached = EncryptedDocumentStore::new(
-        Arc::new(MemoryDocumentStore::new()),
-        keys,
-        wrapper.clone(),
-    )
-    .with_key_cache(0, std::time::Duration::from_secs(60));
-    let id = uncached.put(&acme, doc("alice", b"a")).await.expect("put").id;
+    let uncached =
+        EncryptedDocumentStore::new(Arc::new(MemoryDocumentStore::new()), keys, wrapper.clone())
+            .with_key_cache(0, std::time::Duration::from_secs(60));
+    let id = uncached
+        .put(&acme, doc("alice", b"a"))
+        .await
+        .expect("put")
+        .id;
     uncached.get(&acme, &id).await.expect("get");
     assert_eq!(wrapper.unwraps(), 2);
     assert_eq!(uncached.cached_keys(), 0);
@@ -410,7 +416,12 @@ async fn a_key_destroyed_by_another_instance_is_not_served_from_the_cache() {
     assert!(second.get(&acme, &id).await.expect("get").is_some());
     assert_eq!(second.cached_keys(), 1);
 
-    assert!(first.destroy_subject_key(&acme, &subject("alice")).await.expect("destroy"));
+    assert!(
+        first
+            .destroy_subject_key(&acme, &subject("alice"))
+            .await
+            .expect("destroy")
+    );
     assert_eq!(first.cached_keys(), 0, "destroy drops the local entry");
     assert!(
         matches!(second.get(&acme, &id).await, Err(Error::Internal { .. })),
@@ -427,12 +438,9 @@ async fn a_key_destroyed_by_another_instance_is_not_served_from_the_cache() {
 #[tokio::test]
 async fn the_key_cache_is_bounded_and_follows_rewraps() {
     let (keys, wrapper) = counting();
-    let store = EncryptedDocumentStore::new(
-        Arc::new(MemoryDocumentStore::new()),
-        keys,
-        wrapper.clone(),
-    )
-    .with_key_cache(2, std::time::Duration::from_secs(60));
+    let store =
+        EncryptedDocumentStore::new(Arc::new(MemoryDocumentStore::new()), keys, wrapper.clone())
+            .with_key_cache(2, std::time::Duration::from_secs(60));
     let acme = tenant("acme");
     let mut ids = Vec::new();
     for owner in ["a1", "a2", "a3", "a4"] {
@@ -463,7 +471,11 @@ async fn the_stored_format_is_the_same_with_either_aes_gcm_implementation() {
 
     let f = fixture();
     let acme = tenant("acme");
-    let meta = f.store.put(&acme, doc("alice", b"portable")).await.expect("put");
+    let meta = f
+        .store
+        .put(&acme, doc("alice", b"portable"))
+        .await
+        .expect("put");
     let wrapped = f
         .keys
         .get(&acme, &subject("alice"))
@@ -471,15 +483,30 @@ async fn the_stored_format_is_the_same_with_either_aes_gcm_implementation() {
         .expect("get")
         .expect("key");
     let context = b"docaiche/subject-key/v1\0acme\0alice";
-    let key = f.wrapper.unwrap_key(&wrapped, context).await.expect("unwrap");
+    let key = f
+        .wrapper
+        .unwrap_key(&wrapped, context)
+        .await
+        .expect("unwrap");
     let cipher = Aes256Gcm::new_from_slice(key.expose_secret()).expect("256 bits");
     let aad = format!("docaiche/document/v1\0content\0acme\0{}", meta.id);
 
     // ring → aes-gcm.
-    let raw = f.plain.get(&acme, &meta.id).await.expect("get").expect("stored");
+    let raw = f
+        .plain
+        .get(&acme, &meta.id)
+        .await
+        .expect("get")
+        .expect("stored");
     let (nonce, sealed) = raw.content[4..].split_at(12);
     let plain = cipher
-        .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad: aad.as_bytes() })
+        .decrypt(
+            Nonce::from_slice(nonce),
+            Payload {
+                msg: sealed,
+                aad: aad.as_bytes(),
+            },
+        )
         .expect("aes-gcm opens ring's value");
     assert_eq!(plain, b"portable");
 
@@ -488,7 +515,10 @@ async fn the_stored_format_is_the_same_with_either_aes_gcm_implementation() {
     let sealed = cipher
         .encrypt(
             Nonce::from_slice(&nonce),
-            Payload { msg: b"written by aes-gcm", aad: aad.as_bytes() },
+            Payload {
+                msg: b"written by aes-gcm",
+                aad: aad.as_bytes(),
+            },
         )
         .expect("seal");
     let mut stored = b"DCE1".to_vec();
@@ -499,6 +529,11 @@ async fn the_stored_format_is_the_same_with_either_aes_gcm_implementation() {
     replacement.id = meta.id;
     replacement.content = Bytes::from(stored);
     f.plain.put(&acme, replacement).await.expect("put raw");
-    let back = f.store.get(&acme, &meta.id).await.expect("get").expect("stored");
+    let back = f
+        .store
+        .get(&acme, &meta.id)
+        .await
+        .expect("get")
+        .expect("stored");
     assert_eq!(back.content, Bytes::from_static(b"written by aes-gcm"));
 }

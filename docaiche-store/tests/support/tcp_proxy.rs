@@ -44,7 +44,9 @@ impl TcpProxy {
                             let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
                         }
                     });
-                    let mut live = connections.lock().unwrap();
+                    let mut live = connections
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
                     live.retain(|c| !c.is_finished());
                     live.push(task.abort_handle());
                 }
@@ -66,7 +68,12 @@ impl TcpProxy {
     /// Close every forwarded connection and hang up on new ones.
     pub fn cut(&self) {
         self.up.store(false, Ordering::SeqCst);
-        for connection in self.connections.lock().unwrap().drain(..) {
+        for connection in self
+            .connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .drain(..)
+        {
             connection.abort();
         }
     }
@@ -95,7 +102,10 @@ pub fn through(url: &str, addr: SocketAddr, default_port: u16) -> (String, Strin
         Some((userinfo, hostport)) => (format!("{userinfo}@"), hostport),
         None => (String::new(), authority),
     };
-    let upstream = if hostport.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+    let upstream = if hostport
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
         hostport.to_owned()
     } else {
         format!("{hostport}:{default_port}")

@@ -398,3 +398,115 @@ async fn a_rate_limited_problem_matches_the_schema() {
     problem_conforms("429 problem", &body);
     assert!(json(&body)["violated-policies"].is_array());
 }
+
+/// A small PDF with text, from the shared corpus.
+fn corpus_pdf() -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/corpus/pdf/latex-recommended__test.pdf");
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn document_answers_match_their_schemas() {
+    let dir = TestDir::new("openapi-documents");
+    let mut config = Config::default();
+    config.storage.data_dir = dir.path().to_path_buf();
+    // Inline extraction for the first upload, a job for the second.
+    config.documents.inline_max_bytes = 1024 * 1024;
+    let state = local_state(&config);
+    let key = state
+        .auth
+        .bootstrap_key("acme", "admin", "test")
+        .await
+        .expect("key");
+    let key = key.key.expose_secret().to_owned();
+    let app = router(state);
+    let pdf = corpus_pdf();
+    let upload = |content: Vec<u8>| {
+        Request::post("/v1/documents?filename=a.pdf")
+            .header("x-api-key", &key)
+            .header(header::CONTENT_TYPE, "application/pdf")
+            .body(axum::body::Body::from(content))
+            .expect("request")
+    };
+    let (status, _, body) = send(app.clone(), upload(pdf.clone())).await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    conforms::<AcceptedDocument>("inline upload", &body);
+    let id = json(&body)["id"].as_str().expect("id").to_owned();
+    let (status, _, body) = send(
+        app.clone(),
+        keyed(Method::GET, &format!("/v1/documents/{id}"), &key, ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    conforms::<DocumentDoc>("document", &body);
+    let (status, _, body) = send(
+        app.clone(),
+        keyed(Method::GET, &format!("/v1/documents/{id}/text"), &key, ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    conforms::<DocumentTextDoc>("document text", &body);
+
+    // A refused upload: a problem with a `reason`.
+    let (status, _, body) = send(app.clone(), upload(b"%PDF-1.7\n".to_vec())).await;
+    assert!(status.is_client_error(), "{status}");
+    problem_conforms("refused upload", &body);
+
+    // A batch: one good document, one bad.
+    let good = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &pdf);
+    let batch = serde_json::json!({ "documents": [
+        { "filename": "b.pdf", "content_base64": good },
+        { "content_base64": "not base64!" },
+    ]})
+    .to_string();
+    let (status, _, body) = send(
+        app.clone(),
+        keyed(Method::POST, "/v1/documents/batch", &key, &batch),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    conforms::<BatchResponse>("batch", &body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_background_job_matches_its_schema() {
+    let dir = TestDir::new("openapi-jobs");
+    let mut config = Config::default();
+    config.storage.data_dir = dir.path().to_path_buf();
+    config.documents.inline_max_bytes = 16;
+    let state = local_state(&config);
+    let key = state
+        .auth
+        .bootstrap_key("acme", "admin", "test")
+        .await
+        .expect("key");
+    let key = key.key.expose_secret().to_owned();
+    let app = router(state);
+    let request = Request::post("/v1/documents")
+        .header("x-api-key", &key)
+        .header(header::CONTENT_TYPE, "application/pdf")
+        .body(axum::body::Body::from(corpus_pdf()))
+        .expect("request");
+    let (status, _, body) = send(app.clone(), request).await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    conforms::<AcceptedDocument>("upload with a job", &body);
+    let job = json(&body)["job"]["id"].as_str().expect("job").to_owned();
+    let (status, _, body) = send(
+        app,
+        keyed(Method::GET, &format!("/v1/jobs/{job}"), &key, ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    conforms::<JobDoc>("job", &body);
+}
