@@ -19,9 +19,9 @@ source "$REPO/scripts/services.sh"
 SERVER_CAP=10000
 TENANT_CAP=4000
 
-# Two sockets per connection on this machine (client and server side).
+# One socket per connection in each process (the client and the server).
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-(($(ulimit -n) >= 2 * SERVER_CAP + 1000)) || svc_die "need $((2 * SERVER_CAP + 1000)) file descriptors, have $(ulimit -n)"
+(($(ulimit -n) >= SERVER_CAP + 1000)) || svc_die "need $((SERVER_CAP + 1000)) file descriptors per process, have $(ulimit -n)"
 
 svc_log "building the example server and the WebSocket load client (release)"
 cargo build --quiet --release --example server --example ws_load

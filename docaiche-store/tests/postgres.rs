@@ -214,6 +214,71 @@ async fn two_instances_share_one_queue_without_claiming_a_job_twice() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_queries_use_the_tenant_indexes_on_a_large_table() {
+    use docaiche_store::postgres::accounts as a;
+    in_schema("explain accounts", |ctx| async move {
+        let store = ctx.connect().await;
+        let pool = store.pool();
+        for load in [
+            "INSERT INTO accounts SELECT 'tenant-' || (i % 100), 'u' || lpad(i::text, 8, '0'), \
+             'user' || i || '@example.com', '$argon2id$x', '[]', false, i, i \
+             FROM generate_series(1, 30000) AS i",
+            "ANALYZE accounts",
+        ] {
+            sqlx::query(load).execute(pool).await.unwrap();
+        }
+        let (tenant, id, email) = ("tenant-7", "u00000107", "user107@example.com");
+        let explain = |sql: &str| format!("EXPLAIN (FORMAT JSON) {sql}");
+        let mut plans = Vec::new();
+        macro_rules! plan {
+            ($name:expr, $sql:expr $(, $bind:expr)*) => {{
+                let row = sqlx::query(&explain($sql))
+                    $(.bind($bind))*
+                    .fetch_one(pool)
+                    .await
+                    .unwrap_or_else(|e| panic!("explain {}: {e}", $name));
+                let text: String = row.try_get_unchecked(0).unwrap();
+                plans.push(($name, text));
+            }};
+        }
+        plan!("get", &a::GET, tenant, id);
+        plan!("find by email", &a::FIND_BY_EMAIL, tenant, email);
+        plan!("list", &a::LIST, tenant, "", 101_i64);
+        plan!(
+            "set password hash",
+            a::SET_PASSWORD_HASH,
+            tenant,
+            id,
+            "$x",
+            1_i64
+        );
+        plan!("set roles", a::SET_ROLES, tenant, id, "[]", 1_i64);
+        plan!("set disabled", a::SET_DISABLED, tenant, id, true, 1_i64);
+        plan!("delete", a::DELETE, tenant, id);
+        for (name, text) in &plans {
+            let json: serde_json::Value = serde_json::from_str(text).unwrap();
+            let mut nodes = Vec::new();
+            plan_nodes(&json[0]["Plan"], &mut nodes);
+            assert!(
+                nodes
+                    .iter()
+                    .all(|n| n["Node Type"].as_str() != Some("Seq Scan")),
+                "{name} scans the table: {text}"
+            );
+            assert!(
+                nodes.iter().any(|n| n["Node Type"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("Index")),
+                "{name} uses no index: {text}"
+            );
+        }
+        store.pool().close().await;
+    })
+    .await;
+}
+
 /// Every plan node under `plan`, depth first.
 fn plan_nodes<'a>(plan: &'a serde_json::Value, out: &mut Vec<&'a serde_json::Value>) {
     out.push(plan);

@@ -24,7 +24,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::app::{AppState, RouteGroup};
-use crate::json::{Validate, ValidJson};
+use crate::json::{ValidJson, Validate};
 
 /// Default page size of key listings.
 const DEFAULT_PAGE: u32 = 50;
@@ -164,6 +164,7 @@ async fn create_key(
         let lifetime = time::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX));
         new = new.with_expiry(state.auth.clock.now() + lifetime);
     }
+    crate::audit::administrative(&state, &caller, "api_key.create").await?;
     let created = state.auth.api_keys.create(&caller, new).await?;
     Ok(created_response(&created))
 }

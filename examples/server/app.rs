@@ -83,6 +83,8 @@ pub(crate) struct AppState {
     pub(crate) metrics: crate::metrics::Metrics,
     /// The `/v1/events` hub: publish per-tenant events here.
     pub(crate) events: crate::events::EventBus,
+    /// The audit trail of `[audit]` (`None` until `from_config`).
+    pub(crate) audit: Option<crate::audit::AuditTrail>,
 }
 
 impl AppState {
@@ -136,6 +138,8 @@ impl AppState {
         state
             .metrics
             .register_backends(&backends.stores, limiter.breaker.as_ref());
+        backends.audit.register_metrics(&state.metrics);
+        state.audit = Some(backends.audit.clone());
         Ok(state)
     }
 
@@ -183,6 +187,7 @@ impl AppState {
             )),
             metrics: crate::metrics::Metrics::from_config(config)?,
             events: crate::events::EventBus::from_config(config)?,
+            audit: None,
         }
         .observed())
     }
@@ -195,6 +200,8 @@ pub(crate) struct Backends {
     pub(crate) secrets: Secrets,
     /// The stores and their readiness checks.
     pub(crate) stores: Stores,
+    /// The audit trail of `[audit]` (already the stores' audit sink).
+    pub(crate) audit: crate::audit::AuditTrail,
 }
 
 /// The auth services of `config` over its configured store, with its
@@ -211,8 +218,11 @@ pub(crate) async fn open_auth(
 ) -> Result<(AuthServices, Backends), Error> {
     let secrets = Secrets::from_config(config, env).await?;
     let auth_secrets = AuthSecrets::load(config, &secrets).await?;
-    let stores =
-        crate::telemetry::traced_stores(Stores::open(config, &secrets, env).await?, config);
+    let mut opened = Stores::open(config, &secrets, env).await?;
+    // The chained trail of `[audit]` replaces the store's audit table.
+    let audit = crate::audit::open(config, &secrets, env).await?;
+    opened.audit = audit.sink();
+    let stores = crate::telemetry::traced_stores(opened, config);
     let clock: Arc<dyn docaiche_core::Clock> = Arc::new(docaiche_core::SystemClock::new());
     let auth = AuthServices::new(
         &config.auth,
@@ -220,7 +230,14 @@ pub(crate) async fn open_auth(
         AuthStores::from_stores(&stores),
         clock,
     )?;
-    Ok((auth, Backends { secrets, stores }))
+    Ok((
+        auth,
+        Backends {
+            secrets,
+            stores,
+            audit,
+        },
+    ))
 }
 
 /// The `default` class's layer for `config`, checking that every class the
@@ -359,9 +376,9 @@ pub(crate) fn route_groups() -> Vec<RouteGroup> {
     // Document processing (upload, extraction, jobs): its own, stricter
     // policy.
     let documents = crate::documents::routes(RouteGroup::protected("documents"));
-    let default = crate::events::routes(crate::api::routes(
+    let default = crate::audit::routes(crate::events::routes(crate::api::routes(
         RouteGroup::protected("default").with_not_found_fallback(),
-    ));
+    )));
     // The token endpoints: public, strictly limited per client address.
     let auth = crate::login::routes(RouteGroup::public("auth"));
     #[cfg_attr(not(test), allow(unused_mut))]
@@ -406,50 +423,50 @@ pub(crate) fn router(state: AppState) -> Router {
             .expect("invariant: AppState::new checked every route class");
         routes = routes.merge(limited);
     }
-    let routes = routes
-        // The body limit is the tower-http layer's, from the configuration.
-        .layer(DefaultBodyLimit::disable())
-        .with_state(state.clone());
+    let routes = routes.with_state(state.clone());
 
     let http = &state.http;
-    // Innermost first. The limit and timeout layers answer with bodies of
-    // their own types, so they are applied (and boxed) before the mapping
-    // that turns those answers into problems.
-    routes
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::GATEWAY_TIMEOUT,
-            http.request_timeout,
-        ))
-        .layer(RequestBodyLimitLayer::new(http.body_limit))
-        .layer(axum::middleware::map_response_with_state(
-            http.clone(),
-            problem_for_layer_errors,
-        ))
-        .layer(
-            ServiceBuilder::new()
-                .layer(SetSensitiveRequestHeadersLayer::new([
-                    header::AUTHORIZATION,
-                    header::PROXY_AUTHORIZATION,
-                    header::COOKIE,
-                    HeaderName::from_static("x-api-key"),
-                ]))
-                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-                .layer(
-                    TraceLayer::new_for_http()
-                        .make_span_with(crate::telemetry::request_span)
-                        .on_response(crate::telemetry::RecordResponse),
-                )
-                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-                .layer(SetSensitiveResponseHeadersLayer::new([header::SET_COOKIE]))
-                .layer(state.hardening.layer())
-                .layer(cors(&http.allowed_origins, state.hardening.cors_credentials))
-                .layer(CatchPanicLayer::custom(panic_response)),
-        )
-        // Outermost: every answer counts, panics and refusals included.
-        .layer(axum::middleware::from_fn_with_state(
-            state.metrics.clone(),
-            crate::metrics::track,
-        ))
+    // One `Router::layer` call: axum boxes and clones every route's service
+    // once per `layer` call and request, so the whole stack is one
+    // `ServiceBuilder` (outermost first). The limit and timeout layers
+    // (innermost) answer with bodies of their own types; the mapping just
+    // outside them turns those answers into problems.
+    routes.layer(
+        ServiceBuilder::new()
+            // Outermost: every answer counts, panics and refusals included.
+            .layer(state.metrics.layer())
+            .layer(SetSensitiveRequestHeadersLayer::new([
+                header::AUTHORIZATION,
+                header::PROXY_AUTHORIZATION,
+                header::COOKIE,
+                HeaderName::from_static("x-api-key"),
+            ]))
+            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(crate::telemetry::request_span)
+                    .on_response(crate::telemetry::RecordResponse),
+            )
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .layer(SetSensitiveResponseHeadersLayer::new([header::SET_COOKIE]))
+            .layer(state.hardening.layer())
+            .layer(cors(
+                &http.allowed_origins,
+                state.hardening.cors_credentials,
+            ))
+            .layer(CatchPanicLayer::custom(panic_response))
+            .layer(axum::middleware::map_response_with_state(
+                http.clone(),
+                problem_for_layer_errors,
+            ))
+            .layer(RequestBodyLimitLayer::new(http.body_limit))
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::GATEWAY_TIMEOUT,
+                http.request_timeout,
+            ))
+            // The body limit is the tower-http layer's, from the configuration.
+            .layer(DefaultBodyLimit::disable()),
+    )
 }
 
 /// `GET /health/live`: the process is up.
@@ -508,16 +525,20 @@ fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
 
 /// Turn the plain-text or empty error responses of tower-http's limit and
 /// timeout layers (and axum's body-buffering rejection) into problems.
-async fn problem_for_layer_errors(
+async fn problem_for_layer_errors<B>(
     State(http): State<HttpSettings>,
-    response: Response,
-) -> Response {
+    response: axum::http::Response<B>,
+) -> Response
+where
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
     let is_problem = response
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
     if is_problem {
-        return response;
+        return response.into_response();
     }
     match response.status() {
         StatusCode::PAYLOAD_TOO_LARGE => Error::PayloadTooLarge {
@@ -529,7 +550,7 @@ async fn problem_for_layer_errors(
             after: http.request_timeout,
         }
         .into_response(),
-        _ => response,
+        _ => response.into_response(),
     }
 }
 

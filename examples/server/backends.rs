@@ -272,7 +272,8 @@ fn plain_reference(
 fn env_snapshot(auth: &AuthSection, env: EnvLookup<'_>) -> Result<EnvSecretProvider, Error> {
     let naming = EnvSecretProvider::new();
     let mut vars = Vec::new();
-    for name in required_secret_names(auth) {
+    let audit = crate::audit::SECRET_NAMES.iter().map(|&n| n.to_owned());
+    for name in required_secret_names(auth).into_iter().chain(audit) {
         let variable = naming.variable_name(&name)?;
         if let Some(value) = env(&variable).filter(|v| !v.is_empty()) {
             vars.push((variable, SecretString::new(value)));
@@ -661,7 +662,7 @@ mod vault {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::HashMap;
 
     use axum::body::Bytes;
@@ -723,9 +724,11 @@ mod tests {
 
         // Both present: start-up gets past the secrets.
         let pem = String::from_utf8(crate::keys::ed25519_pem().unwrap()).unwrap();
+        let audit_key = "a".repeat(32);
         let env = env_of(&[
             ("DOCAICHE_SECRET_API_KEY_PEPPER_V1", &pepper),
             ("DOCAICHE_SECRET_JWT_SIGNING_KEY", &pem),
+            ("DOCAICHE_SECRET_AUDIT_CHECKPOINT_KEY", &audit_key),
         ]);
         crate::app::open_auth(&config, &env)
             .await
@@ -907,7 +910,7 @@ mod tests {
     /// A connection for the test's own SQL, through the store crate's
     /// `sqlx` (no `psql` binary needed).
     #[cfg(feature = "postgres")]
-    async fn admin(url: &str) -> docaiche_store::postgres::sqlx::PgPool {
+    pub(crate) async fn admin(url: &str) -> docaiche_store::postgres::sqlx::PgPool {
         docaiche_store::postgres::sqlx::PgPool::connect(url)
             .await
             .expect("connect to the test database")
@@ -915,9 +918,11 @@ mod tests {
 
     /// Drops the test schema, even when the test fails.
     #[cfg(feature = "postgres")]
-    struct Schema {
-        admin: docaiche_store::postgres::sqlx::PgPool,
-        name: String,
+    pub(crate) struct Schema {
+        /// The connection that created it.
+        pub(crate) admin: docaiche_store::postgres::sqlx::PgPool,
+        /// Its name.
+        pub(crate) name: String,
     }
 
     #[cfg(feature = "postgres")]

@@ -170,6 +170,8 @@ pub(crate) struct Config {
     pub(crate) slo: crate::slo::SloSection,
     /// `[events]`: `/v1/events` WebSocket caps, queues and heartbeats.
     pub(crate) events: crate::events::EventsSection,
+    /// `[audit]`: the chained audit trail (sink, buffer, fail-closed).
+    pub(crate) audit: crate::audit::AuditSection,
     /// Dotted names of raw TOML keys that look secret-bearing and hold a
     /// literal value. Filled by [`Config::from_toml_str`].
     #[serde(skip)]
@@ -950,6 +952,10 @@ impl Config {
 
         // [documents]
         for (setting, reason) in self.documents.problems() {
+            add(Severity::Invalid, setting, reason.into());
+        }
+        let pg = self.store.backend == StoreBackend::Postgres;
+        for (setting, reason) in self.audit.problems(pg) {
             add(Severity::Invalid, setting, reason.into());
         }
 
@@ -2663,7 +2669,10 @@ mod tests {
     fn the_sample_shows_the_builtin_documents_settings() {
         let text = include_str!("../server.example.toml");
         let sample = Config::from_toml_str(text).expect("sample parses");
-        assert_eq!(sample.documents, crate::documents::DocumentsSection::default());
+        assert_eq!(
+            sample.documents,
+            crate::documents::DocumentsSection::default()
+        );
     }
 
     #[test]

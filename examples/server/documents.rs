@@ -486,6 +486,8 @@ async fn upload(
         Json(accepted_json(&accepted)),
     )
         .into_response();
+    let id = accepted.meta.id.to_string();
+    crate::audit::document(&state, &caller, "document.create", &id, &headers);
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/documents/{}", accepted.meta.id)) {
         response.headers_mut().insert(header::LOCATION, location);
     }
@@ -585,6 +587,7 @@ async fn get_document(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, Error> {
     let id = document_id(&id)?;
     let meta = state
@@ -592,6 +595,7 @@ async fn get_document(
         .head(&caller.tenant, &id)
         .await?
         .ok_or(Error::not_found("document"))?;
+    crate::audit::document(&state, &caller, "document.read", &id.to_string(), &headers);
     Ok(no_store(&meta_json(&meta)))
 }
 
@@ -619,11 +623,19 @@ async fn delete_document(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<StatusCode, Error> {
     let id = document_id(&id)?;
     if !state.documents.delete(&caller.tenant, &id).await? {
         return Err(Error::not_found("document"));
     }
+    crate::audit::document(
+        &state,
+        &caller,
+        "document.delete",
+        &id.to_string(),
+        &headers,
+    );
     state
         .intake
         .publish(&caller.tenant, DocumentEventKind::Deleted, id.to_string());

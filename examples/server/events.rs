@@ -412,16 +412,21 @@ impl EventBus {
     /// The [`Refusal`] naming the full cap.
     pub(crate) fn admit(&self, tenant: &TenantId) -> Result<Admission, Refusal> {
         let hub = &self.hub;
-        let Ok(permit) = Arc::clone(&hub.global).try_acquire_owned() else {
-            hub.counters.refused_global.fetch_add(1, Ordering::Relaxed);
-            return Err(Refusal::ServerFull);
-        };
+        // The tenant's cap first: its reason is the more useful one when
+        // both are full.
         let mut tenants = hub.lock();
         let entry = tenants.entry(tenant.clone()).or_default();
         if entry.admitted >= hub.limits.max_connections_per_tenant {
             hub.counters.refused_tenant.fetch_add(1, Ordering::Relaxed);
             return Err(Refusal::TenantFull);
         }
+        let Ok(permit) = Arc::clone(&hub.global).try_acquire_owned() else {
+            hub.counters.refused_global.fetch_add(1, Ordering::Relaxed);
+            if entry.admitted == 0 && entry.subscribers.is_empty() {
+                tenants.remove(tenant);
+            }
+            return Err(Refusal::ServerFull);
+        };
         entry.admitted += 1;
         drop(tenants);
         Ok(Admission {

@@ -79,10 +79,13 @@
 
 mod api;
 mod app;
+mod audit;
 mod auth;
 mod backends;
 mod config;
 mod documents;
+#[cfg(test)]
+mod e2e;
 mod events;
 mod health;
 mod http;
@@ -103,8 +106,6 @@ mod telemetry;
 #[cfg(test)]
 mod test_support;
 mod tls;
-#[cfg(test)]
-mod e2e;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -223,7 +224,10 @@ impl Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    if std::env::args_os().nth(1).is_some_and(|a| a == "alert-rules") {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == "alert-rules")
+    {
         return slo::alert_rules_command(std::env::args_os().skip(2));
     }
     let args = match Args::parse(std::env::args_os().skip(1)) {
@@ -384,10 +388,10 @@ fn init_logging(
     to_stderr: bool,
     traces: Option<&opentelemetry_sdk::trace::SdkTracerProvider>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    use tracing_subscriber::layer::SubscriberExt as _;
-    use tracing_subscriber::util::SubscriberInitExt as _;
     use docaiche_compliance::redact::RedactingMakeWriter;
     use tracing_subscriber::fmt::writer::BoxMakeWriter;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_new(&log.filter)?;
     // Every formatted line passes through the PII redactor (e-mail
     // addresses, card numbers, tokens, API keys …; client addresses cut to

@@ -34,9 +34,8 @@ use std::fmt;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use docaiche_core::Error;
 use docaiche_core::resilience::{CircuitBreaker, CircuitState};
@@ -491,20 +490,81 @@ impl Drop for InFlight {
     }
 }
 
-/// The middleware recording every request's RED figures (outermost layer).
-pub(crate) async fn track(
-    State(metrics): State<Metrics>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let method = method_label(request.method());
-    let route = metrics.route(request.extensions().get::<MatchedPath>());
-    let started = Instant::now();
-    metrics.inner.in_flight.inc();
-    let _in_flight = InFlight(metrics.inner.in_flight.clone());
-    let response = next.run(request).await;
-    metrics.record(method, route, response.status().as_u16(), started.elapsed());
-    response
+/// The layer recording every request's RED figures (outermost layer of the
+/// router's stack, inside routing so that the route pattern is known).
+///
+/// A plain tower layer rather than `from_fn`: no boxed `Next` and no clone
+/// of the inner stack per request, one boxed future.
+#[derive(Debug, Clone)]
+pub(crate) struct TrackLayer(Metrics);
+
+impl Metrics {
+    /// The layer recording every request into these metrics.
+    pub(crate) fn layer(&self) -> TrackLayer {
+        TrackLayer(self.clone())
+    }
+}
+
+impl<S> tower::Layer<S> for TrackLayer {
+    type Service = Track<S>;
+
+    fn layer(&self, inner: S) -> Track<S> {
+        Track {
+            metrics: self.0.clone(),
+            inner,
+        }
+    }
+}
+
+/// The service of [`TrackLayer`].
+#[derive(Debug, Clone)]
+pub(crate) struct Track<S> {
+    metrics: Metrics,
+    inner: S,
+}
+
+/// The future of [`Track`].
+type TrackFuture<T, E> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, E>> + Send + 'static>>;
+
+impl<S, B, ResBody> tower::Service<axum::http::Request<B>> for Track<S>
+where
+    S: tower::Service<axum::http::Request<B>, Response = axum::http::Response<ResBody>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ResBody: Send + 'static,
+{
+    type Response = axum::http::Response<ResBody>;
+    type Error = S::Error;
+    type Future = TrackFuture<Self::Response, S::Error>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
+        let method = method_label(request.method());
+        let route = self
+            .metrics
+            .route(request.extensions().get::<MatchedPath>());
+        let started = Instant::now();
+        let gauge = &self.metrics.inner.in_flight;
+        gauge.inc();
+        let in_flight = InFlight(gauge.clone());
+        let metrics = self.metrics.clone();
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let _in_flight = in_flight;
+            let result = answer.await;
+            if let Ok(response) = &result {
+                metrics.record(method, route, response.status().as_u16(), started.elapsed());
+            }
+            result
+        })
+    }
 }
 
 /// `GET /metrics`: every family, OpenMetrics text; 404 when disabled, 401
@@ -765,6 +825,7 @@ mod tests {
     use crate::app::router;
     use crate::app::tests::{get_request, local_state, send};
     use crate::test_support::TestDir;
+    use axum::extract::Request;
 
     /// The value of the sample line starting with `prefix`.
     fn sample(text: &str, prefix: &str) -> Option<f64> {

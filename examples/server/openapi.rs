@@ -279,13 +279,13 @@ pub(crate) fn route_doc(method: &Method, path: &str) -> Option<RouteDoc> {
         ),
         ("GET", "/metrics") => RouteDoc {
             description: Some(
-                "OpenMetrics text. When `metrics.token` is set the scraper \
+                "OpenMetrics text. When `metrics.token_source` is set the scraper \
                  sends it as `Authorization: Bearer <token>`.",
             ),
             errors: &[
                 (
                     401,
-                    "`metrics.token` is set and the request does not carry it",
+                    "`metrics.token_source` is set and the request does not carry it",
                 ),
                 (404, "metrics are disabled (`metrics.enabled = false`)"),
             ],
@@ -363,6 +363,13 @@ pub(crate) fn route_doc(method: &Method, path: &str) -> Option<RouteDoc> {
         },
         ("POST", "/v1/keys/{id}/rotate") => RouteDoc {
             description: Some("The old key keeps working for the overlap."),
+            errors: &[
+                (
+                    400,
+                    "an overlap over `auth.api_keys.max_rotation_overlap_secs`",
+                ),
+                (409, "the key is revoked, expired or already rotated"),
+            ],
             body: Body::Json {
                 schema: schema_ref::<crate::api::RotateKey>,
                 required: false,
@@ -385,6 +392,56 @@ pub(crate) fn route_doc(method: &Method, path: &str) -> Option<RouteDoc> {
                 "Any tenant's API keys (cross-tenant administrators)",
                 "a page of keys",
                 Json(schema_ref::<KeyPage>),
+            )
+        },
+        ("GET", "/v1/admin/audit") => RouteDoc {
+            description: Some(
+                "Read back from the chained file trail of `[audit]`; `tenant` is \
+                 required. Verify the trail itself with `docaiche_compliance::audit::verify`.",
+            ),
+            query: &[
+                (
+                    "tenant",
+                    Param::Text,
+                    "the tenant whose events are read (required)",
+                ),
+                (
+                    "action",
+                    Param::Text,
+                    "only this action, e.g. `api_key.create`",
+                ),
+                (
+                    "outcome",
+                    Param::Text,
+                    "only `success`, `failure` or `denied`",
+                ),
+                (
+                    "since",
+                    Param::Text,
+                    "events at or after this RFC 3339 time",
+                ),
+                ("until", Param::Text, "events before this RFC 3339 time"),
+                (
+                    "after",
+                    Param::Text,
+                    "the previous page's `next` (a sequence number)",
+                ),
+                ("limit", Param::Integer(1, 500), "page size (default 100)"),
+            ],
+            errors: &[
+                (
+                    400,
+                    "a missing `tenant`, or an invalid filter, cursor or `limit`",
+                ),
+                (
+                    503,
+                    "no configured audit sink can be read back (`sink = \"stdout\"`)",
+                ),
+            ],
+            ..RouteDoc::ok(
+                "A tenant's audit events (cross-tenant administrators with `audit:read`)",
+                "a page of events, oldest first",
+                Json(schema_ref::<crate::audit::AuditPage>),
             )
         },
         ("POST", "/v1/documents") => RouteDoc {
@@ -756,6 +813,8 @@ fn components() -> utoipa::openapi::Components {
         KeyDoc,
         CreatedKey,
         KeyPage,
+        crate::audit::AuditPage,
+        crate::audit::AuditItem,
         crate::documents::BatchRequest,
         crate::documents::BatchItem,
         DocumentDoc,

@@ -76,11 +76,21 @@ impl Hash {
         hex::encode(self.0)
     }
 
-    /// Parse 64 hex digits.
+    /// Parse 64 lower-case hex digits (only the form written, so that a
+    /// hash outside the bytes it covers has one spelling: `A` for `a` is
+    /// a changed record).
     ///
     /// # Errors
     /// `InvalidInput` for anything else.
     pub fn from_hex(text: &str) -> Result<Self> {
+        if !text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(Error::invalid_input(
+                "hash must be 64 lower-case hex digits",
+            ));
+        }
         let mut out = [0; 32];
         hex::decode_to_slice(text, &mut out)
             .map_err(|_| Error::invalid_input("hash must be 64 hex digits"))?;
@@ -511,9 +521,14 @@ mod tests {
         assert_eq!(fields.hash, rec.hash);
         assert_eq!(event_of(&rec.line).unwrap(), e);
         for i in 0..rec.line.len() {
-            let mut bad = rec.line.clone();
-            bad[i] ^= 0x01;
-            assert!(parse_line(&bad).is_err(), "flip at byte {i} went unnoticed");
+            for mask in [0x01, 0x20, 0x80] {
+                let mut bad = rec.line.clone();
+                bad[i] ^= mask;
+                assert!(
+                    parse_line(&bad).is_err(),
+                    "flip {mask:#x} at byte {i} went unnoticed"
+                );
+            }
         }
     }
 

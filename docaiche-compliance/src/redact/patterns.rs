@@ -106,10 +106,7 @@ impl Check {
         match self {
             Self::Email => email_ok(text, m),
             Self::Phone => phone_ok(text, m),
-            // `+4915112345678` is a phone number, however Luhn-valid.
-            Self::Card => {
-                (card_ok(&text[m.clone()]) && !text[..m.start].ends_with('+')).then_some(m)
-            }
+            Self::Card => card_span(text, m),
             Self::Iban => iban_span(text, m),
             Self::Ipv4 => ipv4_ok(text, m),
             Self::Ipv6 => ipv6_ok(text, m),
@@ -173,28 +170,48 @@ fn email_ok(text: &str, m: Range<usize>) -> Option<Range<usize>> {
 
 fn phone_ok(text: &str, m: Range<usize>) -> Option<Range<usize>> {
     let m = strip_context(text, m, |b| b == b'+' || b == b'(' || b.is_ascii_digit());
-    let candidate = &text[m.clone()];
-    let digits = candidate.bytes().filter(u8::is_ascii_digit).count();
-    let min = if candidate.starts_with('+') { 8 } else { 9 };
-    if !(min..=15).contains(&digits) {
-        return None;
+    let mut end = m.end;
+    // The greedy pattern may have taken the first group of a following
+    // number (`+44 20 7946 0958 123-45-6789`): drop trailing groups until
+    // the rest stands alone.
+    loop {
+        let candidate = &text[m.start..end];
+        let digits = candidate.bytes().filter(u8::is_ascii_digit).count();
+        let min = if candidate.starts_with('+') { 8 } else { 9 };
+        if digits < min {
+            return None;
+        }
+        let open = candidate.bytes().filter(|&b| b == b'(').count();
+        let close = candidate.bytes().filter(|&b| b == b')').count();
+        // A trailing `.5` or `-3` continues some other number (a version,
+        // a range).
+        if digits <= 15 && open == close && !continues_number(text, end, b".-:") {
+            return Some(m.start..end);
+        }
+        end = m.start + candidate.rfind([' ', '.', '-', '/'])?;
     }
-    // A trailing `.5` or `-3` continues some other number (a version, a range).
-    if continues_number(text, m.end, b".-:") {
-        return None;
-    }
-    // Balanced parentheses only.
-    let open = candidate.bytes().filter(|&b| b == b'(').count();
-    let close = candidate.bytes().filter(|&b| b == b')').count();
-    if open != close {
-        return None;
-    }
-    Some(m)
 }
 
 fn continues_number(text: &str, end: usize, separators: &[u8]) -> bool {
     let rest = &text.as_bytes()[end..];
     matches!(rest, [s, d, ..] if separators.contains(s) && d.is_ascii_digit())
+}
+
+fn card_span(text: &str, m: Range<usize>) -> Option<Range<usize>> {
+    // `+4915112345678` is a phone number, however Luhn-valid.
+    if text[..m.start].ends_with('+') {
+        return None;
+    }
+    // The greedy pattern may have taken the first group of a following
+    // number: drop trailing groups until a card number remains.
+    let mut end = m.end;
+    loop {
+        let candidate = &text[m.start..end];
+        if card_ok(candidate) {
+            return Some(m.start..end);
+        }
+        end = m.start + candidate.rfind([' ', '-'])?;
+    }
 }
 
 fn card_ok(candidate: &str) -> bool {

@@ -1,4 +1,5 @@
-//! [`PgAccountStore`]: password accounts in PostgreSQL.
+//! [`PgAccountStore`]: password accounts in PostgreSQL, and its statements
+//! (public for the `EXPLAIN` test, not a stable API).
 
 use std::sync::Arc;
 use std::sync::LazyLock;
@@ -12,27 +13,35 @@ use super::{Scope, Shared, err};
 use crate::sql::account::{ACCOUNT_COLUMNS, AccountRow, account_page, roles_json};
 use crate::sql::{fetch_limit, is_unique_violation, micros};
 
-const INSERT: &str = "INSERT INTO accounts (tenant_id, id, email, password_hash, roles, disabled, \
+/// Create an account.
+pub const INSERT: &str = "INSERT INTO accounts (tenant_id, id, email, password_hash, roles, disabled, \
      created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-static GET: LazyLock<String> = LazyLock::new(|| {
+/// One account by tenant and id.
+pub static GET: LazyLock<String> = LazyLock::new(|| {
     format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE tenant_id = $1 AND id = $2")
 });
-static FIND_BY_EMAIL: LazyLock<String> = LazyLock::new(|| {
+/// One account by tenant and email.
+pub static FIND_BY_EMAIL: LazyLock<String> = LazyLock::new(|| {
     format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE tenant_id = $1 AND email = $2")
 });
-static LIST: LazyLock<String> = LazyLock::new(|| {
+/// A page of a tenant's accounts after an id.
+pub static LIST: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE tenant_id = $1 AND id > $2 \
          ORDER BY id LIMIT $3"
     )
 });
-const SET_PASSWORD_HASH: &str =
+/// Replace the password hash.
+pub const SET_PASSWORD_HASH: &str =
     "UPDATE accounts SET password_hash = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2";
-const SET_ROLES: &str =
+/// Replace the roles.
+pub const SET_ROLES: &str =
     "UPDATE accounts SET roles = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2";
-const SET_DISABLED: &str =
+/// Disable or enable.
+pub const SET_DISABLED: &str =
     "UPDATE accounts SET disabled = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2";
-const DELETE: &str = "DELETE FROM accounts WHERE tenant_id = $1 AND id = $2";
+/// Delete an account.
+pub const DELETE: &str = "DELETE FROM accounts WHERE tenant_id = $1 AND id = $2";
 
 /// The value an update writes.
 enum Change<'a> {

@@ -42,9 +42,11 @@
 //!   enables (and forces) RLS on the tables, and every statement runs in a
 //!   transaction that first calls `set_config('docaiche.tenant_id', $1,
 //!   true)`. A query that forgot its `tenant_id` predicate then still sees
-//!   only its tenant's rows. Two narrow openings exist by contract:
-//!   `find_by_lookup` may see the one row whose lookup id it names, and
-//!   `claim` (workers serve every tenant) may see jobs of every tenant. The
+//!   only its tenant's rows. Three narrow openings exist by contract:
+//!   `find_by_lookup` may see the one row whose lookup id it names,
+//!   `claim` (workers serve every tenant) may see jobs of every tenant, and
+//!   [`PgDataKeyStore`]'s `list` (the rewrap pass after a KEK rotation) may
+//!   read, never write, every tenant's *wrapped* data keys. The
 //!   cost: a `BEGIN`, a `set_config` and a `COMMIT` round trip per call; and
 //!   the application must connect as a role that is not a superuser and
 //!   does not have `BYPASSRLS`, or PostgreSQL skips the policies; with the
@@ -76,7 +78,8 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 
 use crate::sql::{MeteredPool, PoolConfig, PoolStats, db_error, pool_detail};
 
-mod accounts;
+#[doc(hidden)]
+pub mod accounts;
 mod data_keys;
 #[doc(hidden)]
 pub mod queries;

@@ -595,6 +595,22 @@ async fn a_reader_cannot_upload_or_delete() {
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, _, body) = send(
+        f.app.clone(),
+        upload_request(&f.key, "a.pdf", "application/pdf", small_pdf()),
+    )
+    .await;
+    let id = json(&body)["id"].as_str().expect("id").to_owned();
+    let uri = format!("/v1/documents/{id}");
+    let (status, _, _) = send(
+        f.app.clone(),
+        request(Method::DELETE, &uri, reader, Body::empty()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Reading is what it may do.
+    let (status, _) = get_json(&f.app, &uri, reader).await;
+    assert_eq!(status, StatusCode::OK);
     let (status, _, _) = send(f.app.clone(), get_request("/v1/documents/batch")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
@@ -637,9 +653,13 @@ async fn two_workers_share_one_postgres_queue_and_run_each_job_once() {
         return;
     };
     let schema = format!("docaiche_jobs_{}", &uuid_simple()[..16]);
-    psql(&url, &format!("CREATE SCHEMA {schema}"));
-    let _drop = DropSchema {
-        url: url.clone(),
+    let admin = crate::backends::tests::admin(&url).await;
+    docaiche_store::postgres::sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&admin)
+        .await
+        .expect("create the test schema");
+    let _drop = crate::backends::tests::Schema {
+        admin,
         name: schema.clone(),
     };
     let connect = || {
@@ -722,38 +742,4 @@ async fn two_workers_share_one_postgres_queue_and_run_each_job_once() {
 #[cfg(feature = "postgres")]
 fn uuid_simple() -> String {
     DocumentId::new().to_string().replace('-', "")
-}
-
-/// Runs `sql` with psql against `url`.
-#[cfg(feature = "postgres")]
-fn psql(url: &str, sql: &str) {
-    let out = std::process::Command::new("psql")
-        .args([url, "-v", "ON_ERROR_STOP=1", "-tAc", sql])
-        .output()
-        .expect("psql runs");
-    assert!(
-        out.status.success(),
-        "psql: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Drops the test schema, even when the test fails.
-#[cfg(feature = "postgres")]
-struct DropSchema {
-    url: String,
-    name: String,
-}
-
-#[cfg(feature = "postgres")]
-impl Drop for DropSchema {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("psql")
-            .args([
-                self.url.as_str(),
-                "-c",
-                &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
-            ])
-            .output();
-    }
 }
