@@ -834,9 +834,7 @@ mod tests {
     }
 
     fn corpus_pdf() -> Vec<u8> {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/corpus/pdf/latex-recommended__test.pdf");
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        crate::test_support::corpus_pdf("latex-recommended__test.pdf")
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -34,3 +34,23 @@ impl Drop for TestDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// The bytes of `name` from the shared PDF corpus, which lives outside
+/// the repository: `$DOCAICHE_PDF_CORPUS` (holding `pdf/`), else
+/// `../shared/corpus` beside the checkout, else `/work/shared/corpus` (the
+/// same rule as docaiche-extract's fidelity test).
+pub(crate) fn corpus_pdf(name: &str) -> Vec<u8> {
+    let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+    let root = std::env::var_os("DOCAICHE_PDF_CORPUS").map_or_else(
+        || {
+            if beside.is_dir() {
+                beside
+            } else {
+                PathBuf::from("/work/shared/corpus")
+            }
+        },
+        PathBuf::from,
+    );
+    let path = root.join("pdf").join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}

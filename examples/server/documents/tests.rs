@@ -16,10 +16,7 @@ use crate::test_support::TestDir;
 
 /// A PDF of the shared corpus.
 fn corpus_pdf(name: &str) -> Vec<u8> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/corpus/pdf")
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    crate::test_support::corpus_pdf(name)
 }
 
 /// A small corpus PDF (2 KiB) with text.
