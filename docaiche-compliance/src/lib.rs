@@ -37,10 +37,10 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`audit`] | the tamper-evident trail, its sinks and the verifier |
+//! | [`audit`] | the tamper-evident trail, its sinks and the verifier; keyed hashes of personal details on the way in ([`ProtectedSink`](audit::ProtectedSink)) |
 //! | [`redact`] | one PII and secret [`Redactor`](redact::Redactor) for log lines and audit details, measured on a labelled corpus |
 //! | [`retention`] | periods per tenant and resource kind, legal holds, the audited [`Purger`](retention::Purger) and its schedule |
-//! | [`privacy`] | data-subject requests with legal deadlines, export bundles, erasure with crypto-shredding and a pseudonymous tombstone |
+//! | [`privacy`] | data-subject requests with legal deadlines, export bundles (account, documents, keys, audit entries), erasure with crypto-shredding and a pseudonymous tombstone; durable request and legal hold stores (`privacy::sql`) |
 //! | [`report`] | the [`ComplianceReport`](report::ComplianceReport), as JSON and as an escaped HTML page |
 //!
 //! What the crate deliberately does not do: find personal data that has no
@@ -50,7 +50,8 @@
 //!
 //! | feature | enables |
 //! |---|---|
-//! | `postgres` | `audit::PgAuditTrail`: the trail in PostgreSQL (sqlx) |
+//! | `postgres` | `audit::PgAuditTrail`: the trail in PostgreSQL (sqlx); `privacy::sql::PgComplianceStore`: privacy requests and legal holds in PostgreSQL |
+//! | `sqlite` | `privacy::sql::SqliteComplianceStore`: privacy requests and legal holds in SQLite (sqlx, SQLite compiled in) |
 //! | `tracing-subscriber` | `redact::RedactingMakeWriter` for the fmt layer |
 //!
 //! ## MSRV

@@ -19,7 +19,9 @@ use docaiche_core::{
     Principal, PrincipalId, RequestContext, Result, TenantId,
 };
 use docaiche_store::encryption::{EncryptedDocumentStore, MemoryDataKeyStore};
-use docaiche_store::{LocalKeyWrapper, MemoryApiKeyStore, MemoryAuditSink, MemoryDocumentStore};
+use docaiche_store::{
+    LocalKeyWrapper, MemoryAccountStore, MemoryApiKeyStore, MemoryAuditSink, MemoryDocumentStore,
+};
 
 fn tenant(name: &str) -> TenantId {
     TenantId::new(name).expect("valid tenant")
@@ -67,6 +69,7 @@ struct Fixture {
     plain: Arc<MemoryDocumentStore>,
     documents: Arc<EncryptedDocumentStore>,
     keys: Arc<MemoryApiKeyStore>,
+    accounts: Arc<MemoryAccountStore>,
     audit: Arc<MemoryAuditSink>,
     holds: Arc<MemoryLegalHoldRegistry>,
     service: SubjectRightsService,
@@ -83,6 +86,7 @@ impl Fixture {
             Arc::new(LocalKeyWrapper::generate()),
         ));
         let keys = Arc::new(MemoryApiKeyStore::new());
+        let accounts = Arc::new(MemoryAccountStore::new());
         let audit = Arc::new(MemoryAuditSink::new());
         let holds = Arc::new(MemoryLegalHoldRegistry::new());
         let service = SubjectRightsService::new(
@@ -96,12 +100,14 @@ impl Fixture {
         .expect("valid key")
         .with_audit_source(Arc::new(MemoryAuditSource(audit.clone())))
         .with_shredder(Arc::new(Shredder(documents.clone())))
-        .with_legal_holds(holds.clone());
+        .with_legal_holds(holds.clone())
+        .with_accounts(accounts.clone());
         Self {
             clock,
             plain,
             documents,
             keys,
+            accounts,
             audit,
             holds,
             service,
@@ -513,4 +519,125 @@ fn a_short_pseudonym_key_is_refused() {
         &SecretBytes::new(vec![1; 8]),
     );
     assert_eq!(result.expect_err("short").code(), ErrorCode::Misconfigured);
+}
+
+#[tokio::test]
+async fn the_subjects_account_is_exported_without_its_hash_and_deleted_on_erasure() {
+    use docaiche_core::AccountStore;
+    use docaiche_core::account::{Account, AccountEmail};
+    let f = Fixture::new();
+    f.seed().await;
+    let (acme, globex) = (tenant("acme"), tenant("globex"));
+    let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$c2VjcmV0LWhhc2g";
+    for (t, id, email) in [
+        (&acme, "alice", "alice@example.com"),
+        (&acme, "bob", "bob@example.com"),
+        (&globex, "alice", "alice@globex.example"),
+    ] {
+        let account = Account::new(
+            t.clone(),
+            subject(id),
+            AccountEmail::new(email).expect("email"),
+            hash,
+            f.clock.now(),
+        )
+        .with_roles(vec!["reader".into()]);
+        f.accounts.create(&account).await.expect("created");
+    }
+    let dpo = f.dpo(&acme);
+    let submit = |kind| {
+        f.service.submit(
+            &dpo,
+            &acme,
+            subject("alice"),
+            kind,
+            Regulation::Gdpr,
+            &f.ctx,
+        )
+    };
+
+    let export = submit(RequestKind::Export).await.expect("submitted");
+    let bundle = f
+        .service
+        .export(&dpo, &acme, &export.id, &f.ctx)
+        .await
+        .expect("exported");
+    let account = bundle.account.as_ref().expect("account exported");
+    assert_eq!(account.id, subject("alice"));
+    assert_eq!(account.email, "alice@example.com");
+    assert_eq!(account.roles, ["reader"]);
+    assert!(!account.disabled);
+    assert_eq!(account.created_at, f.clock.now());
+    let json = serde_json::to_string(&bundle).expect("serialises");
+    assert!(
+        !json.contains("argon2id") && !json.contains("c2VjcmV0"),
+        "{json}"
+    );
+    assert!(!json.contains("password"), "{json}");
+    assert!(!json.contains("globex") && !json.contains("bob@"), "{json}");
+
+    let erase = submit(RequestKind::Erase).await.expect("submitted");
+    let report = f
+        .service
+        .erase(&dpo, &acme, &erase.id, &f.ctx)
+        .await
+        .expect("erased");
+    assert!(report.account_deleted);
+    assert!(
+        f.accounts
+            .get(&acme, &subject("alice"))
+            .await
+            .expect("read")
+            .is_none()
+    );
+    let email = AccountEmail::new("alice@example.com").expect("email");
+    assert!(
+        f.accounts
+            .find_by_email(&acme, &email)
+            .await
+            .expect("read")
+            .is_none()
+    );
+    // Bob, and the other tenant's alice: untouched.
+    assert!(
+        f.accounts
+            .get(&acme, &subject("bob"))
+            .await
+            .expect("read")
+            .is_some()
+    );
+    assert!(
+        f.accounts
+            .get(&globex, &subject("alice"))
+            .await
+            .expect("read")
+            .is_some()
+    );
+    let tombstone = f
+        .audit
+        .events(&acme)
+        .into_iter()
+        .rfind(|e| e.action == "privacy.erase")
+        .expect("tombstone");
+    assert_eq!(tombstone.details["account_deleted"], true);
+
+    // A subject without an account: nothing to delete, nothing exported.
+    let erase = f
+        .service
+        .submit(
+            &dpo,
+            &acme,
+            subject("carol"),
+            RequestKind::Erase,
+            Regulation::Gdpr,
+            &f.ctx,
+        )
+        .await
+        .expect("submitted");
+    let report = f
+        .service
+        .erase(&dpo, &acme, &erase.id, &f.ctx)
+        .await
+        .expect("erased");
+    assert!(!report.account_deleted);
 }

@@ -55,8 +55,11 @@ const SF_INTEGER_MAX: u64 = 999_999_999_999_999;
 /// 1 to [`PolicyName::MAX_LEN`] bytes of ASCII letters, digits, `.`, `_` and
 /// `-`: safe inside an sf-string without escaping, in a rate-limit key, and
 /// as a metrics label.
+///
+/// Cheap to clone (shared): every request's limiter round and response
+/// headers carry the names of its limits.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PolicyName(String);
+pub struct PolicyName(std::sync::Arc<str>);
 
 impl PolicyName {
     /// Longest accepted name, in bytes.
@@ -77,7 +80,7 @@ impl PolicyName {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
         if valid {
-            Ok(Self(name))
+            Ok(Self(name.into()))
         } else {
             Err(Error::invalid_input(format!(
                 "policy names are 1 to {} characters of A-Z a-z 0-9 . _ -",
@@ -213,7 +216,16 @@ impl ServiceLimitItem {
     /// The `RateLimit` field value.
     #[must_use]
     pub fn to_header_value(&self) -> HeaderValue {
-        header_value(&self.to_string())
+        use fmt::Write as _;
+
+        // One buffer, handed to the header value without a copy (every
+        // allowed response carries this field).
+        let mut text = String::with_capacity(self.name.as_str().len() + 48);
+        if write!(text, "{self}").is_err() {
+            return HeaderValue::from_static("");
+        }
+        // Names are [A-Za-z0-9._-] and parameters integers: always visible ASCII.
+        HeaderValue::try_from(text).unwrap_or_else(|_| HeaderValue::from_static(""))
     }
 }
 

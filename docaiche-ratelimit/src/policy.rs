@@ -399,17 +399,38 @@ impl Limit {
     /// The rate-limit key of a request from `identity`.
     #[must_use]
     pub fn key(&self, identity: &RequestIdentity, ipv6_prefix: u8) -> RateLimitKey {
-        let selector = match (self.key, identity.caller()) {
-            (KeySelector::Global, _) => "global".to_owned(),
-            (KeySelector::ClientAddr, _) | (_, None) => identity.client_key(ipv6_prefix),
-            (KeySelector::Tenant, Some((tenant, _))) => format!("t:{tenant}"),
-            (KeySelector::Principal, Some((tenant, id))) => format!("p:{tenant}:{id}"),
-            (KeySelector::ApiKey, Some((tenant, id))) => match identity.api_key {
-                Some(key_id) => format!("k:{key_id}"),
-                None => format!("p:{tenant}:{id}"),
-            },
+        use std::fmt::Write as _;
+
+        // `rl:<name>:<selector>`, written into one buffer (this runs for
+        // every limit of every request).
+        let name = self.name.as_str();
+        let mut text = String::with_capacity(64 + name.len());
+        text.push_str("rl:");
+        text.push_str(name);
+        text.push(':');
+        let principal = |text: &mut String, tenant: &TenantId, id: &PrincipalId| {
+            text.push_str("p:");
+            text.push_str(tenant.as_str());
+            text.push(':');
+            text.push_str(id.as_str());
         };
-        rate_limit_key(&format!("rl:{}:{selector}", self.name))
+        match (self.key, identity.caller()) {
+            (KeySelector::Global, _) => text.push_str("global"),
+            (KeySelector::ClientAddr, _) | (_, None) => {
+                text.push_str(&identity.client_key(ipv6_prefix));
+            }
+            (KeySelector::Tenant, Some((tenant, _))) => {
+                text.push_str("t:");
+                text.push_str(tenant.as_str());
+            }
+            (KeySelector::Principal, Some((tenant, id))) => principal(&mut text, tenant, id),
+            (KeySelector::ApiKey, Some((tenant, id))) => match identity.api_key {
+                // Writing to a String cannot fail.
+                Some(key_id) => drop(write!(text, "k:{key_id}")),
+                None => principal(&mut text, tenant, id),
+            },
+        }
+        rate_limit_key_owned(text)
     }
 }
 
@@ -809,6 +830,32 @@ fn build_concurrency(
 
 /// A [`RateLimitKey`] from text that should already be valid: escaped (and
 /// hashed if too long) instead of panicking when it is not.
+/// [`rate_limit_key`] without copying `text` when it is valid as it is.
+fn rate_limit_key_owned(text: String) -> RateLimitKey {
+    if is_plain_key(&text) {
+        if let Ok(key) = RateLimitKey::new(text) {
+            return key;
+        }
+        // Unreachable: `is_plain_key` checks what `RateLimitKey::new` does.
+        return rate_limit_key("rl:invalid");
+    }
+    rate_limit_key(&text)
+}
+
+/// Whether `text` is a valid [`RateLimitKey`] as it is (the same rules as
+/// `RateLimitKey::new`, with a byte fast path for ASCII).
+fn is_plain_key(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= RateLimitKey::MAX_LEN
+        && if text.is_ascii() {
+            text.bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'{' && b != b'}')
+        } else {
+            text.chars()
+                .all(|c| !c.is_control() && !c.is_whitespace() && c != '{' && c != '}')
+        }
+}
+
 fn rate_limit_key(text: &str) -> RateLimitKey {
     if let Ok(key) = RateLimitKey::new(text) {
         return key;

@@ -57,9 +57,32 @@ use docaiche_store::encryption::EncryptedDocumentStore;
 /// The request-id header, set when absent and echoed on the response.
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Shared state of the handlers and the layers.
+/// Shared state of the handlers and the layers: one `Arc`, so the clone
+/// axum makes for every request (handler state, route services) is a
+/// reference count. Fields read through `Deref`; assigning a field
+/// (`state.audit = …`) goes through `DerefMut`, which copies the fields
+/// first if another clone shares them, so clones never see each other's
+/// writes.
 #[derive(Debug, Clone)]
-pub(crate) struct AppState {
+pub(crate) struct AppState(Arc<AppStateFields>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppStateFields;
+
+    fn deref(&self) -> &AppStateFields {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for AppState {
+    fn deref_mut(&mut self) -> &mut AppStateFields {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+/// The fields of [`AppState`].
+#[derive(Debug, Clone)]
+pub(crate) struct AppStateFields {
     /// Readiness checks.
     pub(crate) health: Arc<HealthRegistry>,
     /// Limits and CORS.
@@ -85,6 +108,11 @@ pub(crate) struct AppState {
     pub(crate) events: crate::events::EventBus,
     /// The audit trail of `[audit]` (`None` until `from_config`).
     pub(crate) audit: Option<crate::audit::AuditTrail>,
+    /// Data-subject requests (`/v1/privacy/*`; `None` until `from_config`).
+    pub(crate) privacy: Option<Arc<crate::privacy::PrivacyServices>>,
+    /// Retention, legal holds (`compliance.holds`, shared with the privacy
+    /// service) and the compliance report (`[retention]`).
+    pub(crate) compliance: Arc<crate::compliance::Compliance>,
 }
 
 impl AppState {
@@ -134,18 +162,32 @@ impl AppState {
         );
         let mut state = Self::new(config, health, limiter.limiter, auth.with_usage_flusher())?
             .with_documents(Arc::new(documents));
+        // Legal holds in the store's database (before the privacy service,
+        // which shares them).
+        let purged: Arc<dyn docaiche_core::DocumentStore> = state.documents.clone();
+        state.compliance = Arc::new(
+            state
+                .compliance
+                .with_durable_holds(&backends.stores, purged)
+                .await?,
+        );
         state.intake = Arc::new(crate::telemetry::traced_intake(intake));
         state
             .metrics
             .register_backends(&backends.stores, limiter.breaker.as_ref());
         backends.audit.register_metrics(&state.metrics);
         state.audit = Some(backends.audit.clone());
+        state.privacy = Some(Arc::new(
+            crate::privacy::PrivacyServices::open(config, &backends, &state).await?,
+        ));
         Ok(state)
     }
 
     /// Use `documents` for the document routes.
     #[must_use]
     pub(crate) fn with_documents(mut self, documents: Arc<EncryptedDocumentStore>) -> Self {
+        let purged: Arc<dyn docaiche_core::DocumentStore> = documents.clone();
+        self.compliance = Arc::new(self.compliance.over_documents(purged));
         self.documents = documents;
         self
     }
@@ -163,7 +205,19 @@ impl AppState {
         limiter: Arc<dyn RateLimiter>,
         auth: AuthServices,
     ) -> Result<Self, Error> {
-        Ok(Self {
+        // Until `with_documents`: in memory, under a key of this process.
+        let documents = Arc::new(crate::backends::encrypted_documents(
+            Arc::new(docaiche_store::memory::MemoryDocumentStore::new()),
+            Arc::new(docaiche_store::encryption::MemoryDataKeyStore::new()),
+            Arc::new(docaiche_store::key_wrapper::LocalKeyWrapper::generate()),
+        ));
+        let compliance = crate::compliance::Compliance::new(
+            config,
+            documents.clone(),
+            Arc::clone(&auth.stores.audit),
+            Arc::clone(&auth.clock),
+        )?;
+        Ok(Self(Arc::new(AppStateFields {
             health: Arc::new(health),
             http: HttpSettings {
                 request_timeout: config.server.request_timeout(),
@@ -174,12 +228,8 @@ impl AppState {
             rate_limit: rate_limit_layer(config, limiter)?,
             login: Arc::new(crate::login::Login::new(&config.auth, &auth)?),
             auth: Arc::new(auth),
-            // Until `with_documents`: in memory, under a key of this process.
-            documents: Arc::new(crate::backends::encrypted_documents(
-                Arc::new(docaiche_store::memory::MemoryDocumentStore::new()),
-                Arc::new(docaiche_store::encryption::MemoryDataKeyStore::new()),
-                Arc::new(docaiche_store::key_wrapper::LocalKeyWrapper::generate()),
-            )),
+            documents,
+            compliance: Arc::new(compliance),
             // Until `from_config`: jobs in memory.
             intake: Arc::new(crate::documents::DocumentServices::new(
                 &config.documents,
@@ -188,7 +238,8 @@ impl AppState {
             metrics: crate::metrics::Metrics::from_config(config)?,
             events: crate::events::EventBus::from_config(config)?,
             audit: None,
-        }
+            privacy: None,
+        }))
         .observed())
     }
 }
@@ -376,8 +427,10 @@ pub(crate) fn route_groups() -> Vec<RouteGroup> {
     // Document processing (upload, extraction, jobs): its own, stricter
     // policy.
     let documents = crate::documents::routes(RouteGroup::protected("documents"));
-    let default = crate::audit::routes(crate::events::routes(crate::api::routes(
-        RouteGroup::protected("default").with_not_found_fallback(),
+    let default = crate::compliance::routes(crate::privacy::routes(crate::audit::routes(
+        crate::events::routes(crate::api::routes(
+            RouteGroup::protected("default").with_not_found_fallback(),
+        )),
     )));
     // The token endpoints: public, strictly limited per client address.
     let auth = crate::login::routes(RouteGroup::public("auth"));
@@ -456,7 +509,8 @@ pub(crate) fn router(state: AppState) -> Router {
             ))
             .layer(CatchPanicLayer::custom(panic_response))
             .layer(axum::middleware::map_response_with_state(
-                http.clone(),
+                // Cloned per request: a reference count, not the origins.
+                Arc::new(http.clone()),
                 problem_for_layer_errors,
             ))
             .layer(RequestBodyLimitLayer::new(http.body_limit))
@@ -526,7 +580,7 @@ fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
 /// Turn the plain-text or empty error responses of tower-http's limit and
 /// timeout layers (and axum's body-buffering rejection) into problems.
 async fn problem_for_layer_errors<B>(
-    State(http): State<HttpSettings>,
+    State(http): State<Arc<HttpSettings>>,
     response: axum::http::Response<B>,
 ) -> Response
 where

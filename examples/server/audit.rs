@@ -19,6 +19,21 @@
 //! chain of `[secrets]`; in development without one an ephemeral key is
 //! generated (with a warning: its checkpoints do not verify after a
 //! restart), in production a missing key stops start-up.
+//!
+//! Personal data in event details is stored as keyed hashes
+//! (`hmac-sha256:<hex>`): a [`ProtectedSink`] between the buffer and the
+//! sinks hashes the paths of [`DEFAULT_PROTECTED_PATHS`] (the e-mail of
+//! `auth.failure`'s `subjects.account` and `auth.lockout`'s `subject`)
+//! before anything is written, so neither the file, the table nor stdout
+//! holds them in clear; an auditor matches a known address by asking the
+//! key holder for its hash. The key is the secret `audit/detail-hash-key`
+//! (at least 32 bytes; `DOCAICHE_SECRET_AUDIT_DETAIL_HASH_KEY` under the
+//! `env` source). Without it, the key is derived from
+//! `audit/checkpoint-key` as `HMAC-SHA-256(checkpoint key,
+//! "docaiche/audit-detail-hash/v1")` (logged at info); with neither, a
+//! production start-up stops, development uses an ephemeral key (with a
+//! warning: hashes of the same address differ after a restart). Set the
+//! dedicated secret to rotate one key without the other.
 
 use std::num::{NonZeroU64, NonZeroUsize};
 use std::path::PathBuf;
@@ -33,7 +48,8 @@ use axum::response::{IntoResponse, Response};
 use docaiche_compliance::audit::record::{ParsedLine, event_of, parse_line};
 use docaiche_compliance::audit::{
     Auditor, BufferConfig, BufferedSink, CheckpointKey, CheckpointPolicy, Criticality,
-    FanOutPolicy, FanOutSink, FileSinkConfig, FsyncPolicy, JsonlFileSink, StdoutSink,
+    DEFAULT_PROTECTED_PATHS, DetailHasher, FanOutPolicy, FanOutSink, FileSinkConfig, FsyncPolicy,
+    JsonlFileSink, ProtectedSink, StdoutSink,
 };
 use docaiche_compliance::audit::{read_lines, trail_segments};
 use docaiche_core::audit::{AuditEvent, AuditOutcome, AuditResource};
@@ -252,6 +268,15 @@ pub(crate) async fn open(
     } else {
         Arc::new(FanOutSink::new(sinks, FanOutPolicy::All)?)
     };
+    // Behind the buffer, in front of every sink: the buffer's worker is the
+    // only caller of `inner`, so `record`, `submit`, the auditor and the
+    // buffer's drop alerts all pass here, and hashing stays off the
+    // request path.
+    let inner: Arc<dyn AuditSink> = Arc::new(ProtectedSink::new(
+        inner,
+        detail_hasher(config, secrets).await?,
+        DEFAULT_PROTECTED_PATHS.iter().copied(),
+    ));
     let capacity = NonZeroUsize::new(section.buffer_capacity)
         .ok_or_else(|| Error::misconfigured("audit.buffer_capacity", "must be at least 1"))?;
     let buffer = BufferedSink::new(inner, BufferConfig::default().with_capacity(capacity));
@@ -365,7 +390,84 @@ async fn open_file(config: &Config, secrets: &Secrets) -> Result<JsonlFileSink, 
 
 /// The secrets `[audit]` reads through the chain (the `env` source
 /// snapshots their variables too).
-pub(crate) const SECRET_NAMES: &[&str] = &[CheckpointKey::DEFAULT_SECRET];
+pub(crate) const SECRET_NAMES: &[&str] =
+    &[CheckpointKey::DEFAULT_SECRET, DetailHasher::DEFAULT_SECRET];
+
+/// The label deriving the detail hash key from the checkpoint key.
+pub(crate) const DETAIL_HASH_LABEL: &str = "docaiche/audit-detail-hash/v1";
+
+/// A key for one purpose derived from `base` (HMAC-SHA-256 of `label`
+/// under `base`), for a secret that may stand in for a dedicated one:
+/// `audit/detail-hash-key` from `audit/checkpoint-key` with
+/// [`DETAIL_HASH_LABEL`], `privacy/pseudonym-key` likewise with its own
+/// label. Distinct labels give independent keys.
+pub(crate) fn derived_key(base: &SecretBytes, label: &str) -> SecretBytes {
+    docaiche_compliance::audit::derive_key(base, label)
+}
+
+/// The hasher of sensitive details: `audit/detail-hash-key` from the
+/// chain, else derived from `audit/checkpoint-key` (logged at info); with
+/// neither, a refusal in production and an ephemeral key (with a warning)
+/// in development.
+async fn detail_hasher(config: &Config, secrets: &Secrets) -> Result<DetailHasher, Error> {
+    const SETTING: &str = "audit";
+    let name = DetailHasher::DEFAULT_SECRET;
+    let base_name = CheckpointKey::DEFAULT_SECRET;
+    let usable = |secret: &str, e: Error| {
+        Error::misconfigured(SETTING, format!("the secret `{secret}`: {e}"))
+    };
+    let mut base = None;
+    if let Some(chain) = secrets.chain() {
+        if let Some(found) = chain.get(name).await? {
+            return DetailHasher::from_bytes(&found.value).map_err(|e| usable(name, e));
+        }
+        base = chain.get(base_name).await?.map(|found| found.value);
+    }
+    let base = match base {
+        Some(base) if base.len() < 32 => {
+            return Err(usable(
+                base_name,
+                Error::invalid_input("must be at least 32 bytes"),
+            ));
+        }
+        Some(base) => {
+            tracing::info!(
+                secret = name,
+                from = base_name,
+                label = DETAIL_HASH_LABEL,
+                "audit detail hash key derived from the checkpoint key (HMAC-SHA-256); set \
+                 the secret to keep the two keys apart"
+            );
+            base
+        }
+        None if config.environment == Environment::Production => {
+            let naming = docaiche_store::EnvSecretProvider::new();
+            let variable = |n: &str| naming.variable_name(n).unwrap_or_else(|_| n.to_owned());
+            return Err(Error::misconfigured(
+                SETTING,
+                format!(
+                    "audit details are hashed with the secret `{name}` (at least 32 random \
+                     bytes), or a key derived from `{base_name}`; neither is in the configured \
+                     secret sources: set {} or {}",
+                    variable(name),
+                    variable(base_name)
+                ),
+            ));
+        }
+        None => {
+            tracing::warn!(
+                secret = name,
+                "audit detail hash key not configured: using an ephemeral key for this \
+                 process; hashes of the same value differ after a restart (development only)"
+            );
+            let key = crate::keys::random_key()
+                .map_err(|e| Error::internal_with("cannot generate an ephemeral audit key", e))?;
+            return DetailHasher::from_bytes(&SecretBytes::from(key.to_vec()))
+                .map_err(|e| usable(name, e));
+        }
+    };
+    DetailHasher::from_bytes(&derived_key(&base, DETAIL_HASH_LABEL)).map_err(|e| usable(name, e))
+}
 
 /// The secret `name` from the chain; in development without it, an
 /// ephemeral random key (with a warning); in production, a refusal.
@@ -577,7 +679,7 @@ impl Filter {
 
 /// A page of records: (sequence, event) pairs, and the cursor of the next
 /// page.
-type Page = (Vec<(u64, AuditEvent)>, Option<u64>);
+pub(crate) type Page = (Vec<(u64, AuditEvent)>, Option<u64>);
 
 /// One page of the file trail at `path`: the matching records of the
 /// tenant's stream after the cursor, oldest first.
@@ -648,6 +750,77 @@ async fn scan_table(
             return Ok((items, None));
         }
     }
+}
+
+/// `tenant`'s events of `[since, until)`, oldest first, at most `limit`,
+/// read back from `source` (the compliance report); `None` when no sink
+/// can be read back. The flag says whether more events remained.
+///
+/// # Errors
+/// As `GET /v1/admin/audit`: the trail cannot be read.
+pub(crate) async fn read_back(
+    source: &ReadBack,
+    tenant: &TenantId,
+    since: OffsetDateTime,
+    until: OffsetDateTime,
+    limit: usize,
+) -> Result<Option<(Vec<AuditEvent>, bool)>, Error> {
+    let filter = Filter {
+        tenant: tenant.as_str().to_owned(),
+        action: None,
+        outcome: None,
+        since: Some(since),
+        until: Some(until),
+        after: 0,
+        limit,
+    };
+    let (items, next) = match source {
+        ReadBack::None => return Ok(None),
+        ReadBack::File(path) => {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || scan_file(&path, &filter))
+                .await
+                .map_err(|e| Error::internal_with("audit read-back task failed", e))??
+        }
+        #[cfg(feature = "postgres")]
+        ReadBack::Postgres(pool) => scan_table(pool, &filter).await?,
+    };
+    let more = next.is_some();
+    Ok(Some((items.into_iter().map(|(_, e)| e).collect(), more)))
+}
+
+/// One page of `tenant`'s stream: at most `limit` events after the
+/// sequence number `after`, oldest first, with the cursor of the next page
+/// (subject exports); `None` when no sink can be read back.
+///
+/// # Errors
+/// As `GET /v1/admin/audit`: the trail cannot be read.
+pub(crate) async fn read_page(
+    source: &ReadBack,
+    tenant: &TenantId,
+    after: u64,
+    limit: usize,
+) -> Result<Option<Page>, Error> {
+    let filter = Filter {
+        tenant: tenant.as_str().to_owned(),
+        action: None,
+        outcome: None,
+        since: None,
+        until: None,
+        after,
+        limit,
+    };
+    Ok(Some(match source {
+        ReadBack::None => return Ok(None),
+        ReadBack::File(path) => {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || scan_file(&path, &filter))
+                .await
+                .map_err(|e| Error::internal_with("audit read-back task failed", e))??
+        }
+        #[cfg(feature = "postgres")]
+        ReadBack::Postgres(pool) => scan_table(pool, &filter).await?,
+    }))
 }
 
 /// `GET /v1/admin/audit`: a tenant's audit events, filtered, a page at a
@@ -792,6 +965,111 @@ mod tests {
             .expect_err("refused");
         let text = error.to_string();
         assert!(text.contains("audit/checkpoint-key"), "{text}");
+        assert!(
+            text.contains("DOCAICHE_SECRET_AUDIT_CHECKPOINT_KEY"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn sensitive_details_reach_the_file_trail_as_keyed_hashes() {
+        let email = "o'brien+audit@example.com";
+        let checkpoint = "c".repeat(32);
+        let dedicated = "d".repeat(40);
+        let derived = derived_key(
+            &SecretBytes::from(checkpoint.as_bytes().to_vec()),
+            DETAIL_HASH_LABEL,
+        );
+        let cases = [
+            // Only the checkpoint key: the detail key is derived from it.
+            (
+                vec![("DOCAICHE_SECRET_AUDIT_CHECKPOINT_KEY", checkpoint.clone())],
+                derived,
+            ),
+            // The dedicated secret wins.
+            (
+                vec![
+                    ("DOCAICHE_SECRET_AUDIT_CHECKPOINT_KEY", checkpoint.clone()),
+                    ("DOCAICHE_SECRET_AUDIT_DETAIL_HASH_KEY", dedicated.clone()),
+                ],
+                SecretBytes::from(dedicated.as_bytes().to_vec()),
+            ),
+        ];
+        let mut seen = Vec::new();
+        for (vars, key) in cases {
+            let dir = TestDir::new("audit-hashed");
+            let mut config = config(&dir);
+            config.secrets.sources = vec!["env".into()];
+            let env = move |name: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v.clone())
+            };
+            let secrets = Secrets::from_config(&config, &env).await.expect("secrets");
+            let trail = open(&config, &secrets, &env).await.expect("open");
+            let tenant = TenantId::new("acme").expect("tenant");
+            let at = time::OffsetDateTime::now_utc();
+            let failure = AuditEvent::new(
+                "auth.failure",
+                AuditOutcome::Failure,
+                at,
+                &RequestContext::new(),
+            )
+            .by(tenant.clone(), None)
+            .because("bad_credential")
+            .with_detail(
+                "subjects",
+                serde_json::json!({ "account": email, "client_addr": "192.0.2.9" }),
+            );
+            let lockout = AuditEvent::new(
+                "auth.lockout",
+                AuditOutcome::Denied,
+                at,
+                &RequestContext::new(),
+            )
+            .by(tenant, None)
+            .with_detail("subject_kind", "account".into())
+            .with_detail("subject", email.into());
+            trail.sink().record(&failure).await.expect("recorded");
+            trail.buffer.submit(lockout).expect("queued");
+            trail.buffer.flush().await.expect("flushed");
+
+            let path = config.audit.file_path(&config);
+            let report = Verifier::new().verify_path(&path).expect("verify");
+            assert!(report.is_ok(), "{:?}", report.tamper);
+            let text = std::fs::read_to_string(&path).expect("read");
+            assert!(
+                !text.contains("o'brien") && !text.contains("brien+audit"),
+                "{text}"
+            );
+            let hashed = DetailHasher::from_bytes(&key).expect("key").hash_str(email);
+            assert_eq!(text.matches(hashed.as_str()).count(), 2, "{text}");
+            assert!(text.contains("192.0.2.9"), "other subjects stay readable");
+            seen.push(hashed);
+        }
+        assert_ne!(
+            seen[0], seen[1],
+            "the dedicated key replaces the derived one"
+        );
+    }
+
+    #[tokio::test]
+    async fn production_without_any_detail_hash_key_refuses_to_start() {
+        let dir = TestDir::new("audit-prod-hash");
+        let mut config = config(&dir);
+        config.environment = Environment::Production;
+        config.audit.checkpoint_every = 0;
+        let secrets = Secrets::from_config(&Config::default(), &|_| None)
+            .await
+            .expect("secrets");
+        let text = open(&config, &secrets, &|_| None)
+            .await
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            text.contains("DOCAICHE_SECRET_AUDIT_DETAIL_HASH_KEY"),
+            "{text}"
+        );
         assert!(
             text.contains("DOCAICHE_SECRET_AUDIT_CHECKPOINT_KEY"),
             "{text}"

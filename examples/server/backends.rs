@@ -273,7 +273,12 @@ fn env_snapshot(auth: &AuthSection, env: EnvLookup<'_>) -> Result<EnvSecretProvi
     let naming = EnvSecretProvider::new();
     let mut vars = Vec::new();
     let audit = crate::audit::SECRET_NAMES.iter().map(|&n| n.to_owned());
-    for name in required_secret_names(auth).into_iter().chain(audit) {
+    let privacy = crate::privacy::SECRET_NAMES.iter().map(|&n| n.to_owned());
+    for name in required_secret_names(auth)
+        .into_iter()
+        .chain(audit)
+        .chain(privacy)
+    {
         let variable = naming.variable_name(&name)?;
         if let Some(value) = env(&variable).filter(|v| !v.is_empty()) {
             vars.push((variable, SecretString::new(value)));
@@ -305,6 +310,19 @@ pub(crate) struct Stores {
     pub(crate) health_checks: Vec<Arc<dyn HealthCheck>>,
     /// The store's connection pools, for `/metrics`.
     pub(crate) pools: Vec<crate::metrics::PoolProbe>,
+    /// The store's database, for tables beside the store's own (privacy
+    /// requests) and what its contracts do not cover.
+    pub(crate) sql: StorePool,
+}
+
+/// The database of `[store]`.
+#[derive(Debug, Clone)]
+pub(crate) enum StorePool {
+    /// The SQLite store (its pool: `store.pool()`).
+    Sqlite(docaiche_store::sqlite::SqliteStore),
+    /// The PostgreSQL store's pool (in `store.schema`).
+    #[cfg(feature = "postgres")]
+    Postgres(docaiche_store::postgres::sqlx::PgPool),
 }
 
 impl Stores {
@@ -392,6 +410,7 @@ impl Stores {
             data_keys: (Arc::new(store.data_keys()), "sqlite"),
             jobs: Arc::new(store.jobs()),
             health_checks: vec![Arc::new(store.health_check())],
+            sql: StorePool::Sqlite(store.clone()),
             pools: crate::metrics::pools(store),
         })
     }
@@ -467,6 +486,7 @@ mod postgres {
             data_keys: (Arc::new(store.data_keys()), "postgres"),
             jobs: Arc::new(store.jobs()),
             health_checks: vec![Arc::new(store.health_check())],
+            sql: super::StorePool::Postgres(store.pool().clone()),
             pools: crate::metrics::pools(store),
         })
     }

@@ -172,6 +172,9 @@ pub(crate) struct Config {
     pub(crate) events: crate::events::EventsSection,
     /// `[audit]`: the chained audit trail (sink, buffer, fail-closed).
     pub(crate) audit: crate::audit::AuditSection,
+    /// `[retention]`: retention periods, the scheduled purge (see
+    /// `compliance.rs`).
+    pub(crate) retention: crate::compliance::RetentionSection,
     /// Dotted names of raw TOML keys that look secret-bearing and hold a
     /// literal value. Filled by [`Config::from_toml_str`].
     #[serde(skip)]
@@ -957,6 +960,9 @@ impl Config {
         let pg = self.store.backend == StoreBackend::Postgres;
         for (setting, reason) in self.audit.problems(pg) {
             add(Severity::Invalid, setting, reason.into());
+        }
+        for (setting, reason) in self.retention.problems() {
+            add(Severity::Invalid, &setting, reason.into());
         }
 
         // [storage]

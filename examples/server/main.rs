@@ -82,6 +82,7 @@ mod app;
 mod audit;
 mod auth;
 mod backends;
+mod compliance;
 mod config;
 mod documents;
 #[cfg(test)]
@@ -92,9 +93,12 @@ mod http;
 mod json;
 mod keys;
 mod limiter;
+#[cfg(test)]
+mod log_capture;
 mod login;
 mod metrics;
 mod openapi;
+mod privacy;
 #[cfg(test)]
 #[allow(dead_code)]
 #[path = "../../tests/backends/report.rs"]
@@ -269,7 +273,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(EXIT_MISCONFIGURED);
         }
     };
-    if let Err(e) = init_logging(&config.log, bootstrapping, traces.as_ref()) {
+    if let Err(e) = init_logging(&config, bootstrapping, traces.as_ref()) {
         eprintln!("server: cannot start logging: {e}");
         return ExitCode::from(EXIT_FAILURE);
     }
@@ -324,17 +328,11 @@ async fn run(config: Config, env: config::EnvLookup<'_>) -> Result<(), docaiche_
         .local_addr()
         .map_err(|e| Error::internal_with("listener has no local address", e))?;
     let listener = tls::ServerListener::new(listener, tls, config.http.idle_timeout());
-    tracing::info!(
-        address = %local,
-        tls = listener.is_tls(),
-        https = config.http.https.as_str(),
-        environment = config.environment.as_str(),
-        data_dir = %config.storage.data_dir.display(),
-        "server started"
-    );
+    log_started(&config, local, listener.is_tls());
 
     let auth = std::sync::Arc::clone(&state.auth);
     let worker = documents::start_worker(&state)?;
+    let purge = compliance::start_purge(&state.compliance)?;
     let stopped = shutdown::serve(
         listener.into_serve(),
         app::router(state),
@@ -348,6 +346,10 @@ async fn run(config: Config, env: config::EnvLookup<'_>) -> Result<(), docaiche_
     // released for another instance.
     let jobs = worker.shutdown(config.server.shutdown_grace()).await;
     tracing::info!(released = jobs.released, "extraction worker stopped");
+    if let Some(purge) = purge {
+        let runs = purge.shutdown(config.server.shutdown_grace()).await;
+        tracing::info!(runs = ?runs, "retention purge stopped");
+    }
     match auth.api_keys.flush_usage().await {
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e.log_chain(), "last-used timestamps not written"),
@@ -384,42 +386,72 @@ async fn bootstrap_key(
 /// Install the global subscriber: JSON lines, or pretty output on request,
 /// on stdout or (`to_stderr`) stderr.
 fn init_logging(
-    log: &LogConfig,
+    config: &Config,
     to_stderr: bool,
     traces: Option<&opentelemetry_sdk::trace::SdkTracerProvider>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    use docaiche_compliance::redact::RedactingMakeWriter;
-    use tracing_subscriber::fmt::writer::BoxMakeWriter;
-    use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
+    let dispatch = if to_stderr {
+        log_dispatch(config, std::io::stderr, traces)?
+    } else {
+        log_dispatch(config, std::io::stdout, traces)?
+    };
+    dispatch.try_init()?;
+    Ok(())
+}
+
+/// The logging pipeline of `config.log` writing to `writer`: the filter,
+/// JSON lines (or pretty output), every line through the PII redactor.
+fn log_dispatch<W>(
+    config: &Config,
+    writer: W,
+    traces: Option<&opentelemetry_sdk::trace::SdkTracerProvider>,
+) -> Result<tracing::Dispatch, Box<dyn std::error::Error + Send + Sync>>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    use docaiche_compliance::redact::{RedactingMakeWriter, Redactor};
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let log: &LogConfig = &config.log;
     let filter = tracing_subscriber::EnvFilter::try_new(&log.filter)?;
     // Every formatted line passes through the PII redactor (e-mail
     // addresses, card numbers, tokens, API keys …; client addresses cut to
-    // their network), whatever field or message carried it.
-    let redactor = std::sync::Arc::new(docaiche_compliance::redact::Redactor::new());
-    let writer = if to_stderr {
-        BoxMakeWriter::new(RedactingMakeWriter::new(std::io::stderr, redactor))
-    } else {
-        BoxMakeWriter::new(RedactingMakeWriter::new(std::io::stdout, redactor))
-    };
+    // their network), whatever field or message carried it. The server's
+    // own listen address is no personal data: it is logged whole.
+    let redactor = Redactor::builder()
+        .keep_ip_addresses([config.server.bind.ip()])
+        .build()?;
+    let writer = RedactingMakeWriter::new(writer, std::sync::Arc::new(redactor));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
-    match log.format {
+    Ok(match log.format {
         LogFormat::Json => builder
             .json()
             .with_current_span(true)
             .with_span_list(false)
             .finish()
             .with(traces.map(telemetry::layer))
-            .try_init()?,
+            .into(),
         LogFormat::Pretty => builder
             .pretty()
             .finish()
             .with(traces.map(telemetry::layer))
-            .try_init()?,
-    }
-    Ok(())
+            .into(),
+    })
+}
+
+/// Log the start-up line: where the server listens (`local`, the bound
+/// address) and how.
+fn log_started(config: &Config, local: std::net::SocketAddr, tls: bool) {
+    tracing::info!(
+        address = %local,
+        tls,
+        https = config.http.https.as_str(),
+        environment = config.environment.as_str(),
+        data_dir = %config.storage.data_dir.display(),
+        "server started"
+    );
 }
 
 #[cfg(test)]

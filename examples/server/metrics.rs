@@ -395,13 +395,6 @@ impl Metrics {
         self.sources(|s| s.breakers.push(breaker));
     }
 
-    #[cfg_attr(
-        not(test),
-        allow(
-            dead_code,
-            reason = "for components outside this module, e.g. an audit queue"
-        )
-    )]
     /// Report `read()` as the gauge `docaiche_<name>` (e.g. the audit
     /// queue's depth: `register_gauge("audit_queue_depth", "…", f)`).
     pub(crate) fn register_gauge(&self, name: &'static str, help: &'static str, read: GaugeFn) {

@@ -444,6 +444,157 @@ pub(crate) fn route_doc(method: &Method, path: &str) -> Option<RouteDoc> {
                 Json(schema_ref::<crate::audit::AuditPage>),
             )
         },
+        ("POST", "/v1/admin/legal-holds") => RouteDoc {
+            description: Some(
+                "A hold on a tenant's data (one subject and/or one kind, or all of                  it) suspends the retention purge and erasure of what it covers.                  Audited (`legal_hold.place`) before it takes effect; refused (503)                  when the trail cannot record it and `[audit]` is fail-closed.",
+            ),
+            body: Body::Json {
+                schema: schema_ref::<crate::compliance::PlaceHold>,
+                required: true,
+            },
+            status: 201,
+            ..RouteDoc::ok(
+                "Place a legal hold (cross-tenant administrators with `admin:access`)",
+                "the hold",
+                Json(schema_ref::<crate::compliance::LegalHoldDoc>),
+            )
+        },
+        ("GET", "/v1/admin/legal-holds") => RouteDoc {
+            query: &[(
+                "tenant",
+                Param::Text,
+                "the tenant whose holds are listed (required)",
+            )],
+            errors: &[(400, "a missing or invalid `tenant`")],
+            ..RouteDoc::ok(
+                "A tenant's legal holds, active and released",
+                "every hold, oldest first",
+                Json(schema_ref::<crate::compliance::LegalHoldList>),
+            )
+        },
+        ("DELETE", "/v1/admin/legal-holds/{id}") => RouteDoc {
+            description: Some(
+                "Audited (`legal_hold.release`) before it takes effect; the released                  hold stays listed.",
+            ),
+            query: &[("tenant", Param::Text, "the tenant of the hold (required)")],
+            status: 204,
+            errors: &[(400, "a missing or invalid `tenant`")],
+            ..RouteDoc::ok("Release a legal hold", "released", Empty)
+        },
+        ("GET", "/v1/admin/compliance/report") => RouteDoc {
+            description: Some(
+                "Audit coverage and chain verification (bounded: 256 MiB of trail \
+                 files or 1000000 rows, 10 s), retention policies, active holds and \
+                 the last purge, open data-subject requests, API key and secret ages, \
+                 failed logins and lockouts. `format=html` or `Accept: text/html` \
+                 answers a self-contained HTML page (`text/html; charset=utf-8`).",
+            ),
+            query: &[
+                ("tenant", Param::Text, "the tenant reported on (required)"),
+                (
+                    "days",
+                    Param::Integer(1, 366),
+                    "the period, in days up to now (default 30)",
+                ),
+                ("format", Param::Text, "`json` (default) or `html`"),
+            ],
+            errors: &[(400, "a missing `tenant`, or an invalid `days` or `format`")],
+            ..RouteDoc::ok(
+                "A tenant's compliance report (cross-tenant administrators with `audit:read`)",
+                "the report",
+                Json(schema_ref::<crate::compliance::ComplianceReportDoc>),
+            )
+        },
+        ("POST", "/v1/privacy/export") => RouteDoc {
+            description: Some(
+                "Records an access/portability request (GDPR Art. 15 and 20, CCPA right \
+                 to know) with its legal deadline and carries it out: the subject's \
+                 account, documents with their text, API keys (never hashes) and audit \
+                 entries, as one JSON attachment (`Location: /v1/privacy/requests/{id}`). \
+                 Name the subject by `subject` (principal id) or `email` (their account); \
+                 another tenant needs `tenants:cross`.",
+            ),
+            body: Body::Json {
+                schema: schema_ref::<crate::privacy::SubjectRequest>,
+                required: true,
+            },
+            errors: &[
+                (403, "the principal may not export in that tenant"),
+                (404, "no account has that e-mail in the tenant"),
+                (
+                    409,
+                    "the subject holds more documents than one export carries",
+                ),
+            ],
+            ..RouteDoc::ok(
+                "Export everything held about a data subject",
+                "the export bundle (`Content-Disposition: attachment`), never cached",
+                Json(schema_ref::<crate::privacy::SubjectExport>),
+            )
+        },
+        ("POST", "/v1/privacy/erase") => RouteDoc {
+            description: Some(
+                "Records an erasure request (GDPR Art. 17, CCPA right to delete) and \
+                 carries it out: the subject's documents, account and API key records \
+                 are deleted, their data key destroyed, and the audit trail keeps a \
+                 `privacy.erase` tombstone naming only their pseudonym.",
+            ),
+            body: Body::Json {
+                schema: schema_ref::<crate::privacy::SubjectRequest>,
+                required: true,
+            },
+            errors: &[
+                (403, "the principal may not erase in that tenant"),
+                (404, "no account has that e-mail in the tenant"),
+                (
+                    409,
+                    "a legal hold covers the subject (the request is `rejected`)",
+                ),
+            ],
+            ..RouteDoc::ok(
+                "Erase a data subject",
+                "the completed request and what was erased",
+                Json(schema_ref::<crate::privacy::Erasure>),
+            )
+        },
+        ("GET", "/v1/privacy/requests") => RouteDoc {
+            query: &[(
+                "tenant",
+                Param::Text,
+                "the tenant (default: the caller's; another needs `tenants:cross`)",
+            )],
+            errors: &[
+                (400, "an invalid `tenant`"),
+                (
+                    403,
+                    "the principal holds neither `privacy:export` nor `privacy:erase` on the tenant",
+                ),
+            ],
+            ..RouteDoc::ok(
+                "The tenant's data-subject requests (the DPO's queue)",
+                "every request, oldest first, with status and deadline",
+                Json(schema_ref::<crate::privacy::PrivacyRequestList>),
+            )
+        },
+        ("GET", "/v1/privacy/requests/{id}") => RouteDoc {
+            query: &[(
+                "tenant",
+                Param::Text,
+                "the tenant (default: the caller's; another needs `tenants:cross`)",
+            )],
+            errors: &[
+                (400, "an invalid `tenant`"),
+                (
+                    403,
+                    "the principal holds neither `privacy:export` nor `privacy:erase` on the tenant",
+                ),
+            ],
+            ..RouteDoc::ok(
+                "A data-subject request: status, deadline, failure",
+                "the request",
+                Json(schema_ref::<crate::privacy::PrivacyRequestDoc>),
+            )
+        },
         ("POST", "/v1/documents") => RouteDoc {
             description: Some(
                 "The raw PDF is the body. Up to `documents.inline_max_bytes` it \
@@ -815,6 +966,16 @@ fn components() -> utoipa::openapi::Components {
         KeyPage,
         crate::audit::AuditPage,
         crate::audit::AuditItem,
+        crate::privacy::SubjectRequest,
+        crate::privacy::SubjectExport,
+        crate::privacy::Erasure,
+        crate::privacy::ErasureReportDoc,
+        crate::privacy::PrivacyRequestDoc,
+        crate::privacy::PrivacyRequestList,
+        crate::compliance::PlaceHold,
+        crate::compliance::LegalHoldDoc,
+        crate::compliance::LegalHoldList,
+        crate::compliance::ComplianceReportDoc,
         crate::documents::BatchRequest,
         crate::documents::BatchItem,
         DocumentDoc,

@@ -42,7 +42,11 @@
 //!   bounded queue with back-pressure in front, and [`Auditor`] refuses
 //!   administrative actions that cannot be audited (fail closed).
 //! - **Sensitive details** become keyed hashes with [`DetailHasher`] before
-//!   they reach a sink.
+//!   they reach a sink: put a [`ProtectedSink`] (with
+//!   [`DEFAULT_PROTECTED_PATHS`] and your own dotted paths, such as
+//!   `subjects.account`) in front of the storing sinks, behind the buffer,
+//!   so every event passes through it. [`derive_key`] derives its key from
+//!   another secret when no dedicated one is configured.
 
 mod buffer;
 mod chain;
@@ -51,6 +55,7 @@ mod file;
 mod keyed_hash;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod protected;
 pub mod record;
 mod stdout;
 mod verify;
@@ -59,10 +64,11 @@ pub use buffer::{Auditor, BufferConfig, BufferedSink, Criticality, DROPPED_ACTIO
 pub use chain::CheckpointPolicy;
 pub use fanout::{FanOutPolicy, FanOutSink};
 pub use file::{FileSinkConfig, FsyncPolicy, JsonlFileSink};
-pub use keyed_hash::{DetailHasher, HASHED_PREFIX};
+pub use keyed_hash::{DetailHasher, HASHED_PREFIX, derive_key};
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::{MIGRATION as PG_MIGRATION, PgAuditTrail};
+pub use protected::{DEFAULT_PROTECTED_PATHS, ProtectedSink};
 pub use record::{CheckpointKey, Hash, Head};
 pub use stdout::StdoutSink;
 pub use verify::{

@@ -37,12 +37,26 @@
 //! # let _ = json; Ok(()) }
 //! ```
 //!
+//! ## Where requests and holds are kept
+//!
+//! [`MemoryPrivacyRequestStore`] (and the retention module's
+//! `MemoryLegalHoldRegistry`) keep them for the life of the process.
+//! Durable: the `sql` module (features `postgres`, `sqlite`): `PgComplianceStore` and
+//! `SqliteComplianceStore`, one value implementing both
+//! [`PrivacyRequestStore`] and
+//! [`LegalHoldRegistry`](crate::retention::LegalHoldRegistry), tables
+//! created on start-up.
+//!
 //! ## What erasure does, and what it cannot
 //!
 //! - Documents owned by the subject: deleted (content, text, metadata).
 //! - Their data key: destroyed through a [`CryptoShredder`] if one is
 //!   configured, which makes every encrypted copy unreadable, backups
 //!   included.
+//! - Their password account (with
+//!   [`SubjectRightsService::with_accounts`]): deleted, e-mail and
+//!   password hash with it; exports carry it as an [`ExportedAccount`]
+//!   (never the hash).
 //! - API keys acting as the subject: revoked. The core `ApiKeyStore`
 //!   contract has no delete, so the (revoked, hash-only) records remain
 //!   until the store's own cleanup; they can never authenticate again.
@@ -58,12 +72,21 @@
 
 mod request;
 mod service;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
+pub mod sql;
 
 pub use request::{
     MemoryPrivacyRequestStore, PrivacyRequest, PrivacyRequestStore, Regulation, RequestKind,
     RequestStatus,
 };
 pub use service::{
-    CryptoShredder, EXPORT_FORMAT, ErasureReport, ExportBundle, ExportedApiKey, ExportedDocument,
-    SUBJECT_RESOURCE, SubjectAuditSource, SubjectRightsService, event_concerns,
+    CryptoShredder, EXPORT_FORMAT, ErasureReport, ExportBundle, ExportedAccount, ExportedApiKey,
+    ExportedDocument, SUBJECT_RESOURCE, SubjectAuditSource, SubjectRightsService, event_concerns,
 };
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use sql::PgComplianceStore;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use sql::SqliteComplianceStore;

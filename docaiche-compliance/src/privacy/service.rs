@@ -4,14 +4,15 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use docaiche_core::account::Account;
 use docaiche_core::api_key::ApiKeyRecord;
 use docaiche_core::audit::{AuditEvent, AuditOutcome, AuditResource, AuditSink};
 use docaiche_core::document::{DocumentMeta, DocumentText};
 use docaiche_core::page::PageRequest;
 use docaiche_core::secret::SecretBytes;
 use docaiche_core::{
-    ApiKeyId, ApiKeyStore, Clock, DocumentStore, Error, Permission, PermissionSet, Principal,
-    PrincipalId, RequestContext, Result, TenantId,
+    AccountStore, ApiKeyId, ApiKeyStore, Clock, DocumentStore, Error, Permission, PermissionSet,
+    Principal, PrincipalId, RequestContext, Result, TenantId,
 };
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -145,6 +146,39 @@ impl From<&ApiKeyRecord> for ExportedApiKey {
     }
 }
 
+/// The subject's password account: its profile, never its password hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ExportedAccount {
+    /// The principal id the account signs in as (the request's subject).
+    pub id: PrincipalId,
+    /// Login e-mail (normalised).
+    pub email: String,
+    /// Roles held in the tenant.
+    pub roles: Vec<String>,
+    /// Whether sign-in is disabled.
+    pub disabled: bool,
+    /// Created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last change (password, roles, disabled).
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<&Account> for ExportedAccount {
+    fn from(account: &Account) -> Self {
+        Self {
+            id: account.id.clone(),
+            email: account.email.as_str().to_owned(),
+            roles: account.roles.clone(),
+            disabled: account.disabled,
+            created_at: account.created_at,
+            updated_at: account.updated_at,
+        }
+    }
+}
+
 /// Everything held about a subject, as one machine-readable JSON document
 /// (GDPR Art. 15 and 20).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,6 +195,11 @@ pub struct ExportBundle {
     /// When the bundle was made.
     #[serde(with = "time::serde::rfc3339")]
     pub generated_at: OffsetDateTime,
+    /// The subject's password account, when an [`AccountStore`] is
+    /// configured ([`SubjectRightsService::with_accounts`]) and holds one
+    /// with the subject's id.
+    #[serde(default)]
+    pub account: Option<ExportedAccount>,
     /// Documents owned by the subject.
     pub documents: Vec<ExportedDocument>,
     /// API keys acting as the subject.
@@ -186,6 +225,10 @@ pub struct ErasureReport {
     pub api_keys_revoked: u64,
     /// Whether a data key was destroyed (crypto-shredding).
     pub data_key_destroyed: bool,
+    /// Whether the subject's password account was deleted (false when
+    /// there was none, or no [`AccountStore`] is configured).
+    #[serde(default)]
+    pub account_deleted: bool,
 }
 
 /// Carries out data-subject requests: records them with their legal
@@ -203,6 +246,7 @@ pub struct ErasureReport {
 pub struct SubjectRightsService {
     documents: Arc<dyn DocumentStore>,
     api_keys: Arc<dyn ApiKeyStore>,
+    accounts: Option<Arc<dyn AccountStore>>,
     requests: Arc<dyn PrivacyRequestStore>,
     audit: Arc<dyn AuditSink>,
     clock: Arc<dyn Clock>,
@@ -264,6 +308,7 @@ impl SubjectRightsService {
         Ok(Self {
             documents,
             api_keys,
+            accounts: None,
             requests,
             audit,
             clock,
@@ -273,6 +318,15 @@ impl SubjectRightsService {
             pseudonyms: Pseudonymizer(mac),
             max_documents: Self::DEFAULT_MAX_DOCUMENTS,
         })
+    }
+
+    /// Include the subject's password account (the one whose id is the
+    /// subject) in exports, without its password hash, and delete it on
+    /// erasure.
+    #[must_use]
+    pub fn with_accounts(mut self, accounts: Arc<dyn AccountStore>) -> Self {
+        self.accounts = Some(accounts);
+        self
     }
 
     /// Include audit entries about the subject in exports.
@@ -411,6 +465,7 @@ impl SubjectRightsService {
                         actor,
                         context,
                     )
+                    .with_detail("accounts", usize::from(bundle.account.is_some()).into())
                     .with_detail("documents", bundle.documents.len().into())
                     .with_detail("api_keys", bundle.api_keys.len().into())
                     .with_detail("audit_events", bundle.audit_events.len().into());
@@ -426,7 +481,9 @@ impl SubjectRightsService {
     }
 
     /// Carry out an erasure request: delete the subject's documents, revoke
-    /// their API keys, destroy their data key, replace them by their
+    /// their API keys, delete their password account (with
+    /// [`SubjectRightsService::with_accounts`]), destroy their data key,
+    /// replace them by their
     /// pseudonym in the request record, and leave a `privacy.erase`
     /// tombstone on the audit trail.
     ///
@@ -490,6 +547,7 @@ impl SubjectRightsService {
             )
             .with_detail("documents_deleted", report.documents_deleted.into())
             .with_detail("api_keys_revoked", report.api_keys_revoked.into())
+            .with_detail("account_deleted", report.account_deleted.into())
             .with_detail("data_key_destroyed", report.data_key_destroyed.into());
         self.audit.record(&tombstone).await?;
         // From here on the subject's request records name the pseudonym only.
@@ -553,6 +611,14 @@ impl SubjectRightsService {
                 None => break,
             }
         }
+        let account = match &self.accounts {
+            Some(accounts) => accounts
+                .get(tenant, subject)
+                .await?
+                .as_ref()
+                .map(ExportedAccount::from),
+            None => None,
+        };
         let api_keys = self
             .subject_keys(tenant, subject)
             .await?
@@ -576,6 +642,7 @@ impl SubjectRightsService {
             tenant: tenant.clone(),
             subject: subject.clone(),
             generated_at: self.clock.now(),
+            account,
             documents,
             api_keys,
             audit_events,
@@ -617,6 +684,9 @@ impl SubjectRightsService {
             if key.revoked_at.is_none() && self.api_keys.revoke(tenant, &key.id, now).await? {
                 report.api_keys_revoked += 1;
             }
+        }
+        if let Some(accounts) = &self.accounts {
+            report.account_deleted = accounts.delete(tenant, subject).await?;
         }
         if let Some(shredder) = &self.shredder {
             report.data_key_destroyed = shredder.destroy_subject_key(tenant, subject).await?;

@@ -73,7 +73,7 @@ mod patterns;
 mod writer;
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
@@ -225,6 +225,8 @@ pub struct Redactor {
     detectors: Vec<Detector>,
     actions: BTreeMap<PiiKind, Action>,
     hasher: Option<Hmac<Sha256>>,
+    /// IP addresses that are not personal data (the service's own).
+    kept_ips: BTreeSet<IpAddr>,
 }
 
 impl fmt::Debug for Redactor {
@@ -233,6 +235,7 @@ impl fmt::Debug for Redactor {
             .field("detectors", &self.detectors.len())
             .field("actions", &self.actions)
             .field("hash_key", &self.hasher.as_ref().map(|_| "[REDACTED]"))
+            .field("kept_ip_addresses", &self.kept_ips)
             .finish()
     }
 }
@@ -301,6 +304,13 @@ impl Redactor {
         let detector = &self.detectors[index];
         let range = detector.check.validate(text, candidate)?;
         if range.is_empty() {
+            return None;
+        }
+        if detector.kind == PiiKind::IpAddress
+            && text[range.clone()]
+                .parse::<IpAddr>()
+                .is_ok_and(|addr| self.kept_ips.contains(&addr))
+        {
             return None;
         }
         // `Bearer eyJ…`: the token is a JWT, the more specific kind.
@@ -390,6 +400,7 @@ impl Redactor {
         if let Some(addr) = event.client_addr {
             let action = self.action(PiiKind::IpAddress);
             let replaced = match action {
+                _ if self.kept_ips.contains(&addr) => Some(addr),
                 Action::Keep => Some(addr),
                 Action::Truncate => Some(truncate_ip(addr)),
                 // An `IpAddr` field cannot hold a hash or a mask.
@@ -538,6 +549,7 @@ pub struct RedactorBuilder {
     national_ids: Vec<NationalIdFormat>,
     api_key_prefixes: Vec<String>,
     hash_key: Option<Vec<u8>>,
+    kept_ips: BTreeSet<IpAddr>,
 }
 
 impl Default for RedactorBuilder {
@@ -558,6 +570,7 @@ impl RedactorBuilder {
             national_ids: vec![NationalIdFormat::us_ssn(), NationalIdFormat::uk_nino()],
             api_key_prefixes: vec!["dcx_".to_owned()],
             hash_key: None,
+            kept_ips: BTreeSet::new(),
         }
     }
 
@@ -586,6 +599,29 @@ impl RedactorBuilder {
         prefixes: impl IntoIterator<Item = impl Into<String>>,
     ) -> Self {
         self.api_key_prefixes = prefixes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Leave these IP addresses as they are: addresses that are no
+    /// personal data, such as the service's own listen address (a server
+    /// logging `listening on 10.0.4.7:8443` wants it whole, not cut to
+    /// `10.0.4.0`). Every other address is still redacted by its
+    /// [`Action`]; unspecified addresses (`0.0.0.0`, `::`) need no entry.
+    ///
+    /// ```
+    /// use docaiche_compliance::redact::Redactor;
+    ///
+    /// let redactor = Redactor::builder()
+    ///     .keep_ip_addresses(["127.0.0.1".parse().expect("an address")])
+    ///     .build()
+    ///     .expect("valid");
+    /// assert_eq!(
+    ///     redactor.redact("listening on 127.0.0.1:8443, client 203.0.113.42"),
+    ///     "listening on 127.0.0.1:8443, client 203.0.113.0"
+    /// );
+    /// ```
+    pub fn keep_ip_addresses(mut self, addresses: impl IntoIterator<Item = IpAddr>) -> Self {
+        self.kept_ips.extend(addresses);
         self
     }
 
@@ -702,6 +738,7 @@ impl RedactorBuilder {
             detectors,
             actions: self.actions,
             hasher,
+            kept_ips: self.kept_ips,
         })
     }
 }

@@ -80,6 +80,56 @@ fn ip_addresses_are_truncated_by_default() {
 }
 
 #[test]
+fn kept_addresses_stay_whole_and_others_are_still_truncated() {
+    let own: IpAddr = "127.0.0.1".parse().expect("address");
+    let own6: IpAddr = "::1".parse().expect("address");
+    let r = Redactor::builder()
+        .keep_ip_addresses([own, own6])
+        .build()
+        .expect("valid");
+    let line = r#"{"address":"127.0.0.1:18443","client":"127.0.0.9","peer":"203.0.113.42"}"#;
+    assert_eq!(
+        r.redact(line),
+        r#"{"address":"127.0.0.1:18443","client":"127.0.0.0","peer":"203.0.113.0"}"#
+    );
+    assert!(matches!(
+        r.redact("listening on [::1]:8443"),
+        Cow::Borrowed(_)
+    ));
+    assert_eq!(
+        r.redact("peer 2001:db8:85a3:1:2:8a2e:370:7334"),
+        "peer 2001:db8:85a3::"
+    );
+    // An address ending in the kept one is another address.
+    assert_eq!(r.redact("peer 10.127.0.0.1"), "peer 10.127.0.0.1");
+    assert_eq!(r.redact("peer 27.0.0.1"), "peer 27.0.0.0");
+    // Masking instead of truncating: the kept address still stays.
+    let masked = Redactor::builder()
+        .action(PiiKind::IpAddress, Action::Mask)
+        .keep_ip_addresses([own])
+        .build()
+        .expect("valid");
+    assert_eq!(
+        masked.redact("own 127.0.0.1 peer 203.0.113.42"),
+        "own 127.0.0.1 peer [REDACTED:ip_address]"
+    );
+    // Audit events: a kept client address is kept, others truncated.
+    let clock = ManualClock::new();
+    let peer: IpAddr = "203.0.113.42".parse().expect("address");
+    let peer_net: IpAddr = "203.0.113.0".parse().expect("address");
+    for (addr, expected) in [(own, own), (peer, peer_net)] {
+        let mut event = AuditEvent::new(
+            "auth.login",
+            AuditOutcome::Success,
+            clock.now(),
+            &RequestContext::new().with_client_addr(addr),
+        );
+        r.redact_event(&mut event);
+        assert_eq!(event.client_addr, Some(expected));
+    }
+}
+
+#[test]
 fn hashing_is_stable_and_needs_a_key() {
     let err = Redactor::builder()
         .action(PiiKind::Email, Action::Hash)

@@ -46,7 +46,7 @@ pub const EXPECTED_ACTIONS: &[&str] = &[
     "auth.login",
     "api_key.create",
     "api_key.revoke",
-    "document.upload",
+    "document.create",
     "document.delete",
     "privacy.request",
     "privacy.export",

@@ -84,6 +84,10 @@ fn figures_come_from_the_pieces() {
             .missing_actions
             .contains(&"privacy.erase".to_owned())
     );
+    // What servers record on upload (`document.create`, beside
+    // `document.read` and `document.delete`) is what the report expects.
+    assert!(EXPECTED_ACTIONS.contains(&"document.create"));
+    assert!(!EXPECTED_ACTIONS.contains(&"document.upload"));
     assert_eq!(report.privacy.open.len(), 2);
     assert_eq!(report.privacy.overdue, 1);
     assert_eq!(report.privacy.open[0].id, old.id, "nearest deadline first");

@@ -45,6 +45,11 @@
 //! tenant's documents with their creation time. The audit trail's own
 //! retention (`audit`, typically a year) belongs to the audit module: a
 //! hash-chained trail is cut at a signed checkpoint, not item by item.
+//!
+//! [`MemoryLegalHoldRegistry`] keeps holds for the life of the process;
+//! the privacy module's `sql` stores (`PgComplianceStore`,
+//! `SqliteComplianceStore`, features `postgres` and `sqlite`) keep them in
+//! a database, and implement [`LegalHoldRegistry`] too.
 
 mod hold;
 mod policy;
