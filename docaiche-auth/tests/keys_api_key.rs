@@ -1,5 +1,5 @@
 //! API keys end to end over the in-memory store: format checks before any
-//! store call, expiry, revocation, rotation, scope escalation, tenant
+//! store call, expiry, revocation, deletion, rotation, scope escalation, tenant
 //! isolation, the verified-key cache and batched last-used writes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -61,6 +61,10 @@ impl ApiKeyStore for CountingStore {
     async fn revoke(&self, tenant: &TenantId, id: &ApiKeyId, at: OffsetDateTime) -> Result<bool> {
         self.count();
         self.inner.revoke(tenant, id, at).await
+    }
+    async fn delete(&self, tenant: &TenantId, id: &ApiKeyId) -> Result<bool> {
+        self.count();
+        self.inner.delete(tenant, id).await
     }
     async fn mark_rotated(
         &self,
@@ -297,6 +301,69 @@ async fn revocation_applies_to_the_next_request_through_the_same_service() {
 }
 
 #[tokio::test]
+async fn deletion_removes_the_record_and_applies_to_the_next_request() {
+    let f = fixture();
+    let audit = Arc::new(docaiche_store::memory::MemoryAuditSink::new());
+    let keys = ApiKeyService::new(f.store.clone(), Peppers::new(1, [(1, pepper(1))]).unwrap())
+        .with_clock(Arc::new(f.clock.clone()))
+        .with_audit(audit.clone());
+    let created = keys
+        .create(
+            &f.admin,
+            NewApiKey::new(f.acme.clone(), "alice's laptop")
+                .with_scopes(perms(&["documents:read"])),
+        )
+        .await
+        .unwrap();
+    let (key, record) = (created.key.expose_secret().clone(), created.record);
+    keys.verify(&key).await.unwrap();
+    keys.verify(&key).await.unwrap();
+    assert_eq!(f.store.finds(), 1, "the second verification was cached");
+
+    keys.delete(&f.admin, &f.acme, &record.id).await.unwrap();
+    assert_eq!(
+        reason(keys.verify(&key).await),
+        AuthFailure::BadCredential,
+        "a deleted key is unknown at once, not served from the cache"
+    );
+    assert_eq!(f.store.finds(), 2, "the cache entry was dropped");
+    assert_eq!(f.store.inner.get(&f.acme, &record.id).await.unwrap(), None);
+    let page = PageRequest::first(10).unwrap();
+    assert!(
+        keys.list(&f.admin, &f.acme, &page)
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+        "the record is gone, not revoked"
+    );
+    // Deleting again, or an unknown id, is NotFound (like revoke).
+    for id in [record.id, ApiKeyId::new()] {
+        assert!(matches!(
+            keys.delete(&f.admin, &f.acme, &id).await,
+            Err(Error::NotFound { .. })
+        ));
+    }
+    // Audited once, naming the key id (never its name).
+    let events = audit.events(&f.acme);
+    let deleted: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == "api_key.delete")
+        .collect();
+    assert_eq!(deleted.len(), 1, "{events:?}");
+    let resource = deleted[0].resource.as_ref().expect("resource");
+    assert_eq!(
+        (resource.kind.as_str(), resource.id.as_str()),
+        ("api_key", record.id.to_string().as_str())
+    );
+    assert_eq!(deleted[0].actor.as_ref(), Some(&f.admin.id));
+    assert!(!serde_json::to_string(&events).unwrap().contains("laptop"));
+    // Usage still pending for the deleted key is dropped, not an error.
+    keys.flush_usage().await.unwrap();
+    assert_eq!(f.store.inner.get(&f.acme, &record.id).await.unwrap(), None);
+}
+
+#[tokio::test]
 async fn the_cache_expires_after_its_ttl() {
     let f = fixture();
     let (key, _) = f.create(&["documents:read"]).await;
@@ -432,10 +499,20 @@ async fn a_tenant_cannot_list_rotate_or_revoke_another_tenants_keys() {
                 .await,
             Err(Error::Forbidden { .. })
         ));
+        assert!(matches!(
+            f.keys.delete(attacker, &f.acme, &acme_record.id).await,
+            Err(Error::Forbidden { .. })
+        ));
         // Naming their own tenant does not reach acme's record either.
         assert!(matches!(
             f.keys
                 .revoke(attacker, &attacker.tenant, &acme_record.id)
+                .await,
+            Err(Error::NotFound { .. })
+        ));
+        assert!(matches!(
+            f.keys
+                .delete(attacker, &attacker.tenant, &acme_record.id)
                 .await,
             Err(Error::NotFound { .. })
         ));

@@ -299,6 +299,9 @@ impl ApiKeyStore for DownStore {
     async fn revoke(&self, _: &TenantId, _: &ApiKeyId, _: OffsetDateTime) -> Result<bool> {
         Err(down())
     }
+    async fn delete(&self, _: &TenantId, _: &ApiKeyId) -> Result<bool> {
+        Err(down())
+    }
     async fn mark_rotated(
         &self,
         _: &TenantId,

@@ -269,6 +269,24 @@ async fn after_erasure_nothing_of_the_subject_is_readable_and_a_pseudonymous_tom
         .into_iter()
         .map(|m| m.id)
         .collect();
+    // A key of alice's revoked before the erasure: deleted all the same.
+    let old_key = f.key(&acme, "alice", "alicekey0002").await;
+    assert!(
+        f.keys
+            .revoke(&acme, &old_key, f.clock.now())
+            .await
+            .expect("revoked")
+    );
+    let alice_keys: Vec<_> = f
+        .keys
+        .list(&acme, &PageRequest::default())
+        .await
+        .expect("listed")
+        .items
+        .into_iter()
+        .filter(|k| k.principal == subject("alice"))
+        .collect();
+    assert_eq!(alice_keys.len(), 2);
     let request = f
         .service
         .submit(
@@ -292,7 +310,8 @@ async fn after_erasure_nothing_of_the_subject_is_readable_and_a_pseudonymous_tom
         .await
         .expect("erased");
     assert_eq!(report.documents_deleted, 2);
-    assert_eq!(report.api_keys_revoked, 1);
+    assert_eq!(report.api_keys_revoked, 1, "the one not revoked before");
+    assert_eq!(report.api_keys_deleted, 2, "both records");
     assert!(report.data_key_destroyed);
     assert_eq!(
         report.pseudonym,
@@ -316,18 +335,34 @@ async fn after_erasure_nothing_of_the_subject_is_readable_and_a_pseudonymous_tom
         .await
         .expect("listed");
     assert!(left.items.is_empty());
-    // Keys: unusable.
+    // Keys: their records are gone (names included), by id and by lookup.
     let keys = f
         .keys
         .list(&acme, &PageRequest::default())
         .await
         .expect("listed");
     assert!(
+        keys.items.iter().all(|k| k.principal != subject("alice")),
+        "{:?}",
         keys.items
-            .iter()
-            .filter(|k| k.principal == subject("alice"))
-            .all(|k| !k.is_usable_at(f.clock.now()))
     );
+    for key in &alice_keys {
+        assert_eq!(f.keys.get(&acme, &key.id).await.expect("read"), None);
+        assert_eq!(
+            f.keys.find_by_lookup(&key.lookup).await.expect("read"),
+            None
+        );
+    }
+    // Bob's key and globex's alice's: still there.
+    assert_eq!(keys.items.len(), 1);
+    assert_eq!(keys.items[0].principal, subject("bob"));
+    let globex_keys = f
+        .keys
+        .list(&tenant("globex"), &PageRequest::default())
+        .await
+        .expect("listed");
+    assert_eq!(globex_keys.items.len(), 1);
+    assert!(globex_keys.items[0].is_usable_at(f.clock.now()));
     // Bob and globex's alice: untouched.
     assert_eq!(
         f.documents
@@ -374,6 +409,8 @@ async fn after_erasure_nothing_of_the_subject_is_readable_and_a_pseudonymous_tom
         tombstone.resource,
         Some(AuditResource::new("data_subject", report.pseudonym.clone()))
     );
+    assert_eq!(tombstone.details["api_keys_revoked"], 1);
+    assert_eq!(tombstone.details["api_keys_deleted"], 2);
     for event in events.iter().filter(|e| e.action.starts_with("privacy.")) {
         let json = serde_json::to_string(event).expect("serialises");
         assert!(!json.contains("alice"), "{json}");
@@ -505,6 +542,134 @@ async fn overdue_requests_are_reported_open_past_their_deadline() {
     f.clock.advance(std::time::Duration::from_secs(31 * 86_400));
     assert!(request.is_overdue(f.clock.now()));
     assert_eq!(f.service.list(&dpo, &acme).await.expect("listed").len(), 1);
+}
+
+/// The memory store whose `delete` is down while `down` is set.
+#[derive(Debug, Default)]
+struct FlakyDeletes {
+    inner: MemoryApiKeyStore,
+    down: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl ApiKeyStore for FlakyDeletes {
+    async fn insert(&self, record: &ApiKeyRecord) -> Result<()> {
+        self.inner.insert(record).await
+    }
+    async fn find_by_lookup(&self, lookup: &ApiKeyLookup) -> Result<Option<ApiKeyRecord>> {
+        self.inner.find_by_lookup(lookup).await
+    }
+    async fn get(&self, tenant: &TenantId, id: &ApiKeyId) -> Result<Option<ApiKeyRecord>> {
+        self.inner.get(tenant, id).await
+    }
+    async fn list(
+        &self,
+        tenant: &TenantId,
+        page: &PageRequest,
+    ) -> Result<docaiche_core::page::Page<ApiKeyRecord>> {
+        self.inner.list(tenant, page).await
+    }
+    async fn revoke(
+        &self,
+        tenant: &TenantId,
+        id: &ApiKeyId,
+        at: time::OffsetDateTime,
+    ) -> Result<bool> {
+        self.inner.revoke(tenant, id, at).await
+    }
+    async fn delete(&self, tenant: &TenantId, id: &ApiKeyId) -> Result<bool> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(docaiche_core::Error::unavailable(
+                "api key store",
+                std::io::Error::other("connection refused"),
+            ));
+        }
+        self.inner.delete(tenant, id).await
+    }
+    async fn mark_rotated(
+        &self,
+        tenant: &TenantId,
+        id: &ApiKeyId,
+        replaced_by: &ApiKeyId,
+        valid_until: time::OffsetDateTime,
+    ) -> Result<bool> {
+        self.inner
+            .mark_rotated(tenant, id, replaced_by, valid_until)
+            .await
+    }
+    async fn record_usage(&self, usage: &[docaiche_core::api_key::ApiKeyUsage]) -> Result<()> {
+        self.inner.record_usage(usage).await
+    }
+}
+
+#[tokio::test]
+async fn an_erasure_interrupted_before_the_key_deletion_leaves_no_usable_key_and_reruns() {
+    let clock = ManualClock::new();
+    let keys = Arc::new(FlakyDeletes::default());
+    let service = SubjectRightsService::new(
+        Arc::new(MemoryDocumentStore::new()),
+        keys.clone(),
+        Arc::new(MemoryPrivacyRequestStore::new()),
+        Arc::new(MemoryAuditSink::new()),
+        Arc::new(clock.clone()),
+        &SecretBytes::new(vec![9; 32]),
+    )
+    .expect("valid key");
+    let acme = tenant("acme");
+    let record = ApiKeyRecord::new(
+        ApiKeyId::new(),
+        acme.clone(),
+        subject("alice"),
+        ApiKeyLookup::new("alicekey0001").expect("lookup"),
+        clock.now(),
+    )
+    .with_name("alice's phone")
+    .with_hash(1, vec![1, 2, 3]);
+    keys.insert(&record).await.expect("inserted");
+    let dpo = Principal::new(subject("dpo"), acme.clone(), AuthMethod::Password)
+        .with_permissions([Permission::PRIVACY_ERASE].into_iter().collect());
+    let ctx = RequestContext::new();
+    let request = service
+        .submit(
+            &dpo,
+            &acme,
+            subject("alice"),
+            RequestKind::Erase,
+            Regulation::Gdpr,
+            &ctx,
+        )
+        .await
+        .expect("submitted");
+
+    keys.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let failed = service.erase(&dpo, &acme, &request.id, &ctx).await;
+    assert_eq!(
+        failed.expect_err("delete is down").code(),
+        ErrorCode::Unavailable
+    );
+    let stored = service.get(&dpo, &acme, &request.id).await.expect("found");
+    assert_eq!(stored.status, RequestStatus::Failed);
+    // Revoked before the deletion was tried: no usable key is left.
+    let left = keys
+        .get(&acme, &record.id)
+        .await
+        .expect("read")
+        .expect("not deleted yet");
+    assert!(!left.is_usable_at(clock.now()));
+
+    // Run again: the revoked record is deleted now.
+    keys.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    let report = service
+        .erase(&dpo, &acme, &request.id, &ctx)
+        .await
+        .expect("erased");
+    assert_eq!(
+        report.api_keys_revoked, 0,
+        "already revoked by the first run"
+    );
+    assert_eq!(report.api_keys_deleted, 1);
+    assert_eq!(keys.get(&acme, &record.id).await.expect("read"), None);
+    assert_eq!(keys.inner.len(), 0);
 }
 
 #[test]

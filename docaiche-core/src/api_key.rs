@@ -205,8 +205,12 @@ impl ApiKeyUsage {
 ///   in constant time before trusting the returned record's tenant.
 /// - `lookup` and `id` are unique: inserting a duplicate is
 ///   `Err(Error::Conflict)` and changes nothing.
-/// - `revoke` and `mark_rotated` are idempotent; `record_usage` only ever
-///   moves `last_used_at` forward, so batches may arrive out of order.
+/// - `revoke`, `mark_rotated` and `delete` are idempotent; `record_usage`
+///   only ever moves `last_used_at` forward, so batches may arrive out of
+///   order.
+/// - `delete` removes the record entirely (its name is personal data, so an
+///   erasure must not leave it behind as a revoked record): afterwards `get`
+///   is `None`, `list` omits it and `find_by_lookup` no longer finds it.
 /// - Lists are ordered by `id` (creation order).
 #[async_trait::async_trait]
 pub trait ApiKeyStore: Send + Sync + fmt::Debug + 'static {
@@ -240,6 +244,19 @@ pub trait ApiKeyStore: Send + Sync + fmt::Debug + 'static {
     /// # Errors
     /// `Unavailable` on outage.
     async fn revoke(&self, tenant: &TenantId, id: &ApiKeyId, at: OffsetDateTime) -> Result<bool>;
+
+    /// Delete the record of `tenant` with this id, permanently. Returns
+    /// whether it existed in this tenant: deleting twice, or deleting another
+    /// tenant's key, is `Ok(false)` and changes nothing.
+    ///
+    /// Use it to erase a key's personal data (its name, principal, usage);
+    /// [`ApiKeyStore::revoke`] is the way to stop a key while keeping its
+    /// history. Callers that cache verified keys (the auth crate's
+    /// `ApiKeyService::delete`) must evict the key too.
+    ///
+    /// # Errors
+    /// `Unavailable` on outage.
+    async fn delete(&self, tenant: &TenantId, id: &ApiKeyId) -> Result<bool>;
 
     /// Record that `id` was replaced by `replaced_by` and stays usable until
     /// `valid_until` (the rotation overlap window; the earlier of this and

@@ -53,4 +53,19 @@ pub trait Authenticator: Send + Sync + fmt::Debug + 'static {
         credential: &Credential,
         context: &RequestContext,
     ) -> Result<Principal>;
+
+    /// Verify `credential` without waiting, when the answer needs no I/O
+    /// (an API key already in a cache, say): `Some` with what
+    /// [`Authenticator::authenticate`] would return (and the same side
+    /// effects), `None` when deciding needs I/O — then call `authenticate`.
+    /// Lets a caller skip allocating a future on its hot path. The default
+    /// answers `None`.
+    fn authenticate_now(
+        &self,
+        credential: &Credential,
+        context: &RequestContext,
+    ) -> Option<Result<Principal>> {
+        let _ = (credential, context);
+        None
+    }
 }

@@ -426,7 +426,9 @@ impl Limit {
             (KeySelector::Principal, Some((tenant, id))) => principal(&mut text, tenant, id),
             (KeySelector::ApiKey, Some((tenant, id))) => match identity.api_key {
                 // Writing to a String cannot fail.
-                Some(key_id) => drop(write!(text, "k:{key_id}")),
+                Some(key_id) => {
+                    let _ = write!(text, "k:{key_id}");
+                }
                 None => principal(&mut text, tenant, id),
             },
         }

@@ -41,7 +41,7 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::{
     SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer,
 };
@@ -494,7 +494,10 @@ pub(crate) fn router(state: AppState) -> Router {
                 header::COOKIE,
                 HeaderName::from_static("x-api-key"),
             ]))
-            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .layer(SetRequestIdLayer::new(
+                REQUEST_ID,
+                crate::telemetry::MakeRequestId,
+            ))
             .layer(
                 TraceLayer::new_for_http()
                     .make_span_with(crate::telemetry::request_span)

@@ -19,10 +19,8 @@
 //! prefix), which answers 429 with `Retry-After` once the back-off starts.
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -40,8 +38,9 @@ use docaiche_core::{
     SecretProvider, TenantId, TokenRevocationStore,
 };
 use docaiche_ratelimit::layer::RateLimitLayer;
+use futures_util::future::Either;
 use http::header::AUTHORIZATION;
-use tower::{Layer, Service, ServiceExt as _};
+use tower::{Layer, Service};
 
 use crate::backends::{Secrets, Stores};
 use crate::config::{AuthSection, Config};
@@ -354,6 +353,10 @@ impl<S> Layer<S> for AuthGateLayer {
 }
 
 /// The service of [`AuthGateLayer`].
+///
+/// Both paths are driven to readiness in `poll_ready` (as `tower::steer`
+/// does) and the one the request needs is called in place: no clone of the
+/// inner stack and no boxed future per request.
 #[derive(Debug, Clone)]
 pub(crate) struct AuthGate<S> {
     /// Auth → rate limit → routes.
@@ -362,7 +365,10 @@ pub(crate) struct AuthGate<S> {
     anonymous: docaiche_ratelimit::layer::RateLimit<Unauthenticated>,
 }
 
-type BoxFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+/// The authenticated path of [`AuthGate`].
+type AuthenticatedPath<S> = docaiche_auth::layer::Auth<docaiche_ratelimit::layer::RateLimit<S>>;
+/// The anonymous path of [`AuthGate`].
+type AnonymousPath = docaiche_ratelimit::layer::RateLimit<Unauthenticated>;
 
 impl<S> Service<Request> for AuthGate<S>
 where
@@ -371,18 +377,21 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = BoxFuture;
+    type Future = Either<
+        <AuthenticatedPath<S> as Service<Request>>::Future,
+        <AnonymousPath as Service<Request>>::Future,
+    >;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // Readiness is driven per call on a clone (oneshot).
-        Poll::Ready(Ok(()))
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        ready!(self.authenticated.poll_ready(cx))?;
+        self.anonymous.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
         if presents_credential(request.headers()) {
-            Box::pin(self.authenticated.clone().oneshot(request))
+            Either::Left(self.authenticated.call(request))
         } else {
-            Box::pin(self.anonymous.clone().oneshot(request))
+            Either::Right(self.anonymous.call(request))
         }
     }
 }

@@ -616,10 +616,17 @@ impl Predicate for CompressWhen {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ct| {
-                let ct = ct.trim_start().to_ascii_lowercase();
+                // Lower-cased on the stack: no allocation per response.
+                let ct = ct.trim_start().as_bytes();
+                let mut lower = [0u8; 32];
+                let len = ct.len().min(lower.len());
+                for (to, from) in lower.iter_mut().zip(ct) {
+                    *to = from.to_ascii_lowercase();
+                }
+                let head = &lower[..len];
                 // SVG is text: compress it despite `image/`.
-                !ct.starts_with("image/svg+xml")
-                    && PRECOMPRESSED.iter().any(|prefix| ct.starts_with(prefix))
+                !head.starts_with(b"image/svg+xml")
+                    && PRECOMPRESSED.iter().any(|p| head.starts_with(p.as_bytes()))
             });
         !precompressed
             && SizeAbove::new(min_bytes)
@@ -629,6 +636,114 @@ impl Predicate for CompressWhen {
     }
 }
 
+/// Response compression, negotiated: tower-http's [`Compression`] for a
+/// request that sends `Accept-Encoding`; for one that does not (it can only
+/// be answered in identity), the inner service directly, with what
+/// `Compression` would have added: `Vary: Accept-Encoding` when the response
+/// could have been compressed. This skips the compression body wrapper, a
+/// large value moved through every outer future, on the common path of API
+/// clients.
+#[derive(Clone)]
+pub(crate) struct Negotiated<S> {
+    /// Compression over the inner service.
+    compression: Compression<S, CompressWhen>,
+    /// Its predicate, for the `Vary` decision of identity answers.
+    when: CompressWhen,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for Negotiated<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Negotiated")
+            .field("inner", self.compression.get_ref())
+            .field("when", &self.when)
+            .finish()
+    }
+}
+
+/// The body-type conversion of compressed responses.
+type FromCompressed<B> =
+    fn(Response<tower_http::compression::CompressionBody<B>>) -> Response<Body>;
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Negotiated<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S::Future: Unpin,
+    ResBody: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    ResBody::Error: Into<axum::BoxError> + Send + Sync,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = Either<
+        MapOk<
+            tower_http::compression::ResponseFuture<S::Future, CompressWhen>,
+            FromCompressed<ResBody>,
+        >,
+        IdentityFuture<S::Future>,
+    >;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.compression.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        if request.headers().contains_key(header::ACCEPT_ENCODING) {
+            let into_body: FromCompressed<ResBody> = |response| response.map(Body::new);
+            return Either::Left(self.compression.call(request).map_ok(into_body));
+        }
+        Either::Right(IdentityFuture {
+            inner: self.compression.get_mut().call(request),
+            when: self.when,
+        })
+    }
+}
+
+/// The response future of [`Negotiated`] for a request without
+/// `Accept-Encoding`.
+#[derive(Debug)]
+pub(crate) struct IdentityFuture<F> {
+    inner: F,
+    when: CompressWhen,
+}
+
+impl<F, B, E> std::future::Future for IdentityFuture<F>
+where
+    F: std::future::Future<Output = Result<Response<B>, E>> + Unpin,
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Output = Result<Response<Body>, E>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut response = std::task::ready!(std::pin::Pin::new(&mut self.inner).poll(cx))?;
+        // As tower-http's `Compression` does for an identity answer.
+        let headers = response.headers();
+        let compressible = !headers.contains_key(header::CONTENT_ENCODING)
+            && !headers.contains_key(header::CONTENT_RANGE)
+            && self.when.should_compress(&response);
+        let varies = || {
+            response
+                .headers()
+                .get_all(header::VARY)
+                .iter()
+                .any(|value| {
+                    value
+                        .as_bytes()
+                        .windows(ACCEPT_ENCODING_NAME.len())
+                        .any(|w| w.eq_ignore_ascii_case(ACCEPT_ENCODING_NAME))
+                })
+        };
+        if compressible && !varies() {
+            response
+                .headers_mut()
+                .append(header::VARY, HeaderValue::from_static("accept-encoding"));
+        }
+        Poll::Ready(Ok(response.map(Body::new)))
+    }
+}
+
+/// `accept-encoding`, as `Vary` lists it.
+const ACCEPT_ENCODING_NAME: &[u8] = b"accept-encoding";
+
 /// `X-Content-Type-Options`.
 const X_CONTENT_TYPE_OPTIONS: HeaderName = HeaderName::from_static("x-content-type-options");
 
@@ -637,7 +752,7 @@ pub(crate) type Hardened<S> = SetResponseHeader<
     SetResponseHeader<
         SetResponseHeader<
             SetResponseHeader<
-                SetResponseHeader<RequireHttps<Compression<S, CompressWhen>>, Option<HeaderValue>>,
+                SetResponseHeader<RequireHttps<Negotiated<S>>, Option<HeaderValue>>,
                 Option<HeaderValue>,
             >,
             Option<HeaderValue>,
@@ -684,7 +799,12 @@ impl<S> Layer<S> for HardeningLayer {
         ];
         let [hsts, csp, nosniff, frame, referrer] =
             headers.map(|(name, value)| SetResponseHeaderLayer::if_not_present(name, value));
-        let service = https.layer(compression.layer(inner));
+        let service = https.layer(Negotiated {
+            compression: compression.layer(inner),
+            when: CompressWhen {
+                min_bytes: settings.compression_min_bytes,
+            },
+        });
         hsts.layer(csp.layer(nosniff.layer(frame.layer(referrer.layer(service)))))
     }
 }

@@ -27,11 +27,11 @@
 //! configured, else an ephemeral one (production refuses to start).
 //!
 //! Erasure deletes the subject's documents, password account and API key
-//! records (the library revokes the keys; the server then deletes the
-//! revoked records, which the `ApiKeyStore` contract cannot), destroys
-//! their data key (crypto-shredding) and replaces them by their pseudonym
-//! in the request records. A legal hold covering the subject refuses it
-//! (409).
+//! records (the library revokes the keys, then deletes their records;
+//! both through the server's API key service, so the keys stop working at
+//! once on this instance), destroys their data key (crypto-shredding) and
+//! replaces them by their pseudonym in the request records. A legal hold
+//! covering the subject refuses it (409).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -91,15 +91,13 @@ pub(crate) struct PrivacyServices {
     pub(crate) service: SubjectRightsService,
     /// Password accounts, for subjects named by e-mail.
     accounts: Arc<dyn AccountStore>,
-    /// The store's database, for deleting revoked API key records.
-    pool: StorePool,
 }
 
 impl PrivacyServices {
     /// The services over the backends of `config`, for `state`: its
     /// encrypted document store (data keys are shredded on erasure), its
     /// legal holds (a hold on a subject refuses their erasure) and its API
-    /// key service (revocations take effect at once).
+    /// key service (revocations and deletions take effect at once).
     ///
     /// # Errors
     /// [`Error::Misconfigured`] for a missing or short pseudonym key in
@@ -133,7 +131,6 @@ impl PrivacyServices {
         Ok(Self {
             service,
             accounts: Arc::clone(&stores.accounts),
-            pool: stores.sql.clone(),
         })
     }
 }
@@ -220,9 +217,9 @@ async fn pseudonym_key(config: &Config, secrets: &Secrets) -> Result<SecretBytes
     Ok(key)
 }
 
-/// The API key store of the service, revoking through the server's API
-/// key service so that a revoked key stops working at once (the service
-/// caches verified keys).
+/// The API key store of the service, revoking and deleting through the
+/// server's API key service so that an erased subject's key stops working
+/// at once (the service caches verified keys).
 #[derive(Debug)]
 struct RevokingKeyStore {
     store: Arc<dyn ApiKeyStore>,
@@ -264,19 +261,11 @@ impl ApiKeyStore for RevokingKeyStore {
         id: &ApiKeyId,
         _at: OffsetDateTime,
     ) -> docaiche_core::Result<bool> {
-        // The erasure acts through this internal principal (audited as
-        // `api_key.revoke` by it), in the request's tenant only.
-        let eraser = Principal::new(
-            PrincipalId::new("privacy-erasure")?,
-            tenant.clone(),
-            AuthMethod::Internal,
-        )
-        .with_permissions([Permission::KEYS_MANAGE].into_iter().collect());
-        match self.service.revoke(&eraser, tenant, id).await {
-            Ok(()) => Ok(true),
-            Err(Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(e),
-        }
+        found(self.service.revoke(&eraser(tenant)?, tenant, id).await)
+    }
+
+    async fn delete(&self, tenant: &TenantId, id: &ApiKeyId) -> docaiche_core::Result<bool> {
+        found(self.service.delete(&eraser(tenant)?, tenant, id).await)
     }
 
     async fn mark_rotated(
@@ -293,6 +282,28 @@ impl ApiKeyStore for RevokingKeyStore {
 
     async fn record_usage(&self, usage: &[ApiKeyUsage]) -> docaiche_core::Result<()> {
         self.store.record_usage(usage).await
+    }
+}
+
+/// The internal principal the erasure acts through (audited as
+/// `api_key.revoke` and `api_key.delete` by it), in the request's tenant
+/// only.
+fn eraser(tenant: &TenantId) -> docaiche_core::Result<Principal> {
+    Ok(Principal::new(
+        PrincipalId::new("privacy-erasure")?,
+        tenant.clone(),
+        AuthMethod::Internal,
+    )
+    .with_permissions([Permission::KEYS_MANAGE].into_iter().collect()))
+}
+
+/// The store contract's answer for an API key service call: `NotFound` is
+/// `false` (the key is not, or no longer, in the tenant).
+fn found(result: docaiche_core::Result<()>) -> docaiche_core::Result<bool> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(Error::NotFound { .. }) => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
@@ -565,8 +576,7 @@ async fn export(
     Ok(response)
 }
 
-/// `POST /v1/privacy/erase`: record an erasure request and carry it out,
-/// then delete the subject's (now revoked) API key records.
+/// `POST /v1/privacy/erase`: record an erasure request and carry it out.
 async fn erase(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -581,7 +591,7 @@ async fn erase(
         .submit(
             &caller,
             &tenant,
-            subject.clone(),
+            subject,
             RequestKind::Erase,
             regulation,
             &context,
@@ -590,14 +600,15 @@ async fn erase(
     let report = service
         .erase(&caller, &tenant, &request.id, &context)
         .await?;
-    let key_records_deleted = delete_revoked_keys(&privacy.pool, &tenant, &subject).await?;
     let request = service.get(&caller, &tenant, &request.id).await?;
     let mut response = (
         StatusCode::OK,
         Json(serde_json::json!({
             "request": request,
             "report": report,
-            "api_key_records_deleted": key_records_deleted,
+            // Kept for clients of the earlier answer: the same number as
+            // `report.api_keys_deleted`.
+            "api_key_records_deleted": report.api_keys_deleted,
         })),
     )
         .into_response();
@@ -605,51 +616,6 @@ async fn erase(
     headers.insert(header::LOCATION, location(&request));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
-}
-
-/// Delete the revoked API key records of `subject` in `tenant` (an erased
-/// subject's: the library revoked them, and the `ApiKeyStore` contract has
-/// no delete). Idempotent; returns how many were deleted.
-async fn delete_revoked_keys(
-    pool: &StorePool,
-    tenant: &TenantId,
-    subject: &PrincipalId,
-) -> Result<u64, Error> {
-    match pool {
-        StorePool::Sqlite(store) => sqlx::query(
-            "DELETE FROM api_keys \
-             WHERE tenant_id = ?1 AND principal_id = ?2 AND revoked_at IS NOT NULL",
-        )
-        .bind(tenant.as_str())
-        .bind(subject.as_str())
-        .execute(store.pool())
-        .await
-        .map(|done| done.rows_affected())
-        .map_err(|e| Error::unavailable("api key records (sqlite)", e)),
-        #[cfg(feature = "postgres")]
-        StorePool::Postgres(pool) => {
-            use docaiche_store::postgres::sqlx;
-            let unavailable = |e| Error::unavailable("api key records (postgres)", e);
-            let mut tx = pool.begin().await.map_err(unavailable)?;
-            // The tenant setting of the row-level security policies.
-            sqlx::query("SELECT set_config('docaiche.tenant_id', $1, true)")
-                .bind(tenant.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable)?;
-            let done = sqlx::query(
-                "DELETE FROM api_keys \
-                 WHERE tenant_id = $1 AND principal_id = $2 AND revoked_at IS NOT NULL",
-            )
-            .bind(tenant.as_str())
-            .bind(subject.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
-            tx.commit().await.map_err(unavailable)?;
-            Ok(done.rows_affected())
-        }
-    }
 }
 
 /// The query of the `GET` routes.
@@ -799,8 +765,10 @@ pub(crate) struct ErasureReportDoc {
     pseudonym: String,
     /// Documents deleted.
     documents_deleted: u64,
-    /// API keys revoked.
+    /// API keys revoked (those not revoked before the erasure).
     api_keys_revoked: u64,
+    /// API key records deleted (revoked ones included).
+    api_keys_deleted: u64,
     /// Whether the subject's data key was destroyed (crypto-shredding).
     data_key_destroyed: bool,
     /// Whether a password account was deleted.
@@ -816,7 +784,8 @@ pub(crate) struct Erasure {
     request: PrivacyRequestDoc,
     /// What was done.
     report: ErasureReportDoc,
-    /// Revoked API key records deleted from the store.
+    /// API key records deleted from the store: the same as
+    /// `report.api_keys_deleted` (kept for earlier clients).
     api_key_records_deleted: u64,
 }
 
@@ -1074,6 +1043,7 @@ mod tests {
         assert_eq!(report["api_keys_revoked"], 1, "{answer}");
         assert_eq!(report["data_key_destroyed"], true, "{answer}");
         assert_eq!(report["account_deleted"], true, "{answer}");
+        assert_eq!(report["api_keys_deleted"], 1, "{answer}");
         assert_eq!(answer["api_key_records_deleted"], 1, "{answer}");
         assert_eq!(answer["request"]["status"], "completed");
         assert_eq!(answer["request"]["subject"], pseudonym.as_str());
@@ -1132,6 +1102,7 @@ mod tests {
         assert_eq!(tombstone["resource"]["kind"], "data_subject");
         assert_eq!(tombstone["resource"]["id"], pseudonym.as_str());
         assert_eq!(tombstone["details"]["documents_deleted"], 2);
+        assert_eq!(tombstone["details"]["api_keys_deleted"], 1);
         // With the request's facts.
         assert_eq!(tombstone["user_agent"], "privacy-test/1");
         assert_eq!(tombstone["request_id"], "req-privacy-1");

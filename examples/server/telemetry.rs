@@ -195,10 +195,69 @@ pub(crate) fn request_span(request: &Request<Body>) -> Span {
         user_agent.original = user_agent,
         error.r#type = Empty,
     );
-    let parent = TraceContextPropagator::new().extract(&Headers(headers));
-    // Fails only when no OpenTelemetry layer is installed (nothing to join).
-    let _ = span.set_parent(parent);
+    // A span the subscriber disabled (the log filter is global, so the
+    // OpenTelemetry layer never sees it) has no parent to join.
+    if !span.is_disabled() {
+        let parent = TraceContextPropagator::new().extract(&Headers(headers));
+        // Fails only when no OpenTelemetry layer is installed (nothing to join).
+        let _ = span.set_parent(parent);
+    }
     span
+}
+
+/// Request ids (`x-request-id` when the client sent none): random, version 4
+/// UUIDs, as tower-http's `MakeRequestUuid` makes them, from the operating
+/// system's randomness fetched 4 KiB at a time per thread instead of with
+/// one `getrandom` call per request.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct MakeRequestId;
+
+/// Random bytes for request ids, refilled from the OS when used up.
+struct RandomPool {
+    bytes: [u8; 4096],
+    next: usize,
+}
+
+thread_local! {
+    static RANDOM_POOL: std::cell::RefCell<RandomPool> = const {
+        std::cell::RefCell::new(RandomPool { bytes: [0; 4096], next: 4096 })
+    };
+}
+
+/// 16 random bytes from this thread's pool; `None` if the OS cannot
+/// provide randomness.
+fn random_16() -> Option<[u8; 16]> {
+    RANDOM_POOL.with_borrow_mut(|pool| {
+        if pool.next + 16 > pool.bytes.len() {
+            rustls::crypto::ring::default_provider()
+                .secure_random
+                .fill(&mut pool.bytes)
+                .ok()?;
+            pool.next = 0;
+        }
+        let mut out = [0; 16];
+        out.copy_from_slice(&pool.bytes[pool.next..pool.next + 16]);
+        // Handed out once: forget them.
+        pool.bytes[pool.next..pool.next + 16].fill(0);
+        pool.next += 16;
+        Some(out)
+    })
+}
+
+impl tower_http::request_id::MakeRequestId for MakeRequestId {
+    fn make_request_id<B>(
+        &mut self,
+        _request: &Request<B>,
+    ) -> Option<tower_http::request_id::RequestId> {
+        let uuid = random_16().map_or_else(uuid::Uuid::new_v4, |bytes| {
+            uuid::Builder::from_random_bytes(bytes).into_uuid()
+        });
+        let mut text = uuid::Uuid::encode_buffer();
+        let text = uuid.hyphenated().encode_lower(&mut text);
+        axum::http::HeaderValue::from_str(text)
+            .ok()
+            .map(tower_http::request_id::RequestId::new)
+    }
 }
 
 /// `1.1`, `2`, … for `network.protocol.version`.
@@ -344,6 +403,11 @@ impl ApiKeyStore for Traced<dyn ApiKeyStore> {
     ) -> docaiche_core::Result<bool> {
         let span = client_span(self.system, "api_keys", "revoke");
         traced(span, self.inner.revoke(tenant, id, at)).await
+    }
+
+    async fn delete(&self, tenant: &TenantId, id: &ApiKeyId) -> docaiche_core::Result<bool> {
+        let span = client_span(self.system, "api_keys", "delete");
+        traced(span, self.inner.delete(tenant, id)).await
     }
 
     async fn mark_rotated(

@@ -132,13 +132,13 @@ pub struct VerifiedApiKey {
 }
 
 /// API keys: generation, keyed-hash storage, verification with a short
-/// cache, rotation with an overlap window, revocation, listing, and batched
+/// cache, rotation with an overlap window, revocation, deletion, listing, and batched
 /// last-used tracking. Implements [`Authenticator`] for
 /// [`Credential::ApiKey`].
 ///
 /// Management methods take the calling [`Principal`] and check
 /// `keys:manage` on the target tenant ([`Principal::authorize_tenant`]), so
-/// a key of tenant A cannot list, rotate or revoke tenant B's keys without
+/// a key of tenant A cannot list, rotate, revoke or delete tenant B's keys without
 /// the explicit cross-tenant permission.
 pub struct ApiKeyService {
     store: Arc<dyn ApiKeyStore>,
@@ -323,13 +323,7 @@ impl ApiKeyService {
         let parsed = self.format.parse(raw)?;
         let now = self.clock.now();
         if let Some(verified) = self.cache.get(parsed.lookup()) {
-            let record = &verified.record;
-            if !self.peppers.verify(record.hash_version, raw, &record.hash) {
-                return Err(Error::unauthenticated(AuthFailure::BadCredential));
-            }
-            check_usable(record, now)?;
-            self.usage.record(&record.tenant, record.id, now);
-            return Ok(verified);
+            return self.accept_cached(raw, verified, now);
         }
 
         let generation = self.cache.generation();
@@ -354,6 +348,38 @@ impl ApiKeyService {
         let verified = Arc::new(VerifiedApiKey { record, principal });
         self.cache
             .insert(parsed.lookup(), Arc::clone(&verified), generation);
+        Ok(verified)
+    }
+
+    /// [`ApiKeyService::verify`] when it needs no store read (a malformed
+    /// key, or one in the cache): `None` otherwise.
+    fn verify_now(&self, raw: &str) -> Option<Result<Arc<VerifiedApiKey>>> {
+        if raw.len() > MAX_KEY_LEN {
+            return Some(Err(Error::unauthenticated(AuthFailure::Malformed)));
+        }
+        let parsed = match self.format.parse(raw) {
+            Ok(parsed) => parsed,
+            Err(error) => return Some(Err(error)),
+        };
+        let now = self.clock.now();
+        let verified = self.cache.get(parsed.lookup())?;
+        Some(self.accept_cached(raw, verified, now))
+    }
+
+    /// A cached key: its hash is compared again (constant time) and its
+    /// expiry and revocation checked; only the store read is skipped.
+    fn accept_cached(
+        &self,
+        raw: &str,
+        verified: Arc<VerifiedApiKey>,
+        now: OffsetDateTime,
+    ) -> Result<Arc<VerifiedApiKey>> {
+        let record = &verified.record;
+        if !self.peppers.verify(record.hash_version, raw, &record.hash) {
+            return Err(Error::unauthenticated(AuthFailure::BadCredential));
+        }
+        check_usable(record, now)?;
+        self.usage.record(&record.tenant, record.id, now);
         Ok(verified)
     }
 
@@ -398,6 +424,43 @@ impl ApiKeyService {
             caller,
             tenant,
             "api_key.revoke",
+            AuditOutcome::Success,
+            Some(*id),
+            None,
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Delete key `id` of `tenant` and its record (name, principal, usage)
+    /// from the store: for erasing personal data, where [`Self::revoke`]
+    /// would keep the record. Takes effect at once for every request served
+    /// by this service (the cache entry is dropped); other instances stop
+    /// accepting it within their cache TTL. Audited as `api_key.delete`.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] without `keys:manage` on `tenant`;
+    /// [`Error::NotFound`] if the tenant has no such key (so also when it
+    /// was already deleted); the store's error.
+    pub async fn delete(&self, caller: &Principal, tenant: &TenantId, id: &ApiKeyId) -> Result<()> {
+        caller.authorize_tenant(tenant, &Permission::KEYS_MANAGE)?;
+        let record = self
+            .store
+            .get(tenant, id)
+            .await?
+            .ok_or(Error::not_found("api_key"))?;
+        // Invalidate before and after the write, as `revoke` does: a
+        // verification racing the deletion can never re-cache the key.
+        self.cache.invalidate(record.lookup.as_str());
+        let found = self.store.delete(tenant, id).await?;
+        self.cache.invalidate(record.lookup.as_str());
+        if !found {
+            return Err(Error::not_found("api_key"));
+        }
+        self.audit(
+            caller,
+            tenant,
+            "api_key.delete",
             AuditOutcome::Success,
             Some(*id),
             None,
@@ -563,6 +626,19 @@ impl Authenticator for ApiKeyService {
                 Ok(self.verify(key.expose_secret()).await?.principal.clone())
             }
             _ => Err(Error::unauthenticated(AuthFailure::Malformed)),
+        }
+    }
+
+    fn authenticate_now(
+        &self,
+        credential: &Credential,
+        _context: &RequestContext,
+    ) -> Option<Result<Principal>> {
+        match credential {
+            Credential::ApiKey(key) => self
+                .verify_now(key.expose_secret())
+                .map(|verified| verified.map(|v| v.principal.clone())),
+            _ => Some(Err(Error::unauthenticated(AuthFailure::Malformed))),
         }
     }
 }

@@ -171,6 +171,34 @@ where
             return ResponseFuture::refused(Error::unauthenticated(AuthFailure::Missing));
         }
         let context = credential::request_context(request.extensions(), request.headers());
+        // The fast path: an authenticator that can decide without I/O (a
+        // cached API key) lets the inner service be called at once, with no
+        // boxed future and no clone of it. Exactly the async path's steps,
+        // in its order: the lockout check, the verification, the success
+        // bookkeeping. A refusal goes the async path (it is counted there).
+        if let Ok(credential) = &presented {
+            let subjects = failure_subjects(&context, &presented);
+            if let Some(tracker) = &shared.tracker
+                && let Err(lockout) = tracker.check(&subjects)
+            {
+                return ResponseFuture::refused(lockout.into());
+            }
+            if let Some(Ok(principal)) = shared
+                .authenticator
+                .authenticate_now(&credential.credential, &context)
+            {
+                if let Some(tracker) = &shared.tracker {
+                    tracker.record_success(&subjects);
+                }
+                request.extensions_mut().insert(context);
+                request.extensions_mut().insert(principal);
+                return ResponseFuture {
+                    state: State::Calling {
+                        future: self.inner.call(request),
+                    },
+                };
+            }
+        }
         let authenticating = Box::pin(authenticate(
             Arc::clone(&shared.authenticator),
             shared.tracker.clone(),
@@ -196,17 +224,7 @@ async fn authenticate(
     presented: Result<Presented, AuthFailure>,
     context: RequestContext,
 ) -> Result<Principal, Error> {
-    let mut subjects = Vec::with_capacity(3);
-    if let Some(addr) = context.client_addr {
-        subjects.extend(FailureSubject::for_client(addr));
-    }
-    if let Ok(Presented {
-        key_prefix: Some(prefix),
-        ..
-    }) = &presented
-    {
-        subjects.push(FailureSubject::key_prefix(prefix));
-    }
+    let subjects = failure_subjects(&context, &presented);
     if let Some(tracker) = &tracker {
         tracker.check(&subjects)?;
     }
@@ -229,6 +247,26 @@ async fn authenticate(
         tracing::debug!(error = %error, client_addr = ?context.client_addr, "authentication refused");
     }
     outcome
+}
+
+/// What the failure tracker counts an attempt against: the client address
+/// and network, and the API-key prefix.
+fn failure_subjects(
+    context: &RequestContext,
+    presented: &Result<Presented, AuthFailure>,
+) -> Vec<FailureSubject> {
+    let mut subjects = Vec::with_capacity(3);
+    if let Some(addr) = context.client_addr {
+        subjects.extend(FailureSubject::for_client(addr));
+    }
+    if let Ok(Presented {
+        key_prefix: Some(prefix),
+        ..
+    }) = presented
+    {
+        subjects.push(FailureSubject::key_prefix(prefix));
+    }
+    subjects
 }
 
 pin_project! {

@@ -45,14 +45,31 @@ impl Authenticator for CredentialRouter {
         credential: &Credential,
         context: &RequestContext,
     ) -> Result<Principal> {
-        let target = match credential {
+        match self.target(credential) {
+            Some(authenticator) => authenticator.authenticate(credential, context).await,
+            None => Err(Error::unauthenticated(AuthFailure::Malformed)),
+        }
+    }
+
+    fn authenticate_now(
+        &self,
+        credential: &Credential,
+        context: &RequestContext,
+    ) -> Option<Result<Principal>> {
+        match self.target(credential) {
+            Some(authenticator) => authenticator.authenticate_now(credential, context),
+            None => Some(Err(Error::unauthenticated(AuthFailure::Malformed))),
+        }
+    }
+}
+
+impl CredentialRouter {
+    /// The authenticator for `credential`'s kind.
+    fn target(&self, credential: &Credential) -> Option<&Arc<dyn Authenticator>> {
+        match credential {
             Credential::ApiKey(_) => self.api_key.as_ref(),
             Credential::Bearer(_) => self.bearer.as_ref(),
             _ => None,
-        };
-        match target {
-            Some(authenticator) => authenticator.authenticate(credential, context).await,
-            None => Err(Error::unauthenticated(AuthFailure::Malformed)),
         }
     }
 }

@@ -57,9 +57,12 @@
 //!   [`SubjectRightsService::with_accounts`]): deleted, e-mail and
 //!   password hash with it; exports carry it as an [`ExportedAccount`]
 //!   (never the hash).
-//! - API keys acting as the subject: revoked. The core `ApiKeyStore`
-//!   contract has no delete, so the (revoked, hash-only) records remain
-//!   until the store's own cleanup; they can never authenticate again.
+//! - API keys acting as the subject: revoked, then their records deleted
+//!   ([`ApiKeyStore::delete`](docaiche_core::ApiKeyStore::delete)), name
+//!   and usage with them. Give the service a store that also evicts
+//!   verified keys cached by your authenticator (e.g. one delegating to
+//!   `docaiche_auth`'s `ApiKeyService::revoke` and `delete`), so they stop
+//!   working at once rather than within the cache's TTL.
 //! - Their privacy request records: the subject id is replaced by the
 //!   pseudonym.
 //! - The audit trail is append-only and tamper-evident: entries written

@@ -220,9 +220,14 @@ pub struct ErasureReport {
     pub pseudonym: String,
     /// Documents deleted.
     pub documents_deleted: u64,
-    /// API keys revoked (the `ApiKeyStore` contract has no delete; a
-    /// revoked record can never authenticate again).
+    /// API keys revoked (those not revoked before): the first step, so
+    /// that an erasure interrupted before the deletion still leaves no
+    /// usable key.
     pub api_keys_revoked: u64,
+    /// API key records deleted ([`ApiKeyStore::delete`]), keys revoked
+    /// before the erasure included: their names and usage are gone.
+    #[serde(default)]
+    pub api_keys_deleted: u64,
     /// Whether a data key was destroyed (crypto-shredding).
     pub data_key_destroyed: bool,
     /// Whether the subject's password account was deleted (false when
@@ -481,7 +486,8 @@ impl SubjectRightsService {
     }
 
     /// Carry out an erasure request: delete the subject's documents, revoke
-    /// their API keys, delete their password account (with
+    /// their API keys then delete the keys' records, delete their password
+    /// account (with
     /// [`SubjectRightsService::with_accounts`]), destroy their data key,
     /// replace them by their
     /// pseudonym in the request record, and leave a `privacy.erase`
@@ -547,6 +553,7 @@ impl SubjectRightsService {
             )
             .with_detail("documents_deleted", report.documents_deleted.into())
             .with_detail("api_keys_revoked", report.api_keys_revoked.into())
+            .with_detail("api_keys_deleted", report.api_keys_deleted.into())
             .with_detail("account_deleted", report.account_deleted.into())
             .with_detail("data_key_destroyed", report.data_key_destroyed.into());
         self.audit.record(&tombstone).await?;
@@ -679,10 +686,18 @@ impl SubjectRightsService {
                 ));
             }
         }
+        // Revoke first, then delete: if the deletion is interrupted, no key
+        // of the subject is left usable (and a re-run finishes the job).
         let now = self.clock.now();
-        for key in self.subject_keys(tenant, subject).await? {
+        let keys = self.subject_keys(tenant, subject).await?;
+        for key in &keys {
             if key.revoked_at.is_none() && self.api_keys.revoke(tenant, &key.id, now).await? {
                 report.api_keys_revoked += 1;
+            }
+        }
+        for key in &keys {
+            if self.api_keys.delete(tenant, &key.id).await? {
+                report.api_keys_deleted += 1;
             }
         }
         if let Some(accounts) = &self.accounts {

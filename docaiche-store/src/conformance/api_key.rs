@@ -43,6 +43,7 @@ pub async fn run_api_key_store(store: Arc<dyn ApiKeyStore>, harness: &Harness) {
     tenant_isolation(&*store, harness).await;
     list_order_and_pagination(&*store, harness).await;
     revoke_is_idempotent(&*store, harness).await;
+    delete_removes_the_record(&*store, harness).await;
     mark_rotated_keeps_the_earliest_expiry(&*store, harness).await;
     record_usage_only_moves_forward(&*store, harness).await;
 }
@@ -240,6 +241,11 @@ async fn tenant_isolation(store: &dyn ApiKeyStore, h: &Harness) {
         &false,
         "mark_rotated from another tenant",
     );
+    case.eq(
+        &case.ok(store.delete(&intruder, &rec.id).await, "delete"),
+        &false,
+        "delete from another tenant",
+    );
     case.ok(
         store
             .record_usage(&[ApiKeyUsage::new(intruder.clone(), rec.id, now)])
@@ -249,7 +255,12 @@ async fn tenant_isolation(store: &dyn ApiKeyStore, h: &Harness) {
     case.eq(
         &case.ok(store.get(&owner, &rec.id).await, "get"),
         &Some(rec.clone()),
-        "the record after another tenant's revoke, mark_rotated and record_usage",
+        "the record after another tenant's revoke, mark_rotated, record_usage and delete",
+    );
+    case.eq(
+        &case.ok(store.find_by_lookup(&rec.lookup).await, "find_by_lookup"),
+        &Some(rec.clone()),
+        "find_by_lookup after another tenant's delete",
     );
 }
 
@@ -327,6 +338,78 @@ async fn revoke_is_idempotent(store: &dyn ApiKeyStore, h: &Harness) {
         ),
         &false,
         "revoke of an unknown id",
+    );
+}
+
+async fn delete_removes_the_record(store: &dyn ApiKeyStore, h: &Harness) {
+    let case = Case::new(SUITE, "delete_removes_the_record");
+    let tenant = h.tenant();
+    let doomed = record(h, &tenant, "to delete");
+    let kept = record(h, &tenant, "to keep");
+    case.ok(store.insert(&doomed).await, "insert");
+    case.ok(store.insert(&kept).await, "insert");
+    // A revoked record is deleted like any other (the erasure path).
+    case.ok(
+        store.revoke(&tenant, &doomed.id, h.now_seconds()).await,
+        "revoke",
+    );
+
+    case.eq(
+        &case.ok(store.delete(&tenant, &doomed.id).await, "delete"),
+        &true,
+        "delete of an existing record",
+    );
+    case.eq(
+        &case.ok(store.get(&tenant, &doomed.id).await, "get"),
+        &None,
+        "get after delete",
+    );
+    case.eq(
+        &case.ok(store.find_by_lookup(&doomed.lookup).await, "find_by_lookup"),
+        &None,
+        "find_by_lookup after delete",
+    );
+    let listed = walk(case, 10, |p| {
+        let tenant = tenant.clone();
+        async move { store.list(&tenant, &p).await }
+    })
+    .await;
+    case.eq(
+        &listed,
+        &vec![kept.clone()],
+        "list after delete holds only the other record",
+    );
+    case.eq(
+        &case.ok(store.delete(&tenant, &doomed.id).await, "delete"),
+        &false,
+        "delete again",
+    );
+    case.eq(
+        &case.ok(store.delete(&tenant, &ApiKeyId::new()).await, "delete"),
+        &false,
+        "delete of an unknown id",
+    );
+    let now = h.now_seconds();
+    case.eq(
+        &case.ok(store.revoke(&tenant, &doomed.id, now).await, "revoke"),
+        &false,
+        "revoke after delete",
+    );
+    case.ok(
+        store
+            .record_usage(&[ApiKeyUsage::new(tenant.clone(), doomed.id, now)])
+            .await,
+        "record_usage of a deleted id",
+    );
+    case.eq(
+        &case.ok(store.get(&tenant, &doomed.id).await, "get"),
+        &None,
+        "record_usage does not resurrect a deleted record",
+    );
+    case.eq(
+        &case.ok(store.get(&tenant, &kept.id).await, "get"),
+        &Some(kept.clone()),
+        "the other record of the tenant is untouched",
     );
 }
 

@@ -18,8 +18,9 @@ const STORE: &str = "memory api key store";
 ///
 /// Holds at most `max_records` records (default 100 000); inserting beyond
 /// that is refused with `Unavailable` ([`CapacityExceeded`](super::CapacityExceeded)),
-/// never by dropping a record. Revoked and expired records stay until the
-/// process ends, as in a database, so their history remains listable.
+/// never by dropping a record. Revoked and expired records stay until
+/// [`ApiKeyStore::delete`] or the end of the process, as in a database, so
+/// their history remains listable.
 ///
 /// ```
 /// # futures_block_on(async {
@@ -156,6 +157,22 @@ impl ApiKeyStore for MemoryApiKeyStore {
             return Ok(false);
         };
         record.revoked_at.get_or_insert(at);
+        Ok(true)
+    }
+
+    async fn delete(&self, tenant: &TenantId, id: &ApiKeyId) -> Result<bool> {
+        let mut state = lock(&self.state);
+        let Some(records) = state.tenants.get_mut(tenant) else {
+            return Ok(false);
+        };
+        let Some(record) = records.remove(id) else {
+            return Ok(false);
+        };
+        if records.is_empty() {
+            state.tenants.remove(tenant);
+        }
+        state.ids.remove(id);
+        state.lookups.remove(&record.lookup);
         Ok(true)
     }
 

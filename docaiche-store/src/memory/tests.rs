@@ -216,6 +216,27 @@ async fn api_key_store_refuses_records_beyond_its_bound() {
 }
 
 #[tokio::test]
+async fn api_key_store_delete_frees_room_and_the_lookup() {
+    use docaiche_core::ApiKeyStore as _;
+    let store = MemoryApiKeyStore::new().with_max_records(n(1));
+    let record = docaiche_core::api_key::ApiKeyRecord::new(
+        docaiche_core::ApiKeyId::new(),
+        tenant(),
+        docaiche_core::PrincipalId::new("alice").expect("valid"),
+        docaiche_core::api_key::ApiKeyLookup::new("lookup0001").expect("valid"),
+        time::OffsetDateTime::UNIX_EPOCH,
+    )
+    .with_name("k")
+    .with_hash(1, vec![1]);
+    store.insert(&record).await.expect("fits");
+    assert!(store.delete(&tenant(), &record.id).await.expect("delete"));
+    assert!(store.is_empty(), "delete forgets the id and the lookup");
+    // The id and lookup indexes let go too: the same record fits again.
+    store.insert(&record).await.expect("room again");
+    assert_eq!(store.len(), 1);
+}
+
+#[tokio::test]
 async fn job_queue_forgets_finished_jobs_before_refusing() {
     let clock = ManualClock::new();
     let queue = MemoryJobQueue::new()

@@ -353,6 +353,22 @@ impl ApiKeyStore for PgApiKeyStore {
         Ok(done.rows_affected() > 0)
     }
 
+    async fn delete(&self, tenant: &TenantId, id: &ApiKeyId) -> Result<bool> {
+        let mut conn = self.shared.write().await?;
+        let mut ex = self
+            .shared
+            .scoped(&mut conn, Scope::Tenant(tenant.as_str()))
+            .await?;
+        let done = sqlx::query(q::API_KEY_DELETE)
+            .bind(tenant.as_str())
+            .bind(id.as_uuid())
+            .execute(ex.conn())
+            .await
+            .map_err(err)?;
+        ex.finish().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn mark_rotated(
         &self,
         tenant: &TenantId,

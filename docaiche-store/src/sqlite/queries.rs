@@ -70,6 +70,8 @@ pub static API_KEY_LIST: LazyLock<String> = LazyLock::new(|| {
 /// Revoke, keeping the first time: tenant, id, at.
 pub const API_KEY_REVOKE: &str = "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?3) WHERE tenant_id = ?1 \
      AND id = ?2";
+/// Delete a record: tenant, id.
+pub const API_KEY_DELETE: &str = "DELETE FROM api_keys WHERE tenant_id = ?1 AND id = ?2";
 /// Rotate: tenant, id, replaced_by, valid_until.
 pub const API_KEY_MARK_ROTATED: &str = "UPDATE api_keys SET replaced_by = COALESCE(replaced_by, ?3), expires_at = CASE \
      WHEN expires_at IS NULL OR expires_at > ?4 THEN ?4 ELSE expires_at END WHERE \

@@ -287,6 +287,17 @@ impl ApiKeyStore for SqliteApiKeyStore {
         Ok(done.rows_affected() > 0)
     }
 
+    async fn delete(&self, tenant: &TenantId, id: &ApiKeyId) -> Result<bool> {
+        let mut conn = self.shared.conn().await?;
+        let done = sqlx::query(q::API_KEY_DELETE)
+            .bind(tenant.as_str())
+            .bind(id.as_uuid())
+            .execute(&mut *conn)
+            .await
+            .map_err(err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn mark_rotated(
         &self,
         tenant: &TenantId,
