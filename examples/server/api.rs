@@ -188,6 +188,7 @@ struct ListQuery {
 async fn create_key(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
+    crate::audit::AuditFacts(context): crate::audit::AuditFacts,
     ValidJson(request): ValidJson<CreateKey>,
 ) -> Result<Response, Error> {
     let mut new = NewApiKey::new(caller.tenant.clone(), request.name).with_scopes(request.scopes);
@@ -196,7 +197,7 @@ async fn create_key(
         let lifetime = time::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX));
         new = new.with_expiry(state.auth.clock.now() + lifetime);
     }
-    crate::audit::administrative(&state, &caller, "api_key.create").await?;
+    crate::audit::administrative(&state, &caller, "api_key.create", &context).await?;
     let created = state.auth.api_keys.create(&caller, new).await?;
     Ok(created_response(&created))
 }

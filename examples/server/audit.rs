@@ -35,6 +35,7 @@
 //! warning: hashes of the same address differ after a restart). Set the
 //! dedicated secret to rotate one key without the other.
 
+use std::net::SocketAddr;
 use std::num::{NonZeroU64, NonZeroUsize};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,7 +43,8 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use docaiche_compliance::audit::record::{ParsedLine, event_of, parse_line};
@@ -500,6 +502,25 @@ async fn key_bytes(config: &Config, secrets: &Secrets, name: &str) -> Result<Sec
     Ok(SecretBytes::from(key.to_vec()))
 }
 
+/// The facts of a request for the audit trail: client address,
+/// `X-Request-Id` and `User-Agent` (bounded), as an extractor.
+pub(crate) struct AuditFacts(pub(crate) RequestContext);
+
+impl<S: Send + Sync> FromRequestParts<S> for AuditFacts {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        if let Some(context) = parts.extensions.get::<RequestContext>() {
+            return Ok(Self(context.clone()));
+        }
+        let mut context = RequestContext::new();
+        if let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
+            context = context.with_client_addr(peer.ip());
+        }
+        Ok(Self(with_headers(context, &parts.headers)))
+    }
+}
+
 /// The facts of `headers` for an audit event: `X-Request-Id` and
 /// `User-Agent` (bounded), on top of `context`.
 fn with_headers(mut context: RequestContext, headers: &HeaderMap) -> RequestContext {
@@ -557,6 +578,7 @@ pub(crate) async fn administrative(
     state: &AppState,
     caller: &Principal,
     action: &str,
+    context: &RequestContext,
 ) -> Result<(), Error> {
     let Some(trail) = &state.audit else {
         return Ok(());
@@ -565,7 +587,7 @@ pub(crate) async fn administrative(
         format!("{action}.attempt"),
         AuditOutcome::Success,
         OffsetDateTime::now_utc(),
-        &RequestContext::new(),
+        context,
     )
     .by(caller.tenant.clone(), Some(caller.id.clone()));
     trail
@@ -1258,30 +1280,16 @@ mod tests {
         assert_eq!(status, StatusCode::FORBIDDEN);
     }
 
-    /// A sink that cannot write (a disk that refuses every write).
-    #[derive(Debug)]
-    struct Unwritable;
-
-    #[async_trait::async_trait]
-    impl AuditSink for Unwritable {
-        async fn record(
-            &self,
-            _event: &AuditEvent,
-        ) -> docaiche_core::Result<docaiche_core::audit::AuditReceipt> {
-            Err(Error::unavailable(
-                "audit test sink",
-                std::io::Error::other("read-only file system"),
-            ))
-        }
-    }
-
     #[tokio::test]
     async fn fail_closed_refuses_key_creation_when_the_trail_is_unwritable() {
         use crate::app::tests::{json, local_state, send};
         let dir = TestDir::new("audit-closed");
         let config = config(&dir);
         let mut state = local_state(&config);
-        let buffer = BufferedSink::new(Arc::new(Unwritable), BufferConfig::default());
+        let buffer = BufferedSink::new(
+            Arc::new(crate::test_support::Unwritable),
+            BufferConfig::default(),
+        );
         state.audit = Some(AuditTrail {
             auditor: Auditor::new(buffer.clone(), true),
             buffer,

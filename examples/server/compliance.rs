@@ -69,7 +69,7 @@ use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
 use crate::app::{AppState, RouteGroup};
-use crate::audit::ReadBack;
+use crate::audit::{AuditFacts, ReadBack};
 use crate::config::{AuthSection, Config, SecretSource};
 use crate::json::{ValidJson, Validate};
 
@@ -559,8 +559,9 @@ fn hold_event(
     caller: &Principal,
     hold: &LegalHold,
     at: OffsetDateTime,
+    context: &RequestContext,
 ) -> AuditEvent {
-    let mut event = AuditEvent::new(action, outcome, at, &RequestContext::new())
+    let mut event = AuditEvent::new(action, outcome, at, context)
         .by(hold.tenant.clone(), Some(caller.id.clone()))
         .on(AuditResource::new("legal_hold", hold.id.to_string()))
         .with_detail("actor_tenant", caller.tenant.as_str().into());
@@ -606,6 +607,7 @@ async fn record_routine(state: &AppState, event: AuditEvent) {
 async fn place_hold(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
+    AuditFacts(context): AuditFacts,
     ValidJson(request): ValidJson<PlaceHold>,
 ) -> Result<Response, Error> {
     let tenant = TenantId::new(request.tenant)
@@ -626,13 +628,14 @@ async fn place_hold(
     if let Some(kind) = request.kind {
         hold = hold.on_kind(kind);
     }
-    crate::audit::administrative(&state, &caller, "legal_hold.place").await?;
+    crate::audit::administrative(&state, &caller, "legal_hold.place", &context).await?;
     let event = hold_event(
         "legal_hold.place",
         AuditOutcome::Success,
         &caller,
         &hold,
         hold.placed_at,
+        &context,
     );
     record_administrative(&state, event).await?;
     if let Err(error) = compliance.holds.place(hold.clone()).await {
@@ -642,6 +645,7 @@ async fn place_hold(
             &caller,
             &hold,
             compliance.clock.now(),
+            &context,
         )
         .because(error.code().as_str());
         record_routine(&state, failed).await;
@@ -681,6 +685,7 @@ async fn list_holds(
 async fn release_hold(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
+    AuditFacts(context): AuditFacts,
     Path(id): Path<String>,
     query: Result<Query<TenantQuery>, QueryRejection>,
 ) -> Result<Response, Error> {
@@ -695,7 +700,7 @@ async fn release_hold(
         .into_iter()
         .find(|h| h.id.to_string() == id)
         .ok_or_else(|| Error::not_found("legal_hold"))?;
-    crate::audit::administrative(&state, &caller, "legal_hold.release").await?;
+    crate::audit::administrative(&state, &caller, "legal_hold.release", &context).await?;
     let now = compliance.clock.now();
     let event = hold_event(
         "legal_hold.release",
@@ -703,6 +708,7 @@ async fn release_hold(
         &caller,
         &hold,
         now,
+        &context,
     );
     record_administrative(&state, event).await?;
     if !compliance.holds.release(&tenant, &hold.id, now).await? {
@@ -1631,30 +1637,16 @@ mod tests {
         crate::report::mark_ran(SUITE, &format!("legal holds schema {}", schema.name));
     }
 
-    /// A sink that refuses every write.
-    #[derive(Debug)]
-    struct Unwritable;
-
-    #[async_trait::async_trait]
-    impl AuditSink for Unwritable {
-        async fn record(
-            &self,
-            _event: &AuditEvent,
-        ) -> docaiche_core::Result<docaiche_core::audit::AuditReceipt> {
-            Err(Error::unavailable(
-                "compliance test sink",
-                std::io::Error::other("read-only file system"),
-            ))
-        }
-    }
-
     #[tokio::test]
     async fn fail_closed_refuses_a_hold_the_trail_cannot_record() {
         use docaiche_compliance::audit::{Auditor, BufferConfig, BufferedSink};
         let dir = TestDir::new("holds-closed");
         let config = config(&dir);
         let mut state = local_state(&config);
-        let buffer = BufferedSink::new(Arc::new(Unwritable), BufferConfig::default());
+        let buffer = BufferedSink::new(
+            Arc::new(crate::test_support::Unwritable),
+            BufferConfig::default(),
+        );
         state.audit = Some(crate::audit::AuditTrail {
             auditor: Auditor::new(buffer.clone(), true),
             buffer,

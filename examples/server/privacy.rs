@@ -33,14 +33,12 @@
 //! replaces them by their pseudonym in the request records. A legal hold
 //! covering the subject refuses it (409).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
-use axum::http::request::Parts;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use docaiche_auth::api_key::ApiKeyService;
@@ -56,14 +54,14 @@ use docaiche_core::error::FieldError;
 use docaiche_core::page::{Page, PageRequest};
 use docaiche_core::{
     AccountStore, ApiKeyId, ApiKeyStore, AuthMethod, Error, Permission, Principal, PrincipalId,
-    RequestContext, SecretBytes, TenantId,
+    SecretBytes, TenantId,
 };
 use docaiche_store::encryption::EncryptedDocumentStore;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
 use crate::app::{AppState, Backends, RouteGroup};
-use crate::audit::{AuditTrail, ReadBack};
+use crate::audit::{AuditFacts, AuditTrail, ReadBack};
 use crate::backends::{Secrets, StorePool};
 use crate::config::{Config, Environment};
 use crate::json::{ValidJson, Validate};
@@ -440,38 +438,6 @@ impl Validate for SubjectRequest {
     }
 }
 
-/// The facts of a request for the audit trail: client address,
-/// `X-Request-Id` and `User-Agent` (bounded).
-struct Facts(RequestContext);
-
-impl<S: Send + Sync> FromRequestParts<S> for Facts {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        if let Some(context) = parts.extensions.get::<RequestContext>() {
-            return Ok(Self(context.clone()));
-        }
-        let mut context = RequestContext::new();
-        if let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
-            context = context.with_client_addr(peer.ip());
-        }
-        let header = |name: &str| {
-            parts
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .filter(|v| !v.is_empty() && v.len() <= 128)
-        };
-        if let Some(id) = header("x-request-id") {
-            context = context.with_request_id(id);
-        }
-        if let Some(agent) = header("user-agent") {
-            context = context.with_user_agent(agent);
-        }
-        Ok(Self(context))
-    }
-}
-
 /// The configured services, or 503.
 fn services(state: &AppState) -> Result<&PrivacyServices, Error> {
     state.privacy.as_deref().ok_or_else(|| {
@@ -537,7 +503,7 @@ fn location(request: &PrivacyRequest) -> HeaderValue {
 async fn export(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Facts(context): Facts,
+    AuditFacts(context): AuditFacts,
     ValidJson(body): ValidJson<SubjectRequest>,
 ) -> Result<Response, Error> {
     let privacy = services(&state)?;
@@ -580,7 +546,7 @@ async fn export(
 async fn erase(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    Facts(context): Facts,
+    AuditFacts(context): AuditFacts,
     ValidJson(body): ValidJson<SubjectRequest>,
 ) -> Result<Response, Error> {
     let privacy = services(&state)?;

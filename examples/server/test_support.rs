@@ -54,3 +54,21 @@ pub(crate) fn corpus_pdf(name: &str) -> Vec<u8> {
     let path = root.join("pdf").join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
+
+/// An audit sink that refuses every write (a disk that refuses every write),
+/// for the fail-closed tests.
+#[derive(Debug)]
+pub(crate) struct Unwritable;
+
+#[async_trait::async_trait]
+impl docaiche_core::AuditSink for Unwritable {
+    async fn record(
+        &self,
+        _event: &docaiche_core::audit::AuditEvent,
+    ) -> docaiche_core::Result<docaiche_core::audit::AuditReceipt> {
+        Err(docaiche_core::Error::unavailable(
+            "test audit sink",
+            std::io::Error::other("read-only file system"),
+        ))
+    }
+}
