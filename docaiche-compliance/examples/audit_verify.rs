@@ -10,7 +10,10 @@
 //! walks the `audit_trail` table (the URL's `options=-c search_path=…`
 //! picks the schema). When `DOCAICHE_SECRET_AUDIT_CHECKPOINT_KEY` is set
 //! (the environment form of the secret `audit/checkpoint-key`), checkpoint
-//! MACs are checked too.
+//! MACs are checked too, and so is a retention anchor (`PATH.anchor`, or
+//! the `audit_trail_anchors` rows): streams cut by retention then start
+//! where the anchor says, and only there. Without the key an anchor counts
+//! for nothing, and a cut trail reports its missing start.
 //!
 //! Exit status: 0 when the trail verifies, 1 when it was tampered with, 2
 //! when it could not be read.
@@ -68,7 +71,11 @@ async fn run(verifier: &Verifier, target: &str) -> docaiche_core::Result<VerifyR
     if target.starts_with("postgres://") || target.starts_with("postgresql://") {
         return verify_postgres(verifier, target).await;
     }
-    verifier.verify_path(&PathBuf::from(target))
+    let path = PathBuf::from(target);
+    match docaiche_compliance::audit::Anchor::load(&path)? {
+        Some(anchor) => verifier.clone().with_anchor(anchor).verify_path(&path),
+        None => verifier.verify_path(&path),
+    }
 }
 
 #[cfg(feature = "postgres")]

@@ -2,7 +2,7 @@
 //!
 //! | suite | variable | what |
 //! |---|---|---|
-//! | `compliance-postgres` | `DOCAICHE_TEST_POSTGRES_URL` | tampering found at the right row (flipped byte, deleted, inserted, swapped), append-only for the application role and the owner, two writer processes (and two pools) on one chain, recovery of the chain on restart, the sink contract |
+//! | `compliance-postgres` | `DOCAICHE_TEST_POSTGRES_URL` | tampering found at the right row (flipped byte, deleted, inserted, swapped), append-only for the application role and the owner, two writer processes (and two pools) on one chain, recovery of the chain on restart, the sink contract, retention (the owner's anchored purge of an expired prefix, deletes refused on every other path, a further deletion or a forged anchor still found) |
 //!
 //! `./scripts/test.sh` starts PostgreSQL and sets the variable. A missing
 //! variable skips loudly, or fails under `CI=true` /
@@ -500,6 +500,234 @@ async fn a_restarted_writer_continues_the_chain_from_the_last_row() {
             fields(previous.3.as_bytes()).hash
         );
         assert!(verify(&restarted).await.is_ok());
+    })
+    .await;
+}
+
+/// The database's clock, now.
+async fn db_now(ctx: &Ctx) -> time::OffsetDateTime {
+    let micros: i64 =
+        sqlx::query_scalar("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint")
+            .fetch_one(&ctx.admin)
+            .await
+            .unwrap();
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000).unwrap()
+}
+
+/// Twenty records of `a` and `b`, the cutoff, then four younger ones.
+async fn trail_with_an_expired_prefix(ctx: &Ctx) -> (PgAuditTrail, time::OffsetDateTime) {
+    let trail = trail_of_twenty(ctx).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let cutoff = db_now(ctx).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    for i in 20..24 {
+        trail
+            .record(&event(if i % 2 == 0 { "a" } else { "b" }, i))
+            .await
+            .unwrap();
+    }
+    (trail, cutoff)
+}
+
+fn other_key() -> CheckpointKey {
+    CheckpointKey::from_bytes("audit/checkpoint-key", &SecretBytes::from(vec![6u8; 32])).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_purges_an_expired_prefix_behind_a_signed_anchor() {
+    in_schema("retention purge", |ctx| async move {
+        let (trail, cutoff) = trail_with_an_expired_prefix(&ctx).await;
+        let a = TenantId::new("a").unwrap();
+        let owner = ctx.pool(None).await;
+        let removed = trail
+            .purge_before(&owner, Some(&a), cutoff, &key())
+            .await
+            .unwrap();
+        assert_eq!(removed, 10);
+        let left: Vec<i64> = ctx
+            .rows()
+            .await
+            .into_iter()
+            .filter(|r| r.1 == "a")
+            .map(|r| r.2)
+            .collect();
+        assert_eq!(left, vec![11, 12]);
+        // Nothing more has expired.
+        assert_eq!(
+            trail
+                .purge_before(&owner, Some(&a), cutoff, &key())
+                .await
+                .unwrap(),
+            0
+        );
+
+        // With the key, the anchored start verifies; without it, or with
+        // another key, the missing start shows.
+        let report = verify(&trail).await;
+        assert!(report.is_ok(), "{:?}", report.tamper);
+        assert!(report.anchored);
+        assert_eq!(report.records, 14);
+        let keyless = trail.verify(&Verifier::new()).await.unwrap();
+        assert_eq!(keyless.tamper.unwrap().kind, TamperKind::Removed);
+        let wrong = trail
+            .verify(&Verifier::new().with_key(other_key()))
+            .await
+            .unwrap();
+        assert!(!wrong.anchored);
+        assert!(!wrong.is_ok());
+
+        // Writers continue the stream, even with the heads table lost.
+        sqlx::query(&format!("DELETE FROM {}.audit_trail_heads", ctx.schema))
+            .execute(&ctx.admin)
+            .await
+            .unwrap();
+        let restarted = PgAuditTrail::new(ctx.pool(None).await).await.unwrap();
+        assert_eq!(
+            restarted.record(&event("a", 99)).await.unwrap().sequence,
+            Some(13)
+        );
+        assert!(verify(&restarted).await.is_ok());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_more_deleted_row_or_a_forged_anchor_is_still_found() {
+    in_schema("retention tamper", |ctx| async move {
+        let (trail, cutoff) = trail_with_an_expired_prefix(&ctx).await;
+        let a = TenantId::new("a").unwrap();
+        let owner = ctx.pool(None).await;
+        trail
+            .purge_before(&owner, Some(&a), cutoff, &key())
+            .await
+            .unwrap();
+        assert!(verify(&trail).await.is_ok());
+
+        // The attacker removes the first record left (trigger off).
+        ctx.disable_trigger().await;
+        let first = ctx.row_of("a", 11).await;
+        sqlx::query(&format!("DELETE FROM {} WHERE id = $1", ctx.table()))
+            .bind(first)
+            .execute(&ctx.admin)
+            .await
+            .unwrap();
+        let report = verify(&trail).await;
+        let tamper = report.tamper.expect("removal found");
+        assert_eq!(tamper.kind, TamperKind::Removed);
+        assert_eq!(
+            (tamper.stream.as_deref(), tamper.seq),
+            (Some("a"), Some(12))
+        );
+
+        // And covers it with an anchor of their own making: not signed by
+        // the key, so it counts for nothing.
+        let forged = docaiche_compliance::audit::Anchor::sign(
+            &other_key(),
+            std::collections::BTreeMap::from([(
+                "a".to_owned(),
+                docaiche_compliance::audit::record::Head::new(
+                    11,
+                    fields(
+                        ctx.rows()
+                            .await
+                            .iter()
+                            .find(|r| r.1 == "a")
+                            .unwrap()
+                            .3
+                            .as_bytes(),
+                    )
+                    .prev,
+                ),
+            )]),
+            Vec::new(),
+            cutoff,
+            cutoff,
+        )
+        .unwrap();
+        sqlx::query(&format!(
+            "UPDATE {}.audit_trail_anchors SET seq = 11, line = $1 WHERE stream = 'a'",
+            ctx.schema
+        ))
+        .bind(String::from_utf8(forged.to_line()).unwrap())
+        .execute(&ctx.admin)
+        .await
+        .unwrap();
+        let report = verify(&trail).await;
+        assert!(!report.anchored);
+        assert_eq!(report.tamper.unwrap().kind, TamperKind::Removed);
+        // A purge refuses to build on it.
+        let refused = trail
+            .purge_before(&owner, Some(&a), db_now(&ctx).await, &key())
+            .await;
+        assert!(refused.is_err());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletes_pass_only_through_the_owners_anchored_purge() {
+    in_schema("retention guard", |ctx| async move {
+        let role = format!("{}_app", ctx.schema);
+        let (trail, cutoff) = trail_with_an_expired_prefix(&ctx).await;
+        sqlx::query(&format!("CREATE ROLE {role} NOLOGIN"))
+            .execute(&ctx.admin)
+            .await
+            .unwrap();
+        sqlx::query(&format!("GRANT USAGE ON SCHEMA {} TO {role}", ctx.schema))
+            .execute(&ctx.admin)
+            .await
+            .unwrap();
+        for grant in PgAuditTrail::grant_statements(&role).unwrap() {
+            let grant = grant.replace(
+                " ON audit_trail",
+                &format!(" ON {}.audit_trail", ctx.schema),
+            );
+            sqlx::query(&grant).execute(&ctx.admin).await.unwrap();
+        }
+        let a = TenantId::new("a").unwrap();
+        // The application role: no DELETE, no anchors.
+        let app = PgAuditTrail::existing(ctx.pool(Some(&role)).await);
+        let through = app.expired_prefix(Some(&a), cutoff).await.unwrap().unwrap();
+        assert_eq!(through.seq, 10);
+        let e = app
+            .purge_through(app.pool(), Some(&a), through, &key(), cutoff)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, docaiche_core::Error::Unavailable { .. }),
+            "{e:?}"
+        );
+        assert_eq!(ctx.rows().await.iter().filter(|r| r.1 == "a").count(), 12);
+        // The owner, setting the stream by hand without an anchor: refused.
+        let owner = ctx.pool(None).await;
+        let mut tx = owner.begin().await.unwrap();
+        sqlx::query("SELECT set_config('docaiche.audit_purge_stream', 'a', true)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let e = sqlx::query("DELETE FROM audit_trail WHERE stream = 'a' AND seq = 1")
+            .execute(&mut *tx)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("append-only"), "{e}");
+        tx.rollback().await.unwrap();
+        // Beyond the anchor: refused, even in the purge's transaction shape.
+        trail
+            .purge_before(&owner, Some(&a), cutoff, &key())
+            .await
+            .unwrap();
+        let mut tx = owner.begin().await.unwrap();
+        sqlx::query("SELECT set_config('docaiche.audit_purge_stream', 'a', true)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let e = sqlx::query("DELETE FROM audit_trail WHERE stream = 'a' AND seq = 11")
+            .execute(&mut *tx)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("anchor"), "{e}");
+        tx.rollback().await.unwrap();
+        assert!(verify(&app).await.is_ok());
     })
     .await;
 }

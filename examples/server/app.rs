@@ -177,9 +177,20 @@ impl AppState {
             .register_backends(&backends.stores, limiter.breaker.as_ref());
         backends.audit.register_metrics(&state.metrics);
         state.audit = Some(backends.audit.clone());
-        state.privacy = Some(Arc::new(
-            crate::privacy::PrivacyServices::open(config, &backends, &state).await?,
-        ));
+        // The `audit` retention period, applied to the file trail.
+        let purged: Arc<dyn docaiche_core::DocumentStore> = state.documents.clone();
+        state.compliance = Arc::new(state.compliance.with_audit_trail(&backends.audit, purged)?);
+        let privacy =
+            Arc::new(crate::privacy::PrivacyServices::open(config, &backends, &state).await?);
+        // The purge of request records, over the service's own store (built
+        // after the holds it shares).
+        let purged: Arc<dyn docaiche_core::DocumentStore> = state.documents.clone();
+        state.compliance = Arc::new(
+            state
+                .compliance
+                .with_privacy_requests(Arc::clone(&privacy.requests), purged)?,
+        );
+        state.privacy = Some(privacy);
         Ok(state)
     }
 

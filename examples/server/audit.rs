@@ -187,6 +187,10 @@ pub(crate) struct AuditTrail {
     pub(crate) auditor: Auditor,
     /// Where the admin listing reads back from.
     pub(crate) source: ReadBack,
+    /// The checkpoint key when it is a configured secret (never an
+    /// ephemeral one): it signs and checks the retention anchor of the file
+    /// trail, so without it the `audit` retention is not applied.
+    pub(crate) anchor_key: Option<CheckpointKey>,
 }
 
 /// Where `GET /v1/admin/audit` reads events back from.
@@ -293,7 +297,23 @@ pub(crate) async fn open(
         auditor: Auditor::new(buffer.clone(), fail_closed),
         buffer,
         source,
+        anchor_key: anchor_key(secrets).await?,
     })
+}
+
+/// The checkpoint key, if the secret chain holds it (an ephemeral key
+/// would leave anchors unverifiable after a restart).
+async fn anchor_key(secrets: &Secrets) -> Result<Option<CheckpointKey>, Error> {
+    let name = CheckpointKey::DEFAULT_SECRET;
+    let Some(chain) = secrets.chain() else {
+        return Ok(None);
+    };
+    let Some(found) = chain.get(name).await? else {
+        return Ok(None);
+    };
+    CheckpointKey::from_bytes(name, &found.value)
+        .map(Some)
+        .map_err(|e| Error::misconfigured("audit.checkpoint_every", e.to_string()))
 }
 
 /// The checkpoint policy of `config.audit`, if any.
@@ -1294,6 +1314,7 @@ mod tests {
             auditor: Auditor::new(buffer.clone(), true),
             buffer,
             source: ReadBack::None,
+            anchor_key: None,
         });
         let admin = key_with(&state, "acme", &["keys:manage"]).await;
         let app = crate::app::router(state);

@@ -22,9 +22,20 @@
 //! deletion is recorded (`retention.purge`) on the audit trail before it
 //! happens. The stores cannot list their tenants, so the purge visits the
 //! tenants the configuration names: `purge_tenants`, the tenants of
-//! `[retention.tenants.*]` and those of `[[auth.bindings]]`. `audit` and
-//! `privacy_requests` retention is reported, not purged here: a chained
-//! trail is cut at a signed checkpoint, not event by event.
+//! `[retention.tenants.*]` and those of `[[auth.bindings]]`.
+//! `privacy_requests` retention purges the privacy service's request
+//! records (`docaiche_compliance::privacy::PrivacyRequestPurgeTarget`):
+//! closed requests (completed, rejected) whose closing is older than the
+//! period; open ones never. `audit` retention applies to the stored trail
+//! when the checkpoint key is a configured secret (not an ephemeral
+//! development key): with `[audit] sink = "file"`, whole rotated segments
+//! whose every record has expired (and whose tenants hold no legal hold on
+//! `audit`) are removed behind a signed anchor (`audit.jsonl.anchor`,
+//! `docaiche_compliance::audit::FileTrailRetention`); with `"postgres"`,
+//! each stream's expired prefix is deleted by the table owner's anchored
+//! purge (`PgTrailRetention`). The report's chain check honours the
+//! anchors. Without the key it is reported, not applied, and the report
+//! says so in a note.
 //!
 //! Legal holds live in the `[store]` database (`compliance_legal_holds`,
 //! through `docaiche_compliance::privacy::sql`); the privacy service reads
@@ -51,11 +62,13 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use docaiche_auth::layer::Authenticated;
 use docaiche_compliance::audit::{CheckpointKey, Criticality, Verifier};
-use docaiche_compliance::privacy::PrivacyRequest;
+use docaiche_compliance::privacy::{
+    PrivacyRequest, PrivacyRequestPurgeTarget, PrivacyRequestStore,
+};
 use docaiche_compliance::report::{ChainStatus, ComplianceReport};
 use docaiche_compliance::retention::{
     DocumentPurgeTarget, LegalHold, LegalHoldRegistry, MAX_RETENTION_DAYS, MemoryLegalHoldRegistry,
-    PurgeSchedule, Purger, RetentionPolicies, StaticTenants, TenantDirectory, resource,
+    PurgeSchedule, Purgeable, Purger, RetentionPolicies, StaticTenants, TenantDirectory, resource,
 };
 use docaiche_core::audit::{AuditEvent, AuditOutcome, AuditResource};
 use docaiche_core::error::FieldError;
@@ -233,6 +246,12 @@ pub(crate) struct Compliance {
     /// The purger over the document store (its `last_report` feeds the
     /// compliance report).
     pub(crate) purger: Arc<Purger>,
+    /// The privacy service's request store, once known
+    /// ([`Compliance::with_privacy_requests`]): purged too.
+    requests: Option<Arc<dyn PrivacyRequestStore>>,
+    /// The audit trail's retention, once known
+    /// ([`Compliance::with_audit_trail`]): purged too.
+    trail: Option<Arc<dyn docaiche_compliance::retention::TrailRetention>>,
     /// The tenants the scheduled purge visits.
     tenants: Arc<dyn TenantDirectory>,
     /// `[retention]`.
@@ -262,10 +281,14 @@ impl Compliance {
         let settings = config.retention.clone();
         let policies = settings.policies()?;
         let holds: Arc<dyn LegalHoldRegistry> = Arc::new(MemoryLegalHoldRegistry::new());
-        let purger = purger(&settings, &policies, &holds, documents, &audit, &clock)?;
+        let purger = purger(
+            &settings, &policies, &holds, documents, None, None, &audit, &clock,
+        )?;
         Ok(Self {
             holds,
             purger,
+            requests: None,
+            trail: None,
             tenants: Arc::new(settings.purge_directory(&config.auth)),
             settings,
             audit,
@@ -282,6 +305,8 @@ impl Compliance {
             &self.policies,
             &self.holds,
             documents,
+            self.requests.as_ref(),
+            self.trail.as_ref(),
             &self.audit,
             &self.clock,
         ) {
@@ -334,6 +359,8 @@ impl Compliance {
             &self.policies,
             &holds,
             documents,
+            self.requests.as_ref(),
+            self.trail.as_ref(),
             &self.audit,
             &self.clock,
         )?;
@@ -343,27 +370,156 @@ impl Compliance {
             ..self.clone()
         })
     }
+
+    /// The same, purging the privacy request records of `requests` (the
+    /// privacy service's store, built after this value) beside
+    /// `documents`.
+    ///
+    /// # Errors
+    /// [`Error::Misconfigured`] for invalid policies (validated by `new`).
+    pub(crate) fn with_privacy_requests(
+        &self,
+        requests: Arc<dyn PrivacyRequestStore>,
+        documents: Arc<dyn DocumentStore>,
+    ) -> Result<Self, Error> {
+        let purger = purger(
+            &self.settings,
+            &self.policies,
+            &self.holds,
+            documents,
+            Some(&requests),
+            self.trail.as_ref(),
+            &self.audit,
+            &self.clock,
+        )?;
+        Ok(Self {
+            purger,
+            requests: Some(requests),
+            ..self.clone()
+        })
+    }
+
+    /// The same, also applying the `audit` retention period to `trail`
+    /// (whole expired segments of the file trail, or an expired prefix of
+    /// each stream of the PostgreSQL trail, go behind an anchor signed with
+    /// the checkpoint key) beside `documents`. Unchanged when no `audit`
+    /// period is configured, there is no stored trail, or the checkpoint
+    /// key is not a configured secret (see [`audit_retention`]).
+    ///
+    /// # Errors
+    /// [`Error::Misconfigured`] for invalid policies (validated by `new`).
+    pub(crate) fn with_audit_trail(
+        &self,
+        trail: &crate::audit::AuditTrail,
+        documents: Arc<dyn DocumentStore>,
+    ) -> Result<Self, Error> {
+        let (AuditRetention::Applied, Some(key)) =
+            (audit_retention(&self.policies, trail), &trail.anchor_key)
+        else {
+            return Ok(self.clone());
+        };
+        let retention: Arc<dyn docaiche_compliance::retention::TrailRetention> =
+            match &trail.source {
+                ReadBack::File(path) => Arc::new(
+                    docaiche_compliance::audit::FileTrailRetention::new(path.clone(), key.clone()),
+                ),
+                // The trail's pool connects as the store's role, which
+                // created (owns) `audit_trail`: the owner's purge path.
+                #[cfg(feature = "postgres")]
+                ReadBack::Postgres(pool) => Arc::new(
+                    docaiche_compliance::audit::PgTrailRetention::new(pool.clone(), key.clone()),
+                ),
+                ReadBack::None => return Ok(self.clone()),
+            };
+        let purger = purger(
+            &self.settings,
+            &self.policies,
+            &self.holds,
+            documents,
+            self.requests.as_ref(),
+            Some(&retention),
+            &self.audit,
+            &self.clock,
+        )?;
+        tracing::info!("audit trail retention enabled");
+        Ok(Self {
+            purger,
+            trail: Some(retention),
+            ..self.clone()
+        })
+    }
 }
 
-/// A purger of documents for `settings`.
+/// Whether the `audit` retention period is applied to the server's trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AuditRetention {
+    /// No `audit` period is configured.
+    Unset,
+    /// Applied by the scheduled purge.
+    Applied,
+    /// Configured but not applied, and why.
+    NotApplied(&'static str),
+}
+
+/// Whether `policies`' `audit` period is applied to `trail`: only to a
+/// stored trail (file or PostgreSQL), and only with the checkpoint key from
+/// the secret chain (an ephemeral key would leave the anchor unverifiable
+/// after a restart).
+fn audit_retention(
+    policies: &RetentionPolicies,
+    trail: &crate::audit::AuditTrail,
+) -> AuditRetention {
+    let configured = policies.default.contains_key(resource::AUDIT)
+        || policies
+            .tenants
+            .values()
+            .any(|kinds| kinds.contains_key(resource::AUDIT));
+    if !configured {
+        return AuditRetention::Unset;
+    }
+    match (&trail.source, &trail.anchor_key) {
+        (ReadBack::None, _) => AuditRetention::NotApplied("no stored audit trail"),
+        (_, None) => AuditRetention::NotApplied(
+            "the audit checkpoint key is not a configured secret, so no anchor can be signed",
+        ),
+        (_, Some(_)) => AuditRetention::Applied,
+    }
+}
+
+/// A purger of documents (and of privacy request records, given their
+/// store) for `settings`.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "every piece the purger is built from, one private call site per builder"
+)]
 fn purger(
     settings: &RetentionSection,
     policies: &RetentionPolicies,
     holds: &Arc<dyn LegalHoldRegistry>,
     documents: Arc<dyn DocumentStore>,
+    requests: Option<&Arc<dyn PrivacyRequestStore>>,
+    trail: Option<&Arc<dyn docaiche_compliance::retention::TrailRetention>>,
     audit: &Arc<dyn AuditSink>,
     clock: &Arc<dyn Clock>,
 ) -> Result<Arc<Purger>, Error> {
-    Ok(Arc::new(
-        Purger::new(
-            policies.clone(),
-            Arc::clone(holds),
-            vec![Arc::new(DocumentPurgeTarget::new(documents))],
-            Arc::clone(audit),
-            Arc::clone(clock),
-        )?
-        .with_max_per_run(settings.max_per_run),
-    ))
+    let mut targets: Vec<Arc<dyn Purgeable>> = vec![Arc::new(DocumentPurgeTarget::new(documents))];
+    if let Some(requests) = requests {
+        targets.push(Arc::new(PrivacyRequestPurgeTarget::new(Arc::clone(
+            requests,
+        ))));
+    }
+    let mut purger = Purger::new(
+        policies.clone(),
+        Arc::clone(holds),
+        targets,
+        Arc::clone(audit),
+        Arc::clone(clock),
+    )?
+    .with_max_per_run(settings.max_per_run);
+    if let Some(trail) = trail {
+        purger = purger.with_trail(Arc::clone(trail));
+    }
+    Ok(Arc::new(purger))
 }
 
 /// The files that hold the JWT signing key, the current API-key pepper and
@@ -838,7 +994,19 @@ async fn build_report(
             Vec::new()
         }
     };
-    let chain = verify_chain(&source, &mut notes).await;
+    let anchor_key = state
+        .audit
+        .as_ref()
+        .and_then(|trail| trail.anchor_key.clone());
+    let chain = verify_chain(&source, anchor_key, &mut notes).await;
+    if let Some(trail) = &state.audit
+        && let AuditRetention::NotApplied(why) =
+            audit_retention(compliance.purger.policies(), trail)
+    {
+        notes.push(format!(
+            "audit retention is configured but not applied: {why}"
+        ));
+    }
 
     let holds = compliance.holds.all(tenant).await?;
     let last_purge = compliance.purger.last_report().map(|mut purge| {
@@ -938,7 +1106,11 @@ async fn api_keys(
 /// [`MAX_VERIFY_BYTES`] of file segments or `MAX_VERIFY_ROWS` rows, and
 /// [`VERIFY_TIMEOUT`]; beyond them the chain is `not_checked` and a note
 /// says why. Checkpoint MACs are not checked here (no key at request time).
-async fn verify_chain(source: &ReadBack, notes: &mut Vec<String>) -> ChainStatus {
+async fn verify_chain(
+    source: &ReadBack,
+    anchor_key: Option<CheckpointKey>,
+    notes: &mut Vec<String>,
+) -> ChainStatus {
     let verified = match source {
         ReadBack::None => return ChainStatus::NotChecked,
         ReadBack::File(path) => {
@@ -952,7 +1124,15 @@ async fn verify_chain(source: &ReadBack, notes: &mut Vec<String>) -> ChainStatus
                 if size > MAX_VERIFY_BYTES {
                     return Ok(None);
                 }
-                Verifier::new().verify_path(&path).map(Some)
+                // A retention anchor counts only if the checkpoint key
+                // signed it; checkpoint MACs themselves stay unchecked.
+                let mut verifier = Verifier::new();
+                if let Some(key) = anchor_key
+                    && let Some(anchor) = docaiche_compliance::audit::Anchor::load(&path)?
+                {
+                    verifier = verifier.with_anchor_key(key).with_anchor(anchor);
+                }
+                verifier.verify_path(&path).map(Some)
             });
             match tokio::time::timeout(VERIFY_TIMEOUT, task).await {
                 Ok(Ok(result)) => result,
@@ -971,8 +1151,14 @@ async fn verify_chain(source: &ReadBack, notes: &mut Vec<String>) -> ChainStatus
                 if rows > MAX_VERIFY_ROWS {
                     return Ok(None);
                 }
+                // Retention anchors count only if the checkpoint key
+                // signed them; checkpoint MACs themselves stay unchecked.
+                let verifier = match anchor_key {
+                    Some(key) => Verifier::new().with_anchor_key(key),
+                    None => Verifier::new(),
+                };
                 docaiche_compliance::audit::PgAuditTrail::existing(pool.clone())
-                    .verify(&Verifier::new())
+                    .verify(&verifier)
                     .await
                     .map(Some)
             };
@@ -1293,6 +1479,82 @@ mod tests {
             !text.contains(&held.id.to_string()),
             "the held document is not purged"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_purge_deletes_closed_privacy_requests_past_their_period_only() {
+        use docaiche_compliance::privacy::{Regulation, RequestKind, RequestStatus};
+        let dir = TestDir::new("retention-privacy");
+        let acme = unique("acme");
+        let mut config = config(&dir);
+        config
+            .retention
+            .default
+            .insert("privacy_requests".into(), 30);
+        config.retention.purge_tenants = vec![acme.clone()];
+        config.validate().expect("valid");
+        crate::storage::prepare_data_dir(dir.path()).expect("data dir");
+        let state = AppState::from_config(&config, &|_| None)
+            .await
+            .expect("state");
+        // The privacy service's own store, as the purge sees it.
+        let requests = Arc::clone(&state.privacy.as_ref().expect("privacy service").requests);
+        let acme = tenant(&acme);
+        let now = OffsetDateTime::now_utc();
+        let request = |status, closed_days_ago: Option<i64>| {
+            let mut request = PrivacyRequest::new(
+                acme.clone(),
+                PrincipalId::new("alice").expect("id"),
+                RequestKind::Export,
+                Regulation::Gdpr,
+                PrincipalId::new("dpo").expect("id"),
+                now - time::Duration::days(60),
+            );
+            request.status = status;
+            request.completed_at = closed_days_ago.map(|d| now - time::Duration::days(d));
+            request
+        };
+        let expired = request(RequestStatus::Completed, Some(40));
+        let recent = request(RequestStatus::Completed, Some(10));
+        let open = request(RequestStatus::Received, None);
+        for r in [&expired, &recent, &open] {
+            requests.insert(r).await.expect("inserted");
+        }
+
+        let job = start_purge(&state.compliance)
+            .expect("job")
+            .expect("enabled");
+        let mut waited = 0;
+        while state.compliance.purger.last_report().is_none() {
+            assert!(waited < 1000, "the first run finishes");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            waited += 1;
+        }
+        assert_eq!(job.shutdown(Duration::from_secs(5)).await, Some(1));
+        let report = state.compliance.purger.last_report().expect("report");
+        assert_eq!(
+            report.tenants[&acme][resource::PRIVACY_REQUESTS].purged,
+            1,
+            "{report:?}"
+        );
+        let kept = |id| {
+            let requests = Arc::clone(&requests);
+            let acme = acme.clone();
+            async move { requests.get(&acme, &id).await.expect("read").is_some() }
+        };
+        assert!(!kept(expired.id).await, "closed 40 days ago, over 30");
+        assert!(kept(recent.id).await, "closed 10 days ago");
+        assert!(kept(open.id).await, "open requests are never purged");
+
+        let text = trail_text(&state, &config).await;
+        let purge_line = text
+            .lines()
+            .find(|l| l.contains("\"retention.purge\""))
+            .expect("retention.purge recorded");
+        assert!(purge_line.contains(&expired.id.to_string()), "{purge_line}");
+        assert!(purge_line.contains("privacy_requests"), "{purge_line}");
+        assert!(!text.contains(&open.id.to_string()));
+        assert!(!text.contains(&recent.id.to_string()));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1637,6 +1899,103 @@ mod tests {
         crate::report::mark_ran(SUITE, &format!("legal holds schema {}", schema.name));
     }
 
+    #[cfg(feature = "postgres")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_audit_purge_cuts_the_postgres_trail_and_the_report_still_verifies() {
+        use crate::backends::tests::{Schema, admin};
+        const SUITE: &str = "server-postgres";
+        let Some(url) = crate::report::require_backend(SUITE, "DOCAICHE_TEST_POSTGRES_URL") else {
+            return;
+        };
+        let schema = Schema {
+            name: unique("audit_purge").replace('-', "_"),
+            admin: admin(&url).await,
+        };
+        docaiche_store::postgres::sqlx::query(&format!("CREATE SCHEMA {}", schema.name))
+            .execute(&schema.admin)
+            .await
+            .expect("create the test schema");
+        let dir = TestDir::new("audit-purge-postgres");
+        let mut config = config(&dir);
+        config.store.backend = crate::config::StoreBackend::Postgres;
+        config.store.url_source = Some("env:TEST_DATABASE_URL".into());
+        config.store.schema = Some(schema.name.clone());
+        config.audit.sink = crate::audit::AuditSinkKind::Postgres;
+        config.audit.checkpoint_every = 4;
+        config.retention.default.insert("audit".into(), 1);
+        config.secrets.sources = vec!["env".into()];
+        let pg_url = url.clone();
+        let checkpoint = "p".repeat(32);
+        let env = move |name: &str| match name {
+            "TEST_DATABASE_URL" => Some(pg_url.clone()),
+            "DOCAICHE_SECRET_AUDIT_CHECKPOINT_KEY" => Some(checkpoint.clone()),
+            _ => None,
+        };
+        let mut state = local_state(&config);
+        let secrets = Secrets::from_config(&config, &env).await.expect("secrets");
+        let trail = crate::audit::open(&config, &secrets, &env)
+            .await
+            .expect("trail");
+        let acme = unique("acme");
+        let sink = trail.sink();
+        for i in 0..6 {
+            let event = AuditEvent::new(
+                "document.read",
+                AuditOutcome::Success,
+                OffsetDateTime::now_utc(),
+                &RequestContext::new(),
+            )
+            .by(tenant(&acme), None)
+            .on(AuditResource::new("document", format!("doc-{i}")));
+            sink.record(&event).await.expect("recorded");
+        }
+        trail.buffer.flush().await.expect("flushed");
+        // The purge runs two days later: a one-day period has expired.
+        let later = Arc::new(ManualClock::starting_at(
+            OffsetDateTime::now_utc() + time::Duration::days(2),
+        ));
+        let documents = Arc::clone(&state.documents) as Arc<dyn DocumentStore>;
+        let compliance = Compliance::new(&config, Arc::clone(&documents), trail.sink(), later)
+            .expect("compliance")
+            .with_audit_trail(&trail, documents)
+            .expect("audit retention");
+        state.compliance = Arc::new(compliance);
+        state.audit = Some(trail);
+        let report = state.compliance.purger.run(&[tenant(&acme)]).await;
+        assert_eq!(report.trail_failure, None, "{report:?}");
+        assert_eq!(report.tenants[&tenant(&acme)][resource::AUDIT].purged, 6);
+        let (rows,): (i64,) = docaiche_store::postgres::sqlx::query_as(&format!(
+            "SELECT count(*) FROM {}.audit_trail WHERE stream = $1",
+            schema.name
+        ))
+        .bind(&acme)
+        .fetch_one(&schema.admin)
+        .await
+        .expect("count");
+        // The purge event itself (recorded before the cut) stays.
+        assert_eq!(rows, 1);
+
+        let admin_key = key_with(&state, "ops", &["tenants:cross", "audit:read"]).await;
+        state
+            .audit
+            .as_ref()
+            .expect("trail")
+            .buffer
+            .flush()
+            .await
+            .expect("flushed");
+        let uri = format!("/v1/admin/compliance/report?tenant={acme}");
+        let (status, _, body) = send(
+            crate::app::router(state.clone()),
+            request("GET", &uri, Some(&admin_key), None),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        let report = json(&body);
+        assert_eq!(report["audit"]["chain"]["status"], "verified", "{report}");
+        crate::report::mark_ran(SUITE, &format!("audit purge schema {}", schema.name));
+    }
+
     #[tokio::test]
     async fn fail_closed_refuses_a_hold_the_trail_cannot_record() {
         use docaiche_compliance::audit::{Auditor, BufferConfig, BufferedSink};
@@ -1651,6 +2010,7 @@ mod tests {
             auditor: Auditor::new(buffer.clone(), true),
             buffer,
             source: ReadBack::None,
+            anchor_key: None,
         });
         let acme = unique("acme");
         let admin = key_with(&state, "ops", &["tenants:cross", "admin:access"]).await;
@@ -1668,5 +2028,125 @@ mod tests {
             .await
             .expect("holds");
         assert!(holds.is_empty(), "nothing was placed");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_audit_purge_removes_expired_segments_and_the_report_still_verifies() {
+        let dir = TestDir::new("compliance-audit-purge");
+        let mut config = config(&dir);
+        config.audit.rotate_bytes = 2048;
+        config.audit.checkpoint_every = 4;
+        config.retention.default.insert("audit".into(), 365);
+        config.secrets.sources = vec!["env".into()];
+        let checkpoint = "k".repeat(32);
+        let env = move |name: &str| {
+            (name == "DOCAICHE_SECRET_AUDIT_CHECKPOINT_KEY").then(|| checkpoint.clone())
+        };
+        let mut state = local_state(&config);
+        let secrets = Secrets::from_config(&config, &env).await.expect("secrets");
+        let trail = crate::audit::open(&config, &secrets, &env)
+            .await
+            .expect("trail");
+        assert!(trail.anchor_key.is_some(), "the key comes from the chain");
+        let documents = Arc::clone(&state.documents) as Arc<dyn DocumentStore>;
+        let compliance = Compliance::new(
+            &config,
+            Arc::clone(&documents),
+            trail.sink(),
+            Arc::clone(&state.auth.clock),
+        )
+        .expect("compliance")
+        .with_audit_trail(&trail, documents)
+        .expect("audit retention");
+        state.compliance = Arc::new(compliance);
+        state.audit = Some(trail);
+
+        // Two years old, then today: the old ones fill rotated segments.
+        let acme = unique("acme");
+        let sink = state.audit.as_ref().expect("trail").sink();
+        let old = OffsetDateTime::now_utc() - time::Duration::days(730);
+        for i in 0..40 {
+            let at = if i < 30 {
+                old
+            } else {
+                OffsetDateTime::now_utc()
+            };
+            let event = AuditEvent::new(
+                "document.read",
+                AuditOutcome::Success,
+                at,
+                &RequestContext::new(),
+            )
+            .by(tenant(&acme), None)
+            .on(AuditResource::new("document", format!("doc-{i}")));
+            sink.record(&event).await.expect("recorded");
+        }
+        state
+            .audit
+            .as_ref()
+            .expect("trail")
+            .buffer
+            .flush()
+            .await
+            .expect("flushed");
+        let path = config.audit.file_path(&config);
+        let before: Vec<_> = docaiche_compliance::audit::trail_segments(&path)
+            .expect("segments")
+            .into_iter()
+            .filter(|s| s != &path)
+            .collect();
+        assert!(before.len() > 2, "{before:?}");
+
+        let report = state.compliance.purger.run(&[tenant(&acme)]).await;
+        state
+            .audit
+            .as_ref()
+            .expect("trail")
+            .buffer
+            .flush()
+            .await
+            .expect("flushed");
+        assert_eq!(report.trail_failure, None);
+        let purged = &report.tenants[&tenant(&acme)][resource::AUDIT];
+        assert!(purged.purged > 0, "{report:?}");
+        assert!(before.iter().any(|s| !s.exists()), "old segments are gone");
+        assert!(docaiche_compliance::audit::Anchor::path_for(&path).exists());
+        assert!(
+            trail_text(&state, &config)
+                .await
+                .contains("retention.purge")
+                || {
+                    // The purge event may sit in a segment rotated since.
+                    docaiche_compliance::audit::trail_segments(&path)
+                        .expect("segments")
+                        .iter()
+                        .any(|s| {
+                            std::fs::read_to_string(s).is_ok_and(|t| t.contains("retention.purge"))
+                        })
+                }
+        );
+
+        let admin = key_with(&state, "ops", &["tenants:cross", "audit:read"]).await;
+        state
+            .audit
+            .as_ref()
+            .expect("trail")
+            .buffer
+            .flush()
+            .await
+            .expect("flushed");
+        let uri = format!("/v1/admin/compliance/report?tenant={acme}");
+        let (status, _, body) = send(
+            crate::app::router(state.clone()),
+            request("GET", &uri, Some(&admin), None),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        let report = json(&body);
+        assert_eq!(report["audit"]["chain"]["status"], "verified", "{report}");
+        assert!(
+            !report["notes"].to_string().contains("audit retention"),
+            "{report}"
+        );
     }
 }

@@ -87,6 +87,9 @@ const SCAN_PAGE: usize = 5_000;
 pub(crate) struct PrivacyServices {
     /// The library service.
     pub(crate) service: SubjectRightsService,
+    /// The service's request store (the `privacy_requests` retention
+    /// purges it).
+    pub(crate) requests: Arc<dyn PrivacyRequestStore>,
     /// Password accounts, for subjects named by e-mail.
     accounts: Arc<dyn AccountStore>,
 }
@@ -115,7 +118,7 @@ impl PrivacyServices {
                 store: Arc::clone(&stores.api_keys),
                 service: Arc::clone(&state.auth.api_keys),
             }),
-            requests,
+            Arc::clone(&requests),
             backends.audit.sink(),
             Arc::new(docaiche_core::SystemClock::new()),
             &key,
@@ -128,6 +131,7 @@ impl PrivacyServices {
         }
         Ok(Self {
             service,
+            requests,
             accounts: Arc::clone(&stores.accounts),
         })
     }

@@ -13,6 +13,7 @@ use docaiche_core::clock::{Clock, SystemClock};
 use docaiche_core::{Error, Result};
 use tokio::sync::{mpsc, oneshot};
 
+use super::anchor::Anchor;
 use super::chain::{Chain, CheckpointPolicy};
 use super::record::{Head, MAX_LINE_LEN, ParsedLine, event_json, parse_line, stream_of};
 use super::verify::{read_lines, trail_segments};
@@ -155,8 +156,31 @@ impl JsonlFileSink {
         }
         repair_torn_tail(&config.path).map_err(io_err)?;
         let mut chain = Chain::new(config.checkpoints.clone());
-        let segments = trail_segments(&config.path)?;
+        let mut segments = trail_segments(&config.path)?;
         let mut next_segment = 1;
+        // Streams retention cut start after their anchor; the segments it
+        // removed are never reused (the verifier skips those names).
+        match Anchor::load(&config.path) {
+            Ok(Some(anchor)) => {
+                for (stream, head) in &anchor.streams {
+                    chain.set_head(stream, *head);
+                }
+                for name in &anchor.segments {
+                    next_segment =
+                        next_segment.max(segment_number(Path::new(name)).saturating_add(1));
+                }
+                segments.retain(|segment| {
+                    !segment
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| anchor.segments.iter().any(|s| s == n))
+                });
+            }
+            Ok(None) => {}
+            Err(error) => {
+                tracing::error!(error = %error.log_chain(), "audit file sink: unreadable anchor ignored");
+            }
+        }
         for segment in &segments {
             if segment != &config.path {
                 next_segment = next_segment.max(segment_number(segment).saturating_add(1));
@@ -233,7 +257,7 @@ impl AuditSink for JsonlFileSink {
     }
 }
 
-fn segment_number(path: &Path) -> u64 {
+pub(crate) fn segment_number(path: &Path) -> u64 {
     path.extension()
         .and_then(|e| e.to_str())
         .and_then(|e| e.parse().ok())

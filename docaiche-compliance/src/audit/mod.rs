@@ -47,7 +47,52 @@
 //!   `subjects.account`) in front of the storing sinks, behind the buffer,
 //!   so every event passes through it. [`derive_key`] derives its key from
 //!   another secret when no dedicated one is configured.
+//! - **Retention cuts a prefix behind a signed [`Anchor`].** A chain cannot
+//!   lose records silently, so retention removes only a stream's oldest
+//!   records and first records where each stream now starts (its last
+//!   removed sequence number and hash), signed with the checkpoint key in
+//!   a domain of its own. [`Verifier::with_anchor`] lets a stream start
+//!   there, and only there, when the anchor verifies; a forged or unsigned
+//!   anchor counts for nothing, so a removal stays visible.
+//!   [`FileTrailRetention`] removes whole rotated segments of the file
+//!   trail (never the active file, never part of a segment, none holding a
+//!   younger record or one of a tenant under a legal hold on `audit`) and
+//!   keeps the anchor in `<path>.anchor` (written to a temporary file,
+//!   fsynced, renamed); `PgTrailRetention` deletes each stream's expired
+//!   prefix through `PgAuditTrail::purge_through`, the one
+//!   path the table's delete trigger lets through (the owner, in the
+//!   transaction that writes the stream's anchor row). Both are a
+//!   [`TrailRetention`](crate::retention::TrailRetention) for the
+//!   [`Purger`](crate::retention::Purger), which records each cut
+//!   (`retention.purge`) before making it. A purge refuses a trail that
+//!   does not verify: evidence of tampering is never purged.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> docaiche_core::Result<()> {
+//! use docaiche_compliance::audit::{Anchor, CheckpointKey, FileTrailRetention, Verifier};
+//! use docaiche_compliance::retention::{
+//!     MemoryLegalHoldRegistry, RetentionPolicies, TrailRetention, resource,
+//! };
+//! # let dir = std::env::temp_dir().join(format!("audit-ret-doc-{}", uuid::Uuid::new_v4()));
+//! # std::fs::create_dir_all(&dir).ok();
+//! # let path = dir.join("audit.jsonl");
+//! # let sink = docaiche_compliance::audit::JsonlFileSink::open(
+//! #     docaiche_compliance::audit::FileSinkConfig::new(&path))?;
+//! let key = CheckpointKey::from_bytes("audit/checkpoint-key", &vec![7u8; 32].into())?;
+//! let policies = RetentionPolicies::new().with_default(resource::AUDIT, 365);
+//! FileTrailRetention::new(&path, key.clone())
+//!     .purge_trail(&policies, &MemoryLegalHoldRegistry::new(), &sink,
+//!                  time::OffsetDateTime::now_utc())
+//!     .await?;
+//! let mut verifier = Verifier::new().with_key(key);
+//! if let Some(anchor) = Anchor::load(&path)? {
+//!     verifier = verifier.with_anchor(anchor);
+//! }
+//! # let _ = verifier; std::fs::remove_dir_all(dir).ok();
+//! # Ok(()) }
+//! ```
 
+mod anchor;
 mod buffer;
 mod chain;
 mod fanout;
@@ -58,8 +103,10 @@ mod postgres;
 mod protected;
 pub mod record;
 mod stdout;
+mod trail_retention;
 mod verify;
 
+pub use anchor::Anchor;
 pub use buffer::{Auditor, BufferConfig, BufferedSink, Criticality, DROPPED_ACTION};
 pub use chain::CheckpointPolicy;
 pub use fanout::{FanOutPolicy, FanOutSink};
@@ -67,10 +114,11 @@ pub use file::{FileSinkConfig, FsyncPolicy, JsonlFileSink};
 pub use keyed_hash::{DetailHasher, HASHED_PREFIX, derive_key};
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub use postgres::{MIGRATION as PG_MIGRATION, PgAuditTrail};
+pub use postgres::{MIGRATION as PG_MIGRATION, PgAuditTrail, PgTrailRetention};
 pub use protected::{DEFAULT_PROTECTED_PATHS, ProtectedSink};
 pub use record::{CheckpointKey, Hash, Head};
 pub use stdout::StdoutSink;
+pub use trail_retention::FileTrailRetention;
 pub use verify::{
     LOOK_AHEAD, LineReader, Location, Tamper, TamperKind, TrailLine, Verifier, VerifyReport, Walk,
     read_lines, trail_segments,

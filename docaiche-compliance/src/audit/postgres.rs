@@ -7,8 +7,12 @@ use docaiche_core::clock::{Clock, SystemClock};
 use docaiche_core::{Error, Result, TenantId};
 use sqlx::{PgPool, Row};
 
+use super::anchor::Anchor;
 use super::chain::CheckpointPolicy;
-use super::record::{GENESIS, Hash, Head, encode_record, event_json, event_of, stream_of};
+use super::record::{
+    CheckpointKey, GENESIS, Hash, Head, NO_TENANT_STREAM, ParsedLine, encode_record, event_json,
+    event_of, parse_line, stream_of,
+};
 use super::verify::{Location, TrailLine, Verifier, VerifyReport};
 
 const DEPENDENCY: &str = "audit trail (postgres)";
@@ -26,11 +30,21 @@ pub(super) const TABLE: &str = "audit_trail";
 ///   stream's row (`SELECT … FOR UPDATE`) for the length of its
 ///   transaction, so writers in any number of processes extend a stream one
 ///   at a time and the chain never forks.
-/// - A statement trigger refuses `UPDATE`, `DELETE` and `TRUNCATE` on
-///   `audit_trail` for everyone, its owner included (a superuser can still
-///   disable it; that is what checkpoints and `verify` are for), and the
-///   privileges are revoked from `PUBLIC`; grant the application role only
+/// - A statement trigger refuses `UPDATE` and `TRUNCATE` on `audit_trail`
+///   for everyone, its owner included (a superuser can still disable it;
+///   that is what checkpoints and `verify` are for), and the privileges are
+///   revoked from `PUBLIC`; grant the application role only
 ///   [`PgAuditTrail::grant_statements`].
+/// - `DELETE` passes a row trigger only for retention: the deleting role
+///   must be the table's owner, the transaction must have named the stream
+///   in the transaction-local setting `docaiche.audit_purge_stream`, and
+///   the row must lie at or before that stream's anchor in
+///   `audit_trail_anchors` (one signed [`Anchor`](super::Anchor) line per
+///   stream), written first in the same transaction.
+///   [`PgAuditTrail::purge_through`] is that path. The setting alone is
+///   worth nothing (any role can set it): the application role holds no
+///   `DELETE` privilege and no write access to the anchors, and even the
+///   owner can only cut a prefix that an anchor vouches for.
 pub const MIGRATION: &str = r"
 SELECT pg_advisory_xact_lock(8031965420317);
 CREATE TABLE IF NOT EXISTS audit_trail (
@@ -49,6 +63,32 @@ CREATE TABLE IF NOT EXISTS audit_trail_heads (
     seq BIGINT NOT NULL,
     hash TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS audit_trail_anchors (
+    stream TEXT PRIMARY KEY,
+    seq BIGINT NOT NULL CHECK (seq > 0),
+    hash TEXT NOT NULL,
+    line TEXT NOT NULL,
+    anchored_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON audit_trail_anchors FROM PUBLIC;
+CREATE OR REPLACE FUNCTION audit_trail_purge_guard() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+DECLARE
+    anchored BIGINT;
+BEGIN
+    IF current_setting('docaiche.audit_purge_stream', true) IS DISTINCT FROM OLD.stream
+        OR current_user IS DISTINCT FROM
+            (SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = TG_RELID) THEN
+        RAISE EXCEPTION 'audit_trail is append-only' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    SELECT seq INTO anchored FROM audit_trail_anchors WHERE stream = OLD.stream;
+    IF anchored IS NULL OR OLD.seq > anchored THEN
+        RAISE EXCEPTION 'audit_trail is append-only: only a prefix behind the stream''s anchor may go'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN OLD;
+END
+$$;
 CREATE OR REPLACE FUNCTION audit_trail_append_only() RETURNS trigger
     LANGUAGE plpgsql AS $$
 BEGIN
@@ -57,15 +97,20 @@ END
 $$;
 DROP TRIGGER IF EXISTS audit_trail_append_only ON audit_trail;
 CREATE TRIGGER audit_trail_append_only
-    BEFORE UPDATE OR DELETE OR TRUNCATE ON audit_trail
+    BEFORE UPDATE OR TRUNCATE ON audit_trail
     FOR EACH STATEMENT EXECUTE FUNCTION audit_trail_append_only();
+DROP TRIGGER IF EXISTS audit_trail_purge_guard ON audit_trail;
+CREATE TRIGGER audit_trail_purge_guard
+    BEFORE DELETE ON audit_trail
+    FOR EACH ROW EXECUTE FUNCTION audit_trail_purge_guard();
 REVOKE UPDATE, DELETE, TRUNCATE ON audit_trail FROM PUBLIC;
 ";
 
 const SEED_HEAD: &str = "INSERT INTO audit_trail_heads (stream, seq, hash) \
-     SELECT $1, COALESCE(MAX(seq), 0), \
+     SELECT $1, COALESCE(MAX(seq), (SELECT seq FROM audit_trail_anchors WHERE stream = $1), 0), \
             COALESCE((SELECT hash FROM audit_trail WHERE stream = $1 AND kind = 'record' \
-                      ORDER BY seq DESC LIMIT 1), $2) \
+                      ORDER BY seq DESC LIMIT 1), \
+                     (SELECT hash FROM audit_trail_anchors WHERE stream = $1), $2) \
      FROM audit_trail WHERE stream = $1 AND kind = 'record' \
      ON CONFLICT (stream) DO NOTHING";
 const LOCK_HEAD: &str = "SELECT seq, hash FROM audit_trail_heads WHERE stream = $1 FOR UPDATE";
@@ -73,6 +118,24 @@ const INSERT_LINE: &str =
     "INSERT INTO audit_trail (kind, stream, seq, hash, line) VALUES ($1, $2, $3, $4, $5)";
 const MOVE_HEAD: &str = "UPDATE audit_trail_heads SET seq = $2, hash = $3 WHERE stream = $1";
 const PAGE: &str = "SELECT id, line FROM audit_trail WHERE id > $1 ORDER BY id LIMIT $2";
+const ANCHORS_EXIST: &str = "SELECT to_regclass('audit_trail_anchors') IS NOT NULL";
+const ANCHORS: &str = "SELECT line FROM audit_trail_anchors ORDER BY stream";
+const ANCHOR_OF: &str =
+    "SELECT seq, hash, line FROM audit_trail_anchors WHERE stream = $1 FOR UPDATE";
+const EXPIRED_PREFIX: &str = "SELECT seq, hash FROM audit_trail \
+     WHERE stream = $1 AND kind = 'record' AND seq > $2 AND seq < COALESCE( \
+         (SELECT MIN(seq) FROM audit_trail \
+          WHERE stream = $1 AND kind = 'record' AND recorded_at >= $3::timestamptz), \
+         9223372036854775807) \
+     ORDER BY seq DESC LIMIT 1";
+const PREFIX_LINES: &str = "SELECT seq, line FROM audit_trail \
+     WHERE stream = $1 AND kind = 'record' AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT 1000";
+const WRITE_ANCHOR: &str = "INSERT INTO audit_trail_anchors (stream, seq, hash, line) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (stream) DO UPDATE \
+     SET seq = EXCLUDED.seq, hash = EXCLUDED.hash, line = EXCLUDED.line, anchored_at = now()";
+const PURGE_STREAM: &str = "SELECT set_config('docaiche.audit_purge_stream', $1, true)";
+const DELETE_PREFIX: &str = "DELETE FROM audit_trail WHERE stream = $1 AND seq <= $2";
+const STREAMS: &str = "SELECT stream FROM audit_trail_heads ORDER BY stream";
 const EVENTS: &str = "SELECT seq, line FROM audit_trail \
      WHERE stream = $1 AND kind = 'record' AND seq > $2 ORDER BY seq LIMIT $3";
 
@@ -145,7 +208,7 @@ impl PgAuditTrail {
 
     /// The statements granting `role` what writing the trail needs and no
     /// more: `SELECT, INSERT` on the records, `SELECT, INSERT, UPDATE` on
-    /// the heads.
+    /// the heads, `SELECT` on the anchors.
     ///
     /// # Errors
     /// `InvalidInput` unless `role` is a plain lower-case identifier.
@@ -164,6 +227,7 @@ impl PgAuditTrail {
         Ok(vec![
             format!("GRANT SELECT, INSERT ON audit_trail TO {role}"),
             format!("GRANT SELECT, INSERT, UPDATE ON audit_trail_heads TO {role}"),
+            format!("GRANT SELECT ON audit_trail_anchors TO {role}"),
         ])
     }
 
@@ -176,20 +240,43 @@ impl PgAuditTrail {
     /// Walk the whole table in `id` order with `verifier`, a page at a time,
     /// in one read-only `REPEATABLE READ` transaction: writers may go on,
     /// and the walk sees one consistent snapshot (a row whose transaction
-    /// commits during the walk is not half seen).
+    /// commits during the walk is not half seen). The anchors of
+    /// `audit_trail_anchors` are given to the walk (see
+    /// [`Verifier::with_anchor`]): they count only if they verify under the
+    /// verifier's key.
     ///
     /// # Errors
     /// `Unavailable` if reading fails.
     pub async fn verify(&self, verifier: &Verifier) -> Result<VerifyReport> {
         const PAGE_ROWS: i64 = 1000;
         let source = format!("postgres:{TABLE}");
-        let mut walk = verifier.walk();
         let mut after = 0i64;
         let mut tx = self.pool.begin().await.map_err(db)?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .execute(&mut *tx)
             .await
             .map_err(db)?;
+        // Retention anchors: honoured when they verify under the
+        // verifier's key (a schema migrated before anchors has none).
+        let mut with_anchors = verifier.clone();
+        let anchors_exist: bool = sqlx::query_scalar(ANCHORS_EXIST)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+        if anchors_exist {
+            let lines: Vec<String> = sqlx::query_scalar(ANCHORS)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+            for line in lines {
+                // An unreadable anchor vouches for nothing: the walk then
+                // reports the stream's missing start.
+                if let Ok(anchor) = Anchor::parse(line.as_bytes()) {
+                    with_anchors = with_anchors.with_anchor(anchor);
+                }
+            }
+        }
+        let mut walk = with_anchors.walk();
         'pages: loop {
             let rows = sqlx::query(PAGE)
                 .bind(after)
@@ -310,5 +397,309 @@ impl AuditSink for PgAuditTrail {
             .map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(AuditReceipt::new(Some(record.seq)))
+    }
+}
+
+fn stream_name(tenant: Option<&TenantId>) -> &str {
+    tenant.map_or(NO_TENANT_STREAM, TenantId::as_str)
+}
+
+fn head_of(seq: i64, hash: &str) -> Result<Head> {
+    Ok(Head::new(
+        u64::try_from(seq).map_err(|_| Error::internal("stored audit sequence is negative"))?,
+        Hash::from_hex(hash).map_err(|_| Error::internal("stored audit hash is not a hash"))?,
+    ))
+}
+
+impl PgAuditTrail {
+    /// The last record of `tenant`'s stream (`None`: the events without a
+    /// tenant) that can go at `cutoff`: the end of the longest prefix after
+    /// the stream's anchor whose every record was stored (`recorded_at`,
+    /// the database's clock, not the event's claimed time) before `cutoff`.
+    /// `None` when nothing has expired.
+    ///
+    /// # Errors
+    /// `Unavailable` if reading fails.
+    pub async fn expired_prefix(
+        &self,
+        tenant: Option<&TenantId>,
+        cutoff: time::OffsetDateTime,
+    ) -> Result<Option<Head>> {
+        let stream = stream_name(tenant);
+        let anchored: Option<i64> =
+            sqlx::query_scalar("SELECT seq FROM audit_trail_anchors WHERE stream = $1")
+                .bind(stream)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?;
+        let row: Option<(i64, String)> = sqlx::query_as(EXPIRED_PREFIX)
+            .bind(stream)
+            .bind(anchored.unwrap_or(0))
+            .bind(
+                cutoff
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .map_err(|_| Error::invalid_input("cutoff does not format"))?,
+            )
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.map(|(seq, hash)| head_of(seq, &hash)).transpose()
+    }
+
+    /// Remove `tenant`'s stream up to and including `through` (a head
+    /// [`PgAuditTrail::expired_prefix`] returned), as the table's owner
+    /// (`owner`: a pool connecting as the role owning `audit_trail`), in
+    /// one transaction: lock the stream's anchor, check that the current
+    /// anchor verifies under `key` and that the records being removed chain
+    /// from it to `through`, write the new anchor (signed with `key`), name
+    /// the stream in `docaiche.audit_purge_stream`, delete the prefix (its
+    /// checkpoints included), commit. Returns the records removed.
+    ///
+    /// # Errors
+    /// `Conflict` if the anchor or the prefix does not verify (nothing is
+    /// removed: the evidence stays), `InvalidInput` if `through` is not at
+    /// or after the anchor, `Unavailable` on database errors, including the
+    /// trigger's refusal when `owner` is not the owner.
+    pub async fn purge_through(
+        &self,
+        owner: &PgPool,
+        tenant: Option<&TenantId>,
+        through: Head,
+        key: &CheckpointKey,
+        now: time::OffsetDateTime,
+    ) -> Result<u64> {
+        let stream = stream_name(tenant);
+        let mut tx = owner.begin().await.map_err(db)?;
+        let current: Option<(i64, String, String)> = sqlx::query_as(ANCHOR_OF)
+            .bind(stream)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        let start = match current {
+            Some((seq, hash, line)) => {
+                let anchor = Anchor::parse(line.as_bytes())?;
+                let head = head_of(seq, &hash)?;
+                if !anchor.is_signed_by(key) || anchor.streams.get(stream) != Some(&head) {
+                    return Err(Error::conflict(
+                        "the audit stream's anchor does not verify: nothing purged",
+                    ));
+                }
+                head
+            }
+            None => Head::EMPTY,
+        };
+        if through.seq <= start.seq {
+            return Err(Error::invalid_input(
+                "the purge must end after the stream's anchor",
+            ));
+        }
+        // The prefix must chain from the anchor to `through`.
+        let mut head = start;
+        while head.seq < through.seq {
+            let rows: Vec<(i64, String)> = sqlx::query_as(PREFIX_LINES)
+                .bind(stream)
+                .bind(to_i64(head.seq)?)
+                .bind(to_i64(through.seq)?)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+            if rows.is_empty() {
+                break;
+            }
+            for (_, line) in rows {
+                let linked = match parse_line(line.as_bytes()) {
+                    Ok(ParsedLine::Record(r)) => {
+                        (r.stream == stream && r.seq == head.seq + 1 && r.prev == head.hash)
+                            .then_some(Head::new(r.seq, r.hash))
+                    }
+                    _ => None,
+                };
+                head = linked.ok_or_else(|| {
+                    Error::conflict("the audit stream does not verify: nothing purged")
+                })?;
+            }
+        }
+        if head != through {
+            return Err(Error::conflict(
+                "the audit stream does not verify up to the purge point: nothing purged",
+            ));
+        }
+        let anchor = Anchor::sign(
+            key,
+            std::collections::BTreeMap::from([(stream.to_owned(), through)]),
+            Vec::new(),
+            now,
+            now,
+        )?;
+        let line = String::from_utf8(anchor.to_line())
+            .map_err(|_| Error::internal("audit anchor is not utf-8"))?;
+        sqlx::query(WRITE_ANCHOR)
+            .bind(stream)
+            .bind(to_i64(through.seq)?)
+            .bind(through.hash.to_hex())
+            .bind(line)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query(PURGE_STREAM)
+            .bind(stream)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query(DELETE_PREFIX)
+            .bind(stream)
+            .bind(to_i64(through.seq)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(through.seq - start.seq)
+    }
+
+    /// [`expired_prefix`](Self::expired_prefix) then
+    /// [`purge_through`](Self::purge_through): remove what of `tenant`'s
+    /// stream was stored before `cutoff`. Returns the records removed.
+    ///
+    /// # Errors
+    /// As those two.
+    pub async fn purge_before(
+        &self,
+        owner: &PgPool,
+        tenant: Option<&TenantId>,
+        cutoff: time::OffsetDateTime,
+        key: &CheckpointKey,
+    ) -> Result<u64> {
+        match self.expired_prefix(tenant, cutoff).await? {
+            Some(through) => {
+                self.purge_through(owner, tenant, through, key, self.clock.now())
+                    .await
+            }
+            None => Ok(0),
+        }
+    }
+}
+
+/// The `audit` retention period applied to the PostgreSQL trail, stream by
+/// stream (each tenant's own period, the default one for events without a
+/// tenant), through [`PgAuditTrail::purge_through`] on a pool of the
+/// table's owner. A tenant under an active legal hold on `audit` (or on
+/// every kind) is skipped (`retention.suspended`); otherwise a
+/// `retention.purge` event (resource kind `audit`, records removed, the
+/// last sequence, the cutoff) is recorded before the prefix goes.
+#[derive(Debug, Clone)]
+pub struct PgTrailRetention {
+    trail: PgAuditTrail,
+    key: CheckpointKey,
+}
+
+impl PgTrailRetention {
+    /// Retention of the trail in `owner`'s database (and `search_path`),
+    /// `owner` connecting as the role owning `audit_trail`; anchors signed
+    /// with `key` (the checkpoint key).
+    #[must_use]
+    pub fn new(owner: PgPool, key: CheckpointKey) -> Self {
+        Self {
+            trail: PgAuditTrail::existing(owner),
+            key,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::retention::TrailRetention for PgTrailRetention {
+    async fn purge_trail(
+        &self,
+        policies: &crate::retention::RetentionPolicies,
+        holds: &dyn crate::retention::LegalHoldRegistry,
+        audit: &dyn AuditSink,
+        now: time::OffsetDateTime,
+    ) -> Result<std::collections::BTreeMap<TenantId, crate::retention::KindPurge>> {
+        use crate::retention::{KindPurge, resource};
+        use docaiche_core::RequestContext;
+        use docaiche_core::audit::{AuditOutcome, AuditResource};
+
+        let streams: Vec<String> = sqlx::query_scalar(STREAMS)
+            .fetch_all(self.trail.pool())
+            .await
+            .map_err(db)?;
+        let mut out = std::collections::BTreeMap::new();
+        for stream in streams {
+            let tenant = (stream != NO_TENANT_STREAM)
+                .then(|| TenantId::new(stream.clone()).ok())
+                .flatten();
+            let (days, hold) = match &tenant {
+                Some(tenant) => {
+                    let hold = holds.active(tenant).await?.into_iter().find(|h| {
+                        h.resource_kind
+                            .as_deref()
+                            .is_none_or(|k| k == resource::AUDIT)
+                    });
+                    (policies.days(tenant, resource::AUDIT), hold)
+                }
+                None => (policies.default.get(resource::AUDIT).copied(), None),
+            };
+            let Some(days) = days else {
+                continue;
+            };
+            let cutoff = now - time::Duration::days(i64::from(days));
+            let Some(through) = self.trail.expired_prefix(tenant.as_ref(), cutoff).await? else {
+                continue;
+            };
+            let cutoff_text = cutoff
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default();
+            if let (Some(tenant), Some(hold)) = (&tenant, hold) {
+                let event = AuditEvent::new(
+                    "retention.suspended",
+                    AuditOutcome::Denied,
+                    now,
+                    &RequestContext::new(),
+                )
+                .by(tenant.clone(), None)
+                .on(AuditResource::new("legal_hold", hold.id.to_string()))
+                .because("legal_hold")
+                .with_detail("resource_kind", resource::AUDIT.into());
+                audit.record(&event).await?;
+                out.insert(
+                    tenant.clone(),
+                    KindPurge {
+                        retention_days: days,
+                        suspended_by_hold: true,
+                        ..KindPurge::default()
+                    },
+                );
+                continue;
+            }
+            let mut event = AuditEvent::new(
+                "retention.purge",
+                AuditOutcome::Success,
+                now,
+                &RequestContext::new(),
+            )
+            .on(AuditResource::new(resource::AUDIT, stream.clone()))
+            .because("retention_expired")
+            .with_detail("through_seq", through.seq.into())
+            .with_detail("retention_days", days.into())
+            .with_detail("cutoff", cutoff_text.into());
+            if let Some(tenant) = &tenant {
+                event = event.by(tenant.clone(), None);
+            }
+            audit.record(&event).await?;
+            let removed = self
+                .trail
+                .purge_through(self.trail.pool(), tenant.as_ref(), through, &self.key, now)
+                .await?;
+            if let Some(tenant) = tenant {
+                out.insert(
+                    tenant,
+                    KindPurge {
+                        retention_days: days,
+                        purged: removed,
+                        ..KindPurge::default()
+                    },
+                );
+            }
+        }
+        Ok(out)
     }
 }

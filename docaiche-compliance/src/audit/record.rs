@@ -308,7 +308,7 @@ struct RawCheckpoint {
 
 /// Split `line` into its covered prefix and the 64 hex digits after
 /// `suffix_start`, if it ends the documented way.
-fn split_tail<'a>(line: &'a [u8], suffix_start: &[u8]) -> Option<(&'a [u8], &'a [u8])> {
+pub(crate) fn split_tail<'a>(line: &'a [u8], suffix_start: &[u8]) -> Option<(&'a [u8], &'a [u8])> {
     let tail_len = suffix_start.len() + HEX_LEN + 2;
     let cut = line.len().checked_sub(tail_len)?;
     let (prefix, tail) = line.split_at(cut);
@@ -454,8 +454,22 @@ impl CheckpointKey {
     }
 
     fn verify(&self, body: &[u8], tag: &Hash) -> bool {
+        self.verify_in(CHECKPOINT_DOMAIN, body, tag)
+    }
+
+    /// The MAC of `body` under this key, in the separate `domain` (so a MAC
+    /// made for one kind of object never verifies as another).
+    pub(crate) fn sign_in(&self, domain: &[u8], body: &[u8]) -> Hash {
         let mut mac = self.mac.clone();
-        mac.update(CHECKPOINT_DOMAIN);
+        mac.update(domain);
+        mac.update(body);
+        Hash(mac.finalize().into_bytes().into())
+    }
+
+    /// Whether `tag` is the MAC of `body` in `domain` (constant-time).
+    pub(crate) fn verify_in(&self, domain: &[u8], body: &[u8], tag: &Hash) -> bool {
+        let mut mac = self.mac.clone();
+        mac.update(domain);
         mac.update(body);
         mac.verify_slice(&tag.0).is_ok()
     }

@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 
 use docaiche_core::{Error, Result};
 
+use super::anchor::Anchor;
 use super::record::{
     CheckpointKey, Head, LineDefect, MAX_LINE_LEN, ParsedLine, RecordFields, parse_line,
 };
@@ -167,6 +168,11 @@ pub struct VerifyReport {
     pub heads: BTreeMap<String, Head>,
     /// A last line cut short by a crash (never acknowledged; not tampering).
     pub torn_tail: Option<Location>,
+    /// Whether the walk started from a retention [`Anchor`] whose MAC
+    /// verified under the key (an anchor that does not verify is ignored:
+    /// its streams then start at genesis, and a pruned start is reported
+    /// as [`TamperKind::Removed`]).
+    pub anchored: bool,
     /// The first problem, if any.
     pub tamper: Option<Tamper>,
 }
@@ -186,6 +192,8 @@ impl VerifyReport {
 pub struct Verifier {
     key: Option<CheckpointKey>,
     allow_pruned_start: bool,
+    anchors: Vec<Anchor>,
+    anchor_key: Option<CheckpointKey>,
 }
 
 struct Pending {
@@ -286,6 +294,40 @@ impl Verifier {
         self
     }
 
+    /// Start streams where `anchor` says retention cut them (the record
+    /// after `anchor`'s head, linked to its hash), provided the anchor's
+    /// MAC verifies under the key given with [`Verifier::with_key`]. An
+    /// anchor without a key, or with a MAC that does not verify, is ignored:
+    /// the walk is then what it would be without one, so a forged anchor
+    /// hides nothing. With a file trail, [`Verifier::verify_path`] also
+    /// skips the segments the anchor names (left over by a purge
+    /// interrupted before it deleted them). May be given more than once
+    /// (the PostgreSQL trail keeps one anchor per stream); a later anchor
+    /// naming a stream wins.
+    #[must_use]
+    pub fn with_anchor(mut self, anchor: Anchor) -> Self {
+        self.anchors.push(anchor);
+        self
+    }
+
+    /// Check the anchor's MAC with `key`, without checking checkpoint MACs
+    /// (for a reader that trusts checkpoints less than it must trust the
+    /// anchor, such as a report made where the checkpoint key may have
+    /// changed). Without it, the [`Verifier::with_key`] key checks both.
+    #[must_use]
+    pub fn with_anchor_key(mut self, key: CheckpointKey) -> Self {
+        self.anchor_key = Some(key);
+        self
+    }
+
+    /// The anchors given whose MAC verifies under the key.
+    fn trusted_anchors(&self) -> impl Iterator<Item = &Anchor> {
+        let key = self.anchor_key.as_ref().or(self.key.as_ref());
+        self.anchors
+            .iter()
+            .filter(move |a| key.is_some_and(|key| a.is_signed_by(key)))
+    }
+
     /// Walk `lines`, in trail order.
     ///
     /// # Errors
@@ -308,10 +350,15 @@ impl Verifier {
     /// a table).
     #[must_use]
     pub fn walk(&self) -> Walk<'_> {
+        let mut report = VerifyReport::default();
+        for anchor in self.trusted_anchors() {
+            report.heads.extend(anchor.streams.clone());
+            report.anchored = true;
+        }
         Walk {
             verifier: self,
             window: VecDeque::new(),
-            report: VerifyReport::default(),
+            report,
         }
     }
 
@@ -322,10 +369,21 @@ impl Verifier {
     /// `Unavailable` if a segment cannot be read, `NotFound` if there is no
     /// trail at `path`.
     pub fn verify_path(&self, path: &Path) -> Result<VerifyReport> {
-        let segments = trail_segments(path)?;
+        let mut segments = trail_segments(path)?;
         if segments.is_empty() {
             return Err(Error::not_found("audit trail"));
         }
+        let removed: Vec<&str> = self
+            .trusted_anchors()
+            .flat_map(|a| a.segments.iter().map(String::as_str))
+            .collect();
+        segments.retain(|segment| {
+            segment == path
+                || !segment
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| removed.contains(&n))
+        });
         let lines = segments
             .into_iter()
             .map(|segment| read_lines(&segment))

@@ -47,6 +47,16 @@
 //! [`LegalHoldRegistry`](crate::retention::LegalHoldRegistry), tables
 //! created on start-up.
 //!
+//! ## How long request records are kept
+//!
+//! [`PrivacyRequestPurgeTarget`] gives the retention
+//! [`Purger`](crate::retention::Purger) the request records (kind
+//! [`resource::PRIVACY_REQUESTS`](crate::retention::resource::PRIVACY_REQUESTS)):
+//! closed requests (`completed`, `rejected`) are deleted once their
+//! closing is older than the tenant's period; open ones (`received`,
+//! `in_progress`, `failed`) never are, and a legal hold on the subject or
+//! on the kind keeps them. Export bundles are not stored, only returned.
+//!
 //! ## What erasure does, and what it cannot
 //!
 //! - Documents owned by the subject: deleted (content, text, metadata).
@@ -73,12 +83,14 @@
 //! - A legal hold covering the subject refuses the erasure (status
 //!   `rejected`, reason `legal_hold`).
 
+mod purge;
 mod request;
 mod service;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
 pub mod sql;
 
+pub use purge::PrivacyRequestPurgeTarget;
 pub use request::{
     MemoryPrivacyRequestStore, PrivacyRequest, PrivacyRequestStore, Regulation, RequestKind,
     RequestStatus,

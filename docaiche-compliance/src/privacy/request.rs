@@ -176,7 +176,9 @@ impl PrivacyRequest {
 /// Contract: tenant-scoped (a request of another tenant is `None`);
 /// `insert` with an existing id is `Err(Conflict)`; `update` replaces the
 /// stored request with the same tenant and id and returns whether it
-/// existed; `list` is ordered by id (receipt order).
+/// existed; `delete` removes the request with that tenant and id and
+/// returns whether it existed (idempotent: `Ok(false)` once gone, and for
+/// another tenant's request); `list` is ordered by id (receipt order).
 #[async_trait]
 pub trait PrivacyRequestStore: Send + Sync + fmt::Debug + 'static {
     /// Store a new request.
@@ -202,6 +204,14 @@ pub trait PrivacyRequestStore: Send + Sync + fmt::Debug + 'static {
     /// # Errors
     /// `Unavailable` on outage.
     async fn list(&self, tenant: &TenantId) -> Result<Vec<PrivacyRequest>>;
+
+    /// Delete a request of `tenant` (retention: see
+    /// [`PrivacyRequestPurgeTarget`](super::PrivacyRequestPurgeTarget),
+    /// which only ever deletes closed requests).
+    ///
+    /// # Errors
+    /// `Unavailable` on outage.
+    async fn delete(&self, tenant: &TenantId, id: &Uuid) -> Result<bool>;
 }
 
 /// Privacy requests in memory, bounded (default 100 000).
@@ -294,5 +304,12 @@ impl PrivacyRequestStore for MemoryPrivacyRequestStore {
             .filter(|r| &r.tenant == tenant)
             .cloned()
             .collect())
+    }
+
+    async fn delete(&self, tenant: &TenantId, id: &Uuid) -> Result<bool> {
+        let mut requests = self.lock();
+        let before = requests.len();
+        requests.retain(|r| !(&r.tenant == tenant && &r.id == id));
+        Ok(requests.len() < before)
     }
 }

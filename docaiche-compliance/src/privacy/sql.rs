@@ -50,8 +50,9 @@
 //!   [`SQLITE_MIGRATION`] are the statements, for operators who migrate
 //!   out of band;
 //! - scope every statement by tenant: a request or hold of another tenant
-//!   is not found, not updated and not released. Ids are unique across
-//!   tenants (a duplicate is `Conflict` whatever its tenant);
+//!   is not found, not updated, not deleted and not released. Ids are
+//!   unique across tenants (a duplicate is `Conflict` whatever its
+//!   tenant);
 //! - bind every value (no SQL is built from input);
 //! - bound each tenant to [`DEFAULT_MAX_REQUESTS`] requests and
 //!   [`DEFAULT_MAX_HOLDS`] holds (settable), so a listing is bounded: an
@@ -145,6 +146,8 @@ const GET_REQUEST: &str =
     "SELECT body FROM compliance_privacy_requests WHERE tenant = $1 AND id = $2";
 const UPDATE_REQUEST: &str = "UPDATE compliance_privacy_requests \
      SET subject = $3, kind = $4, status = $5, body = $6 WHERE tenant = $1 AND id = $2";
+const DELETE_REQUEST: &str =
+    "DELETE FROM compliance_privacy_requests WHERE tenant = $1 AND id = $2";
 const LIST_REQUESTS: &str =
     "SELECT body FROM compliance_privacy_requests WHERE tenant = $1 ORDER BY seq LIMIT $2";
 const PLACE_HOLD: &str = "INSERT INTO compliance_legal_holds \
@@ -358,6 +361,16 @@ macro_rules! compliance_store {
                     .iter()
                     .map(|(body,)| request_of(tenant, body))
                     .collect()
+            }
+
+            async fn delete(&self, tenant: &TenantId, id: &Uuid) -> Result<bool> {
+                let deleted = sqlx::query(DELETE_REQUEST)
+                    .bind(tenant.as_str())
+                    .bind(id.to_string())
+                    .execute(&self.pool)
+                    .await
+                    .map_err(Self::db)?;
+                Ok(deleted.rows_affected() > 0)
             }
         }
 

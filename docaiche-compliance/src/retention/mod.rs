@@ -42,9 +42,16 @@
 //! What a target must offer is the [`Purgeable`] trait (page through
 //! items older than a cutoff, delete one). [`DocumentPurgeTarget`]
 //! implements it over any `DocumentStore`, whose contract already lists a
-//! tenant's documents with their creation time. The audit trail's own
-//! retention (`audit`, typically a year) belongs to the audit module: a
-//! hash-chained trail is cut at a signed checkpoint, not item by item.
+//! tenant's documents with their creation time.
+//! [`PrivacyRequestPurgeTarget`](crate::privacy::PrivacyRequestPurgeTarget)
+//! implements it over any `PrivacyRequestStore` (kind
+//! [`resource::PRIVACY_REQUESTS`]): closed requests only, counted from
+//! their closing; open requests, which have legal deadlines, are never
+//! purged. The audit trail's own
+//! retention (`audit`, typically a year) is a [`TrailRetention`] given to
+//! [`Purger::with_trail`] (`audit::FileTrailRetention` for the file trail):
+//! a hash-chained trail is cut as a whole prefix at a signed anchor, not
+//! item by item.
 //!
 //! [`MemoryLegalHoldRegistry`] keeps holds for the life of the process;
 //! the privacy module's `sql` stores (`PgComplianceStore`,
@@ -58,7 +65,9 @@ mod schedule;
 
 pub use hold::{LegalHold, LegalHoldRegistry, MemoryLegalHoldRegistry};
 pub use policy::{MAX_RETENTION_DAYS, RetentionPolicies};
-pub use purge::{DocumentPurgeTarget, KindPurge, PurgeCandidate, PurgeReport, Purgeable, Purger};
+pub use purge::{
+    DocumentPurgeTarget, KindPurge, PurgeCandidate, PurgeReport, Purgeable, Purger, TrailRetention,
+};
 pub use schedule::{PurgeSchedule, StaticTenants, TenantDirectory};
 
 /// Well-known resource kind names for [`RetentionPolicies`].

@@ -125,6 +125,32 @@ impl Purgeable for DocumentPurgeTarget {
     }
 }
 
+/// A trail whose old entries expire together rather than item by item: the
+/// audit trail (kind [`resource::AUDIT`]), which is cut at a signed anchor
+/// (see `docaiche_compliance::audit::FileTrailRetention`). The [`Purger`]
+/// runs it once per run, after the per-tenant targets.
+///
+/// Contract: apply each tenant's [`resource::AUDIT`] period (the default
+/// period for entries without a tenant), keep whatever an active legal hold
+/// on the tenant's `audit` kind (or on every kind) covers, record each
+/// removal on `audit` (`retention.purge`) before removing, and report per
+/// tenant.
+#[async_trait]
+pub trait TrailRetention: Send + Sync + fmt::Debug + 'static {
+    /// Remove what has expired at `now`.
+    ///
+    /// # Errors
+    /// The first error of the trail, the hold registry or the audit sink;
+    /// nothing is removed that was not recorded.
+    async fn purge_trail(
+        &self,
+        policies: &RetentionPolicies,
+        holds: &dyn LegalHoldRegistry,
+        audit: &dyn AuditSink,
+        now: OffsetDateTime,
+    ) -> Result<BTreeMap<TenantId, KindPurge>>;
+}
+
 /// What a purge run did, per tenant and resource kind.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -139,6 +165,9 @@ pub struct PurgeReport {
     pub tenants: BTreeMap<TenantId, BTreeMap<String, KindPurge>>,
     /// Tenants whose run failed, with the error code (the cause is logged).
     pub failures: BTreeMap<TenantId, String>,
+    /// The error code of the [`TrailRetention`] step, if it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trail_failure: Option<String>,
 }
 
 impl PurgeReport {
@@ -200,6 +229,7 @@ pub struct Purger {
     audit: Arc<dyn AuditSink>,
     clock: Arc<dyn Clock>,
     max_per_run: u64,
+    trail: Option<Arc<dyn TrailRetention>>,
     last_report: Mutex<Option<PurgeReport>>,
 }
 
@@ -227,8 +257,17 @@ impl Purger {
             audit,
             clock,
             max_per_run: Self::DEFAULT_MAX_PER_RUN,
+            trail: None,
             last_report: Mutex::new(None),
         })
+    }
+
+    /// Also purge `trail` (the audit trail) on every run, under the
+    /// [`resource::AUDIT`] policy.
+    #[must_use]
+    pub fn with_trail(mut self, trail: Arc<dyn TrailRetention>) -> Self {
+        self.trail = Some(trail);
+        self
     }
 
     /// Set the per-run bound (per tenant and kind).
@@ -254,8 +293,10 @@ impl Purger {
             .clone()
     }
 
-    /// Purge every tenant of `tenants`. A failing tenant does not stop the
-    /// others: it is listed in [`PurgeReport::failures`].
+    /// Purge every tenant of `tenants`, then the trail given with
+    /// [`Purger::with_trail`] (every stream it holds). A failing tenant does
+    /// not stop the others: it is listed in [`PurgeReport::failures`]; a
+    /// failing trail purge in [`PurgeReport::trail_failure`].
     pub async fn run(&self, tenants: &[TenantId]) -> PurgeReport {
         let mut report = PurgeReport {
             started_at: Some(self.clock.now()),
@@ -269,6 +310,32 @@ impl Purger {
                     report
                         .failures
                         .insert(tenant.clone(), error.code().as_str().to_owned());
+                }
+            }
+        }
+        if let Some(trail) = &self.trail {
+            let now = self.clock.now();
+            match trail
+                .purge_trail(
+                    &self.policies,
+                    self.holds.as_ref(),
+                    self.audit.as_ref(),
+                    now,
+                )
+                .await
+            {
+                Ok(tenants) => {
+                    for (tenant, outcome) in tenants {
+                        report
+                            .tenants
+                            .entry(tenant)
+                            .or_default()
+                            .insert(resource::AUDIT.to_owned(), outcome);
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error.log_chain(), "audit trail retention failed");
+                    report.trail_failure = Some(error.code().as_str().to_owned());
                 }
             }
         }

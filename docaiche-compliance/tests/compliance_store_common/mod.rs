@@ -133,7 +133,28 @@ pub async fn privacy_requests(store: &dyn PrivacyRequestStore, run: &str) {
         t0,
     );
     assert!(!store.update(&unknown).await.expect("no such request"));
-    assert_eq!(store.list(&a).await.expect("listed"), [done, r2]);
+    assert_eq!(
+        store.list(&a).await.expect("listed"),
+        [done.clone(), r2.clone()]
+    );
+    assert_eq!(
+        store.list(&b).await.expect("listed"),
+        std::slice::from_ref(&r3)
+    );
+
+    // Delete is tenant-scoped and idempotent.
+    assert!(!store.delete(&b, &done.id).await.expect("not b's"));
+    assert!(!store.delete(&a, &r3.id).await.expect("not a's"));
+    assert!(!store.delete(&a, &unknown.id).await.expect("unknown"));
+    assert_eq!(store.list(&a).await.expect("listed").len(), 2);
+    assert!(store.delete(&a, &done.id).await.expect("deleted"));
+    assert!(!store.delete(&a, &done.id).await.expect("already gone"));
+    assert_eq!(store.get(&a, &done.id).await.expect("read"), None);
+    assert!(!store.update(&done).await.expect("gone"));
+    assert_eq!(
+        store.list(&a).await.expect("listed"),
+        std::slice::from_ref(&r2)
+    );
     assert_eq!(store.list(&b).await.expect("listed"), [r3]);
 }
 
@@ -262,11 +283,16 @@ pub async fn bounded_at_two(
             t0,
         )
     };
-    requests.insert(&request(&a)).await.expect("first");
+    let first = request(&a);
+    requests.insert(&first).await.expect("first");
     requests.insert(&request(&a)).await.expect("second");
     let full = requests.insert(&request(&a)).await.expect_err("full");
     assert_eq!(full.code(), ErrorCode::Unavailable);
     requests.insert(&request(&b)).await.expect("other tenant");
+    assert_eq!(requests.list(&a).await.expect("listed").len(), 2);
+    // A deleted request frees its place.
+    assert!(requests.delete(&a, &first.id).await.expect("deleted"));
+    requests.insert(&request(&a)).await.expect("room again");
     assert_eq!(requests.list(&a).await.expect("listed").len(), 2);
 
     let hold = |t: &TenantId| LegalHold::new(t.clone(), "bound", subject("counsel"), t0);
@@ -296,6 +322,7 @@ pub async fn unavailable(requests: &dyn PrivacyRequestStore, holds: &dyn LegalHo
         requests.get(&a, &request.id).await.map(|_| ()),
         requests.update(&request).await.map(|_| ()),
         requests.list(&a).await.map(|_| ()),
+        requests.delete(&a, &request.id).await.map(|_| ()),
         holds.place(hold.clone()).await,
         holds.release(&a, &hold.id, t0).await.map(|_| ()),
         holds.all(&a).await.map(|_| ()),
