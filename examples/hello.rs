@@ -7,13 +7,19 @@
 //! ```
 //!
 //! Same runtime (tokio, multi-threaded), same HTTP/1 server (`axum::serve`)
-//! as the example server, and nothing else: no layers, no state.
+//! as the example server, same global allocator (mimalloc), and nothing
+//! else: no layers, no state.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use axum::Router;
 use axum::routing::get;
+
+/// The example server's global allocator, so that the baseline differs
+/// from it only by the DocAIche stack.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {

@@ -27,9 +27,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::handler::Handler;
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 use docaiche_auth::layer::RequirePermissionLayer;
@@ -38,6 +39,7 @@ use docaiche_core::problem::PROBLEM_JSON;
 use docaiche_core::{Error, Permission, RateLimiter};
 use docaiche_ratelimit::layer::RateLimitLayer;
 use tower::ServiceBuilder;
+use tower_http::body::Limited;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
@@ -409,21 +411,33 @@ impl RouteGroup {
         self
     }
 
-    /// The group's routes behind its gate (protected) or its rate-limit
-    /// layer (public). The 405 fallback is set before the layer so that
-    /// wrong-method answers are limited (and authenticated) too.
-    fn into_router(
+    /// The group's routes, with the 405 fallback, and the layer that goes
+    /// in front of them: its gate (protected) or its rate-limit layer
+    /// (public). The 405 fallback is set before the layer is applied so
+    /// that wrong-method answers are limited (and authenticated) too.
+    fn into_parts(
         self,
         rate_limit: &RateLimitLayer,
         auth: &AuthServices,
-    ) -> Result<Router<AppState>, Error> {
+    ) -> Result<(Router<AppState>, GroupGate), Error> {
         let router = self.router.method_not_allowed_fallback(method_not_allowed);
         let limit = rate_limit.for_class(self.class)?;
-        Ok(match self.access {
-            Access::Public => router.layer(limit),
-            Access::Protected => router.layer(AuthGateLayer::new(auth.layer.clone(), limit)),
-        })
+        let gate = match self.access {
+            Access::Public => GroupGate::Public(limit),
+            Access::Protected => {
+                GroupGate::Protected(AuthGateLayer::new(auth.layer.clone(), limit))
+            }
+        };
+        Ok((router, gate))
     }
+}
+
+/// The innermost layer of a route group.
+enum GroupGate {
+    /// The group's rate-limit class alone.
+    Public(RateLimitLayer),
+    /// Authentication, then the group's rate-limit class.
+    Protected(AuthGateLayer),
 }
 
 /// Every route of the server, by rate-limit class and access. Unknown
@@ -466,6 +480,51 @@ pub(crate) struct HttpSettings {
 
 /// The complete application: routes and layers.
 pub(crate) fn router(state: AppState) -> Router {
+    let http = &state.http;
+    // One `Router::layer` call per group: axum boxes and clones every
+    // route's service once per `layer` call and request, so the whole stack
+    // — this one, then the group's gate — is one `ServiceBuilder` (outermost
+    // first), applied once to each group. The limit and timeout layers
+    // (innermost here) answer with bodies of their own types; the mapping
+    // just outside them turns those answers into problems.
+    let outer = ServiceBuilder::new()
+        // Outermost: every answer counts, panics and refusals included.
+        .layer(state.metrics.layer())
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::PROXY_AUTHORIZATION,
+            header::COOKIE,
+            HeaderName::from_static("x-api-key"),
+        ]))
+        .layer(SetRequestIdLayer::new(
+            REQUEST_ID,
+            crate::telemetry::MakeRequestId,
+        ))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(crate::telemetry::request_span)
+                .on_response(crate::telemetry::RecordResponse),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetSensitiveResponseHeadersLayer::new([header::SET_COOKIE]))
+        .layer(state.hardening.layer())
+        .layer(cors(
+            &http.allowed_origins,
+            state.hardening.cors_credentials,
+        ))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(LayerErrorsAsProblemsLayer {
+            // Cloned per request: a reference count, not the origins.
+            http: Arc::new(http.clone()),
+        })
+        .layer(RequestBodyLimitLayer::new(http.body_limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::GATEWAY_TIMEOUT,
+            http.request_timeout,
+        ))
+        // The body limit is the tower-http layer's, from the configuration.
+        .layer(DefaultBodyLimit::disable());
+
     let mut routes = Router::new();
     for group in route_groups() {
         for route in &group.routes {
@@ -482,59 +541,28 @@ pub(crate) fn router(state: AppState) -> Router {
         // AppState::new checked every class of the router; a failure here
         // is a bug in route_groups, and serving it unlimited is not an
         // option.
-        let limited = group
-            .into_router(&state.rate_limit, &state.auth)
+        let (group_routes, gate) = group
+            .into_parts(&state.rate_limit, &state.auth)
             .expect("invariant: AppState::new checked every route class");
-        routes = routes.merge(limited);
+        // The stack outside, the group's gate inside; the group's fallbacks
+        // (405, and the 404 of the one group that answers unknown routes)
+        // get both, as its routes do.
+        let layered = match gate {
+            GroupGate::Public(limit) => {
+                group_routes.layer(ServiceBuilder::new().layer(outer.clone()).layer(limit))
+            }
+            GroupGate::Protected(gate) => group_routes.layer(
+                ServiceBuilder::new()
+                    .layer(outer.clone())
+                    // The gate takes axum's body, as the route it wraps
+                    // (which would otherwise convert it).
+                    .map_request(|request: Request<Limited<Body>>| request.map(Body::new))
+                    .layer(gate),
+            ),
+        };
+        routes = routes.merge(layered);
     }
-    let routes = routes.with_state(state.clone());
-
-    let http = &state.http;
-    // One `Router::layer` call: axum boxes and clones every route's service
-    // once per `layer` call and request, so the whole stack is one
-    // `ServiceBuilder` (outermost first). The limit and timeout layers
-    // (innermost) answer with bodies of their own types; the mapping just
-    // outside them turns those answers into problems.
-    routes.layer(
-        ServiceBuilder::new()
-            // Outermost: every answer counts, panics and refusals included.
-            .layer(state.metrics.layer())
-            .layer(SetSensitiveRequestHeadersLayer::new([
-                header::AUTHORIZATION,
-                header::PROXY_AUTHORIZATION,
-                header::COOKIE,
-                HeaderName::from_static("x-api-key"),
-            ]))
-            .layer(SetRequestIdLayer::new(
-                REQUEST_ID,
-                crate::telemetry::MakeRequestId,
-            ))
-            .layer(
-                TraceLayer::new_for_http()
-                    .make_span_with(crate::telemetry::request_span)
-                    .on_response(crate::telemetry::RecordResponse),
-            )
-            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-            .layer(SetSensitiveResponseHeadersLayer::new([header::SET_COOKIE]))
-            .layer(state.hardening.layer())
-            .layer(cors(
-                &http.allowed_origins,
-                state.hardening.cors_credentials,
-            ))
-            .layer(CatchPanicLayer::custom(panic_response))
-            .layer(axum::middleware::map_response_with_state(
-                // Cloned per request: a reference count, not the origins.
-                Arc::new(http.clone()),
-                problem_for_layer_errors,
-            ))
-            .layer(RequestBodyLimitLayer::new(http.body_limit))
-            .layer(TimeoutLayer::with_status_code(
-                StatusCode::GATEWAY_TIMEOUT,
-                http.request_timeout,
-            ))
-            // The body limit is the tower-http layer's, from the configuration.
-            .layer(DefaultBodyLimit::disable()),
-    )
+    routes.with_state(state)
 }
 
 /// `GET /health/live`: the process is up.
@@ -591,12 +619,87 @@ fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     Error::internal(format!("handler panicked: {message}")).into_response()
 }
 
+/// Wraps a service with [`LayerErrorsAsProblems`].
+#[derive(Debug, Clone)]
+struct LayerErrorsAsProblemsLayer {
+    http: Arc<HttpSettings>,
+}
+
+impl<S> tower::Layer<S> for LayerErrorsAsProblemsLayer {
+    type Service = LayerErrorsAsProblems<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        LayerErrorsAsProblems {
+            inner,
+            http: Arc::clone(&self.http),
+        }
+    }
+}
+
+/// Applies [`problem_for_layer_errors`] to every answer of the inner
+/// service: a plain tower service (no clone of the inner stack and no boxed
+/// future per request, unlike `axum::middleware::map_response`).
+#[derive(Debug, Clone)]
+struct LayerErrorsAsProblems<S> {
+    inner: S,
+    http: Arc<HttpSettings>,
+}
+
+impl<S, ReqBody, ResBody> tower::Service<Request<ReqBody>> for LayerErrorsAsProblems<S>
+where
+    S: tower::Service<Request<ReqBody>, Response = axum::http::Response<ResBody>>,
+    ResBody: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    ResBody::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = LayerErrorsFuture<S::Future>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        LayerErrorsFuture {
+            inner: self.inner.call(request),
+            http: Arc::clone(&self.http),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`LayerErrorsAsProblems`].
+    struct LayerErrorsFuture<F> {
+        #[pin]
+        inner: F,
+        http: Arc<HttpSettings>,
+    }
+}
+
+impl<F, B, E> std::future::Future for LayerErrorsFuture<F>
+where
+    F: std::future::Future<Output = Result<axum::http::Response<B>, E>>,
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        let response = std::task::ready!(this.inner.poll(cx))?;
+        std::task::Poll::Ready(Ok(problem_for_layer_errors(this.http, response)))
+    }
+}
+
 /// Turn the plain-text or empty error responses of tower-http's limit and
 /// timeout layers (and axum's body-buffering rejection) into problems.
-async fn problem_for_layer_errors<B>(
-    State(http): State<Arc<HttpSettings>>,
-    response: axum::http::Response<B>,
-) -> Response
+fn problem_for_layer_errors<B>(http: &HttpSettings, response: axum::http::Response<B>) -> Response
 where
     B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
     B::Error: Into<axum::BoxError>,

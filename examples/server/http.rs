@@ -8,7 +8,7 @@
 //! Outermost first:
 //!
 //! 1. Security headers, each set only when the handler did not set its own
-//!    (tower-http `SetResponseHeaderLayer`): `Strict-Transport-Security`
+//!    (one [`SecurityHeaders`] service for all): `Strict-Transport-Security`
 //!    (when the deployment is HTTPS: TLS here, or `http.https` redirecting or
 //!    refusing plain HTTP), `Content-Security-Policy` (default: nothing may
 //!    load, no framing), `X-Content-Type-Options: nosniff`,
@@ -58,7 +58,6 @@ use tower::Layer;
 use tower::Service;
 use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 use tower_http::compression::{Compression, CompressionLayer};
-use tower_http::set_header::{SetResponseHeader, SetResponseHeaderLayer};
 
 use crate::config::{Config, EnvLookup, Severity};
 
@@ -667,7 +666,6 @@ type FromCompressed<B> =
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Negotiated<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    S::Future: Unpin,
     ResBody: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
     ResBody::Error: Into<axum::BoxError> + Send + Sync,
 {
@@ -697,29 +695,33 @@ where
     }
 }
 
-/// The response future of [`Negotiated`] for a request without
-/// `Accept-Encoding`.
-#[derive(Debug)]
-pub(crate) struct IdentityFuture<F> {
-    inner: F,
-    when: CompressWhen,
+pin_project_lite::pin_project! {
+    /// The response future of [`Negotiated`] for a request without
+    /// `Accept-Encoding`.
+    #[derive(Debug)]
+    pub(crate) struct IdentityFuture<F> {
+        #[pin]
+        inner: F,
+        when: CompressWhen,
+    }
 }
 
 impl<F, B, E> std::future::Future for IdentityFuture<F>
 where
-    F: std::future::Future<Output = Result<Response<B>, E>> + Unpin,
+    F: std::future::Future<Output = Result<Response<B>, E>>,
     B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
     B::Error: Into<axum::BoxError>,
 {
     type Output = Result<Response<Body>, E>;
 
-    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut response = std::task::ready!(std::pin::Pin::new(&mut self.inner).poll(cx))?;
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = std::task::ready!(this.inner.poll(cx))?;
         // As tower-http's `Compression` does for an identity answer.
         let headers = response.headers();
         let compressible = !headers.contains_key(header::CONTENT_ENCODING)
             && !headers.contains_key(header::CONTENT_RANGE)
-            && self.when.should_compress(&response);
+            && this.when.should_compress(&response);
         let varies = || {
             response
                 .headers()
@@ -748,19 +750,7 @@ const ACCEPT_ENCODING_NAME: &[u8] = b"accept-encoding";
 const X_CONTENT_TYPE_OPTIONS: HeaderName = HeaderName::from_static("x-content-type-options");
 
 /// The service stack of [`HardeningLayer`], outermost first.
-pub(crate) type Hardened<S> = SetResponseHeader<
-    SetResponseHeader<
-        SetResponseHeader<
-            SetResponseHeader<
-                SetResponseHeader<RequireHttps<Negotiated<S>>, Option<HeaderValue>>,
-                Option<HeaderValue>,
-            >,
-            Option<HeaderValue>,
-        >,
-        Option<HeaderValue>,
-    >,
-    Option<HeaderValue>,
->;
+pub(crate) type Hardened<S> = SecurityHeaders<RequireHttps<Negotiated<S>>>;
 
 /// Security headers, HTTPS enforcement and compression, in that order
 /// (outermost first); see the [module docs](self).
@@ -781,31 +771,98 @@ impl<S> Layer<S> for HardeningLayer {
                 min_bytes: settings.compression_min_bytes,
             });
         let https = RequireHttpsLayer::new(settings.https.clone());
-        let headers = [
-            (header::STRICT_TRANSPORT_SECURITY, settings.hsts.clone()),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                settings.content_security_policy.clone(),
-            ),
-            (
-                X_CONTENT_TYPE_OPTIONS,
-                Some(HeaderValue::from_static("nosniff")),
-            ),
-            (
-                header::X_FRAME_OPTIONS,
-                Some(HeaderValue::from_static("DENY")),
-            ),
-            (header::REFERRER_POLICY, settings.referrer_policy.clone()),
-        ];
-        let [hsts, csp, nosniff, frame, referrer] =
-            headers.map(|(name, value)| SetResponseHeaderLayer::if_not_present(name, value));
         let service = https.layer(Negotiated {
             compression: compression.layer(inner),
             when: CompressWhen {
                 min_bytes: settings.compression_min_bytes,
             },
         });
-        hsts.layer(csp.layer(nosniff.layer(frame.layer(referrer.layer(service)))))
+        // In the order the five single-header layers this replaces set them
+        // (the innermost first); the unset ones (no HSTS over plain HTTP,
+        // an empty CSP or referrer policy) are left out.
+        let headers = [
+            (header::REFERRER_POLICY, settings.referrer_policy.clone()),
+            (
+                header::X_FRAME_OPTIONS,
+                Some(HeaderValue::from_static("DENY")),
+            ),
+            (
+                X_CONTENT_TYPE_OPTIONS,
+                Some(HeaderValue::from_static("nosniff")),
+            ),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                settings.content_security_policy.clone(),
+            ),
+            (header::STRICT_TRANSPORT_SECURITY, settings.hsts.clone()),
+        ];
+        SecurityHeaders {
+            inner: service,
+            headers: headers
+                .into_iter()
+                .filter_map(|(name, value)| Some((name, value?)))
+                .collect(),
+        }
+    }
+}
+
+/// Sets the security headers on every answer of the inner service, each
+/// only when the answer does not carry that header already (a handler's own
+/// value wins); one service for all of them, so a request pays for one
+/// layer rather than one per header.
+#[derive(Debug, Clone)]
+pub(crate) struct SecurityHeaders<S> {
+    inner: S,
+    /// The headers set, in order.
+    headers: Arc<[(HeaderName, HeaderValue)]>,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SecurityHeaders<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = SecurityHeadersFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        SecurityHeadersFuture {
+            inner: self.inner.call(request),
+            headers: Arc::clone(&self.headers),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`SecurityHeaders`].
+    #[derive(Debug)]
+    pub(crate) struct SecurityHeadersFuture<F> {
+        #[pin]
+        inner: F,
+        headers: Arc<[(HeaderName, HeaderValue)]>,
+    }
+}
+
+impl<F, B, E> std::future::Future for SecurityHeadersFuture<F>
+where
+    F: std::future::Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = std::task::ready!(this.inner.poll(cx))?;
+        let headers = response.headers_mut();
+        for (name, value) in this.headers.iter() {
+            if let header::Entry::Vacant(entry) = headers.entry(name) {
+                entry.insert(value.clone());
+            }
+        }
+        Poll::Ready(Ok(response))
     }
 }
 

@@ -487,7 +487,7 @@ impl Drop for InFlight {
 /// router's stack, inside routing so that the route pattern is known).
 ///
 /// A plain tower layer rather than `from_fn`: no boxed `Next` and no clone
-/// of the inner stack per request, one boxed future.
+/// of the inner stack per request, no boxed future.
 #[derive(Debug, Clone)]
 pub(crate) struct TrackLayer(Metrics);
 
@@ -516,20 +516,54 @@ pub(crate) struct Track<S> {
     inner: S,
 }
 
-/// The future of [`Track`].
-type TrackFuture<T, E> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, E>> + Send + 'static>>;
+pin_project_lite::pin_project! {
+    /// The future of [`Track`]: the inner answer, recorded when it is ready
+    /// (a concrete type, not a boxed future: no allocation, and no copy of
+    /// the inner stack's future, per request).
+    pub(crate) struct TrackFuture<F> {
+        #[pin]
+        inner: F,
+        metrics: Metrics,
+        method: &'static str,
+        route: &'static str,
+        started: Instant,
+        // Released when the answer is ready, or when the request is dropped.
+        in_flight: Option<InFlight>,
+    }
+}
+
+impl<F, ResBody, E> std::future::Future for TrackFuture<F>
+where
+    F: std::future::Future<Output = Result<axum::http::Response<ResBody>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        let result = std::task::ready!(this.inner.poll(cx));
+        drop(this.in_flight.take());
+        if let Ok(response) = &result {
+            this.metrics.record(
+                this.method,
+                this.route,
+                response.status().as_u16(),
+                this.started.elapsed(),
+            );
+        }
+        std::task::Poll::Ready(result)
+    }
+}
 
 impl<S, B, ResBody> tower::Service<axum::http::Request<B>> for Track<S>
 where
     S: tower::Service<axum::http::Request<B>, Response = axum::http::Response<ResBody>>,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    ResBody: Send + 'static,
 {
     type Response = axum::http::Response<ResBody>;
     type Error = S::Error;
-    type Future = TrackFuture<Self::Response, S::Error>;
+    type Future = TrackFuture<S::Future>;
 
     fn poll_ready(
         &mut self,
@@ -546,17 +580,15 @@ where
         let started = Instant::now();
         let gauge = &self.metrics.inner.in_flight;
         gauge.inc();
-        let in_flight = InFlight(gauge.clone());
-        let metrics = self.metrics.clone();
-        let answer = self.inner.call(request);
-        Box::pin(async move {
-            let _in_flight = in_flight;
-            let result = answer.await;
-            if let Ok(response) = &result {
-                metrics.record(method, route, response.status().as_u16(), started.elapsed());
-            }
-            result
-        })
+        let in_flight = Some(InFlight(gauge.clone()));
+        TrackFuture {
+            inner: self.inner.call(request),
+            metrics: self.metrics.clone(),
+            method,
+            route,
+            started,
+            in_flight,
+        }
     }
 }
 
