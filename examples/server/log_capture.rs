@@ -501,3 +501,29 @@ async fn the_listen_address_is_logged_whole_and_client_addresses_are_not() {
     assert!(log.contains("127.0.1.0"), "{log}");
     assert!(!log.contains("127.0.1.9"), "{log}");
 }
+
+/// Records of crates that log through the `log` crate (rustls, tungstenite)
+/// reach the same pipeline, filter and redactor, once the bridge `init_logging`
+/// installs (`tracing-subscriber`'s `tracing-log`) is in place.
+#[test]
+fn log_crate_records_reach_the_redacting_pipeline() {
+    // The process-wide bridge; another test may have installed it already.
+    let _ = tracing_log::LogTracer::init();
+    let dir = TestDir::new("log-capture-bridge");
+    let (dispatch, capture) = capturing(&config(&dir));
+    tracing::dispatcher::with_default(&dispatch, || {
+        log::warn!(
+            target: "rustls::server",
+            "peer jane.doe@example.org sent a bad certificate from 203.0.113.77"
+        );
+    });
+    let log = capture.text();
+    let line = log
+        .lines()
+        .find(|line| line.contains("sent a bad certificate"))
+        .unwrap_or_else(|| panic!("the log record did not arrive:\n{log}"));
+    assert!(line.contains("rustls::server"), "{line}");
+    assert!(line.contains("[REDACTED:email]"), "{line}");
+    assert!(!line.contains("jane.doe"), "{line}");
+    assert!(!line.contains("203.0.113.77"), "{line}");
+}
