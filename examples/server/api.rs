@@ -247,6 +247,7 @@ async fn list(
 async fn rotate_key(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
+    crate::audit::AuditFacts(context): crate::audit::AuditFacts,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
@@ -261,6 +262,7 @@ async fn rotate_key(
     let overlap = request
         .overlap_secs
         .map_or(state.auth.rotation_overlap, std::time::Duration::from_secs);
+    crate::audit::administrative(&state, &caller, "api_key.rotate", &context).await?;
     let created = state
         .auth
         .api_keys
@@ -273,9 +275,11 @@ async fn rotate_key(
 async fn revoke_key(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
+    crate::audit::AuditFacts(context): crate::audit::AuditFacts,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Error> {
     let id = key_id(&id)?;
+    crate::audit::administrative(&state, &caller, "api_key.revoke", &context).await?;
     state
         .auth
         .api_keys

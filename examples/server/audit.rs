@@ -1301,7 +1301,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn fail_closed_refuses_key_creation_when_the_trail_is_unwritable() {
+    async fn fail_closed_refuses_key_creation_rotation_and_revocation_when_the_trail_is_unwritable()
+    {
         use crate::app::tests::{json, local_state, send};
         let dir = TestDir::new("audit-closed");
         let config = config(&dir);
@@ -1336,6 +1337,24 @@ mod tests {
             String::from_utf8_lossy(&body)
         );
         // Nothing was created: only the caller's own key is listed.
+        let (status, _, body) = send(app.clone(), request("GET", "/v1/keys", &admin)).await;
+        assert_eq!(status, StatusCode::OK);
+        let items = json(&body)["items"].clone();
+        assert_eq!(items.as_array().map(Vec::len), Some(1));
+        // Rotation and revocation are refused too, and the key still works.
+        let own = items[0]["id"].as_str().expect("key id").to_owned();
+        for (method, uri) in [
+            ("POST", format!("/v1/keys/{own}/rotate")),
+            ("DELETE", format!("/v1/keys/{own}")),
+        ] {
+            let (status, _, body) = send(app.clone(), request(method, &uri, &admin)).await;
+            assert_eq!(
+                status,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "{method} {uri}: {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
         let (status, _, body) = send(app, request("GET", "/v1/keys", &admin)).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(json(&body)["items"].as_array().map(Vec::len), Some(1));
