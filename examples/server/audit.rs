@@ -1364,32 +1364,16 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_postgres_sink_chains_key_events_and_lists_them() {
         use crate::app::tests::send;
-        use crate::backends::tests::{Schema, admin};
+        use crate::backends::tests::on_test_schema;
         const SUITE: &str = "server-postgres";
         let Some(url) = crate::report::require_backend(SUITE, "DOCAICHE_TEST_POSTGRES_URL") else {
             return;
         };
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let schema = Schema {
-            name: format!("audit_test_{}_{nanos}", std::process::id()),
-            admin: admin(&url).await,
-        };
-        docaiche_store::postgres::sqlx::query(&format!("CREATE SCHEMA {}", schema.name))
-            .execute(&schema.admin)
-            .await
-            .expect("create the test schema");
         let dir = TestDir::new("audit-postgres");
         let mut config = config(&dir);
-        config.store.backend = crate::config::StoreBackend::Postgres;
-        config.store.url_source = Some("env:TEST_DATABASE_URL".into());
-        config.store.schema = Some(schema.name.clone());
-        config.store.max_connections = 3;
+        let (schema, env) = on_test_schema(&url, "audit_test", &mut config).await;
         config.audit.sink = AuditSinkKind::Postgres;
         config.validate().expect("valid");
-        let pg_url = url.clone();
-        let env = move |name: &str| (name == "TEST_DATABASE_URL").then(|| pg_url.clone());
         crate::storage::prepare_data_dir(dir.path()).expect("data dir");
         crate::keys::prepare(&config.key_source()).expect("keys");
         let state = AppState::from_config(&config, &env)

@@ -979,6 +979,37 @@ pub(crate) mod tests {
         }
     }
 
+    /// A fresh schema `<label>_<pid>_<nanos>` on the test PostgreSQL at
+    /// `url` (dropped with the returned [`Schema`]), `config.store` pointed
+    /// at it through `env:TEST_DATABASE_URL` (three connections), and the
+    /// environment lookup that resolves that reference. The caller adds its
+    /// own settings and validates.
+    #[cfg(feature = "postgres")]
+    pub(crate) async fn on_test_schema(
+        url: &str,
+        label: &str,
+        config: &mut Config,
+    ) -> (
+        Schema,
+        impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) {
+        let schema = Schema {
+            name: unique(label),
+            admin: admin(url).await,
+        };
+        docaiche_store::postgres::sqlx::query(&format!("CREATE SCHEMA {}", schema.name))
+            .execute(&schema.admin)
+            .await
+            .expect("create the test schema");
+        config.store.backend = StoreBackend::Postgres;
+        config.store.url_source = Some("env:TEST_DATABASE_URL".into());
+        config.store.schema = Some(schema.name.clone());
+        config.store.max_connections = 3;
+        let url = url.to_owned();
+        let env = move |name: &str| (name == "TEST_DATABASE_URL").then(|| url.clone());
+        (schema, env)
+    }
+
     #[cfg(feature = "postgres")]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_app_state_runs_on_postgres_and_serves_api_keys_over_http() {
@@ -986,25 +1017,11 @@ pub(crate) mod tests {
         let Some(url) = crate::report::require_backend(SUITE, "DOCAICHE_TEST_POSTGRES_URL") else {
             return;
         };
-        let schema = Schema {
-            name: unique("server_test"),
-            admin: admin(&url).await,
-        };
-        docaiche_store::postgres::sqlx::query(&format!("CREATE SCHEMA {}", schema.name))
-            .execute(&schema.admin)
-            .await
-            .expect("create the test schema");
-
         let dir = TestDir::new("backends-postgres");
         let mut config = Config::default();
         config.storage.data_dir = dir.path().to_path_buf();
-        config.store.backend = StoreBackend::Postgres;
-        config.store.url_source = Some("env:TEST_DATABASE_URL".into());
-        config.store.schema = Some(schema.name.clone());
-        config.store.max_connections = 3;
+        let (schema, env) = on_test_schema(&url, "server_test", &mut config).await;
         config.validate().expect("valid");
-        let pg_url = url.clone();
-        let env = move |name: &str| (name == "TEST_DATABASE_URL").then(|| pg_url.clone());
         crate::storage::prepare_data_dir(dir.path()).unwrap();
         crate::keys::prepare(&config.key_source()).unwrap();
         let state = crate::app::AppState::from_config(&config, &env)

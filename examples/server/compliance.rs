@@ -1863,30 +1863,17 @@ mod tests {
     #[cfg(feature = "postgres")]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn legal_holds_are_kept_in_the_postgres_store() {
-        use crate::backends::tests::{Schema, admin};
+        use crate::backends::tests::on_test_schema;
         const SUITE: &str = "server-postgres";
         let Some(url) = crate::report::require_backend(SUITE, "DOCAICHE_TEST_POSTGRES_URL") else {
             return;
         };
-        let schema = Schema {
-            name: unique("holds_test").replace('-', "_"),
-            admin: admin(&url).await,
-        };
-        docaiche_store::postgres::sqlx::query(&format!("CREATE SCHEMA {}", schema.name))
-            .execute(&schema.admin)
-            .await
-            .expect("create the test schema");
         let dir = TestDir::new("holds-postgres");
         let mut config = config(&dir);
-        config.store.backend = crate::config::StoreBackend::Postgres;
-        config.store.url_source = Some("env:TEST_DATABASE_URL".into());
-        config.store.schema = Some(schema.name.clone());
-        config.store.max_connections = 3;
+        let (schema, env) = on_test_schema(&url, "holds_test", &mut config).await;
         config.validate().expect("valid");
         crate::storage::prepare_data_dir(dir.path()).expect("data dir");
         crate::keys::prepare(&config.key_source()).expect("keys");
-        let pg_url = url.clone();
-        let env = move |name: &str| (name == "TEST_DATABASE_URL").then(|| pg_url.clone());
         holds_survive_a_restart(&config, &env).await;
         let (rows,): (i64,) = docaiche_store::postgres::sqlx::query_as(&format!(
             "SELECT count(*) FROM {}.compliance_legal_holds",
@@ -1902,34 +1889,22 @@ mod tests {
     #[cfg(feature = "postgres")]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_audit_purge_cuts_the_postgres_trail_and_the_report_still_verifies() {
-        use crate::backends::tests::{Schema, admin};
+        use crate::backends::tests::on_test_schema;
         const SUITE: &str = "server-postgres";
         let Some(url) = crate::report::require_backend(SUITE, "DOCAICHE_TEST_POSTGRES_URL") else {
             return;
         };
-        let schema = Schema {
-            name: unique("audit_purge").replace('-', "_"),
-            admin: admin(&url).await,
-        };
-        docaiche_store::postgres::sqlx::query(&format!("CREATE SCHEMA {}", schema.name))
-            .execute(&schema.admin)
-            .await
-            .expect("create the test schema");
         let dir = TestDir::new("audit-purge-postgres");
         let mut config = config(&dir);
-        config.store.backend = crate::config::StoreBackend::Postgres;
-        config.store.url_source = Some("env:TEST_DATABASE_URL".into());
-        config.store.schema = Some(schema.name.clone());
+        let (schema, database) = on_test_schema(&url, "audit_purge", &mut config).await;
         config.audit.sink = crate::audit::AuditSinkKind::Postgres;
         config.audit.checkpoint_every = 4;
         config.retention.default.insert("audit".into(), 1);
         config.secrets.sources = vec!["env".into()];
-        let pg_url = url.clone();
         let checkpoint = "p".repeat(32);
         let env = move |name: &str| match name {
-            "TEST_DATABASE_URL" => Some(pg_url.clone()),
             "DOCAICHE_SECRET_AUDIT_CHECKPOINT_KEY" => Some(checkpoint.clone()),
-            _ => None,
+            _ => database(name),
         };
         let mut state = local_state(&config);
         let secrets = Secrets::from_config(&config, &env).await.expect("secrets");

@@ -215,30 +215,15 @@ async fn no_personal_data_or_credential_reaches_the_log() {
 #[cfg(feature = "postgres")]
 #[tokio::test]
 async fn no_personal_data_or_credential_reaches_the_log_on_postgres() {
-    use crate::backends::tests::{Schema, admin};
     const SUITE: &str = "server-postgres";
     let Some(url) = crate::report::require_backend(SUITE, "DOCAICHE_TEST_POSTGRES_URL") else {
         return;
     };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let schema = Schema {
-        name: format!("log_capture_{}_{nanos}", std::process::id()),
-        admin: admin(&url).await,
-    };
-    docaiche_store::postgres::sqlx::query(&format!("CREATE SCHEMA {}", schema.name))
-        .execute(&schema.admin)
-        .await
-        .expect("create the test schema");
     let dir = TestDir::new("log-capture-postgres");
     let mut config = config(&dir);
-    config.store.backend = crate::config::StoreBackend::Postgres;
-    config.store.url_source = Some("env:TEST_DATABASE_URL".into());
-    config.store.schema = Some(schema.name.clone());
-    config.store.max_connections = 3;
+    let (schema, env) =
+        crate::backends::tests::on_test_schema(&url, "log_capture", &mut config).await;
     config.validate().expect("valid");
-    let env = move |name: &str| (name == "TEST_DATABASE_URL").then(|| url.clone());
     serve_personal_data_and_check_the_log(&config, &env).await;
     crate::report::mark_ran(SUITE, &format!("log capture schema {}", schema.name));
 }

@@ -1379,33 +1379,17 @@ mod tests {
     #[cfg(feature = "postgres")]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_erased_subject_is_gone_from_the_api_and_the_postgres_database() {
-        use crate::backends::tests::{Schema, admin};
         use docaiche_store::postgres::sqlx as pg;
         const SUITE: &str = "server-postgres";
         let Some(url) = crate::report::require_backend(SUITE, "DOCAICHE_TEST_POSTGRES_URL") else {
             return;
         };
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let run = format!("{}_{nanos}", std::process::id());
-        let schema = Schema {
-            name: format!("privacy_test_{run}"),
-            admin: admin(&url).await,
-        };
-        pg::query(&format!("CREATE SCHEMA {}", schema.name))
-            .execute(&schema.admin)
-            .await
-            .expect("create the test schema");
         let dir = TestDir::new("privacy-postgres");
         let mut config = config(&dir);
-        config.store.backend = crate::config::StoreBackend::Postgres;
-        config.store.url_source = Some("env:TEST_DATABASE_URL".into());
-        config.store.schema = Some(schema.name.clone());
-        config.store.max_connections = 3;
+        let (schema, env) =
+            crate::backends::tests::on_test_schema(&url, "privacy_test", &mut config).await;
         config.validate().expect("valid");
-        let pg_url = url.clone();
-        let env = move |name: &str| (name == "TEST_DATABASE_URL").then(|| pg_url.clone());
+        let run = schema.name.trim_start_matches("privacy_test_").to_owned();
         let state = state_for(&config, &env).await;
         let app = crate::app::router(state.clone());
         let tenant = format!("t{}", run.replace('_', "-"));
