@@ -929,7 +929,7 @@ pub(crate) struct AuditItem {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::TestDir;
+    use crate::test_support::{TestDir, key_with};
     use docaiche_compliance::audit::Verifier;
 
     fn config(dir: &TestDir) -> Config {
@@ -1116,30 +1116,6 @@ mod tests {
             text.contains("DOCAICHE_SECRET_AUDIT_CHECKPOINT_KEY"),
             "{text}"
         );
-    }
-
-    /// A key of `tenant` holding exactly `grants`, made by an internal caller.
-    async fn key_with(state: &AppState, tenant: &str, grants: &[&str]) -> String {
-        use docaiche_auth::api_key::NewApiKey;
-        use docaiche_core::{AuthMethod, Grant, PermissionSet, PrincipalId};
-        let tenant = TenantId::new(tenant).expect("tenant");
-        let set: PermissionSet = grants
-            .iter()
-            .map(|g| Grant::parse(g).expect("grant"))
-            .collect();
-        let maker = Principal::new(
-            PrincipalId::new("maker").expect("id"),
-            tenant.clone(),
-            AuthMethod::Internal,
-        )
-        .with_permissions(set.clone());
-        let created = state
-            .auth
-            .api_keys
-            .create(&maker, NewApiKey::new(tenant, "test").with_scopes(set))
-            .await
-            .expect("key");
-        created.key.expose_secret().to_owned()
     }
 
     fn request(method: &str, uri: &str, key: &str) -> axum::http::Request<axum::body::Body> {

@@ -1259,6 +1259,7 @@ mod tests {
     use crate::audit::FsyncSetting;
     use crate::backends::Secrets;
     use crate::test_support::TestDir;
+    use crate::test_support::key_with;
     use axum::body::Body;
     use docaiche_core::ManualClock;
     use docaiche_core::document::NewDocument;
@@ -1302,35 +1303,6 @@ mod tests {
         state.compliance = Arc::new(compliance);
         state.audit = Some(trail);
         state
-    }
-
-    /// A key of `tenant` holding exactly `grants`.
-    async fn key_with(state: &AppState, tenant: &str, grants: &[&str]) -> String {
-        use docaiche_auth::api_key::NewApiKey;
-        use docaiche_core::{AuthMethod, Grant, PermissionSet};
-        let tenant = TenantId::new(tenant).expect("tenant");
-        let set: PermissionSet = grants
-            .iter()
-            .map(|g| Grant::parse(g).expect("grant"))
-            .collect();
-        let maker = Principal::new(
-            PrincipalId::new("maker").expect("id"),
-            tenant.clone(),
-            AuthMethod::Internal,
-        )
-        .with_permissions(
-            set.iter()
-                .cloned()
-                .chain([Grant::parse("keys:manage").expect("grant")])
-                .collect(),
-        );
-        let created = state
-            .auth
-            .api_keys
-            .create(&maker, NewApiKey::new(tenant, "test").with_scopes(set))
-            .await
-            .expect("key");
-        created.key.expose_secret().to_owned()
     }
 
     fn request(

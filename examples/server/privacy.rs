@@ -766,7 +766,7 @@ mod tests {
     use axum::http::Request;
     use docaiche_compliance::audit::Verifier;
     use docaiche_compliance::retention::LegalHold;
-    use docaiche_core::{DocumentStore as _, Grant, PermissionSet, SecretString};
+    use docaiche_core::{DocumentStore as _, SecretString};
     use serde_json::Value;
 
     use super::*;
@@ -793,8 +793,6 @@ mod tests {
         AppState::from_config(config, env).await.expect("state")
     }
 
-    /// A key of `tenant` named `name`, holding exactly `grants`, acting as
-    /// `principal`.
     async fn key_as(
         state: &AppState,
         tenant: &str,
@@ -802,28 +800,7 @@ mod tests {
         name: &str,
         grants: &[&str],
     ) -> String {
-        use docaiche_auth::api_key::NewApiKey;
-        let tenant = TenantId::new(tenant).expect("tenant");
-        let set: PermissionSet = grants
-            .iter()
-            .map(|g| Grant::parse(g).expect("grant"))
-            .collect();
-        let maker = Principal::new(
-            PrincipalId::new("maker").expect("id"),
-            tenant.clone(),
-            AuthMethod::Internal,
-        )
-        .with_permissions(
-            set.iter()
-                .cloned()
-                .chain([Grant::parse("keys:manage").expect("grant")])
-                .collect(),
-        );
-        let new = NewApiKey::new(tenant, name)
-            .with_scopes(set)
-            .acting_as(PrincipalId::new(principal).expect("principal"));
-        let created = state.auth.api_keys.create(&maker, new).await.expect("key");
-        created.key.expose_secret().to_owned()
+        crate::test_support::api_key(state, tenant, Some(principal), name, grants).await
     }
 
     fn post(uri: &str, key: &str, body: &str) -> Request<Body> {

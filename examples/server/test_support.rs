@@ -72,3 +72,48 @@ impl docaiche_core::AuditSink for Unwritable {
         ))
     }
 }
+
+/// An API key of `tenant` holding exactly `grants`, made by an internal
+/// principal `maker` (who also holds `keys:manage`); it acts as `principal`
+/// when given, else as `maker`.
+pub(crate) async fn api_key(
+    state: &crate::app::AppState,
+    tenant: &str,
+    principal: Option<&str>,
+    name: &str,
+    grants: &[&str],
+) -> String {
+    use docaiche_auth::api_key::NewApiKey;
+    use docaiche_core::{AuthMethod, Grant, PermissionSet, Principal, PrincipalId, TenantId};
+    let tenant = TenantId::new(tenant).expect("tenant");
+    let set: PermissionSet = grants
+        .iter()
+        .map(|g| Grant::parse(g).expect("grant"))
+        .collect();
+    let maker = Principal::new(
+        PrincipalId::new("maker").expect("id"),
+        tenant.clone(),
+        AuthMethod::Internal,
+    )
+    .with_permissions(
+        set.iter()
+            .cloned()
+            .chain([Grant::parse("keys:manage").expect("grant")])
+            .collect(),
+    );
+    let mut new = NewApiKey::new(tenant, name).with_scopes(set);
+    if let Some(principal) = principal {
+        new = new.acting_as(PrincipalId::new(principal).expect("principal"));
+    }
+    let created = state.auth.api_keys.create(&maker, new).await.expect("key");
+    created.key.expose_secret().to_owned()
+}
+
+/// An API key of `tenant` holding exactly `grants`, acting as `maker`.
+pub(crate) async fn key_with(
+    state: &crate::app::AppState,
+    tenant: &str,
+    grants: &[&str],
+) -> String {
+    api_key(state, tenant, None, "test", grants).await
+}
