@@ -503,6 +503,29 @@ fn location(request: &PrivacyRequest) -> HeaderValue {
         .unwrap_or_else(|_| HeaderValue::from_static("/v1/privacy/requests"))
 }
 
+/// Resolve the subject of `body` and record a request of `kind` for it:
+/// the service, the tenant and the recorded request.
+async fn submit<'a>(
+    state: &'a AppState,
+    caller: &Principal,
+    context: &docaiche_core::RequestContext,
+    body: SubjectRequest,
+    kind: RequestKind,
+) -> Result<(&'a SubjectRightsService, TenantId, PrivacyRequest), Error> {
+    let privacy = services(state)?;
+    let permission = match kind {
+        RequestKind::Export => Permission::PRIVACY_EXPORT,
+        // Erasure, and any kind a later version adds: the stronger right.
+        _ => Permission::PRIVACY_ERASE,
+    };
+    let (tenant, subject, regulation) = resolve(privacy, caller, body, &permission).await?;
+    let request = privacy
+        .service
+        .submit(caller, &tenant, subject, kind, regulation, context)
+        .await?;
+    Ok((&privacy.service, tenant, request))
+}
+
 /// `POST /v1/privacy/export`: record an export request and carry it out.
 async fn export(
     State(state): State<AppState>,
@@ -510,20 +533,8 @@ async fn export(
     AuditFacts(context): AuditFacts,
     ValidJson(body): ValidJson<SubjectRequest>,
 ) -> Result<Response, Error> {
-    let privacy = services(&state)?;
-    let (tenant, subject, regulation) =
-        resolve(privacy, &caller, body, &Permission::PRIVACY_EXPORT).await?;
-    let service = &privacy.service;
-    let request = service
-        .submit(
-            &caller,
-            &tenant,
-            subject,
-            RequestKind::Export,
-            regulation,
-            &context,
-        )
-        .await?;
+    let (service, tenant, request) =
+        submit(&state, &caller, &context, body, RequestKind::Export).await?;
     let bundle = service
         .export(&caller, &tenant, &request.id, &context)
         .await?;
@@ -553,20 +564,8 @@ async fn erase(
     AuditFacts(context): AuditFacts,
     ValidJson(body): ValidJson<SubjectRequest>,
 ) -> Result<Response, Error> {
-    let privacy = services(&state)?;
-    let (tenant, subject, regulation) =
-        resolve(privacy, &caller, body, &Permission::PRIVACY_ERASE).await?;
-    let service = &privacy.service;
-    let request = service
-        .submit(
-            &caller,
-            &tenant,
-            subject,
-            RequestKind::Erase,
-            regulation,
-            &context,
-        )
-        .await?;
+    let (service, tenant, request) =
+        submit(&state, &caller, &context, body, RequestKind::Erase).await?;
     let report = service
         .erase(&caller, &tenant, &request.id, &context)
         .await?;
