@@ -387,8 +387,12 @@ impl FailedAuthTracker {
     /// # Errors
     /// The longest [`Lockout`] among the subjects, if any is locked.
     pub fn check(&self, subjects: &[FailureSubject]) -> Result<(), Lockout> {
-        let now = self.clock.monotonic();
         let entries = self.lock();
+        if entries.is_empty() {
+            // Nothing has failed lately: the common case, without hashing.
+            return Ok(());
+        }
+        let now = self.clock.monotonic();
         let longest = subjects
             .iter()
             .filter_map(|s| {
@@ -474,6 +478,9 @@ impl FailedAuthTracker {
     /// counters among `subjects` (never the address or network ones).
     pub fn record_success(&self, subjects: &[FailureSubject]) {
         let mut entries = self.lock();
+        if entries.is_empty() {
+            return;
+        }
         for subject in subjects.iter().filter(|s| s.cleared_by_success()) {
             entries.remove(subject);
         }

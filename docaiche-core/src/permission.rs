@@ -49,10 +49,36 @@ fn segment(segment: &str) -> Cow<'static, str> {
 
 fn valid_segment(s: &str) -> bool {
     !s.is_empty()
-        && s.len() <= 48
+        && s.len() <= MAX_SEGMENT_LEN
         && s.starts_with(|c: char| c.is_ascii_lowercase())
         && s.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+/// The longest segment of a permission, in bytes.
+const MAX_SEGMENT_LEN: usize = 48;
+
+/// Serialize `resource:action` with one `serialize_str` of a stack buffer:
+/// no formatter and no allocation on the hot path (every `whoami`, every
+/// token issued). Segments that did not come through [`Permission::parse`]
+/// may be longer than the buffer; those are formatted.
+fn serialize_pair<S: Serializer>(s: S, resource: &str, action: &str) -> Result<S::Ok, S::Error> {
+    let mut buf = [0u8; 2 * MAX_SEGMENT_LEN + 1];
+    let len = resource.len() + 1 + action.len();
+    let Some(out) = buf.get_mut(..len) else {
+        return s.collect_str(&format_args!("{resource}:{action}"));
+    };
+    let (head, tail) = out.split_at_mut(resource.len());
+    head.copy_from_slice(resource.as_bytes());
+    if let Some((colon, rest)) = tail.split_first_mut() {
+        *colon = b':';
+        rest.copy_from_slice(action.as_bytes());
+    }
+    // Two `str`s joined by an ASCII byte are UTF-8.
+    match std::str::from_utf8(out) {
+        Ok(text) => s.serialize_str(text),
+        Err(_) => s.collect_str(&format_args!("{resource}:{action}")),
+    }
 }
 
 /// A concrete permission, `resource:action`, e.g. `documents:read`.
@@ -157,7 +183,7 @@ impl FromStr for Permission {
 
 impl Serialize for Permission {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        serialize_pair(s, &self.resource, &self.action)
     }
 }
 
@@ -232,7 +258,11 @@ impl From<Permission> for Grant {
 
 impl Serialize for Grant {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        match self {
+            Self::Exact(p) => p.serialize(s),
+            Self::AnyAction(resource) => serialize_pair(s, resource, "*"),
+            Self::Everything => s.serialize_str("*:*"),
+        }
     }
 }
 
@@ -331,6 +361,26 @@ impl Role {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serializes_as_its_display_form() {
+        let long = "r".repeat(90);
+        let grants = [
+            Grant::Exact(Permission::DOCUMENTS_READ),
+            Grant::parse("documents:*").expect("valid"),
+            Grant::Everything,
+            // Longer than a parsed permission can be: the formatted path.
+            Grant::Exact(Permission::from_static(long.clone().leak(), "read")),
+            Grant::AnyAction(Cow::Owned(long)),
+        ];
+        for grant in grants {
+            let json = serde_json::to_string(&grant).expect("serializes");
+            assert_eq!(json, format!("\"{grant}\""));
+            if let Grant::Exact(p) = &grant {
+                assert_eq!(serde_json::to_string(p).expect("serializes"), json);
+            }
+        }
+    }
 
     #[test]
     fn parses_and_displays_permissions() {

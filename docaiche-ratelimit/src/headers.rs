@@ -216,13 +216,19 @@ impl ServiceLimitItem {
     /// The `RateLimit` field value.
     #[must_use]
     pub fn to_header_value(&self) -> HeaderValue {
-        use fmt::Write as _;
-
-        // One buffer, handed to the header value without a copy (every
-        // allowed response carries this field).
-        let mut text = String::with_capacity(self.name.as_str().len() + 48);
-        if write!(text, "{self}").is_err() {
-            return HeaderValue::from_static("");
+        // One buffer, written without the formatter and handed to the
+        // header value without a copy: every allowed response carries this
+        // field. The same text as `Display`.
+        let name = self.name.as_str();
+        let mut digits = itoa::Buffer::new();
+        let mut text = String::with_capacity(name.len() + 48);
+        text.push('"');
+        text.push_str(name);
+        text.push_str("\";r=");
+        text.push_str(digits.format(self.remaining.min(SF_INTEGER_MAX)));
+        if let Some(t) = self.reset_secs {
+            text.push_str(";t=");
+            text.push_str(digits.format(t.min(SF_INTEGER_MAX)));
         }
         // Names are [A-Za-z0-9._-] and parameters integers: always visible ASCII.
         HeaderValue::try_from(text).unwrap_or_else(|_| HeaderValue::from_static(""))

@@ -95,8 +95,10 @@ async fn whoami(request: axum::extract::Request) -> Response {
         roles: &caller.roles,
         tenant: caller.tenant.as_str(),
     };
-    match serde_json::to_vec(&body) {
-        Ok(bytes) => (
+    // Sized for a typical caller, so the body is written without regrowing.
+    let mut bytes = Vec::with_capacity(256);
+    match serde_json::to_writer(&mut bytes, &body) {
+        Ok(()) => (
             StatusCode::OK,
             [
                 (
