@@ -1,8 +1,10 @@
 //! The router: routes, then the tower layers every request passes through.
 //!
-//! Outermost first: sensitive request headers are marked, a request id is
-//! set (or kept) and a trace span opened with it, the id is copied to the
-//! response, CORS answers, panics become a 500 problem, error responses from
+//! Outermost first: the edge layer ([`crate::edge`]) meters the request,
+//! marks its credential headers sensitive, sets (or keeps) its request id
+//! and opens its trace span, and on the way out copies the id to the
+//! response; the HTTP hardening layer ([`crate::http`]) adds the security
+//! headers, enforces HTTPS and compresses; CORS answers, panics become a 500 problem, error responses from
 //! the limit and timeout layers become problems, the body limit and the
 //! request timeout apply; then, for a protected route group, the auth gate
 //! (authentication, then the group's rate limit keyed by the principal; a
@@ -43,21 +45,14 @@ use tower_http::body::Limited;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::sensitive_headers::{
-    SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer,
-};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::auth::{AuthGateLayer, AuthSecrets, AuthServices, AuthStores};
 use crate::backends::{Secrets, Stores};
 use crate::config::{Config, EnvLookup};
+use crate::edge::{EdgeLayer, REQUEST_ID};
 use crate::limiter::Limiter;
 use docaiche_store::encryption::EncryptedDocumentStore;
-
-/// The request-id header, set when absent and echoed on the response.
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Shared state of the handlers and the layers: one `Arc`, so the clone
 /// axum makes for every request (handler state, route services) is a
@@ -488,25 +483,9 @@ pub(crate) fn router(state: AppState) -> Router {
     // (innermost here) answer with bodies of their own types; the mapping
     // just outside them turns those answers into problems.
     let outer = ServiceBuilder::new()
-        // Outermost: every answer counts, panics and refusals included.
-        .layer(state.metrics.layer())
-        .layer(SetSensitiveRequestHeadersLayer::new([
-            header::AUTHORIZATION,
-            header::PROXY_AUTHORIZATION,
-            header::COOKIE,
-            HeaderName::from_static("x-api-key"),
-        ]))
-        .layer(SetRequestIdLayer::new(
-            REQUEST_ID,
-            crate::telemetry::MakeRequestId,
-        ))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(crate::telemetry::request_span)
-                .on_response(crate::telemetry::RecordResponse),
-        )
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(SetSensitiveResponseHeadersLayer::new([header::SET_COOKIE]))
+        // Outermost: metering, credential hiding, request id, trace span;
+        // every answer counts, panics and refusals included.
+        .layer(EdgeLayer::new(state.metrics.clone()))
         .layer(state.hardening.layer())
         .layer(cors(
             &http.allowed_origins,

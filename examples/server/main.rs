@@ -87,6 +87,7 @@ mod config;
 mod documents;
 #[cfg(test)]
 mod e2e;
+mod edge;
 mod events;
 mod health;
 mod http;

@@ -474,121 +474,44 @@ pub(crate) fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// Decrements the in-flight gauge when the request ends, answered or not.
-struct InFlight(Gauge);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
+/// One request being answered, from [`Metrics::begin`]: in the in-flight
+/// gauge until [`finish`](Self::finish)ed or dropped (a client that went
+/// away before the answer), then counted.
+#[derive(Debug)]
+pub(crate) struct RequestMeter {
+    metrics: Metrics,
+    method: &'static str,
+    route: &'static str,
+    started: Instant,
 }
-
-/// The layer recording every request's RED figures (outermost layer of the
-/// router's stack, inside routing so that the route pattern is known).
-///
-/// A plain tower layer rather than `from_fn`: no boxed `Next` and no clone
-/// of the inner stack per request, no boxed future.
-#[derive(Debug, Clone)]
-pub(crate) struct TrackLayer(Metrics);
 
 impl Metrics {
-    /// The layer recording every request into these metrics.
-    pub(crate) fn layer(&self) -> TrackLayer {
-        TrackLayer(self.clone())
-    }
-}
-
-impl<S> tower::Layer<S> for TrackLayer {
-    type Service = Track<S>;
-
-    fn layer(&self, inner: S) -> Track<S> {
-        Track {
-            metrics: self.0.clone(),
-            inner,
+    /// Start metering `request`: its method and route pattern are read now
+    /// (the router has matched it), its latency runs from now.
+    pub(crate) fn begin<B>(&self, request: &axum::http::Request<B>) -> RequestMeter {
+        self.inner.in_flight.inc();
+        RequestMeter {
+            metrics: self.clone(),
+            method: method_label(request.method()),
+            route: self.route(request.extensions().get::<MatchedPath>()),
+            started: Instant::now(),
         }
     }
 }
 
-/// The service of [`TrackLayer`].
-#[derive(Debug, Clone)]
-pub(crate) struct Track<S> {
-    metrics: Metrics,
-    inner: S,
-}
-
-pin_project_lite::pin_project! {
-    /// The future of [`Track`]: the inner answer, recorded when it is ready
-    /// (a concrete type, not a boxed future: no allocation, and no copy of
-    /// the inner stack's future, per request).
-    pub(crate) struct TrackFuture<F> {
-        #[pin]
-        inner: F,
-        metrics: Metrics,
-        method: &'static str,
-        route: &'static str,
-        started: Instant,
-        // Released when the answer is ready, or when the request is dropped.
-        in_flight: Option<InFlight>,
+impl RequestMeter {
+    /// Count the answer; returns the request's latency.
+    pub(crate) fn finish(self, status: StatusCode) -> Duration {
+        let took = self.started.elapsed();
+        self.metrics
+            .record(self.method, self.route, status.as_u16(), took);
+        took
     }
 }
 
-impl<F, ResBody, E> std::future::Future for TrackFuture<F>
-where
-    F: std::future::Future<Output = Result<axum::http::Response<ResBody>, E>>,
-{
-    type Output = F::Output;
-
-    fn poll(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        let this = self.project();
-        let result = std::task::ready!(this.inner.poll(cx));
-        drop(this.in_flight.take());
-        if let Ok(response) = &result {
-            this.metrics.record(
-                this.method,
-                this.route,
-                response.status().as_u16(),
-                this.started.elapsed(),
-            );
-        }
-        std::task::Poll::Ready(result)
-    }
-}
-
-impl<S, B, ResBody> tower::Service<axum::http::Request<B>> for Track<S>
-where
-    S: tower::Service<axum::http::Request<B>, Response = axum::http::Response<ResBody>>,
-{
-    type Response = axum::http::Response<ResBody>;
-    type Error = S::Error;
-    type Future = TrackFuture<S::Future>;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
-        let method = method_label(request.method());
-        let route = self
-            .metrics
-            .route(request.extensions().get::<MatchedPath>());
-        let started = Instant::now();
-        let gauge = &self.metrics.inner.in_flight;
-        gauge.inc();
-        let in_flight = Some(InFlight(gauge.clone()));
-        TrackFuture {
-            inner: self.inner.call(request),
-            metrics: self.metrics.clone(),
-            method,
-            route,
-            started,
-            in_flight,
-        }
+impl Drop for RequestMeter {
+    fn drop(&mut self) {
+        self.metrics.inner.in_flight.dec();
     }
 }
 

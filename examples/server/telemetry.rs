@@ -28,9 +28,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use axum::body::Body;
 use axum::extract::MatchedPath;
-use axum::http::{HeaderMap, Request, Response};
+use axum::http::{HeaderMap, HeaderValue, Request, StatusCode};
 use docaiche_core::api_key::{ApiKeyLookup, ApiKeyRecord, ApiKeyUsage};
 use docaiche_core::document::{Document, DocumentMeta, DocumentText, NewDocument};
 use docaiche_core::extract::{ExtractInput, ExtractOptions, Extraction};
@@ -161,10 +160,10 @@ impl TextExtractor for Headers<'_> {
     }
 }
 
-/// The span of one request (the trace layer's `make_span_with`): the HTTP
+/// The span of one request (opened by [`crate::edge`]): the HTTP
 /// semantic-convention attributes, the request id, and the caller's trace
 /// from `traceparent` as parent.
-pub(crate) fn request_span(request: &Request<Body>) -> Span {
+pub(crate) fn request_span<B>(request: &Request<B>) -> Span {
     let headers = request.headers();
     let request_id = headers
         .get("x-request-id")
@@ -205,13 +204,6 @@ pub(crate) fn request_span(request: &Request<Body>) -> Span {
     span
 }
 
-/// Request ids (`x-request-id` when the client sent none): random, version 4
-/// UUIDs, as tower-http's `MakeRequestUuid` makes them, from the operating
-/// system's randomness fetched 4 KiB at a time per thread instead of with
-/// one `getrandom` call per request.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct MakeRequestId;
-
 /// Random bytes for request ids, refilled from the OS when used up.
 struct RandomPool {
     bytes: [u8; 4096],
@@ -244,20 +236,16 @@ fn random_16() -> Option<[u8; 16]> {
     })
 }
 
-impl tower_http::request_id::MakeRequestId for MakeRequestId {
-    fn make_request_id<B>(
-        &mut self,
-        _request: &Request<B>,
-    ) -> Option<tower_http::request_id::RequestId> {
-        let uuid = random_16().map_or_else(uuid::Uuid::new_v4, |bytes| {
-            uuid::Builder::from_random_bytes(bytes).into_uuid()
-        });
-        let mut text = uuid::Uuid::encode_buffer();
-        let text = uuid.hyphenated().encode_lower(&mut text);
-        axum::http::HeaderValue::from_str(text)
-            .ok()
-            .map(tower_http::request_id::RequestId::new)
-    }
+/// A new request id: a random UUID (v4), as tower-http's `MakeRequestUuid`
+/// makes them, from the operating system's randomness fetched 4 KiB at a
+/// time per thread instead of with one `getrandom` call per request.
+pub(crate) fn new_request_id() -> HeaderValue {
+    let uuid = random_16().map_or_else(uuid::Uuid::new_v4, |bytes| {
+        uuid::Builder::from_random_bytes(bytes).into_uuid()
+    });
+    let mut text = uuid::Uuid::encode_buffer();
+    let text = uuid.hyphenated().encode_lower(&mut text);
+    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
 /// `1.1`, `2`, … for `network.protocol.version`.
@@ -271,25 +259,23 @@ fn protocol_version(version: axum::http::Version) -> &'static str {
     }
 }
 
-/// The trace layer's `on_response`: records the status on the request span,
-/// marks 5xx as errors, then logs like [`DefaultOnResponse`] at INFO.
-///
-/// [`DefaultOnResponse`]: tower_http::trace::DefaultOnResponse
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct RecordResponse;
-
-impl<B> tower_http::trace::OnResponse<B> for RecordResponse {
-    fn on_response(self, response: &Response<B>, latency: Duration, span: &Span) {
-        let status = response.status();
-        span.record("http.response.status_code", status.as_u16());
-        if status.is_server_error() {
-            span.record("otel.status_code", "ERROR");
-            span.record("error.type", status.as_str());
-        }
-        tower_http::trace::DefaultOnResponse::new()
-            .level(tracing::Level::INFO)
-            .on_response(response, latency, span);
+/// Record an answer on its request span — the status, and for a 5xx the
+/// error status and `error.type` — then log it as tower-http's
+/// `TraceLayer` does: `finished processing request` at INFO with the
+/// latency and status, plus `response failed` at ERROR for a 5xx.
+pub(crate) fn record_response(span: &Span, status: StatusCode, latency: Duration) {
+    span.record("http.response.status_code", status.as_u16());
+    let latency = format_args!("{} ms", latency.as_millis());
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+        span.record("error.type", status.as_str());
+        tracing::error!(
+            classification = %format_args!("Status code: {status}"),
+            %latency,
+            "response failed"
+        );
     }
+    tracing::info!(%latency, status = status.as_u16(), "finished processing request");
 }
 
 /// A `client` span around one backend call.
@@ -629,7 +615,8 @@ impl Extractor for TracedExtractor {
 
 #[cfg(test)]
 mod tests {
-    use axum::http::{StatusCode, header};
+    use axum::body::Body;
+    use axum::http::header;
     use opentelemetry::trace::{SpanKind, TraceId};
     use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
     use tracing_subscriber::layer::SubscriberExt as _;
