@@ -110,11 +110,18 @@ impl RateLimitKey {
     /// Cluster hash tags).
     pub fn new(key: impl Into<String>) -> Result<Self> {
         let key = key.into();
+        // Every request builds its keys: ASCII (the usual case) is checked
+        // a byte at a time, the rest by `char`.
+        let allowed = |c: char| !c.is_control() && !c.is_whitespace() && c != '{' && c != '}';
         let ok = !key.is_empty()
             && key.len() <= Self::MAX_LEN
-            && key
-                .chars()
-                .all(|c| !c.is_control() && !c.is_whitespace() && c != '{' && c != '}');
+            && if key.is_ascii() {
+                // For ASCII, `allowed` is exactly "graphic, not a brace".
+                key.bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b'{' && b != b'}')
+            } else {
+                key.chars().all(allowed)
+            };
         if ok {
             Ok(Self(key))
         } else {
@@ -280,6 +287,10 @@ impl RateLimitDecision {
 ///   waiting (an in-process one) answers there, and callers that try them
 ///   first (the rate-limit layer does) skip the boxed future. When they
 ///   answer, they answer exactly as `check` and `peek` would.
+/// - [`check_all_now`](Self::check_all_now) is an optional all-or-nothing
+///   check of several limits (an in-process limiter answers it under its
+///   locks); `None`, the default, leaves the caller to `peek` every limit
+///   and then `check` each.
 #[async_trait::async_trait]
 pub trait RateLimiter: Send + Sync + fmt::Debug + 'static {
     /// Take `cost` units from `key` under `quota` if available.
@@ -331,5 +342,44 @@ pub trait RateLimiter: Send + Sync + fmt::Debug + 'static {
     ) -> Option<Result<RateLimitDecision>> {
         let _ = (key, quota, cost);
         None
+    }
+
+    /// Check several limits at once, all or nothing, without waiting, when
+    /// this limiter can: if every limit has its cost available, every cost
+    /// is taken; if any refuses, none is. `None` (the default) means "not
+    /// supported here": nothing was done, and the caller falls back to
+    /// [`peek`](Self::peek) of every limit, then [`check`](Self::check) of
+    /// each.
+    ///
+    /// The answers are in the order of `checks`. When every cost was taken
+    /// they are what `check` would have answered, one after another; when
+    /// none was, each is what `peek` would answer (so the refusing ones
+    /// carry their `retry_after`). A key named twice is charged twice, the
+    /// second check seeing the first.
+    #[inline]
+    fn check_all_now(&self, checks: &[LimitCheck<'_>]) -> Option<Result<Vec<RateLimitDecision>>> {
+        let _ = checks;
+        None
+    }
+}
+
+/// One limit of [`RateLimiter::check_all_now`]: a key, its quota and the
+/// cost to take.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct LimitCheck<'a> {
+    /// The key charged.
+    pub key: &'a RateLimitKey,
+    /// Its quota.
+    pub quota: &'a Quota,
+    /// The units to take.
+    pub cost: NonZeroU32,
+}
+
+impl<'a> LimitCheck<'a> {
+    /// Take `cost` units from `key` under `quota`.
+    #[must_use]
+    pub const fn new(key: &'a RateLimitKey, quota: &'a Quota, cost: NonZeroU32) -> Self {
+        Self { key, quota, cost }
     }
 }

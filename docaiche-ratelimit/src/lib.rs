@@ -88,5 +88,7 @@ pub mod redis;
 
 /// The core contracts this crate implements.
 pub mod contracts {
-    pub use docaiche_core::rate_limit::{Quota, RateLimitDecision, RateLimitKey, RateLimiter};
+    pub use docaiche_core::rate_limit::{
+        LimitCheck, Quota, RateLimitDecision, RateLimitKey, RateLimiter,
+    };
 }

@@ -74,7 +74,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use docaiche_core::Result;
 use docaiche_core::clock::Clock;
-use docaiche_core::rate_limit::{Quota, RateLimitDecision, RateLimitKey, RateLimiter};
+use docaiche_core::rate_limit::{LimitCheck, Quota, RateLimitDecision, RateLimitKey, RateLimiter};
 
 use crate::gcra::{Gcra, nanos};
 
@@ -228,8 +228,69 @@ impl LocalRateLimiter {
         self.decide(key, quota, cost, false)
     }
 
+    /// [`RateLimiter::check_all_now`] without the `Option`: every limit of
+    /// `checks` or none, decided under the locks of every shard involved
+    /// (taken in shard order, so concurrent rounds cannot deadlock).
+    #[must_use]
+    pub fn check_all_sync(&self, checks: &[LimitCheck<'_>]) -> Vec<RateLimitDecision> {
+        let now = self.now();
+        let hashes: Vec<u64> = checks
+            .iter()
+            .map(|c| self.hasher.hash_one(c.key.as_str()))
+            .collect();
+        let mut shards: Vec<usize> = hashes.iter().map(|&h| self.shard_of(h)).collect();
+        shards.sort_unstable();
+        shards.dedup();
+        let mut locked: Vec<(usize, MutexGuard<'_, ShardState>)> = shards
+            .into_iter()
+            .map(|index| (index, self.shards[index].lock()))
+            .collect();
+
+        // Each check sees the TAT the earlier checks of the round would leave.
+        let mut outcomes = Vec::with_capacity(checks.len());
+        let mut tats: Vec<Option<u64>> = Vec::with_capacity(checks.len());
+        let mut all_allowed = true;
+        for (i, (check, &hash)) in checks.iter().zip(&hashes).enumerate() {
+            let key = check.key.as_str();
+            let earlier = (0..i)
+                .rev()
+                .find(|&j| hashes[j] == hash && checks[j].key.as_str() == key);
+            let current = match earlier {
+                Some(j) => tats[j],
+                None => locked_shard(&mut locked, self.shard_of(hash))
+                    .and_then(|state| state.map.get(&Probe { hash, key } as &dyn KeyView).copied()),
+            };
+            let outcome = Gcra::new(check.quota).evaluate(current, now, check.cost);
+            let after = outcome.tat(now);
+            all_allowed &= after.is_some();
+            tats.push(after.or(current));
+            outcomes.push(outcome);
+        }
+
+        if all_allowed {
+            for ((check, &hash), tat) in checks.iter().zip(&hashes).zip(&tats) {
+                let (Some(tat), Some(state)) =
+                    (*tat, locked_shard(&mut locked, self.shard_of(hash)))
+                else {
+                    continue;
+                };
+                let key = check.key.as_str();
+                match state.map.get_mut(&Probe { hash, key } as &dyn KeyView) {
+                    Some(stored) => *stored = tat,
+                    None => state.insert(hash, key, tat, now),
+                }
+            }
+        }
+        outcomes.iter().map(|o| o.to_decision()).collect()
+    }
+
     fn now(&self) -> u64 {
         nanos(self.clock.monotonic())
+    }
+
+    /// The shard holding keys of `hash`.
+    fn shard_of(&self, hash: u64) -> usize {
+        usize::try_from((hash >> 32) & self.shard_mask).unwrap_or(0)
     }
 
     fn decide(
@@ -242,7 +303,7 @@ impl LocalRateLimiter {
         let gcra = Gcra::new(quota);
         let key = key.as_str();
         let hash = self.hasher.hash_one(key);
-        let shard = usize::try_from((hash >> 32) & self.shard_mask).unwrap_or(0);
+        let shard = self.shard_of(hash);
         let probe = Probe { hash, key };
         // Read the clock before locking: a concurrent check may then store a
         // TAT computed from a slightly later `now`, which GCRA absorbs (it
@@ -263,6 +324,17 @@ impl LocalRateLimiter {
         }
         outcome.to_decision()
     }
+}
+
+/// The state of shard `index` among the `locked` ones.
+fn locked_shard<'a>(
+    locked: &'a mut [(usize, MutexGuard<'_, ShardState>)],
+    index: usize,
+) -> Option<&'a mut ShardState> {
+    locked
+        .iter_mut()
+        .find(|(i, _)| *i == index)
+        .map(|(_, state)| &mut **state)
 }
 
 impl fmt::Debug for LocalRateLimiter {
@@ -313,6 +385,11 @@ impl RateLimiter for LocalRateLimiter {
         cost: NonZeroU32,
     ) -> Option<Result<RateLimitDecision>> {
         Some(Ok(self.peek_sync(key, quota, cost)))
+    }
+
+    #[inline]
+    fn check_all_now(&self, checks: &[LimitCheck<'_>]) -> Option<Result<Vec<RateLimitDecision>>> {
+        Some(Ok(self.check_all_sync(checks)))
     }
 }
 

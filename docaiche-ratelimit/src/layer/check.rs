@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use docaiche_core::problem::Problem;
-use docaiche_core::rate_limit::{Quota, RateLimitDecision, RateLimitKey};
+use docaiche_core::rate_limit::{LimitCheck, Quota, RateLimitDecision, RateLimitKey};
 use docaiche_core::{Error, RateLimiter};
 use http::Response;
 
@@ -76,12 +76,15 @@ impl Denial {
 /// Check every limit, all or nothing as far as the limiter allows.
 ///
 /// One limit: one `check` (atomic; a refusal consumes nothing). Several:
-/// `peek` them all first, so that a request refused by one limit does not
-/// spend the others' budget, then `check` each in order. Between the peek
-/// and the checks another request may take the last unit of a later limit;
-/// the earlier limits have then been charged for a refused request. That
-/// race costs at most one request's units per concurrent request, and a
-/// refund would need a limiter operation the contract does not have.
+/// one [`RateLimiter::check_all_now`] when the limiter has it (the
+/// in-process limiter decides them all under its locks: exactly all or
+/// nothing). Otherwise `peek` them all first, so that a request refused by
+/// one limit does not spend the others' budget, then `check` each in order.
+/// Between the peek and the checks another request may take the last unit
+/// of a later limit; the earlier limits have then been charged for a
+/// refused request. That race costs at most one request's units per
+/// concurrent request, and a refund would need a limiter operation the
+/// contract does not have.
 ///
 /// Each step first asks the limiter's synchronous fast path
 /// ([`RateLimiter::check_now`]); only a step it cannot answer waits. A
@@ -124,6 +127,16 @@ impl Round {
 
     /// Run every step the limiter answers synchronously.
     pub(crate) fn decide_now(mut self, limiter: &dyn RateLimiter) -> Progress {
+        if self.peeking && self.next == 0 {
+            let checks: Vec<LimitCheck<'_>> = self
+                .checks
+                .iter()
+                .map(|c| LimitCheck::new(&c.key, &c.quota, c.cost))
+                .collect();
+            if let Some(answer) = limiter.check_all_now(&checks) {
+                return Progress::Done(self.settle_all(answer));
+            }
+        }
         loop {
             let Some(c) = self.checks.get(self.next) else {
                 return Progress::Done(self.finish());
@@ -174,15 +187,11 @@ impl Round {
             Err(error) => return Some(CheckOutcome::Failed(error)),
         };
         self.degraded |= decision.source.is_degraded();
-        let c = &self.checks[self.next];
+        let name = self.checks[self.next].name.clone();
         self.next += 1;
         if self.peeking {
             if !decision.allowed {
-                let wait = wait_of(&decision);
-                match self.denial.as_mut() {
-                    Some(d) => d.add(c.name.clone(), wait),
-                    None => self.denial = Some(Denial::by(c.name.clone(), wait)),
-                }
+                self.refused(&name, wait_of(&decision));
             }
             if self.next == self.checks.len() {
                 if let Some(denial) = self.denial.take() {
@@ -194,10 +203,27 @@ impl Round {
             return None;
         }
         if !decision.allowed {
-            let denial = Denial::by(c.name.clone(), wait_of(&decision));
+            let denial = Denial::by(name, wait_of(&decision));
             return Some(CheckOutcome::Denied(denial, self.degraded));
         }
-        let item = ServiceLimitItem::new(c.name.clone(), decision.remaining, decision.reset_after);
+        self.passed(ServiceLimitItem::new(
+            name,
+            decision.remaining,
+            decision.reset_after,
+        ));
+        None
+    }
+
+    /// Count a refusal by the limit `name`.
+    fn refused(&mut self, name: &PolicyName, wait: Duration) {
+        match self.denial.as_mut() {
+            Some(d) => d.add(name.clone(), wait),
+            None => self.denial = Some(Denial::by(name.clone(), wait)),
+        }
+    }
+
+    /// Keep `item` if it is the most restrictive limit so far.
+    fn passed(&mut self, item: ServiceLimitItem) {
         if self
             .strictest
             .as_ref()
@@ -205,7 +231,39 @@ impl Round {
         {
             self.strictest = Some(item);
         }
-        None
+    }
+
+    /// Take the answers of a whole round from `check_all_now`.
+    fn settle_all(&mut self, answer: Result<Vec<RateLimitDecision>, Error>) -> CheckOutcome {
+        let decisions = match answer {
+            Ok(decisions) if decisions.len() == self.checks.len() => decisions,
+            Ok(decisions) => {
+                return CheckOutcome::Failed(Error::internal(format!(
+                    "the limiter answered {} of {} limits",
+                    decisions.len(),
+                    self.checks.len()
+                )));
+            }
+            Err(error) => return CheckOutcome::Failed(error),
+        };
+        let checks = std::mem::take(&mut self.checks);
+        for (c, decision) in checks.iter().zip(&decisions) {
+            self.degraded |= decision.source.is_degraded();
+            if !decision.allowed {
+                self.refused(&c.name, wait_of(decision));
+            }
+        }
+        if let Some(denial) = self.denial.take() {
+            return CheckOutcome::Denied(denial, self.degraded);
+        }
+        for (c, decision) in checks.iter().zip(&decisions) {
+            self.passed(ServiceLimitItem::new(
+                c.name.clone(),
+                decision.remaining,
+                decision.reset_after,
+            ));
+        }
+        self.finish()
     }
 
     fn finish(&mut self) -> CheckOutcome {

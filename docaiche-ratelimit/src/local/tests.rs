@@ -497,3 +497,114 @@ fn agrees_with_governor_on_the_same_sequence() {
         "the walk exercises both outcomes ({allowed} allowed)"
     );
 }
+
+#[test]
+fn check_all_takes_every_cost_or_none() {
+    let (_clock, limiter) = setup();
+    let (tenant, principal) = (key("t:acme"), key("p:acme:alice"));
+    let roomy = quota(10, Duration::from_secs(1));
+    let tight = quota(2, Duration::from_secs(1));
+    let both = [
+        LimitCheck::new(&tenant, &roomy, ONE),
+        LimitCheck::new(&principal, &tight, ONE),
+    ];
+
+    for remaining in [1, 0] {
+        let decisions = limiter.check_all_sync(&both);
+        assert!(decisions.iter().all(|d| d.allowed));
+        assert_eq!(decisions[1].remaining, remaining);
+    }
+    // The principal is out: nothing is taken from the tenant either.
+    let refused = limiter.check_all_sync(&both);
+    assert!(refused[0].allowed, "the tenant alone would pass");
+    assert!(!refused[1].allowed);
+    assert_eq!(refused[1].retry_after, Some(500 * MS));
+    assert_eq!(limiter.peek_sync(&tenant, &roomy, ONE).remaining, 7);
+    for _ in 0..5 {
+        assert!(!limiter.check_all_sync(&both)[1].allowed);
+    }
+    assert_eq!(
+        limiter.peek_sync(&tenant, &roomy, ONE).remaining,
+        7,
+        "refused rounds never charge the tenant"
+    );
+}
+
+#[test]
+fn check_all_charges_a_key_named_twice_twice() {
+    let (_clock, limiter) = setup();
+    let shared = key("t:shared");
+    let q = quota(3, Duration::from_secs(1));
+    let twice = [
+        LimitCheck::new(&shared, &q, ONE),
+        LimitCheck::new(&shared, &q, ONE),
+    ];
+    let decisions = limiter.check_all_sync(&twice);
+    assert!(decisions.iter().all(|d| d.allowed));
+    assert_eq!(decisions[0].remaining, 2);
+    assert_eq!(decisions[1].remaining, 1, "the second check sees the first");
+    // One unit left: the pair cannot pass, and the unit stays.
+    let refused = limiter.check_all_sync(&twice);
+    assert!(refused[0].allowed);
+    assert!(!refused[1].allowed);
+    assert!(limiter.check_sync(&shared, &q, ONE).allowed);
+    assert!(!limiter.check_sync(&shared, &q, ONE).allowed);
+}
+
+#[test]
+fn check_all_agrees_with_check_for_one_limit_and_a_new_key() {
+    let (_clock, a) = setup();
+    let (_clock, b) = setup();
+    let k = key("ip:203.0.113.7");
+    let q = quota(2, Duration::from_secs(1));
+    for _ in 0..4 {
+        let one = a.check_sync(&k, &q, ONE);
+        let all = b.check_all_sync(&[LimitCheck::new(&k, &q, ONE)]);
+        assert_eq!(all, vec![one]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_rounds_charge_every_limit_of_a_round_or_none() {
+    let clock = ManualClock::new();
+    let limiter: Arc<dyn RateLimiter> = Arc::new(LocalRateLimiter::new(Arc::new(clock)));
+    let tenant_quota = quota(100, Duration::from_secs(60));
+    let principal_quota = quota(60, Duration::from_secs(60));
+    let allowed = Arc::new(AtomicU32::new(0));
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (limiter, allowed) = (Arc::clone(&limiter), Arc::clone(&allowed));
+            tokio::spawn(async move {
+                let (tenant, principal) = (key("t:shared"), key("p:shared:bob"));
+                for _ in 0..200 {
+                    let round = [
+                        LimitCheck::new(&tenant, &tenant_quota, ONE),
+                        LimitCheck::new(&principal, &principal_quota, ONE),
+                    ];
+                    let decisions = limiter
+                        .check_all_now(&round)
+                        .expect("local answers now")
+                        .expect("local never fails");
+                    if decisions.iter().all(|d| d.allowed) {
+                        allowed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task completes");
+    }
+    // Exactly the stricter quota passed, and the tenant was charged for
+    // those rounds only: 40 units are left, none lost to refused rounds.
+    assert_eq!(allowed.load(Ordering::Relaxed), 60);
+    let tenant = key("t:shared");
+    assert_eq!(
+        limiter
+            .peek_now(&tenant, &tenant_quota, ONE)
+            .expect("answers")
+            .expect("never fails")
+            .remaining,
+        39
+    );
+}
