@@ -474,6 +474,14 @@ impl FailedAuthTracker {
         longest
     }
 
+    /// Whether no subject has a failure on record: then [`check`](Self::check)
+    /// passes and [`record_success`](Self::record_success) has nothing to
+    /// clear, whatever the subjects, so a caller may skip building them.
+    #[must_use]
+    pub fn is_quiet(&self) -> bool {
+        self.lock().is_empty()
+    }
+
     /// A successful authentication: clears the account and key-prefix
     /// counters among `subjects` (never the address or network ones).
     pub fn record_success(&self, subjects: &[FailureSubject]) {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use docaiche_auth::api_key::{ApiKeyService, NewApiKey, Peppers};
-use docaiche_auth::layer::{AuthLayer, CredentialRouter, RequirePermissionLayer};
+use docaiche_auth::layer::{AuthLayer, CredentialRouter, RequirePermissionLayer, principal_of};
 use docaiche_auth::lockout::{BackoffPolicy, FailedAuthTracker, LockoutConfig};
 use docaiche_core::api_key::{ApiKeyLookup, ApiKeyRecord, ApiKeyStore, ApiKeyUsage};
 use docaiche_core::page::{Page, PageRequest};
@@ -53,7 +53,7 @@ async fn key(keys: &ApiKeyService, scopes: &[&str]) -> String {
 /// A handler that echoes who it was called as, and whether the credential
 /// headers were marked sensitive.
 async fn echo(request: Request<String>) -> std::result::Result<Response<String>, Infallible> {
-    let principal = request.extensions().get::<Principal>().expect("principal");
+    let principal = principal_of(request.extensions()).expect("principal");
     let context = request
         .extensions()
         .get::<RequestContext>()

@@ -1,6 +1,7 @@
 //! The [`Authenticator`] contract: credentials in, a verified [`Principal`] out.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::context::RequestContext;
 use crate::error::Result;
@@ -58,13 +59,15 @@ pub trait Authenticator: Send + Sync + fmt::Debug + 'static {
     /// (an API key already in a cache, say): `Some` with what
     /// [`Authenticator::authenticate`] would return (and the same side
     /// effects), `None` when deciding needs I/O — then call `authenticate`.
-    /// Lets a caller skip allocating a future on its hot path. The default
-    /// answers `None`.
+    /// Lets a caller skip allocating a future on its hot path, and a cache
+    /// hand out its principal shared rather than copied (the auth layer puts
+    /// the `Arc<Principal>` in the request extensions as it is). The
+    /// default answers `None`.
     fn authenticate_now(
         &self,
         credential: &Credential,
         context: &RequestContext,
-    ) -> Option<Result<Principal>> {
+    ) -> Option<Result<Arc<Principal>>> {
         let _ = (credential, context);
         None
     }

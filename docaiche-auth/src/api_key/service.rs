@@ -127,8 +127,9 @@ pub struct CreatedApiKey {
 pub struct VerifiedApiKey {
     /// The key's record as last read from the store.
     pub record: ApiKeyRecord,
-    /// The principal, with the key's scopes as its permissions.
-    pub principal: Principal,
+    /// The principal, with the key's scopes as its permissions; shared, so
+    /// that every request authenticated from the cache uses it uncopied.
+    pub principal: Arc<Principal>,
 }
 
 /// API keys: generation, keyed-hash storage, verification with a short
@@ -345,7 +346,10 @@ impl ApiKeyService {
         .with_permissions(record.scopes.clone());
         principal.expires_at = record.expires_at;
         self.usage.record(&record.tenant, record.id, now);
-        let verified = Arc::new(VerifiedApiKey { record, principal });
+        let verified = Arc::new(VerifiedApiKey {
+            record,
+            principal: Arc::new(principal),
+        });
         self.cache
             .insert(parsed.lookup(), Arc::clone(&verified), generation);
         Ok(verified)
@@ -622,9 +626,9 @@ impl Authenticator for ApiKeyService {
         _context: &RequestContext,
     ) -> Result<Principal> {
         match credential {
-            Credential::ApiKey(key) => {
-                Ok(self.verify(key.expose_secret()).await?.principal.clone())
-            }
+            Credential::ApiKey(key) => Ok(Principal::clone(
+                &self.verify(key.expose_secret()).await?.principal,
+            )),
             _ => Err(Error::unauthenticated(AuthFailure::Malformed)),
         }
     }
@@ -633,11 +637,11 @@ impl Authenticator for ApiKeyService {
         &self,
         credential: &Credential,
         _context: &RequestContext,
-    ) -> Option<Result<Principal>> {
+    ) -> Option<Result<Arc<Principal>>> {
         match credential {
             Credential::ApiKey(key) => self
                 .verify_now(key.expose_secret())
-                .map(|verified| verified.map(|v| v.principal.clone())),
+                .map(|verified| verified.map(|v| Arc::clone(&v.principal))),
             _ => Some(Err(Error::unauthenticated(AuthFailure::Malformed))),
         }
     }

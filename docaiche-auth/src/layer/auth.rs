@@ -177,8 +177,13 @@ where
         // in its order: the lockout check, the verification, the success
         // bookkeeping. A refusal goes the async path (it is counted there).
         if let Ok(credential) = &presented {
-            let subjects = failure_subjects(&context, &presented);
-            if let Some(tracker) = &shared.tracker
+            // Nothing on record (the usual case): no subjects to build.
+            let tracker = shared.tracker.as_ref().filter(|t| !t.is_quiet());
+            let subjects = match tracker {
+                Some(_) => failure_subjects(&context, &presented),
+                None => Vec::new(),
+            };
+            if let Some(tracker) = tracker
                 && let Err(lockout) = tracker.check(&subjects)
             {
                 return ResponseFuture::refused(lockout.into());
@@ -187,7 +192,7 @@ where
                 .authenticator
                 .authenticate_now(&credential.credential, &context)
             {
-                if let Some(tracker) = &shared.tracker {
+                if let Some(tracker) = tracker {
                     tracker.record_success(&subjects);
                 }
                 request.extensions_mut().insert(context);
@@ -330,7 +335,8 @@ where
                     };
                     match outcome {
                         Ok(principal) => {
-                            request.extensions_mut().insert(principal);
+                            // As the fast path does: one type for readers.
+                            request.extensions_mut().insert(Arc::new(principal));
                             let future = service.call(request);
                             this.state.set(State::Calling { future });
                         }

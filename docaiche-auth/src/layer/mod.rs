@@ -7,7 +7,7 @@
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! use std::sync::Arc;
 //! use docaiche_auth::api_key::{ApiKeyService, NewApiKey, Peppers};
-//! use docaiche_auth::layer::{AuthLayer, CredentialRouter, RequirePermissionLayer};
+//! use docaiche_auth::layer::{principal_of, AuthLayer, CredentialRouter, RequirePermissionLayer};
 //! use docaiche_core::{AuthMethod, Permission, Principal, PrincipalId, SecretBytes, TenantId};
 //! use docaiche_store::memory::MemoryApiKeyStore;
 //! use tower::{ServiceBuilder, ServiceExt, service_fn};
@@ -20,7 +20,7 @@
 //!     .layer(AuthLayer::new(Arc::new(router)))
 //!     .layer(RequirePermissionLayer::new(Permission::DOCUMENTS_READ))
 //!     .service(service_fn(|request: http::Request<String>| async move {
-//!         let principal = request.extensions().get::<Principal>().expect("set by AuthLayer");
+//!         let principal = principal_of(request.extensions()).expect("set by AuthLayer");
 //!         Ok::<_, std::convert::Infallible>(http::Response::new(principal.tenant.to_string()))
 //!     }));
 //!
@@ -62,7 +62,9 @@
 //!    [`CredentialRouter`] sends API keys to the
 //!    [`ApiKeyService`](crate::api_key::ApiKeyService) and bearer tokens to
 //!    the JWT verifier.
-//! 5. Success: the [`Principal`](docaiche_core::Principal) and the
+//! 5. Success: the principal, as an `Arc<`[`Principal`](docaiche_core::Principal)`>`
+//!    (shared with the API key cache, never copied per request; read it
+//!    with [`principal_of`] or the [`Authenticated`] extractor), and the
 //!    [`RequestContext`](docaiche_core::RequestContext) go into the request
 //!    extensions and the inner service is called. Failure: the tracker
 //!    counts it (and audits it), and the answer is the core's 401
@@ -86,5 +88,5 @@ pub use auth::{API_KEY_HEADER, Auth, AuthLayer, DEFAULT_MAX_CREDENTIAL_LEN, Resp
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use extract::Authenticated;
-pub use permission::{PermissionFuture, RequirePermission, RequirePermissionLayer};
+pub use permission::{PermissionFuture, RequirePermission, RequirePermissionLayer, principal_of};
 pub use router::CredentialRouter;

@@ -70,8 +70,11 @@ impl<S> RequirePermission<S> {
     }
 }
 
-/// The principal in `extensions`, as a [`Principal`] or an `Arc<Principal>`.
-pub(crate) fn principal_of(extensions: &http::Extensions) -> Option<&Principal> {
+/// The authenticated principal in `extensions`: the `Arc<Principal>`
+/// [`AuthLayer`](super::AuthLayer) puts there, or a plain [`Principal`] an
+/// integrator's own layer put there.
+#[must_use]
+pub fn principal_of(extensions: &http::Extensions) -> Option<&Principal> {
     extensions
         .get::<Principal>()
         .or_else(|| extensions.get::<Arc<Principal>>().map(|p| &**p))

@@ -55,7 +55,7 @@ impl Authenticator for CredentialRouter {
         &self,
         credential: &Credential,
         context: &RequestContext,
-    ) -> Option<Result<Principal>> {
+    ) -> Option<Result<Arc<Principal>>> {
         match self.target(credential) {
             Some(authenticator) => authenticator.authenticate_now(credential, context),
             None => Some(Err(Error::unauthenticated(AuthFailure::Malformed))),
