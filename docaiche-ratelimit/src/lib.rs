@@ -59,9 +59,13 @@
 //!   governor on the same sequences. Cost: the dynamic `RateLimiter` call
 //!   (an `async_trait` box, ~40 ns) on top of the decision.
 //! - **Refuse, never queue.** Over a limit the answer is an immediate 429.
-//! - **Composed limits peek first**, so a request refused by one limit does
-//!   not spend the others (a race between peek and check can still charge
-//!   an earlier limit; the trait has no refund).
+//! - **Composed limits are all or nothing**: the in-process limiter checks
+//!   a policy's limits together under its locks
+//!   ([`check_all_now`](docaiche_core::RateLimiter::check_all_now)), so a
+//!   request refused by one limit spends none of the others. Limiters
+//!   without it (Redis) are peeked first, then checked; a race between
+//!   peek and check can still charge an earlier limit (the trait has no
+//!   refund).
 //!
 //! ## Features
 //!

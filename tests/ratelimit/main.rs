@@ -399,13 +399,25 @@ async fn allowed_responses_carry_ratelimit_policy_and_ratelimit_headers() {
 #[tokio::test]
 async fn composed_limits_the_stricter_one_denies_without_spending_the_other() {
     let clock = ManualClock::new();
-    let limiter = ExactLimiter::new(&clock);
+    composed_limits_case(ExactLimiter::new(&clock)).await;
+}
+
+/// The same, through the in-process limiter's all-or-nothing
+/// `check_all_now` instead of peek-then-check.
+#[tokio::test]
+async fn composed_limits_are_all_or_nothing_in_the_in_process_limiter() {
+    let clock = ManualClock::new();
+    let local = docaiche_ratelimit::local::LocalRateLimiter::new(Arc::new(clock.clone()));
+    composed_limits_case(Arc::new(local)).await;
+}
+
+async fn composed_limits_case(limiter: Arc<dyn RateLimiter>) {
     let mut config = base_config();
     config["policies"]["default"] = json!({ "limits": [
         { "key": "tenant", "limit": 10, "period_secs": 60 },
         { "key": "principal", "limit": 2, "period_secs": 60 }
     ]});
-    let app = app(config, limiter.clone());
+    let app = app(config, limiter);
 
     let first = send(&app.router, get_as("acme", "alice")).await;
     assert_eq!(

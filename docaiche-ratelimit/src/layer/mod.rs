@@ -18,7 +18,9 @@
 //!    the slot is held until the inner service's response future completes
 //!    or is dropped (a streaming body is not counted).
 //! 4. **Rates**: every limit must pass. With one limit, one
-//!    [`check`](docaiche_core::RateLimiter::check); with several, all are
+//!    [`check`](docaiche_core::RateLimiter::check); with several, one
+//!    [`check_all_now`](docaiche_core::RateLimiter::check_all_now) when the
+//!    limiter has it (all or nothing, exactly), else all are
 //!    [`peek`](docaiche_core::RateLimiter::peek)ed first so that a refusal
 //!    by one does not spend the others, then checked in order (the race
 //!    this leaves is described on the check round).
