@@ -32,7 +32,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::handler::Handler;
-use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
+use axum::http::{Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 use docaiche_auth::layer::RequirePermissionLayer;
@@ -43,14 +43,13 @@ use docaiche_ratelimit::layer::RateLimitLayer;
 use tower::ServiceBuilder;
 use tower_http::body::Limited;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::auth::{AuthGateLayer, AuthSecrets, AuthServices, AuthStores};
 use crate::backends::{Secrets, Stores};
 use crate::config::{Config, EnvLookup};
-use crate::edge::{EdgeLayer, REQUEST_ID};
+use crate::edge::EdgeLayer;
 use crate::limiter::Limiter;
 use docaiche_store::encryption::EncryptedDocumentStore;
 
@@ -487,7 +486,7 @@ pub(crate) fn router(state: AppState) -> Router {
         // every answer counts, panics and refusals included.
         .layer(EdgeLayer::new(state.metrics.clone()))
         .layer(state.hardening.layer())
-        .layer(cors(
+        .layer(crate::cors::layer(
             &http.allowed_origins,
             state.hardening.cors_credentials,
         ))
@@ -704,42 +703,6 @@ where
     }
 }
 
-/// The CORS layer for validated `origins`: nothing allowed when empty;
-/// credentials only with listed origins (validation refuses them with `*`).
-fn cors(origins: &[String], credentials: bool) -> CorsLayer {
-    let any = origins.iter().any(|o| o == "*");
-    let allow_origin = if any {
-        AllowOrigin::any()
-    } else {
-        // Config::validate has checked every origin; skip rather than panic.
-        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
-    };
-    CorsLayer::new()
-        .allow_origin(allow_origin)
-        .allow_methods([
-            Method::GET,
-            Method::HEAD,
-            Method::POST,
-            Method::PUT,
-            Method::PATCH,
-            Method::DELETE,
-        ])
-        .allow_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            HeaderName::from_static("x-api-key"),
-            REQUEST_ID,
-        ])
-        .expose_headers([
-            REQUEST_ID,
-            header::RETRY_AFTER,
-            docaiche_ratelimit::headers::RATELIMIT,
-            docaiche_ratelimit::headers::RATELIMIT_POLICY,
-        ])
-        .allow_credentials(credentials && !any)
-        .max_age(Duration::from_secs(600))
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use axum::body::{Body, Bytes};
@@ -749,6 +712,7 @@ pub(crate) mod tests {
     use tower::ServiceExt as _;
 
     use super::*;
+    use crate::edge::REQUEST_ID;
     use crate::test_support::TestDir;
 
     /// Routes that exist only in tests, in the `default` class.

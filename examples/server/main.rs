@@ -84,6 +84,7 @@ mod auth;
 mod backends;
 mod compliance;
 mod config;
+mod cors;
 mod documents;
 #[cfg(test)]
 mod e2e;
