@@ -31,7 +31,7 @@
 //!    archives) or streamed (`text/event-stream`, gRPC).
 //!
 //! The rest of the HTTP hardening lives beside it: CORS from the
-//! `[cors]` allowlist in [`crate::app`], TLS and the connection idle timeout
+//! `[cors]` allowlist in [`crate::cors`], TLS and the connection idle timeout
 //! in [`crate::tls`], JSON body validation in [`crate::json`].
 
 use std::borrow::Cow;
