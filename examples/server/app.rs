@@ -671,9 +671,18 @@ where
     ) -> std::task::Poll<Self::Output> {
         let this = self.project();
         let response = std::task::ready!(this.inner.poll(cx))?;
-        std::task::Poll::Ready(Ok(problem_for_layer_errors(this.http, response)))
+        let mut response = problem_for_layer_errors(this.http, response);
+        // The layers outside add up to ten headers (CORS, security
+        // headers, request id): room for them now grows the map once
+        // rather than twice.
+        response.headers_mut().reserve(OUTER_HEADERS);
+        std::task::Poll::Ready(Ok(response))
     }
 }
+
+/// The most headers the layers outside [`LayerErrorsAsProblems`] add to an
+/// answer: CORS (3), security headers (5), HSTS, the request id.
+const OUTER_HEADERS: usize = 10;
 
 /// Turn the plain-text or empty error responses of tower-http's limit and
 /// timeout layers (and axum's body-buffering rejection) into problems.

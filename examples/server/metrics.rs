@@ -29,9 +29,9 @@
 //! `/metrics` answers 404) and `token_source` (`env:NAME` or `file:/path`):
 //! when set, a scrape must send `Authorization: Bearer <token>`, else 401.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, State};
@@ -278,8 +278,11 @@ struct Inner {
     enabled: bool,
     token: Option<ScrapeToken>,
     registry: Registry,
-    /// The route patterns of the router, interned.
-    routes: HashSet<&'static str>,
+    /// The route patterns of the router, interned, with their index in
+    /// `figures` (`routes.len()` is `unmatched`).
+    routes: HashMap<&'static str, usize>,
+    /// Per method and route, the figures found once in the families below.
+    figures: Box<[OnceLock<RouteFigures>]>,
     requests: Family<RequestLabels, Counter>,
     errors: Family<RouteLabels, Counter>,
     duration: Family<RouteLabels, Histogram, Buckets>,
@@ -307,9 +310,16 @@ impl Metrics {
             buckets.push(threshold);
             buckets.sort_by(f64::total_cmp);
         }
-        let routes = crate::app::route_groups()
+        let mut routes = HashMap::new();
+        for path in crate::app::route_groups()
             .iter()
             .flat_map(|g| g.routes.iter().map(|r| r.path))
+        {
+            let index = routes.len();
+            routes.entry(path).or_insert(index);
+        }
+        let figures = (0..(routes.len() + 1) * METHODS.len())
+            .map(|_| OnceLock::new())
             .collect();
         let requests = Family::<RequestLabels, Counter>::default();
         let errors = Family::<RouteLabels, Counter>::default();
@@ -344,6 +354,7 @@ impl Metrics {
                 token,
                 registry,
                 routes,
+                figures,
                 requests,
                 errors,
                 duration,
@@ -401,25 +412,38 @@ impl Metrics {
         self.sources(|s| s.gauges.push((name, help, read)));
     }
 
-    /// Record one answered request.
-    fn record(&self, method: &'static str, route: &'static str, status: u16, took: Duration) {
+    /// Record one answered request of the figures slot `slot`.
+    fn record(&self, slot: Slot, status: u16, took: Duration) {
         let inner = &*self.inner;
-        inner
-            .requests
-            .get_or_create(&RequestLabels {
-                method,
-                route,
-                status,
-            })
-            .inc();
-        let labels = RouteLabels { method, route };
+        let Some(cell) = inner.figures.get(slot.index) else {
+            return;
+        };
+        let labels = RouteLabels {
+            method: slot.method,
+            route: slot.route,
+        };
+        let figures = cell.get_or_init(|| RouteFigures {
+            duration: inner.duration.get_or_create(&labels).clone(),
+            errors: OnceLock::new(),
+            by_status: RwLock::default(),
+        });
+        figures.duration.observe(took.as_secs_f64());
+        figures.count(status, || {
+            inner
+                .requests
+                .get_or_create(&RequestLabels {
+                    method: slot.method,
+                    route: slot.route,
+                    status,
+                })
+                .clone()
+        });
         if status >= 500 {
-            inner.errors.get_or_create(&labels).inc();
+            figures
+                .errors
+                .get_or_init(|| inner.errors.get_or_create(&labels).clone())
+                .inc();
         }
-        inner
-            .duration
-            .get_or_create(&labels)
-            .observe(took.as_secs_f64());
     }
 
     /// The OpenMetrics text of every family.
@@ -433,10 +457,19 @@ impl Metrics {
         Ok(text)
     }
 
-    /// The interned route pattern of `path`, or `unmatched`.
-    fn route(&self, path: Option<&MatchedPath>) -> &'static str {
-        path.and_then(|p| self.inner.routes.get(p.as_str()).copied())
-            .unwrap_or(UNMATCHED)
+    /// The figures slot of a request: its method, and its route pattern
+    /// (interned) or `unmatched`.
+    fn slot(&self, method: &Method, path: Option<&MatchedPath>) -> Slot {
+        let routes = &self.inner.routes;
+        let (route, route_index) = path
+            .and_then(|p| routes.get_key_value(p.as_str()))
+            .map_or((UNMATCHED, routes.len()), |(route, index)| (*route, *index));
+        let method_index = method_index(method);
+        Slot {
+            index: route_index * METHODS.len() + method_index,
+            method: METHODS[method_index],
+            route,
+        }
     }
 }
 
@@ -457,20 +490,83 @@ impl AppState {
     }
 }
 
+/// The method labels: the usual methods, then `_OTHER` (OpenTelemetry's
+/// convention), so label values stay bounded.
+const METHODS: [&str; 10] = [
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE", "_OTHER",
+];
+
+/// The index of `method`'s label in [`METHODS`].
+fn method_index(method: &Method) -> usize {
+    match *method {
+        Method::GET => 0,
+        Method::HEAD => 1,
+        Method::POST => 2,
+        Method::PUT => 3,
+        Method::PATCH => 4,
+        Method::DELETE => 5,
+        Method::OPTIONS => 6,
+        Method::CONNECT => 7,
+        Method::TRACE => 8,
+        _ => 9,
+    }
+}
+
 /// The method label: the method itself for the usual ones, `_OTHER`
 /// otherwise (OpenTelemetry's convention), so label values stay bounded.
 pub(crate) fn method_label(method: &Method) -> &'static str {
-    match *method {
-        Method::GET => "GET",
-        Method::HEAD => "HEAD",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        Method::OPTIONS => "OPTIONS",
-        Method::CONNECT => "CONNECT",
-        Method::TRACE => "TRACE",
-        _ => "_OTHER",
+    METHODS[method_index(method)]
+}
+
+/// Where a request's figures are: a method and a route pattern, and their
+/// index in [`Inner::figures`].
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    index: usize,
+    method: &'static str,
+    route: &'static str,
+}
+
+/// The figures of one method and route, found in the families once and
+/// then updated by each request of the pair without hashing label sets.
+#[derive(Debug)]
+struct RouteFigures {
+    duration: Histogram,
+    /// Made at the first 5xx, so a route without errors shows none.
+    errors: OnceLock<Counter>,
+    /// The request counts by status: a few per route.
+    by_status: RwLock<Vec<(u16, Counter)>>,
+}
+
+impl RouteFigures {
+    /// Count one answer with `status`; `counter` finds its counter the
+    /// first time.
+    fn count(&self, status: u16, counter: impl FnOnce() -> Counter) {
+        let read = |list: &[(u16, Counter)]| {
+            list.iter()
+                .find(|(s, _)| *s == status)
+                .map(|(_, c)| c.inc())
+                .is_some()
+        };
+        // A poisoned lock only means a panic elsewhere mid-push; the list
+        // stays usable.
+        let counted = read(
+            &self
+                .by_status
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        if !counted {
+            let mut list = self
+                .by_status
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !read(&list) {
+                let counter = counter();
+                counter.inc();
+                list.push((status, counter));
+            }
+        }
     }
 }
 
@@ -480,8 +576,7 @@ pub(crate) fn method_label(method: &Method) -> &'static str {
 #[derive(Debug)]
 pub(crate) struct RequestMeter {
     metrics: Metrics,
-    method: &'static str,
-    route: &'static str,
+    slot: Slot,
     started: Instant,
 }
 
@@ -492,8 +587,7 @@ impl Metrics {
         self.inner.in_flight.inc();
         RequestMeter {
             metrics: self.clone(),
-            method: method_label(request.method()),
-            route: self.route(request.extensions().get::<MatchedPath>()),
+            slot: self.slot(request.method(), request.extensions().get::<MatchedPath>()),
             started: Instant::now(),
         }
     }
@@ -503,8 +597,7 @@ impl RequestMeter {
     /// Count the answer; returns the request's latency.
     pub(crate) fn finish(self, status: StatusCode) -> Duration {
         let took = self.started.elapsed();
-        self.metrics
-            .record(self.method, self.route, status.as_u16(), took);
+        self.metrics.record(self.slot, status.as_u16(), took);
         took
     }
 }
