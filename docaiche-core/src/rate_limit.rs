@@ -115,13 +115,13 @@ impl RateLimitKey {
         let allowed = |c: char| !c.is_control() && !c.is_whitespace() && c != '{' && c != '}';
         let ok = !key.is_empty()
             && key.len() <= Self::MAX_LEN
-            && if key.is_ascii() {
-                // For ASCII, `allowed` is exactly "graphic, not a brace".
-                key.bytes()
-                    .all(|b| b.is_ascii_graphic() && b != b'{' && b != b'}')
-            } else {
-                key.chars().all(allowed)
-            };
+            // For ASCII, `allowed` is exactly "graphic, not a brace"; the
+            // byte pass fails on any other byte, and only a non-ASCII key
+            // needs the `char` pass.
+            && (key
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'{' && b != b'}')
+                || (!key.is_ascii() && key.chars().all(allowed)));
         if ok {
             Ok(Self(key))
         } else {
@@ -381,5 +381,39 @@ impl<'a> LimitCheck<'a> {
     #[must_use]
     pub const fn new(key: &'a RateLimitKey, quota: &'a Quota, cost: NonZeroU32) -> Self {
         Self { key, quota, cost }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_refuse_control_whitespace_and_braces_in_any_script() {
+        for ok in [
+            "rl:default:t:acme",
+            "ip:203.0.113.7",
+            "p:acme:ключ",
+            "k:日本",
+            "~!@#$%^&*()_+-=[]|;':\",./<>?",
+        ] {
+            assert!(RateLimitKey::new(ok).is_ok(), "{ok:?}");
+        }
+        let long = "k".repeat(RateLimitKey::MAX_LEN + 1);
+        for bad in [
+            "",
+            "a b",
+            "tab\there",
+            "nl\n",
+            "del\u{7f}",
+            "{hash}tag",
+            "ключ key",
+            "nbsp\u{a0}x",
+            "ключ\u{2028}",
+            "c1\u{85}",
+            long.as_str(),
+        ] {
+            assert!(RateLimitKey::new(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -849,13 +849,13 @@ fn rate_limit_key_owned(text: String) -> RateLimitKey {
 fn is_plain_key(text: &str) -> bool {
     !text.is_empty()
         && text.len() <= RateLimitKey::MAX_LEN
-        && if text.is_ascii() {
-            text.bytes()
-                .all(|b| b.is_ascii_graphic() && b != b'{' && b != b'}')
-        } else {
-            text.chars()
-                .all(|c| !c.is_control() && !c.is_whitespace() && c != '{' && c != '}')
-        }
+        && (text
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'{' && b != b'}')
+            || (!text.is_ascii()
+                && text
+                    .chars()
+                    .all(|c| !c.is_control() && !c.is_whitespace() && c != '{' && c != '}')))
 }
 
 fn rate_limit_key(text: &str) -> RateLimitKey {
