@@ -631,7 +631,7 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = LayerErrorsFuture<S::Future>;
+    type Future = LayerErrorsFuture<std::pin::Pin<Box<S::Future>>>;
 
     fn poll_ready(
         &mut self,
@@ -642,7 +642,9 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         LayerErrorsFuture {
-            inner: self.inner.call(request),
+            // Boxed: every layer outside holds, and moves, only a pointer
+            // to the rest of the stack's future (hundreds of bytes).
+            inner: Box::pin(self.inner.call(request)),
             http: Arc::clone(&self.http),
         }
     }

@@ -164,34 +164,37 @@ impl TextExtractor for Headers<'_> {
 /// semantic-convention attributes, the request id, and the caller's trace
 /// from `traceparent` as parent.
 pub(crate) fn request_span<B>(request: &Request<B>) -> Span {
+    // Nothing below is read when the log filter disables the span (a
+    // server logging at WARN): the fields are computed inside the macro,
+    // which evaluates them only for an enabled span.
     let headers = request.headers();
-    let request_id = headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
     let method = crate::metrics::method_label(request.method());
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(MatchedPath::as_str);
-    let user_agent = headers
-        .get(axum::http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok());
+    let route = || {
+        request
+            .extensions()
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str)
+    };
     let span = tracing::info_span!(
         "request",
         method = %request.method(),
         path = %request.uri().path(),
-        request_id,
-        otel.name = route.map_or_else(|| method.to_owned(), |r| format!("{method} {r}")),
+        request_id = headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-"),
+        otel.name = route().map_or_else(|| method.to_owned(), |r| format!("{method} {r}")),
         otel.kind = "server",
         otel.status_code = Empty,
         http.request.method = method,
-        http.route = route,
+        http.route = route(),
         http.response.status_code = Empty,
         url.path = %request.uri().path(),
         url.scheme = request.uri().scheme_str().unwrap_or("http"),
         network.protocol.version = protocol_version(request.version()),
-        user_agent.original = user_agent,
+        user_agent.original = headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok()),
         error.r#type = Empty,
     );
     // A span the subscriber disabled (the log filter is global, so the
