@@ -26,6 +26,7 @@ use tower::{Layer, Service, ServiceExt as _};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::edge::REQUEST_ID;
+use crate::http::{AmendHeaders, AmendedFuture};
 
 /// The CORS layer for validated `origins`: nothing allowed when empty;
 /// credentials only with listed origins (validation refuses them with `*`).
@@ -61,7 +62,7 @@ pub(crate) fn layer(origins: &[String], credentials: bool) -> Cors {
         ])
         .allow_credentials(credentials && !any)
         .max_age(Duration::from_secs(600));
-    let origin_less = Arc::new(origin_less_headers(&cors));
+    let origin_less = OriginLess(Arc::new(origin_less_headers(&cors)));
     Cors { cors, origin_less }
 }
 
@@ -86,7 +87,7 @@ fn origin_less_headers(cors: &CorsLayer) -> HeaderMap {
 #[derive(Debug, Clone)]
 pub(crate) struct Cors {
     cors: CorsLayer,
-    origin_less: Arc<HeaderMap>,
+    origin_less: OriginLess,
 }
 
 impl<S> Layer<S> for Cors {
@@ -95,7 +96,7 @@ impl<S> Layer<S> for Cors {
     fn layer(&self, inner: S) -> CorsService<S> {
         CorsService {
             cors: self.cors.layer(inner),
-            origin_less: Arc::clone(&self.origin_less),
+            origin_less: self.origin_less.clone(),
         }
     }
 }
@@ -105,7 +106,7 @@ impl<S> Layer<S> for Cors {
 #[derive(Debug, Clone)]
 pub(crate) struct CorsService<S> {
     cors: tower_http::cors::Cors<S>,
-    origin_less: Arc<HeaderMap>,
+    origin_less: OriginLess,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for CorsService<S>
@@ -115,7 +116,8 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = Either<tower_http::cors::ResponseFuture<S::Future>, OriginLessFuture<S::Future>>;
+    type Future =
+        Either<tower_http::cors::ResponseFuture<S::Future>, AmendedFuture<S::Future, OriginLess>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.cors.poll_ready(cx)
@@ -125,37 +127,23 @@ where
         if request.method() == Method::OPTIONS || request.headers().contains_key(header::ORIGIN) {
             return Either::Left(self.cors.call(request));
         }
-        Either::Right(OriginLessFuture {
-            inner: self.cors.get_mut().call(request),
-            headers: Arc::clone(&self.origin_less),
-        })
+        Either::Right(AmendedFuture::new(
+            self.cors.get_mut().call(request),
+            self.origin_less.clone(),
+        ))
     }
 }
 
-pin_project_lite::pin_project! {
-    /// The answer to a request without `Origin`, with the CORS headers
-    /// tower-http would have added.
-    #[derive(Debug)]
-    pub(crate) struct OriginLessFuture<F> {
-        #[pin]
-        inner: F,
-        headers: Arc<HeaderMap>,
-    }
-}
+/// The CORS headers of an `Origin`-less answer, merged as tower-http
+/// merges its own: a `Vary` value appended, the others replacing any of the
+/// same name.
+#[derive(Debug, Clone)]
+pub(crate) struct OriginLess(Arc<HeaderMap>);
 
-impl<F, B, E> std::future::Future for OriginLessFuture<F>
-where
-    F: std::future::Future<Output = Result<Response<B>, E>>,
-{
-    type Output = Result<Response<B>, E>;
-
-    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let mut response = std::task::ready!(this.inner.poll(cx))?;
-        let headers = response.headers_mut();
-        // As tower-http merges: `Vary` appended, the others replacing.
+impl AmendHeaders for OriginLess {
+    fn amend(&self, headers: &mut HeaderMap) {
         let mut previous: Option<&HeaderName> = None;
-        for (name, value) in this.headers.iter() {
+        for (name, value) in self.0.iter() {
             if name == header::VARY || previous == Some(name) {
                 headers.append(name, value.clone());
             } else {
@@ -163,7 +151,6 @@ where
             }
             previous = Some(name);
         }
-        Poll::Ready(Ok(response))
     }
 }
 
@@ -239,17 +226,19 @@ mod tests {
     #[test]
     fn the_precomputed_headers_are_the_expected_ones() {
         let any = layer(&["*".to_owned()], false);
-        assert_eq!(any.origin_less[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+        assert_eq!(any.origin_less.0[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
         let listed = layer(&["https://app.example".to_owned()], true);
         assert!(
             !listed
                 .origin_less
+                .0
                 .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN),
             "no origin, no allowed origin"
         );
         for cors in [&any, &listed] {
             assert!(
                 cors.origin_less
+                    .0
                     .contains_key(header::ACCESS_CONTROL_EXPOSE_HEADERS)
             );
         }

@@ -798,10 +798,12 @@ impl<S> Layer<S> for HardeningLayer {
         ];
         SecurityHeaders {
             inner: service,
-            headers: headers
-                .into_iter()
-                .filter_map(|(name, value)| Some((name, value?)))
-                .collect(),
+            headers: IfAbsent(
+                headers
+                    .into_iter()
+                    .filter_map(|(name, value)| Some((name, value?)))
+                    .collect(),
+            ),
         }
     }
 }
@@ -814,7 +816,7 @@ impl<S> Layer<S> for HardeningLayer {
 pub(crate) struct SecurityHeaders<S> {
     inner: S,
     /// The headers set, in order.
-    headers: Arc<[(HeaderName, HeaderValue)]>,
+    headers: IfAbsent,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SecurityHeaders<S>
@@ -823,45 +825,66 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = SecurityHeadersFuture<S::Future>;
+    type Future = AmendedFuture<S::Future, IfAbsent>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        SecurityHeadersFuture {
-            inner: self.inner.call(request),
-            headers: Arc::clone(&self.headers),
+        AmendedFuture::new(self.inner.call(request), self.headers.clone())
+    }
+}
+
+/// A change a layer makes to the headers of every answer.
+pub(crate) trait AmendHeaders {
+    /// Change `headers`, the answer's.
+    fn amend(&self, headers: &mut HeaderMap);
+}
+
+/// The security headers, each set only where the answer has none.
+#[derive(Debug, Clone)]
+pub(crate) struct IfAbsent(Arc<[(HeaderName, HeaderValue)]>);
+
+impl AmendHeaders for IfAbsent {
+    fn amend(&self, headers: &mut HeaderMap) {
+        for (name, value) in self.0.iter() {
+            if let header::Entry::Vacant(entry) = headers.entry(name) {
+                entry.insert(value.clone());
+            }
         }
     }
 }
 
 pin_project_lite::pin_project! {
-    /// The response future of [`SecurityHeaders`].
+    /// The inner service's answer, its headers amended by `A` (the
+    /// response future of [`SecurityHeaders`] and of CORS's fast path).
     #[derive(Debug)]
-    pub(crate) struct SecurityHeadersFuture<F> {
+    pub(crate) struct AmendedFuture<F, A> {
         #[pin]
         inner: F,
-        headers: Arc<[(HeaderName, HeaderValue)]>,
+        amend: A,
     }
 }
 
-impl<F, B, E> std::future::Future for SecurityHeadersFuture<F>
+impl<F, A> AmendedFuture<F, A> {
+    /// `inner`'s answer, amended by `amend`.
+    pub(crate) const fn new(inner: F, amend: A) -> Self {
+        Self { inner, amend }
+    }
+}
+
+impl<F, A, B, E> std::future::Future for AmendedFuture<F, A>
 where
     F: std::future::Future<Output = Result<Response<B>, E>>,
+    A: AmendHeaders,
 {
     type Output = Result<Response<B>, E>;
 
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut response = std::task::ready!(this.inner.poll(cx))?;
-        let headers = response.headers_mut();
-        for (name, value) in this.headers.iter() {
-            if let header::Entry::Vacant(entry) = headers.entry(name) {
-                entry.insert(value.clone());
-            }
-        }
+        this.amend.amend(response.headers_mut());
         Poll::Ready(Ok(response))
     }
 }
