@@ -76,7 +76,7 @@ use docaiche_core::Result;
 use docaiche_core::clock::Clock;
 use docaiche_core::rate_limit::{LimitCheck, Quota, RateLimitDecision, RateLimitKey, RateLimiter};
 
-use crate::gcra::{Gcra, nanos};
+use crate::gcra::{Gcra, Outcome, nanos};
 
 /// The default bound on stored keys: one million.
 pub const DEFAULT_MAX_KEYS: NonZeroUsize = NonZeroUsize::new(1 << 20).expect("non-zero");
@@ -233,44 +233,60 @@ impl LocalRateLimiter {
     /// (taken in shard order, so concurrent rounds cannot deadlock).
     #[must_use]
     pub fn check_all_sync(&self, checks: &[LimitCheck<'_>]) -> Vec<RateLimitDecision> {
+        /// One check of the round: its key's hash, then the key's TAT after
+        /// it (the new one if it passes) and its outcome.
+        struct Step {
+            hash: u64,
+            tat: Option<u64>,
+            outcome: Option<Outcome>,
+        }
         let now = self.now();
-        let hashes: Vec<u64> = checks
+        let mut steps: Vec<Step> = checks
             .iter()
-            .map(|c| self.hasher.hash_one(c.key.as_str()))
+            .map(|c| Step {
+                hash: self.hasher.hash_one(c.key.as_str()),
+                tat: None,
+                outcome: None,
+            })
             .collect();
-        let mut shards: Vec<usize> = hashes.iter().map(|&h| self.shard_of(h)).collect();
-        shards.sort_unstable();
-        shards.dedup();
-        let mut locked: Vec<(usize, MutexGuard<'_, ShardState>)> = shards
-            .into_iter()
-            .map(|index| (index, self.shards[index].lock()))
-            .collect();
+        // Lock every shard involved, in increasing order.
+        let mut locked: Vec<(usize, MutexGuard<'_, ShardState>)> = Vec::with_capacity(steps.len());
+        let mut last = None;
+        while let Some(next) = steps
+            .iter()
+            .map(|step| self.shard_of(step.hash))
+            .filter(|&shard| last.is_none_or(|last| shard > last))
+            .min()
+        {
+            locked.push((next, self.shards[next].lock()));
+            last = Some(next);
+        }
 
         // Each check sees the TAT the earlier checks of the round would leave.
-        let mut outcomes = Vec::with_capacity(checks.len());
-        let mut tats: Vec<Option<u64>> = Vec::with_capacity(checks.len());
         let mut all_allowed = true;
-        for (i, (check, &hash)) in checks.iter().zip(&hashes).enumerate() {
+        for i in 0..steps.len() {
+            let (check, hash) = (&checks[i], steps[i].hash);
             let key = check.key.as_str();
             let earlier = (0..i)
                 .rev()
-                .find(|&j| hashes[j] == hash && checks[j].key.as_str() == key);
+                .find(|&j| steps[j].hash == hash && checks[j].key.as_str() == key);
             let current = match earlier {
-                Some(j) => tats[j],
+                Some(j) => steps[j].tat,
                 None => locked_shard(&mut locked, self.shard_of(hash))
                     .and_then(|state| state.map.get(&Probe { hash, key } as &dyn KeyView).copied()),
             };
             let outcome = Gcra::new(check.quota).evaluate(current, now, check.cost);
             let after = outcome.tat(now);
             all_allowed &= after.is_some();
-            tats.push(after.or(current));
-            outcomes.push(outcome);
+            steps[i].tat = after.or(current);
+            steps[i].outcome = Some(outcome);
         }
 
         if all_allowed {
-            for ((check, &hash), tat) in checks.iter().zip(&hashes).zip(&tats) {
+            for (check, step) in checks.iter().zip(&steps) {
+                let hash = step.hash;
                 let (Some(tat), Some(state)) =
-                    (*tat, locked_shard(&mut locked, self.shard_of(hash)))
+                    (step.tat, locked_shard(&mut locked, self.shard_of(hash)))
                 else {
                     continue;
                 };
@@ -281,7 +297,10 @@ impl LocalRateLimiter {
                 }
             }
         }
-        outcomes.iter().map(|o| o.to_decision()).collect()
+        steps
+            .iter()
+            .filter_map(|step| step.outcome.as_ref().map(Outcome::to_decision))
+            .collect()
     }
 
     fn now(&self) -> u64 {

@@ -264,11 +264,7 @@ fn failure_subjects(
     if let Some(addr) = context.client_addr {
         subjects.extend(FailureSubject::for_client(addr));
     }
-    if let Ok(Presented {
-        key_prefix: Some(prefix),
-        ..
-    }) = presented
-    {
+    if let Some(prefix) = presented.as_ref().ok().and_then(Presented::key_prefix) {
         subjects.push(FailureSubject::key_prefix(prefix));
     }
     subjects

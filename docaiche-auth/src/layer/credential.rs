@@ -11,7 +11,17 @@ use http::{Extensions, HeaderMap, HeaderName, HeaderValue};
 /// (for failure tracking).
 pub(crate) struct Presented {
     pub(crate) credential: Credential,
-    pub(crate) key_prefix: Option<String>,
+}
+
+impl Presented {
+    /// The public prefix of an API key, for failure tracking (read from
+    /// the key when needed: most requests never need it).
+    pub(crate) fn key_prefix(&self) -> Option<&str> {
+        match &self.credential {
+            Credential::ApiKey(key) => crate::api_key::public_prefix(key.expose_secret()),
+            _ => None,
+        }
+    }
 }
 
 /// Read the one credential of a request.
@@ -39,7 +49,6 @@ pub(crate) fn extract(
             if scheme.eq_ignore_ascii_case("bearer") {
                 Ok(Presented {
                     credential: Credential::Bearer(SecretString::from(token)),
-                    key_prefix: None,
                 })
             } else if scheme.eq_ignore_ascii_case("apikey") {
                 Ok(api_key_credential(token))
@@ -56,7 +65,6 @@ pub(crate) fn extract(
 
 fn api_key_credential(token: &str) -> Presented {
     Presented {
-        key_prefix: crate::api_key::public_prefix(token).map(str::to_owned),
         credential: Credential::ApiKey(SecretString::from(token)),
     }
 }
@@ -155,7 +163,7 @@ mod tests {
         );
         let scheme = read(&[("authorization", b"ApiKey dcx_abc_def")]).expect("ok");
         assert!(matches!(scheme.credential, Credential::ApiKey(_)));
-        assert_eq!(scheme.key_prefix.as_deref(), Some("dcx_abc"));
+        assert_eq!(scheme.key_prefix(), Some("dcx_abc"));
         let header = read(&[("x-api-key", b"dcx_abc_def")]).expect("ok");
         assert!(matches!(header.credential, Credential::ApiKey(_)));
     }
