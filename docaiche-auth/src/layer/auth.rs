@@ -153,12 +153,11 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let shared = &self.layer.shared;
-        // Before anything below (a trace layer) can print them.
-        for name in [&AUTHORIZATION, &shared.api_key_header] {
-            if let http::header::Entry::Occupied(mut entry) = request.headers_mut().entry(name) {
-                for value in entry.iter_mut() {
-                    value.set_sensitive(true);
-                }
+        // Before anything below (a trace layer) can print them; one pass
+        // over the request's few headers rather than a lookup per name.
+        for (name, value) in request.headers_mut().iter_mut() {
+            if name == AUTHORIZATION || *name == shared.api_key_header {
+                value.set_sensitive(true);
             }
         }
         let presented = credential::extract(

@@ -36,8 +36,7 @@ pub(crate) fn extract(
     api_key_header: &HeaderName,
     max_len: usize,
 ) -> Result<Presented, AuthFailure> {
-    let authorization = single(headers, &AUTHORIZATION)?;
-    let api_key = single(headers, api_key_header)?;
+    let (authorization, api_key) = credential_headers(headers, api_key_header)?;
     match (authorization, api_key) {
         (None, None) => Err(AuthFailure::Missing),
         (Some(_), Some(_)) => Err(AuthFailure::Malformed),
@@ -69,16 +68,26 @@ fn api_key_credential(token: &str) -> Presented {
     }
 }
 
-fn single<'a>(
+/// The `Authorization` and API-key header values, in one pass over the
+/// request's headers; either repeated is `Malformed`.
+fn credential_headers<'a>(
     headers: &'a HeaderMap,
-    name: &HeaderName,
-) -> Result<Option<&'a HeaderValue>, AuthFailure> {
-    let mut values = headers.get_all(name).iter();
-    let first = values.next();
-    if values.next().is_some() {
-        return Err(AuthFailure::Malformed);
+    api_key_header: &HeaderName,
+) -> Result<(Option<&'a HeaderValue>, Option<&'a HeaderValue>), AuthFailure> {
+    let (mut authorization, mut api_key) = (None, None);
+    for (name, value) in headers {
+        let slot = if name == AUTHORIZATION {
+            &mut authorization
+        } else if name == api_key_header {
+            &mut api_key
+        } else {
+            continue;
+        };
+        if slot.replace(value).is_some() {
+            return Err(AuthFailure::Malformed);
+        }
     }
-    Ok(first)
+    Ok((authorization, api_key))
 }
 
 fn printable(value: &HeaderValue, max_len: usize) -> Result<&str, AuthFailure> {
