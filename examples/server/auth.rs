@@ -319,10 +319,14 @@ impl AuthServices {
     }
 }
 
+/// The API-key header, parsed once (a name given as text is parsed on every
+/// lookup).
+const API_KEY: http::HeaderName =
+    http::HeaderName::from_static(docaiche_auth::layer::API_KEY_HEADER);
+
 /// Whether `request` presents a credential (valid or not).
 fn presents_credential(headers: &http::HeaderMap) -> bool {
-    headers.contains_key(AUTHORIZATION)
-        || headers.contains_key(docaiche_auth::layer::API_KEY_HEADER)
+    headers.contains_key(AUTHORIZATION) || headers.contains_key(API_KEY)
 }
 
 /// Authenticate, then rate limit, then the routes; see the module docs.

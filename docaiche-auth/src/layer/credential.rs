@@ -7,6 +7,10 @@ use docaiche_core::{AuthFailure, Credential, RequestContext, SecretString};
 use http::header::{AUTHORIZATION, USER_AGENT};
 use http::{Extensions, HeaderMap, HeaderName, HeaderValue};
 
+/// `X-Request-Id`, parsed once (a name given as text is parsed on every
+/// lookup).
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
 /// A credential read from a request, with the public prefix of an API key
 /// (for failure tracking).
 pub(crate) struct Presented {
@@ -125,7 +129,7 @@ pub(crate) fn request_context(extensions: &Extensions, headers: &HeaderMap) -> R
         context = context.with_client_addr(addr);
     }
     if let Some(id) = headers
-        .get("x-request-id")
+        .get(REQUEST_ID)
         .and_then(|v| printable(v, 128).ok())
         .filter(|v| !v.is_empty())
     {
