@@ -13,6 +13,7 @@ use super::record::{
     CheckpointKey, GENESIS, Hash, Head, NO_TENANT_STREAM, ParsedLine, encode_record, event_json,
     event_of, parse_line, stream_of,
 };
+use super::trail_retention::StreamRule;
 use super::verify::{Location, TrailLine, Verifier, VerifyReport};
 
 const DEPENDENCY: &str = "audit trail (postgres)";
@@ -624,24 +625,15 @@ impl crate::retention::TrailRetention for PgTrailRetention {
             .map_err(db)?;
         let mut out = std::collections::BTreeMap::new();
         for stream in streams {
-            let tenant = (stream != NO_TENANT_STREAM)
-                .then(|| TenantId::new(stream.clone()).ok())
-                .flatten();
-            let (days, hold) = match &tenant {
-                Some(tenant) => {
-                    let hold = holds.active(tenant).await?.into_iter().find(|h| {
-                        h.resource_kind
-                            .as_deref()
-                            .is_none_or(|k| k == resource::AUDIT)
-                    });
-                    (policies.days(tenant, resource::AUDIT), hold)
-                }
-                None => (policies.default.get(resource::AUDIT).copied(), None),
-            };
-            let Some(days) = days else {
+            let StreamRule {
+                tenant,
+                days,
+                cutoff,
+                hold,
+            } = StreamRule::of(&stream, policies, holds, now).await?;
+            let (Some(days), Some(cutoff)) = (days, cutoff) else {
                 continue;
             };
-            let cutoff = now - time::Duration::days(i64::from(days));
             let Some(through) = self.trail.expired_prefix(tenant.as_ref(), cutoff).await? else {
                 continue;
             };
@@ -649,17 +641,14 @@ impl crate::retention::TrailRetention for PgTrailRetention {
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default();
             if let (Some(tenant), Some(hold)) = (&tenant, hold) {
-                let event = AuditEvent::new(
-                    "retention.suspended",
-                    AuditOutcome::Denied,
-                    now,
-                    &RequestContext::new(),
-                )
-                .by(tenant.clone(), None)
-                .on(AuditResource::new("legal_hold", hold.id.to_string()))
-                .because("legal_hold")
-                .with_detail("resource_kind", resource::AUDIT.into());
-                audit.record(&event).await?;
+                audit
+                    .record(&crate::retention::suspended_event(
+                        tenant,
+                        hold,
+                        resource::AUDIT,
+                        now,
+                    ))
+                    .await?;
                 out.insert(
                     tenant.clone(),
                     KindPurge {

@@ -12,7 +12,9 @@ use time::OffsetDateTime;
 use super::anchor::Anchor;
 use super::record::{CheckpointKey, Head, NO_TENANT_STREAM, ParsedLine, event_of, parse_line};
 use super::verify::{Verifier, read_lines, trail_segments};
-use crate::retention::{KindPurge, LegalHoldRegistry, RetentionPolicies, TrailRetention, resource};
+use crate::retention::{
+    KindPurge, LegalHoldRegistry, RetentionPolicies, TrailRetention, resource, suspended_event,
+};
 
 /// Applies the [`resource::AUDIT`] retention period to the
 /// [`JsonlFileSink`](super::JsonlFileSink) trail at `path`.
@@ -180,13 +182,46 @@ fn summarise(segment: &Path) -> Result<Option<BTreeMap<String, StreamPart>>> {
     Ok(Some(streams))
 }
 
-/// The period and hold state of one stream.
+/// The period and hold state of one stream (a tenant's, or the stream of
+/// records without a tenant), for both trail purges (file and PostgreSQL).
 #[derive(Debug, Clone)]
-struct StreamRule {
-    tenant: Option<TenantId>,
-    days: Option<u32>,
-    cutoff: Option<OffsetDateTime>,
-    hold: Option<uuid::Uuid>,
+pub(super) struct StreamRule {
+    pub(super) tenant: Option<TenantId>,
+    pub(super) days: Option<u32>,
+    pub(super) cutoff: Option<OffsetDateTime>,
+    /// The legal hold on the tenant's audit records, if any.
+    pub(super) hold: Option<uuid::Uuid>,
+}
+
+impl StreamRule {
+    /// The rule of `stream` under `policies` and `holds` at `now`.
+    pub(super) async fn of(
+        stream: &str,
+        policies: &RetentionPolicies,
+        holds: &dyn LegalHoldRegistry,
+        now: OffsetDateTime,
+    ) -> Result<Self> {
+        let tenant = (stream != NO_TENANT_STREAM)
+            .then(|| TenantId::new(stream).ok())
+            .flatten();
+        let (days, hold) = match &tenant {
+            Some(tenant) => {
+                let hold = holds.active(tenant).await?.into_iter().find(|h| {
+                    h.resource_kind
+                        .as_deref()
+                        .is_none_or(|k| k == resource::AUDIT)
+                });
+                (policies.days(tenant, resource::AUDIT), hold.map(|h| h.id))
+            }
+            None => (policies.default.get(resource::AUDIT).copied(), None),
+        };
+        Ok(Self {
+            tenant,
+            days,
+            cutoff: days.map(|d| now - time::Duration::days(i64::from(d))),
+            hold,
+        })
+    }
 }
 
 fn rfc3339(at: OffsetDateTime) -> String {
@@ -218,29 +253,9 @@ impl TrailRetention for FileTrailRetention {
             if rules.contains_key(stream) {
                 continue;
             }
-            let tenant = (stream != NO_TENANT_STREAM)
-                .then(|| TenantId::new(stream.clone()).ok())
-                .flatten();
-            let (days, hold) = match &tenant {
-                Some(tenant) => {
-                    let hold = holds.active(tenant).await?.into_iter().find(|h| {
-                        h.resource_kind
-                            .as_deref()
-                            .is_none_or(|k| k == resource::AUDIT)
-                    });
-                    (policies.days(tenant, resource::AUDIT), hold.map(|h| h.id))
-                }
-                None => (policies.default.get(resource::AUDIT).copied(), None),
-            };
-            let cutoff = days.map(|d| now - time::Duration::days(i64::from(d)));
             rules.insert(
                 stream.clone(),
-                StreamRule {
-                    tenant,
-                    days,
-                    cutoff,
-                    hold,
-                },
+                StreamRule::of(stream, policies, holds, now).await?,
             );
         }
 
@@ -297,17 +312,9 @@ impl TrailRetention for FileTrailRetention {
             let (Some(tenant), Some(hold)) = (&rule.tenant, rule.hold) else {
                 continue;
             };
-            let event = AuditEvent::new(
-                "retention.suspended",
-                AuditOutcome::Denied,
-                now,
-                &RequestContext::new(),
-            )
-            .by(tenant.clone(), None)
-            .on(AuditResource::new("legal_hold", hold.to_string()))
-            .because("legal_hold")
-            .with_detail("resource_kind", resource::AUDIT.into());
-            audit.record(&event).await?;
+            audit
+                .record(&suspended_event(tenant, hold, resource::AUDIT, now))
+                .await?;
             outcomes.insert(
                 tenant.clone(),
                 KindPurge {

@@ -65,6 +65,7 @@ mod schedule;
 
 pub use hold::{LegalHold, LegalHoldRegistry, MemoryLegalHoldRegistry};
 pub use policy::{MAX_RETENTION_DAYS, RetentionPolicies};
+pub(crate) use purge::suspended_event;
 pub use purge::{
     DocumentPurgeTarget, KindPurge, PurgeCandidate, PurgeReport, Purgeable, Purger, TrailRetention,
 };

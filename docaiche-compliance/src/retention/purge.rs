@@ -392,16 +392,7 @@ impl Purger {
         };
         if let Some(hold) = holds.iter().find(|h| h.covers_whole_kind(tenant, kind)) {
             outcome.suspended_by_hold = true;
-            let event = AuditEvent::new(
-                "retention.suspended",
-                AuditOutcome::Denied,
-                now,
-                &RequestContext::new(),
-            )
-            .by(tenant.clone(), None)
-            .on(AuditResource::new("legal_hold", hold.id.to_string()))
-            .because("legal_hold")
-            .with_detail("resource_kind", kind.into());
+            let event = suspended_event(tenant, hold.id, kind, now);
             self.audit.record(&event).await?;
             return Ok(outcome);
         }
@@ -448,4 +439,24 @@ impl Purger {
             }
         }
     }
+}
+
+/// The audit record of a purge that legal hold `hold` suspended: what
+/// every purge (stores and audit trails) records before keeping the data.
+pub(crate) fn suspended_event(
+    tenant: &TenantId,
+    hold: uuid::Uuid,
+    kind: &str,
+    now: OffsetDateTime,
+) -> AuditEvent {
+    AuditEvent::new(
+        "retention.suspended",
+        AuditOutcome::Denied,
+        now,
+        &RequestContext::new(),
+    )
+    .by(tenant.clone(), None)
+    .on(AuditResource::new("legal_hold", hold.to_string()))
+    .because("legal_hold")
+    .with_detail("resource_kind", kind.into())
 }
