@@ -1324,6 +1324,30 @@ mod tests {
         .expect("request")
     }
 
+    /// Write the trail's buffered records.
+    async fn flush(state: &AppState) {
+        state
+            .audit
+            .as_ref()
+            .expect("trail")
+            .buffer
+            .flush()
+            .await
+            .expect("flushed");
+    }
+
+    /// The JSON compliance report of `tenant`, asked with `key` (200).
+    async fn report_json(state: &AppState, key: &str, tenant: &str) -> serde_json::Value {
+        let uri = format!("/v1/admin/compliance/report?tenant={tenant}");
+        let (status, _, body) = send(
+            crate::app::router(state.clone()),
+            request("GET", &uri, Some(key), None),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        json(&body)
+    }
+
     async fn trail_text(state: &AppState, config: &Config) -> String {
         let trail = state.audit.as_ref().expect("trail");
         trail.buffer.flush().await.expect("flushed");
@@ -1677,14 +1701,7 @@ mod tests {
             .await
             .expect("hold");
         let app = crate::app::router(state.clone());
-        state
-            .audit
-            .as_ref()
-            .expect("trail")
-            .buffer
-            .flush()
-            .await
-            .expect("flushed");
+        flush(&state).await;
 
         let uri = format!("/v1/admin/compliance/report?tenant={acme}");
         let (status, headers, body) =
@@ -1923,22 +1940,8 @@ mod tests {
         assert_eq!(rows, 1);
 
         let admin_key = key_with(&state, "ops", &["tenants:cross", "audit:read"]).await;
-        state
-            .audit
-            .as_ref()
-            .expect("trail")
-            .buffer
-            .flush()
-            .await
-            .expect("flushed");
-        let uri = format!("/v1/admin/compliance/report?tenant={acme}");
-        let (status, _, body) = send(
-            crate::app::router(state.clone()),
-            request("GET", &uri, Some(&admin_key), None),
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
-        let report = json(&body);
+        flush(&state).await;
+        let report = report_json(&state, &admin_key, &acme).await;
         assert_eq!(report["audit"]["chain"]["status"], "verified", "{report}");
         crate::report::mark_ran(SUITE, &format!("audit purge schema {}", schema.name));
     }
@@ -2028,14 +2031,7 @@ mod tests {
             .on(AuditResource::new("document", format!("doc-{i}")));
             sink.record(&event).await.expect("recorded");
         }
-        state
-            .audit
-            .as_ref()
-            .expect("trail")
-            .buffer
-            .flush()
-            .await
-            .expect("flushed");
+        flush(&state).await;
         let path = config.audit.file_path(&config);
         let before: Vec<_> = docaiche_compliance::audit::trail_segments(&path)
             .expect("segments")
@@ -2045,14 +2041,7 @@ mod tests {
         assert!(before.len() > 2, "{before:?}");
 
         let report = state.compliance.purger.run(&[tenant(&acme)]).await;
-        state
-            .audit
-            .as_ref()
-            .expect("trail")
-            .buffer
-            .flush()
-            .await
-            .expect("flushed");
+        flush(&state).await;
         assert_eq!(report.trail_failure, None);
         let purged = &report.tenants[&tenant(&acme)][resource::AUDIT];
         assert!(purged.purged > 0, "{report:?}");
@@ -2074,22 +2063,8 @@ mod tests {
         );
 
         let admin = key_with(&state, "ops", &["tenants:cross", "audit:read"]).await;
-        state
-            .audit
-            .as_ref()
-            .expect("trail")
-            .buffer
-            .flush()
-            .await
-            .expect("flushed");
-        let uri = format!("/v1/admin/compliance/report?tenant={acme}");
-        let (status, _, body) = send(
-            crate::app::router(state.clone()),
-            request("GET", &uri, Some(&admin), None),
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
-        let report = json(&body);
+        flush(&state).await;
+        let report = report_json(&state, &admin, &acme).await;
         assert_eq!(report["audit"]["chain"]["status"], "verified", "{report}");
         assert!(
             !report["notes"].to_string().contains("audit retention"),
