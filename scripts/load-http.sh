@@ -30,9 +30,6 @@ CONNECTIONS=${CONNECTIONS:-64}
 # Per-connection pause in phase 2; the connection count sets the rate.
 DELAY_MS=10
 
-if ! command -v wrk >/dev/null; then
-	svc_may_install && apt_install wrk || svc_die "wrk is missing (apt-get install wrk)"
-fi
 
 svc_log "building the example server and the bare axum baseline (release)"
 cargo build --quiet --release --example server --example hello
@@ -46,6 +43,11 @@ cleanup() {
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
+# apt_install logs under RUN_DIR.
+RUN_DIR=$WORK
+if ! command -v wrk >/dev/null; then
+	svc_may_install && apt_install wrk || svc_die "wrk is missing (apt-get install wrk)"
+fi
 
 # The full stack, as shipped, with limits high enough not to refuse the load
 # and request logs at WARN (one JSON line per request otherwise).
