@@ -109,24 +109,45 @@ impl RateLimitKey {
     /// containing control characters, whitespace or `{}` (reserved for Redis
     /// Cluster hash tags).
     pub fn new(key: impl Into<String>) -> Result<Self> {
-        let key = key.into();
-        // Every request builds its keys: ASCII (the usual case) is checked
-        // a byte at a time, the rest by `char`.
-        let allowed = |c: char| !c.is_control() && !c.is_whitespace() && c != '{' && c != '}';
-        let ok = !key.is_empty()
-            && key.len() <= Self::MAX_LEN
-            // For ASCII, `allowed` is exactly "graphic, not a brace"; the
-            // byte pass fails on any other byte, and only a non-ASCII key
-            // needs the `char` pass.
-            && (key
-                .bytes()
-                .all(|b| b.is_ascii_graphic() && b != b'{' && b != b'}')
-                || (!key.is_ascii() && key.chars().all(allowed)));
-        if ok {
+        Self::try_from_string(key.into())
+            .map_err(|_| Error::invalid_input("invalid rate limit key"))
+    }
+
+    /// [`Self::new`] for a `String` the caller built, handing it back when
+    /// it is not a valid key (to be escaped, say) rather than dropping it.
+    ///
+    /// # Errors
+    /// The string itself, when [`Self::is_valid`] refuses it.
+    pub fn try_from_string(key: String) -> std::result::Result<Self, String> {
+        if Self::is_valid(&key) {
             Ok(Self(key))
         } else {
-            Err(Error::invalid_input("invalid rate limit key"))
+            Err(key)
         }
+    }
+
+    /// Whether `key` is a valid key as it is: 1 to [`Self::MAX_LEN`] bytes,
+    /// none of them a control character, whitespace, `{` or `}`.
+    #[must_use]
+    pub fn is_valid(key: &str) -> bool {
+        /// The ASCII bytes a key may hold: graphic, not a brace. Every
+        /// request builds its keys, so ASCII (the usual case) is checked a
+        /// byte at a time by table; any other byte sends the key to the
+        /// `char` pass.
+        const ASCII_OK: [bool; 256] = {
+            let mut table = [false; 256];
+            let mut b = 0x21;
+            while b < 0x7f {
+                table[b] = b != b'{' as usize && b != b'}' as usize;
+                b += 1;
+            }
+            table
+        };
+        let allowed = |c: char| !c.is_control() && !c.is_whitespace() && c != '{' && c != '}';
+        !key.is_empty()
+            && key.len() <= Self::MAX_LEN
+            && (key.bytes().all(|b| ASCII_OK[usize::from(b)])
+                || (!key.is_ascii() && key.chars().all(allowed)))
     }
 
     /// As a string slice.
@@ -398,6 +419,9 @@ mod tests {
             "~!@#$%^&*()_+-=[]|;':\",./<>?",
         ] {
             assert!(RateLimitKey::new(ok).is_ok(), "{ok:?}");
+            assert!(RateLimitKey::is_valid(ok), "{ok:?}");
+            let key = RateLimitKey::try_from_string(ok.to_owned()).expect("valid");
+            assert_eq!(key.as_str(), ok);
         }
         let long = "k".repeat(RateLimitKey::MAX_LEN + 1);
         for bad in [
@@ -414,6 +438,18 @@ mod tests {
             long.as_str(),
         ] {
             assert!(RateLimitKey::new(bad).is_err(), "{bad:?}");
+            assert!(!RateLimitKey::is_valid(bad), "{bad:?}");
+            // The refused string comes back whole, to be escaped.
+            assert_eq!(
+                RateLimitKey::try_from_string(bad.to_owned()),
+                Err(bad.to_owned())
+            );
+        }
+        // Every single byte agrees with the rule as written.
+        for b in 0u8..=0x7f {
+            let c = char::from(b);
+            let expected = !c.is_control() && !c.is_whitespace() && c != '{' && c != '}';
+            assert_eq!(RateLimitKey::is_valid(&c.to_string()), expected, "{b:#x}");
         }
     }
 }

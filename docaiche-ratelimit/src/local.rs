@@ -75,6 +75,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use docaiche_core::Result;
 use docaiche_core::clock::Clock;
 use docaiche_core::rate_limit::{LimitCheck, Quota, RateLimitDecision, RateLimitKey, RateLimiter};
+use smallvec::SmallVec;
 
 use crate::gcra::{Gcra, Outcome, nanos};
 
@@ -83,6 +84,9 @@ pub const DEFAULT_MAX_KEYS: NonZeroUsize = NonZeroUsize::new(1 << 20).expect("no
 
 /// Most shards a limiter uses (fewer when `max_keys` is smaller).
 const MAX_SHARDS: usize = 64;
+
+/// Limits of a round kept on the stack (more spill to the heap).
+const ROUND_INLINE: usize = 4;
 
 /// A shard sweeps its idle keys on insertion once it holds this many (or
 /// its whole share, if smaller) and has doubled since its last sweep. Below
@@ -241,7 +245,9 @@ impl LocalRateLimiter {
             outcome: Option<Outcome>,
         }
         let now = self.now();
-        let mut steps: Vec<Step> = checks
+        // A policy has a few limits: the round's bookkeeping stays on the
+        // stack.
+        let mut steps: SmallVec<[Step; ROUND_INLINE]> = checks
             .iter()
             .map(|c| Step {
                 hash: self.hasher.hash_one(c.key.as_str()),
@@ -250,7 +256,8 @@ impl LocalRateLimiter {
             })
             .collect();
         // Lock every shard involved, in increasing order.
-        let mut locked: Vec<(usize, MutexGuard<'_, ShardState>)> = Vec::with_capacity(steps.len());
+        let mut locked: SmallVec<[(usize, MutexGuard<'_, ShardState>); ROUND_INLINE]> =
+            SmallVec::with_capacity(steps.len());
         let mut last = None;
         while let Some(next) = steps
             .iter()

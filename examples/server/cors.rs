@@ -63,7 +63,10 @@ pub(crate) fn layer(origins: &[String], credentials: bool) -> Cors {
         .allow_credentials(credentials && !any)
         .max_age(Duration::from_secs(600));
     let origin_less = OriginLess(Arc::new(origin_less_headers(&cors)));
-    Cors { cors, origin_less }
+    Cors {
+        cors: Arc::new(cors),
+        origin_less,
+    }
 }
 
 /// What `cors` adds to the answer of a `GET` without `Origin`.
@@ -86,7 +89,7 @@ fn origin_less_headers(cors: &CorsLayer) -> HeaderMap {
 /// The layer of [`CorsService`].
 #[derive(Debug, Clone)]
 pub(crate) struct Cors {
-    cors: CorsLayer,
+    cors: Arc<CorsLayer>,
     origin_less: OriginLess,
 }
 
@@ -95,7 +98,8 @@ impl<S> Layer<S> for Cors {
 
     fn layer(&self, inner: S) -> CorsService<S> {
         CorsService {
-            cors: self.cors.layer(inner),
+            inner,
+            cors: Arc::clone(&self.cors),
             origin_less: self.origin_less.clone(),
         }
     }
@@ -103,15 +107,20 @@ impl<S> Layer<S> for Cors {
 
 /// tower-http's CORS for browser requests, the precomputed headers for the
 /// rest (see the module docs).
+///
+/// The service is cloned with the route for every request, so it holds the
+/// layer behind an `Arc` (a `CorsLayer` clone copies vectors) and wraps the
+/// inner service in tower-http's `Cors` only for requests that need it.
 #[derive(Debug, Clone)]
 pub(crate) struct CorsService<S> {
-    cors: tower_http::cors::Cors<S>,
+    inner: S,
+    cors: Arc<CorsLayer>,
     origin_less: OriginLess,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for CorsService<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
     ResBody: Default,
 {
     type Response = Response<ResBody>;
@@ -120,15 +129,19 @@ where
         Either<tower_http::cors::ResponseFuture<S::Future>, AmendedFuture<S::Future, OriginLess>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.cors.poll_ready(cx)
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         if request.method() == Method::OPTIONS || request.headers().contains_key(header::ORIGIN) {
-            return Either::Left(self.cors.call(request));
+            // tower-http's `Cors` is ready when its inner service is: wrap
+            // the instance driven to readiness, keep a fresh clone.
+            let clone = self.inner.clone();
+            let ready = std::mem::replace(&mut self.inner, clone);
+            return Either::Left(self.cors.layer(ready).call(request));
         }
         Either::Right(AmendedFuture::new(
-            self.cors.get_mut().call(request),
+            self.inner.call(request),
             self.origin_less.clone(),
         ))
     }
@@ -204,7 +217,7 @@ mod tests {
                         .expect("request")
                 };
                 let fast = headers_through(&ours, request()).await;
-                let reference = headers_through(&ours.cors, request()).await;
+                let reference = headers_through(&*ours.cors, request()).await;
                 assert_eq!(fast, reference, "{origins:?} {method}");
                 assert_eq!(fast["content-type"], "text/plain");
             }

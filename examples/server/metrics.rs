@@ -279,8 +279,10 @@ struct Inner {
     token: Option<ScrapeToken>,
     registry: Registry,
     /// The route patterns of the router, interned, with their index in
-    /// `figures` (`routes.len()` is `unmatched`).
-    routes: HashMap<&'static str, usize>,
+    /// `figures` (`routes.len()` is `unmatched`). Only the router's own
+    /// patterns are keys: foldhash rather than SipHash on this per-request
+    /// lookup.
+    routes: HashMap<&'static str, usize, foldhash::fast::RandomState>,
     /// Per method and route, the figures found once in the families below.
     figures: Box<[OnceLock<RouteFigures>]>,
     requests: Family<RequestLabels, Counter>,
@@ -310,7 +312,7 @@ impl Metrics {
             buckets.push(threshold);
             buckets.sort_by(f64::total_cmp);
         }
-        let mut routes = HashMap::new();
+        let mut routes = HashMap::default();
         for path in crate::app::route_groups()
             .iter()
             .flat_map(|g| g.routes.iter().map(|r| r.path))

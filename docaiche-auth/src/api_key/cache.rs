@@ -28,7 +28,10 @@ pub(crate) struct TtlCache<V> {
 
 #[derive(Debug)]
 struct State<V> {
-    entries: HashMap<Box<str>, (Duration, V)>,
+    /// Only verified keys are inserted, so callers cannot fill the map with
+    /// colliding lookups: foldhash (randomly seeded) rather than SipHash on
+    /// this per-request path.
+    entries: HashMap<Box<str>, (Duration, V), foldhash::fast::RandomState>,
     /// Bumped by every invalidation; an insert computed before the latest
     /// invalidation is discarded.
     generation: u64,
@@ -41,7 +44,7 @@ impl<V: Clone> TtlCache<V> {
             capacity: capacity.max(1),
             clock,
             state: RwLock::new(State {
-                entries: HashMap::new(),
+                entries: HashMap::default(),
                 generation: 0,
             }),
         }
@@ -115,7 +118,9 @@ impl<V: Clone> TtlCache<V> {
     }
 }
 
-fn evict_oldest_tenth<V>(entries: &mut HashMap<Box<str>, (Duration, V)>) {
+fn evict_oldest_tenth<V>(
+    entries: &mut HashMap<Box<str>, (Duration, V), foldhash::fast::RandomState>,
+) {
     let mut ages: Vec<Duration> = entries.values().map(|(at, _)| *at).collect();
     let cut = (ages.len() / 10).max(1);
     let (_, threshold, _) = ages.select_nth_unstable(cut - 1);

@@ -15,14 +15,18 @@ use time::OffsetDateTime;
 #[derive(Debug)]
 pub(crate) struct UsageRecorder {
     capacity: usize,
-    pending: Mutex<HashMap<ApiKeyId, ApiKeyUsage>>,
+    pending: Mutex<Pending>,
 }
+
+/// Keyed by verified key ids only (callers cannot choose colliding keys):
+/// foldhash (randomly seeded) rather than SipHash on this per-request path.
+type Pending = HashMap<ApiKeyId, ApiKeyUsage, foldhash::fast::RandomState>;
 
 impl UsageRecorder {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
             capacity,
-            pending: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::default()),
         }
     }
 
@@ -53,7 +57,7 @@ impl UsageRecorder {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<ApiKeyId, ApiKeyUsage>> {
+    fn lock(&self) -> MutexGuard<'_, Pending> {
         self.pending
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -9,6 +9,7 @@ use docaiche_core::problem::Problem;
 use docaiche_core::rate_limit::{LimitCheck, Quota, RateLimitDecision, RateLimitKey};
 use docaiche_core::{Error, RateLimiter};
 use http::Response;
+use smallvec::SmallVec;
 
 use crate::headers::{self, PolicyName, ServiceLimitItem};
 use crate::policy::Policy;
@@ -21,6 +22,13 @@ pub(crate) struct PlannedCheck {
     pub(crate) quota: Quota,
     pub(crate) cost: NonZeroU32,
 }
+
+/// Limits of a round kept inline (a policy has one or two; more spill to
+/// the heap).
+const ROUND_INLINE: usize = 2;
+
+/// A round's checks, inline up to [`ROUND_INLINE`].
+pub(crate) type PlannedChecks = SmallVec<[PlannedCheck; ROUND_INLINE]>;
 
 /// What the limiter round decided.
 #[derive(Debug)]
@@ -92,7 +100,7 @@ impl Denial {
 /// [`Round::decide_now`], before any future exists.
 #[derive(Debug)]
 pub(crate) struct Round {
-    checks: Vec<PlannedCheck>,
+    checks: PlannedChecks,
     /// The next step: an index into `checks`, in the peek or the check pass.
     next: usize,
     peeking: bool,
@@ -107,13 +115,14 @@ pub(crate) struct Round {
 pub(crate) enum Progress {
     /// Decided.
     Done(CheckOutcome),
-    /// The limiter needs to be awaited for the rest.
-    Pending(Round),
+    /// The limiter needs to be awaited for the rest (boxed: the round is
+    /// about to move into a boxed future anyway).
+    Pending(Box<Round>),
 }
 
 impl Round {
     /// A round over `checks` (at least one).
-    pub(crate) fn new(checks: Vec<PlannedCheck>) -> Self {
+    pub(crate) fn new(checks: PlannedChecks) -> Self {
         let peeking = checks.len() > 1;
         Self {
             checks,
@@ -128,12 +137,15 @@ impl Round {
     /// Run every step the limiter answers synchronously.
     pub(crate) fn decide_now(mut self, limiter: &dyn RateLimiter) -> Progress {
         if self.peeking && self.next == 0 {
-            let checks: Vec<LimitCheck<'_>> = self
-                .checks
-                .iter()
-                .map(|c| LimitCheck::new(&c.key, &c.quota, c.cost))
-                .collect();
-            if let Some(answer) = limiter.check_all_now(&checks) {
+            let answer = {
+                let checks: SmallVec<[LimitCheck<'_>; ROUND_INLINE]> = self
+                    .checks
+                    .iter()
+                    .map(|c| LimitCheck::new(&c.key, &c.quota, c.cost))
+                    .collect();
+                limiter.check_all_now(&checks)
+            };
+            if let Some(answer) = answer {
                 return Progress::Done(self.settle_all(answer));
             }
         }
@@ -152,7 +164,7 @@ impl Round {
                         return Progress::Done(outcome);
                     }
                 }
-                None => return Progress::Pending(self),
+                None => return Progress::Pending(Box::new(self)),
             }
         }
     }

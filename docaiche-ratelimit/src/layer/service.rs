@@ -137,7 +137,7 @@ where
                 None => ResponseFuture::calling(self.inner.call(request), context),
             },
             Progress::Pending(round) => {
-                let round = Box::pin(round.decide(Arc::clone(&shared.limiter)));
+                let round = Box::pin((*round).decide(Arc::clone(&shared.limiter)));
                 // Call the instance that was driven to readiness; keep a
                 // fresh clone.
                 let clone = self.inner.clone();
