@@ -686,6 +686,13 @@ where
 /// answer: CORS (3), security headers (5), HSTS, the request id.
 const OUTER_HEADERS: usize = 10;
 
+/// The headers of a handler's answer that has `own` headers of its own,
+/// with room for all the stack adds (the rate limit's two, then
+/// [`OUTER_HEADERS`]): no layer on the way out regrows and rehashes it.
+pub(crate) fn answer_headers(own: usize) -> axum::http::HeaderMap {
+    axum::http::HeaderMap::with_capacity(own + 2 + OUTER_HEADERS)
+}
+
 /// Turn the plain-text or empty error responses of tower-http's limit and
 /// timeout layers (and axum's body-buffering rejection) into problems.
 fn problem_for_layer_errors<B>(http: &HttpSettings, response: axum::http::Response<B>) -> Response
