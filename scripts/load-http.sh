@@ -30,12 +30,8 @@ CONNECTIONS=${CONNECTIONS:-64}
 # Per-connection pause in phase 2; the connection count sets the rate.
 DELAY_MS=10
 
-
-svc_log "building the example server and the bare axum baseline (release)"
-cargo build --quiet --release --example server --example hello
-TARGET=$(cargo metadata --format-version 1 --no-deps |
-	python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/examples
-
+# Made first: a missing wrk is installed (and logged here) before the
+# minutes of a release build.
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
@@ -48,6 +44,11 @@ RUN_DIR=$WORK
 if ! command -v wrk >/dev/null; then
 	svc_may_install && apt_install wrk || svc_die "wrk is missing (apt-get install wrk)"
 fi
+
+svc_log "building the example server and the bare axum baseline (release)"
+cargo build --quiet --release --example server --example hello
+TARGET=$(cargo metadata --format-version 1 --no-deps |
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/examples
 
 # The full stack, as shipped, with limits high enough not to refuse the load
 # and request logs at WARN (one JSON line per request otherwise).

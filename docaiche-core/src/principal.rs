@@ -71,6 +71,18 @@ impl Principal {
         }
     }
 
+    /// The authenticated principal in request `extensions`: the
+    /// `Arc<Principal>` an authentication layer shares (DocAIche's
+    /// `AuthLayer` does), or a plain `Principal` an integrator's own layer
+    /// put there. Every layer and handler that reads the caller goes
+    /// through this one lookup.
+    #[must_use]
+    pub fn from_extensions(extensions: &http::Extensions) -> Option<&Self> {
+        extensions
+            .get::<Self>()
+            .or_else(|| extensions.get::<std::sync::Arc<Self>>().map(|p| &**p))
+    }
+
     /// Set the effective permissions.
     #[must_use]
     pub fn with_permissions(mut self, permissions: PermissionSet) -> Self {
@@ -148,6 +160,19 @@ mod tests {
                 .map(|g| Grant::parse(g).expect("valid"))
                 .collect(),
         )
+    }
+
+    #[test]
+    fn the_caller_is_found_shared_or_plain() {
+        let mut extensions = http::Extensions::new();
+        assert!(Principal::from_extensions(&extensions).is_none());
+        extensions.insert(std::sync::Arc::new(principal("acme", &[])));
+        let found = Principal::from_extensions(&extensions).expect("shared");
+        assert_eq!(found.tenant.as_str(), "acme");
+        // A plain principal (an integrator's layer) is looked at first.
+        extensions.insert(principal("globex", &[]));
+        let found = Principal::from_extensions(&extensions).expect("plain");
+        assert_eq!(found.tenant.as_str(), "globex");
     }
 
     #[test]

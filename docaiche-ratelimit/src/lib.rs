@@ -80,6 +80,10 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+/// Limits of one request's round kept inline, in the layer and in the
+/// in-process limiter (a policy has one or two; more spill to the heap).
+const ROUND_INLINE: usize = 2;
+
 pub mod fallback;
 pub mod gcra;
 pub mod headers;

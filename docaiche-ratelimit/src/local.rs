@@ -77,6 +77,7 @@ use docaiche_core::clock::Clock;
 use docaiche_core::rate_limit::{LimitCheck, Quota, RateLimitDecision, RateLimitKey, RateLimiter};
 use smallvec::SmallVec;
 
+use crate::ROUND_INLINE;
 use crate::gcra::{Gcra, Outcome, nanos};
 
 /// The default bound on stored keys: one million.
@@ -84,9 +85,6 @@ pub const DEFAULT_MAX_KEYS: NonZeroUsize = NonZeroUsize::new(1 << 20).expect("no
 
 /// Most shards a limiter uses (fewer when `max_keys` is smaller).
 const MAX_SHARDS: usize = 64;
-
-/// Limits of a round kept on the stack (more spill to the heap).
-const ROUND_INLINE: usize = 4;
 
 /// A shard sweeps its idle keys on insertion once it holds this many (or
 /// its whole share, if smaller) and has doubled since its last sweep. Below

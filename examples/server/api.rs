@@ -74,12 +74,7 @@ async fn whoami(request: axum::extract::Request) -> Response {
         roles: &'a [String],
         tenant: &'a str,
     }
-    let extensions = request.extensions();
-    let Some(caller) = extensions.get::<docaiche_core::Principal>().or_else(|| {
-        extensions
-            .get::<std::sync::Arc<docaiche_core::Principal>>()
-            .map(|p| &**p)
-    }) else {
+    let Some(caller) = docaiche_core::Principal::from_extensions(request.extensions()) else {
         return Error::unauthenticated(docaiche_core::AuthFailure::Missing).into_response();
     };
     let method = match &caller.auth_method {

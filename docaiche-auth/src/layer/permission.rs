@@ -2,7 +2,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use docaiche_core::{AuthFailure, Error, Permission, Principal};
@@ -75,9 +74,7 @@ impl<S> RequirePermission<S> {
 /// integrator's own layer put there.
 #[must_use]
 pub fn principal_of(extensions: &http::Extensions) -> Option<&Principal> {
-    extensions
-        .get::<Principal>()
-        .or_else(|| extensions.get::<Arc<Principal>>().map(|p| &**p))
+    Principal::from_extensions(extensions)
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequirePermission<S>

@@ -11,6 +11,7 @@ use docaiche_core::{Error, RateLimiter};
 use http::Response;
 use smallvec::SmallVec;
 
+use crate::ROUND_INLINE;
 use crate::headers::{self, PolicyName, ServiceLimitItem};
 use crate::policy::Policy;
 
@@ -22,10 +23,6 @@ pub(crate) struct PlannedCheck {
     pub(crate) quota: Quota,
     pub(crate) cost: NonZeroU32,
 }
-
-/// Limits of a round kept inline (a policy has one or two; more spill to
-/// the heap).
-const ROUND_INLINE: usize = 2;
 
 /// A round's checks, inline up to [`ROUND_INLINE`].
 pub(crate) type PlannedChecks = SmallVec<[PlannedCheck; ROUND_INLINE]>;

@@ -70,9 +70,7 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let shared = &self.layer.shared;
         let extensions = request.extensions();
-        let principal = extensions
-            .get::<Principal>()
-            .or_else(|| extensions.get::<Arc<Principal>>().map(|p| &**p));
+        let principal = Principal::from_extensions(extensions);
         let client_addr = shared
             .policies
             .client_addr()
