@@ -233,7 +233,7 @@ async fn no_personal_data_or_credential_reaches_the_log_on_postgres() {
 /// the requests but none of those values.
 async fn serve_personal_data_and_check_the_log(config: &Config, env: EnvLookup<'_>) {
     let (dispatch, capture) = capturing(config);
-    let guard = tracing::dispatcher::set_default(&dispatch);
+    let guard = crate::test_support::capture_with(&dispatch);
 
     // Set-up as an operator does it: the data directory, the key, the
     // first account (`bootstrap-admin`), then the state.
@@ -458,7 +458,7 @@ async fn the_listen_address_is_logged_whole_and_client_addresses_are_not() {
     let dir = TestDir::new("log-capture-bind");
     let config = config(&dir);
     let (dispatch, capture) = capturing(&config);
-    let guard = tracing::dispatcher::set_default(&dispatch);
+    let guard = crate::test_support::capture_with(&dispatch);
 
     crate::log_started(&config, BIND.parse().expect("address"), false);
     // A client on the same network as the server, refused at the gate.

@@ -643,7 +643,7 @@ mod tests {
             .with_simple_exporter(exporter.clone())
             .build();
         let subscriber = tracing_subscriber::registry().with(layer(&provider));
-        let guard = tracing::subscriber::set_default(subscriber);
+        let guard = crate::test_support::capture_with(&tracing::Dispatch::new(subscriber));
         (exporter, provider, guard)
     }
 

@@ -117,3 +117,77 @@ pub(crate) async fn key_with(
 ) -> String {
     api_key(state, tenant, None, "test", grants).await
 }
+
+/// Make `dispatch` this thread's default while the guard lives, with every
+/// callsite's cached interest right for it: what a test that captures spans
+/// or events installs its subscriber with.
+///
+/// `tracing` caches each callsite's interest process-wide, and while only
+/// one dispatcher is registered it computes that interest from the default
+/// of whichever thread reaches the callsite first (tracing-core's
+/// `Rebuilder::JustOne`). Under the parallel test harness, a sibling test
+/// without a subscriber reaching `request_span` first cached "never", and
+/// the capturing test then saw no span at all (one CI run failed so).
+/// The [`Anchor`] is a second dispatcher that lives for the whole process
+/// and answers "sometimes" for every callsite, so no callsite is cached as
+/// "never" and each one asks its own thread's subscriber; the rebuild after
+/// installing mends a callsite cached before the anchor existed.
+pub(crate) fn capture_with(dispatch: &tracing::Dispatch) -> tracing::dispatcher::DefaultGuard {
+    static ANCHOR: std::sync::LazyLock<tracing::Dispatch> =
+        std::sync::LazyLock::new(|| tracing::Dispatch::new(Anchor));
+    std::sync::LazyLock::force(&ANCHOR);
+    let guard = tracing::dispatcher::set_default(dispatch);
+    tracing::callsite::rebuild_interest_cache();
+    guard
+}
+
+/// A subscriber that records nothing and asks for every callsite to be
+/// checked each time (see [`capture_with`]).
+struct Anchor;
+
+impl tracing::Subscriber for Anchor {
+    fn register_callsite(
+        &self,
+        _: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        tracing::subscriber::Interest::sometimes()
+    }
+
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        // Leaves the process's maximum level to the real subscribers.
+        Some(tracing::level_filters::LevelFilter::OFF)
+    }
+
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        false
+    }
+
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+
+    fn event(&self, _: &tracing::Event<'_>) {}
+
+    fn enter(&self, _: &tracing::span::Id) {}
+
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+mod tests {
+    use super::capture_with;
+
+    #[test]
+    fn a_callsite_first_reached_without_a_subscriber_still_reaches_a_capture() {
+        fn span() -> tracing::Span {
+            tracing::info_span!("reached first elsewhere")
+        }
+        let _guard = capture_with(&tracing::Dispatch::new(tracing_subscriber::registry()));
+        // Another thread, with no subscriber, registers the callsite first.
+        std::thread::spawn(|| drop(span())).join().expect("thread");
+        assert!(!span().is_disabled(), "the capture still sees the span");
+    }
+}
