@@ -52,7 +52,7 @@
 //! | [`jwt`] | access tokens: issue and verify (HS256/384/512, RS256, ES256, EdDSA) by RFC 8725 rules — the algorithm comes from the key, `typ: at+jwt`, required `aud`/`iss`/`exp`/`iat`/`sub`/tenant, size limit before parsing; key rotation by `kid`; JWKS |
 //! | [`oidc`] | tokens of external issuers: discovery + JWKS, cached, refreshed on an unknown `kid` at most once per cooldown, served stale while the issuer is down |
 //! | [`session`] | short-lived access tokens with rotating refresh tokens and reuse detection (a replay revokes the family); revocation by `jti` |
-//! | [`api_key`] | GitHub-style keys with a checksum (typos refused without a store call), keyed-hash storage with rotating peppers, a verified-key cache, batched last-used, rotation with overlap |
+//! | [`api_key`] | GitHub-style keys with a checksum (typos refused without a store call), keyed-hash storage with rotating peppers, a verified-key cache (revocations reach other instances over an `InvalidationBus`), batched last-used, rotation with overlap |
 //! | [`password`] | argon2id (OWASP parameters), transparent rehash, hashing off the runtime, the same work for unknown accounts |
 //! | [`rbac`] | roles and tenant-scoped bindings as data; deny by default; cross-tenant admin only when granted explicitly |
 //! | [`login`] | password login (`{tenant, email, password}` → session) with lockout, rehash and audit; refresh with the account's current roles; RFC 7009 revocation |

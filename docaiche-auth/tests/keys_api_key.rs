@@ -7,8 +7,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use docaiche_auth::api_key::{ApiKeyConfig, ApiKeyService, NewApiKey, Peppers};
+use docaiche_auth::api_key::{
+    ApiKeyConfig, ApiKeyService, InvalidationListener, NewApiKey, Peppers,
+};
 use docaiche_core::api_key::{ApiKeyLookup, ApiKeyRecord, ApiKeyStore, ApiKeyUsage};
+use docaiche_core::invalidation::LocalInvalidationBus;
 use docaiche_core::page::{Page, PageRequest};
 use docaiche_core::{
     ApiKeyId, AuthFailure, AuthMethod, Authenticator, Clock, Credential, Error, Grant, ManualClock,
@@ -361,6 +364,118 @@ async fn deletion_removes_the_record_and_applies_to_the_next_request() {
     // Usage still pending for the deleted key is dropped, not an error.
     keys.flush_usage().await.unwrap();
     assert_eq!(f.store.inner.get(&f.acme, &record.id).await.unwrap(), None);
+}
+
+/// Two instances of a service over one store, sharing `bus`: the
+/// fixture's (`a`) and a second one (`b`) listening on the bus.
+fn two_instances(
+    bus: &Arc<LocalInvalidationBus>,
+) -> (Fixture, Arc<ApiKeyService>, InvalidationListener) {
+    let mut a = fixture();
+    let with_bus = |keys: ApiKeyService| keys.with_invalidations(bus.clone());
+    let peppers = || Peppers::new(1, [(1, pepper(1))]).unwrap();
+    a.keys = Arc::new(with_bus(
+        ApiKeyService::new(a.store.clone(), peppers()).with_clock(Arc::new(a.clock.clone())),
+    ));
+    let b = Arc::new(with_bus(
+        ApiKeyService::new(a.store.clone(), peppers()).with_clock(Arc::new(a.clock.clone())),
+    ));
+    let listener = b.spawn_invalidation_listener().expect("a bus is set");
+    (a, b, listener)
+}
+
+/// Wait (bounded) until `keys` refuses `key` with `expected`.
+async fn refused_within_a_second(keys: &ApiKeyService, key: &str, expected: AuthFailure) {
+    tokio::time::timeout(Duration::from_secs(1), async {
+        while keys.verify(key).await.is_ok() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the other instance refuses the key within a second");
+    assert_eq!(reason(keys.verify(key).await), expected);
+}
+
+#[tokio::test]
+async fn a_revocation_reaches_the_other_instances_cache_over_the_bus() {
+    let bus = Arc::new(LocalInvalidationBus::new());
+    let (a, b, listener) = two_instances(&bus);
+    listener.subscribed().await;
+    // An instance without the bus, for contrast: it keeps its cached copy.
+    let deaf = ApiKeyService::new(a.store.clone(), Peppers::new(1, [(1, pepper(1))]).unwrap())
+        .with_clock(Arc::new(a.clock.clone()));
+
+    let (key, record) = a.create(&["documents:read"]).await;
+    b.verify(&key).await.expect("valid");
+    deaf.verify(&key).await.expect("valid");
+    let finds = a.store.finds();
+    b.verify(&key).await.expect("valid");
+    assert_eq!(a.store.finds(), finds, "b serves the key from its cache");
+
+    a.keys.revoke(&a.admin, &a.acme, &record.id).await.unwrap();
+    refused_within_a_second(&b, &key, AuthFailure::Revoked).await;
+    deaf.verify(&key)
+        .await
+        .expect("without the bus, the cached key lives until the TTL");
+
+    let (key, record) = a.create(&["documents:read"]).await;
+    b.verify(&key).await.expect("valid");
+    a.keys.delete(&a.admin, &a.acme, &record.id).await.unwrap();
+    refused_within_a_second(&b, &key, AuthFailure::BadCredential).await;
+}
+
+#[tokio::test]
+async fn a_rotation_reaches_the_other_instances_cache_over_the_bus() {
+    let bus = Arc::new(LocalInvalidationBus::new());
+    let (a, b, listener) = two_instances(&bus);
+    listener.subscribed().await;
+    let (old_key, old) = a.create(&["documents:read"]).await;
+    b.verify(&old_key).await.expect("cached by b");
+    a.keys
+        .rotate(&a.admin, &a.acme, &old.id, Duration::from_secs(60))
+        .await
+        .unwrap();
+    // b reads the rotated record, so it ends the old key with the overlap
+    // rather than keeping the cached copy for its TTL.
+    tokio::time::timeout(Duration::from_secs(1), async {
+        let finds = a.store.finds();
+        while a.store.finds() == finds {
+            b.verify(&old_key).await.expect("within the overlap");
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("b drops its cached copy");
+    a.clock.advance(Duration::from_secs(60));
+    assert_eq!(reason(b.verify(&old_key).await), AuthFailure::Expired);
+}
+
+#[tokio::test]
+async fn a_listener_starts_from_an_empty_cache() {
+    let bus = Arc::new(LocalInvalidationBus::new());
+    let f = fixture();
+    let keys = Arc::new(
+        ApiKeyService::new(f.store.clone(), Peppers::new(1, [(1, pepper(1))]).unwrap())
+            .with_clock(Arc::new(f.clock.clone()))
+            .with_invalidations(bus.clone()),
+    );
+    let (key, _) = f.create(&["documents:read"]).await;
+    keys.verify(&key).await.expect("valid");
+    let finds = f.store.finds();
+    // Announcements before the subscription were missed: what was cached
+    // then is dropped.
+    let listener = keys.spawn_invalidation_listener().expect("a bus is set");
+    listener.subscribed().await;
+    keys.verify(&key).await.expect("valid");
+    assert_eq!(f.store.finds(), finds + 1, "read from the store again");
+    let without_bus = Arc::new(ApiKeyService::new(
+        f.store.clone(),
+        Peppers::new(1, [(1, pepper(1))]).unwrap(),
+    ));
+    assert!(
+        without_bus.spawn_invalidation_listener().is_none(),
+        "no bus, no listener"
+    );
 }
 
 #[tokio::test]

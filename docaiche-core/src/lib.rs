@@ -37,6 +37,7 @@
 //! | [`RateLimiter`] | GCRA quotas | governor, Redis |
 //! | [`DocumentStore`] | documents and text | memory, SQLite, PostgreSQL |
 //! | [`CacheStore`] | TTL byte cache | memory, Redis |
+//! | [`InvalidationBus`] | "this cached entry is stale" to every instance | in-process, Redis pub/sub |
 //! | [`JobQueue`] | background jobs | memory, PostgreSQL |
 //! | [`SecretProvider`] | secrets by name | env, file, Vault KV |
 //! | [`KeyWrapper`] | data-key wrapping | local key, Vault Transit |
@@ -73,6 +74,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod id;
+pub mod invalidation;
 pub mod job;
 pub mod key_wrapper;
 pub mod page;
@@ -97,6 +99,7 @@ pub use error::{AuthFailure, Error, ErrorCode, Result};
 pub use extract::Extractor;
 pub use health::{HealthCheck, HealthStatus};
 pub use id::{ApiKeyId, DocumentId, JobId, PrincipalId, TenantId};
+pub use invalidation::InvalidationBus;
 pub use job::JobQueue;
 pub use key_wrapper::KeyWrapper;
 pub use permission::{Grant, Permission, PermissionSet, Role};

@@ -98,6 +98,14 @@ impl<V: Clone> TtlCache<V> {
         state.entries.remove(lookup);
     }
 
+    /// Forget every entry, and make every verification in flight skip its
+    /// insert.
+    pub(crate) fn clear(&self) {
+        let mut state = self.write();
+        state.generation = state.generation.wrapping_add(1);
+        state.entries.clear();
+    }
+
     /// How many entries are held (live or not yet swept).
     pub(crate) fn len(&self) -> usize {
         self.read().entries.len()

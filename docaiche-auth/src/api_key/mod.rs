@@ -84,5 +84,6 @@ mod usage;
 pub use format::{ApiKeyFormat, ParsedKey, public_prefix};
 pub use pepper::{MIN_PEPPER_LEN, Peppers};
 pub use service::{
-    ApiKeyConfig, ApiKeyService, CreatedApiKey, NewApiKey, UsageFlusher, VerifiedApiKey,
+    ApiKeyConfig, ApiKeyService, CreatedApiKey, INVALIDATION_CHANNEL, InvalidationListener,
+    NewApiKey, UsageFlusher, VerifiedApiKey,
 };

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use docaiche_core::api_key::{ApiKeyLookup, ApiKeyRecord, ApiKeyStore};
 use docaiche_core::audit::{AuditEvent, AuditOutcome, AuditResource};
+use docaiche_core::invalidation::{Invalidation, InvalidationBus};
 use docaiche_core::page::{Page, PageRequest};
 use docaiche_core::secret::SecretString;
 use docaiche_core::{
@@ -150,7 +151,12 @@ pub struct ApiKeyService {
     config: ApiKeyConfig,
     cache: TtlCache<Arc<VerifiedApiKey>>,
     usage: UsageRecorder,
+    invalidations: Option<Arc<dyn InvalidationBus>>,
 }
+
+/// The [`InvalidationBus`] channel on which an [`ApiKeyService`] announces
+/// the lookup id of a key that was revoked, deleted or rotated.
+pub const INVALIDATION_CHANNEL: &str = "api_keys";
 
 impl ApiKeyService {
     /// A service over `store`, hashing with `peppers`, with the default
@@ -172,6 +178,7 @@ impl ApiKeyService {
             clock,
             audit: None,
             config,
+            invalidations: None,
         }
     }
 
@@ -199,6 +206,19 @@ impl ApiKeyService {
     #[must_use]
     pub fn with_audit(mut self, sink: Arc<dyn AuditSink>) -> Self {
         self.audit = Some(sink);
+        self
+    }
+
+    /// Announce every revocation, deletion and rotation on `bus`, so that
+    /// other instances drop the key from their caches at once rather than
+    /// when their cache TTL ends. The instances listen with
+    /// [`Self::spawn_invalidation_listener`].
+    ///
+    /// Only the key's lookup id travels on the bus: its public part, which
+    /// verifies nothing on its own.
+    #[must_use]
+    pub fn with_invalidations(mut self, bus: Arc<dyn InvalidationBus>) -> Self {
+        self.invalidations = Some(bus);
         self
     }
 
@@ -404,7 +424,8 @@ impl ApiKeyService {
 
     /// Revoke key `id` of `tenant`. Takes effect at once for every request
     /// served by this service (the cache entry is dropped); other instances
-    /// stop accepting it within their cache TTL.
+    /// stop accepting it within their cache TTL, or at once with an
+    /// [`InvalidationBus`] ([`Self::with_invalidations`]).
     ///
     /// # Errors
     /// [`Error::Forbidden`] without `keys:manage` on `tenant`;
@@ -421,6 +442,7 @@ impl ApiKeyService {
         self.cache.invalidate(record.lookup.as_str());
         let found = self.store.revoke(tenant, id, self.clock.now()).await?;
         self.cache.invalidate(record.lookup.as_str());
+        self.announce(&record.lookup).await;
         if !found {
             return Err(Error::not_found("api_key"));
         }
@@ -440,7 +462,9 @@ impl ApiKeyService {
     /// from the store: for erasing personal data, where [`Self::revoke`]
     /// would keep the record. Takes effect at once for every request served
     /// by this service (the cache entry is dropped); other instances stop
-    /// accepting it within their cache TTL. Audited as `api_key.delete`.
+    /// accepting it within their cache TTL, or at once with an
+    /// [`InvalidationBus`] ([`Self::with_invalidations`]). Audited as
+    /// `api_key.delete`.
     ///
     /// # Errors
     /// [`Error::Forbidden`] without `keys:manage` on `tenant`;
@@ -458,6 +482,7 @@ impl ApiKeyService {
         self.cache.invalidate(record.lookup.as_str());
         let found = self.store.delete(tenant, id).await?;
         self.cache.invalidate(record.lookup.as_str());
+        self.announce(&record.lookup).await;
         if !found {
             return Err(Error::not_found("api_key"));
         }
@@ -529,6 +554,7 @@ impl ApiKeyService {
             .mark_rotated(tenant, id, &created.record.id, now + overlap)
             .await?;
         self.cache.invalidate(old.lookup.as_str());
+        self.announce(&old.lookup).await;
         self.audit(
             caller,
             tenant,
@@ -582,6 +608,61 @@ impl ApiKeyService {
         UsageFlusher { task }
     }
 
+    /// Start the background task that drops keys from this service's
+    /// cache as other instances announce them on the bus given to
+    /// [`Self::with_invalidations`] (and clears the cache whenever the bus
+    /// says messages may have been missed). It stops when the returned
+    /// handle is dropped or the service is dropped. `None` without a bus.
+    /// Needs a tokio runtime.
+    ///
+    /// While the bus is down, a key revoked elsewhere is still refused
+    /// here once this cache's TTL (`cache_ttl_secs`) ends: the bus
+    /// narrows that window, it does not replace it.
+    #[must_use = "the listener stops when its handle is dropped"]
+    pub fn spawn_invalidation_listener(self: &Arc<Self>) -> Option<InvalidationListener> {
+        use futures_util::StreamExt as _;
+
+        let bus = self.invalidations.as_ref()?;
+        let mut stale = match bus.subscribe(INVALIDATION_CHANNEL) {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::error!(error = %error.log_chain(), "api key invalidations not subscribed");
+                return None;
+            }
+        };
+        let weak: Weak<Self> = Arc::downgrade(self);
+        let (live, subscribed) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            while let Some(message) = stale.next().await {
+                let Some(service) = weak.upgrade() else { break };
+                match message {
+                    Invalidation::Key(lookup) => service.cache.invalidate(&lookup),
+                    // `Invalidation` may grow: anything else is a gap too.
+                    _ => {
+                        service.cache.clear();
+                        live.send_replace(true);
+                    }
+                }
+            }
+        });
+        Some(InvalidationListener { task, subscribed })
+    }
+
+    /// Tell the other instances that the key under `lookup` changed.
+    async fn announce(&self, lookup: &ApiKeyLookup) {
+        let Some(bus) = &self.invalidations else {
+            return;
+        };
+        if let Err(error) = bus.publish(INVALIDATION_CHANNEL, lookup.as_str()).await {
+            // The change is in the store; the other instances now learn it
+            // when their cache entries expire.
+            tracing::warn!(
+                error = %error.log_chain(),
+                "api key change not announced; other instances drop it at their cache TTL"
+            );
+        }
+    }
+
     async fn audit(
         &self,
         actor: &Principal,
@@ -614,6 +695,7 @@ impl fmt::Debug for ApiKeyService {
             .field("format", &self.format)
             .field("config", &self.config)
             .field("cached", &self.cache.len())
+            .field("invalidations", &self.invalidations)
             .finish_non_exhaustive()
     }
 }
@@ -644,6 +726,33 @@ impl Authenticator for ApiKeyService {
                 .map(|verified| verified.map(|v| Arc::clone(&v.principal))),
             _ => Some(Err(Error::unauthenticated(AuthFailure::Malformed))),
         }
+    }
+}
+
+/// The background invalidation listener of an [`ApiKeyService`], from
+/// [`ApiKeyService::spawn_invalidation_listener`]; stops when dropped.
+#[derive(Debug)]
+pub struct InvalidationListener {
+    task: tokio::task::JoinHandle<()>,
+    subscribed: tokio::sync::watch::Receiver<bool>,
+}
+
+impl InvalidationListener {
+    /// Wait until the subscription is first live: from then on, a key
+    /// announced by another instance is dropped here. Returns at once
+    /// after that; never returns if the bus is never reached (bound it
+    /// with a timeout).
+    pub async fn subscribed(&self) {
+        let mut subscribed = self.subscribed.clone();
+        // An error means the task ended (the service is gone): nothing is
+        // cached to go stale then.
+        let _ = subscribed.wait_for(|live| *live).await;
+    }
+}
+
+impl Drop for InvalidationListener {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
