@@ -2,8 +2,8 @@
 //!
 //! | suite | variable(s) | checks |
 //! |---|---|---|
-//! | `redis-store` | `DOCAICHE_TEST_REDIS_URL` | the cache and revocation conformance suites; TTLs as stored; namespaced keys; read-through over Redis; reconnecting after a real restart (a `redis-server` this suite starts and kills) |
-//! | `redis-cluster-store` | `DOCAICHE_TEST_REDIS_CLUSTER_URLS` (comma-separated) | both conformance suites on a 3-node cluster |
+//! | `redis-store` | `DOCAICHE_TEST_REDIS_URL` | the cache and revocation conformance suites; TTLs as stored; namespaced keys; read-through over Redis; reconnecting after a real restart (a `redis-server` this suite starts and kills); invalidations over pub/sub between two connections, resubscribed after a restart |
+//! | `redis-cluster-store` | `DOCAICHE_TEST_REDIS_CLUSTER_URLS` (comma-separated) | both conformance suites on a 3-node cluster; invalidations reach a subscriber on every node |
 //!
 //! `./scripts/test.sh` starts the servers and sets the variables. A missing
 //! server skips loudly, or fails under `CI=true` (see `report`).
@@ -23,11 +23,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use docaiche_core::cache::{CacheKey, CacheStore};
+use docaiche_core::invalidation::{Invalidation, InvalidationBus};
 use docaiche_core::revocation::TokenRevocationStore;
 use docaiche_core::{Error, HealthCheck, HealthStatus};
 use docaiche_store::conformance::{Harness, run_cache_store, run_revocation_store};
 use docaiche_store::read_through::ReadThrough;
 use docaiche_store::redis::RedisStore;
+use futures_util::StreamExt as _;
 use time::OffsetDateTime;
 
 const STANDALONE: &str = "redis-store";
@@ -429,4 +431,161 @@ async fn readiness_is_degraded_while_redis_is_unreachable_and_recovers() {
         STANDALONE,
         &format!("readiness degraded during a cut, back {back:?}"),
     );
+}
+
+/// The next item of an invalidation subscription, within `within`.
+async fn next_within(
+    stale: &mut futures_util::stream::BoxStream<'static, Invalidation>,
+    within: Duration,
+) -> Invalidation {
+    tokio::time::timeout(within, stale.next())
+        .await
+        .expect("an invalidation in time")
+        .expect("the subscription goes on")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalidations_reach_other_connections_and_survive_a_restart() {
+    let Some((_url, _store)) = standalone().await else {
+        return;
+    };
+    let port = free_port();
+    let mut server = match Server::start(port) {
+        Ok(server) => server,
+        Err(error) => {
+            report::skip(STANDALONE, &format!("cannot run redis-server: {error}"));
+            return;
+        }
+    };
+    let url = format!("redis://127.0.0.1:{port}");
+    let prefix = prefix();
+    let instance = || {
+        RedisStore::builder(url.clone())
+            .key_prefix(prefix.clone())
+            .connect_timeout(Duration::from_millis(500))
+            .build()
+            .expect("valid URL")
+    };
+    let (publisher, subscriber) = (instance(), instance());
+    let started = Instant::now();
+    while publisher.ping().await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "redis-server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let bus = publisher.invalidations();
+    let mut stale = subscriber
+        .invalidations()
+        .subscribe("api_keys")
+        .expect("channel");
+    let mut sessions = subscriber
+        .invalidations()
+        .subscribe("sessions")
+        .expect("channel");
+    let second = Duration::from_secs(5);
+    assert_eq!(
+        next_within(&mut stale, second).await,
+        Invalidation::All,
+        "live"
+    );
+    assert_eq!(
+        next_within(&mut sessions, second).await,
+        Invalidation::All,
+        "live"
+    );
+
+    bus.publish("sessions", "s1").await.expect("publish");
+    bus.publish("api_keys", "k1").await.expect("publish");
+    assert_eq!(
+        next_within(&mut stale, second).await,
+        Invalidation::Key("k1".into())
+    );
+    assert_eq!(
+        next_within(&mut sessions, second).await,
+        Invalidation::Key("s1".into())
+    );
+
+    // Hostile keys are refused before any command; a hostile payload from
+    // another writer on the channel drops everything rather than nothing.
+    for evil in ["", "a b", "x\r\nFLUSHALL", &"k".repeat(257)] {
+        let refused = bus.publish("api_keys", evil).await;
+        assert!(
+            matches!(refused, Err(Error::InvalidInput { .. })),
+            "{evil:?}"
+        );
+    }
+    let channel = format!("{prefix}:invalidate:api_keys");
+    redis_cli(&url, &["PUBLISH", &channel, "a b\r\nc"]);
+    assert_eq!(next_within(&mut stale, second).await, Invalidation::All);
+
+    // Redis restarts: what was published meanwhile was lost, so the
+    // subscription says `All` once it is back, then delivers again.
+    server.kill();
+    let _server = Server::start(port).expect("redis-server restarts");
+    let restarted = Instant::now();
+    assert_eq!(
+        next_within(&mut stale, Duration::from_secs(15)).await,
+        Invalidation::All,
+        "resubscribed"
+    );
+    let back = restarted.elapsed();
+    bus.publish("api_keys", "k2")
+        .await
+        .expect("publish after the restart");
+    assert_eq!(
+        next_within(&mut stale, second).await,
+        Invalidation::Key("k2".into())
+    );
+    report::mark_ran(
+        STANDALONE,
+        &format!("invalidations resubscribed {back:?} after a restart"),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_invalidations_reach_subscribers_on_every_node() {
+    let Some(urls) = report::require_backend(CLUSTER, CLUSTER_VAR) else {
+        return;
+    };
+    let urls: Vec<String> = urls.split(',').map(|u| u.trim().to_owned()).collect();
+    let prefix = prefix();
+    // A subscription connects to the first node it is given: one per node.
+    let mut subscriptions = Vec::new();
+    for first in 0..urls.len() {
+        let mut order = urls.clone();
+        order.rotate_left(first);
+        let store = RedisStore::cluster_builder(order)
+            .key_prefix(prefix.clone())
+            .timeout(Duration::from_secs(2))
+            .build()
+            .expect("valid URLs");
+        let mut stale = store
+            .invalidations()
+            .subscribe("api_keys")
+            .expect("channel");
+        assert_eq!(
+            next_within(&mut stale, Duration::from_secs(5)).await,
+            Invalidation::All
+        );
+        subscriptions.push(stale);
+    }
+    let publisher = RedisStore::cluster_builder(urls.clone())
+        .key_prefix(prefix)
+        .timeout(Duration::from_secs(2))
+        .build()
+        .expect("valid URLs");
+    publisher
+        .invalidations()
+        .publish("api_keys", "k1")
+        .await
+        .expect("publish");
+    for stale in &mut subscriptions {
+        assert_eq!(
+            next_within(stale, Duration::from_secs(5)).await,
+            Invalidation::Key("k1".into())
+        );
+    }
+    report::mark_ran(CLUSTER, "invalidations reach subscribers on every node");
 }

@@ -1,5 +1,6 @@
-//! Redis adapters: a [`CacheStore`](docaiche_core::CacheStore) and a
-//! [`TokenRevocationStore`](docaiche_core::TokenRevocationStore), on one
+//! Redis adapters: a [`CacheStore`](docaiche_core::CacheStore), a
+//! [`TokenRevocationStore`](docaiche_core::TokenRevocationStore) and an
+//! [`InvalidationBus`](docaiche_core::InvalidationBus) (pub/sub), on one
 //! standalone Redis or a Redis Cluster.
 //!
 //! ```no_run
@@ -25,7 +26,9 @@
 //! the kind: `{prefix}:cache:{namespace}:{key}` (`:` and `%` in the
 //! namespace percent-encoded) and
 //! `{prefix}:revoked:{token id}`. Each operation touches one key, so both
-//! stores run unchanged on a cluster.
+//! stores run unchanged on a cluster. The invalidation bus publishes on the
+//! pub/sub channel `{prefix}:invalidate:{channel}`, which is no key: a
+//! classic `PUBLISH` reaches every node of a cluster.
 //!
 //! ## Connections and failures
 //!
@@ -47,11 +50,13 @@
 //! builder calls.
 
 mod cache;
+mod invalidation;
 mod revocation;
 
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use docaiche_core::error::{Error, Result};
@@ -61,6 +66,7 @@ use redis::cluster::{ClusterClient, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
 
 pub use cache::RedisCacheStore;
+pub use invalidation::RedisInvalidationBus;
 pub use revocation::RedisTokenRevocationStore;
 
 /// The key prefix unless configured.
@@ -79,6 +85,10 @@ pub struct RedisStore {
     timeout: Duration,
     /// `host:port` of each configured node (never credentials).
     nodes: Vec<String>,
+    /// A client per configured node, for the connections that cannot be
+    /// shared (pub/sub subscriptions).
+    clients: Arc<[redis::Client]>,
+    connect_timeout: Duration,
 }
 
 #[derive(Clone)]
@@ -126,6 +136,13 @@ impl RedisStore {
     #[must_use]
     pub fn revocations(&self) -> RedisTokenRevocationStore {
         RedisTokenRevocationStore::new(self.clone())
+    }
+
+    /// The invalidation bus on this Redis: publishes on the shared
+    /// connection, subscribes on connections of its own.
+    #[must_use]
+    pub fn invalidations(&self) -> RedisInvalidationBus {
+        RedisInvalidationBus::new(self.clone())
     }
 
     /// A [`HealthCheck`] (`PING`, every node on a cluster) sharing this
@@ -309,6 +326,7 @@ impl RedisStoreBuilder {
             .iter()
             .map(|c| c.get_connection_info().addr().to_string())
             .collect();
+        let pubsub_clients: Arc<[redis::Client]> = clients.clone().into();
         let connection = if self.cluster {
             let infos = clients.into_iter().map(|c| c.get_connection_info().clone());
             let client = ClusterClient::builder(infos)
@@ -340,6 +358,8 @@ impl RedisStoreBuilder {
             prefix: self.prefix,
             timeout: self.timeout,
             nodes,
+            clients: pubsub_clients,
+            connect_timeout: self.connect_timeout,
         })
     }
 }
