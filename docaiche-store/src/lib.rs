@@ -79,7 +79,7 @@
 //! | `conformance` | the [`conformance`] module (pulls in tokio's `rt` and `sync`) |
 //! | `sqlite` | [`sqlite`]: embedded SQLite adapters (sqlx, SQLite compiled in) |
 //! | `postgres` | [`postgres`]: PostgreSQL adapters (sqlx), RLS, read replica |
-//! | `redis` | [`redis`]: Redis `CacheStore` and `TokenRevocationStore` (standalone or cluster) |
+//! | `redis` | [`redis`]: Redis `CacheStore`, `TokenRevocationStore` and `InvalidationBus` (pub/sub) (standalone or cluster) |
 //! | `vault` | [`vault`]: Vault / OpenBao KV v2 secrets (cached; token or AppRole auth with renewal) and Transit key wrapping |
 //!
 //! ## SQL adapters (`sqlite`, `postgres`)

@@ -2,8 +2,8 @@
 //!
 //! | suite | variable(s) | checks |
 //! |---|---|---|
-//! | `redis-store` | `DOCAICHE_TEST_REDIS_URL` | the cache and revocation conformance suites; TTLs as stored; namespaced keys; read-through over Redis; reconnecting after a real restart (a `redis-server` this suite starts and kills); invalidations over pub/sub between two connections, resubscribed after a restart |
-//! | `redis-cluster-store` | `DOCAICHE_TEST_REDIS_CLUSTER_URLS` (comma-separated) | both conformance suites on a 3-node cluster; invalidations reach a subscriber on every node |
+//! | `redis-store` | `DOCAICHE_TEST_REDIS_URL` | the cache, revocation and invalidation-bus conformance suites; TTLs as stored; namespaced keys; read-through over Redis; reconnecting after a real restart (a `redis-server` this suite starts and kills); invalidations over pub/sub between two connections, resubscribed after a restart |
+//! | `redis-cluster-store` | `DOCAICHE_TEST_REDIS_CLUSTER_URLS` (comma-separated) | the three conformance suites on a 3-node cluster; invalidations reach a subscriber on every node |
 //!
 //! `./scripts/test.sh` starts the servers and sets the variables. A missing
 //! server skips loudly, or fails under `CI=true` (see `report`).
@@ -26,7 +26,9 @@ use docaiche_core::cache::{CacheKey, CacheStore};
 use docaiche_core::invalidation::{Invalidation, InvalidationBus};
 use docaiche_core::revocation::TokenRevocationStore;
 use docaiche_core::{Error, HealthCheck, HealthStatus};
-use docaiche_store::conformance::{Harness, run_cache_store, run_revocation_store};
+use docaiche_store::conformance::{
+    Harness, run_cache_store, run_invalidation_bus, run_revocation_store,
+};
 use docaiche_store::read_through::ReadThrough;
 use docaiche_store::redis::RedisStore;
 use futures_util::StreamExt as _;
@@ -77,16 +79,17 @@ fn redis_cli(url: &str, args: &[&str]) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cache_and_revocation_pass_the_conformance_suites() {
+async fn cache_revocation_and_invalidation_pass_the_conformance_suites() {
     let Some((url, store)) = standalone().await else {
         return;
     };
     let harness = Harness::real_time();
     run_cache_store(Arc::new(store.cache()), &harness).await;
     run_revocation_store(Arc::new(store.revocations()), &harness).await;
+    run_invalidation_bus(Arc::new(store.invalidations()), &harness).await;
     report::mark_ran(
         STANDALONE,
-        &format!("cache and revocation conformance at {url}"),
+        &format!("cache, revocation and invalidation conformance at {url}"),
     );
 }
 
@@ -347,6 +350,7 @@ async fn cluster_cache_and_revocation_pass_the_conformance_suites() {
     let harness = Harness::real_time();
     run_cache_store(Arc::new(store.cache()), &harness).await;
     run_revocation_store(Arc::new(store.revocations()), &harness).await;
+    run_invalidation_bus(Arc::new(store.invalidations()), &harness).await;
     report::mark_ran(
         CLUSTER,
         &format!("conformance on the cluster at {}", urls.join(",")),

@@ -156,8 +156,13 @@ impl AppState {
             &config.documents,
             Arc::clone(&backends.stores.jobs),
         );
-        let mut state = Self::new(config, health, limiter.limiter, auth.with_usage_flusher())?
-            .with_documents(Arc::new(documents));
+        let mut state = Self::new(
+            config,
+            health,
+            limiter.limiter,
+            auth.with_background_tasks(),
+        )?
+        .with_documents(Arc::new(documents));
         // Legal holds in the store's database (before the privacy service,
         // which shares them).
         let purged: Arc<dyn docaiche_core::DocumentStore> = state.documents.clone();

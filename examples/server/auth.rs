@@ -26,7 +26,9 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
-use docaiche_auth::api_key::{ApiKeyService, CreatedApiKey, NewApiKey, Peppers, UsageFlusher};
+use docaiche_auth::api_key::{
+    ApiKeyService, CreatedApiKey, InvalidationListener, NewApiKey, Peppers, UsageFlusher,
+};
 use docaiche_auth::jwt::{
     JwtAuthenticator, JwtConfig, JwtIssuer, JwtKey, JwtKeySet, JwtVerifier, RoleCatalog,
 };
@@ -34,8 +36,8 @@ use docaiche_auth::layer::{AuthLayer, CredentialRouter};
 use docaiche_auth::lockout::FailedAuthTracker;
 use docaiche_auth::rbac::{RoleBindings, RolePolicy};
 use docaiche_core::{
-    ApiKeyStore, AuditSink, AuthFailure, AuthMethod, Clock, Error, Principal, PrincipalId,
-    SecretProvider, TenantId, TokenRevocationStore,
+    ApiKeyStore, AuditSink, AuthFailure, AuthMethod, Clock, Error, InvalidationBus, Principal,
+    PrincipalId, SecretProvider, TenantId, TokenRevocationStore,
 };
 use docaiche_ratelimit::layer::RateLimitLayer;
 use futures_util::future::Either;
@@ -155,6 +157,8 @@ pub(crate) struct AuthStores {
     pub(crate) revocations: Arc<dyn TokenRevocationStore>,
     /// Audit events (key management, failed authentications).
     pub(crate) audit: Arc<dyn AuditSink>,
+    /// Where API key changes are announced to other instances, if anywhere.
+    pub(crate) invalidations: Option<Arc<dyn InvalidationBus>>,
 }
 
 impl AuthStores {
@@ -167,6 +171,7 @@ impl AuthStores {
             api_keys: Arc::new(MemoryApiKeyStore::new()),
             revocations: Arc::new(MemoryRevocationStore::new().with_clock(Arc::clone(clock))),
             audit: Arc::new(MemoryAuditSink::new()),
+            invalidations: None,
         }
     }
 
@@ -177,6 +182,7 @@ impl AuthStores {
             api_keys: Arc::clone(&stores.api_keys),
             revocations: Arc::clone(&stores.revocations),
             audit: Arc::clone(&stores.audit),
+            invalidations: stores.invalidations.clone(),
         }
     }
 }
@@ -209,6 +215,9 @@ pub(crate) struct AuthServices {
     pub(crate) stores: AuthStores,
     /// Writes last-used timestamps in batches while it lives.
     flusher: Option<UsageFlusher>,
+    /// Drops API keys other instances announce from the cache while it
+    /// lives (with `[revocation] announce_api_keys`).
+    listener: Option<InvalidationListener>,
 }
 
 impl AuthServices {
@@ -227,12 +236,14 @@ impl AuthServices {
         let kept = stores.clone();
         let policy = auth.role_policy()?;
         let bindings = auth.role_bindings(&policy)?;
-        let api_keys = Arc::new(
-            ApiKeyService::new(stores.api_keys, secrets.peppers)
-                .with_config(auth.api_keys.clone())?
-                .with_clock(Arc::clone(&clock))
-                .with_audit(Arc::clone(&stores.audit)),
-        );
+        let mut api_keys = ApiKeyService::new(stores.api_keys, secrets.peppers)
+            .with_config(auth.api_keys.clone())?
+            .with_clock(Arc::clone(&clock))
+            .with_audit(Arc::clone(&stores.audit));
+        if let Some(bus) = stores.invalidations {
+            api_keys = api_keys.with_invalidations(bus);
+        }
+        let api_keys = Arc::new(api_keys);
         let jwt_keys = Arc::new(JwtKeySet::new(secrets.jwt_key)?);
         let jwt_config: JwtConfig = auth.jwt_config();
         let issuer = JwtIssuer::new(
@@ -266,15 +277,25 @@ impl AuthServices {
             clock,
             stores: kept,
             flusher: None,
+            listener: None,
         })
     }
 
-    /// Start writing last-used timestamps in the background (needs a tokio
-    /// runtime); it stops when these services are dropped.
+    /// Start the background tasks (needs a tokio runtime): writing
+    /// last-used timestamps in batches, and, with an announcement bus,
+    /// dropping the API keys other instances announce. They stop when
+    /// these services are dropped.
     #[must_use]
-    pub(crate) fn with_usage_flusher(mut self) -> Self {
+    pub(crate) fn with_background_tasks(mut self) -> Self {
         self.flusher = Some(self.api_keys.spawn_usage_flusher());
+        self.listener = self.api_keys.spawn_invalidation_listener();
         self
+    }
+
+    /// The announcement listener, while it runs.
+    #[cfg(test)]
+    pub(crate) const fn invalidation_listener(&self) -> Option<&InvalidationListener> {
+        self.listener.as_ref()
     }
 
     /// Whether the usage flusher runs.

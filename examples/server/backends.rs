@@ -17,8 +17,8 @@ use std::sync::Arc;
 
 use docaiche_core::health::HealthCheck;
 use docaiche_core::{
-    ApiKeyStore, AuditSink, DocumentStore, Error, KeyWrapper, SecretBytes, SecretProvider,
-    SecretString, TokenRevocationStore,
+    ApiKeyStore, AuditSink, DocumentStore, Error, InvalidationBus, KeyWrapper, SecretBytes,
+    SecretProvider, SecretString, TokenRevocationStore,
 };
 use docaiche_store::encryption::{DataKeyStore, EncryptedDocumentStore};
 use docaiche_store::key_wrapper::LocalKeyWrapper;
@@ -306,6 +306,9 @@ pub(crate) struct Stores {
     /// Background jobs (document extraction), shared by every instance on
     /// the same database.
     pub(crate) jobs: Arc<dyn docaiche_core::JobQueue>,
+    /// Where revoked, deleted and rotated API keys are announced to the
+    /// other instances (`[revocation] announce_api_keys`), if anywhere.
+    pub(crate) invalidations: Option<Arc<dyn InvalidationBus>>,
     /// The store's readiness check (and Redis's, for revocations).
     pub(crate) health_checks: Vec<Arc<dyn HealthCheck>>,
     /// The store's connection pools, for `/metrics`.
@@ -354,17 +357,15 @@ impl Stores {
             }
         };
         tracing::info!(backend = config.store.backend.as_str(), "store ready");
-        match config.revocation.backend {
-            RevocationBackend::Store => {
-                let _ = env;
-            }
+        if config.revocation.uses_redis() {
             #[cfg(feature = "redis")]
-            RevocationBackend::Redis => {
+            {
                 let (url, setting) = config.revocation.redis_url(&config.rate_limit);
                 let url = url.ok_or_else(|| {
                     Error::misconfigured(
                         "revocation.url_source",
-                        "is required with revocation.backend = \"redis\"",
+                        "is required with revocation.backend or \
+                         revocation.announce_api_keys = \"redis\"",
                     )
                 })?;
                 let url = secrets.resolve(setting, url, env).await?;
@@ -377,19 +378,28 @@ impl Stores {
                         },
                         other => other,
                     })?;
-                stores.revocations = Arc::new(redis.revocations());
+                if config.revocation.backend == RevocationBackend::Redis {
+                    stores.revocations = Arc::new(redis.revocations());
+                }
+                if config.revocation.announce_api_keys == crate::config::AnnounceBackend::Redis {
+                    stores.invalidations = Some(Arc::new(redis.invalidations()));
+                }
                 stores.health_checks.push(Arc::new(redis.health_check()));
             }
             #[cfg(not(feature = "redis"))]
-            RevocationBackend::Redis => {
-                return Err(Error::misconfigured(
-                    "revocation.backend",
-                    crate::config::missing_feature("redis"),
-                ));
-            }
+            return Err(Error::misconfigured(
+                if config.revocation.backend == RevocationBackend::Redis {
+                    "revocation.backend"
+                } else {
+                    "revocation.announce_api_keys"
+                },
+                crate::config::missing_feature("redis"),
+            ));
         }
+        let _ = env;
         tracing::info!(
             backend = config.revocation.backend.as_str(),
+            announce_api_keys = config.revocation.announce_api_keys.as_str(),
             "revocation store ready"
         );
         Ok(stores)
@@ -409,6 +419,7 @@ impl Stores {
             documents: Arc::new(store.documents()),
             data_keys: (Arc::new(store.data_keys()), "sqlite"),
             jobs: Arc::new(store.jobs()),
+            invalidations: None,
             health_checks: vec![Arc::new(store.health_check())],
             sql: StorePool::Sqlite(store.clone()),
             pools: crate::metrics::pools(store),
@@ -485,6 +496,7 @@ mod postgres {
             // Beside the documents, shared by every instance.
             data_keys: (Arc::new(store.data_keys()), "postgres"),
             jobs: Arc::new(store.jobs()),
+            invalidations: None,
             health_checks: vec![Arc::new(store.health_check())],
             sql: super::StorePool::Postgres(store.pool().clone()),
             pools: crate::metrics::pools(store),
@@ -1178,6 +1190,95 @@ pub(crate) mod tests {
         let text = String::from_utf8_lossy(&ready);
         assert!(text.contains("redis_store"), "{text}");
         crate::report::mark_ran(SUITE, "JWT revocations on Redis");
+    }
+
+    #[cfg(feature = "redis")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_revoked_api_key_is_refused_by_every_instance_at_once_over_redis() {
+        use std::time::Duration;
+
+        use crate::config::AnnounceBackend;
+
+        const SUITE: &str = "server-redis";
+        let Some(url) = crate::report::require_backend(SUITE, "DOCAICHE_TEST_REDIS_URL") else {
+            return;
+        };
+        // Three instances on one database: two announce over Redis, the
+        // third does not (the cache TTL, 30 s, bounds it).
+        let dir = TestDir::new("backends-announce");
+        let mut config = Config::default();
+        config.storage.data_dir = dir.path().to_path_buf();
+        config.revocation.announce_api_keys = AnnounceBackend::Redis;
+        config.revocation.url_source = Some("env:TEST_REDIS_URL".into());
+        config.validate().expect("valid");
+        let mut deaf = config.clone();
+        deaf.revocation = crate::config::RevocationSection::default();
+        let redis_url = url.clone();
+        let env = move |name: &str| (name == "TEST_REDIS_URL").then(|| redis_url.clone());
+        crate::storage::prepare_data_dir(dir.path()).unwrap();
+        crate::keys::prepare(&config.key_source()).unwrap();
+        let a = crate::app::AppState::from_config(&config, &env)
+            .await
+            .expect("instance a");
+        let b = crate::app::AppState::from_config(&config, &env)
+            .await
+            .expect("instance b");
+        let c = crate::app::AppState::from_config(&deaf, &env)
+            .await
+            .expect("instance c");
+        assert!(c.auth.invalidation_listener().is_none());
+        let listening = b.auth.invalidation_listener().expect("b listens");
+        tokio::time::timeout(Duration::from_secs(5), listening.subscribed())
+            .await
+            .expect("b subscribed to the announcements");
+
+        let admin = a.auth.bootstrap_key("acme", "admin", "ops").await.unwrap();
+        let victim = a.auth.bootstrap_key("acme", "bob", "ci").await.unwrap();
+        let with_key = |method: http::Method, path: &str, key: &SecretString| {
+            http::Request::builder()
+                .method(method)
+                .uri(path)
+                .header("x-api-key", key.expose_secret().as_str())
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+        let whoami = || with_key(http::Method::GET, "/v1/whoami", &victim.key);
+        let (app_a, app_b, app_c) = (
+            crate::app::router(a),
+            crate::app::router(b),
+            crate::app::router(c),
+        );
+        for app in [&app_b, &app_c] {
+            let (status, _, _) = crate::app::tests::send(app.clone(), whoami()).await;
+            assert_eq!(status, http::StatusCode::OK, "cached");
+        }
+
+        let revoke = with_key(
+            http::Method::DELETE,
+            &format!("/v1/keys/{}", victim.record.id),
+            &admin.key,
+        );
+        let (status, _, _) = crate::app::tests::send(app_a, revoke).await;
+        assert_eq!(status, http::StatusCode::NO_CONTENT);
+        let refused = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let (status, _, _) = crate::app::tests::send(app_b.clone(), whoami()).await;
+                if status == http::StatusCode::UNAUTHORIZED {
+                    break;
+                }
+                assert_eq!(status, http::StatusCode::OK);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        assert!(refused.is_ok(), "b still accepts the revoked key");
+        let (status, _, _) = crate::app::tests::send(app_c, whoami()).await;
+        assert_eq!(
+            status,
+            http::StatusCode::OK,
+            "without announcements, c keeps its cached copy until the TTL"
+        );
+        crate::report::mark_ran(SUITE, "API key revocations announced over Redis");
     }
 
     #[cfg(feature = "vault")]

@@ -41,6 +41,7 @@
 //! | `DOCAICHE_DATABASE_ROW_LEVEL_SECURITY` | `store.row_level_security` | `true` or `false` |
 //! | `DOCAICHE_DATABASE_MAX_CONNECTIONS` | `store.max_connections` | pool size, default 10 |
 //! | `DOCAICHE_REVOCATION_BACKEND` | `revocation.backend` | `store` (default) or `redis` |
+//! | `DOCAICHE_ANNOUNCE_API_KEYS` | `revocation.announce_api_keys` | `none` (default) or `redis` |
 //! | `DOCAICHE_REVOCATION_REDIS_URL_SOURCE` | `revocation.url_source` | reference to the Redis URL |
 //! | `DOCAICHE_SECRETS_SOURCES` | `secrets.sources` | comma list of `env`, `file:/dir`, `vault` |
 //! | `DOCAICHE_VAULT_ADDR` | `secrets.vault.address` | the Vault / OpenBao URL |
@@ -154,7 +155,8 @@ pub(crate) struct Config {
     pub(crate) auth: AuthSection,
     /// `[store]`: where API keys, revocations, audit events and documents live.
     pub(crate) store: StoreSection,
-    /// `[revocation]`: where revoked JWT ids live.
+    /// `[revocation]`: where revoked JWT ids live, and how revoked API
+    /// keys reach other instances.
     pub(crate) revocation: RevocationSection,
     /// `[secrets]`: the secret provider chain (env, file, Vault).
     pub(crate) secrets: SecretsSection,
@@ -820,6 +822,9 @@ impl Config {
         set("DOCAICHE_REVOCATION_BACKEND", &mut |v| {
             parse_into(&v, &mut self.revocation.backend)
         });
+        set("DOCAICHE_ANNOUNCE_API_KEYS", &mut |v| {
+            parse_into(&v, &mut self.revocation.announce_api_keys)
+        });
         set("DOCAICHE_REVOCATION_REDIS_URL_SOURCE", &mut |v| {
             self.revocation.url_source = Some(v);
             Ok(())
@@ -1326,17 +1331,62 @@ impl FromStr for RevocationBackend {
     }
 }
 
-/// `[revocation]`: where revoked JWT ids are kept.
+/// `[revocation]`: where revoked JWT ids are kept, and how a revoked API
+/// key reaches the other instances' caches.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct RevocationSection {
     /// `store` (default) or `redis`.
     pub(crate) backend: RevocationBackend,
+    /// `none` (default: other instances drop a revoked, deleted or rotated
+    /// API key when their cache entry ends, `auth.api_keys.cache_ttl_secs`)
+    /// or `redis` (announced over Redis pub/sub: at once).
+    pub(crate) announce_api_keys: AnnounceBackend,
     /// Reference to the Redis URL; unset reuses `rate_limit.redis_url`.
     pub(crate) url_source: Option<String>,
 }
 
+/// `[revocation] announce_api_keys`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum AnnounceBackend {
+    /// Not announced: the cache TTL bounds how long other instances
+    /// accept a revoked key.
+    #[default]
+    None,
+    /// Redis pub/sub (feature `redis`).
+    Redis,
+}
+
+impl AnnounceBackend {
+    /// The name as written in the configuration.
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Redis => "redis",
+        }
+    }
+}
+
+impl FromStr for AnnounceBackend {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "none" => Ok(Self::None),
+            "redis" => Ok(Self::Redis),
+            _ => Err("expected `none` or `redis`"),
+        }
+    }
+}
+
 impl RevocationSection {
+    /// Whether anything of `[revocation]` is on Redis.
+    pub(crate) const fn uses_redis(&self) -> bool {
+        matches!(self.backend, RevocationBackend::Redis)
+            || matches!(self.announce_api_keys, AnnounceBackend::Redis)
+    }
+
     /// The Redis URL reference revocations use and the setting it comes from.
     pub(crate) fn redis_url<'a>(
         &'a self,
@@ -1539,8 +1589,7 @@ impl Config {
             || self.encryption.key_wrapper == KeyWrapperKind::Vault
             || (self.store.backend == StoreBackend::Postgres
                 && (vault_ref(&self.store.url_source) || vault_ref(&self.store.replica_url_source)))
-            || (self.revocation.backend == RevocationBackend::Redis
-                && vault_ref(&self.revocation.url_source))
+            || (self.revocation.uses_redis() && vault_ref(&self.revocation.url_source))
     }
 
     /// Whether start-up needs a Vault client: [`Self::needs_vault`], or a
@@ -1624,20 +1673,24 @@ impl Config {
         }
 
         // [revocation]
-        if self.revocation.backend == RevocationBackend::Redis {
+        if self.revocation.uses_redis() {
             #[cfg(not(feature = "redis"))]
             add(
                 Severity::Invalid,
-                "revocation.backend",
+                if self.revocation.backend == RevocationBackend::Redis {
+                    "revocation.backend"
+                } else {
+                    "revocation.announce_api_keys"
+                },
                 missing_feature("redis").into(),
             );
             match self.revocation.redis_url(&self.rate_limit) {
                 (None, _) => add(
                     Severity::Invalid,
                     "revocation.url_source",
-                    "is required with revocation.backend = \"redis\" (unless \
-                     rate_limit.redis_url is set); set it to a reference to the Redis URL, \
-                     e.g. env:DOCAICHE_REDIS_URL"
+                    "is required with revocation.backend or revocation.announce_api_keys = \
+                     \"redis\" (unless rate_limit.redis_url is set); set it to a reference to \
+                     the Redis URL, e.g. env:DOCAICHE_REDIS_URL"
                         .into(),
                 ),
                 // Any provider, vault: included (resolved through [secrets]).
@@ -3057,6 +3110,7 @@ mod tests {
             ("DOCAICHE_DATABASE_ROW_LEVEL_SECURITY", "true"),
             ("DOCAICHE_DATABASE_MAX_CONNECTIONS", "7"),
             ("DOCAICHE_REVOCATION_BACKEND", "redis"),
+            ("DOCAICHE_ANNOUNCE_API_KEYS", "redis"),
             ("DOCAICHE_REVOCATION_REDIS_URL_SOURCE", "env:REDIS"),
             ("DOCAICHE_SECRETS_SOURCES", "env, vault"),
             ("DOCAICHE_VAULT_ADDR", "https://vault:8200"),
@@ -3075,6 +3129,7 @@ mod tests {
         assert!(config.store.row_level_security);
         assert_eq!(config.store.max_connections, 7);
         assert_eq!(config.revocation.url_source.as_deref(), Some("env:REDIS"));
+        assert_eq!(config.revocation.announce_api_keys, AnnounceBackend::Redis);
         assert_eq!(config.secrets.sources, ["env", "vault"]);
         assert_eq!(
             config.secrets.vault.address.as_deref(),
@@ -3086,11 +3141,12 @@ mod tests {
         let bad = env_of(&[
             ("DOCAICHE_STORE_BACKEND", "mysql"),
             ("DOCAICHE_REVOCATION_BACKEND", "memcached"),
+            ("DOCAICHE_ANNOUNCE_API_KEYS", "kafka"),
             ("DOCAICHE_KEY_WRAPPER", "kms"),
         ]);
         let problems = Config::load(None, &bad).expect_err("refused");
         let names: Vec<String> = problems.0.iter().map(ToString::to_string).collect();
-        assert_eq!(problems.0.len(), 3, "{names:?}");
+        assert_eq!(problems.0.len(), 4, "{names:?}");
     }
 
     #[test]
@@ -3098,6 +3154,7 @@ mod tests {
         let config = Config::default();
         assert_eq!(config.store.backend, StoreBackend::Sqlite);
         assert_eq!(config.revocation.backend, RevocationBackend::Store);
+        assert_eq!(config.revocation.announce_api_keys, AnnounceBackend::None);
         assert!(config.secrets.sources.is_empty());
         assert_eq!(config.encryption.key_wrapper, KeyWrapperKind::Local);
         assert!(!config.needs_vault());
@@ -3247,6 +3304,36 @@ mod tests {
         config.revocation.backend = RevocationBackend::Redis;
         config.revocation.url_source = Some("env:DOCAICHE_REDIS_URL".into());
         assert_eq!(settings(&config), ["revocation.backend"]);
+    }
+
+    #[cfg(not(feature = "redis"))]
+    #[test]
+    fn announcing_api_keys_is_refused_by_a_build_without_redis() {
+        let mut config = Config::default();
+        config.revocation.announce_api_keys = AnnounceBackend::Redis;
+        config.revocation.url_source = Some("env:DOCAICHE_REDIS_URL".into());
+        assert_eq!(settings(&config), ["revocation.announce_api_keys"]);
+    }
+
+    #[test]
+    fn announcing_api_keys_needs_the_redis_url_of_revocations() {
+        let toml = r#"
+            [revocation]
+            announce_api_keys = "redis"
+        "#;
+        let config: Config = toml::from_str(toml).expect("parses");
+        assert_eq!(config.revocation.announce_api_keys, AnnounceBackend::Redis);
+        assert_eq!(config.revocation.backend, RevocationBackend::Store);
+        let refused = refusal_of(&config, "revocation.url_source");
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        let mut config = config;
+        config.rate_limit.redis_url = Some("env:DOCAICHE_REDIS_URL".into());
+        assert!(refusal_of(&config, "revocation.url_source").is_empty());
+        config.revocation.url_source = Some("vault:redis/url".into());
+        assert!(config.needs_vault(), "its URL may come from Vault");
+        let unknown: Result<Config, _> =
+            toml::from_str("[revocation]\nannounce_api_keys = \"kafka\"");
+        assert!(unknown.is_err());
     }
 
     #[test]

@@ -68,7 +68,8 @@
 //!
 //! Backends are chosen by configuration (see `backends.rs`): `[store]`
 //! SQLite (default) or PostgreSQL (`--features postgres`); `[revocation]`
-//! the store or Redis (`--features redis`); `[secrets]` a chain of env,
+//! the store or Redis (`--features redis`), and API key revocations
+//! announced to the other instances over Redis pub/sub; `[secrets]` a chain of env,
 //! file and Vault KV v2 (`--features vault`) sources; `[encryption]` the
 //! local key or Vault Transit wrapping the data keys of the encrypted
 //! document store. Readiness includes the store's check (PostgreSQL: with

@@ -50,6 +50,13 @@ async fn memory_document_store_conforms() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn local_invalidation_bus_conforms() {
+    let (_, harness) = manual();
+    let bus = docaiche_core::invalidation::LocalInvalidationBus::new();
+    conformance::run_invalidation_bus(Arc::new(bus), &harness).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_cache_store_conforms() {
     let (clock, harness) = manual();
     let store = MemoryCacheStore::new().with_clock(Arc::new(clock));

@@ -17,6 +17,7 @@
 //! | [`run_revocation_store`] | [`TokenRevocationStore`](docaiche_core::TokenRevocationStore) |
 //! | [`run_document_store`] | [`DocumentStore`](docaiche_core::DocumentStore) |
 //! | [`run_cache_store`] | [`CacheStore`](docaiche_core::CacheStore) |
+//! | [`run_invalidation_bus`] | [`InvalidationBus`](docaiche_core::InvalidationBus) |
 //! | [`run_job_queue`] | [`JobQueue`](docaiche_core::JobQueue) |
 //! | [`run_audit_sink`], [`run_audit_sink_with_read_back`] | [`AuditSink`](docaiche_core::AuditSink) |
 //! | [`run_secret_provider`] | [`SecretProvider`](docaiche_core::SecretProvider) |
@@ -81,6 +82,7 @@ mod audit;
 mod cache;
 mod data_keys;
 mod document;
+mod invalidation;
 mod job;
 mod key_wrapper;
 mod revocation;
@@ -92,6 +94,7 @@ pub use audit::{AuditReadBack, run_audit_sink, run_audit_sink_with_read_back};
 pub use cache::run_cache_store;
 pub use data_keys::run_data_key_store;
 pub use document::run_document_store;
+pub use invalidation::run_invalidation_bus;
 pub use job::run_job_queue;
 pub use key_wrapper::{KeyRotation, run_key_wrapper, run_key_wrapper_rotation};
 pub use revocation::run_revocation_store;
