@@ -236,6 +236,33 @@ impl Server {
         Ok(Self { child })
     }
 
+    /// A server of this test's own, on a free port, once it answers
+    /// `PING` (for faults the shared server must not suffer); `None`, and
+    /// the suite skipped, without the shared server or `redis-server`.
+    async fn own() -> Option<(Self, u16)> {
+        standalone().await?;
+        let port = free_port();
+        let server = match Self::start(port) {
+            Ok(server) => server,
+            Err(error) => {
+                report::skip(STANDALONE, &format!("cannot run redis-server: {error}"));
+                return None;
+            }
+        };
+        let probe = RedisStore::builder(format!("redis://127.0.0.1:{port}"))
+            .build()
+            .expect("valid URL");
+        let started = Instant::now();
+        while probe.ping().await.is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "redis-server did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Some((server, port))
+    }
+
     fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -250,29 +277,13 @@ impl Drop for Server {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stores_reconnect_by_themselves_after_redis_restarts() {
-    let Some((_url, _store)) = standalone().await else {
+    let Some((mut server, port)) = Server::own().await else {
         return;
-    };
-    let port = free_port();
-    let mut server = match Server::start(port) {
-        Ok(server) => server,
-        Err(error) => {
-            report::skip(STANDALONE, &format!("cannot run redis-server: {error}"));
-            return;
-        }
     };
     let store = RedisStore::builder(format!("redis://127.0.0.1:{port}"))
         .timeout(Duration::from_millis(250))
         .build()
         .expect("valid URL");
-    let started = Instant::now();
-    while store.ping().await.is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "redis-server did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let cache = store.cache();
     let revocations = store.revocations();
     let key = CacheKey::new("t", "k").expect("valid key");
@@ -450,16 +461,8 @@ async fn next_within(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalidations_reach_other_connections_and_survive_a_restart() {
-    let Some((_url, _store)) = standalone().await else {
+    let Some((mut server, port)) = Server::own().await else {
         return;
-    };
-    let port = free_port();
-    let mut server = match Server::start(port) {
-        Ok(server) => server,
-        Err(error) => {
-            report::skip(STANDALONE, &format!("cannot run redis-server: {error}"));
-            return;
-        }
     };
     let url = format!("redis://127.0.0.1:{port}");
     let prefix = prefix();
@@ -471,14 +474,6 @@ async fn invalidations_reach_other_connections_and_survive_a_restart() {
             .expect("valid URL")
     };
     let (publisher, subscriber) = (instance(), instance());
-    let started = Instant::now();
-    while publisher.ping().await.is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "redis-server did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let bus = publisher.invalidations();
     let mut stale = subscriber
         .invalidations()
