@@ -588,3 +588,19 @@ async fn cluster_invalidations_reach_subscribers_on_every_node() {
     }
     report::mark_ran(CLUSTER, "invalidations reach subscribers on every node");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_outside_a_runtime_is_an_error_not_a_panic() {
+    let Some((_url, store)) = standalone().await else {
+        return;
+    };
+    let bus = store.invalidations();
+    let outside = std::thread::spawn(move || bus.subscribe("api_keys").map(|_| ()))
+        .join()
+        .expect("no panic");
+    assert!(
+        matches!(outside, Err(Error::Internal { .. })),
+        "{outside:?}"
+    );
+    report::mark_ran(STANDALONE, "subscription outside a runtime refused");
+}

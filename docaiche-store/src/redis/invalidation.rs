@@ -82,8 +82,11 @@ impl InvalidationBus for RedisInvalidationBus {
 
     fn subscribe(&self, channel: &str) -> Result<BoxStream<'static, Invalidation>> {
         validate_invalidation(channel)?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            Error::internal("a Redis invalidation subscription needs a tokio runtime")
+        })?;
         let (sender, receiver) = mpsc::channel(BACKLOG);
-        tokio::spawn(listen(
+        runtime.spawn(listen(
             Arc::clone(&self.store.clients),
             self.store.connect_timeout,
             self.store.key("invalidate", channel),
