@@ -384,15 +384,19 @@ fn two_instances(
     (a, b, listener)
 }
 
+/// How long an announcement may take to reach the other instance: it is
+/// immediate on the in-process bus; the bound is for a loaded test machine.
+const SOON: Duration = Duration::from_secs(5);
+
 /// Wait (bounded) until `keys` refuses `key` with `expected`.
-async fn refused_within_a_second(keys: &ApiKeyService, key: &str, expected: AuthFailure) {
-    tokio::time::timeout(Duration::from_secs(1), async {
+async fn refused_soon(keys: &ApiKeyService, key: &str, expected: AuthFailure) {
+    tokio::time::timeout(SOON, async {
         while keys.verify(key).await.is_ok() {
             tokio::task::yield_now().await;
         }
     })
     .await
-    .expect("the other instance refuses the key within a second");
+    .expect("the other instance refuses the key soon");
     assert_eq!(reason(keys.verify(key).await), expected);
 }
 
@@ -413,7 +417,7 @@ async fn a_revocation_reaches_the_other_instances_cache_over_the_bus() {
     assert_eq!(a.store.finds(), finds, "b serves the key from its cache");
 
     a.keys.revoke(&a.admin, &a.acme, &record.id).await.unwrap();
-    refused_within_a_second(&b, &key, AuthFailure::Revoked).await;
+    refused_soon(&b, &key, AuthFailure::Revoked).await;
     deaf.verify(&key)
         .await
         .expect("without the bus, the cached key lives until the TTL");
@@ -421,7 +425,7 @@ async fn a_revocation_reaches_the_other_instances_cache_over_the_bus() {
     let (key, record) = a.create(&["documents:read"]).await;
     b.verify(&key).await.expect("valid");
     a.keys.delete(&a.admin, &a.acme, &record.id).await.unwrap();
-    refused_within_a_second(&b, &key, AuthFailure::BadCredential).await;
+    refused_soon(&b, &key, AuthFailure::BadCredential).await;
 }
 
 #[tokio::test]
@@ -437,7 +441,7 @@ async fn a_rotation_reaches_the_other_instances_cache_over_the_bus() {
         .unwrap();
     // b reads the rotated record, so it ends the old key with the overlap
     // rather than keeping the cached copy for its TTL.
-    tokio::time::timeout(Duration::from_secs(1), async {
+    tokio::time::timeout(SOON, async {
         let finds = a.store.finds();
         while a.store.finds() == finds {
             b.verify(&old_key).await.expect("within the overlap");
