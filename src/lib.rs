@@ -22,7 +22,8 @@ pub use docaiche_compliance as compliance;
 
 pub use docaiche_core::{
     ApiKeyStore, AuditSink, AuthFailure, AuthMethod, Authenticator, CacheStore, Clock, Credential,
-    DocumentId, DocumentStore, Error, ErrorCode, Extractor, HealthCheck, HealthStatus, JobQueue,
-    KeyWrapper, Permission, PermissionSet, Principal, PrincipalId, Problem, RateLimiter,
-    RequestContext, Result, SecretProvider, SecretString, TenantId, TokenRevocationStore,
+    DocumentId, DocumentStore, Error, ErrorCode, Extractor, HealthCheck, HealthStatus,
+    InvalidationBus, JobQueue, KeyWrapper, Permission, PermissionSet, Principal, PrincipalId,
+    Problem, RateLimiter, RequestContext, Result, SecretProvider, SecretString, TenantId,
+    TokenRevocationStore,
 };
