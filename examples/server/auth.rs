@@ -293,7 +293,7 @@ impl AuthServices {
     }
 
     /// The announcement listener, while it runs.
-    #[cfg(test)]
+    #[cfg(all(test, feature = "redis"))]
     pub(crate) const fn invalidation_listener(&self) -> Option<&InvalidationListener> {
         self.listener.as_ref()
     }

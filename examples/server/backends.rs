@@ -25,8 +25,8 @@ use docaiche_store::key_wrapper::LocalKeyWrapper;
 use docaiche_store::{EnvSecretProvider, FileSecretProvider, SecretChain};
 
 use crate::config::{
-    AuthProvider, AuthSection, Config, EnvLookup, KeySource, KeyWrapperKind, RevocationBackend,
-    SecretRef, SecretSource, StoreBackend,
+    AuthProvider, AuthSection, Config, EnvLookup, KeySource, KeyWrapperKind, SecretRef,
+    SecretSource, StoreBackend,
 };
 
 /// Where the named secrets come from, and the clients `*_source`
@@ -357,7 +357,7 @@ impl Stores {
             }
         };
         tracing::info!(backend = config.store.backend.as_str(), "store ready");
-        if config.revocation.uses_redis() {
+        if let Some(_setting) = config.revocation.redis_setting() {
             #[cfg(feature = "redis")]
             {
                 let (url, setting) = config.revocation.redis_url(&config.rate_limit);
@@ -378,7 +378,7 @@ impl Stores {
                         },
                         other => other,
                     })?;
-                if config.revocation.backend == RevocationBackend::Redis {
+                if config.revocation.backend == crate::config::RevocationBackend::Redis {
                     stores.revocations = Arc::new(redis.revocations());
                 }
                 if config.revocation.announce_api_keys == crate::config::AnnounceBackend::Redis {
@@ -388,11 +388,7 @@ impl Stores {
             }
             #[cfg(not(feature = "redis"))]
             return Err(Error::misconfigured(
-                if config.revocation.backend == RevocationBackend::Redis {
-                    "revocation.backend"
-                } else {
-                    "revocation.announce_api_keys"
-                },
+                _setting,
                 crate::config::missing_feature("redis"),
             ));
         }
@@ -1144,7 +1140,7 @@ pub(crate) mod tests {
         let dir = TestDir::new("backends-redis");
         let mut config = Config::default();
         config.storage.data_dir = dir.path().to_path_buf();
-        config.revocation.backend = RevocationBackend::Redis;
+        config.revocation.backend = crate::config::RevocationBackend::Redis;
         config.revocation.url_source = Some("env:TEST_REDIS_URL".into());
         config.validate().expect("valid");
         let redis_url = url.clone();

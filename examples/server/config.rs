@@ -1381,10 +1381,14 @@ impl FromStr for AnnounceBackend {
 }
 
 impl RevocationSection {
-    /// Whether anything of `[revocation]` is on Redis.
-    pub(crate) const fn uses_redis(&self) -> bool {
-        matches!(self.backend, RevocationBackend::Redis)
-            || matches!(self.announce_api_keys, AnnounceBackend::Redis)
+    /// The setting that puts `[revocation]` on Redis, if any:
+    /// `revocation.backend`, else `revocation.announce_api_keys`.
+    pub(crate) const fn redis_setting(&self) -> Option<&'static str> {
+        match (self.backend, self.announce_api_keys) {
+            (RevocationBackend::Redis, _) => Some("revocation.backend"),
+            (_, AnnounceBackend::Redis) => Some("revocation.announce_api_keys"),
+            _ => None,
+        }
     }
 
     /// The Redis URL reference revocations use and the setting it comes from.
@@ -1589,7 +1593,7 @@ impl Config {
             || self.encryption.key_wrapper == KeyWrapperKind::Vault
             || (self.store.backend == StoreBackend::Postgres
                 && (vault_ref(&self.store.url_source) || vault_ref(&self.store.replica_url_source)))
-            || (self.revocation.uses_redis() && vault_ref(&self.revocation.url_source))
+            || (self.revocation.redis_setting().is_some() && vault_ref(&self.revocation.url_source))
     }
 
     /// Whether start-up needs a Vault client: [`Self::needs_vault`], or a
@@ -1673,17 +1677,9 @@ impl Config {
         }
 
         // [revocation]
-        if self.revocation.uses_redis() {
+        if let Some(_setting) = self.revocation.redis_setting() {
             #[cfg(not(feature = "redis"))]
-            add(
-                Severity::Invalid,
-                if self.revocation.backend == RevocationBackend::Redis {
-                    "revocation.backend"
-                } else {
-                    "revocation.announce_api_keys"
-                },
-                missing_feature("redis").into(),
-            );
+            add(Severity::Invalid, _setting, missing_feature("redis").into());
             match self.revocation.redis_url(&self.rate_limit) {
                 (None, _) => add(
                     Severity::Invalid,

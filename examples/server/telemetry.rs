@@ -33,6 +33,7 @@ use axum::http::{HeaderMap, HeaderValue, Request, StatusCode};
 use docaiche_core::api_key::{ApiKeyLookup, ApiKeyRecord, ApiKeyUsage};
 use docaiche_core::document::{Document, DocumentMeta, DocumentText, NewDocument};
 use docaiche_core::extract::{ExtractInput, ExtractOptions, Extraction};
+use docaiche_core::invalidation::{Invalidation, InvalidationBus};
 use docaiche_core::key_wrapper::{DataKey, WrappedKey};
 use docaiche_core::page::{Page, PageRequest};
 use docaiche_core::{
@@ -338,7 +339,28 @@ pub(crate) fn traced_stores(stores: Stores, config: &Config) -> Stores {
         api_keys: Arc::new(Traced::new(store, Arc::clone(&stores.api_keys))),
         revocations: Arc::new(Traced::new(revocations, Arc::clone(&stores.revocations))),
         documents: Arc::new(Traced::new(store, Arc::clone(&stores.documents))),
+        // Only Redis announces (`[revocation] announce_api_keys`).
+        invalidations: stores
+            .invalidations
+            .as_ref()
+            .map(|bus| Arc::new(Traced::new("redis", Arc::clone(bus))) as Arc<dyn InvalidationBus>),
         ..stores
+    }
+}
+
+#[async_trait]
+impl InvalidationBus for Traced<dyn InvalidationBus> {
+    async fn publish(&self, channel: &str, key: &str) -> docaiche_core::Result<()> {
+        let span = client_span(self.system, "invalidate", "publish");
+        traced(span, self.inner.publish(channel, key)).await
+    }
+
+    /// Not traced: a subscription is one long-lived background stream.
+    fn subscribe(
+        &self,
+        channel: &str,
+    ) -> docaiche_core::Result<futures_util::stream::BoxStream<'static, Invalidation>> {
+        self.inner.subscribe(channel)
     }
 }
 
@@ -785,6 +807,29 @@ mod tests {
             .expect("extract span");
         assert_eq!(extract.parent_span_id, request.span_context.span_id());
         assert!(attribute(extract, "error.type").is_some());
+    }
+
+    #[tokio::test]
+    async fn an_announcement_runs_in_a_client_span() {
+        let (exporter, provider, _guard) = in_memory();
+        let bus: Arc<dyn InvalidationBus> =
+            Arc::new(docaiche_core::invalidation::LocalInvalidationBus::new());
+        let traced = Traced::new("redis", bus);
+        traced.publish("api_keys", "k1").await.expect("publish");
+        assert!(traced.publish("api_keys", "a b").await.is_err());
+        provider.force_flush().expect("flush");
+        let spans = exporter.get_finished_spans().expect("spans");
+        let publishes: Vec<_> = spans
+            .iter()
+            .filter(|s| s.name == "publish invalidate")
+            .collect();
+        assert_eq!(publishes.len(), 2, "{spans:#?}");
+        assert!(publishes.iter().all(|s| s.span_kind == SpanKind::Client
+            && attribute(s, "db.system.name").as_deref() == Some("redis")));
+        assert_eq!(
+            attribute(publishes[1], "error.type").as_deref(),
+            Some("invalid-input")
+        );
     }
 
     #[test]
