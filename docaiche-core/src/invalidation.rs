@@ -29,6 +29,7 @@ use std::sync::Arc;
 use futures_util::stream::BoxStream;
 
 use crate::error::{Error, Result};
+use crate::revocation::is_printable_ascii;
 
 /// Longest channel name or key a bus must accept.
 pub const MAX_INVALIDATION_LEN: usize = 256;
@@ -39,10 +40,7 @@ pub const MAX_INVALIDATION_LEN: usize = 256;
 /// # Errors
 /// [`Error::InvalidInput`] otherwise.
 pub fn validate_invalidation(value: &str) -> Result<()> {
-    if value.is_empty()
-        || value.len() > MAX_INVALIDATION_LEN
-        || !value.bytes().all(|b| b.is_ascii_graphic())
-    {
+    if !is_printable_ascii(value, MAX_INVALIDATION_LEN) {
         return Err(Error::invalid_input(
             "an invalidation channel or key must be 1 to 256 printable ASCII bytes",
         ));

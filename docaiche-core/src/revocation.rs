@@ -9,15 +9,19 @@ use crate::error::{Error, Result};
 /// Longest token id (`jti`, refresh-token family id) a store must accept.
 pub const MAX_TOKEN_ID_LEN: usize = 128;
 
+/// Whether `value` is 1 to `max_len` printable ASCII bytes (no whitespace,
+/// no control characters): the rule for opaque ids that reach a backend's
+/// keys or channels.
+pub(crate) fn is_printable_ascii(value: &str, max_len: usize) -> bool {
+    !value.is_empty() && value.len() <= max_len && value.bytes().all(|b| b.is_ascii_graphic())
+}
+
 /// Check a token id against [`MAX_TOKEN_ID_LEN`] and the printable-ASCII rule.
 ///
 /// # Errors
 /// [`Error::InvalidInput`] if it is empty, too long or not printable ASCII.
 pub fn validate_token_id(token_id: &str) -> Result<()> {
-    if token_id.is_empty()
-        || token_id.len() > MAX_TOKEN_ID_LEN
-        || !token_id.bytes().all(|b| b.is_ascii_graphic())
-    {
+    if !is_printable_ascii(token_id, MAX_TOKEN_ID_LEN) {
         return Err(Error::invalid_input(
             "token id must be 1 to 128 printable ASCII bytes",
         ));
