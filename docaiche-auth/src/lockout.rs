@@ -1,5 +1,7 @@
 //! Failed-authentication tracking: exponential back-off and soft, expiring
-//! lockouts per account, client address, client network and API-key prefix.
+//! lockouts per client address, client network, account and trusted
+//! device, built so that an attacker slows themselves down and never locks
+//! out someone else's valid credential.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -35,24 +37,39 @@
 //!
 //! # Design
 //!
+//! - **A lockout slows the guesser; it never refuses a valid credential.**
+//!   Failures count against where they come from (the client address and
+//!   its network) and, for passwords, against the account *as seen from
+//!   untrusted clients*. Bearer credentials (API keys, JWTs) are cheap to
+//!   check, so the auth layer verifies them first: a valid key or token is
+//!   accepted whatever its source's or its key prefix's record, and only a
+//!   failure meets the lock (429 instead of 401). A key prefix is recorded
+//!   on the audit event (which key is under attack) but never locks: the
+//!   lookup part of a key is public, and an attacker who knows a victim's
+//!   could otherwise lock the victim's valid key out on every instance.
+//! - **Device cookies for passwords** (OWASP, "Slow Down Online Guessing
+//!   Attacks with Device Cookies"): a browser or client that signed in to
+//!   an account before presents a signed device cookie
+//!   ([`crate::login::DeviceCookies`]); its attempts count against that
+//!   device alone ([`FailureSubject::Device`]), so an attacker hammering
+//!   the account from elsewhere locks out untrusted clients only, and the
+//!   account's owner on a known device still signs in. An untrusted
+//!   client's attempts count against the account, the address and the
+//!   network, as before.
 //! - **Back-off, not hard lockout.** After `free_attempts` consecutive
 //!   failures, each further failure locks the subject for
 //!   `base_delay × 2^k`, capped at `max_delay` (5 minutes by default).
-//!   Locks expire on their own, so an attacker who knows a victim's
-//!   account name can slow the victim down but cannot lock them out for
-//!   longer than `max_delay` after their last attempt. Counters are
-//!   forgotten after `forget_after` without failures.
-//! - **At most 100 failed attempts per hour per account** (OWASP ASVS
-//!   2.2.1), whatever the back-off settings: accounts and key prefixes also
-//!   pass a GCRA with a burst of half the hourly budget refilled over the
-//!   hour, so no sliding hour ever sees more than the budget.
-//! - **Several subjects per attempt.** The auth layer tracks the client
-//!   address, its network (/24 for IPv4, /64 for IPv6, where one attacker
-//!   usually holds many addresses) and the API-key prefix; a login
-//!   endpoint adds the account. An attempt is refused if *any* subject is
-//!   locked. A success clears the account and key prefix, but not the
-//!   address: otherwise an attacker holding one valid key could reset the
-//!   counter of their own address between guesses.
+//!   Locks expire on their own. Counters are forgotten after
+//!   `forget_after` without failures.
+//! - **At most 100 failed attempts per hour per account and per device**
+//!   (OWASP ASVS 2.2.1), whatever the back-off settings: they also pass a
+//!   GCRA with a burst of half the hourly budget refilled over the hour, so
+//!   no sliding hour ever sees more than the budget.
+//! - **Several subjects per attempt.** An attempt is refused if *any*
+//!   subject is locked. A success clears the account and device counters,
+//!   but not the address: otherwise an attacker holding one valid
+//!   credential could reset the counter of their own address between
+//!   guesses.
 //! - **Bounded memory.** At most `max_entries` subjects are tracked; when
 //!   full, idle entries go first, then the tenth with the oldest failure.
 //! - **Time from a [`Clock`]**, so tests run on a `ManualClock`.
@@ -89,8 +106,13 @@ pub enum FailureSubject {
     /// A client network: the address with its last 8 (IPv4) or 64 (IPv6)
     /// bits cleared.
     Network(IpAddr),
-    /// The public prefix of a presented API key (type prefix and lookup id).
+    /// The public prefix of a presented API key (type prefix and lookup
+    /// id): named on the `auth.failure` audit event, never counted or
+    /// locked (the lookup id is public; see the [module docs](self)).
     KeyPrefix(String),
+    /// A client device that signed in to an account before, by the id its
+    /// device cookie carries ([`crate::login::DeviceCookies`]).
+    Device(String),
 }
 
 /// Which kind of [`FailureSubject`].
@@ -105,6 +127,8 @@ pub enum SubjectKind {
     Network,
     /// [`FailureSubject::KeyPrefix`].
     KeyPrefix,
+    /// [`FailureSubject::Device`].
+    Device,
 }
 
 impl SubjectKind {
@@ -116,6 +140,7 @@ impl SubjectKind {
             Self::ClientAddr => "client_addr",
             Self::Network => "network",
             Self::KeyPrefix => "key_prefix",
+            Self::Device => "device",
         }
     }
 }
@@ -147,6 +172,12 @@ impl FailureSubject {
         Self::KeyPrefix(truncate(prefix))
     }
 
+    /// A trusted device, by its device-cookie id (truncated to 256 bytes).
+    #[must_use]
+    pub fn device(id: &str) -> Self {
+        Self::Device(truncate(id))
+    }
+
     /// The client address and its network (/24 or /64). IPv4-mapped IPv6
     /// addresses count as IPv4.
     #[must_use]
@@ -173,6 +204,7 @@ impl FailureSubject {
             Self::ClientAddr(_) => SubjectKind::ClientAddr,
             Self::Network(_) => SubjectKind::Network,
             Self::KeyPrefix(_) => SubjectKind::KeyPrefix,
+            Self::Device(_) => SubjectKind::Device,
         }
     }
 
@@ -184,16 +216,23 @@ impl FailureSubject {
                 IpAddr::V4(_) => format!("{n}/24"),
                 IpAddr::V6(_) => format!("{n}/64"),
             },
-            Self::KeyPrefix(p) => p.clone(),
+            Self::KeyPrefix(p) | Self::Device(p) => p.clone(),
         }
     }
 
     const fn has_hourly_cap(&self) -> bool {
-        matches!(self, Self::Account { .. } | Self::KeyPrefix(_))
+        matches!(self, Self::Account { .. } | Self::Device(_))
     }
 
     const fn cleared_by_success(&self) -> bool {
-        matches!(self, Self::Account { .. } | Self::KeyPrefix(_))
+        matches!(self, Self::Account { .. } | Self::Device(_))
+    }
+
+    /// Whether failures are counted against this subject (and it can be
+    /// locked): every kind but the public key prefix.
+    #[must_use]
+    pub const fn can_lock(&self) -> bool {
+        !matches!(self, Self::KeyPrefix(_))
     }
 }
 
@@ -244,10 +283,10 @@ pub struct LockoutConfig {
     pub client_addr: BackoffPolicy,
     /// Per client network (default: 50 free, 1 s doubling to 5 min).
     pub network: BackoffPolicy,
-    /// Per API-key prefix (default: 5 free, 1 s doubling to 5 min).
-    pub key_prefix: BackoffPolicy,
-    /// Hard cap on failed attempts per sliding hour per account and per key
-    /// prefix: 2 to 100 (default 100, OWASP ASVS 2.2.1).
+    /// Per trusted device (default: 5 free, 1 s doubling to 5 min).
+    pub device: BackoffPolicy,
+    /// Hard cap on failed attempts per sliding hour per account and per
+    /// device: 2 to 100 (default 100, OWASP ASVS 2.2.1).
     pub max_failures_per_hour: u32,
     /// Forget a subject's failures after this long without one, in seconds
     /// (default 3600).
@@ -262,7 +301,7 @@ impl Default for LockoutConfig {
             account: BackoffPolicy::new(5, 1000, 300),
             client_addr: BackoffPolicy::new(10, 1000, 300),
             network: BackoffPolicy::new(50, 1000, 300),
-            key_prefix: BackoffPolicy::new(5, 1000, 300),
+            device: BackoffPolicy::new(5, 1000, 300),
             max_failures_per_hour: 100,
             forget_after_secs: 3600,
             max_entries: 100_000,
@@ -276,7 +315,8 @@ impl LockoutConfig {
             SubjectKind::Account => &self.account,
             SubjectKind::ClientAddr => &self.client_addr,
             SubjectKind::Network => &self.network,
-            SubjectKind::KeyPrefix => &self.key_prefix,
+            // Never consulted: a key prefix is not counted.
+            SubjectKind::Device | SubjectKind::KeyPrefix => &self.device,
         }
     }
 }
@@ -421,7 +461,7 @@ impl FailedAuthTracker {
         let mut longest: Option<Lockout> = None;
         {
             let mut entries = self.lock();
-            for subject in subjects {
+            for subject in subjects.iter().filter(|s| s.can_lock()) {
                 if !entries.contains_key(subject) && entries.len() >= self.config.max_entries {
                     self.make_room(&mut entries, now);
                 }
@@ -482,8 +522,8 @@ impl FailedAuthTracker {
         self.lock().is_empty()
     }
 
-    /// A successful authentication: clears the account and key-prefix
-    /// counters among `subjects` (never the address or network ones).
+    /// A successful authentication: clears the account and device counters
+    /// among `subjects` (never the address or network ones).
     pub fn record_success(&self, subjects: &[FailureSubject]) {
         let mut entries = self.lock();
         if entries.is_empty() {

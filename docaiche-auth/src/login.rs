@@ -52,12 +52,16 @@
 //!   password service's dummy hash, a disabled one against its real hash,
 //!   and both fail exactly like a wrong password:
 //!   `Unauthenticated(BadCredential)`, one argon2id run each.
-//! - **Failed attempts** count against the account (tenant and email) and,
-//!   when the request context carries one, the client address and its /24
-//!   or /64 network, in a [`FailedAuthTracker`]; each failure is an
-//!   `auth.failure` audit event, each lock that starts an `auth.lockout`
-//!   one. While any subject is locked, attempts are refused with
-//!   `RateLimited` (429, `Retry-After`) before any hashing.
+//! - **Failed attempts** from an untrusted client count against the account
+//!   (tenant and email) and, when the request context carries one, the
+//!   client address and its /24 or /64 network, in a [`FailedAuthTracker`];
+//!   attempts from a device that presents a valid [`DeviceCookies`] cookie
+//!   for the account count against that device only, so an attacker who
+//!   locks the account out for untrusted clients never locks its owner out
+//!   of a known device. Each failure is an `auth.failure` audit event, each
+//!   lock that starts an `auth.lockout` one. While any subject of an
+//!   attempt is locked, it is refused with `RateLimited` (429,
+//!   `Retry-After`) before any hashing.
 //! - **Rehash on login.** When the stored hash was made with other
 //!   parameters, the fresh one is written back (a failure to write it is
 //!   logged and does not fail the login).
@@ -89,6 +93,10 @@ use crate::password::{PasswordService, PasswordVerdict};
 use crate::rbac::RolePolicy;
 use crate::session::{SessionManager, TokenPair};
 
+mod device;
+
+pub use device::DeviceCookies;
+
 /// A successful login: the tokens and who they are for.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -97,6 +105,10 @@ pub struct LoginSession {
     pub tokens: TokenPair,
     /// The principal the tokens carry.
     pub principal: Principal,
+    /// A fresh device cookie for the client (with
+    /// [`PasswordLogin::with_device_cookies`]), to present on its next
+    /// login to this account.
+    pub device_cookie: Option<SecretString>,
 }
 
 /// What [`PasswordLogin::revoke`] revoked.
@@ -121,6 +133,7 @@ pub struct PasswordLogin {
     audit: Arc<dyn AuditSink>,
     tracker: Arc<FailedAuthTracker>,
     verifier: Option<Arc<JwtVerifier>>,
+    devices: Option<DeviceCookies>,
     clock: Arc<dyn Clock>,
 }
 
@@ -130,6 +143,7 @@ impl fmt::Debug for PasswordLogin {
             .field("accounts", &self.accounts)
             .field("passwords", &self.passwords)
             .field("tracker", &self.tracker)
+            .field("devices", &self.devices)
             .finish_non_exhaustive()
     }
 }
@@ -164,6 +178,7 @@ impl PasswordLogin {
             audit,
             tracker: Arc::new(tracker),
             verifier: None,
+            devices: None,
             clock: Arc::new(SystemClock::new()),
         })
     }
@@ -180,6 +195,17 @@ impl PasswordLogin {
     #[must_use]
     pub fn with_access_token_verifier(mut self, verifier: Arc<JwtVerifier>) -> Self {
         self.verifier = Some(verifier);
+        self
+    }
+
+    /// Issue a device cookie on every successful login and trust the
+    /// attempts that present a valid one for their account (see
+    /// [`DeviceCookies`] and [`crate::lockout`]): their failures count
+    /// against the device alone, so an attack on the account from
+    /// elsewhere never locks its owner out of a known device.
+    #[must_use]
+    pub fn with_device_cookies(mut self, devices: DeviceCookies) -> Self {
+        self.devices = Some(devices);
         self
     }
 
@@ -241,6 +267,43 @@ impl PasswordLogin {
         Ok(account)
     }
 
+    /// Disable (or enable again) account `id` of `tenant`. Disabling ends
+    /// every credential issued to it until now, on every instance sharing
+    /// the revocation store ([`SessionManager::revoke_subject`]): access
+    /// and refresh tokens alike. Returns whether the account exists.
+    ///
+    /// # Errors
+    /// `Unavailable` if a store is down: then the account may be disabled
+    /// while its tokens are not yet revoked, and the call must be retried.
+    pub async fn set_disabled(
+        &self,
+        tenant: &TenantId,
+        id: &PrincipalId,
+        disabled: bool,
+    ) -> Result<bool> {
+        let found = self
+            .accounts
+            .set_disabled(tenant, id, disabled, self.clock.now())
+            .await?;
+        if found && disabled {
+            self.sessions.revoke_subject(tenant, id).await?;
+        }
+        Ok(found)
+    }
+
+    /// Delete account `id` of `tenant`, ending every credential issued to
+    /// it as [`PasswordLogin::set_disabled`] does. Returns whether it
+    /// existed.
+    ///
+    /// # Errors
+    /// `Unavailable` if a store is down.
+    pub async fn delete_account(&self, tenant: &TenantId, id: &PrincipalId) -> Result<bool> {
+        // Revoke first: a failure then leaves an account whose tokens no
+        // longer work, never a deleted account whose tokens still do.
+        self.sessions.revoke_subject(tenant, id).await?;
+        self.accounts.delete(tenant, id).await
+    }
+
     /// The principal `account` signs in as: its known, tenant-scoped roles
     /// and their permissions.
     #[must_use]
@@ -261,14 +324,12 @@ impl PasswordLogin {
         .with_permissions(permissions)
     }
 
-    /// Check `password` for `email` in `tenant` and start a session.
+    /// Check `password` for `email` in `tenant` and start a session, from
+    /// an untrusted client (as [`PasswordLogin::login_from_device`] without
+    /// a device cookie).
     ///
     /// # Errors
-    /// [`Error::RateLimited`] while the account, the client address or its
-    /// network is locked out (no password is checked);
-    /// [`Error::Unauthenticated`] (`BadCredential`) for an unknown account,
-    /// a wrong password or a disabled account, indistinguishably;
-    /// `Unavailable` if a store is down (fail closed).
+    /// As [`PasswordLogin::login_from_device`].
     pub async fn login(
         &self,
         tenant: &TenantId,
@@ -276,13 +337,50 @@ impl PasswordLogin {
         password: &SecretString,
         context: &RequestContext,
     ) -> Result<LoginSession> {
-        let mut subjects = vec![FailureSubject::account(
-            Some(tenant.clone()),
-            email.as_str(),
-        )];
-        if let Some(addr) = context.client_addr {
-            subjects.extend(FailureSubject::for_client(addr));
-        }
+        self.login_from_device(tenant, email, password, None, context)
+            .await
+    }
+
+    /// Check `password` for `email` in `tenant` and start a session.
+    ///
+    /// `device_cookie` is the client's device cookie, if it sent one: when
+    /// it is valid for this account (with
+    /// [`PasswordLogin::with_device_cookies`]) the attempt is trusted and
+    /// counts against that device only; otherwise against the account, the
+    /// client address and its network.
+    ///
+    /// # Errors
+    /// [`Error::RateLimited`] while a subject of the attempt is locked out
+    /// (no password is checked);
+    /// [`Error::Unauthenticated`] (`BadCredential`) for an unknown account,
+    /// a wrong password or a disabled account, indistinguishably;
+    /// `Unavailable` if a store is down (fail closed).
+    pub async fn login_from_device(
+        &self,
+        tenant: &TenantId,
+        email: &AccountEmail,
+        password: &SecretString,
+        device_cookie: Option<&str>,
+        context: &RequestContext,
+    ) -> Result<LoginSession> {
+        let device = self
+            .devices
+            .as_ref()
+            .zip(device_cookie)
+            .and_then(|(devices, cookie)| devices.verify(tenant, email, cookie));
+        let subjects = match &device {
+            Some(id) => vec![FailureSubject::device(id)],
+            None => {
+                let mut subjects = vec![FailureSubject::account(
+                    Some(tenant.clone()),
+                    email.as_str(),
+                )];
+                if let Some(addr) = context.client_addr {
+                    subjects.extend(FailureSubject::for_client(addr));
+                }
+                subjects
+            }
+        };
         self.tracker.check(&subjects)?;
 
         let account = self.accounts.find_by_email(tenant, email).await?;
@@ -318,6 +416,10 @@ impl PasswordLogin {
         self.tracker.record_success(&subjects);
         let principal = self.principal_of(&account);
         let tokens = self.sessions.issue(&principal).await?;
+        let device_cookie = match &self.devices {
+            Some(devices) => Some(devices.issue(tenant, email)?),
+            None => None,
+        };
         self.record(
             AuditEvent::new(
                 "auth.login",
@@ -327,10 +429,15 @@ impl PasswordLogin {
             )
             .by(tenant.clone(), Some(account.id.clone()))
             .with_detail("method", "password".into())
+            .with_detail("trusted_device", device.is_some().into())
             .with_detail("session", tokens.session.as_str().into()),
         )
         .await;
-        Ok(LoginSession { tokens, principal })
+        Ok(LoginSession {
+            tokens,
+            principal,
+            device_cookie,
+        })
     }
 
     async fn store_rehash(&self, account: &Account, hash: &str) {

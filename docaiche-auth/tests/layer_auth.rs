@@ -231,47 +231,116 @@ async fn repeated_failures_from_one_address_are_locked_out_and_audited() {
             .unwrap();
         assert_problem(&response, StatusCode::UNAUTHORIZED);
     }
-    // The fourth failure starts a lock; then even a valid key from that
-    // address waits, with Retry-After.
-    app.ready()
+    // The fourth failure starts a lock: the guesser's next attempts answer
+    // 429 with Retry-After...
+    for expected_retry in ["2", "4"] {
+        let response = app
+            .ready()
+            .await
+            .unwrap()
+            .call(request(Some(("x-api-key", guess.as_bytes()))))
+            .await
+            .unwrap();
+        assert_problem(&response, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], expected_retry);
+    }
+    // ...but a valid key is verified first and never refused by it, even
+    // from the locked address.
+    let response = app
+        .ready()
+        .await
+        .unwrap()
+        .call(request(Some(("x-api-key", reader.as_bytes()))))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "a valid key passes");
+
+    clock.advance(Duration::from_secs(4));
+    let response = app
+        .ready()
         .await
         .unwrap()
         .call(request(Some(("x-api-key", guess.as_bytes()))))
         .await
         .unwrap();
-    let response = app
-        .ready()
-        .await
-        .unwrap()
-        .call(request(Some(("x-api-key", reader.as_bytes()))))
-        .await
-        .unwrap();
-    assert_problem(&response, StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(response.headers()[header::RETRY_AFTER], "2");
-
-    clock.advance(Duration::from_secs(2));
-    let response = app
-        .ready()
-        .await
-        .unwrap()
-        .call(request(Some(("x-api-key", reader.as_bytes()))))
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK, "the lock expired");
+    assert_eq!(
+        response.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "a failure after the lock ends starts the next, longer one"
+    );
+    assert_eq!(response.headers()[header::RETRY_AFTER], "8");
 
     let events = audit.events_without_tenant();
     let failures = events.iter().filter(|e| e.action == "auth.failure").count();
     let lockouts = events.iter().filter(|e| e.action == "auth.lockout").count();
-    assert_eq!((failures, lockouts), (4, 1));
+    assert_eq!((failures, lockouts), (6, 2));
     assert!(
         events
             .iter()
             .all(|e| e.client_addr == Some([192, 0, 2, 7].into()))
     );
-    // The key's public prefix is tracked; the secret never reaches the trail.
+    // The key's public prefix is named; the secret never reaches the trail.
     let trail = serde_json::to_string(&events).unwrap();
     assert!(trail.contains(&guess[..16]));
     assert!(!trail.contains(&guess[17..]));
+}
+
+/// The review's attack: the public lookup part of a victim's key, in forged
+/// keys sent from many addresses, must never make the victim's valid key
+/// answer 429; each guessing address is slowed on its own.
+#[tokio::test]
+async fn forged_keys_carrying_a_victims_lookup_never_lock_the_victims_key() {
+    let keys = keys_with(Arc::new(MemoryApiKeyStore::new())).await;
+    let victim = key(&keys, &["documents:read"]).await;
+    let tracker = Arc::new(
+        FailedAuthTracker::new(LockoutConfig::default(), Arc::new(MemoryAuditSink::new()))
+            .unwrap()
+            .with_clock(Arc::new(ManualClock::new())),
+    );
+    let mut app = ServiceBuilder::new()
+        .layer(AuthLayer::new(keys).with_failure_tracker(tracker))
+        .service(service_fn(echo));
+    // The victim's type prefix and lookup id, a made-up secret.
+    let forged = format!("{}{}", &victim[..17], "x".repeat(victim.len() - 17));
+    let from = |key: &str, addr: [u8; 4]| {
+        let mut request = request(Some(("x-api-key", key.as_bytes())));
+        request
+            .extensions_mut()
+            .insert(SocketAddr::from((addr, 40_000)));
+        request
+    };
+    let mut slowed = 0;
+    for attacker in 0..20_u8 {
+        for _ in 0..12 {
+            let response = app
+                .ready()
+                .await
+                .unwrap()
+                .call(from(&forged, [198, 51, attacker, 9]))
+                .await
+                .unwrap();
+            if response.status() == StatusCode::TOO_MANY_REQUESTS {
+                slowed += 1;
+            } else {
+                assert_problem(&response, StatusCode::UNAUTHORIZED);
+            }
+        }
+        let response = app
+            .ready()
+            .await
+            .unwrap()
+            .call(from(&victim, [203, 0, 113, 5]))
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "the victim's key after {} forged attempts",
+            12 * (usize::from(attacker) + 1)
+        );
+    }
+    // Ten free failures per address, then each is slowed.
+    assert_eq!(slowed, 20 * 2);
 }
 
 /// The memory store, unreachable: every call fails as an outage would.

@@ -2,6 +2,7 @@
 //! encryption at rest and crypto-shredding.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use docaiche_compliance::privacy::{
@@ -13,6 +14,7 @@ use docaiche_core::api_key::{ApiKeyLookup, ApiKeyRecord};
 use docaiche_core::audit::{AuditEvent, AuditOutcome, AuditResource, AuditSink};
 use docaiche_core::document::{DocumentText, NewDocument};
 use docaiche_core::page::PageRequest;
+use docaiche_core::revocation::{IssuedToken, TokenRevocationStore as _};
 use docaiche_core::secret::SecretBytes;
 use docaiche_core::{
     ApiKeyId, ApiKeyStore, AuthMethod, Clock, DocumentStore, ErrorCode, ManualClock, Permission,
@@ -21,6 +23,7 @@ use docaiche_core::{
 use docaiche_store::encryption::{EncryptedDocumentStore, MemoryDataKeyStore};
 use docaiche_store::{
     LocalKeyWrapper, MemoryAccountStore, MemoryApiKeyStore, MemoryAuditSink, MemoryDocumentStore,
+    MemoryRevocationStore,
 };
 
 fn tenant(name: &str) -> TenantId {
@@ -72,6 +75,7 @@ struct Fixture {
     accounts: Arc<MemoryAccountStore>,
     audit: Arc<MemoryAuditSink>,
     holds: Arc<MemoryLegalHoldRegistry>,
+    revocations: Arc<MemoryRevocationStore>,
     service: SubjectRightsService,
     ctx: RequestContext,
 }
@@ -89,6 +93,8 @@ impl Fixture {
         let accounts = Arc::new(MemoryAccountStore::new());
         let audit = Arc::new(MemoryAuditSink::new());
         let holds = Arc::new(MemoryLegalHoldRegistry::new());
+        let revocations =
+            Arc::new(MemoryRevocationStore::new().with_clock(Arc::new(clock.clone())));
         let service = SubjectRightsService::new(
             documents.clone(),
             keys.clone(),
@@ -101,7 +107,8 @@ impl Fixture {
         .with_audit_source(Arc::new(MemoryAuditSource(audit.clone())))
         .with_shredder(Arc::new(Shredder(documents.clone())))
         .with_legal_holds(holds.clone())
-        .with_accounts(accounts.clone());
+        .with_accounts(accounts.clone())
+        .with_revocations(revocations.clone(), Duration::from_secs(3600));
         Self {
             clock,
             plain,
@@ -110,6 +117,7 @@ impl Fixture {
             accounts,
             audit,
             holds,
+            revocations,
             service,
             ctx: RequestContext::new().with_request_id("req-1"),
         }
@@ -313,6 +321,28 @@ async fn after_erasure_nothing_of_the_subject_is_readable_and_a_pseudonymous_tom
     assert_eq!(report.api_keys_revoked, 1, "the one not revoked before");
     assert_eq!(report.api_keys_deleted, 2, "both records");
     assert!(report.data_key_destroyed);
+    assert!(report.credentials_revoked);
+
+    // Every token of alice issued up to the erasure: refused; bob's and
+    // another tenant's alice's: not.
+    let issued = f.clock.now() - time::Duration::minutes(5);
+    let alice = subject("alice");
+    let (bob, globex) = (subject("bob"), tenant("globex"));
+    for (tenant, who, revoked) in [
+        (&acme, &alice, true),
+        (&acme, &bob, false),
+        (&globex, &alice, false),
+    ] {
+        let token = IssuedToken::new("jti-1", tenant, who, issued);
+        assert_eq!(
+            f.revocations
+                .is_token_revoked(&token)
+                .await
+                .expect("checked"),
+            revoked,
+            "{tenant}/{who}"
+        );
+    }
     assert_eq!(
         report.pseudonym,
         f.service.pseudonym(&acme, &subject("alice"))

@@ -303,6 +303,8 @@ async fn every_adapter_query_uses_an_index_on_large_tables() {
              NULL, NULL, NULL FROM generate_series(1, 20000) AS i",
             "INSERT INTO token_revocations SELECT 'jti-' || i, 1000000 + i \
              FROM generate_series(1, 20000) AS i",
+            "INSERT INTO subject_revocations SELECT 'tenant-' || (i % 100), 'u-' || i, i, \
+             1000000 + i FROM generate_series(1, 20000) AS i",
             "INSERT INTO jobs SELECT gen_random_uuid(), 'tenant-' || (i % 100), \
              convert_to('kind-' || (i % 50), 'UTF8'), '{}', \
              CASE WHEN i % 100 = 0 THEN 'queued' ELSE 'succeeded' END, 1, 3, 100, NULL, NULL, \
@@ -416,6 +418,26 @@ async fn every_adapter_query_uses_an_index_on_large_tables() {
         plan!("revocation upsert", q::REVOCATION_UPSERT, "jti-1", 5_i64);
         plan!("revocation check", q::REVOCATION_CHECK, "jti-1", 5_i64);
         plan!("revocation purge", q::REVOCATION_PURGE, 1_000_010_i64);
+        plan!(
+            "subject revocation upsert",
+            q::SUBJECT_REVOCATION_UPSERT,
+            tenant,
+            "u-1",
+            5_i64,
+            6_i64
+        );
+        plan!(
+            "subject revocation check",
+            q::SUBJECT_REVOCATION_CHECK,
+            tenant,
+            "u-1",
+            5_i64
+        );
+        plan!(
+            "subject revocation purge",
+            q::SUBJECT_REVOCATION_PURGE,
+            1_000_010_i64
+        );
         plan!(
             "job insert",
             &q::JOB_INSERT,

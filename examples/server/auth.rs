@@ -37,7 +37,7 @@ use docaiche_auth::lockout::FailedAuthTracker;
 use docaiche_auth::rbac::{RoleBindings, RolePolicy};
 use docaiche_core::{
     ApiKeyStore, AuditSink, AuthFailure, AuthMethod, Clock, Error, InvalidationBus, Principal,
-    PrincipalId, SecretProvider, TenantId, TokenRevocationStore,
+    PrincipalId, SecretBytes, SecretProvider, TenantId, TokenRevocationStore,
 };
 use docaiche_ratelimit::layer::RateLimitLayer;
 use futures_util::future::Either;
@@ -46,6 +46,9 @@ use tower::{Layer, Service};
 
 use crate::backends::{Secrets, Stores};
 use crate::config::{AuthSection, Config};
+
+/// What the device-cookie key is derived from, under the API-key pepper.
+const DEVICE_COOKIE_KEY_LABEL: &str = "docaiche device cookie key v1";
 
 /// The secrets authentication needs.
 #[derive(Debug)]
@@ -213,6 +216,9 @@ pub(crate) struct AuthServices {
     /// The stores the services were built over (the login service uses
     /// the same revocations, so a revoked token is refused by the gate).
     pub(crate) stores: AuthStores,
+    /// The key of the login's device cookies (derived from the API-key
+    /// pepper).
+    pub(crate) device_key: SecretBytes,
     /// Writes last-used timestamps in batches while it lives.
     flusher: Option<UsageFlusher>,
     /// Drops API keys other instances announce from the cache while it
@@ -234,6 +240,12 @@ impl AuthServices {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, Error> {
         let kept = stores.clone();
+        // The device-cookie key: HMAC of a fixed label under the current
+        // API-key pepper, so it is secret, shared by every instance and
+        // needs no secret of its own (a new pepper version starts new
+        // device cookies; old ones then count as untrusted).
+        let (_, device_key) = secrets.peppers.hash_current(DEVICE_COOKIE_KEY_LABEL);
+        let device_key = SecretBytes::new(device_key);
         let policy = auth.role_policy()?;
         let bindings = auth.role_bindings(&policy)?;
         let mut api_keys = ApiKeyService::new(stores.api_keys, secrets.peppers)
@@ -276,6 +288,7 @@ impl AuthServices {
             rotation_overlap: Duration::from_secs(auth.rotation_overlap_secs),
             clock,
             stores: kept,
+            device_key,
             flusher: None,
             listener: None,
         })

@@ -28,7 +28,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use docaiche_auth::jwt::JwtVerifier;
 use docaiche_auth::lockout::FailedAuthTracker;
-use docaiche_auth::login::PasswordLogin;
+use docaiche_auth::login::{DeviceCookies, PasswordLogin};
 use docaiche_auth::password::{PasswordConfig, PasswordService};
 use docaiche_auth::session::{MemoryRefreshTokenStore, SessionConfig, SessionManager, TokenPair};
 use docaiche_core::account::AccountEmail;
@@ -73,6 +73,7 @@ struct Parts {
     sessions: Arc<SessionManager>,
     verifier: Arc<JwtVerifier>,
     tracker: Arc<FailedAuthTracker>,
+    devices: DeviceCookies,
     policy: docaiche_auth::rbac::RolePolicy,
     clock: Arc<dyn docaiche_core::Clock>,
     bootstrap_role: String,
@@ -104,6 +105,7 @@ impl Login {
         )?;
         let tracker = FailedAuthTracker::new(auth.lockout.clone(), Arc::clone(&stores.audit))?
             .with_clock(Arc::clone(&clock));
+        let devices = DeviceCookies::new(&services.device_key)?.with_clock(Arc::clone(&clock));
         let mut password_config = PasswordConfig::default();
         password_config.min_chars = MIN_PASSWORD_CHARS;
         Ok(Self {
@@ -113,6 +115,7 @@ impl Login {
                 sessions: Arc::new(sessions),
                 verifier: Arc::new(verifier),
                 tracker: Arc::new(tracker),
+                devices,
                 policy: services.policy.clone(),
                 clock,
                 bootstrap_role: services.bootstrap_role.clone(),
@@ -148,6 +151,7 @@ impl Login {
                     parts.audit,
                 )?
                 .with_tracker(parts.tracker)
+                .with_device_cookies(parts.devices)
                 .with_access_token_verifier(parts.verifier)
                 .with_clock(parts.clock);
                 Ok(Arc::new(login))
@@ -283,7 +287,8 @@ fn token_response(pair: &TokenPair, now: time::OffsetDateTime) -> Response {
 async fn token(State(state): State<AppState>, request: axum::extract::Request) -> Response {
     let (parts, body) = request.into_parts();
     let context = request_context(&parts);
-    match token_inner(&state, &context, body).await {
+    let device = device_cookie(&parts.headers);
+    match token_inner(&state, &context, device, body).await {
         Ok(response) => response,
         Err(e) => oauth_problem(&e),
     }
@@ -292,6 +297,7 @@ async fn token(State(state): State<AppState>, request: axum::extract::Request) -
 async fn token_inner(
     state: &AppState,
     context: &RequestContext,
+    device: Option<&str>,
     body: Body,
 ) -> Result<Response, Error> {
     let body = read_body(body).await?;
@@ -321,8 +327,38 @@ async fn token_inner(
     let password = SecretString::from(text(&object, "password").to_owned());
     drop(object);
     let login = state.login.service().await?;
-    let session = login.login(&tenant, &email, &password, context).await?;
-    Ok(token_response(&session.tokens, state.auth.clock.now()))
+    let session = login
+        .login_from_device(&tenant, &email, &password, device, context)
+        .await?;
+    let mut response = token_response(&session.tokens, state.auth.clock.now());
+    if let Some(cookie) = &session.device_cookie
+        && let Ok(value) = HeaderValue::from_str(&format!(
+            "{}={}; Path=/v1/auth/token; Max-Age={}; Secure; HttpOnly; SameSite=Strict",
+            DeviceCookies::COOKIE_NAME,
+            cookie.expose_secret(),
+            DeviceCookies::DEFAULT_TTL.as_secs(),
+        ))
+    {
+        let mut value = value;
+        value.set_sensitive(true);
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    Ok(response)
+}
+
+/// The value of the device cookie among the request's `Cookie` headers
+/// (RFC 6265 §5.4: `name=value` pairs separated by `; `), if any; at most
+/// one is looked at, and only a short ASCII one.
+fn device_cookie(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == DeviceCookies::COOKIE_NAME)
+        .map(|(_, value)| value)
+        .filter(|value| value.len() <= 256)
 }
 
 /// `POST /v1/auth/refresh`: `{refresh_token}` → a new pair; the old

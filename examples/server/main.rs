@@ -91,6 +91,8 @@ mod documents;
 mod e2e;
 mod edge;
 mod events;
+#[cfg(test)]
+mod hardening;
 mod health;
 mod http;
 mod json;

@@ -26,12 +26,19 @@
 //! key generated under `<data_dir>/keys` when no secret source is
 //! configured, else an ephemeral one (production refuses to start).
 //!
-//! Erasure deletes the subject's documents, password account and API key
-//! records (the library revokes the keys, then deletes their records;
-//! both through the server's API key service, so the keys stop working at
-//! once on this instance), destroys their data key (crypto-shredding) and
-//! replaces them by their pseudonym in the request records. A legal hold
-//! covering the subject refuses it (409).
+//! Erasure first revokes the subject on the token revocation store
+//! (`[revocation]`): every access token issued to them up to the erasure
+//! is refused from then on, on every instance sharing that store (Redis
+//! for several instances), so no credential of theirs can create anything
+//! while the rest runs. It then deletes the subject's documents, password
+//! account (which ends their refresh tokens: a refresh re-reads the
+//! account) and API key records (the library revokes the keys, then
+//! deletes their records; both through the server's API key service, so
+//! the keys stop working at once on this instance and, with
+//! `[revocation] announce_api_keys = "redis"`, on every other), destroys
+//! their data key (crypto-shredding), looks once more for keys stored
+//! meanwhile, and replaces them by their pseudonym in the request records.
+//! A legal hold covering the subject refuses it (409).
 
 use std::sync::Arc;
 
@@ -125,7 +132,11 @@ impl PrivacyServices {
         )?
         .with_shredder(Arc::new(StoreShredder(documents)))
         .with_legal_holds(Arc::clone(&state.compliance.holds))
-        .with_accounts(Arc::clone(&stores.accounts));
+        .with_accounts(Arc::clone(&stores.accounts))
+        .with_revocations(
+            Arc::clone(&state.auth.stores.revocations),
+            SUBJECT_REVOCATION_KEPT,
+        );
         if !matches!(backends.audit.source, ReadBack::None) {
             service = service.with_audit_source(Arc::new(TrailSource(backends.audit.clone())));
         }
@@ -136,6 +147,11 @@ impl PrivacyServices {
         })
     }
 }
+
+/// How long an erased subject's revocation is remembered: past the
+/// longest life of anything issued to them before (a session lasts at most
+/// 30 days; access tokens, ours or an external issuer's, far less).
+const SUBJECT_REVOCATION_KEPT: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
 
 /// Where the privacy requests are kept: beside the other tables of the
 /// `[store]` database.
@@ -742,6 +758,9 @@ pub(crate) struct ErasureReportDoc {
     data_key_destroyed: bool,
     /// Whether a password account was deleted.
     account_deleted: Option<bool>,
+    /// Whether every token issued to the subject until the erasure was
+    /// revoked on the shared revocation store.
+    credentials_revoked: bool,
 }
 
 /// The answer of `POST /v1/privacy/erase`.
@@ -989,6 +1008,7 @@ mod tests {
         assert_eq!(report["api_keys_revoked"], 1, "{answer}");
         assert_eq!(report["data_key_destroyed"], true, "{answer}");
         assert_eq!(report["account_deleted"], true, "{answer}");
+        assert_eq!(report["credentials_revoked"], true, "{answer}");
         assert_eq!(report["api_keys_deleted"], 1, "{answer}");
         assert_eq!(answer["api_key_records_deleted"], 1, "{answer}");
         assert_eq!(answer["request"]["status"], "completed");

@@ -458,6 +458,40 @@ impl TokenRevocationStore for Traced<dyn TokenRevocationStore> {
         let span = client_span(self.system, "revoked_tokens", "is_revoked");
         traced(span, self.inner.is_revoked(token_id)).await
     }
+
+    async fn revoke_subject(
+        &self,
+        tenant: &TenantId,
+        subject: &PrincipalId,
+        through: OffsetDateTime,
+        remember_until: OffsetDateTime,
+    ) -> docaiche_core::Result<()> {
+        let span = client_span(self.system, "revoked_subjects", "revoke_subject");
+        traced(
+            span,
+            self.inner
+                .revoke_subject(tenant, subject, through, remember_until),
+        )
+        .await
+    }
+
+    async fn subject_revoked_through(
+        &self,
+        tenant: &TenantId,
+        subject: &PrincipalId,
+    ) -> docaiche_core::Result<Option<OffsetDateTime>> {
+        let span = client_span(self.system, "revoked_subjects", "subject_revoked_through");
+        traced(span, self.inner.subject_revoked_through(tenant, subject)).await
+    }
+
+    async fn is_token_revoked(
+        &self,
+        token: &docaiche_core::revocation::IssuedToken<'_>,
+    ) -> docaiche_core::Result<bool> {
+        // One span for the check, whatever the backend's round trips.
+        let span = client_span(self.system, "revoked_tokens", "is_token_revoked");
+        traced(span, self.inner.is_token_revoked(token)).await
+    }
 }
 
 #[async_trait]

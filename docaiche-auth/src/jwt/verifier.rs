@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use docaiche_core::revocation::TokenRevocationStore;
+use docaiche_core::revocation::{IssuedToken, TokenRevocationStore};
 use docaiche_core::{
     AuthFailure, AuthMethod, Authenticator, Clock, Credential, Error, Permission, PermissionSet,
     Principal, PrincipalId, RequestContext, Result, Role, TenantId,
@@ -223,8 +223,10 @@ impl JwtVerifier {
 }
 
 /// An [`Authenticator`] for `Authorization: Bearer <jwt>`: verifies with a
-/// [`JwtVerifier`], checks the `jti` against a [`TokenRevocationStore`]
-/// (failing closed when the store is down), and builds the [`Principal`]
+/// [`JwtVerifier`], checks the `jti` and the subject (a revoked subject's
+/// tokens issued through its revocation: erasure, a disabled or deleted
+/// account) against a [`TokenRevocationStore`] (failing closed when the
+/// store is down), and builds the [`Principal`]
 /// with permissions expanded through a [`RoleCatalog`].
 #[derive(Debug)]
 pub struct JwtAuthenticator {
@@ -266,7 +268,13 @@ impl JwtAuthenticator {
     /// store cannot answer.
     pub async fn authenticate_token(&self, token: &str) -> Result<Principal> {
         let claims = self.verifier.verify(token).map_err(log_rejection)?;
-        if self.revocations.is_revoked(&claims.token_id).await? {
+        let issued = IssuedToken::new(
+            &claims.token_id,
+            &claims.tenant,
+            &claims.subject,
+            claims.issued_at,
+        );
+        if self.revocations.is_token_revoked(&issued).await? {
             return Err(log_rejection(JwtRejection::Revoked));
         }
         Ok(self.principal(claims))

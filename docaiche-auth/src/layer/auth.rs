@@ -54,9 +54,11 @@ impl AuthLayer {
         }
     }
 
-    /// Consult and update `tracker` on every attempt, per client address,
-    /// client network and API-key prefix. A locked subject gets a 429 with
-    /// `Retry-After` without the authenticator being called.
+    /// Count failed attempts in `tracker`, per client address and client
+    /// network (the API-key prefix is named on the audit event, never
+    /// counted). A credential is verified first and a valid one is always
+    /// accepted; a failure from a locked source answers 429 with
+    /// `Retry-After` instead of 401. See [`crate::lockout`].
     #[must_use]
     pub fn with_failure_tracker(self, tracker: Arc<FailedAuthTracker>) -> Self {
         self.map(|s| s.tracker = Some(tracker))
@@ -172,36 +174,21 @@ where
         let context = credential::request_context(request.extensions(), request.headers());
         // The fast path: an authenticator that can decide without I/O (a
         // cached API key) lets the inner service be called at once, with no
-        // boxed future and no clone of it. Exactly the async path's steps,
-        // in its order: the lockout check, the verification, the success
-        // bookkeeping. A refusal goes the async path (it is counted there).
-        if let Ok(credential) = &presented {
-            // Nothing on record (the usual case): no subjects to build.
-            let tracker = shared.tracker.as_ref().filter(|t| !t.is_quiet());
-            let subjects = match tracker {
-                Some(_) => failure_subjects(&context, &presented),
-                None => Vec::new(),
-            };
-            if let Some(tracker) = tracker
-                && let Err(lockout) = tracker.check(&subjects)
-            {
-                return ResponseFuture::refused(lockout.into());
-            }
-            if let Some(Ok(principal)) = shared
+        // boxed future and no clone of it. A valid credential is accepted
+        // whatever the failure tracker holds (see `crate::lockout`); a
+        // refusal goes the async path, where it is counted.
+        if let Ok(credential) = &presented
+            && let Some(Ok(principal)) = shared
                 .authenticator
                 .authenticate_now(&credential.credential, &context)
-            {
-                if let Some(tracker) = tracker {
-                    tracker.record_success(&subjects);
-                }
-                request.extensions_mut().insert(context);
-                request.extensions_mut().insert(principal);
-                return ResponseFuture {
-                    state: State::Calling {
-                        future: self.inner.call(request),
-                    },
-                };
-            }
+        {
+            request.extensions_mut().insert(context);
+            request.extensions_mut().insert(principal);
+            return ResponseFuture {
+                state: State::Calling {
+                    future: self.inner.call(request),
+                },
+            };
         }
         let authenticating = Box::pin(authenticate(
             Arc::clone(&shared.authenticator),
@@ -228,33 +215,38 @@ async fn authenticate(
     presented: Result<Presented, AuthFailure>,
     context: RequestContext,
 ) -> Result<Principal, Error> {
-    let subjects = failure_subjects(&context, &presented);
-    if let Some(tracker) = &tracker {
-        tracker.check(&subjects)?;
-    }
-    let outcome = match presented {
+    // Verify first: a valid credential is never refused for what others
+    // did with its public parts or from its network.
+    let outcome = match &presented {
         Ok(presented) => {
             authenticator
                 .authenticate(&presented.credential, &context)
                 .await
         }
-        Err(reason) => Err(Error::unauthenticated(reason)),
+        Err(reason) => Err(Error::unauthenticated(*reason)),
     };
-    match (&outcome, &tracker) {
-        (Ok(_), Some(tracker)) => tracker.record_success(&subjects),
-        (Err(Error::Unauthenticated { reason }), Some(tracker)) => {
-            tracker.record_failure(&subjects, &context, *reason).await;
+    let error = match outcome {
+        Ok(principal) => return Ok(principal),
+        Err(error) => error,
+    };
+    tracing::debug!(error = %error, client_addr = ?context.client_addr, "authentication refused");
+    match (&error, &tracker) {
+        (Error::Unauthenticated { reason }, Some(tracker)) => {
+            let subjects = failure_subjects(&context, &presented);
+            // A source locked (before or by this failure): the guesser
+            // learns only when to come back.
+            match tracker.record_failure(&subjects, &context, *reason).await {
+                Some(lockout) => Err(lockout.into()),
+                None => Err(error),
+            }
         }
-        _ => {}
+        _ => Err(error),
     }
-    if let Err(error) = &outcome {
-        tracing::debug!(error = %error, client_addr = ?context.client_addr, "authentication refused");
-    }
-    outcome
 }
 
-/// What the failure tracker counts an attempt against: the client address
-/// and network, and the API-key prefix.
+/// What the failure tracker is told of a failed attempt: the client address
+/// and network (counted), and the API-key prefix (only named on the audit
+/// event).
 fn failure_subjects(
     context: &RequestContext,
     presented: &Result<Presented, AuthFailure>,

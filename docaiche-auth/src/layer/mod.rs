@@ -54,11 +54,10 @@
 //!    8 KiB, empty or space-containing tokens, unknown schemes, repeated
 //!    headers and requests carrying two credentials are all refused as
 //!    malformed, before the authenticator runs.
-//! 3. With a [`FailedAuthTracker`](crate::lockout::FailedAuthTracker),
-//!    the client address, its /24 or /64 network and the API key's public
-//!    prefix are checked: a locked subject gets 429 with `Retry-After`.
-//! 4. The [`Authenticator`](docaiche_core::Authenticator) verifies the
-//!    credential. The layer depends only on that trait: a
+//! 3. The [`Authenticator`](docaiche_core::Authenticator) verifies the
+//!    credential first, whatever any lockout holds: a valid credential is
+//!    never refused because someone else failed with its public parts or
+//!    from its network. The layer depends only on that trait: a
 //!    [`CredentialRouter`] sends API keys to the
 //!    [`ApiKeyService`](crate::api_key::ApiKeyService) and bearer tokens to
 //!    the JWT verifier.
@@ -66,10 +65,13 @@
 //!    (shared with the API key cache, never copied per request; read it
 //!    with [`principal_of`] or the [`Authenticated`] extractor), and the
 //!    [`RequestContext`](docaiche_core::RequestContext) go into the request
-//!    extensions and the inner service is called. Failure: the tracker
-//!    counts it (and audits it), and the answer is the core's 401
-//!    problem+json with `WWW-Authenticate: Bearer`; the reason is logged,
-//!    never sent. An authenticator outage fails closed (503).
+//!    extensions and the inner service is called. Failure: with a
+//!    [`FailedAuthTracker`](crate::lockout::FailedAuthTracker) it is
+//!    counted (and audited) against the client address and its /24 or /64
+//!    network; while that source is locked the answer is 429 with
+//!    `Retry-After`, otherwise the core's 401 problem+json with
+//!    `WWW-Authenticate: Bearer`; the reason is logged, never sent. An
+//!    authenticator outage fails closed (503).
 //!
 //! The layers answer rather than fail: refusals are responses, and the
 //! inner service's error type passes through untouched. Both work with any

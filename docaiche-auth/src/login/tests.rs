@@ -75,6 +75,11 @@ async fn fixture() -> Fixture {
     .unwrap()
     .with_tracker(Arc::new(tracker))
     .with_access_token_verifier(verifier.clone())
+    .with_device_cookies(
+        DeviceCookies::new(&SecretBytes::from(vec![5; 32]))
+            .unwrap()
+            .with_clock(Arc::clone(&shared)),
+    )
     .with_clock(shared);
     Fixture {
         login,
@@ -199,6 +204,164 @@ async fn repeated_failures_lock_the_account_out_before_any_hashing() {
     f.login_as("alice@example.com", PASSWORD).await.unwrap();
     f.login_as("alice@example.com", "guess").await.unwrap_err();
     f.login_as("alice@example.com", PASSWORD).await.unwrap();
+}
+
+impl Fixture {
+    async fn login_from(
+        &self,
+        client: &str,
+        password: &str,
+        device: Option<&SecretString>,
+    ) -> Result<LoginSession> {
+        let context = RequestContext::new().with_client_addr(client.parse().unwrap());
+        self.login
+            .login_from_device(
+                &self.tenant,
+                &email("alice@example.com"),
+                &secret(password),
+                device.map(|d| d.expose_secret().as_str()),
+                &context,
+            )
+            .await
+    }
+}
+
+/// The review's second lockout finding: while an attacker locks alice's
+/// account with wrong passwords from many addresses, alice on a device she
+/// signed in from before (its device cookie) still signs in; an untrusted
+/// client is what the account lock holds back.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_attack_on_an_account_never_locks_its_owner_out_of_a_known_device() {
+    let f = fixture().await;
+    f.alice(&[]).await;
+    let first = f.login_from("203.0.113.5", PASSWORD, None).await.unwrap();
+    let device = first.device_cookie.expect("a device cookie");
+
+    let mut slowed = 0;
+    for attacker in 0..30 {
+        match f
+            .login_from(&format!("198.51.{attacker}.9"), "guess", None)
+            .await
+        {
+            Err(e) if e.code() == ErrorCode::QuotaExceeded => slowed += 1,
+            Err(e) => assert_eq!(e.code(), ErrorCode::Unauthenticated),
+            Ok(_) => panic!("a wrong password signed in"),
+        }
+    }
+    assert!(slowed >= 20, "the guesser is slowed: {slowed}");
+    // An untrusted client, even with the right password, waits...
+    let untrusted = f
+        .login_from("203.0.113.77", PASSWORD, None)
+        .await
+        .unwrap_err();
+    assert_eq!(untrusted.code(), ErrorCode::QuotaExceeded);
+    // ...alice's known device does not, from any address.
+    let again = f
+        .login_from("192.0.2.200", PASSWORD, Some(&device))
+        .await
+        .expect("the known device signs in during the attack");
+    let events = f.audit.events(&f.tenant);
+    let login = events
+        .iter()
+        .rev()
+        .find(|e| e.action == "auth.login")
+        .unwrap();
+    assert_eq!(login.details["trusted_device"], true);
+
+    // A stolen cookie buys its thief the device's own budget: five free
+    // wrong passwords, the sixth locks the device (and only the device).
+    let stolen = again.device_cookie.expect("a fresh cookie");
+    for _ in 0..6 {
+        let e = f
+            .login_from("198.51.100.1", "guess", Some(&stolen))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Unauthenticated);
+    }
+    let e = f
+        .login_from("198.51.100.1", "guess", Some(&stolen))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::QuotaExceeded, "the device is locked");
+    let e = f
+        .login_from("198.51.100.1", PASSWORD, Some(&stolen))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::QuotaExceeded);
+    f.login_from("192.0.2.200", PASSWORD, Some(&device))
+        .await
+        .expect("another known device is not");
+    // A cookie for another account is worth nothing here.
+    let forged = SecretString::from("v1.AAAA.99999999999.AAAA");
+    let e = f
+        .login_from("203.0.113.78", PASSWORD, Some(&forged))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::QuotaExceeded, "untrusted after all");
+}
+
+/// Disabling or deleting an account ends every credential issued to it
+/// at once: access tokens (by a subject revocation the verifier checks)
+/// and refresh tokens; enabling it again lets only new logins in.
+#[tokio::test(flavor = "multi_thread")]
+async fn disabling_or_deleting_an_account_ends_its_tokens_at_once() {
+    let f = fixture().await;
+    let account = f.alice(&["reader"]).await;
+    let session = f.login_as("alice@example.com", PASSWORD).await.unwrap();
+    let access = session.tokens.access_token.expose_secret().clone();
+    let revoked = |token: String| {
+        let (verifier, revocations) = (f.verifier.clone(), f.revocations.clone());
+        async move {
+            let claims = verifier.verify(&token).unwrap();
+            let issued = docaiche_core::revocation::IssuedToken::new(
+                &claims.token_id,
+                &claims.tenant,
+                &claims.subject,
+                claims.issued_at,
+            );
+            revocations.is_token_revoked(&issued).await.unwrap()
+        }
+    };
+    assert!(!revoked(access.clone()).await);
+
+    assert!(
+        f.login
+            .set_disabled(&f.tenant, &account.id, true)
+            .await
+            .unwrap()
+    );
+    assert!(revoked(access.clone()).await, "the access token");
+    let refresh = session.tokens.refresh_token.expose_secret().clone();
+    let err = f
+        .login
+        .refresh(&refresh, &RequestContext::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Unauthenticated, "the refresh token");
+
+    // Enabled again, a second later: a new login works, old tokens stay dead.
+    f.clock.advance(Duration::from_secs(1));
+    assert!(
+        f.login
+            .set_disabled(&f.tenant, &account.id, false)
+            .await
+            .unwrap()
+    );
+    let fresh = f.login_as("alice@example.com", PASSWORD).await.unwrap();
+    assert!(!revoked(fresh.tokens.access_token.expose_secret().clone()).await);
+    assert!(revoked(access).await);
+
+    f.clock.advance(Duration::from_secs(1));
+    assert!(
+        f.login
+            .delete_account(&f.tenant, &account.id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        revoked(fresh.tokens.access_token.expose_secret().clone()).await,
+        "deleted: the newest token too"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

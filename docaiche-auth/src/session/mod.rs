@@ -57,7 +57,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use docaiche_core::revocation::TokenRevocationStore;
-use docaiche_core::{AuthFailure, Clock, Error, Principal, Result, SecretString, TenantId};
+use docaiche_core::{
+    AuthFailure, Clock, Error, Principal, PrincipalId, Result, SecretString, TenantId,
+};
 use time::OffsetDateTime;
 
 use crate::jwt::{AccessClaims, JwtIssuer, random_urlsafe};
@@ -301,6 +303,19 @@ impl SessionManager {
                 && found.expires_at > now
                 && found.session_expires_at > now
             {
+                // A revoked subject (erased, disabled, deleted): the session
+                // ends with every token issued before the revocation.
+                let revoked = self
+                    .revocations
+                    .subject_revoked_through(&tenant, &found.principal.id)
+                    .await?
+                    .is_some_and(|through| {
+                        docaiche_core::revocation::issued_within(found.issued_at, through)
+                    });
+                if revoked {
+                    self.revoke_session(&tenant, &found.session).await?;
+                    return Err(unauthenticated(AuthFailure::Revoked, "subject revoked"));
+                }
                 match reauthorize(&found.principal).await {
                     Ok(p) if p.tenant == tenant => principal = Some(p),
                     Ok(_) => return Err(Error::internal("reauthorized into another tenant")),
@@ -347,6 +362,23 @@ impl SessionManager {
             now,
         )
         .await
+    }
+
+    /// End every credential of `subject` in `tenant` issued until now, on
+    /// every instance sharing the revocation store: its access tokens are
+    /// refused by [`JwtAuthenticator`](crate::jwt::JwtAuthenticator) and its
+    /// refresh tokens by [`SessionManager::refresh_with`]. Call it when an
+    /// account is disabled, deleted or erased. Remembered for the session
+    /// lifetime, past which nothing issued before can be valid.
+    ///
+    /// # Errors
+    /// `Unavailable` if the revocation store is down (the caller must not
+    /// report the subject's credentials as ended).
+    pub async fn revoke_subject(&self, tenant: &TenantId, subject: &PrincipalId) -> Result<()> {
+        let now = self.clock.now();
+        self.revocations
+            .revoke_subject(tenant, subject, now, now + self.config.max_session_lifetime)
+            .await
     }
 
     /// Revoke an access token by its `jti`, for the rest of its lifetime.

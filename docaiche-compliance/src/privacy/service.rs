@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use docaiche_core::account::Account;
@@ -9,6 +10,7 @@ use docaiche_core::api_key::ApiKeyRecord;
 use docaiche_core::audit::{AuditEvent, AuditOutcome, AuditResource, AuditSink};
 use docaiche_core::document::{DocumentMeta, DocumentText};
 use docaiche_core::page::PageRequest;
+use docaiche_core::revocation::TokenRevocationStore;
 use docaiche_core::secret::SecretBytes;
 use docaiche_core::{
     AccountStore, ApiKeyId, ApiKeyStore, Clock, DocumentStore, Error, Permission, PermissionSet,
@@ -234,6 +236,11 @@ pub struct ErasureReport {
     /// there was none, or no [`AccountStore`] is configured).
     #[serde(default)]
     pub account_deleted: bool,
+    /// Whether every token of the subject issued before the erasure was
+    /// revoked on the shared revocation store (see
+    /// [`SubjectRightsService::with_revocations`]).
+    #[serde(default)]
+    pub credentials_revoked: bool,
 }
 
 /// Carries out data-subject requests: records them with their legal
@@ -258,6 +265,7 @@ pub struct SubjectRightsService {
     audit_source: Option<Arc<dyn SubjectAuditSource>>,
     shredder: Option<Arc<dyn CryptoShredder>>,
     holds: Option<Arc<dyn LegalHoldRegistry>>,
+    revocations: Option<(Arc<dyn TokenRevocationStore>, Duration)>,
     pseudonyms: Pseudonymizer,
     max_documents: usize,
 }
@@ -320,9 +328,27 @@ impl SubjectRightsService {
             audit_source: None,
             shredder: None,
             holds: None,
+            revocations: None,
             pseudonyms: Pseudonymizer(mac),
             max_documents: Self::DEFAULT_MAX_DOCUMENTS,
         })
+    }
+
+    /// End every bearer credential of an erased subject at once, on every
+    /// instance sharing `revocations`: the erasure's first step revokes the
+    /// subject ([`TokenRevocationStore::revoke_subject`]) through the
+    /// erasure's start, remembered for `remember_for`: set it to at least
+    /// the longest lifetime of an access token. Without it, an erased
+    /// subject's access tokens work until they expire, and one of them
+    /// could create a key after the erasure ran.
+    #[must_use]
+    pub fn with_revocations(
+        mut self,
+        revocations: Arc<dyn TokenRevocationStore>,
+        remember_for: Duration,
+    ) -> Self {
+        self.revocations = Some((revocations, remember_for));
+        self
     }
 
     /// Include the subject's password account (the one whose id is the
@@ -485,11 +511,12 @@ impl SubjectRightsService {
         }
     }
 
-    /// Carry out an erasure request: delete the subject's documents, revoke
-    /// their API keys then delete the keys' records, delete their password
-    /// account (with
+    /// Carry out an erasure request: revoke every token of the subject
+    /// (with [`SubjectRightsService::with_revocations`]), delete the
+    /// subject's documents, revoke their API keys then delete the keys'
+    /// records, delete their password account (with
     /// [`SubjectRightsService::with_accounts`]), destroy their data key,
-    /// replace them by their
+    /// look again for keys stored meanwhile, replace the subject by their
     /// pseudonym in the request record, and leave a `privacy.erase`
     /// tombstone on the audit trail.
     ///
@@ -555,6 +582,7 @@ impl SubjectRightsService {
             .with_detail("api_keys_revoked", report.api_keys_revoked.into())
             .with_detail("api_keys_deleted", report.api_keys_deleted.into())
             .with_detail("account_deleted", report.account_deleted.into())
+            .with_detail("credentials_revoked", report.credentials_revoked.into())
             .with_detail("data_key_destroyed", report.data_key_destroyed.into());
         self.audit.record(&tombstone).await?;
         // From here on the subject's request records name the pseudonym only.
@@ -661,6 +689,15 @@ impl SubjectRightsService {
         let tenant = &request.tenant;
         let subject = &request.subject;
         let mut report = ErasureReport::default();
+        // First: no credential of the subject works from here on, so none
+        // can create anything while the rest runs.
+        if let Some((revocations, remember_for)) = &self.revocations {
+            let now = self.clock.now();
+            revocations
+                .revoke_subject(tenant, subject, now, now + *remember_for)
+                .await?;
+            report.credentials_revoked = true;
+        }
         // Always the first page: what we delete drops out of the listing.
         // Bounded: a store that does not drop deleted documents from its
         // listing must not loop forever.
@@ -705,6 +742,17 @@ impl SubjectRightsService {
         }
         if let Some(shredder) = &self.shredder {
             report.data_key_destroyed = shredder.destroy_subject_key(tenant, subject).await?;
+        }
+        // A key created by a request that was authenticated just before the
+        // subject revocation and stored after the listing above: revoke and
+        // delete it too.
+        for key in self.subject_keys(tenant, subject).await? {
+            if key.revoked_at.is_none() && self.api_keys.revoke(tenant, &key.id, now).await? {
+                report.api_keys_revoked += 1;
+            }
+            if self.api_keys.delete(tenant, &key.id).await? {
+                report.api_keys_deleted += 1;
+            }
         }
         Ok(report)
     }

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use docaiche_core::ErrorCode;
-use docaiche_core::revocation::{MAX_TOKEN_ID_LEN, TokenRevocationStore};
+use docaiche_core::revocation::{IssuedToken, MAX_TOKEN_ID_LEN, TokenRevocationStore};
+use docaiche_core::{ErrorCode, PrincipalId};
 
 use super::{Case, Harness, concurrently};
 
@@ -20,6 +20,184 @@ pub async fn run_revocation_store(store: Arc<dyn TokenRevocationStore>, harness:
     invalid_token_ids_are_refused(&*store).await;
     concurrent_revocations(&store, harness).await;
     revoked_until_expiry(&*store, harness).await;
+    subject_revocation(&*store, harness).await;
+    subject_revocation_is_monotonic(&*store, harness).await;
+    subject_revocation_expires(&*store, harness).await;
+}
+
+fn subject(h: &Harness) -> PrincipalId {
+    PrincipalId::new(h.unique("u")).expect("a unique principal id is valid")
+}
+
+async fn subject_revocation(store: &dyn TokenRevocationStore, h: &Harness) {
+    let case = Case::new(SUITE, "subject_revocation");
+    let (tenant, other_tenant) = (h.tenant(), h.tenant());
+    let (alice, bob) = (subject(h), subject(h));
+    let now = h.now_seconds();
+    let minute = Duration::from_secs(60);
+    let hour = Duration::from_secs(3600);
+    case.eq(
+        &case.ok(
+            store.subject_revoked_through(&tenant, &alice).await,
+            "subject_revoked_through",
+        ),
+        &None,
+        "a subject never revoked",
+    );
+    case.ok(
+        store.revoke_subject(&tenant, &alice, now, now + hour).await,
+        "revoke_subject",
+    );
+    case.ok(
+        store.revoke_subject(&tenant, &alice, now, now + hour).await,
+        "revoke_subject twice",
+    );
+    case.eq(
+        &case.ok(
+            store.subject_revoked_through(&tenant, &alice).await,
+            "subject_revoked_through",
+        ),
+        &Some(now),
+        "a revoked subject, through the instant given",
+    );
+    for (who, t, label) in [
+        (&bob, &tenant, "another subject of the tenant"),
+        (
+            &alice,
+            &other_tenant,
+            "the same principal id in another tenant",
+        ),
+    ] {
+        case.eq(
+            &case.ok(
+                store.subject_revoked_through(t, who).await,
+                "subject_revoked_through",
+            ),
+            &None,
+            label,
+        );
+    }
+    let jti = token(h);
+    for (issued, revoked, label) in [
+        (now - minute, true, "a token issued before the revocation"),
+        (now, true, "a token issued in the revocation's second"),
+        (now + minute, false, "a token issued after the revocation"),
+    ] {
+        let issued_token = IssuedToken::new(&jti, &tenant, &alice, issued);
+        case.eq(
+            &case.ok(
+                store.is_token_revoked(&issued_token).await,
+                "is_token_revoked",
+            ),
+            &revoked,
+            label,
+        );
+    }
+    let bobs = IssuedToken::new(&jti, &tenant, &bob, now - minute);
+    case.eq(
+        &case.ok(store.is_token_revoked(&bobs).await, "is_token_revoked"),
+        &false,
+        "another subject's token",
+    );
+    case.ok(store.revoke(&jti, now + hour).await, "revoke");
+    case.eq(
+        &case.ok(store.is_token_revoked(&bobs).await, "is_token_revoked"),
+        &true,
+        "a token revoked by id, whatever its subject",
+    );
+}
+
+async fn subject_revocation_is_monotonic(store: &dyn TokenRevocationStore, h: &Harness) {
+    let case = Case::new(SUITE, "subject_revocation_is_monotonic");
+    let tenant = h.tenant();
+    let alice = subject(h);
+    let now = h.now_seconds();
+    let (minute, hour) = (Duration::from_secs(60), Duration::from_secs(3600));
+    case.ok(
+        store.revoke_subject(&tenant, &alice, now, now + hour).await,
+        "revoke_subject",
+    );
+    case.ok(
+        store
+            .revoke_subject(&tenant, &alice, now - minute, now + hour)
+            .await,
+        "revoke_subject through an earlier instant",
+    );
+    case.eq(
+        &case.ok(
+            store.subject_revoked_through(&tenant, &alice).await,
+            "subject_revoked_through",
+        ),
+        &Some(now),
+        "an earlier instant never narrows a subject revocation",
+    );
+    case.ok(
+        store
+            .revoke_subject(&tenant, &alice, now + minute, now + hour)
+            .await,
+        "revoke_subject through a later instant",
+    );
+    case.eq(
+        &case.ok(
+            store.subject_revoked_through(&tenant, &alice).await,
+            "subject_revoked_through",
+        ),
+        &Some(now + minute),
+        "a later instant widens a subject revocation",
+    );
+}
+
+async fn subject_revocation_expires(store: &dyn TokenRevocationStore, h: &Harness) {
+    let case = Case::new(SUITE, "subject_revocation_expires");
+    if !h.can_pass_time() {
+        return;
+    }
+    let tenant = h.tenant();
+    let (short, extended) = (subject(h), subject(h));
+    let now = h.now_seconds();
+    let (second, hour) = (Duration::from_secs(1), Duration::from_secs(3600));
+    let through = h.now();
+    case.ok(
+        store
+            .revoke_subject(&tenant, &short, now, through + second)
+            .await,
+        "revoke_subject",
+    );
+    case.ok(
+        store
+            .revoke_subject(&tenant, &extended, now, through + second)
+            .await,
+        "revoke_subject",
+    );
+    case.ok(
+        store
+            .revoke_subject(&tenant, &extended, now, through + hour)
+            .await,
+        "revoke_subject remembered longer",
+    );
+    case.ok(
+        store
+            .revoke_subject(&tenant, &extended, now, through + second)
+            .await,
+        "revoke_subject remembered shorter",
+    );
+    h.pass(Duration::from_millis(1100)).await;
+    case.eq(
+        &case.ok(
+            store.subject_revoked_through(&tenant, &short).await,
+            "subject_revoked_through",
+        ),
+        &None,
+        "forgotten after remember_until",
+    );
+    case.eq(
+        &case.ok(
+            store.subject_revoked_through(&tenant, &extended).await,
+            "subject_revoked_through",
+        ),
+        &Some(now),
+        "a later remember_until extends, an earlier one never shortens",
+    );
 }
 
 fn token(h: &Harness) -> String {

@@ -4,7 +4,7 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
 use docaiche_core::revocation::{TokenRevocationStore, validate_token_id};
-use docaiche_core::{Clock, Result};
+use docaiche_core::{Clock, PrincipalId, Result, TenantId};
 use time::OffsetDateTime;
 
 use super::expiry::ExpiringMap;
@@ -24,10 +24,14 @@ pub struct MemoryRevocationStore {
     clock: Arc<dyn Clock>,
     max_entries: usize,
     state: Mutex<State>,
+    subjects: Mutex<Subjects>,
 }
 
 /// Token id → when the revocation may be forgotten.
 type State = ExpiringMap<String, (), OffsetDateTime>;
+
+/// Subject → (when the revocation may be forgotten, revoked through).
+type Subjects = ExpiringMap<(TenantId, PrincipalId), OffsetDateTime, OffsetDateTime>;
 
 impl MemoryRevocationStore {
     /// Default bound on live revocations.
@@ -40,6 +44,7 @@ impl MemoryRevocationStore {
             clock: system_clock(),
             max_entries: Self::DEFAULT_MAX_ENTRIES,
             state: Mutex::new(State::default()),
+            subjects: Mutex::new(Subjects::default()),
         }
     }
 
@@ -50,7 +55,7 @@ impl MemoryRevocationStore {
         self
     }
 
-    /// Set the bound on live revocations.
+    /// Set the bound on live revocations (token ids and subjects, each).
     #[must_use]
     pub fn with_max_entries(mut self, max_entries: NonZeroUsize) -> Self {
         self.max_entries = max_entries.get();
@@ -111,5 +116,48 @@ impl TokenRevocationStore for MemoryRevocationStore {
         let now = self.clock.now();
         let state = lock(&self.state);
         Ok(state.get(token_id).is_some_and(|(at, ())| now < *at))
+    }
+
+    async fn revoke_subject(
+        &self,
+        tenant: &TenantId,
+        subject: &PrincipalId,
+        through: OffsetDateTime,
+        remember_until: OffsetDateTime,
+    ) -> Result<()> {
+        let now = self.clock.now();
+        let key = (tenant.clone(), subject.clone());
+        let mut subjects = lock(&self.subjects);
+        subjects.forget_expired(now);
+        if let Some(&(until, current)) = subjects.get(&key) {
+            // Monotonic: each bound only ever moves later.
+            subjects.insert(key, until.max(remember_until), current.max(through));
+            return Ok(());
+        }
+        if remember_until <= now {
+            return Ok(());
+        }
+        if subjects.len() >= self.max_entries {
+            return Err(capacity_exceeded(
+                STORE,
+                self.max_entries,
+                "live subject revocations",
+            ));
+        }
+        subjects.insert(key, remember_until, through);
+        Ok(())
+    }
+
+    async fn subject_revoked_through(
+        &self,
+        tenant: &TenantId,
+        subject: &PrincipalId,
+    ) -> Result<Option<OffsetDateTime>> {
+        let now = self.clock.now();
+        let subjects = lock(&self.subjects);
+        Ok(subjects
+            .get(&(tenant.clone(), subject.clone()))
+            .filter(|(until, _)| now < *until)
+            .map(|&(_, through)| through))
     }
 }

@@ -18,8 +18,8 @@ use super::queries as q;
 use super::{Scope, Shared, err, set_scope};
 use crate::sql::{
     ApiKeyRow, AuditRow, DocumentRow, JobRow, LEASE_LOST, after, audit_cursor, audit_outcome,
-    audit_page, cursor_or_start, fetch_limit, is_unique_violation, job_state, micros, micros_ceil,
-    page_of, parse_cursor, signed, text_from_json, to_json, truncate,
+    audit_page, cursor_or_start, fetch_limit, from_micros, is_unique_violation, job_state, micros,
+    micros_ceil, page_of, parse_cursor, signed, text_from_json, to_json, truncate,
 };
 
 macro_rules! adapter {
@@ -458,6 +458,46 @@ impl TokenRevocationStore for PgRevocationStore {
             .map_err(err)?;
         Ok(found.is_some())
     }
+
+    async fn revoke_subject(
+        &self,
+        tenant: &TenantId,
+        subject: &PrincipalId,
+        through: OffsetDateTime,
+        remember_until: OffsetDateTime,
+    ) -> Result<()> {
+        if remember_until <= self.shared.clock.now() {
+            // Nothing issued through `through` can still be valid.
+            return Ok(());
+        }
+        let mut conn = self.shared.write().await?;
+        sqlx::query(q::SUBJECT_REVOCATION_UPSERT)
+            .bind(tenant.as_str())
+            .bind(subject.as_str())
+            .bind(micros_ceil(through))
+            .bind(micros_ceil(remember_until))
+            .execute(&mut *conn)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn subject_revoked_through(
+        &self,
+        tenant: &TenantId,
+        subject: &PrincipalId,
+    ) -> Result<Option<OffsetDateTime>> {
+        let now = micros(self.shared.clock.now());
+        let mut conn = self.shared.read().await?;
+        let through: Option<i64> = sqlx::query_scalar(q::SUBJECT_REVOCATION_CHECK)
+            .bind(tenant.as_str())
+            .bind(subject.as_str())
+            .bind(now)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(err)?;
+        through.map(from_micros).transpose()
+    }
 }
 
 impl PgRevocationStore {
@@ -474,7 +514,12 @@ impl PgRevocationStore {
             .execute(&mut *conn)
             .await
             .map_err(err)?;
-        Ok(done.rows_affected())
+        let subjects = sqlx::query(q::SUBJECT_REVOCATION_PURGE)
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .map_err(err)?;
+        Ok(done.rows_affected() + subjects.rows_affected())
     }
 }
 

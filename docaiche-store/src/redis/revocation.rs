@@ -7,7 +7,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use docaiche_core::clock::{Clock, SystemClock};
 use docaiche_core::error::Result;
-use docaiche_core::revocation::{TokenRevocationStore, validate_token_id};
+use docaiche_core::revocation::{
+    IssuedToken, TokenRevocationStore, issued_within, validate_token_id,
+};
+use docaiche_core::{Error, PrincipalId, TenantId};
 use time::OffsetDateTime;
 
 use super::RedisStore;
@@ -20,7 +23,15 @@ use super::RedisStore;
 /// `revoke` is one round trip of two commands: `SET … NX PX ttl` (revoke
 /// if not yet) and `PEXPIRE … GT` (extend an existing revocation to a later
 /// expiry, never shorten it: Redis 7's `GT`). Each is idempotent, so a retry
-/// is harmless. From [`RedisStore::revocations`]; cheap to clone.
+/// is harmless.
+///
+/// A revoked subject is one key, `{prefix}:revoked-subject:{tenant}:{principal}`
+/// (ids never contain `:`), holding the Unix microseconds it is revoked
+/// through and expiring at `remember_until`; one Lua script moves both only
+/// later. [`TokenRevocationStore::is_token_revoked`] asks for the token id
+/// and the subject concurrently, so a bearer check costs one round trip of
+/// latency (two keys, possibly on two cluster nodes). From
+/// [`RedisStore::revocations`]; cheap to clone.
 #[derive(Clone)]
 pub struct RedisTokenRevocationStore {
     store: RedisStore,
@@ -48,6 +59,39 @@ impl RedisTokenRevocationStore {
     pub fn redis_key(&self, token_id: &str) -> String {
         self.store.key("revoked", token_id)
     }
+
+    /// The Redis key of a revoked subject.
+    #[must_use]
+    pub fn subject_key(&self, tenant: &TenantId, subject: &PrincipalId) -> String {
+        self.store.key(
+            "revoked-subject",
+            &format!("{}:{}", tenant.as_str(), subject.as_str()),
+        )
+    }
+}
+
+/// Revoke a subject through `ARGV[1]` (µs) for `ARGV[2]` ms, moving the
+/// instant and the expiry only later.
+const REVOKE_SUBJECT: &str = r"
+local current = redis.call('GET', KEYS[1])
+if current then
+  if tonumber(ARGV[1]) > tonumber(current) then
+    redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL')
+  end
+  redis.call('PEXPIRE', KEYS[1], ARGV[2], 'GT')
+else
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+return 1
+";
+
+fn micros(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos().div_euclid(1000)).unwrap_or(i64::MAX)
+}
+
+fn from_micros(us: i64) -> Result<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000)
+        .map_err(|e| Error::internal_with("subject revocation instant out of range", e))
 }
 
 #[async_trait]
@@ -85,6 +129,50 @@ impl TokenRevocationStore for RedisTokenRevocationStore {
         command.arg(self.redis_key(token_id));
         let found: i64 = self.store.query("revocation check", command).await?;
         Ok(found > 0)
+    }
+
+    async fn revoke_subject(
+        &self,
+        tenant: &TenantId,
+        subject: &PrincipalId,
+        through: OffsetDateTime,
+        remember_until: OffsetDateTime,
+    ) -> Result<()> {
+        let Ok(ttl) = Duration::try_from(remember_until - self.clock.now()) else {
+            return Ok(());
+        };
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut command = redis::cmd("EVAL");
+        command
+            .arg(REVOKE_SUBJECT)
+            .arg(1)
+            .arg(self.subject_key(tenant, subject))
+            .arg(micros(through))
+            .arg(ms);
+        let _: i64 = self.store.query("revoke subject", command).await?;
+        Ok(())
+    }
+
+    async fn subject_revoked_through(
+        &self,
+        tenant: &TenantId,
+        subject: &PrincipalId,
+    ) -> Result<Option<OffsetDateTime>> {
+        let mut command = redis::cmd("GET");
+        command.arg(self.subject_key(tenant, subject));
+        let through: Option<i64> = self
+            .store
+            .query("subject revocation check", command)
+            .await?;
+        through.map(from_micros).transpose()
+    }
+
+    async fn is_token_revoked(&self, token: &IssuedToken<'_>) -> Result<bool> {
+        let (revoked, through) = tokio::try_join!(
+            self.is_revoked(token.token_id),
+            self.subject_revoked_through(token.tenant, token.subject),
+        )?;
+        Ok(revoked || through.is_some_and(|t| issued_within(token.issued_at, t)))
     }
 }
 

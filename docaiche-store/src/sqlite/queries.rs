@@ -88,6 +88,18 @@ pub const REVOCATION_CHECK: &str =
     "SELECT 1 FROM token_revocations WHERE token_id = ?1 AND expires_at > ?2";
 /// Forget expired revocations: now.
 pub const REVOCATION_PURGE: &str = "DELETE FROM token_revocations WHERE expires_at <= ?1";
+/// Revoke a subject: tenant, principal, through, expires_at (each only
+/// ever moves later).
+pub const SUBJECT_REVOCATION_UPSERT: &str = "INSERT INTO subject_revocations \
+     (tenant_id, principal_id, through, expires_at) VALUES (?1, ?2, ?3, ?4) \
+     ON CONFLICT (tenant_id, principal_id) DO UPDATE SET \
+     through = max(subject_revocations.through, excluded.through), \
+     expires_at = max(subject_revocations.expires_at, excluded.expires_at)";
+/// Through when a subject is revoked: tenant, principal, now.
+pub const SUBJECT_REVOCATION_CHECK: &str = "SELECT through FROM subject_revocations \
+     WHERE tenant_id = ?1 AND principal_id = ?2 AND expires_at > ?3";
+/// Forget expired subject revocations: now.
+pub const SUBJECT_REVOCATION_PURGE: &str = "DELETE FROM subject_revocations WHERE expires_at <= ?1";
 /// Enqueue: id, tenant, kind, payload, max_attempts, now, run_after.
 pub static JOB_INSERT: LazyLock<String> = LazyLock::new(|| {
     format!(

@@ -18,8 +18,8 @@ use super::queries as q;
 use super::{Shared, err};
 use crate::sql::{
     ApiKeyRow, AuditRow, DocumentRow, JobRow, after, audit_cursor, audit_outcome, audit_page,
-    cursor_or_start, fetch_limit, is_unique_violation, job_state, micros, micros_ceil, page_of,
-    parse_cursor, signed, text_from_json, to_json, truncate,
+    cursor_or_start, fetch_limit, from_micros, is_unique_violation, job_state, micros, micros_ceil,
+    page_of, parse_cursor, signed, text_from_json, to_json, truncate,
 };
 
 macro_rules! adapter {
@@ -371,6 +371,46 @@ impl TokenRevocationStore for SqliteRevocationStore {
             .map_err(err)?;
         Ok(found.is_some())
     }
+
+    async fn revoke_subject(
+        &self,
+        tenant: &TenantId,
+        subject: &PrincipalId,
+        through: OffsetDateTime,
+        remember_until: OffsetDateTime,
+    ) -> Result<()> {
+        if remember_until <= self.shared.clock.now() {
+            // Nothing issued through `through` can still be valid.
+            return Ok(());
+        }
+        let mut conn = self.shared.conn().await?;
+        sqlx::query(q::SUBJECT_REVOCATION_UPSERT)
+            .bind(tenant.as_str())
+            .bind(subject.as_str())
+            .bind(micros_ceil(through))
+            .bind(micros_ceil(remember_until))
+            .execute(&mut *conn)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn subject_revoked_through(
+        &self,
+        tenant: &TenantId,
+        subject: &PrincipalId,
+    ) -> Result<Option<OffsetDateTime>> {
+        let now = micros(self.shared.clock.now());
+        let mut conn = self.shared.conn().await?;
+        let through: Option<i64> = sqlx::query_scalar(q::SUBJECT_REVOCATION_CHECK)
+            .bind(tenant.as_str())
+            .bind(subject.as_str())
+            .bind(now)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(err)?;
+        through.map(from_micros).transpose()
+    }
 }
 
 impl SqliteRevocationStore {
@@ -387,7 +427,12 @@ impl SqliteRevocationStore {
             .execute(&mut *conn)
             .await
             .map_err(err)?;
-        Ok(done.rows_affected())
+        let subjects = sqlx::query(q::SUBJECT_REVOCATION_PURGE)
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .map_err(err)?;
+        Ok(done.rows_affected() + subjects.rows_affected())
     }
 }
 
