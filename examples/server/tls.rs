@@ -24,8 +24,10 @@
 //! address holds open (an IPv6 client counts per /64, the block one
 //! subscriber is usually given). A connection over either cap is answered
 //! at once with a 503 `application/problem+json` and `Connection: close`
-//! (plain HTTP; a TLS connection is just closed, there is no session to
-//! answer in) and never reaches hyper, so a client holding many idle
+//! (plain HTTP, one non-blocking write, so best effort: a client that
+//! already sent its request may see the close as a reset; a TLS connection
+//! is just closed, there is no session to answer in) and never reaches
+//! hyper, so a client holding many idle
 //! connections cannot exhaust the server's sockets for everyone else. The
 //! cap counts the TCP peer, the only address the listener knows before it
 //! reads a request: peers in the trusted proxies
@@ -148,8 +150,10 @@ struct OpenConnections {
     counts: std::sync::Mutex<Counts>,
 }
 
+/// What [`OpenConnections`] guards.
 #[derive(Debug, Default)]
 struct Counts {
+    /// Connections open server-wide.
     total: usize,
     /// Only addresses with open connections: the map never outgrows the
     /// server-wide cap.
