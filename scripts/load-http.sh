@@ -57,6 +57,10 @@ cat >"$WORK/server.toml" <<EOF
 data_dir = "$WORK/data"
 [log]
 filter = "warn"
+# wrk connects from 127.0.0.1 only: no per-address connection cap.
+[http]
+max_connections = 100000
+max_connections_per_address = 100000
 [rate_limit.policies.default]
 limits = [
   { key = "tenant", limit = 1000000000, period_secs = 60 },

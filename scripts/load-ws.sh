@@ -41,9 +41,16 @@ cat >"$WORK/server.toml" <<EOF
 data_dir = "$WORK/data"
 [log]
 filter = "warn"
+# Every client connects from 127.0.0.1 with one key per tenant: lift the
+# listener's connection caps and the per-principal cap above the ones under
+# test.
+[http]
+max_connections = $((SERVER_CAP + 1000))
+max_connections_per_address = $((SERVER_CAP + 1000))
 [events]
 max_connections = $SERVER_CAP
 max_connections_per_tenant = $TENANT_CAP
+max_connections_per_principal = $TENANT_CAP
 [rate_limit.policies.default]
 limits = [
   { key = "tenant", limit = 1000000000, period_secs = 60 },

@@ -733,6 +733,8 @@ pub(crate) mod tests {
             local_key_file = "/etc/docaiche/master.key"
             [secrets]
             sources = ["env"]
+            [metrics]
+            bind = "10.0.0.5:9100"
             "#,
         )
         .unwrap();

@@ -26,6 +26,11 @@
 //! | `DOCAICHE_TLS_KEY_FILE` | `http.tls_key_file` | PEM private key of the certificate |
 //! | `DOCAICHE_HTTPS_TRUSTED_PROXIES` | `http.trusted_proxies` | CIDR list believed for `X-Forwarded-Proto` |
 //! | `DOCAICHE_IDLE_TIMEOUT_SECS` | `http.idle_timeout_secs` | whole seconds, default 75 |
+//! | `DOCAICHE_HEADER_READ_TIMEOUT_SECS` | `http.header_read_timeout_secs` | whole seconds, default 10 |
+//! | `DOCAICHE_MAX_CONNECTIONS` | `http.max_connections` | open connections, default 10000 |
+//! | `DOCAICHE_MAX_CONNECTIONS_PER_ADDRESS` | `http.max_connections_per_address` | per client address (IPv6: /64), default 64 |
+//! | `DOCAICHE_PUBLIC_ORIGIN` | `http.public_origin` | `https://host[:port]` plain HTTP is redirected to |
+//! | `DOCAICHE_METRICS_BIND` | `metrics.bind` | socket address serving `/metrics` alone |
 //! | `DOCAICHE_KEY_SOURCE` | `keys.source` | `env:NAME`, `file:/path` or `vault:path` |
 //! | `DOCAICHE_LOCAL_KEY_FILE` | `keys.local_key_file` | path of a key file you manage |
 //! | `DOCAICHE_LOG` | `log.filter` | `tracing` filter, default `info` |
@@ -750,6 +755,12 @@ impl Config {
         set("DOCAICHE_SHUTDOWN_GRACE_SECS", &mut |v| {
             parse_into(&v, &mut self.server.shutdown_grace_secs)
         });
+        set("DOCAICHE_METRICS_BIND", &mut |v| {
+            let mut bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+            parse_into(&v, &mut bind)?;
+            self.metrics.bind = Some(bind);
+            Ok(())
+        });
         set("DOCAICHE_DATA_DIR", &mut |v| {
             self.storage.data_dir = PathBuf::from(v);
             Ok(())
@@ -1086,6 +1097,7 @@ impl Config {
         }
         self.rate_limit_backend_findings(&mut add);
         crate::http::findings(self, &mut add);
+        crate::metrics::findings(self, &mut add);
         self.auth.findings(
             &self.storage.data_dir,
             !self.secrets.sources.is_empty(),
@@ -2261,6 +2273,8 @@ mod tests {
         source = "vault:transit/docaiche"
         [auth]
         provider = "env"
+        [metrics]
+        bind = "10.0.0.5:9100"
     "#;
 
     fn refusal(config: &Config) -> Vec<(String, String)> {
@@ -2625,12 +2639,13 @@ mod tests {
                 "cors.allowed_origins",
                 "database.password",
                 "http.https",
-                "keys.source"
+                "keys.source",
+                "metrics.bind"
             ]
         );
         let text = config.validate().expect_err("refused").to_string();
         assert!(
-            text.starts_with("configuration refused (5 problems)"),
+            text.starts_with("configuration refused (6 problems)"),
             "{text}"
         );
     }
@@ -2646,7 +2661,8 @@ mod tests {
                 "auth.provider",
                 "cors.allowed_origins",
                 "http.https",
-                "keys.source"
+                "keys.source",
+                "metrics.bind"
             ]
         );
     }

@@ -344,11 +344,13 @@ async fn plain_http_behind_a_proxy_is_redirected_or_refused_by_x_forwarded_proto
     let server = start(config(|c| {
         c.http.https = HttpsMode::Redirect;
         c.http.trusted_proxies = vec!["127.0.0.1/32".into()];
+        c.http.public_origin = Some("https://api.example".into());
     }))
     .await;
     let client = client();
 
-    // Plain GET through the proxy: a permanent redirect to https.
+    // Plain GET through the proxy: a permanent redirect to the public
+    // origin (see `transport` for a Host the server does not know).
     let (status, headers, _) = send(
         client
             .get(server.url("/v1/keys?limit=2"))
@@ -660,3 +662,5 @@ async fn request_ids_are_generated_or_kept_over_the_wire() {
     let (_, headers, _) = send(client.get(server.url("/health/live"))).await;
     assert_eq!(headers["x-request-id"].len(), 36);
 }
+
+mod transport;

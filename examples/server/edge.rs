@@ -213,6 +213,13 @@ fn request_id(headers: &mut HeaderMap) -> HeaderValue {
     id
 }
 
+/// Whether `id` is a request id this server keeps or makes (see
+/// [`is_plausible_id`]): the log redactor leaves such a value whole in the
+/// `request_id` field, so operators can search the logs for it.
+pub(crate) fn is_request_id(id: &str) -> bool {
+    is_plausible_id(id.as_bytes())
+}
+
 /// 1–128 bytes of letters, digits and `-_.:+/=@`.
 fn is_plausible_id(id: &[u8]) -> bool {
     (1..=MAX_REQUEST_ID_LEN).contains(&id.len())

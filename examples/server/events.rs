@@ -25,7 +25,7 @@
 //! | 1001 | the server is shutting down |
 //! | 1008 | policy: the client sent a data message |
 //! | 1009 | a client message over `events.max_message_bytes` |
-//! | 1013 | try again later: the server-wide (`events.max_connections`) or the tenant's (`events.max_connections_per_tenant`) connection cap is full; the reason names which |
+//! | 1013 | try again later: the server-wide (`events.max_connections`), the tenant's (`events.max_connections_per_tenant`) or the principal's (`events.max_connections_per_principal`: one API key or user cannot take the whole tenant's share) connection cap is full; the reason names which |
 //! | 4000 | slow consumer: the connection's send queue (`events.send_queue`) filled up, or one send stalled longer than `events.send_timeout_secs` |
 //! | 4001 | heartbeat timeout |
 //! | 4003 | the credential expired |
@@ -33,7 +33,7 @@
 //! # Bounded memory
 //!
 //! Each connection holds one permit of the global cap, one slot of its
-//! tenant's cap, a bounded queue of `events.send_queue` encoded events
+//! tenant's cap and of its principal's, a bounded queue of `events.send_queue` encoded events
 //! (shared `Bytes`, encoded once per publish) and small WebSocket buffers
 //! (4 KiB read, 4 KiB write, at most `events.max_write_buffer_bytes`
 //! pending). [`EventBus::publish`] never waits: a full queue closes that
@@ -52,7 +52,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use docaiche_auth::layer::Authenticated;
-use docaiche_core::{Error, Permission, TenantId};
+use docaiche_core::{Error, Permission, PrincipalId, TenantId};
 use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -83,6 +83,9 @@ pub(crate) struct EventsSection {
     pub(crate) max_connections: usize,
     /// Open connections one tenant may hold.
     pub(crate) max_connections_per_tenant: usize,
+    /// Open connections one principal (an API key's or a user's identity)
+    /// may hold within its tenant's.
+    pub(crate) max_connections_per_principal: usize,
     /// Events queued per connection before it is closed as slow.
     pub(crate) send_queue: usize,
     /// Seconds between pings.
@@ -103,6 +106,7 @@ impl Default for EventsSection {
         Self {
             max_connections: 10_000,
             max_connections_per_tenant: 1_000,
+            max_connections_per_principal: 16,
             send_queue: 64,
             heartbeat_secs: 20,
             idle_timeout_secs: 60,
@@ -125,6 +129,10 @@ impl EventsSection {
             (
                 "events.max_connections_per_tenant",
                 self.max_connections_per_tenant,
+            ),
+            (
+                "events.max_connections_per_principal",
+                self.max_connections_per_principal,
             ),
             ("events.send_queue", self.send_queue),
             ("events.max_message_bytes", self.max_message_bytes),
@@ -228,6 +236,8 @@ struct Subscriber {
 struct Tenant {
     /// Admitted connections (upgrading or open).
     admitted: usize,
+    /// Admitted connections per principal; only principals holding one.
+    principals: HashMap<PrincipalId, usize>,
     /// Connections receiving events.
     subscribers: Vec<Subscriber>,
 }
@@ -242,6 +252,7 @@ struct Counters {
     slow_closed: AtomicU64,
     refused_global: AtomicU64,
     refused_tenant: AtomicU64,
+    refused_principal: AtomicU64,
     heartbeat_closed: AtomicU64,
 }
 
@@ -270,16 +281,19 @@ pub(crate) struct EventBus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refusal {
     /// `events.max_connections` open.
-    ServerFull,
+    Server,
     /// `events.max_connections_per_tenant` open for this tenant.
-    TenantFull,
+    Tenant,
+    /// `events.max_connections_per_principal` open for this principal.
+    Principal,
 }
 
 impl Refusal {
     fn reason(self) -> &'static str {
         match self {
-            Self::ServerFull => "server connection limit reached; retry later",
-            Self::TenantFull => "tenant connection limit reached; retry later",
+            Self::Server => "server connection limit reached; retry later",
+            Self::Tenant => "tenant connection limit reached; retry later",
+            Self::Principal => "principal connection limit reached; close another connection first",
         }
     }
 }
@@ -289,6 +303,7 @@ impl Refusal {
 pub(crate) struct Admission {
     hub: Arc<Hub>,
     tenant: TenantId,
+    principal: PrincipalId,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -297,6 +312,12 @@ impl Drop for Admission {
         let mut tenants = self.hub.lock();
         if let Some(entry) = tenants.get_mut(&self.tenant) {
             entry.admitted = entry.admitted.saturating_sub(1);
+            if let Some(held) = entry.principals.get_mut(&self.principal) {
+                *held = held.saturating_sub(1);
+                if *held == 0 {
+                    entry.principals.remove(&self.principal);
+                }
+            }
             if entry.admitted == 0 && entry.subscribers.is_empty() {
                 tenants.remove(&self.tenant);
             }
@@ -406,32 +427,53 @@ impl EventBus {
         });
     }
 
-    /// Take a place for a connection of `tenant` under both caps.
+    /// Take a place for a connection of `principal` of `tenant` under the
+    /// three caps.
     ///
     /// # Errors
     /// The [`Refusal`] naming the full cap.
-    pub(crate) fn admit(&self, tenant: &TenantId) -> Result<Admission, Refusal> {
+    pub(crate) fn admit(
+        &self,
+        tenant: &TenantId,
+        principal: &PrincipalId,
+    ) -> Result<Admission, Refusal> {
         let hub = &self.hub;
-        // The tenant's cap first: its reason is the more useful one when
-        // both are full.
+        // The narrowest cap first: its reason is the more useful one when
+        // several are full.
         let mut tenants = hub.lock();
         let entry = tenants.entry(tenant.clone()).or_default();
-        if entry.admitted >= hub.limits.max_connections_per_tenant {
+        let held = entry.principals.get(principal).copied().unwrap_or(0);
+        let refusal = if held >= hub.limits.max_connections_per_principal {
+            hub.counters
+                .refused_principal
+                .fetch_add(1, Ordering::Relaxed);
+            Some(Refusal::Principal)
+        } else if entry.admitted >= hub.limits.max_connections_per_tenant {
             hub.counters.refused_tenant.fetch_add(1, Ordering::Relaxed);
-            return Err(Refusal::TenantFull);
+            Some(Refusal::Tenant)
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            if entry.admitted == 0 && entry.subscribers.is_empty() {
+                tenants.remove(tenant);
+            }
+            return Err(refusal);
         }
         let Ok(permit) = Arc::clone(&hub.global).try_acquire_owned() else {
             hub.counters.refused_global.fetch_add(1, Ordering::Relaxed);
             if entry.admitted == 0 && entry.subscribers.is_empty() {
                 tenants.remove(tenant);
             }
-            return Err(Refusal::ServerFull);
+            return Err(Refusal::Server);
         };
         entry.admitted += 1;
+        *entry.principals.entry(principal.clone()).or_insert(0) += 1;
         drop(tenants);
         Ok(Admission {
             hub: Arc::clone(hub),
             tenant: tenant.clone(),
+            principal: principal.clone(),
             _permit: permit,
         })
     }
@@ -523,6 +565,7 @@ impl MetricSource for EventBus {
             [
                 ([("cap", "server")], load(&c.refused_global)),
                 ([("cap", "tenant")], load(&c.refused_tenant)),
+                ([("cap", "principal")], load(&c.refused_principal)),
             ],
         )
     }
@@ -554,7 +597,7 @@ async fn events(
     let bus = state.events.clone();
     bus.follow(&state.intake);
     let limits = &bus.hub.limits;
-    let admission = bus.admit(&caller.tenant);
+    let admission = bus.admit(&caller.tenant, &caller.id);
     let expires_at = caller.expires_at;
     let tenant = caller.tenant;
     upgrade
@@ -846,6 +889,68 @@ mod tests {
         assert!(freed, "the closed connection gave back its place");
         let mut g3 = connect(addr, &globex).await.expect("globex again");
         assert_eq!(json(&next(&mut g3).await)["type"], "hello");
+    }
+
+    #[tokio::test]
+    async fn one_principal_cannot_take_its_tenants_whole_share() {
+        let dir = TestDir::new("events-principal");
+        let mut config = Config::default();
+        config.storage.data_dir = dir.path().to_path_buf();
+        config.events = EventsSection {
+            max_connections_per_tenant: 3,
+            max_connections_per_principal: 2,
+            ..EventsSection::default()
+        };
+        let state = local_state(&config);
+        let key = |principal: &'static str| {
+            let auth = Arc::clone(&state.auth);
+            async move {
+                auth.bootstrap_key("acme", principal, "events")
+                    .await
+                    .expect("key")
+                    .key
+                    .expose_secret()
+                    .clone()
+            }
+        };
+        let (robot, person) = (key("robot").await, key("person").await);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let bus = state.events.clone();
+        tokio::spawn(crate::shutdown::serve(
+            listener,
+            router(state),
+            std::future::pending(),
+            Duration::from_secs(1),
+        ));
+
+        let mut r1 = connect(addr, &robot).await.expect("robot 1");
+        let mut r2 = connect(addr, &robot).await.expect("robot 2");
+        assert_eq!(json(&next(&mut r1).await)["type"], "hello");
+        assert_eq!(json(&next(&mut r2).await)["type"], "hello");
+        // The principal's third is closed with 1013, naming its cap.
+        let mut r3 = connect(addr, &robot).await.expect("upgraded");
+        let (code, reason) = close_code(&next(&mut r3).await);
+        assert_eq!(code, close_code::AGAIN);
+        assert!(reason.contains("principal"), "{reason}");
+        // Another principal of the same tenant still gets in.
+        let mut p1 = connect(addr, &person).await.expect("person 1");
+        assert_eq!(json(&next(&mut p1).await)["tenant"], "acme");
+        assert_eq!(bus.connections(), 3);
+        // Closing one of the robot's gives the robot a place again.
+        r1.close(None).await.expect("close");
+        drop(r1);
+        let mut freed = false;
+        for _ in 0..100 {
+            if bus.connections() < 3 {
+                freed = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(freed, "the closed connection gave back its place");
+        let mut r4 = connect(addr, &robot).await.expect("robot again");
+        assert_eq!(json(&next(&mut r4).await)["type"], "hello");
     }
 
     #[tokio::test]

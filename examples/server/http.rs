@@ -19,11 +19,22 @@
 //!    trusted proxy (`http.trusted_proxies`, else `rate_limit.trusted_proxies`)
 //!    that says `X-Forwarded-Proto: https`; a client talking to the server
 //!    directly cannot claim HTTPS by sending the header itself. An insecure
-//!    `GET`/`HEAD` is redirected (308) to the same path on `https://` when
-//!    redirecting; anything else is refused with a 400 problem, since its
-//!    body and credentials have already crossed the network in clear.
-//!    Health probes (`/health/*`) are exempt: orchestrators probe pods over
-//!    plain HTTP, and the probes carry no credentials.
+//!    `GET`/`HEAD` is redirected (308) to the same path and query on the
+//!    configured `http.public_origin` when redirecting: never to the
+//!    request's `Host`, which the client writes (`Host: evil.example` would
+//!    make the server an open redirector). Without a public origin (allowed
+//!    in development only) nothing is redirected; anything not redirected
+//!    is refused with a 400 problem, since its body and credentials have
+//!    already crossed the network in clear. Health probes (`/health/*`) are
+//!    exempt: orchestrators probe pods over plain HTTP, and the probes carry
+//!    no credentials.
+//!
+//!    The same service refuses, with a 400 problem, a request the accept
+//!    loop marked with a [`HostHeaderFault`]: an HTTP/1.1 request without a
+//!    `Host` header, or any request with more than one or with an invalid
+//!    value (RFC 9112 §3.2). The mark is set on the wire
+//!    ([`crate::shutdown::serve_with`]), so in-process callers of the
+//!    router (tests, embedders) are not held to it.
 //! 3. Compression (tower-http `CompressionLayer`, gzip and brotli, chosen by
 //!    `Accept-Encoding`), skipped for bodies under
 //!    `http.compression_min_bytes`, for responses already encoded, and for
@@ -102,6 +113,19 @@ pub(crate) struct HttpConfig {
     pub(crate) compression: bool,
     /// Smallest body compressed, in bytes.
     pub(crate) compression_min_bytes: u64,
+    /// The `https://host[:port]` origin clients reach the API at; plain
+    /// HTTP is redirected there (`http.https = "redirect"`), never to the
+    /// request's `Host`. Required in production when redirecting.
+    pub(crate) public_origin: Option<String>,
+    /// A client must send each request head (request line and headers)
+    /// within this many seconds, or the connection is closed.
+    pub(crate) header_read_timeout_secs: u64,
+    /// Most connections open at once, server-wide; more are answered 503
+    /// and closed. Keep it under the process's open-file limit.
+    pub(crate) max_connections: usize,
+    /// Most connections open at once from one client address (an IPv6
+    /// client by its /64); trusted proxies are exempt.
+    pub(crate) max_connections_per_address: usize,
 }
 
 impl Default for HttpConfig {
@@ -118,6 +142,10 @@ impl Default for HttpConfig {
             idle_timeout_secs: 75,
             compression: true,
             compression_min_bytes: 1024,
+            public_origin: None,
+            header_read_timeout_secs: crate::shutdown::DEFAULT_HEADER_READ_TIMEOUT.as_secs(),
+            max_connections: 10_000,
+            max_connections_per_address: 64,
         }
     }
 }
@@ -170,9 +198,48 @@ impl HttpConfig {
         Duration::from_secs(self.idle_timeout_secs)
     }
 
+    /// [`Self::header_read_timeout_secs`] as a duration.
+    pub(crate) const fn header_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_read_timeout_secs)
+    }
+
     /// Apply the `DOCAICHE_*` overrides of `[http]`, adding a problem for
     /// each unparsable one.
     pub(crate) fn apply_env(&mut self, env: EnvLookup<'_>, problems: &mut Vec<Error>) {
+        if let Some(v) = env("DOCAICHE_PUBLIC_ORIGIN") {
+            self.public_origin = Some(v.trim().to_owned()).filter(|v| !v.is_empty());
+        }
+        for (name, field) in [(
+            "DOCAICHE_HEADER_READ_TIMEOUT_SECS",
+            &mut self.header_read_timeout_secs,
+        )] {
+            if let Some(v) = env(name) {
+                match v.trim().parse() {
+                    Ok(secs) => *field = secs,
+                    Err(e) => problems.push(Error::misconfigured(
+                        name,
+                        format!("`{v}` is not a number of seconds ({e})"),
+                    )),
+                }
+            }
+        }
+        for (name, field) in [
+            ("DOCAICHE_MAX_CONNECTIONS", &mut self.max_connections),
+            (
+                "DOCAICHE_MAX_CONNECTIONS_PER_ADDRESS",
+                &mut self.max_connections_per_address,
+            ),
+        ] {
+            if let Some(v) = env(name) {
+                match v.trim().parse() {
+                    Ok(count) => *field = count,
+                    Err(e) => problems.push(Error::misconfigured(
+                        name,
+                        format!("`{v}` is not a number of connections ({e})"),
+                    )),
+                }
+            }
+        }
         if let Some(v) = env("DOCAICHE_HTTPS") {
             match v.parse() {
                 Ok(mode) => self.https = mode,
@@ -321,6 +388,53 @@ pub(crate) fn findings(config: &Config, add: &mut dyn FnMut(Severity, &str, Cow<
             .into(),
         );
     }
+    match &http.public_origin {
+        Some(origin) if public_origin(origin).is_none() => add(
+            Severity::Invalid,
+            "http.public_origin",
+            format!(
+                "`{origin}` is not an https origin; write https://host[:port] with no path, \
+                 e.g. https://api.example.com"
+            )
+            .into(),
+        ),
+        None if http.https == HttpsMode::Redirect && !http.has_tls() => add(
+            Severity::DevelopmentDefault,
+            "http.public_origin",
+            "is not set, so plain-HTTP requests are refused instead of redirected (a \
+             redirect to the request's Host header would be an open redirect); set it to \
+             the https:// origin clients use, e.g. https://api.example.com"
+                .into(),
+        ),
+        _ => {}
+    }
+    if http.header_read_timeout_secs == 0 {
+        add(
+            Severity::Invalid,
+            "http.header_read_timeout_secs",
+            "must be at least 1 second".into(),
+        );
+    }
+    if http.max_connections == 0 {
+        add(
+            Severity::Invalid,
+            "http.max_connections",
+            "must be at least 1".into(),
+        );
+    }
+    if http.max_connections_per_address == 0 {
+        add(
+            Severity::Invalid,
+            "http.max_connections_per_address",
+            "must be at least 1".into(),
+        );
+    } else if http.max_connections_per_address > http.max_connections {
+        add(
+            Severity::Notice,
+            "http.max_connections_per_address",
+            "exceeds http.max_connections, so one address can hold every connection".into(),
+        );
+    }
     if config.cors.allow_credentials && config.cors.allowed_origins.iter().any(|o| o == "*") {
         add(
             Severity::Invalid,
@@ -347,6 +461,8 @@ pub(crate) struct HttpHardening {
     pub(crate) compression_min_bytes: Option<u64>,
     /// CORS answers allow credentials (never with `*`).
     pub(crate) cors_credentials: bool,
+    /// The listener's connection caps.
+    pub(crate) connection_limits: crate::tls::ConnectionLimits,
 }
 
 impl HttpHardening {
@@ -383,6 +499,13 @@ impl HttpHardening {
                     .map_err(|reason| Error::misconfigured(format!("{setting}[{i}]"), reason))?,
             );
         }
+        let trusted: Arc<[IpNet]> = trusted.into();
+        let origin = match &http.public_origin {
+            Some(origin) => Some(public_origin(origin).ok_or_else(|| {
+                Error::misconfigured("http.public_origin", "is not an https origin")
+            })?),
+            None => None,
+        };
         Ok(Self {
             hsts: hsts.flatten(),
             content_security_policy: header(
@@ -393,10 +516,16 @@ impl HttpHardening {
             https: HttpsPolicy {
                 mode: http.https,
                 tls: http.has_tls(),
-                trusted: trusted.into(),
+                trusted: Arc::clone(&trusted),
+                public_origin: origin,
             },
             compression_min_bytes: http.compression.then_some(http.compression_min_bytes),
             cors_credentials: config.cors.allow_credentials,
+            connection_limits: crate::tls::ConnectionLimits {
+                max_connections: http.max_connections,
+                max_per_address: http.max_connections_per_address,
+                exempt: trusted,
+            },
         })
     }
 
@@ -417,6 +546,63 @@ pub(crate) struct HttpsPolicy {
     pub(crate) tls: bool,
     /// Peers whose `X-Forwarded-Proto` is believed.
     pub(crate) trusted: Arc<[IpNet]>,
+    /// Where plain HTTP is redirected: `https://host[:port]`, no slash.
+    pub(crate) public_origin: Option<Arc<str>>,
+}
+
+/// `origin` as `https://host[:port]` (lower-cased, no trailing slash), or
+/// `None` if it is not an https origin without path, query or userinfo.
+fn public_origin(origin: &str) -> Option<Arc<str>> {
+    let origin = origin.trim().trim_end_matches('/');
+    let rest = origin.strip_prefix("https://")?;
+    let authority = rest.parse::<axum::http::uri::Authority>().ok()?;
+    if authority.as_str() != rest || rest.contains('@') || authority.host().is_empty() {
+        return None;
+    }
+    Some(Arc::from(origin.to_ascii_lowercase()))
+}
+
+/// A request whose `Host` header breaks RFC 9112 §3.2: missing from an
+/// HTTP/1.1 request, repeated, or not a valid `host[:port]`. Set by the
+/// accept loop ([`crate::shutdown::serve_with`]) on requests from the wire;
+/// [`RequireHttps`] answers them 400.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HostHeaderFault {
+    /// An HTTP/1.1 request without `Host`.
+    Missing,
+    /// More than one `Host` line.
+    Repeated,
+    /// A value that is not `host[:port]`.
+    Invalid,
+}
+
+impl HostHeaderFault {
+    /// The fault of `request`'s `Host` header, if any.
+    pub(crate) fn of<B>(request: &Request<B>) -> Option<Self> {
+        let mut hosts = request.headers().get_all(header::HOST).iter();
+        match (hosts.next(), hosts.next()) {
+            (None, _) if request.version() == axum::http::Version::HTTP_11 => Some(Self::Missing),
+            (None, _) => None,
+            (Some(_), Some(_)) => Some(Self::Repeated),
+            (Some(host), None) => {
+                let valid = host
+                    .to_str()
+                    .ok()
+                    .and_then(|h| h.parse::<axum::http::uri::Authority>().ok())
+                    .is_some_and(|a| !a.as_str().contains('@') && !a.host().is_empty());
+                (!valid).then_some(Self::Invalid)
+            }
+        }
+    }
+
+    /// What the client is told.
+    const fn detail(self) -> &'static str {
+        match self {
+            Self::Missing => "an HTTP/1.1 request needs a Host header (RFC 9112 section 3.2)",
+            Self::Repeated => "a request must carry exactly one Host header (RFC 9112 section 3.2)",
+            Self::Invalid => "the Host header is not a valid host[:port] (RFC 9112 section 3.2)",
+        }
+    }
 }
 
 /// What [`RequireHttps`] does with one request.
@@ -458,7 +644,8 @@ impl HttpsPolicy {
         let idempotent = request.method() == Method::GET || request.method() == Method::HEAD;
         if self.mode == HttpsMode::Redirect
             && idempotent
-            && let Some(location) = https_location(request)
+            && let Some(origin) = &self.public_origin
+            && let Some(location) = https_location(origin, request)
         {
             return Verdict::Redirect(location);
         }
@@ -478,29 +665,16 @@ fn forwarded_proto(headers: &HeaderMap) -> Option<&str> {
     line.rsplit(',').next().map(str::trim)
 }
 
-/// `https://` + the request's host (without its port: the plain listener's
-/// port is not the TLS one) + its path and query; `None` without a valid
-/// host.
-fn https_location<B>(request: &Request<B>) -> Option<HeaderValue> {
-    let authority = match request.uri().authority() {
-        Some(authority) => authority.clone(),
-        None => request
-            .headers()
-            .get(header::HOST)?
-            .to_str()
-            .ok()?
-            .parse::<axum::http::uri::Authority>()
-            .ok()?,
-    };
-    // No userinfo: `https://evil@host` would be a way to smuggle a host.
-    if authority.as_str().contains('@') {
-        return None;
-    }
+/// The configured public `origin` + the request's path and query. The
+/// request's `Host` (and an absolute-form target's authority) play no
+/// part: the client writes them.
+fn https_location<B>(origin: &str, request: &Request<B>) -> Option<HeaderValue> {
     let path = request
         .uri()
         .path_and_query()
         .map_or("/", axum::http::uri::PathAndQuery::as_str);
-    HeaderValue::from_str(&format!("https://{}{path}", authority.host())).ok()
+    // `//evil.example` after the origin is a path on the origin's host.
+    HeaderValue::from_str(&format!("{origin}{path}")).ok()
 }
 
 /// Wraps a service with [`RequireHttps`].
@@ -556,6 +730,11 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        if let Some(fault) = request.extensions().get::<HostHeaderFault>() {
+            tracing::debug!(fault = ?fault, "request with a bad Host header refused");
+            let answer = Error::invalid_input(fault.detail()).into_response();
+            return Either::Left(std::future::ready(Ok(answer)));
+        }
         let answer = match self.policy.verdict(&request) {
             Verdict::Pass => {
                 let into_body: IntoBody<ResBody> = |response| response.map(Body::new);
@@ -918,7 +1097,10 @@ mod tests {
     #[test]
     fn https_behind_a_proxy_needs_a_trusted_proxy() {
         let refused = config(|c| c.http.https = HttpsMode::Redirect);
-        assert_eq!(settings_named(&refused), ["http.https"]);
+        assert_eq!(
+            settings_named(&refused),
+            ["http.https", "http.public_origin"]
+        );
         let trusted = config(|c| {
             c.http.https = HttpsMode::Refuse;
             c.rate_limit.limits.trusted_proxies = vec!["10.0.0.0/8".into()];
@@ -939,6 +1121,10 @@ mod tests {
             c.http.hsts_max_age_secs = 0;
             c.http.content_security_policy = "bad\nvalue".into();
             c.http.idle_timeout_secs = 30;
+            c.http.public_origin = Some("http://api.example/x".into());
+            c.http.header_read_timeout_secs = 0;
+            c.http.max_connections = 0;
+            c.http.max_connections_per_address = 0;
             c.cors.allow_credentials = true;
         });
         let named = settings_named(&bad);
@@ -948,6 +1134,10 @@ mod tests {
             "http.trusted_proxies",
             "http.content_security_policy",
             "http.idle_timeout_secs",
+            "http.public_origin",
+            "http.header_read_timeout_secs",
+            "http.max_connections",
+            "http.max_connections_per_address",
             "cors.allow_credentials",
         ] {
             assert!(named.iter().any(|n| n == setting), "{setting}: {named:?}");
@@ -986,8 +1176,16 @@ mod tests {
             c.cors.allowed_origins = vec!["https://app.example".into()];
             c.http.https = HttpsMode::Redirect;
             c.http.trusted_proxies = vec!["10.0.0.0/24".into()];
+            c.http.public_origin = Some("https://api.example".into());
         });
         assert!(behind_proxy.is_empty(), "{behind_proxy:?}");
+        // Redirecting needs the origin to redirect to: never the Host header.
+        let no_origin = production(&|c| {
+            c.cors.allowed_origins = vec!["https://app.example".into()];
+            c.http.https = HttpsMode::Redirect;
+            c.http.trusted_proxies = vec!["10.0.0.0/24".into()];
+        });
+        assert_eq!(no_origin, ["http.public_origin"]);
         // The wildcard origin stays refused in production.
         let wildcard = production(&|c| {
             c.http.https = HttpsMode::Refuse;
@@ -1005,6 +1203,10 @@ mod tests {
                 "DOCAICHE_TLS_KEY_FILE" => Some("/tls/key.pem"),
                 "DOCAICHE_HTTPS_TRUSTED_PROXIES" => Some("10.0.0.0/8, 192.0.2.1"),
                 "DOCAICHE_IDLE_TIMEOUT_SECS" => Some("90"),
+                "DOCAICHE_PUBLIC_ORIGIN" => Some("https://api.example"),
+                "DOCAICHE_HEADER_READ_TIMEOUT_SECS" => Some("5"),
+                "DOCAICHE_MAX_CONNECTIONS" => Some("500"),
+                "DOCAICHE_MAX_CONNECTIONS_PER_ADDRESS" => Some("8"),
                 _ => None,
             }
             .map(str::to_owned)
@@ -1017,14 +1219,25 @@ mod tests {
         assert!(http.has_tls());
         assert_eq!(http.trusted_proxies, ["10.0.0.0/8", "192.0.2.1"]);
         assert_eq!(http.idle_timeout(), Duration::from_secs(90));
+        assert_eq!(http.public_origin.as_deref(), Some("https://api.example"));
+        assert_eq!(http.header_read_timeout(), Duration::from_secs(5));
+        assert_eq!(http.max_connections, 500);
+        assert_eq!(http.max_connections_per_address, 8);
 
         let bad = |name: &str| {
-            matches!(name, "DOCAICHE_HTTPS" | "DOCAICHE_IDLE_TIMEOUT_SECS")
-                .then(|| "soon".to_owned())
+            matches!(
+                name,
+                "DOCAICHE_HTTPS"
+                    | "DOCAICHE_IDLE_TIMEOUT_SECS"
+                    | "DOCAICHE_HEADER_READ_TIMEOUT_SECS"
+                    | "DOCAICHE_MAX_CONNECTIONS"
+                    | "DOCAICHE_MAX_CONNECTIONS_PER_ADDRESS"
+            )
+            .then(|| "soon".to_owned())
         };
         let mut problems = Vec::new();
         HttpConfig::default().apply_env(&bad, &mut problems);
-        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert_eq!(problems.len(), 5, "{problems:?}");
     }
 
     #[test]
@@ -1033,6 +1246,7 @@ mod tests {
             mode: HttpsMode::Refuse,
             tls: false,
             trusted: vec!["10.0.0.0/8".parse().expect("cidr")].into(),
+            public_origin: None,
         };
         let mut headers = HeaderMap::new();
         headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
@@ -1050,22 +1264,73 @@ mod tests {
     }
 
     #[test]
-    fn the_redirect_keeps_path_and_query_and_drops_the_port() {
-        let request = Request::get("/v1/keys?limit=2")
-            .header(header::HOST, "api.example:8080")
+    fn the_redirect_goes_to_the_public_origin_whatever_the_host() {
+        let origin = public_origin("https://API.example/").expect("origin");
+        assert_eq!(&*origin, "https://api.example");
+        for host in ["api.example:8080", "evil.example", "evil@api.example"] {
+            let request = Request::get("/v1/keys?limit=2")
+                .header(header::HOST, host)
+                .body(())
+                .expect("request");
+            assert_eq!(
+                https_location(&origin, &request).expect("location"),
+                "https://api.example/v1/keys?limit=2"
+            );
+        }
+        let absolute = Request::get("http://evil.example//evil.example/x")
             .body(())
             .expect("request");
         assert_eq!(
-            https_location(&request).expect("location"),
-            "https://api.example/v1/keys?limit=2"
+            https_location(&origin, &absolute).expect("location"),
+            "https://api.example//evil.example/x"
         );
-        let smuggled = Request::get("/")
-            .header(header::HOST, "evil@api.example")
-            .body(())
-            .expect("request");
-        assert_eq!(https_location(&smuggled), None);
-        let hostless = Request::get("/").body(()).expect("request");
-        assert_eq!(https_location(&hostless), None);
+        for bad in [
+            "http://api.example",
+            "https://api.example/path",
+            "https://user@api.example",
+            "https://",
+            "api.example",
+            "https://api.example?x",
+        ] {
+            assert_eq!(public_origin(bad), None, "{bad}");
+        }
+        assert!(public_origin("https://api.example:8443").is_some());
+    }
+
+    #[test]
+    fn host_header_faults_follow_rfc_9112() {
+        let request = |version, hosts: &[&str]| {
+            let mut builder = Request::get("/").version(version);
+            for host in hosts {
+                builder = builder.header(header::HOST, *host);
+            }
+            builder.body(()).expect("request")
+        };
+        use axum::http::Version;
+        assert_eq!(
+            HostHeaderFault::of(&request(Version::HTTP_11, &["a.example"])),
+            None
+        );
+        assert_eq!(
+            HostHeaderFault::of(&request(Version::HTTP_11, &["a.example:80"])),
+            None
+        );
+        assert_eq!(HostHeaderFault::of(&request(Version::HTTP_10, &[])), None);
+        assert_eq!(
+            HostHeaderFault::of(&request(Version::HTTP_11, &[])),
+            Some(HostHeaderFault::Missing)
+        );
+        assert_eq!(
+            HostHeaderFault::of(&request(Version::HTTP_10, &["a", "b"])),
+            Some(HostHeaderFault::Repeated)
+        );
+        for bad in ["a b", "", "user@a.example", "a.example/x"] {
+            assert_eq!(
+                HostHeaderFault::of(&request(Version::HTTP_11, &[bad])),
+                Some(HostHeaderFault::Invalid),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

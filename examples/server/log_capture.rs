@@ -512,3 +512,43 @@ fn log_crate_records_reach_the_redacting_pipeline() {
     assert!(!line.contains("jane.doe"), "{line}");
     assert!(!line.contains("203.0.113.77"), "{line}");
 }
+
+/// Request ids are what operators search the logs for: a UUID whose middle
+/// groups read like a UK phone number (`0201-7946-0958`) reaches the log
+/// whole, in the request's lines, while the same digits elsewhere are
+/// still redacted.
+#[tokio::test]
+async fn a_request_logs_its_uuid_request_id_whole() {
+    const UUID_ID: &str = "a1b2c3d4-0201-7946-0958-abcdef012345";
+    let dir = TestDir::new("log-capture-request-id");
+    let config = config(&dir);
+    let (dispatch, capture) = capturing(&config);
+    let guard = crate::test_support::capture_with(&dispatch);
+    let app = router(crate::app::tests::local_state(&config));
+    let mut request = get("/v1/whoami", ("x-api-key", "dcx_not_a_real_key"));
+    request
+        .headers_mut()
+        .insert("x-request-id", UUID_ID.parse().expect("header"));
+    send_expecting(&app, request, StatusCode::UNAUTHORIZED).await;
+    tracing::info!(
+        note = "callback 0201-7946-0958",
+        "a phone number in a message"
+    );
+    drop(guard);
+
+    let log = capture.text();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains(&format!("\"request_id\":\"{UUID_ID}\"")))
+        .collect();
+    assert!(
+        !lines.is_empty(),
+        "no line carries the request id whole:\n{log}"
+    );
+    assert!(!log.contains("[REDACTED:phone]-abcdef012345"), "{log}");
+    let message = log
+        .lines()
+        .find(|line| line.contains("a phone number in a message"))
+        .unwrap_or_else(|| panic!("no message line:\n{log}"));
+    assert!(message.contains("[REDACTED:phone]"), "{message}");
+}

@@ -338,21 +338,43 @@ async fn run(config: Config, env: config::EnvLookup<'_>) -> Result<(), docaiche_
     let local = listener
         .local_addr()
         .map_err(|e| Error::internal_with("listener has no local address", e))?;
-    let listener = tls::ServerListener::new(listener, tls, config.http.idle_timeout());
+    let limits = http::HttpHardening::from_config(&config)?.connection_limits;
+    let listener =
+        tls::ServerListener::new(listener, tls, config.http.idle_timeout()).with_limits(limits);
     log_started(&config, local, listener.is_tls());
+
+    // `/metrics` on an address of its own (`metrics.bind`), stopped once
+    // the API listener has drained.
+    let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    if let Some(bind) = config.metrics.bind.filter(|_| config.metrics.enabled) {
+        let metrics_listener = TcpListener::bind(bind)
+            .await
+            .map_err(|e| Error::misconfigured("metrics.bind", format!("cannot listen: {e}")))?;
+        tracing::info!(address = %bind, "serving /metrics on its own listener");
+        tokio::spawn(metrics::serve_separately(
+            metrics_listener,
+            state.metrics.clone(),
+            async move {
+                let _ = metrics_stopped.await;
+            },
+            config.http.header_read_timeout(),
+        ));
+    }
 
     let auth = std::sync::Arc::clone(&state.auth);
     let worker = documents::start_worker(&state)?;
     let purge = compliance::start_purge(&state.compliance)?;
-    let stopped = shutdown::serve(
+    let stopped = shutdown::serve_with(
         listener.into_serve(),
         app::router(state),
         shutdown::signal(),
         config.server.shutdown_grace(),
+        config.http.header_read_timeout(),
     )
     .await
     .map_err(|e| Error::internal_with("serving failed", e))?;
     tracing::info!(outcome = ?stopped, "server stopped");
+    let _ = stop_metrics.send(());
     // Running extraction jobs get the same grace, then their leases are
     // released for another instance.
     let jobs = worker.shutdown(config.server.shutdown_grace()).await;
@@ -428,9 +450,13 @@ where
     // Every formatted line passes through the PII redactor (e-mail
     // addresses, card numbers, tokens, API keys …; client addresses cut to
     // their network), whatever field or message carried it. The server's
-    // own listen address is no personal data: it is logged whole.
+    // own listen address is no personal data: it is logged whole. Nor is
+    // a request id of the X-Request-Id grammar in the request span's
+    // `request_id` field: operators search the logs for it, and parts of a
+    // UUID may look like a phone number.
     let redactor = Redactor::builder()
         .keep_ip_addresses([config.server.bind.ip()])
+        .keep_json_field("request_id", edge::is_request_id)
         .build()?;
     let writer = RedactingMakeWriter::new(writer, std::sync::Arc::new(redactor));
     let builder = tracing_subscriber::fmt()

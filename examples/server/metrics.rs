@@ -26,8 +26,15 @@
 //! [`Metrics::register_gauge`] (the audit queue's depth, for instance).
 //!
 //! `[metrics]` in the configuration: `enabled` (default true; when false
-//! `/metrics` answers 404) and `token_source` (`env:NAME` or `file:/path`):
-//! when set, a scrape must send `Authorization: Bearer <token>`, else 401.
+//! `/metrics` answers 404), `token_source` (`env:NAME` or `file:/path`):
+//! when set, a scrape must send `Authorization: Bearer <token>`, else 401,
+//! and `bind` (`DOCAICHE_METRICS_BIND`): a socket address of its own for
+//! `/metrics` ([`serve_separately`]), typically on a private interface
+//! only Prometheus reaches; the API listener then answers `/metrics` with
+//! 404. The figures name routes, tenants' traffic and backend health, so
+//! production refuses to start with `/metrics` on the public listener and
+//! no token: set `bind`, `token_source` (both, for defence in depth) or
+//! `enabled = false`.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -75,6 +82,8 @@ pub(crate) struct MetricsSection {
     pub(crate) enabled: bool,
     /// `env:NAME` or `file:/path` holding a bearer token a scrape must send.
     pub(crate) token_source: Option<String>,
+    /// Serve `/metrics` on this address only, not on the API listener.
+    pub(crate) bind: Option<std::net::SocketAddr>,
 }
 
 impl Default for MetricsSection {
@@ -82,7 +91,40 @@ impl Default for MetricsSection {
         Self {
             enabled: true,
             token_source: None,
+            bind: None,
         }
+    }
+}
+
+/// What `[metrics]` deserves to be told, each with the fix; called by
+/// [`Config::validate`].
+pub(crate) fn findings(
+    config: &Config,
+    add: &mut dyn FnMut(crate::config::Severity, &str, std::borrow::Cow<'static, str>),
+) {
+    use crate::config::Severity;
+    let metrics = &config.metrics;
+    if !metrics.enabled {
+        return;
+    }
+    match metrics.bind {
+        Some(bind) if bind == config.server.bind => add(
+            Severity::Invalid,
+            "metrics.bind",
+            "is server.bind; give /metrics an address of its own (a private interface or \
+             another port)"
+                .into(),
+        ),
+        Some(_) => {}
+        None if metrics.token_source.is_none() => add(
+            Severity::DevelopmentDefault,
+            "metrics.bind",
+            "/metrics is served to anyone who reaches the API; set metrics.bind to a private \
+             address only Prometheus reaches, or metrics.token_source to require a bearer \
+             token, or metrics.enabled = false"
+                .into(),
+        ),
+        None => {}
     }
 }
 
@@ -276,6 +318,8 @@ pub(crate) struct Metrics {
 #[derive(Debug)]
 struct Inner {
     enabled: bool,
+    /// Served on `metrics.bind`: the API listener answers 404.
+    separate: bool,
     token: Option<ScrapeToken>,
     registry: Registry,
     /// The route patterns of the router, interned, with their index in
@@ -353,6 +397,7 @@ impl Metrics {
         Ok(Self {
             inner: Arc::new(Inner {
                 enabled: config.metrics.enabled,
+                separate: config.metrics.bind.is_some(),
                 token,
                 registry,
                 routes,
@@ -610,13 +655,50 @@ impl Drop for RequestMeter {
     }
 }
 
-/// `GET /metrics`: every family, OpenMetrics text; 404 when disabled, 401
-/// without the configured bearer token.
+/// `GET /metrics` on the API listener: every family, OpenMetrics text;
+/// 404 when disabled or served on `metrics.bind`, 401 without the
+/// configured bearer token.
 pub(crate) async fn scrape(
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,
 ) -> Response {
-    let metrics = &state.metrics;
+    if state.metrics.inner.separate {
+        return Error::not_found("route").into_response();
+    }
+    render_scrape(&state.metrics, &headers)
+}
+
+/// Serve `GET /metrics` (and nothing else) on `listener`, the
+/// `metrics.bind` address, until `shutdown` resolves; the scrape token, if
+/// configured, is required there too.
+///
+/// # Errors
+/// An I/O error from the server.
+pub(crate) async fn serve_separately(
+    listener: tokio::net::TcpListener,
+    metrics: Metrics,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    header_read_timeout: Duration,
+) -> std::io::Result<crate::shutdown::Stopped> {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move |headers: axum::http::HeaderMap| {
+            let metrics = metrics.clone();
+            async move { render_scrape(&metrics, &headers) }
+        }),
+    );
+    crate::shutdown::serve_with(
+        listener,
+        app,
+        shutdown,
+        Duration::from_secs(1),
+        header_read_timeout,
+    )
+    .await
+}
+
+/// A scrape of `metrics` with the request's `headers`.
+fn render_scrape(metrics: &Metrics, headers: &axum::http::HeaderMap) -> Response {
     if !metrics.inner.enabled {
         return Error::not_found("route").into_response();
     }
@@ -865,6 +947,34 @@ mod tests {
     use axum::body::Body;
 
     use super::*;
+
+    #[test]
+    fn production_refuses_public_metrics_without_a_token_or_a_listener_of_their_own() {
+        let refused = |edit: &dyn Fn(&mut Config)| {
+            let mut config = Config::default();
+            config.environment = crate::config::Environment::Production;
+            edit(&mut config);
+            let mut named = Vec::new();
+            findings(&config, &mut |severity, setting, _| {
+                named.push((setting.to_owned(), severity));
+            });
+            named
+        };
+        use crate::config::Severity;
+        assert_eq!(
+            refused(&|_| {}),
+            [("metrics.bind".to_owned(), Severity::DevelopmentDefault)]
+        );
+        assert!(
+            refused(&|c| c.metrics.bind = Some("10.0.0.5:9100".parse().expect("addr"))).is_empty()
+        );
+        assert!(refused(&|c| c.metrics.token_source = Some("env:SCRAPE".into())).is_empty());
+        assert!(refused(&|c| c.metrics.enabled = false).is_empty());
+        assert_eq!(
+            refused(&|c| c.metrics.bind = Some(c.server.bind)),
+            [("metrics.bind".to_owned(), Severity::Invalid)]
+        );
+    }
     use crate::app::router;
     use crate::app::tests::{get_request, local_state, send};
     use crate::test_support::TestDir;

@@ -1,15 +1,21 @@
-//! Graceful shutdown: on SIGINT or SIGTERM stop accepting connections, let
-//! in-flight requests finish within the grace period, then return.
+//! Serving and graceful shutdown: the accept loop ([`serve_with`]), which
+//! gives each connection its header-read deadline; on SIGINT or SIGTERM it
+//! stops accepting connections, lets in-flight requests finish within the
+//! grace period, then returns.
 
-use std::future::{Future, IntoFuture as _};
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::connect_info::Connected;
-use axum::serve::{IncomingStream, Listener};
-use tokio::sync::oneshot;
+use axum::extract::ConnectInfo;
+use axum::http::Request;
+use axum::serve::Listener;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::sync::watch;
+use tower::ServiceExt as _;
 
 /// How [`serve`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,12 +56,15 @@ pub(crate) async fn signal() {
     }
 }
 
-/// Serve `app` on `listener` (a `TcpListener`, or the TLS-capable
-/// [`crate::tls::ServerListener`]) until `shutdown` resolves, then stop
-/// accepting and wait at most `grace` for in-flight requests.
+/// The default header-read deadline of each connection
+/// (`http.header_read_timeout_secs`).
+pub(crate) const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// [`serve_with`] with the [`DEFAULT_HEADER_READ_TIMEOUT`] (tests).
 ///
 /// # Errors
 /// An I/O error from the server.
+#[cfg(test)]
 pub(crate) async fn serve<L>(
     listener: L,
     app: Router,
@@ -64,35 +73,97 @@ pub(crate) async fn serve<L>(
 ) -> io::Result<Stopped>
 where
     L: Listener<Addr = SocketAddr>,
-    for<'a> SocketAddr: Connected<IncomingStream<'a, L>>,
 {
-    let (draining_tx, draining_rx) = oneshot::channel::<()>();
-    let signal = async move {
-        shutdown.await;
-        tracing::info!(
-            grace_secs = grace.as_secs_f64(),
-            "stopped accepting connections; draining in-flight requests"
-        );
-        // The receiver is gone only if serving already ended.
-        let _ = draining_tx.send(());
-    };
-    // The socket peer reaches the rate-limit layer as ConnectInfo.
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(signal)
-    .into_future();
-    let deadline = async move {
-        if draining_rx.await.is_err() {
-            // Serving ended on its own; the other branch has won.
-            std::future::pending::<()>().await;
-        }
-        tokio::time::sleep(grace).await;
-    };
+    serve_with(listener, app, shutdown, grace, DEFAULT_HEADER_READ_TIMEOUT).await
+}
+
+/// Serve `app` on `listener` (a `TcpListener`, or the TLS-capable
+/// [`crate::tls::ServerListener`]) until `shutdown` resolves, then stop
+/// accepting and wait at most `grace` for in-flight requests. A client has
+/// `header_read_timeout` to send each request head (request line and
+/// headers, counted from when the server starts waiting for it, so an idle
+/// keep-alive connection gets no longer either): a client that trickles
+/// header bytes slowly enough to stay under the idle timeout is still cut
+/// off, with no answer.
+///
+/// The loop is `axum::serve`'s, written out because `axum::serve` does not
+/// expose hyper's builder: hyper's HTTP/1 connection
+/// (`hyper::server::conn::http1`, with upgrades for WebSockets) with a
+/// tokio timer and the header-read deadline. Not hyper-util's `auto`
+/// builder: it first reads the client's preface to choose between HTTP/1
+/// and HTTP/2 with no deadline at all, and the server speaks HTTP/1.1 only.
+/// Each request carries the socket peer as axum's `ConnectInfo`, and is
+/// marked when its `Host` header is missing or repeated
+/// ([`crate::http::HostHeaderFault`]), for the HTTP layer to refuse.
+///
+/// # Errors
+/// An I/O error from the server (none today: accept errors are handled
+/// by the listener).
+pub(crate) async fn serve_with<L>(
+    mut listener: L,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+    header_read_timeout: Duration,
+) -> io::Result<Stopped>
+where
+    L: Listener<Addr = SocketAddr>,
+{
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    // Dropping `stop` asks every connection to finish its request and close;
+    // `done` is closed once every connection task has let go of its copy.
+    let (stop, stopping) = watch::channel(());
+    let (done, finished) = watch::channel(());
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (io, peer) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            if let Some(fault) = crate::http::HostHeaderFault::of(&request) {
+                request.extensions_mut().insert(fault);
+            }
+            request.extensions_mut().insert(ConnectInfo(peer));
+            app.clone().oneshot(request)
+        });
+        let connection = http.serve_connection(TokioIo::new(io), service);
+        let mut stopping = stopping.clone();
+        let finished = finished.clone();
+        tokio::spawn(async move {
+            let connection = connection.with_upgrades();
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::trace!(error = %e, "connection ended with an error");
+                    }
+                }
+                // The sender is dropped: the server is shutting down.
+                _ = stopping.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    if let Err(e) = connection.await {
+                        tracing::trace!(error = %e, "connection ended with an error");
+                    }
+                }
+            }
+            drop(finished);
+        });
+    }
+    drop(listener);
+    tracing::info!(
+        grace_secs = grace.as_secs_f64(),
+        "stopped accepting connections; draining in-flight requests"
+    );
+    drop(stop);
+    drop(stopping);
+    drop(finished);
     tokio::select! {
-        result = server => result.map(|()| Stopped::Drained),
-        () = deadline => {
+        () = done.closed() => Ok(Stopped::Drained),
+        () = tokio::time::sleep(grace) => {
             tracing::warn!("grace period elapsed; dropping the remaining connections");
             Ok(Stopped::GraceExpired)
         }
@@ -106,7 +177,7 @@ mod tests {
 
     use axum::routing::get;
     use tokio::net::TcpListener;
-    use tokio::sync::Notify;
+    use tokio::sync::{Notify, oneshot};
 
     use super::*;
 

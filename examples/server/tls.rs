@@ -1,9 +1,9 @@
-//! The listener: TLS from certificate files (rustls, ring provider) and the
-//! connection idle timeout.
+//! The listener: TLS from certificate files (rustls, ring provider), caps
+//! on open connections, and the connection idle timeout.
 //!
-//! [`ServerListener`] is an axum [`Listener`], so the server keeps
-//! `axum::serve` with its graceful shutdown and WebSocket upgrades (see
-//! [`crate::shutdown::serve`]). Each accepted socket becomes a
+//! [`ServerListener`] is an axum [`Listener`], served by the accept loop of
+//! [`crate::shutdown::serve_with`] (graceful shutdown, WebSocket upgrades,
+//! the header-read deadline). Each accepted socket becomes a
 //! [`Connection`] that
 //!
 //! - performs the TLS handshake lazily, inside the connection's own task,
@@ -18,13 +18,34 @@
 //!   idle timeout must exceed because hyper keeps polling the socket while
 //!   a handler works.
 //!
+//! Before that, [`ServerListener::accept`] counts the connection against
+//! two caps ([`ConnectionLimits`]): the server-wide `http.max_connections`
+//! and `http.max_connections_per_address`, the connections one client
+//! address holds open (an IPv6 client counts per /64, the block one
+//! subscriber is usually given). A connection over either cap is answered
+//! at once with a 503 `application/problem+json` and `Connection: close`
+//! (plain HTTP, one non-blocking write, so best effort: a client that
+//! already sent its request may see the close as a reset; a TLS connection
+//! is just closed, there is no session to answer in) and never reaches
+//! hyper, so a client holding many idle
+//! connections cannot exhaust the server's sockets for everyone else. The
+//! cap counts the TCP peer, the only address the listener knows before it
+//! reads a request: peers in the trusted proxies
+//! (`http.trusted_proxies`, else `rate_limit.trusted_proxies`) are exempt
+//! from the per-address cap, since a proxy carries many clients on its one
+//! address (bound those at the proxy, which sees them); they still count
+//! toward the server-wide cap. The header-read deadline of each connection
+//! (`http.header_read_timeout_secs`) is hyper's; see
+//! [`crate::shutdown::serve_with`].
+//!
 //! The certificate is read once at start-up; rotating it means restarting
 //! (or, behind a proxy, letting the proxy hold it). Only HTTP/1.1 is
 //! offered in ALPN: the server is built without HTTP/2.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -33,6 +54,7 @@ use std::time::Duration;
 
 use axum::serve::{Listener, ListenerExt as _, TapIo};
 use docaiche_core::Error;
+use docaiche_ratelimit::policy::IpNet;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -89,11 +111,162 @@ pub(crate) fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::Serve
     Ok(Arc::new(config))
 }
 
-/// Accepts TCP connections, optionally speaking TLS, each closed when idle.
+/// The caps on open connections (see the [module docs](self)).
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectionLimits {
+    /// Most connections open at once, server-wide.
+    pub(crate) max_connections: usize,
+    /// Most connections open at once from one client address (IPv6: one
+    /// /64).
+    pub(crate) max_per_address: usize,
+    /// Peers exempt from the per-address cap: the trusted proxies.
+    pub(crate) exempt: Arc<[IpNet]>,
+}
+
+impl Default for ConnectionLimits {
+    /// The defaults of `[http]`: 10 000 connections, 64 per address, no
+    /// proxy exempt.
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            max_per_address: 64,
+            exempt: Arc::from([]),
+        }
+    }
+}
+
+/// Which cap refused a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Full {
+    /// `http.max_connections`.
+    Server,
+    /// `http.max_connections_per_address`.
+    Address,
+}
+
+/// The connections open now, server-wide and per client address.
+#[derive(Debug, Default)]
+struct OpenConnections {
+    counts: std::sync::Mutex<Counts>,
+}
+
+/// What [`OpenConnections`] guards.
+#[derive(Debug, Default)]
+struct Counts {
+    /// Connections open server-wide.
+    total: usize,
+    /// Only addresses with open connections: the map never outgrows the
+    /// server-wide cap.
+    per_address: HashMap<IpAddr, usize>,
+}
+
+impl OpenConnections {
+    /// Count a connection from `peer` under `limits`, or say which cap is
+    /// full.
+    fn admit(
+        self: &Arc<Self>,
+        peer: IpAddr,
+        limits: &ConnectionLimits,
+    ) -> Result<ConnectionPermit, Full> {
+        let exempt = limits.exempt.iter().any(|net| net.contains(peer));
+        let address = (!exempt).then(|| client_address(peer));
+        // A poisoned lock only means a panic elsewhere mid-update of plain
+        // counters; keep counting.
+        let mut counts = self
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if counts.total >= limits.max_connections {
+            return Err(Full::Server);
+        }
+        if let Some(address) = address {
+            let open = counts.per_address.entry(address).or_insert(0);
+            if *open >= limits.max_per_address {
+                return Err(Full::Address);
+            }
+            *open += 1;
+        }
+        counts.total += 1;
+        Ok(ConnectionPermit {
+            open: Arc::clone(self),
+            address,
+        })
+    }
+}
+
+/// The address a client is counted under: IPv4 as it is, IPv6 by its /64
+/// (IPv4-mapped IPv6 as the IPv4 address).
+fn client_address(peer: IpAddr) -> IpAddr {
+    match peer.to_canonical() {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
+}
+
+/// One counted connection; dropping it gives the place back.
+struct ConnectionPermit {
+    open: Arc<OpenConnections>,
+    /// The client address counted, unless exempt.
+    address: Option<IpAddr>,
+}
+
+impl Drop for ConnectionPermit {
+    fn drop(&mut self) {
+        let mut counts = self
+            .open
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        counts.total = counts.total.saturating_sub(1);
+        if let Some(address) = self.address
+            && let std::collections::hash_map::Entry::Occupied(mut open) =
+                counts.per_address.entry(address)
+        {
+            *open.get_mut() -= 1;
+            if *open.get() == 0 {
+                open.remove();
+            }
+        }
+    }
+}
+
+/// The whole answer to a plain-HTTP connection over a cap: a 503 problem
+/// (`unavailable`, retry after a second), then the connection is closed.
+fn refusal(full: Full) -> Vec<u8> {
+    let detail = match full {
+        Full::Server => "the server has too many open connections; retry later",
+        Full::Address => "too many open connections from your address; close some first",
+    };
+    // `bare`, not `from_error`: a refusal is expected under load and must
+    // not log a server error per connection.
+    let mut problem =
+        docaiche_core::problem::Problem::bare(docaiche_core::error::ErrorCode::Unavailable);
+    problem.detail = Some(detail.to_owned());
+    problem.retry_after = Some(1);
+    // A struct of strings and numbers always serializes.
+    let body = serde_json::to_vec(&problem).unwrap_or_default();
+    let mut answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: {}\r\nretry-after: 1\r\n\
+         connection: close\r\ncontent-length: {}\r\n\r\n",
+        docaiche_core::problem::PROBLEM_JSON,
+        body.len()
+    )
+    .into_bytes();
+    answer.extend_from_slice(&body);
+    answer
+}
+
+/// Accepts TCP connections, optionally speaking TLS, each closed when idle,
+/// within the [`ConnectionLimits`].
 pub(crate) struct ServerListener {
     tcp: TcpListener,
     tls: Option<TlsAcceptor>,
     idle_timeout: Duration,
+    limits: ConnectionLimits,
+    open: Arc<OpenConnections>,
 }
 
 impl std::fmt::Debug for ServerListener {
@@ -102,7 +275,8 @@ impl std::fmt::Debug for ServerListener {
             .field("local_addr", &self.tcp.local_addr().ok())
             .field("tls", &self.tls.is_some())
             .field("idle_timeout", &self.idle_timeout)
-            .finish()
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
     }
 }
 
@@ -112,7 +286,8 @@ impl std::fmt::Debug for ServerListener {
 pub(crate) type ServeListener = TapIo<ServerListener, fn(&mut Connection)>;
 
 impl ServerListener {
-    /// Listen on `tcp`, with TLS if `tls` is given.
+    /// Listen on `tcp`, with TLS if `tls` is given, under the default
+    /// [`ConnectionLimits`].
     pub(crate) fn new(
         tcp: TcpListener,
         tls: Option<Arc<rustls::ServerConfig>>,
@@ -122,6 +297,24 @@ impl ServerListener {
             tcp,
             tls: tls.map(TlsAcceptor::from),
             idle_timeout,
+            limits: ConnectionLimits::default(),
+            open: Arc::default(),
+        }
+    }
+
+    /// The same listener under `limits`.
+    pub(crate) fn with_limits(mut self, limits: ConnectionLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Answer (plain HTTP) and close a connection over a cap. The answer
+    /// is one small write into an empty socket buffer; if even that would
+    /// block, the client gets the close alone.
+    fn refuse(&self, stream: TcpStream, peer: SocketAddr, full: Full) {
+        tracing::debug!(peer = %peer, cap = ?full, "connection refused: connection cap full");
+        if self.tls.is_none() {
+            let _ = stream.try_write(&refusal(full));
         }
     }
 
@@ -143,12 +336,15 @@ impl Listener for ServerListener {
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
             match self.tcp.accept().await {
-                Ok((stream, peer)) => {
-                    return (
-                        Connection::new(stream, self.tls.as_ref(), self.idle_timeout),
-                        peer,
-                    );
-                }
+                Ok((stream, peer)) => match self.open.admit(peer.ip(), &self.limits) {
+                    Ok(permit) => {
+                        return (
+                            Connection::new(stream, self.tls.as_ref(), self.idle_timeout, permit),
+                            peer,
+                        );
+                    }
+                    Err(full) => self.refuse(stream, peer, full),
+                },
                 // The peer went away between SYN and accept: not our problem.
                 Err(e)
                     if matches!(
@@ -188,10 +384,12 @@ enum State {
     Closed,
 }
 
-/// One accepted connection: TCP or TLS, closed after the idle timeout.
+/// One accepted connection: TCP or TLS, closed after the idle timeout,
+/// counted against the connection caps until dropped.
 pub(crate) struct Connection {
     state: State,
     timer: IdleTimer,
+    _permit: ConnectionPermit,
 }
 
 impl std::fmt::Debug for Connection {
@@ -209,15 +407,22 @@ impl std::fmt::Debug for Connection {
 impl Connection {
     /// Wrap an accepted `stream`; with `tls`, the handshake starts on first
     /// use.
-    fn new(stream: TcpStream, tls: Option<&TlsAcceptor>, idle_timeout: Duration) -> Self {
+    fn new(
+        stream: TcpStream,
+        tls: Option<&TlsAcceptor>,
+        idle_timeout: Duration,
+        permit: ConnectionPermit,
+    ) -> Self {
         match tls {
             Some(acceptor) => Self {
                 state: State::Handshaking(Box::new(acceptor.accept(stream))),
                 timer: IdleTimer::new(HANDSHAKE_TIMEOUT.min(idle_timeout), idle_timeout),
+                _permit: permit,
             },
             None => Self {
                 state: State::Plain(stream),
                 timer: IdleTimer::new(idle_timeout, idle_timeout),
+                _permit: permit,
             },
         }
     }

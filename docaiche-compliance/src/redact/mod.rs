@@ -227,6 +227,34 @@ pub struct Redactor {
     hasher: Option<Hmac<Sha256>>,
     /// IP addresses that are not personal data (the service's own).
     kept_ips: BTreeSet<IpAddr>,
+    /// JSON fields logged verbatim when their value has the expected shape.
+    kept_fields: Vec<KeptField>,
+}
+
+/// A JSON field whose value is left whole when `accept` says it has the
+/// field's shape (see [`RedactorBuilder::keep_json_field`]).
+#[derive(Debug, Clone)]
+struct KeptField {
+    /// `"<name>":"`, the key and the opening quote of a string value. A
+    /// JSON formatter escapes every quote inside a string, so this can only
+    /// be a real key: a value cannot forge it.
+    needle: String,
+    /// Whether a value has the field's shape.
+    accept: fn(&str) -> bool,
+}
+
+impl KeptField {
+    /// The byte ranges of the accepted values of this field in `text`.
+    fn ranges<'t>(&'t self, text: &'t str) -> impl Iterator<Item = Range<usize>> + 't {
+        text.match_indices(self.needle.as_str())
+            .filter_map(move |(at, _)| {
+                let start = at + self.needle.len();
+                let len = text[start..].find('"')?;
+                let value = &text[start..start + len];
+                // An escape inside the value: not a plain id, redact as usual.
+                (!value.contains('\\') && (self.accept)(value)).then_some(start..start + len)
+            })
+    }
 }
 
 impl fmt::Debug for Redactor {
@@ -236,6 +264,14 @@ impl fmt::Debug for Redactor {
             .field("actions", &self.actions)
             .field("hash_key", &self.hasher.as_ref().map(|_| "[REDACTED]"))
             .field("kept_ip_addresses", &self.kept_ips)
+            .field(
+                "kept_json_fields",
+                &self
+                    .kept_fields
+                    .iter()
+                    .map(|f| &f.needle)
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -295,6 +331,18 @@ impl Redactor {
                     None => at = next_boundary(text, m.start()),
                 },
             }
+        }
+        if !self.kept_fields.is_empty() {
+            let kept: Vec<Range<usize>> = self
+                .kept_fields
+                .iter()
+                .flat_map(|field| field.ranges(text))
+                .collect();
+            candidates.retain(|c| {
+                !kept
+                    .iter()
+                    .any(|k| k.start < c.range.end && c.range.start < k.end)
+            });
         }
         resolve_overlaps(candidates)
     }
@@ -550,6 +598,7 @@ pub struct RedactorBuilder {
     api_key_prefixes: Vec<String>,
     hash_key: Option<Vec<u8>>,
     kept_ips: BTreeSet<IpAddr>,
+    kept_fields: Vec<KeptField>,
 }
 
 impl Default for RedactorBuilder {
@@ -571,6 +620,7 @@ impl RedactorBuilder {
             api_key_prefixes: vec!["dcx_".to_owned()],
             hash_key: None,
             kept_ips: BTreeSet::new(),
+            kept_fields: Vec::new(),
         }
     }
 
@@ -622,6 +672,41 @@ impl RedactorBuilder {
     /// ```
     pub fn keep_ip_addresses(mut self, addresses: impl IntoIterator<Item = IpAddr>) -> Self {
         self.kept_ips.extend(addresses);
+        self
+    }
+
+    /// Leave the string value of the JSON field `name` whole wherever
+    /// `accept` says it has the field's shape: identifiers operators search
+    /// the logs for, such as request ids, which may happen to look like a
+    /// phone number or an IP address in part. Only `"name":"value"` as a
+    /// JSON formatter writes it counts (a value cannot forge the key: its
+    /// quotes are escaped), and only a value without escapes; everything
+    /// else in the line, and a value `accept` refuses, is redacted as
+    /// usual. Keep `accept` strict (a fixed alphabet and length): what it
+    /// lets through is logged as it came.
+    ///
+    /// ```
+    /// use docaiche_compliance::redact::Redactor;
+    ///
+    /// fn is_request_id(value: &str) -> bool {
+    ///     (1..=128).contains(&value.len())
+    ///         && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    /// }
+    /// let redactor = Redactor::builder()
+    ///     .keep_json_field("request_id", is_request_id)
+    ///     .build()
+    ///     .expect("valid");
+    /// let line = r#"{"request_id":"req:020-7946-0958","msg":"call 020-7946-0958"}"#;
+    /// assert_eq!(
+    ///     redactor.redact(line),
+    ///     r#"{"request_id":"req:020-7946-0958","msg":"call [REDACTED:phone]"}"#
+    /// );
+    /// ```
+    pub fn keep_json_field(mut self, name: &str, accept: fn(&str) -> bool) -> Self {
+        self.kept_fields.push(KeptField {
+            needle: format!("\"{name}\":\""),
+            accept,
+        });
         self
     }
 
@@ -739,6 +824,7 @@ impl RedactorBuilder {
             actions: self.actions,
             hasher,
             kept_ips: self.kept_ips,
+            kept_fields: self.kept_fields,
         })
     }
 }

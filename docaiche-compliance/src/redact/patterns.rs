@@ -170,6 +170,12 @@ fn email_ok(text: &str, m: Range<usize>) -> Option<Range<usize>> {
 
 fn phone_ok(text: &str, m: Range<usize>) -> Option<Range<usize>> {
     let m = strip_context(text, m, |b| b == b'+' || b == b'(' || b.is_ascii_digit());
+    // Digits inside a longer token (a UUID such as a request id, a hex
+    // digest, `req-0123-4567-8901`) are part of that token, not a number
+    // someone dials.
+    if glued_before(text, m.start) {
+        return None;
+    }
     let mut end = m.end;
     // The greedy pattern may have taken the first group of a following
     // number (`+44 20 7946 0958 123-45-6789`): drop trailing groups until
@@ -185,10 +191,34 @@ fn phone_ok(text: &str, m: Range<usize>) -> Option<Range<usize>> {
         let close = candidate.bytes().filter(|&b| b == b')').count();
         // A trailing `.5` or `-3` continues some other number (a version,
         // a range).
-        if digits <= 15 && open == close && !continues_number(text, end, b".-:") {
+        if digits <= 15
+            && open == close
+            && !continues_number(text, end, b".-:")
+            && !glued_after(text, end)
+        {
             return Some(m.start..end);
         }
         end = m.start + candidate.rfind([' ', '.', '-', '/'])?;
+    }
+}
+
+/// Whether the text before `start` continues a token into it: a letter or
+/// digit right before, or one joined by `-` or `_` (`…-9f01-` of a UUID).
+fn glued_before(text: &str, start: usize) -> bool {
+    match text.as_bytes()[..start] {
+        [.., b] if b.is_ascii_alphanumeric() => true,
+        [.., b, joint] => (joint == b'-' || joint == b'_') && b.is_ascii_alphanumeric(),
+        _ => false,
+    }
+}
+
+/// Whether the text after `end` continues a token out of it: a letter or
+/// digit right after, or one joined by `-` or `_` (`-23456789abcd`).
+fn glued_after(text: &str, end: usize) -> bool {
+    match text.as_bytes()[end..] {
+        [b, ..] if b.is_ascii_alphanumeric() => true,
+        [joint, b, ..] => (joint == b'-' || joint == b'_') && b.is_ascii_alphanumeric(),
+        _ => false,
     }
 }
 

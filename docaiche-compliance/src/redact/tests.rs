@@ -207,6 +207,84 @@ fn custom_patterns_are_validated() {
     assert!(NationalIdFormat::custom("empty", "x*").is_err());
 }
 
+#[test]
+fn phone_numbers_inside_uuids_and_longer_tokens_are_not_phone_numbers() {
+    let r = Redactor::new();
+    // UUIDs whose groups look like national or North American numbers:
+    // the review found request ids rewritten as `[REDACTED:phone]`.
+    for token in [
+        "a1b2c3d4-0201-7946-0958-abcdef012345",
+        "0192F3A4-0201-4946-0958-ABCDEF012345",
+        "0192f3a4-0201-7946-0958-c0ffee012345",
+        "req-020 7946 0958",
+        "id_0201-7946-0958",
+        "020-7946-0958-ffee",
+        "020-7946-0958_x",
+        "deadbeef020-7946-0958",
+    ] {
+        let line = format!("request {token} done");
+        assert!(
+            !kinds(&r, &line).contains(&PiiKind::Phone),
+            "{token}: {:?}",
+            r.find(&line)
+        );
+    }
+    // Standing alone, or beside punctuation, they still are.
+    for line in [
+        "call 020-7946-0958 now",
+        "call 020 7946 0958.",
+        "tel:020-7946-0958",
+        "(555) 123-4567, (555) 123-4568",
+    ] {
+        assert!(kinds(&r, line).contains(&PiiKind::Phone), "{line}");
+    }
+}
+
+/// The X-Request-Id grammar of the example server: 1–128 bytes of
+/// letters, digits and `-_.:+/=@`.
+fn is_request_id(value: &str) -> bool {
+    (1..=128).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:+/=@".contains(&b))
+}
+
+#[test]
+fn a_kept_json_field_stays_whole_and_nothing_else_does() {
+    let r = Redactor::builder()
+        .keep_json_field("request_id", is_request_id)
+        .build()
+        .expect("valid");
+    // Whatever the id looks like in part, it stays whole in its field.
+    for id in [
+        "0192f3a4-5b6c-7d8e-9f01-23456789abcd",
+        "client+020-7946-0958",
+        "10.0.0.1:4711",
+        "ops@acme.example",
+    ] {
+        let line = format!(r#"{{"span":{{"request_id":"{id}","name":"request"}},"msg":"ok"}}"#);
+        assert_eq!(r.redact(&line), line, "{id}");
+    }
+    // The same values elsewhere in the line are redacted as before.
+    let line = r#"{"request_id":"ops@acme.example","user":"ops@acme.example"}"#;
+    assert_eq!(
+        r.redact(line),
+        r#"{"request_id":"ops@acme.example","user":"[REDACTED:email]"}"#
+    );
+    // A value outside the grammar, or with escapes, gets no pass.
+    let line = r#"{"request_id":"call 020 7946 0958","msg":"ok"}"#;
+    assert!(r.redact(line).contains("[REDACTED:phone]"));
+    let line = r#"{"request_id":"a\"b ops@acme.example","msg":"ok"}"#;
+    assert!(r.redact(line).contains("[REDACTED:email]"));
+    // A field name inside a value cannot forge the key: its quotes are
+    // escaped.
+    let forged = r#"{"msg":"\"request_id\":\"ops@acme.example\""}"#;
+    assert!(r.redact(forged).contains("[REDACTED:email]"));
+    // Without the option, nothing is kept.
+    let line = r#"{"request_id":"ops@acme.example"}"#;
+    assert!(Redactor::new().redact(line).contains("[REDACTED:email]"));
+}
+
 mod properties {
     use proptest::prelude::*;
 
@@ -251,6 +329,68 @@ mod properties {
             // (`a@example.com+44…`), what a finding may touch changes once
             // its neighbour is replaced.
             prop_assert_eq!(redactor.redact(&once).into_owned(), once);
+        }
+
+        #[test]
+        fn uuids_never_hold_a_phone_number(
+            uuid in prop_oneof![
+                "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+                "[0-9]{8}-[0-9]{4}-[0-9]{4}-[0-9]{4}-[0-9]{12}",
+                // Middle groups shaped like `0201-7946-0958`, a UK number.
+                "[0-9a-f]{8}-0[1-9][0-9]{2}-[47][0-9]{3}-[0-9]{4}-[a-f][0-9a-f]{11}",
+                "[0-9A-F]{8}-0[1-9][0-9]{2}-[0-9]{4}-[0-9]{4}-[A-F][0-9A-F]{11}",
+            ],
+            at in 0usize..4,
+        ) {
+            let line = match at {
+                0 => uuid.clone(),
+                1 => format!("request {uuid} failed"),
+                2 => format!("request_id={uuid}"),
+                _ => format!(r#"{{"request_id":"{uuid}"}}"#),
+            };
+            let redactor = Redactor::new();
+            let phones: Vec<_> = redactor
+                .find(&line)
+                .into_iter()
+                .filter(|f| f.kind == PiiKind::Phone)
+                .collect();
+            prop_assert!(phones.is_empty(), "{line}: {phones:?}");
+            let kept = Redactor::builder()
+                .keep_json_field("request_id", super::is_request_id)
+                .build()
+                .expect("valid");
+            let json = format!(r#"{{"request_id":"{uuid}","msg":"x"}}"#);
+            prop_assert_eq!(kept.redact(&json).into_owned(), json);
+        }
+
+        #[test]
+        fn a_phone_number_glued_into_a_longer_token_is_not_one(
+            // Letters where they touch the number: digits there would only
+            // make a longer number.
+            head in "[0-9A-Za-z]{0,11}[A-Za-z]",
+            tail in "[A-Za-z][0-9A-Za-z]{0,11}",
+            joint in prop_oneof![Just(""), Just("-"), Just("_")],
+            phone in prop_oneof![
+                Just("020 7946 0958"),
+                Just("020-7946-0958"),
+                Just("555-123-4567"),
+                Just("01 23 45 67 89"),
+                Just("07700 900123"),
+            ],
+            glue_head in any::<bool>(),
+        ) {
+            let token = if glue_head {
+                format!("{head}{joint}{phone}")
+            } else {
+                format!("{phone}{joint}{tail}")
+            };
+            let line = format!("id {token} end");
+            let phones: Vec<_> = Redactor::new()
+                .find(&line)
+                .into_iter()
+                .filter(|f| f.kind == PiiKind::Phone)
+                .collect();
+            prop_assert!(phones.is_empty(), "{line}: {phones:?}");
         }
 
         #[test]
