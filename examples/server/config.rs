@@ -195,7 +195,11 @@ pub(crate) struct ServerConfig {
     /// Deadline for a whole request, in seconds; exceeded → 504 problem.
     pub(crate) request_timeout_secs: u64,
     /// Largest accepted request body, in bytes; larger → 413 problem.
+    /// The upload limit: JSON bodies have their own, smaller one.
     pub(crate) body_limit_bytes: usize,
+    /// Largest accepted JSON body (every route but the uploads), in bytes;
+    /// larger → 413 problem. Never more than `body_limit_bytes` in effect.
+    pub(crate) json_body_limit_bytes: usize,
     /// How long in-flight requests may run after SIGINT/SIGTERM, in seconds.
     pub(crate) shutdown_grace_secs: u64,
 }
@@ -207,6 +211,7 @@ impl Default for ServerConfig {
             behind_proxy: false,
             request_timeout_secs: 30,
             body_limit_bytes: 16 * 1024 * 1024,
+            json_body_limit_bytes: crate::json::DEFAULT_JSON_BODY_LIMIT,
             shutdown_grace_secs: 30,
         }
     }
@@ -747,6 +752,9 @@ impl Config {
         set("DOCAICHE_BODY_LIMIT_BYTES", &mut |v| {
             parse_into(&v, &mut self.server.body_limit_bytes)
         });
+        set("DOCAICHE_JSON_BODY_LIMIT_BYTES", &mut |v| {
+            parse_into(&v, &mut self.server.json_body_limit_bytes)
+        });
         set("DOCAICHE_SHUTDOWN_GRACE_SECS", &mut |v| {
             parse_into(&v, &mut self.server.shutdown_grace_secs)
         });
@@ -945,6 +953,13 @@ impl Config {
             add(
                 Severity::Invalid,
                 "server.body_limit_bytes",
+                "must be at least 1 byte".into(),
+            );
+        }
+        if self.server.json_body_limit_bytes == 0 {
+            add(
+                Severity::Invalid,
+                "server.json_body_limit_bytes",
                 "must be at least 1 byte".into(),
             );
         }

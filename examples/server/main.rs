@@ -89,6 +89,8 @@ mod cors;
 mod documents;
 #[cfg(test)]
 mod e2e;
+#[cfg(test)]
+mod e2e_scopes;
 mod edge;
 mod events;
 mod health;

@@ -1007,8 +1007,8 @@ fn components() -> utoipa::openapi::Components {
         .build()
 }
 
-/// A permission name, `resource:action` (`documents:read`): the schema of
-/// `docaiche_core::Permission` as the API spells it.
+/// A permission name a client may ask for (the `scopes` of `POST /v1/keys`):
+/// a name of the server's `PermissionCatalog`, as `Validate` checks it.
 #[derive(Debug)]
 pub(crate) struct PermissionName;
 
@@ -1017,10 +1017,13 @@ impl utoipa::PartialSchema for PermissionName {
         ObjectBuilder::new()
             .schema_type(Type::String)
             .description(Some(
-                "`resource:action`: each segment 1 to 48 lowercase letters, \
-                 digits, `-` and `_`, starting with a letter",
+                "a permission of the catalogue (`resource:action`), a wildcard \
+                 over one of its resources (`documents:*`), or `*:*`",
             ))
-            .pattern(Some("^[a-z][a-z0-9_-]{0,47}:[a-z][a-z0-9_-]{0,47}$"))
+            .max_length(Some(docaiche_core::MAX_PERMISSION_LEN))
+            .enum_values(Some(
+                docaiche_core::PermissionCatalog::builtin().grant_names(),
+            ))
             .into()
     }
 }
