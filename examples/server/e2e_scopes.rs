@@ -362,6 +362,63 @@ async fn a_stored_record_with_200000_scopes_lists_and_exports_small_and_fast() {
 }
 
 #[tokio::test]
+async fn privacy_requests_are_listed_a_page_at_a_time() {
+    let server = start().await;
+    let dpo = crate::test_support::api_key(
+        &server.state,
+        "acme",
+        Some("dpo"),
+        "dpo",
+        &["privacy:export"],
+    )
+    .await;
+    let mut made = Vec::new();
+    for subject in ["s1", "s2", "s3"] {
+        let (status, _, body) = send(
+            client()
+                .post(server.url("/v1/privacy/export"))
+                .header("x-api-key", &dpo)
+                .header("content-type", "application/json")
+                .body(format!(r#"{{"subject":"{subject}"}}"#)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let bundle: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        made.push(bundle["request_id"].as_str().expect("id").to_owned());
+    }
+    let mut seen = Vec::new();
+    let mut uri = "/v1/privacy/requests?limit=2".to_owned();
+    loop {
+        let (status, _, body) =
+            send(client().get(server.url(&uri)).header("x-api-key", &dpo)).await;
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        let page: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        let items = page["items"].as_array().expect("items");
+        assert!(items.len() <= 2, "{page}");
+        seen.extend(
+            items
+                .iter()
+                .map(|i| i["id"].as_str().expect("id").to_owned()),
+        );
+        match page["next"].as_str() {
+            Some(next) => uri = format!("/v1/privacy/requests?limit=2&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, made, "every request once, oldest first");
+    for bad in ["limit=0", "limit=1001", "after=nope"] {
+        let (status, headers, body) = send(
+            client()
+                .get(server.url(&format!("/v1/privacy/requests?{bad}")))
+                .header("x-api-key", &dpo),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        problem(&headers, &body, "invalid-input");
+    }
+}
+
+#[tokio::test]
 async fn token_endpoints_answer_415_to_text_plain_and_413_over_the_json_limit() {
     let server = start().await;
     let bodies = [

@@ -558,21 +558,33 @@ pub(crate) fn route_doc(method: &Method, path: &str) -> Option<RouteDoc> {
             )
         },
         ("GET", "/v1/privacy/requests") => RouteDoc {
-            query: &[(
-                "tenant",
-                Param::Text,
-                "the tenant (default: the caller's; another needs `tenants:cross`)",
-            )],
+            query: &[
+                (
+                    "tenant",
+                    Param::Text,
+                    "the tenant (default: the caller's; another needs `tenants:cross`)",
+                ),
+                (
+                    "after",
+                    Param::Text,
+                    "the cursor of the previous page's `next`",
+                ),
+                (
+                    "limit",
+                    Param::Integer(1, docaiche_core::page::MAX_PAGE_SIZE),
+                    "page size (default 100)",
+                ),
+            ],
             errors: &[
-                (400, "an invalid `tenant`"),
+                (400, "an invalid `tenant`, `after` cursor or `limit`"),
                 (
                     403,
                     "the principal holds neither `privacy:export` nor `privacy:erase` on the tenant",
                 ),
             ],
             ..RouteDoc::ok(
-                "The tenant's data-subject requests (the DPO's queue)",
-                "every request, oldest first, with status and deadline",
+                "The tenant's data-subject requests (the DPO's queue), a page at a time",
+                "a page of requests, oldest first, with status and deadline",
                 Json(schema_ref::<crate::privacy::PrivacyRequestList>),
             )
         },
