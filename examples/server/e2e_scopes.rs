@@ -7,6 +7,8 @@
 //!   each with a problem naming the field; valid scopes still work;
 //! - a key record stored with 200 000 scopes (as the code before the
 //!   bound let through) lists and exports small and fast;
+//! - the tenant listings whose stores return everything (privacy requests,
+//!   legal holds) answer a page at a time;
 //! - the token endpoints answer 415 to `text/plain` (and to no media type)
 //!   and 413 over the JSON limit, like every other JSON route.
 
@@ -416,6 +418,58 @@ async fn privacy_requests_are_listed_a_page_at_a_time() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
         problem(&headers, &body, "invalid-input");
     }
+}
+
+#[tokio::test]
+async fn legal_holds_are_listed_a_page_at_a_time() {
+    let server = start().await;
+    let admin = crate::test_support::api_key(
+        &server.state,
+        "acme",
+        Some("platform"),
+        "platform",
+        &["tenants:cross", "admin:access"],
+    )
+    .await;
+    let mut made = Vec::new();
+    for case in ["case-1", "case-2", "case-3"] {
+        let (status, _, body) = send(
+            client()
+                .post(server.url("/v1/admin/legal-holds"))
+                .header("x-api-key", &admin)
+                .header("content-type", "application/json")
+                .body(format!(r#"{{"tenant":"globex","reason":"{case}"}}"#)),
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::CREATED,
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+        let hold: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        made.push(hold["id"].as_str().expect("id").to_owned());
+    }
+    let mut seen = Vec::new();
+    let mut uri = "/v1/admin/legal-holds?tenant=globex&limit=2".to_owned();
+    loop {
+        let (status, _, body) =
+            send(client().get(server.url(&uri)).header("x-api-key", &admin)).await;
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        let page: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        let items = page["items"].as_array().expect("items");
+        assert!(items.len() <= 2, "{page}");
+        seen.extend(
+            items
+                .iter()
+                .map(|i| i["id"].as_str().expect("id").to_owned()),
+        );
+        match page["next"].as_str() {
+            Some(next) => uri = format!("/v1/admin/legal-holds?tenant=globex&limit=2&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, made, "every hold once, oldest first");
 }
 
 #[tokio::test]

@@ -103,6 +103,7 @@ mod log_capture;
 mod login;
 mod metrics;
 mod openapi;
+mod page;
 mod privacy;
 #[cfg(test)]
 #[allow(dead_code)]

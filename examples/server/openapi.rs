@@ -460,15 +460,30 @@ pub(crate) fn route_doc(method: &Method, path: &str) -> Option<RouteDoc> {
             )
         },
         ("GET", "/v1/admin/legal-holds") => RouteDoc {
-            query: &[(
-                "tenant",
-                Param::Text,
-                "the tenant whose holds are listed (required)",
+            query: &[
+                (
+                    "tenant",
+                    Param::Text,
+                    "the tenant whose holds are listed (required)",
+                ),
+                (
+                    "after",
+                    Param::Text,
+                    "the cursor of the previous page's `next`",
+                ),
+                (
+                    "limit",
+                    Param::Integer(1, docaiche_core::page::MAX_PAGE_SIZE),
+                    "page size (default 100)",
+                ),
+            ],
+            errors: &[(
+                400,
+                "a missing or invalid `tenant`, an invalid `after` cursor or `limit`",
             )],
-            errors: &[(400, "a missing or invalid `tenant`")],
             ..RouteDoc::ok(
-                "A tenant's legal holds, active and released",
-                "every hold, oldest first",
+                "A tenant's legal holds, active and released, a page at a time",
+                "a page of holds, oldest first",
                 Json(schema_ref::<crate::compliance::LegalHoldList>),
             )
         },

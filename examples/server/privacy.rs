@@ -636,35 +636,12 @@ async fn list_requests(
         }
         None => caller.tenant.clone(),
     };
-    let page = PageRequest::new(query.after, query.limit.unwrap_or(REQUESTS_PAGE))?;
-    let after = page
-        .after
-        .as_deref()
-        .map(uuid::Uuid::parse_str)
-        .transpose()
-        .map_err(|_| Error::invalid_input("malformed page cursor"))?;
-    let mut requests = services(&state)?.service.list(&caller, &tenant).await?;
-    // Ids are UUIDv7: in their order, oldest first, and a cursor.
-    requests.sort_by_key(|request| request.id);
-    let limit = usize::try_from(page.limit).unwrap_or(usize::MAX);
-    let mut items: Vec<&PrivacyRequest> = requests
-        .iter()
-        .filter(|request| after.is_none_or(|after| request.id > after))
-        .take(limit.saturating_add(1))
-        .collect();
-    let next = if items.len() > limit {
-        items.truncate(limit);
-        items.last().map(|request| request.id.to_string())
-    } else {
-        None
-    };
+    let requests = services(&state)?.service.list(&caller, &tenant).await?;
+    let (items, next) = crate::page::of(requests, |r| r.id, query.after, query.limit)?;
     Ok(no_store(
         serde_json::json!({ "items": items, "next": next }),
     ))
 }
-
-/// Default page size of `GET /v1/privacy/requests`.
-const REQUESTS_PAGE: u32 = 100;
 
 /// The query of `GET /v1/privacy/requests`.
 #[derive(Debug, Deserialize)]
