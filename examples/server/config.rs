@@ -18,6 +18,7 @@
 //! | `DOCAICHE_BEHIND_PROXY` | `server.behind_proxy` | `true` when TLS ends at a reverse proxy |
 //! | `DOCAICHE_REQUEST_TIMEOUT_SECS` | `server.request_timeout_secs` | whole seconds, default 30 |
 //! | `DOCAICHE_BODY_LIMIT_BYTES` | `server.body_limit_bytes` | bytes, default 16 MiB |
+//! | `DOCAICHE_JSON_BODY_LIMIT_BYTES` | `server.json_body_limit_bytes` | bytes, default 64 KiB |
 //! | `DOCAICHE_SHUTDOWN_GRACE_SECS` | `server.shutdown_grace_secs` | whole seconds, default 30 |
 //! | `DOCAICHE_DATA_DIR` | `storage.data_dir` | directory, default `./data` |
 //! | `DOCAICHE_CORS_ALLOWED_ORIGINS` | `cors.allowed_origins` | comma list; empty for none |
@@ -2671,6 +2672,7 @@ mod tests {
         let mut config = Config::default();
         config.server.request_timeout_secs = 0;
         config.server.body_limit_bytes = 0;
+        config.server.json_body_limit_bytes = 0;
         config.cors.allowed_origins = vec!["https://app.example/path".into()];
         config.keys.source = Some("env:".into());
         config.log.filter = "=[".into();
@@ -2683,8 +2685,16 @@ mod tests {
                 "keys.source",
                 "log.filter",
                 "server.body_limit_bytes",
+                "server.json_body_limit_bytes",
                 "server.request_timeout_secs",
             ]
+        );
+        let config = Config::load(None, &env_of(&[("DOCAICHE_JSON_BODY_LIMIT_BYTES", "2048")]))
+            .expect("loads");
+        assert_eq!(config.server.json_body_limit_bytes, 2048);
+        assert_eq!(
+            Config::default().server.json_body_limit_bytes,
+            crate::json::DEFAULT_JSON_BODY_LIMIT
         );
     }
 
