@@ -631,6 +631,24 @@ async fn scopes_outside_the_catalogue_or_over_the_cap_are_refused_before_any_wri
         .create(&everything, request)
         .await
         .expect("known to this catalogue");
+
+    // A key stored with made-up scopes (before the check existed) is not
+    // copied into a new key by rotation.
+    let legacy = ApiKeyRecord::new(
+        ApiKeyId::new(),
+        f.acme.clone(),
+        PrincipalId::new("old").unwrap(),
+        ApiKeyLookup::new("legacylookup01").unwrap(),
+        f.clock.now(),
+    )
+    .with_scopes(perms(&["documents:frobnicate"]));
+    f.store.insert(&legacy).await.unwrap();
+    assert!(matches!(
+        f.keys
+            .rotate(&everything, &f.acme, &legacy.id, Duration::from_secs(60))
+            .await,
+        Err(Error::Conflict { .. })
+    ));
 }
 
 #[tokio::test]

@@ -21,7 +21,8 @@
 //! - a [`Validate`] failure: 400 with every failing field at once;
 //! - a body over `server.json_body_limit_bytes` (default 64 KiB; JSON
 //!   bodies are small, so they get a limit of their own, well under the
-//!   upload limit `server.body_limit_bytes`): 413 `payload-too-large`
+//!   upload limit `server.body_limit_bytes`, which only the uploads and
+//!   the base64 batch upload keep): 413 `payload-too-large`
 //!   naming the limit, decided from `Content-Length` before the body is
 //!   read, or as soon as a streamed body crosses it.
 //!

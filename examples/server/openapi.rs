@@ -368,7 +368,11 @@ pub(crate) fn route_doc(method: &Method, path: &str) -> Option<RouteDoc> {
                     400,
                     "an overlap over `auth.api_keys.max_rotation_overlap_secs`",
                 ),
-                (409, "the key is revoked, expired or already rotated"),
+                (
+                    409,
+                    "the key is revoked, expired or already rotated, or carries scopes \
+                     a new key could not",
+                ),
             ],
             body: Body::Json {
                 schema: schema_ref::<crate::api::RotateKey>,
