@@ -23,7 +23,7 @@ pub use docaiche_compliance as compliance;
 pub use docaiche_core::{
     ApiKeyStore, AuditSink, AuthFailure, AuthMethod, Authenticator, CacheStore, Clock, Credential,
     DocumentId, DocumentStore, Error, ErrorCode, Extractor, HealthCheck, HealthStatus,
-    InvalidationBus, JobQueue, KeyWrapper, Permission, PermissionSet, Principal, PrincipalId,
-    Problem, RateLimiter, RequestContext, Result, SecretProvider, SecretString, TenantId,
-    TokenRevocationStore,
+    InvalidationBus, JobQueue, KeyWrapper, MAX_SCOPES, Permission, PermissionCatalog,
+    PermissionSet, Principal, PrincipalId, Problem, RateLimiter, RequestContext, Result,
+    SecretProvider, SecretString, TenantId, TokenRevocationStore,
 };

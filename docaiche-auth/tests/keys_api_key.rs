@@ -581,6 +581,77 @@ async fn scope_escalation_is_rejected() {
 }
 
 #[tokio::test]
+async fn scopes_outside_the_catalogue_or_over_the_cap_are_refused_before_any_write() {
+    let f = fixture();
+    let everything = principal("acme", "root", &["*:*"]);
+    let before = f.store.calls();
+    let too_many: Vec<String> = (0..=docaiche_core::MAX_SCOPES)
+        .map(|i| format!("documents:x{i}"))
+        .collect();
+    let too_many: Vec<&str> = too_many.iter().map(String::as_str).collect();
+    for scopes in [
+        &["documents:frobnicate"][..],
+        &["reports:*"],
+        &["documents:read", "made-up:read"],
+        &too_many,
+    ] {
+        let request = NewApiKey::new(f.acme.clone(), "flood").with_scopes(perms(scopes));
+        match f.keys.create(&everything, request).await {
+            Err(Error::InvalidInput { fields, .. }) => {
+                assert_eq!(fields[0].pointer, "/scopes", "{scopes:?}");
+            }
+            other => panic!("{scopes:?}: {other:?}"),
+        }
+    }
+    assert_eq!(f.store.calls(), before, "nothing was stored");
+
+    // Known permissions and the wildcards roles use are accepted.
+    for scopes in [
+        &["documents:read"][..],
+        &["documents:*", "jobs:read"],
+        &["*:*"],
+    ] {
+        let request = NewApiKey::new(f.acme.clone(), "ok").with_scopes(perms(scopes));
+        f.keys
+            .create(&everything, request)
+            .await
+            .expect("valid scopes");
+    }
+    // An embedder's own permissions, once in the catalogue.
+    let custom = ApiKeyService::new(
+        Arc::new(MemoryApiKeyStore::new()),
+        Peppers::new(1, [(1, pepper(1))]).unwrap(),
+    )
+    .with_catalog(
+        docaiche_core::PermissionCatalog::builtin()
+            .with(Permission::parse("reports:read").unwrap()),
+    );
+    let request = NewApiKey::new(f.acme.clone(), "reports").with_scopes(perms(&["reports:*"]));
+    custom
+        .create(&everything, request)
+        .await
+        .expect("known to this catalogue");
+
+    // A key stored with made-up scopes (before the check existed) is not
+    // copied into a new key by rotation.
+    let legacy = ApiKeyRecord::new(
+        ApiKeyId::new(),
+        f.acme.clone(),
+        PrincipalId::new("old").unwrap(),
+        ApiKeyLookup::new("legacylookup01").unwrap(),
+        f.clock.now(),
+    )
+    .with_scopes(perms(&["documents:frobnicate"]));
+    f.store.insert(&legacy).await.unwrap();
+    assert!(matches!(
+        f.keys
+            .rotate(&everything, &f.acme, &legacy.id, Duration::from_secs(60))
+            .await,
+        Err(Error::Conflict { .. })
+    ));
+}
+
+#[tokio::test]
 async fn a_tenant_cannot_list_rotate_or_revoke_another_tenants_keys() {
     let f = fixture();
     let (acme_key, acme_record) = f.create(&["documents:read"]).await;

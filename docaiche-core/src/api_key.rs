@@ -88,7 +88,8 @@ pub struct ApiKeyRecord {
     pub hash: Vec<u8>,
     /// Which pepper/algorithm produced `hash`.
     pub hash_version: u16,
-    /// Permissions the key carries (a subset of its creator's).
+    /// Permissions the key carries (a subset of its creator's, at most
+    /// [`MAX_SCOPES`](crate::MAX_SCOPES) of them as read back from a store).
     pub scopes: PermissionSet,
     /// Creation time.
     #[serde(with = "time::serde::rfc3339")]
@@ -212,6 +213,13 @@ impl ApiKeyUsage {
 ///   erasure must not leave it behind as a revoked record): afterwards `get`
 ///   is `None`, `list` omits it and `find_by_lookup` no longer finds it.
 /// - Lists are ordered by `id` (creation order).
+/// - Reads (`get`, `find_by_lookup`, `list`) return at most
+///   [`MAX_SCOPES`](crate::MAX_SCOPES) grants of a record's scopes, the
+///   first in order, however many were stored (by a version before the
+///   bound, or by a direct write), and load no more than that of them
+///   ([`PermissionSet::from_json_bounded`] over a bounded prefix of a
+///   stored array): a record can never make a read, a listing or an export
+///   slow or large. Dropping grants only takes permissions away.
 #[async_trait::async_trait]
 pub trait ApiKeyStore: Send + Sync + fmt::Debug + 'static {
     /// Store a new record.

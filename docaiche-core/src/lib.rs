@@ -102,7 +102,9 @@ pub use id::{ApiKeyId, DocumentId, JobId, PrincipalId, TenantId};
 pub use invalidation::InvalidationBus;
 pub use job::JobQueue;
 pub use key_wrapper::KeyWrapper;
-pub use permission::{Grant, Permission, PermissionSet, Role};
+pub use permission::{
+    Grant, MAX_PERMISSION_LEN, MAX_SCOPES, Permission, PermissionCatalog, PermissionSet, Role,
+};
 pub use principal::{AuthMethod, Principal};
 pub use problem::Problem;
 pub use rate_limit::RateLimiter;

@@ -58,6 +58,19 @@ fn valid_segment(s: &str) -> bool {
 /// The longest segment of a permission, in bytes.
 const MAX_SEGMENT_LEN: usize = 48;
 
+/// The longest permission or grant name, `resource:action`, in bytes: two
+/// segments of at most 48 bytes and the colon.
+pub const MAX_PERMISSION_LEN: usize = 2 * MAX_SEGMENT_LEN + 1;
+
+/// The most grants one API key (or any other stored scope list) carries.
+///
+/// Enforced where scopes are created (`docaiche_auth`'s `ApiKeyService`
+/// refuses more) and where they are read back
+/// ([`PermissionSet::from_json_bounded`]: a store never returns more, so a
+/// record written before this bound existed cannot make a listing or an
+/// export slow or huge).
+pub const MAX_SCOPES: usize = 64;
+
 /// Serialize `resource:action` with one `serialize_str` of a stack buffer:
 /// no formatter and no allocation on the hot path (every `whoami`, every
 /// token issued). Segments that did not come through [`Permission::parse`]
@@ -110,6 +123,20 @@ impl Permission {
     /// Act on tenants other than one's own. Granted only explicitly, through a
     /// role that names it; checked by [`crate::Principal::authorize_tenant`].
     pub const TENANTS_CROSS: Self = Self::from_static("tenants", "cross");
+
+    /// Every built-in permission: the default [`PermissionCatalog`].
+    pub const BUILTIN: [Self; 10] = [
+        Self::DOCUMENTS_READ,
+        Self::DOCUMENTS_WRITE,
+        Self::DOCUMENTS_DELETE,
+        Self::JOBS_READ,
+        Self::KEYS_MANAGE,
+        Self::AUDIT_READ,
+        Self::PRIVACY_EXPORT,
+        Self::PRIVACY_ERASE,
+        Self::ADMIN_ACCESS,
+        Self::TENANTS_CROSS,
+    ];
 
     /// A permission from static parts. For constants; panics at compile time
     /// if used in a `const` with an invalid segment.
@@ -323,6 +350,89 @@ impl PermissionSet {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// How many grants the set holds.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Keep only the first `max` grants (in order), dropping the rest: the
+    /// set then allows less, never more.
+    pub fn truncate(&mut self, max: usize) {
+        if let Some(first_dropped) = self.0.iter().nth(max).cloned() {
+            drop(self.0.split_off(&first_dropped));
+        }
+    }
+
+    /// Read a set stored as a JSON array of grant names (its `Serialize`
+    /// form), keeping at most `max` grants, the first in stored order; the
+    /// rest of the array is skipped unparsed. The text may be a prefix of
+    /// the stored array (a store reading only the first bytes of a column):
+    /// an array cut short keeps the names before the cut.
+    ///
+    /// This is how stores bound what they load: however many grants were
+    /// written (by a version before [`MAX_SCOPES`] existed), reading costs a
+    /// scan of `text` and at most `max` parsed names. Dropping grants only
+    /// ever takes permissions away.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] if `text` is not a (possibly cut) JSON array
+    /// of valid grant names.
+    pub fn from_json_bounded(text: &str, max: usize) -> Result<Self, Error> {
+        match bounded_grants(text, max) {
+            Ok(set) => Ok(set),
+            Err(e) if e.is_eof() => {
+                // Cut short: keep the names before the last complete one's
+                // closing quote. Grant names hold no quotes or escapes.
+                let end = text.rfind("\",").map_or(0, |at| at + 1);
+                let head = text.get(..end).filter(|head| head.starts_with('['));
+                match head {
+                    Some(head) => bounded_grants(&format!("{head}]"), max),
+                    None => bounded_grants("[]", max),
+                }
+                .map_err(|_| Error::invalid_input("stored permissions are not a json array"))
+            }
+            Err(_) => Err(Error::invalid_input(
+                "stored permissions are not a json array of grant names",
+            )),
+        }
+    }
+}
+
+/// At most `max` grants of the JSON array `text`.
+fn bounded_grants(text: &str, max: usize) -> Result<PermissionSet, serde_json::Error> {
+    use serde::de::{IgnoredAny, SeqAccess, Visitor};
+
+    struct Bounded(usize);
+
+    impl<'de> Visitor<'de> for Bounded {
+        type Value = PermissionSet;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an array of grant names")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<PermissionSet, A::Error> {
+            let mut set = BTreeSet::new();
+            // Counts elements, not distinct grants: duplicates cost too.
+            for _ in 0..self.0 {
+                match seq.next_element::<Grant>()? {
+                    Some(grant) => {
+                        set.insert(grant);
+                    }
+                    None => return Ok(PermissionSet(set)),
+                }
+            }
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(PermissionSet(set))
+        }
+    }
+
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let set = serde::Deserializer::deserialize_seq(&mut deserializer, Bounded(max))?;
+    deserializer.end()?;
+    Ok(set)
 }
 
 impl fmt::Debug for PermissionSet {
@@ -355,6 +465,140 @@ impl Role {
             name: name.into(),
             grants: grants.into_iter().collect(),
         }
+    }
+}
+
+/// The permissions a deployment knows: what API key scopes (and other
+/// client-chosen permission lists) are checked against, so that a caller
+/// can name only permissions that mean something.
+///
+/// A scope is accepted when it is a permission of the catalogue, a
+/// wildcard over a resource of the catalogue (`documents:*`), or `*:*`:
+/// the same forms roles use ([`Grant`]). Anything else (`documents:frobnicate`,
+/// `reports:*` when no `reports:` permission exists, `*:read`) is refused.
+/// Whether the caller may *grant* an accepted scope is a separate check
+/// ([`PermissionSet::contains_all`]).
+///
+/// [`PermissionCatalog::builtin`] holds [`Permission::BUILTIN`]; an
+/// embedder with permissions of its own adds them with
+/// [`PermissionCatalog::with`].
+///
+/// ```
+/// use docaiche_core::permission::{Grant, Permission, PermissionCatalog};
+///
+/// let catalog = PermissionCatalog::builtin().with(Permission::parse("reports:read")?);
+/// assert!(catalog.parse_grant("documents:read").is_ok());
+/// assert!(catalog.parse_grant("reports:*").is_ok());
+/// assert!(catalog.parse_grant("documents:frobnicate").is_err());
+/// # Ok::<(), docaiche_core::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PermissionCatalog {
+    permissions: BTreeSet<Permission>,
+}
+
+impl PermissionCatalog {
+    /// The built-in permissions ([`Permission::BUILTIN`]).
+    #[must_use]
+    pub fn builtin() -> Self {
+        Self::new(Permission::BUILTIN)
+    }
+
+    /// Exactly `permissions`.
+    pub fn new(permissions: impl IntoIterator<Item = Permission>) -> Self {
+        Self {
+            permissions: permissions.into_iter().collect(),
+        }
+    }
+
+    /// Add `permission`.
+    #[must_use]
+    pub fn with(mut self, permission: Permission) -> Self {
+        self.permissions.insert(permission);
+        self
+    }
+
+    /// The permissions, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &Permission> {
+        self.permissions.iter()
+    }
+
+    /// Every name [`Self::parse_grant`] accepts, in order: the permissions,
+    /// then a `resource:*` per resource, then `*:*`.
+    #[must_use]
+    pub fn grant_names(&self) -> Vec<String> {
+        let resources: BTreeSet<&str> = self.permissions.iter().map(Permission::resource).collect();
+        self.permissions
+            .iter()
+            .map(ToString::to_string)
+            .chain(resources.into_iter().map(|r| format!("{r}:*")))
+            .chain(std::iter::once("*:*".to_owned()))
+            .collect()
+    }
+
+    /// Whether `grant` names only what the catalogue knows (see the type
+    /// docs).
+    #[must_use]
+    pub fn knows(&self, grant: &Grant) -> bool {
+        match grant {
+            Grant::Exact(permission) => self.permissions.contains(permission),
+            Grant::AnyAction(resource) => self
+                .permissions
+                .iter()
+                .any(|p| p.resource() == resource.as_ref()),
+            Grant::Everything => true,
+        }
+    }
+
+    /// Parse `name` as a grant the catalogue knows.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] if `name` is longer than
+    /// [`MAX_PERMISSION_LEN`], is not a grant (`resource:action`,
+    /// `resource:*`, `*:*`), or names a permission or resource not in the
+    /// catalogue. The message never quotes `name`.
+    pub fn parse_grant(&self, name: &str) -> Result<Grant, Error> {
+        if name.len() > MAX_PERMISSION_LEN {
+            return Err(Error::invalid_input(format!(
+                "a permission is at most {MAX_PERMISSION_LEN} bytes"
+            )));
+        }
+        let grant = Grant::parse(name)?;
+        if self.knows(&grant) {
+            Ok(grant)
+        } else {
+            Err(Error::invalid_input("unknown permission"))
+        }
+    }
+
+    /// Check scopes chosen by a client: at most [`MAX_SCOPES`] grants, each
+    /// known to the catalogue.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] with a field error at `pointer` naming the
+    /// first problem.
+    pub fn check_scopes(&self, scopes: &PermissionSet, pointer: &str) -> Result<(), Error> {
+        let problem = if scopes.len() > MAX_SCOPES {
+            Some(format!("at most {MAX_SCOPES} permissions"))
+        } else {
+            scopes
+                .iter()
+                .find(|grant| !self.knows(grant))
+                .map(|grant| format!("unknown permission `{grant}`"))
+        };
+        match problem {
+            None => Ok(()),
+            Some(detail) => Err(Error::invalid_fields(
+                "the scopes are invalid",
+                vec![crate::error::FieldError::new(pointer, detail)],
+            )),
+        }
+    }
+}
+
+impl Default for PermissionCatalog {
+    fn default() -> Self {
+        Self::builtin()
     }
 }
 
@@ -441,5 +685,106 @@ mod tests {
         let admin: PermissionSet = [Grant::Everything].into_iter().collect();
         assert!(admin.contains_all(&wildcard));
         assert!(admin.contains_all(&escalated));
+    }
+}
+
+#[cfg(test)]
+mod bounded_tests {
+    use super::*;
+
+    #[test]
+    fn the_catalogue_accepts_known_permissions_and_their_wildcards_only() {
+        let catalog = PermissionCatalog::builtin();
+        for ok in [
+            "documents:read",
+            "tenants:cross",
+            "documents:*",
+            "jobs:*",
+            "*:*",
+        ] {
+            assert!(catalog.parse_grant(ok).is_ok(), "{ok}");
+        }
+        let long = format!("documents:{}", "a".repeat(MAX_PERMISSION_LEN));
+        for refused in [
+            "documents:frobnicate",
+            "reports:read",
+            "reports:*",
+            "*:read",
+            "documents",
+            long.as_str(),
+        ] {
+            assert!(
+                matches!(
+                    catalog.parse_grant(refused),
+                    Err(Error::InvalidInput { .. })
+                ),
+                "{refused}"
+            );
+        }
+        let names = catalog.grant_names();
+        assert_eq!(names.len(), Permission::BUILTIN.len() + 7 + 1);
+        assert!(names.iter().all(|n| catalog.parse_grant(n).is_ok()));
+        let extended = catalog.with(Permission::parse("reports:read").expect("valid"));
+        assert!(extended.parse_grant("reports:*").is_ok());
+    }
+
+    #[test]
+    fn check_scopes_caps_the_count_and_names_unknown_permissions() {
+        let catalog = PermissionCatalog::builtin();
+        let known: PermissionSet = [Permission::DOCUMENTS_READ].into_iter().collect();
+        assert!(catalog.check_scopes(&known, "/scopes").is_ok());
+        let made_up: PermissionSet = [Permission::parse("documents:x").expect("valid")]
+            .into_iter()
+            .collect();
+        let Err(Error::InvalidInput { fields, .. }) = catalog.check_scopes(&made_up, "/scopes")
+        else {
+            panic!("refused");
+        };
+        assert_eq!(fields[0].pointer, "/scopes");
+        let many: PermissionSet = (0..=MAX_SCOPES)
+            .map(|i| Permission::parse(&format!("documents:a{i}")).expect("valid"))
+            .collect();
+        assert!(catalog.check_scopes(&many, "/scopes").is_err());
+    }
+
+    #[test]
+    fn a_huge_stored_set_loads_bounded() {
+        let huge: Vec<String> = (0..200_000).map(|i| format!("documents:x{i:06}")).collect();
+        let text = serde_json::to_string(&huge).expect("json");
+        let set = PermissionSet::from_json_bounded(&text, MAX_SCOPES).expect("loads");
+        assert_eq!(set.len(), MAX_SCOPES);
+        // A prefix cut anywhere keeps the complete names before the cut.
+        let cut = &text[..8192];
+        let set = PermissionSet::from_json_bounded(cut, MAX_SCOPES).expect("loads");
+        assert_eq!(set.len(), MAX_SCOPES);
+        let set = PermissionSet::from_json_bounded(&text[..45], MAX_SCOPES).expect("loads");
+        assert_eq!(set.len(), 2, "{}", &text[..45]);
+        assert!(
+            PermissionSet::from_json_bounded("[", 8)
+                .expect("empty")
+                .is_empty()
+        );
+        // Small sets round-trip.
+        let small: PermissionSet = [Grant::Everything, Grant::Exact(Permission::JOBS_READ)]
+            .into_iter()
+            .collect();
+        let text = serde_json::to_string(&small).expect("json");
+        assert_eq!(
+            PermissionSet::from_json_bounded(&text, MAX_SCOPES).expect("loads"),
+            small
+        );
+        for bad in ["{}", "[1]", "[\"Bad:x\"]", "nope"] {
+            assert!(PermissionSet::from_json_bounded(bad, 8).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn truncate_keeps_the_first_grants() {
+        let mut set: PermissionSet = Permission::BUILTIN.into_iter().collect();
+        let first: Vec<Grant> = set.iter().take(3).cloned().collect();
+        set.truncate(3);
+        assert_eq!(set.iter().cloned().collect::<Vec<_>>(), first);
+        set.truncate(10);
+        assert_eq!(set.len(), 3);
     }
 }

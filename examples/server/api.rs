@@ -8,7 +8,7 @@
 //! of another tenant is answered 404, exactly like a missing one.
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -18,7 +18,10 @@ use docaiche_auth::layer::Authenticated;
 use docaiche_core::api_key::ApiKeyRecord;
 use docaiche_core::error::FieldError;
 use docaiche_core::page::PageRequest;
-use docaiche_core::{ApiKeyId, Error, Permission, PermissionSet, TenantId};
+use docaiche_core::{
+    ApiKeyId, Error, Grant, MAX_PERMISSION_LEN, MAX_SCOPES, Permission, PermissionCatalog,
+    PermissionSet, TenantId,
+};
 use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -116,13 +119,124 @@ pub(crate) struct CreateKey {
     /// Human label.
     #[schema(pattern = "\\S")]
     name: String,
-    /// The permissions the key carries: a subset of the caller's.
-    #[schema(value_type = Vec<crate::openapi::PermissionName>, min_items = 1)]
-    scopes: PermissionSet,
+    /// The permissions the key carries: a subset of the caller's, 1 to 64
+    /// distinct names of the permission catalogue (or its wildcards).
+    #[schema(inline)]
+    scopes: ScopeList,
     /// Lifetime in seconds; none for a key that does not expire.
     #[schema(minimum = 1, maximum = 315_360_000)]
     expires_in_secs: Option<u64>,
 }
+
+/// The `scopes` of `POST /v1/keys` as sent: at most [`MAX_SCOPES`] names
+/// of at most [`MAX_PERMISSION_LEN`] bytes each, refused while parsing
+/// (so a flood of names is never collected), then checked against the
+/// [`PermissionCatalog`] by [`Validate`], each problem naming its item
+/// (`/scopes/3`).
+#[derive(Debug)]
+pub(crate) struct ScopeList(Vec<String>);
+
+impl<'de> Deserialize<'de> for ScopeList {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::{Error as _, SeqAccess, Visitor};
+
+        /// One name, refused past its length before it is copied.
+        struct Name(String);
+
+        impl<'de> Deserialize<'de> for Name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let name = std::borrow::Cow::<'de, str>::deserialize(d)?;
+                if name.len() > MAX_PERMISSION_LEN {
+                    return Err(D::Error::custom(format!(
+                        "a permission is at most {MAX_PERMISSION_LEN} bytes"
+                    )));
+                }
+                Ok(Self(name.into_owned()))
+            }
+        }
+
+        struct Names;
+
+        impl<'de> Visitor<'de> for Names {
+            type Value = ScopeList;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "an array of at most {MAX_SCOPES} permission names")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ScopeList, A::Error> {
+                let mut names = Vec::new();
+                while let Some(Name(name)) = seq.next_element()? {
+                    if names.len() == MAX_SCOPES {
+                        return Err(A::Error::custom(format!(
+                            "at most {MAX_SCOPES} permissions"
+                        )));
+                    }
+                    names.push(name);
+                }
+                Ok(ScopeList(names))
+            }
+        }
+
+        deserializer.deserialize_seq(Names)
+    }
+}
+
+impl ScopeList {
+    /// The field errors of these names: unknown to `catalog`, or repeated.
+    fn problems(&self, catalog: &PermissionCatalog) -> Vec<FieldError> {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut fields = Vec::new();
+        if self.0.is_empty() {
+            fields.push(FieldError::new(
+                "/scopes",
+                "must name at least one permission",
+            ));
+        }
+        for (index, name) in self.0.iter().enumerate() {
+            let pointer = format!("/scopes/{index}");
+            match catalog.parse_grant(name) {
+                Err(_) => fields.push(FieldError::new(
+                    pointer,
+                    "not a permission of the catalogue (see the enum of the OpenAPI document)",
+                )),
+                Ok(grant) => {
+                    if !seen.insert(grant) {
+                        fields.push(FieldError::new(pointer, "repeats an earlier permission"));
+                    }
+                }
+            }
+        }
+        fields
+    }
+
+    /// The validated names as a set (call after [`Self::problems`] found
+    /// none; an invalid name is left out).
+    fn to_set(&self) -> PermissionSet {
+        self.0
+            .iter()
+            .filter_map(|name| Grant::parse(name).ok())
+            .collect()
+    }
+}
+
+impl utoipa::PartialSchema for ScopeList {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, Ref};
+
+        // Items: the `Permission` schema, the catalogue's names.
+        ArrayBuilder::new()
+            .items(Ref::from_schema_name(
+                <crate::openapi::PermissionName as utoipa::ToSchema>::name(),
+            ))
+            .min_items(Some(1))
+            .max_items(Some(MAX_SCOPES))
+            .unique_items(true)
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ScopeList {}
 
 /// The optional body of `POST /v1/keys/{id}/rotate`.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -139,12 +253,7 @@ impl Validate for CreateKey {
         if self.name.trim().is_empty() {
             fields.push(FieldError::new("/name", "must not be blank"));
         }
-        if self.scopes.is_empty() {
-            fields.push(FieldError::new(
-                "/scopes",
-                "must name at least one permission",
-            ));
-        }
+        fields.extend(self.scopes.problems(&PermissionCatalog::builtin()));
         if self
             .expires_in_secs
             .is_some_and(|secs| secs == 0 || secs > MAX_EXPIRES_IN_SECS)
@@ -188,7 +297,8 @@ async fn create_key(
     crate::audit::AuditFacts(context): crate::audit::AuditFacts,
     ValidJson(request): ValidJson<CreateKey>,
 ) -> Result<Response, Error> {
-    let mut new = NewApiKey::new(caller.tenant.clone(), request.name).with_scopes(request.scopes);
+    let mut new =
+        NewApiKey::new(caller.tenant.clone(), request.name).with_scopes(request.scopes.to_set());
     if let Some(secs) = request.expires_in_secs {
         // Validated: 1 ..= MAX_EXPIRES_IN_SECS.
         let lifetime = time::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX));
@@ -247,9 +357,11 @@ async fn rotate_key(
     crate::audit::AuditFacts(context): crate::audit::AuditFacts,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, Error> {
-    // The body is optional; when present it is JSON like any other.
+    // The body is optional; when present it is JSON like any other, under
+    // the same limit.
+    let body = crate::json::read_limited(&headers, body, state.http.json_body_limit()).await?;
     let request: RotateKey = if body.is_empty() {
         RotateKey::default()
     } else {

@@ -234,6 +234,7 @@ impl AppState {
             http: HttpSettings {
                 request_timeout: config.server.request_timeout(),
                 body_limit: config.server.body_limit_bytes,
+                json_body_limit: config.server.json_body_limit_bytes,
                 allowed_origins: config.cors.allowed_origins.clone(),
             },
             hardening: crate::http::HttpHardening::from_config(config)?,
@@ -473,8 +474,18 @@ pub(crate) struct HttpSettings {
     pub(crate) request_timeout: Duration,
     /// Largest accepted body, in bytes.
     pub(crate) body_limit: usize,
+    /// Largest accepted JSON body, in bytes (`server.json_body_limit_bytes`).
+    pub(crate) json_body_limit: usize,
     /// Validated CORS origins: exact origins, or the single entry `*`.
     pub(crate) allowed_origins: Vec<String>,
+}
+
+impl HttpSettings {
+    /// The limit JSON bodies are read under: the JSON limit, never above
+    /// the server's body limit.
+    pub(crate) fn json_body_limit(&self) -> usize {
+        self.json_body_limit.min(self.body_limit)
+    }
 }
 
 /// The complete application: routes and layers.
@@ -765,6 +776,7 @@ pub(crate) mod tests {
         HttpSettings {
             request_timeout: Duration::from_secs(5),
             body_limit: 1024,
+            json_body_limit: 1024,
             allowed_origins: vec!["https://app.example".into()],
         }
     }

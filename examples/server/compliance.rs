@@ -818,22 +818,38 @@ async fn place_hold(
     Ok(response)
 }
 
-/// `GET /v1/admin/legal-holds?tenant=`: every hold of the tenant, active
-/// or released, oldest first.
+/// `GET /v1/admin/legal-holds?tenant=`: the holds of the tenant, active
+/// or released, oldest first, a page at a time (`after`, `limit`).
 async fn list_holds(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    query: Result<Query<TenantQuery>, QueryRejection>,
+    query: Result<Query<HoldsQuery>, QueryRejection>,
 ) -> Result<Response, Error> {
-    let tenant = tenant_of(query)?;
+    let Query(query) =
+        query.map_err(|e| Error::invalid_input(format!("invalid query: {}", e.body_text())))?;
+    let tenant = TenantId::new(query.tenant)
+        .map_err(|_| Error::invalid_input("tenant is not a tenant id"))?;
     caller.authorize_tenant(&tenant, &Permission::ADMIN_ACCESS)?;
     let holds = state.compliance.holds.all(&tenant).await?;
+    let (holds, next) = crate::page::of(holds, |hold| hold.id, query.after, query.limit)?;
     let items = serde_json::to_value(&holds)
         .map_err(|e| Error::internal_with("legal holds not serialisable", e))?;
     Ok(no_store(
         StatusCode::OK,
-        serde_json::json!({ "items": items }),
+        serde_json::json!({ "items": items, "next": next }),
     ))
+}
+
+/// The query of `GET /v1/admin/legal-holds`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HoldsQuery {
+    /// The tenant (required).
+    tenant: String,
+    /// The cursor of the previous page's `next`.
+    after: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    limit: Option<u32>,
 }
 
 /// `DELETE /v1/admin/legal-holds/{id}?tenant=`: release an active hold;
@@ -1219,8 +1235,10 @@ pub(crate) struct LegalHoldDoc {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[allow(dead_code)] // Read by the schema derive and the tests.
 pub(crate) struct LegalHoldList {
-    /// Every hold, active or released, oldest first.
+    /// The holds of the page, active or released, oldest first.
     items: Vec<LegalHoldDoc>,
+    /// The cursor of the next page (`after`), `null` on the last one.
+    next: Option<String>,
 }
 
 /// A compliance report (the OpenAPI schema of its JSON form).

@@ -18,6 +18,7 @@
 //! | `DOCAICHE_BEHIND_PROXY` | `server.behind_proxy` | `true` when TLS ends at a reverse proxy |
 //! | `DOCAICHE_REQUEST_TIMEOUT_SECS` | `server.request_timeout_secs` | whole seconds, default 30 |
 //! | `DOCAICHE_BODY_LIMIT_BYTES` | `server.body_limit_bytes` | bytes, default 16 MiB |
+//! | `DOCAICHE_JSON_BODY_LIMIT_BYTES` | `server.json_body_limit_bytes` | bytes, default 64 KiB |
 //! | `DOCAICHE_SHUTDOWN_GRACE_SECS` | `server.shutdown_grace_secs` | whole seconds, default 30 |
 //! | `DOCAICHE_DATA_DIR` | `storage.data_dir` | directory, default `./data` |
 //! | `DOCAICHE_CORS_ALLOWED_ORIGINS` | `cors.allowed_origins` | comma list; empty for none |
@@ -200,7 +201,11 @@ pub(crate) struct ServerConfig {
     /// Deadline for a whole request, in seconds; exceeded → 504 problem.
     pub(crate) request_timeout_secs: u64,
     /// Largest accepted request body, in bytes; larger → 413 problem.
+    /// The upload limit: JSON bodies have their own, smaller one.
     pub(crate) body_limit_bytes: usize,
+    /// Largest accepted JSON body (every route but the uploads), in bytes;
+    /// larger → 413 problem. Never more than `body_limit_bytes` in effect.
+    pub(crate) json_body_limit_bytes: usize,
     /// How long in-flight requests may run after SIGINT/SIGTERM, in seconds.
     pub(crate) shutdown_grace_secs: u64,
 }
@@ -212,6 +217,7 @@ impl Default for ServerConfig {
             behind_proxy: false,
             request_timeout_secs: 30,
             body_limit_bytes: 16 * 1024 * 1024,
+            json_body_limit_bytes: crate::json::DEFAULT_JSON_BODY_LIMIT,
             shutdown_grace_secs: 30,
         }
     }
@@ -752,6 +758,9 @@ impl Config {
         set("DOCAICHE_BODY_LIMIT_BYTES", &mut |v| {
             parse_into(&v, &mut self.server.body_limit_bytes)
         });
+        set("DOCAICHE_JSON_BODY_LIMIT_BYTES", &mut |v| {
+            parse_into(&v, &mut self.server.json_body_limit_bytes)
+        });
         set("DOCAICHE_SHUTDOWN_GRACE_SECS", &mut |v| {
             parse_into(&v, &mut self.server.shutdown_grace_secs)
         });
@@ -956,6 +965,13 @@ impl Config {
             add(
                 Severity::Invalid,
                 "server.body_limit_bytes",
+                "must be at least 1 byte".into(),
+            );
+        }
+        if self.server.json_body_limit_bytes == 0 {
+            add(
+                Severity::Invalid,
+                "server.json_body_limit_bytes",
                 "must be at least 1 byte".into(),
             );
         }
@@ -2672,6 +2688,7 @@ mod tests {
         let mut config = Config::default();
         config.server.request_timeout_secs = 0;
         config.server.body_limit_bytes = 0;
+        config.server.json_body_limit_bytes = 0;
         config.cors.allowed_origins = vec!["https://app.example/path".into()];
         config.keys.source = Some("env:".into());
         config.log.filter = "=[".into();
@@ -2684,8 +2701,16 @@ mod tests {
                 "keys.source",
                 "log.filter",
                 "server.body_limit_bytes",
+                "server.json_body_limit_bytes",
                 "server.request_timeout_secs",
             ]
+        );
+        let config = Config::load(None, &env_of(&[("DOCAICHE_JSON_BODY_LIMIT_BYTES", "2048")]))
+            .expect("loads");
+        assert_eq!(config.server.json_body_limit_bytes, 2048);
+        assert_eq!(
+            Config::default().server.json_body_limit_bytes,
+            crate::json::DEFAULT_JSON_BODY_LIMIT
         );
     }
 

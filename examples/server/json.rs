@@ -19,11 +19,19 @@
 //!   JSON pointer (RFC 6901) — unknown and missing fields point at the
 //!   field itself, not at its parent object;
 //! - a [`Validate`] failure: 400 with every failing field at once;
-//! - a body over `server.body_limit_bytes`: the body-limit layer's 413.
+//! - a body over `server.json_body_limit_bytes` (default 64 KiB; JSON
+//!   bodies are small, so they get a limit of their own, well under the
+//!   upload limit `server.body_limit_bytes`, which only the uploads and
+//!   the base64 batch upload keep): 413 `payload-too-large`
+//!   naming the limit, decided from `Content-Length` before the body is
+//!   read, or as soon as a streamed body crosses it.
+//!
+//! The token endpoints (`login.rs`) read their bodies through
+//! [`read_json_body`], so they answer 415 and 413 exactly like these.
 //!
 //! Client-supplied text is echoed back at most [`MAX_DETAIL`] bytes long.
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
@@ -33,6 +41,12 @@ use serde::de::DeserializeOwned;
 
 /// Longest detail of a field error; serde messages may quote the input.
 pub(crate) const MAX_DETAIL: usize = 200;
+
+/// Default of `server.json_body_limit_bytes`: 64 KiB, far more than any
+/// JSON body of the API needs (the largest, `POST /v1/keys`, is under
+/// 8 KiB with its 64 scopes), and small enough that no JSON route can be
+/// made to buffer megabytes.
+pub(crate) const DEFAULT_JSON_BODY_LIMIT: usize = 64 * 1024;
 
 /// Checks a parsed body beyond what its types express.
 pub(crate) trait Validate {
@@ -45,24 +59,78 @@ pub(crate) trait Validate {
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct ValidJson<T>(pub(crate) T);
 
-impl<S, T> FromRequest<S> for ValidJson<T>
+impl<T> FromRequest<crate::app::AppState> for ValidJson<T>
 where
-    S: Send + Sync,
     T: DeserializeOwned + Validate,
 {
     type Rejection = Response;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        require_json(request.headers()).map_err(IntoResponse::into_response)?;
-        // A body over the limit fails here with axum's 413, which the
-        // router turns into a problem carrying the limit.
-        let body = Bytes::from_request(request, state)
+    async fn from_request(
+        request: Request,
+        state: &crate::app::AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let (parts, body) = request.into_parts();
+        let body = read_json_body(&parts.headers, body, state.http.json_body_limit())
             .await
             .map_err(IntoResponse::into_response)?;
         parse(&body)
             .map(ValidJson)
             .map_err(IntoResponse::into_response)
     }
+}
+
+/// The body of a request declared as JSON by `headers`, at most `limit`
+/// bytes: 415 for another media type (before anything is read), 413
+/// naming `limit` for a declared or streamed body over it.
+///
+/// # Errors
+/// [`Error::UnsupportedMediaType`], [`Error::PayloadTooLarge`], or
+/// [`Error::InvalidInput`] when the body cannot be read.
+pub(crate) async fn read_json_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, Error> {
+    require_json(headers)?;
+    read_limited(headers, body, limit).await
+}
+
+/// The body, at most `limit` bytes, whatever its media type (for a
+/// handler whose body may also be empty).
+///
+/// # Errors
+/// [`Error::PayloadTooLarge`] over `limit`; [`Error::InvalidInput`] when
+/// the body cannot be read.
+pub(crate) async fn read_limited(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, Error> {
+    let too_large = || Error::PayloadTooLarge {
+        limit: u64::try_from(limit).unwrap_or(u64::MAX),
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > u64::try_from(limit).unwrap_or(u64::MAX)) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|error| {
+        // `to_bytes` stops at `limit` with http-body-util's error; the
+        // server's outer limit (never lower) fails the same way.
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+        let mut over = false;
+        while let Some(current) = cause {
+            over |= current.is::<http_body_util::LengthLimitError>();
+            cause = current.source();
+        }
+        if over {
+            too_large()
+        } else {
+            Error::invalid_input("the body could not be read")
+        }
+    })
 }
 
 /// `body`, declared by `headers` as JSON, parsed and validated; for
@@ -80,7 +148,7 @@ pub(crate) fn from_body<T: DeserializeOwned + Validate>(
 
 /// The request declares `application/json` (or a `+json` type), in UTF-8
 /// if it names a charset.
-fn require_json(headers: &HeaderMap) -> Result<(), Error> {
+pub(crate) fn require_json(headers: &HeaderMap) -> Result<(), Error> {
     let unsupported = || Error::UnsupportedMediaType {
         expected: "application/json".into(),
     };

@@ -11,6 +11,8 @@
 //!
 //! | case | status | `code` | `error` |
 //! |---|---|---|---|
+//! | no or another `Content-Type` than JSON | 415 | `unsupported-media-type` | — |
+//! | a body over `server.json_body_limit_bytes` | 413 | `payload-too-large` | — |
 //! | malformed body | 400 | `invalid-input` (with field `errors`) | `invalid_request` |
 //! | unknown account, wrong password, disabled account, bad refresh token | 401 | `unauthenticated` | `invalid_grant` |
 //! | locked out after repeated failures | 429 + `Retry-After` | `quota-exceeded` | — |
@@ -287,8 +289,7 @@ fn token_response(pair: &TokenPair, now: time::OffsetDateTime) -> Response {
 async fn token(State(state): State<AppState>, request: axum::extract::Request) -> Response {
     let (parts, body) = request.into_parts();
     let context = request_context(&parts);
-    let device = device_cookie(&parts.headers);
-    match token_inner(&state, &context, device, body).await {
+    match token_inner(&state, &context, &parts.headers, body).await {
         Ok(response) => response,
         Err(e) => oauth_problem(&e),
     }
@@ -297,10 +298,10 @@ async fn token(State(state): State<AppState>, request: axum::extract::Request) -
 async fn token_inner(
     state: &AppState,
     context: &RequestContext,
-    device: Option<&str>,
+    headers: &axum::http::HeaderMap,
     body: Body,
 ) -> Result<Response, Error> {
-    let body = read_body(body).await?;
+    let body = read_body(state, headers, body).await?;
     let object = fields(&body, &["tenant", "email", "password"], &["grant_type"])?;
     if object
         .get("grant_type")
@@ -327,6 +328,7 @@ async fn token_inner(
     let password = SecretString::from(text(&object, "password").to_owned());
     drop(object);
     let login = state.login.service().await?;
+    let device = device_cookie(headers);
     let session = login
         .login_from_device(&tenant, &email, &password, device, context)
         .await?;
@@ -367,7 +369,7 @@ async fn refresh(State(state): State<AppState>, request: axum::extract::Request)
     let (parts, body) = request.into_parts();
     let context = request_context(&parts);
     let outcome = async {
-        let body = read_body(body).await?;
+        let body = read_body(&state, &parts.headers, body).await?;
         let object = fields(&body, &["refresh_token"], &["grant_type"])?;
         let login = state.login.service().await?;
         let pair = login
@@ -384,7 +386,7 @@ async fn revoke(State(state): State<AppState>, request: axum::extract::Request) 
     let (parts, body) = request.into_parts();
     let context = request_context(&parts);
     let outcome = async {
-        let body = read_body(body).await?;
+        let body = read_body(&state, &parts.headers, body).await?;
         let object = fields(&body, &["token"], &["token_type_hint"])?;
         let login = state.login.service().await?;
         let hint = object.get("token_type_hint").and_then(Value::as_str);
@@ -401,11 +403,15 @@ async fn revoke(State(state): State<AppState>, request: axum::extract::Request) 
     outcome.await.unwrap_or_else(|e| oauth_problem(&e))
 }
 
-/// The whole body (the body-limit layer has already bounded it).
-async fn read_body(body: Body) -> Result<Bytes, Error> {
-    axum::body::to_bytes(body, usize::MAX)
-        .await
-        .map_err(|_| Error::invalid_input("the body could not be read"))
+/// The whole body, declared as JSON (415 otherwise, before anything is
+/// read) and within `server.json_body_limit_bytes` (413 otherwise), as for
+/// every other JSON route.
+async fn read_body(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    body: Body,
+) -> Result<Bytes, Error> {
+    crate::json::read_json_body(headers, body, state.http.json_body_limit()).await
 }
 
 /// `bootstrap-admin --tenant T --email E [--config PATH]`.

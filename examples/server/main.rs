@@ -89,6 +89,8 @@ mod cors;
 mod documents;
 #[cfg(test)]
 mod e2e;
+#[cfg(test)]
+mod e2e_scopes;
 mod edge;
 mod events;
 #[cfg(test)]
@@ -103,6 +105,7 @@ mod log_capture;
 mod login;
 mod metrics;
 mod openapi;
+mod page;
 mod privacy;
 #[cfg(test)]
 #[allow(dead_code)]

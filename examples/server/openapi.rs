@@ -368,7 +368,11 @@ pub(crate) fn route_doc(method: &Method, path: &str) -> Option<RouteDoc> {
                     400,
                     "an overlap over `auth.api_keys.max_rotation_overlap_secs`",
                 ),
-                (409, "the key is revoked, expired or already rotated"),
+                (
+                    409,
+                    "the key is revoked, expired or already rotated, or carries scopes \
+                     a new key could not",
+                ),
             ],
             body: Body::Json {
                 schema: schema_ref::<crate::api::RotateKey>,
@@ -460,15 +464,30 @@ pub(crate) fn route_doc(method: &Method, path: &str) -> Option<RouteDoc> {
             )
         },
         ("GET", "/v1/admin/legal-holds") => RouteDoc {
-            query: &[(
-                "tenant",
-                Param::Text,
-                "the tenant whose holds are listed (required)",
+            query: &[
+                (
+                    "tenant",
+                    Param::Text,
+                    "the tenant whose holds are listed (required)",
+                ),
+                (
+                    "after",
+                    Param::Text,
+                    "the cursor of the previous page's `next`",
+                ),
+                (
+                    "limit",
+                    Param::Integer(1, docaiche_core::page::MAX_PAGE_SIZE),
+                    "page size (default 100)",
+                ),
+            ],
+            errors: &[(
+                400,
+                "a missing or invalid `tenant`, an invalid `after` cursor or `limit`",
             )],
-            errors: &[(400, "a missing or invalid `tenant`")],
             ..RouteDoc::ok(
-                "A tenant's legal holds, active and released",
-                "every hold, oldest first",
+                "A tenant's legal holds, active and released, a page at a time",
+                "a page of holds, oldest first",
                 Json(schema_ref::<crate::compliance::LegalHoldList>),
             )
         },
@@ -558,21 +577,33 @@ pub(crate) fn route_doc(method: &Method, path: &str) -> Option<RouteDoc> {
             )
         },
         ("GET", "/v1/privacy/requests") => RouteDoc {
-            query: &[(
-                "tenant",
-                Param::Text,
-                "the tenant (default: the caller's; another needs `tenants:cross`)",
-            )],
+            query: &[
+                (
+                    "tenant",
+                    Param::Text,
+                    "the tenant (default: the caller's; another needs `tenants:cross`)",
+                ),
+                (
+                    "after",
+                    Param::Text,
+                    "the cursor of the previous page's `next`",
+                ),
+                (
+                    "limit",
+                    Param::Integer(1, docaiche_core::page::MAX_PAGE_SIZE),
+                    "page size (default 100)",
+                ),
+            ],
             errors: &[
-                (400, "an invalid `tenant`"),
+                (400, "an invalid `tenant`, `after` cursor or `limit`"),
                 (
                     403,
                     "the principal holds neither `privacy:export` nor `privacy:erase` on the tenant",
                 ),
             ],
             ..RouteDoc::ok(
-                "The tenant's data-subject requests (the DPO's queue)",
-                "every request, oldest first, with status and deadline",
+                "The tenant's data-subject requests (the DPO's queue), a page at a time",
+                "a page of requests, oldest first, with status and deadline",
                 Json(schema_ref::<crate::privacy::PrivacyRequestList>),
             )
         },
@@ -1007,8 +1038,8 @@ fn components() -> utoipa::openapi::Components {
         .build()
 }
 
-/// A permission name, `resource:action` (`documents:read`): the schema of
-/// `docaiche_core::Permission` as the API spells it.
+/// A permission name a client may ask for (the `scopes` of `POST /v1/keys`):
+/// a name of the server's `PermissionCatalog`, as `Validate` checks it.
 #[derive(Debug)]
 pub(crate) struct PermissionName;
 
@@ -1017,10 +1048,13 @@ impl utoipa::PartialSchema for PermissionName {
         ObjectBuilder::new()
             .schema_type(Type::String)
             .description(Some(
-                "`resource:action`: each segment 1 to 48 lowercase letters, \
-                 digits, `-` and `_`, starting with a letter",
+                "a permission of the catalogue (`resource:action`), a wildcard \
+                 over one of its resources (`documents:*`), or `*:*`",
             ))
-            .pattern(Some("^[a-z][a-z0-9_-]{0,47}:[a-z][a-z0-9_-]{0,47}$"))
+            .max_length(Some(docaiche_core::MAX_PERMISSION_LEN))
+            .enum_values(Some(
+                docaiche_core::PermissionCatalog::builtin().grant_names(),
+            ))
             .into()
     }
 }

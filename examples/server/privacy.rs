@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | `POST /v1/privacy/export` | `privacy:export` | everything held about a subject, as one JSON bundle |
 //! | `POST /v1/privacy/erase` | `privacy:erase` | erase a subject; a pseudonymised tombstone stays on the audit trail |
-//! | `GET /v1/privacy/requests` | `privacy:export` or `privacy:erase` | the tenant's requests (the DPO's queue) |
+//! | `GET /v1/privacy/requests` | `privacy:export` or `privacy:erase` | the tenant's requests (the DPO's queue), a page at a time (`after`, `limit`) |
 //! | `GET /v1/privacy/requests/{id}` | `privacy:export` or `privacy:erase` | one request: status, deadline, failure |
 //!
 //! Both `POST` bodies name the subject by principal id or by the e-mail of
@@ -636,15 +636,39 @@ fn no_store(body: serde_json::Value) -> Response {
         .into_response()
 }
 
-/// `GET /v1/privacy/requests`: the tenant's requests, oldest first.
+/// `GET /v1/privacy/requests`: the tenant's requests, oldest first, a page
+/// at a time (the store keeps at most a bounded number per tenant; a page
+/// renders at most `limit` of them).
 async fn list_requests(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    query: Result<Query<TenantQuery>, QueryRejection>,
+    query: Result<Query<RequestsQuery>, QueryRejection>,
 ) -> Result<Response, Error> {
-    let tenant = tenant_of(&caller, query)?;
-    let items = services(&state)?.service.list(&caller, &tenant).await?;
-    Ok(no_store(serde_json::json!({ "items": items })))
+    let Query(query) =
+        query.map_err(|e| Error::invalid_input(format!("invalid query: {}", e.body_text())))?;
+    let tenant = match query.tenant {
+        Some(tenant) => {
+            TenantId::new(tenant).map_err(|_| Error::invalid_input("tenant is not a tenant id"))?
+        }
+        None => caller.tenant.clone(),
+    };
+    let requests = services(&state)?.service.list(&caller, &tenant).await?;
+    let (items, next) = crate::page::of(requests, |r| r.id, query.after, query.limit)?;
+    Ok(no_store(
+        serde_json::json!({ "items": items, "next": next }),
+    ))
+}
+
+/// The query of `GET /v1/privacy/requests`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequestsQuery {
+    /// The tenant; default: the caller's.
+    tenant: Option<String>,
+    /// The cursor of the previous page's `next`.
+    after: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    limit: Option<u32>,
 }
 
 /// `GET /v1/privacy/requests/{id}`: one request of the tenant; an unknown
@@ -708,6 +732,8 @@ pub(crate) struct PrivacyRequestDoc {
 pub(crate) struct PrivacyRequestList {
     /// Oldest first.
     items: Vec<PrivacyRequestDoc>,
+    /// The cursor of the next page (`after`), `null` on the last one.
+    next: Option<String>,
 }
 
 /// Everything held about a subject (`docaiche.subject-export.v1`).

@@ -11,8 +11,8 @@ use docaiche_core::page::{Page, PageRequest};
 use docaiche_core::secret::SecretString;
 use docaiche_core::{
     ApiKeyId, AuditSink, AuthFailure, AuthMethod, Authenticator, Clock, Credential, Error, Grant,
-    Permission, PermissionSet, Principal, PrincipalId, RequestContext, Result, SystemClock,
-    TenantId,
+    Permission, PermissionCatalog, PermissionSet, Principal, PrincipalId, RequestContext, Result,
+    SystemClock, TenantId,
 };
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -69,7 +69,9 @@ pub struct NewApiKey {
     pub tenant: TenantId,
     /// Human label.
     pub name: String,
-    /// The permissions the key carries: a subset of the creator's.
+    /// The permissions the key carries: a subset of the creator's, at most
+    /// [`MAX_SCOPES`](docaiche_core::MAX_SCOPES), each known to the
+    /// service's [`PermissionCatalog`].
     pub scopes: PermissionSet,
     /// When the key stops working, if ever.
     pub expires_at: Option<OffsetDateTime>,
@@ -138,6 +140,12 @@ pub struct VerifiedApiKey {
 /// last-used tracking. Implements [`Authenticator`] for
 /// [`Credential::ApiKey`].
 ///
+/// Scopes are checked against a [`PermissionCatalog`] (default: the
+/// built-in permissions; [`Self::with_catalog`] to add an embedder's own):
+/// at most [`MAX_SCOPES`](docaiche_core::MAX_SCOPES) grants, each a known
+/// permission, a wildcard over a known resource (`documents:*`) or `*:*`,
+/// and never more than the creator holds.
+///
 /// Management methods take the calling [`Principal`] and check
 /// `keys:manage` on the target tenant ([`Principal::authorize_tenant`]), so
 /// a key of tenant A cannot list, rotate, revoke or delete tenant B's keys without
@@ -152,6 +160,7 @@ pub struct ApiKeyService {
     cache: TtlCache<Arc<VerifiedApiKey>>,
     usage: UsageRecorder,
     invalidations: Option<Arc<dyn InvalidationBus>>,
+    catalog: PermissionCatalog,
 }
 
 /// The [`InvalidationBus`] channel on which an [`ApiKeyService`] announces
@@ -179,7 +188,22 @@ impl ApiKeyService {
             audit: None,
             config,
             invalidations: None,
+            catalog: PermissionCatalog::builtin(),
         }
+    }
+
+    /// Check scopes against `catalog` instead of the built-in permissions
+    /// (an embedder whose roles grant permissions of its own).
+    #[must_use]
+    pub fn with_catalog(mut self, catalog: PermissionCatalog) -> Self {
+        self.catalog = catalog;
+        self
+    }
+
+    /// The catalogue scopes are checked against.
+    #[must_use]
+    pub const fn catalog(&self) -> &PermissionCatalog {
+        &self.catalog
     }
 
     /// Use `config`.
@@ -242,10 +266,13 @@ impl ApiKeyService {
     /// # Errors
     /// [`Error::Forbidden`] if `creator` lacks `keys:manage` on the tenant
     /// or asks for a scope it does not hold itself (scope escalation);
-    /// [`Error::InvalidInput`] for an empty or overlong name or an expiry in
-    /// the past; the store's error otherwise.
+    /// [`Error::InvalidInput`] for an empty or overlong name, an expiry in
+    /// the past, or scopes that are more than
+    /// [`MAX_SCOPES`](docaiche_core::MAX_SCOPES) or not in the catalogue
+    /// (a field error at `/scopes`); the store's error otherwise.
     pub async fn create(&self, creator: &Principal, request: NewApiKey) -> Result<CreatedApiKey> {
         creator.authorize_tenant(&request.tenant, &Permission::KEYS_MANAGE)?;
+        self.catalog.check_scopes(&request.scopes, "/scopes")?;
         if let Err(error) = require_subset(creator, &request.scopes) {
             self.audit(
                 creator,
@@ -506,8 +533,9 @@ impl ApiKeyService {
     /// [`Error::Forbidden`] without `keys:manage` on `tenant`, or if the
     /// key carries scopes the caller does not hold; [`Error::NotFound`];
     /// [`Error::Conflict`] if the key is revoked, expired or already
-    /// rotated; [`Error::InvalidInput`] if `overlap` exceeds the configured
-    /// maximum.
+    /// rotated, or carries scopes a new key could not (stored by a version
+    /// that did not check them); [`Error::InvalidInput`] if `overlap`
+    /// exceeds the configured maximum.
     pub async fn rotate(
         &self,
         caller: &Principal,
@@ -527,6 +555,11 @@ impl ApiKeyService {
             .await?
             .ok_or(Error::not_found("api_key"))?;
         require_subset(caller, &old.scopes)?;
+        if self.catalog.check_scopes(&old.scopes, "/scopes").is_err() {
+            return Err(Error::conflict(
+                "this key's scopes are not valid for a new key; create one instead",
+            ));
+        }
         let now = self.clock.now();
         if !old.is_usable_at(now) {
             return Err(Error::conflict(
@@ -696,6 +729,7 @@ impl fmt::Debug for ApiKeyService {
             .field("config", &self.config)
             .field("cached", &self.cache.len())
             .field("invalidations", &self.invalidations)
+            .field("catalog", &self.catalog)
             .finish_non_exhaustive()
     }
 }

@@ -46,6 +46,7 @@ pub async fn run_api_key_store(store: Arc<dyn ApiKeyStore>, harness: &Harness) {
     delete_removes_the_record(&*store, harness).await;
     mark_rotated_keeps_the_earliest_expiry(&*store, harness).await;
     record_usage_only_moves_forward(&*store, harness).await;
+    oversized_scopes_read_back_bounded(&*store, harness).await;
 }
 
 async fn insert_then_read_back(store: &dyn ApiKeyStore, h: &Harness) {
@@ -525,4 +526,41 @@ async fn record_usage_only_moves_forward(store: &dyn ApiKeyStore, h: &Harness) {
         store.record_usage(&[]).await,
         "record_usage of an empty batch",
     );
+}
+
+/// A record written with far more scopes than
+/// [`MAX_SCOPES`](docaiche_core::MAX_SCOPES) (by a version before the bound)
+/// reads back with at most that many, the first in order, from `get`,
+/// `find_by_lookup` and `list`: what a read costs stays bounded.
+async fn oversized_scopes_read_back_bounded(store: &dyn ApiKeyStore, h: &Harness) {
+    let case = Case::new(SUITE, "oversized_scopes_read_back_bounded");
+    let tenant = h.tenant();
+    let scopes: docaiche_core::PermissionSet = (0..5_000)
+        .map(|i| {
+            case.ok(
+                Permission::parse(&format!("documents:x{i:05}")),
+                "permission",
+            )
+        })
+        .collect();
+    let rec = record(h, &tenant, "legacy").with_scopes(scopes.clone());
+    case.ok(store.insert(&rec).await, "insert");
+    let mut expected = scopes;
+    expected.truncate(docaiche_core::MAX_SCOPES);
+    let got = case.ok(store.get(&tenant, &rec.id).await, "get");
+    case.eq(&got.map(|r| r.scopes), &Some(expected.clone()), "get");
+    let found = case.ok(store.find_by_lookup(&rec.lookup).await, "find_by_lookup");
+    case.eq(
+        &found.map(|r| r.scopes),
+        &Some(expected.clone()),
+        "find_by_lookup",
+    );
+    let page = case.ok(
+        store
+            .list(&tenant, &docaiche_core::page::PageRequest::default())
+            .await,
+        "list",
+    );
+    let listed: Vec<_> = page.items.into_iter().map(|r| r.scopes).collect();
+    case.eq(&listed, &vec![expected], "list");
 }

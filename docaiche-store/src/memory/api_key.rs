@@ -90,6 +90,15 @@ impl MemoryApiKeyStore {
     }
 }
 
+/// `record` with at most [`MAX_SCOPES`](docaiche_core::MAX_SCOPES) scopes,
+/// as every store reads them back (see [`ApiKeyStore`]): a listing then
+/// never clones more.
+fn bounded(record: &ApiKeyRecord) -> ApiKeyRecord {
+    let mut kept = record.clone();
+    kept.scopes.truncate(docaiche_core::MAX_SCOPES);
+    kept
+}
+
 impl Default for MemoryApiKeyStore {
     fn default() -> Self {
         Self::new()
@@ -117,7 +126,7 @@ impl ApiKeyStore for MemoryApiKeyStore {
             .tenants
             .entry(record.tenant.clone())
             .or_default()
-            .insert(record.id, record.clone());
+            .insert(record.id, bounded(record));
         Ok(())
     }
 

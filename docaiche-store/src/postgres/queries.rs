@@ -5,7 +5,7 @@
 
 use std::sync::LazyLock;
 
-use crate::sql::{API_KEY_COLUMNS, DOCUMENT_COLUMNS, JOB_COLUMNS};
+use crate::sql::{API_KEY_COLUMNS, API_KEY_SELECT, DOCUMENT_COLUMNS, JOB_COLUMNS};
 
 /// Insert a document: id, tenant, owner, filename, content type, size,
 /// sha256, content, created_at.
@@ -52,16 +52,20 @@ pub static API_KEY_INSERT: LazyLock<String> = LazyLock::new(|| {
 });
 /// The unscoped lookup of the contract: lookup.
 pub static API_KEY_FIND_BY_LOOKUP: LazyLock<String> =
-    LazyLock::new(|| format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE lookup = $1"));
+    LazyLock::new(|| format!("SELECT {} FROM api_keys WHERE lookup = $1", *API_KEY_SELECT));
 /// A record: tenant, id.
 pub static API_KEY_GET: LazyLock<String> = LazyLock::new(|| {
-    format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE tenant_id = $1 AND id = $2")
+    format!(
+        "SELECT {} FROM api_keys WHERE tenant_id = $1 AND id = $2",
+        *API_KEY_SELECT
+    )
 });
 /// A page of records: tenant, after id, limit.
 pub static API_KEY_LIST: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE tenant_id = $1 AND id > $2 \
-         ORDER BY id LIMIT $3"
+        "SELECT {} FROM api_keys WHERE tenant_id = $1 AND id > $2 \
+         ORDER BY id LIMIT $3",
+        *API_KEY_SELECT
     )
 });
 /// Revoke, keeping the first time: tenant, id, at.

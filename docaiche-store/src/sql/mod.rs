@@ -27,7 +27,9 @@ use docaiche_core::document::{DocumentMeta, DocumentText};
 use docaiche_core::job::{JobLease, JobRecord, JobState};
 use docaiche_core::page::Page;
 use docaiche_core::resilience::CircuitBreaker;
-use docaiche_core::{ApiKeyId, DocumentId, Error, JobId, PrincipalId, Result, TenantId};
+use docaiche_core::{
+    ApiKeyId, DocumentId, Error, JobId, PermissionSet, PrincipalId, Result, TenantId,
+};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -403,6 +405,24 @@ pub(crate) struct ApiKeyRow {
 pub(crate) const API_KEY_COLUMNS: &str = "id, tenant_id, principal_id, name, lookup, hash, \
      hash_version, scopes, created_at, expires_at, last_used_at, revoked_at, replaced_by";
 
+/// How much of a record's stored scopes a read fetches, in characters:
+/// room for [`MAX_SCOPES`](docaiche_core::MAX_SCOPES) names of at most
+/// [`MAX_PERMISSION_LEN`](docaiche_core::MAX_PERMISSION_LEN) bytes each
+/// with their quotes and commas. A record written before the bound (with
+/// 200 000 scopes, say) then costs a read no more than a valid one.
+pub(crate) const SCOPES_READ_CHARS: usize =
+    docaiche_core::MAX_SCOPES * (docaiche_core::MAX_PERMISSION_LEN + 3) + 2;
+
+/// [`API_KEY_COLUMNS`] for reads: the scopes cut to [`SCOPES_READ_CHARS`]
+/// (`substr`, the same in SQLite and PostgreSQL).
+pub(crate) static API_KEY_SELECT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "id, tenant_id, principal_id, name, lookup, hash, hash_version, \
+         substr(scopes, 1, {SCOPES_READ_CHARS}) AS scopes, created_at, expires_at, \
+         last_used_at, revoked_at, replaced_by"
+    )
+});
+
 impl ApiKeyRow {
     pub(crate) fn into_record(self) -> Result<ApiKeyRecord> {
         let lookup = ApiKeyLookup::new(self.lookup)
@@ -419,7 +439,12 @@ impl ApiKeyRow {
             self.hash,
         )
         .with_name(utf8(self.name, "stored api key name is not utf-8")?)
-        .with_scopes(from_json(&self.scopes, "stored scopes are not json")?);
+        .with_scopes(
+            // At most MAX_SCOPES grants, from a column read cut to
+            // SCOPES_READ_CHARS.
+            PermissionSet::from_json_bounded(&self.scopes, docaiche_core::MAX_SCOPES)
+                .map_err(|e| Error::internal_with("stored scopes are not json", e))?,
+        );
         record.expires_at = opt_time(self.expires_at)?;
         record.last_used_at = opt_time(self.last_used_at)?;
         record.revoked_at = opt_time(self.revoked_at)?;

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use sqlx::{QueryBuilder, Sqlite};
 
-use crate::sql::{API_KEY_COLUMNS, DOCUMENT_COLUMNS, JOB_COLUMNS, LEASE_LOST};
+use crate::sql::{API_KEY_COLUMNS, API_KEY_SELECT, DOCUMENT_COLUMNS, JOB_COLUMNS, LEASE_LOST};
 
 /// Insert a document: id, tenant, owner, filename, content type, size, sha256, content, created_at.
 pub const DOCUMENT_INSERT: &str = "INSERT INTO documents (id, tenant_id, owner_id, filename, content_type, size, \
@@ -55,16 +55,20 @@ pub static API_KEY_INSERT: LazyLock<String> = LazyLock::new(|| {
 });
 /// The unscoped lookup of the contract: lookup.
 pub static API_KEY_FIND_BY_LOOKUP: LazyLock<String> =
-    LazyLock::new(|| format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE lookup = ?1"));
+    LazyLock::new(|| format!("SELECT {} FROM api_keys WHERE lookup = ?1", *API_KEY_SELECT));
 /// A record: tenant, id.
 pub static API_KEY_GET: LazyLock<String> = LazyLock::new(|| {
-    format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE tenant_id = ?1 AND id = ?2")
+    format!(
+        "SELECT {} FROM api_keys WHERE tenant_id = ?1 AND id = ?2",
+        *API_KEY_SELECT
+    )
 });
 /// A page of records: tenant, after id, limit.
 pub static API_KEY_LIST: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE tenant_id = ?1 AND id > ?2 ORDER \
-         BY id LIMIT ?3"
+        "SELECT {} FROM api_keys WHERE tenant_id = ?1 AND id > ?2 ORDER \
+         BY id LIMIT ?3",
+        *API_KEY_SELECT
     )
 });
 /// Revoke, keeping the first time: tenant, id, at.
