@@ -401,11 +401,18 @@ impl Stores {
         Ok(stores)
     }
 
-    /// The SQLite database `<data_dir>/docaiche.db` (created and migrated
-    /// if missing).
+    /// The SQLite database `<data_dir>/docaiche.db` (created 0600 and
+    /// migrated if missing).
     async fn sqlite(config: &Config) -> Result<Self, Error> {
         use docaiche_store::sqlite::{SqliteConfig, SqliteStore};
         let path = config.storage.data_dir.join("docaiche.db");
+        // Before SQLite creates it with the umask's mode (0644 by default).
+        crate::storage::ensure_private_file(&path).map_err(|e| {
+            Error::misconfigured(
+                "storage.data_dir",
+                format!("cannot create {}: {e}", path.display()),
+            )
+        })?;
         let store = SqliteStore::connect(&SqliteConfig::file(path.to_string_lossy())).await?;
         Ok(Self {
             accounts: Arc::new(store.accounts()),
