@@ -27,7 +27,10 @@
 //! `bootstrap-key` creates an API key of the tenant acting as `--principal`
 //! (default `admin`), bound to `auth.bootstrap_role` (default
 //! `tenant-admin`), in the same store the server uses, and prints
-//! the key alone on stdout, once.
+//! the key alone on stdout, once. It may run beside the server: the server
+//! owns the audit trail, and the command hands its events to it through
+//! the trail's inbox (`audit.rs`). Only one server runs per data directory
+//! (`storage.rs`): a second one exits with status 2 before binding.
 //!
 //! The first password account, the same way (see `login.rs`):
 //!

@@ -39,9 +39,12 @@ fn child_main() {
     std::process::exit(i32::from(status));
 }
 
+/// Variables for the children besides `PATH` (a database URL).
+type Env<'a> = &'a [(&'a str, &'a str)];
+
 /// The program run with `args` in a child process, under umask 000, with
-/// no `DOCAICHE_*` variable of ours leaking in.
-fn program(args: &[&str]) -> Command {
+/// no variable of ours leaking in but `env`.
+fn program(args: &[&str], env: Env<'_>) -> Command {
     let exe = std::env::current_exe().expect("test binary");
     let mut command = Command::new("sh");
     command
@@ -52,6 +55,7 @@ fn program(args: &[&str]) -> Command {
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env(CHILD_ARGS, serde_json::to_string(args).expect("json"))
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -109,8 +113,8 @@ fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
 }
 
 /// Start the server of `config` and wait for its "server started" line.
-fn start_server(config: &Path) -> ServerProcess {
-    let mut child = program(&["--config", &config.display().to_string()])
+fn start_server(config: &Path, env: Env<'_>) -> ServerProcess {
+    let mut child = program(&["--config", &config.display().to_string()], env)
         .spawn()
         .expect("spawn the server");
     let lines = lines_of(&mut child);
@@ -140,8 +144,8 @@ fn start_server(config: &Path) -> ServerProcess {
 }
 
 /// Run the program with `args` to its end: status and every line.
-fn run_to_end(args: &[&str]) -> (Option<i32>, Vec<String>) {
-    let mut child = program(args).spawn().expect("spawn");
+fn run_to_end(args: &[&str], env: Env<'_>) -> (Option<i32>, Vec<String>) {
+    let mut child = program(args, env).spawn().expect("spawn");
     let lines = lines_of(&mut child);
     let pid = child.id().to_string();
     let (tx, rx) = mpsc::channel();
@@ -162,14 +166,15 @@ fn run_to_end(args: &[&str]) -> (Option<i32>, Vec<String>) {
     (status.code(), lines)
 }
 
-/// A configuration with its data directory under `dir`, in a file.
-fn write_config(dir: &TestDir) -> (PathBuf, PathBuf) {
+/// A configuration with its data directory under `dir`, and `more`, in
+/// a file.
+fn write_config(dir: &TestDir, more: &str) -> (PathBuf, PathBuf) {
     let data = dir.path().join("data");
     let config = dir.path().join("server.toml");
     std::fs::write(
         &config,
         format!(
-            "[server]\nbind = \"127.0.0.1:0\"\n\n[storage]\ndata_dir = \"{}\"\n",
+            "[server]\nbind = \"127.0.0.1:0\"\n\n[storage]\ndata_dir = \"{}\"\n{more}",
             data.display()
         ),
     )
@@ -178,17 +183,20 @@ fn write_config(dir: &TestDir) -> (PathBuf, PathBuf) {
 }
 
 /// `bootstrap-key` for tenant `acme`: the key it printed.
-fn bootstrap_key(config: &Path, name: &str) -> String {
+fn bootstrap_key(config: &Path, name: &str, env: Env<'_>) -> String {
     let config = config.display().to_string();
-    let (status, lines) = run_to_end(&[
-        "bootstrap-key",
-        "--tenant",
-        "acme",
-        "--name",
-        name,
-        "--config",
-        &config,
-    ]);
+    let (status, lines) = run_to_end(
+        &[
+            "bootstrap-key",
+            "--tenant",
+            "acme",
+            "--name",
+            name,
+            "--config",
+            &config,
+        ],
+        env,
+    );
     assert_eq!(
         status,
         Some(0),
@@ -278,20 +286,26 @@ async fn create_key_over_http(server: &ServerProcess, key: &str, name: &str) {
     assert_eq!(response.status(), 201, "{:?}", response.text().await);
 }
 
+/// `bootstrap-key` three times beside `server`, each followed by a key
+/// the server creates itself with the new key.
+async fn interleave(server: &ServerProcess, config: &Path, env: Env<'_>) {
+    for i in 0..3 {
+        let key = bootstrap_key(config, &format!("ops-{i}"), env);
+        create_key_over_http(server, &key, &format!("reader-{i}")).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bootstrap_key_beside_a_running_server_keeps_the_chain_intact() {
     let dir = TestDir::new("one-writer-chain");
-    let (config, data) = write_config(&dir);
+    let (config, data) = write_config(&dir, "");
     let trail = data.join("audit").join("audit.jsonl");
-    let server = start_server(&config);
+    let server = start_server(&config, &[]);
 
     // Interleave: the command's events and the server's own, on one
     // tenant's stream. Before the trail had one writer, each process
     // numbered the stream from its own head and the chain forked.
-    for i in 0..3 {
-        let key = bootstrap_key(&config, &format!("ops-{i}"));
-        create_key_over_http(&server, &key, &format!("reader-{i}")).await;
-    }
+    interleave(&server, &config, &[]).await;
     // The server ingests the commands' deposits within a second or so.
     let until = Instant::now() + DEADLINE;
     while records_of(&trail, "api_key.create") < 6 {
@@ -337,10 +351,10 @@ async fn bootstrap_key_beside_a_running_server_keeps_the_chain_intact() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_server_on_the_same_data_dir_refuses_to_start() {
     let dir = TestDir::new("one-writer-dir");
-    let (config, data) = write_config(&dir);
-    let first = start_server(&config);
+    let (config, data) = write_config(&dir, "");
+    let first = start_server(&config, &[]);
 
-    let (status, lines) = run_to_end(&["--config", &config.display().to_string()]);
+    let (status, lines) = run_to_end(&["--config", &config.display().to_string()], &[]);
     let output = lines.join("\n");
     assert_eq!(status, Some(2), "{output}");
     let expected = format!(
@@ -363,4 +377,51 @@ async fn a_second_server_on_the_same_data_dir_refuses_to_start() {
         .expect("GET /health/live");
     assert_eq!(response.status(), 200);
     terminate(first);
+}
+
+/// The PostgreSQL trail has many writers by design (every instance, and
+/// the command): each append locks its stream's head row, so the command
+/// beside the server extends the same chain without a lock or an inbox.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_key_beside_a_running_server_keeps_the_postgres_chain_intact() {
+    use docaiche_store::postgres::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+    let Some(url) = crate::report::require_backend("server-postgres", "DOCAICHE_TEST_POSTGRES_URL")
+    else {
+        return;
+    };
+    let dir = TestDir::new("one-writer-pg");
+    let mut scratch = crate::config::Config::default();
+    let (schema, _) =
+        crate::backends::tests::on_test_schema(&url, "one_writer", &mut scratch).await;
+    let (config, _) = write_config(
+        &dir,
+        &format!(
+            "\n[store]\nbackend = \"postgres\"\nurl_source = \"env:TEST_DATABASE_URL\"\n\
+             schema = \"{}\"\nmax_connections = 3\n\n[audit]\nsink = \"postgres\"\n",
+            schema.name
+        ),
+    );
+    let env = [("TEST_DATABASE_URL", url.as_str())];
+    let server = start_server(&config, &env);
+    interleave(&server, &config, &env).await;
+    terminate(server);
+
+    let options: PgConnectOptions = url.parse().expect("url");
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options.options([("search_path", schema.name.as_str())]))
+        .await
+        .expect("connect");
+    let trail = docaiche_compliance::audit::PgAuditTrail::existing(pool);
+    let report = trail.verify(&Verifier::new()).await.expect("verify");
+    assert!(report.is_ok(), "the chain is broken: {:?}", report.tamper);
+    let created = trail
+        .events(Some(&docaiche_core::TenantId::new("acme").expect("tenant")))
+        .await
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.action == "api_key.create")
+        .count();
+    assert_eq!(created, 6);
 }
