@@ -21,7 +21,12 @@
 //!   same event id (a duplicate the id makes visible, never a loss).
 //! - A file that is not an audit event (or is larger than a record may
 //!   be) is never appended and never deleted: it is renamed
-//!   `<name>.rejected` and logged, and stays as evidence.
+//!   `<name>.rejected` and logged, and stays as evidence. A temporary file
+//!   an hour old was left by a depositor that died before its rename (the
+//!   event was never acknowledged): it is removed.
+//! - A depositor that finds the trail locked by another short-lived
+//!   process (two commands at once, no server) deposits all the same; its
+//!   events reach the trail when the next owner opens it.
 //! - The events keep the time they happened; the record's place in the
 //!   chain is the owner's, so the chain stays one line per stream.
 //!
@@ -162,10 +167,12 @@ fn read_waiting(dir: &Path) -> Result<Vec<(PathBuf, AuditEvent)>> {
     for entry in entries {
         let entry = entry.map_err(|e| Error::unavailable(DEPENDENCY, e))?;
         let name = entry.file_name();
-        if let Some(name) = name.to_str()
-            && !name.starts_with('.')
-            && name.ends_with(".json")
-        {
+        let Some(name) = name.to_str() else {
+            continue;
+        };
+        if name.starts_with(".tmp-") {
+            remove_if_abandoned(&entry.path());
+        } else if !name.starts_with('.') && name.ends_with(".json") {
             names.push(name.to_owned());
         }
     }
@@ -189,6 +196,22 @@ fn read_waiting(dir: &Path) -> Result<Vec<(PathBuf, AuditEvent)>> {
         }
     }
     Ok(waiting)
+}
+
+/// A temporary file older than this was left by a writer that died
+/// before its rename: its event was never acknowledged.
+const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Delete the temporary file at `path` if it is [`ABANDONED_AFTER`] old.
+fn remove_if_abandoned(path: &Path) {
+    let abandoned = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|modified| modified.elapsed().ok())
+        .is_some_and(|age| age >= ABANDONED_AFTER);
+    if abandoned && std::fs::remove_file(path).is_ok() {
+        tracing::warn!(file = %path.display(), "audit inbox: abandoned deposit removed");
+    }
 }
 
 /// One deposited event, or why the file is not one.
@@ -302,10 +325,21 @@ mod tests {
             );
         }
         std::fs::write(inbox.path().join("zz-garbage.json"), b"{not json").expect("write");
+        // A depositor that died before its rename, long ago, and one that
+        // is writing now.
+        let abandoned = inbox.path().join(".tmp-abandoned");
+        let writing = inbox.path().join(".tmp-writing");
+        std::fs::write(&writing, b"{").expect("write");
+        std::fs::File::create(&abandoned)
+            .and_then(|f| {
+                f.set_modified(std::time::SystemTime::now() - ABANDONED_AFTER - ABANDONED_AFTER)
+            })
+            .expect("an old temporary file");
         owner.record(&event(4)).await.expect("owner again");
         assert_eq!(inbox.ingest(&owner).await.expect("ingest"), 3);
         assert_eq!(inbox.ingest(&owner).await.expect("nothing left"), 0);
         assert!(inbox.path().join("zz-garbage.json.rejected").exists());
+        assert!(!abandoned.exists() && writing.exists());
         drop(owner);
 
         let report = Verifier::new().verify_path(&trail).expect("verify");
