@@ -320,6 +320,14 @@ async fn bootstrap_key_beside_a_running_server_keeps_the_chain_intact() {
     // One stream, numbered once: every record of `acme` in one sequence.
     assert!(report.heads["acme"].seq >= 6, "{report:?}");
 
+    // SQLite's journal files take the database file's mode.
+    #[cfg(unix)]
+    for journal in ["docaiche.db-wal", "docaiche.db-shm"] {
+        // WAL mode: both exist while the server has the database open.
+        let journal = data.join(journal);
+        assert_eq!(mode(&journal), 0o600, "{}", journal.display());
+    }
+
     terminate(server);
     let report = Verifier::new().verify_path(&trail).expect("verify");
     assert!(report.is_ok(), "the chain is broken: {:?}", report.tamper);
