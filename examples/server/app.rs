@@ -280,11 +280,25 @@ pub(crate) async fn open_auth(
     config: &Config,
     env: EnvLookup<'_>,
 ) -> Result<(AuthServices, Backends), Error> {
+    open_auth_as(config, env, crate::audit::TrailRole::Owner).await
+}
+
+/// [`open_auth`] for a process in `role` to the audit trail: the server
+/// owns it, the `bootstrap-*` commands are guests (see
+/// [`crate::audit::TrailRole`]).
+///
+/// # Errors
+/// As [`open_auth`].
+pub(crate) async fn open_auth_as(
+    config: &Config,
+    env: EnvLookup<'_>,
+    role: crate::audit::TrailRole,
+) -> Result<(AuthServices, Backends), Error> {
     let secrets = Secrets::from_config(config, env).await?;
     let auth_secrets = AuthSecrets::load(config, &secrets).await?;
     let mut opened = Stores::open(config, &secrets, env).await?;
     // The chained trail of `[audit]` replaces the store's audit table.
-    let audit = crate::audit::open(config, &secrets, env).await?;
+    let audit = crate::audit::open_as(config, &secrets, env, role).await?;
     opened.audit = audit.sink();
     let stores = crate::telemetry::traced_stores(opened, config);
     let clock: Arc<dyn docaiche_core::Clock> = Arc::new(docaiche_core::SystemClock::new());

@@ -34,6 +34,18 @@
 //! production start-up stops, development uses an ephemeral key (with a
 //! warning: hashes of the same address differ after a restart). Set the
 //! dedicated secret to rotate one key without the other.
+//!
+//! One writer per file trail (`docaiche_compliance::audit::TrailLocked`):
+//! the server owns the trail ([`TrailRole::Owner`]) and holds its lock
+//! (`<path>.lock`) while it runs; a `bootstrap-*` command is a guest
+//! ([`TrailRole::Guest`]): it owns the trail when it is free, and
+//! otherwise deposits its events in the trail's inbox (`<path>.inbox/`,
+//! `AuditInbox`), which the owner appends to its own chain when it opens
+//! the trail, every [`INBOX_INTERVAL`] ([`start_inbox`]) and at shutdown.
+//! The command never writes the file while another process holds it, so
+//! the chain never forks. A server that finds the trail locked waits
+//! [`OWNER_LOCK_WAIT`] (a command holds it for a moment), then refuses to
+//! start (`audit.path`): two servers must not share one trail.
 
 use std::net::SocketAddr;
 use std::num::{NonZeroU64, NonZeroUsize};
@@ -49,9 +61,9 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use docaiche_compliance::audit::record::{ParsedLine, event_of, parse_line};
 use docaiche_compliance::audit::{
-    Auditor, BufferConfig, BufferedSink, CheckpointKey, CheckpointPolicy, Criticality,
+    AuditInbox, Auditor, BufferConfig, BufferedSink, CheckpointKey, CheckpointPolicy, Criticality,
     DEFAULT_PROTECTED_PATHS, DetailHasher, FanOutPolicy, FanOutSink, FileSinkConfig, FsyncPolicy,
-    JsonlFileSink, ProtectedSink, StdoutSink,
+    InboxSink, JsonlFileSink, ProtectedSink, StdoutSink, TrailLocked,
 };
 use docaiche_compliance::audit::{read_lines, trail_segments};
 use docaiche_core::audit::{AuditEvent, AuditOutcome, AuditResource};
@@ -178,6 +190,100 @@ impl AuditSection {
     }
 }
 
+/// Which process this is to the file trail: its one writer, or a guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TrailRole {
+    /// The server: it must own the trail. A `bootstrap-*` command may hold
+    /// the lock for a moment, so it waits up to [`OWNER_LOCK_WAIT`], then
+    /// refuses to start.
+    Owner,
+    /// `bootstrap-key`, `bootstrap-admin`: own the trail when it is free
+    /// (and ingest its inbox), else deposit their events in its inbox for
+    /// the owner.
+    Guest,
+}
+
+/// How long the server waits for the trail's lock at start.
+pub(crate) const OWNER_LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// How often the owner of the file trail ingests its inbox.
+pub(crate) const INBOX_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The file trail this process owns, and its inbox.
+#[derive(Debug, Clone)]
+pub(crate) struct OwnedInbox {
+    /// The trail's inbox.
+    pub(crate) inbox: AuditInbox,
+    /// The trail's sink, below the buffer and the detail hasher: deposited
+    /// events were hashed by their writer already.
+    pub(crate) sink: JsonlFileSink,
+}
+
+impl OwnedInbox {
+    /// Append what waits in the inbox, logging (not returning) a failure:
+    /// the files stay for the next round.
+    pub(crate) async fn ingest(&self) -> usize {
+        let mut total = 0;
+        loop {
+            match self.inbox.ingest(&self.sink).await {
+                Ok(0) => return total,
+                Ok(n) => total += n,
+                Err(error) => {
+                    tracing::error!(
+                        error = %error.log_chain(),
+                        inbox = %self.inbox.path().display(),
+                        "audit inbox not ingested; retried on the next round"
+                    );
+                    return total;
+                }
+            }
+            if total >= docaiche_compliance::audit::MAX_INGEST * 10 {
+                return total;
+            }
+        }
+    }
+}
+
+/// The periodic inbox ingestion of a running server.
+#[derive(Debug)]
+pub(crate) struct InboxTask {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+    owned: OwnedInbox,
+}
+
+impl InboxTask {
+    /// Stop the rounds, then ingest once more (events deposited up to now
+    /// are on the trail before the server exits).
+    pub(crate) async fn shutdown(self) -> usize {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+        self.owned.ingest().await
+    }
+}
+
+/// Ingest the inbox of the file trail `trail` owns every
+/// [`INBOX_INTERVAL`] until [`InboxTask::shutdown`] (`None`: no file trail
+/// owned here).
+pub(crate) fn start_inbox(trail: &AuditTrail) -> Option<InboxTask> {
+    let owned = trail.inbox.clone()?;
+    let (stop, mut stopped) = tokio::sync::oneshot::channel();
+    let rounds = owned.clone();
+    let task = tokio::spawn(async move {
+        let mut every = tokio::time::interval(INBOX_INTERVAL);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = &mut stopped => return,
+                _ = every.tick() => {
+                    rounds.ingest().await;
+                }
+            }
+        }
+    });
+    Some(InboxTask { stop, task, owned })
+}
+
 /// The opened trail: the buffer every server component records through.
 #[derive(Debug, Clone)]
 pub(crate) struct AuditTrail {
@@ -191,6 +297,8 @@ pub(crate) struct AuditTrail {
     /// ephemeral one): it signs and checks the retention anchor of the file
     /// trail, so without it the `audit` retention is not applied.
     pub(crate) anchor_key: Option<CheckpointKey>,
+    /// The file trail's inbox, when this process owns the trail.
+    pub(crate) inbox: Option<OwnedInbox>,
 }
 
 /// Where `GET /v1/admin/audit` reads events back from.
@@ -235,23 +343,51 @@ impl AuditTrail {
 /// # Errors
 /// [`Error::Misconfigured`] for a missing checkpoint key in production; the
 /// file sink's error when its file cannot be created or recovered.
+#[cfg(test)]
 pub(crate) async fn open(
     config: &Config,
     secrets: &Secrets,
     env: EnvLookup<'_>,
 ) -> Result<AuditTrail, Error> {
+    open_as(config, secrets, env, TrailRole::Owner).await
+}
+
+/// [`open`] for a process in `role` (see [`TrailRole`]).
+///
+/// # Errors
+/// As [`open`]; for [`TrailRole::Owner`], [`Error::Misconfigured`]
+/// (`audit.path`) when another process keeps the file trail locked.
+pub(crate) async fn open_as(
+    config: &Config,
+    secrets: &Secrets,
+    env: EnvLookup<'_>,
+    role: TrailRole,
+) -> Result<AuditTrail, Error> {
     let section = &config.audit;
     let mut sinks: Vec<Arc<dyn AuditSink>> = Vec::new();
     let mut source = ReadBack::None;
+    let mut inbox = None;
     for kind in std::iter::once(section.sink).chain(section.fan_out.iter().copied()) {
         sinks.push(match kind {
             AuditSinkKind::Stdout => Arc::new(StdoutSink::new()),
             AuditSinkKind::File => {
-                let sink = open_file(config, secrets).await?;
+                let path = section.file_path(config);
                 if matches!(source, ReadBack::None) {
-                    source = ReadBack::File(sink.path().to_path_buf());
+                    source = ReadBack::File(path.clone());
                 }
-                Arc::new(sink)
+                match open_file(config, secrets, role).await? {
+                    FileTrail::Owned(sink) => {
+                        let owned = OwnedInbox {
+                            inbox: AuditInbox::for_trail(&path),
+                            sink: sink.clone(),
+                        };
+                        // Events deposited while no one owned the trail.
+                        owned.ingest().await;
+                        inbox = Some(owned);
+                        Arc::new(sink)
+                    }
+                    FileTrail::Guest(sink) => Arc::new(sink),
+                }
             }
             #[cfg(feature = "postgres")]
             AuditSinkKind::Postgres => {
@@ -298,6 +434,7 @@ pub(crate) async fn open(
         buffer,
         source,
         anchor_key: anchor_key(secrets).await?,
+        inbox,
     })
 }
 
@@ -380,12 +517,25 @@ async fn open_postgres(
     Ok((trail, pool))
 }
 
-/// The chained JSON-lines file sink of `config.audit`.
-async fn open_file(config: &Config, secrets: &Secrets) -> Result<JsonlFileSink, Error> {
+/// The file trail as this process writes it.
+enum FileTrail {
+    /// This process holds the trail's lock and appends itself.
+    Owned(JsonlFileSink),
+    /// Another process owns the trail: events go to its inbox.
+    Guest(InboxSink),
+}
+
+/// The chained JSON-lines file sink of `config.audit`, or, for a guest
+/// when another process owns the trail, its inbox.
+async fn open_file(
+    config: &Config,
+    secrets: &Secrets,
+    role: TrailRole,
+) -> Result<FileTrail, Error> {
     let section = &config.audit;
     let path = section.file_path(config);
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| {
+        crate::storage::create_private_dir(dir).map_err(|e| {
             Error::misconfigured(
                 "audit.path",
                 format!("cannot create the directory {}: {e}", dir.display()),
@@ -405,9 +555,42 @@ async fn open_file(config: &Config, secrets: &Secrets) -> Result<JsonlFileSink, 
     if let Some(policy) = checkpoints(config, secrets).await? {
         file = file.with_checkpoints(policy);
     }
-    let sink = JsonlFileSink::open(file)?;
-    tracing::info!(path = %path.display(), "audit file sink open");
-    Ok(sink)
+    let deadline = tokio::time::Instant::now() + OWNER_LOCK_WAIT;
+    loop {
+        let error = match JsonlFileSink::open(file.clone()) {
+            Ok(sink) => {
+                tracing::info!(path = %path.display(), "audit file sink open");
+                return Ok(FileTrail::Owned(sink));
+            }
+            Err(error) => error,
+        };
+        let Some(locked) = TrailLocked::find(&error) else {
+            return Err(error);
+        };
+        match role {
+            TrailRole::Guest => {
+                let inbox = AuditInbox::for_trail(&path);
+                // Not a warning: this is how the CLI runs beside a server.
+                tracing::info!(
+                    holder = locked.pid,
+                    inbox = %inbox.path().display(),
+                    "the audit trail is owned by another process; events go to its inbox"
+                );
+                return Ok(FileTrail::Guest(InboxSink::new(inbox)));
+            }
+            TrailRole::Owner if tokio::time::Instant::now() >= deadline => {
+                return Err(Error::misconfigured(
+                    "audit.path",
+                    format!(
+                        "{locked}: another server writes this trail; give each server its \
+                         own audit.path (or storage.data_dir)"
+                    ),
+                ));
+            }
+            // A bootstrap command holds it for a moment.
+            TrailRole::Owner => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
 }
 
 /// The secrets `[audit]` reads through the chain (the `env` source
@@ -1292,6 +1475,7 @@ mod tests {
             buffer,
             source: ReadBack::None,
             anchor_key: None,
+            inbox: None,
         });
         let admin = key_with(&state, "acme", &["keys:manage"]).await;
         let app = crate::app::router(state);

@@ -401,11 +401,18 @@ impl Stores {
         Ok(stores)
     }
 
-    /// The SQLite database `<data_dir>/docaiche.db` (created and migrated
-    /// if missing).
+    /// The SQLite database `<data_dir>/docaiche.db` (created 0600 and
+    /// migrated if missing).
     async fn sqlite(config: &Config) -> Result<Self, Error> {
         use docaiche_store::sqlite::{SqliteConfig, SqliteStore};
         let path = config.storage.data_dir.join("docaiche.db");
+        // Before SQLite creates it with the umask's mode (0644 by default).
+        crate::storage::ensure_private_file(&path).map_err(|e| {
+            Error::misconfigured(
+                "storage.data_dir",
+                format!("cannot create {}: {e}", path.display()),
+            )
+        })?;
         let store = SqliteStore::connect(&SqliteConfig::file(path.to_string_lossy())).await?;
         Ok(Self {
             accounts: Arc::new(store.accounts()),
@@ -1117,7 +1124,11 @@ pub(crate) mod tests {
         .await
         .unwrap();
         assert_eq!(keys, 1);
-        let restarted = crate::app::AppState::from_config(&config, &env)
+        // A second instance writes an audit trail of its own: a file
+        // trail has one writer.
+        let mut second = config.clone();
+        second.audit.path = Some(dir.path().join("second").join("audit.jsonl"));
+        let restarted = crate::app::AppState::from_config(&second, &env)
             .await
             .expect("a second instance on PostgreSQL");
         let again = restarted
@@ -1215,13 +1226,19 @@ pub(crate) mod tests {
         let env = move |name: &str| (name == "TEST_REDIS_URL").then(|| redis_url.clone());
         crate::storage::prepare_data_dir(dir.path()).unwrap();
         crate::keys::prepare(&config.key_source()).unwrap();
+        // One audit trail per instance: a file trail has one writer.
+        let own_trail = |config: &Config, name: &str| {
+            let mut config = config.clone();
+            config.audit.path = Some(dir.path().join(name).join("audit.jsonl"));
+            config
+        };
         let a = crate::app::AppState::from_config(&config, &env)
             .await
             .expect("instance a");
-        let b = crate::app::AppState::from_config(&config, &env)
+        let b = crate::app::AppState::from_config(&own_trail(&config, "b"), &env)
             .await
             .expect("instance b");
-        let c = crate::app::AppState::from_config(&deaf, &env)
+        let c = crate::app::AppState::from_config(&own_trail(&deaf, "c"), &env)
             .await
             .expect("instance c");
         assert!(c.auth.invalidation_listener().is_none());

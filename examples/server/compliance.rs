@@ -1979,6 +1979,7 @@ mod tests {
             buffer,
             source: ReadBack::None,
             anchor_key: None,
+            inbox: None,
         });
         let acme = unique("acme");
         let admin = key_with(&state, "ops", &["tenants:cross", "admin:access"]).await;

@@ -953,6 +953,12 @@ impl Config {
             });
         };
 
+        // Secret files others can read: a warning in development, a
+        // refusal in production (see `keys::exposed_secret_files`).
+        for (setting, reason) in crate::keys::exposed_secret_files(self) {
+            add(Severity::Unsafe, &setting, reason.into());
+        }
+
         // [server]
         if self.server.request_timeout_secs == 0 {
             add(

@@ -150,9 +150,136 @@ fn ensure_generated_file(
         options.mode(0o600);
     }
     let mut file = options.open(path)?;
+    // Exactly 0600, whatever the umask.
+    crate::storage::set_private(&file)?;
     file.write_all(&key)?;
     file.sync_all()?;
     Ok(true)
+}
+
+/// Most files [`exposed_secret_files`] looks at under one directory.
+const MAX_SECRET_FILES: usize = 1000;
+
+/// Every secret file `config` names that the group or others may read, as
+/// `(setting, reason)`: the files of `file:` references (`keys.source`,
+/// `store.url_source`, `store.replica_url_source`, `revocation.url_source`,
+/// `rate_limit.redis_url`, `metrics.token_source`, the `[secrets.vault]`
+/// credentials), `keys.local_key_file`, `http.tls_key_file`, and the files
+/// under the `[secrets]` directory sources, `auth.provider = "file:…"`
+/// and `<data_dir>/keys` (at most
+/// [`MAX_SECRET_FILES`] each, four levels deep). `Config::validate` makes
+/// each a warning in development and a refusal in production: a secret
+/// that others can read is a secret shared with them. Missing files are
+/// left to the code that reads them. Unix only (elsewhere: none).
+pub(crate) fn exposed_secret_files(config: &crate::config::Config) -> Vec<(String, String)> {
+    let mut files: Vec<(String, std::path::PathBuf)> = Vec::new();
+    let mut reference = |setting: &str, value: Option<&String>| {
+        if let Some(value) = value
+            && SecretRef::looks_like_reference(value)
+            && let Ok(SecretRef::File(path)) = SecretRef::parse(value)
+        {
+            files.push((setting.to_owned(), path));
+        }
+    };
+    reference("keys.source", config.keys.source.as_ref());
+    reference("store.url_source", config.store.url_source.as_ref());
+    reference(
+        "store.replica_url_source",
+        config.store.replica_url_source.as_ref(),
+    );
+    reference(
+        "revocation.url_source",
+        config.revocation.url_source.as_ref(),
+    );
+    reference("rate_limit.redis_url", config.rate_limit.redis_url.as_ref());
+    reference("metrics.token_source", config.metrics.token_source.as_ref());
+    let vault = &config.secrets.vault;
+    reference("secrets.vault.token_source", vault.token_source.as_ref());
+    reference(
+        "secrets.vault.role_id_source",
+        vault.role_id_source.as_ref(),
+    );
+    reference(
+        "secrets.vault.secret_id_source",
+        vault.secret_id_source.as_ref(),
+    );
+    if let Some(path) = &config.keys.local_key_file {
+        files.push(("keys.local_key_file".to_owned(), path.clone()));
+    }
+    if let Some(path) = &config.http.tls_key_file {
+        files.push(("http.tls_key_file".to_owned(), path.clone()));
+    }
+    let mut dirs = vec![(
+        "storage.data_dir".to_owned(),
+        config.storage.data_dir.join("keys"),
+    )];
+    if let Ok(crate::config::AuthProvider::Dir(dir)) = config.auth.provider() {
+        dirs.push(("auth.provider".to_owned(), dir));
+    }
+    for source in config.secrets.chain().unwrap_or_default() {
+        if let crate::config::SecretSource::Dir(dir) = source {
+            dirs.push(("secrets.sources".to_owned(), dir));
+        }
+    }
+    for (setting, dir) in dirs {
+        let mut found = Vec::new();
+        files_under(&dir, 4, &mut found);
+        files.extend(found.into_iter().map(|path| (setting.clone(), path)));
+    }
+    files
+        .into_iter()
+        .filter_map(|(setting, path)| {
+            let mode = group_or_other_mode(&path)?;
+            Some((
+                setting,
+                format!(
+                    "the secret file {} has mode {mode:04o}: its group or other users can read \
+                     it; chmod 600 it (owned by the server's user)",
+                    path.display()
+                ),
+            ))
+        })
+        .collect()
+}
+
+/// Regular files under `dir` (symbolic links followed, `..`-prefixed
+/// entries such as Kubernetes' `..data` skipped: their files are reached
+/// through the links), down to `depth` levels, at most
+/// [`MAX_SECRET_FILES`] in all.
+fn files_under(dir: &Path, depth: usize, out: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if out.len() >= MAX_SECRET_FILES {
+            return;
+        }
+        if entry.file_name().to_string_lossy().starts_with("..") {
+            continue;
+        }
+        let path = entry.path();
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_file() => out.push(path),
+            Ok(meta) if meta.is_dir() && depth > 1 => files_under(&path, depth - 1, out),
+            _ => {}
+        }
+    }
+}
+
+/// The permission bits of the file at `path` if its group or others may
+/// read or write it (`None`: private, missing, or not Unix).
+fn group_or_other_mode(path: &Path) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        (mode & 0o066 != 0).then_some(mode)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
 }
 
 /// 32 bytes from the operating system's CSPRNG.
@@ -173,6 +300,50 @@ pub(crate) fn random_key() -> io::Result<[u8; KEY_LEN]> {
 mod tests {
     use super::*;
     use crate::test_support::TestDir;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_secret_file_others_can_read_is_a_warning_in_development_and_refused_in_production() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = TestDir::new("secret-mode");
+        let key = dir.path().join("local.key");
+        std::fs::write(&key, [7u8; 32]).expect("write");
+        let chmod = |mode| {
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        };
+        chmod(0o644);
+        let mut config = crate::config::Config::default();
+        config.storage.data_dir = dir.path().join("data");
+        config.keys.local_key_file = Some(key.clone());
+        let named = format!("the secret file {} has mode 0644", key.display());
+
+        let warnings = config.validate().expect("development starts");
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.setting == "keys.local_key_file" && w.message.contains(&named)),
+            "{warnings:?}"
+        );
+
+        config.environment = crate::config::Environment::Production;
+        let refused = config
+            .validate()
+            .expect_err("production refuses")
+            .to_string();
+        assert!(
+            refused.contains("keys.local_key_file") && refused.contains(&named),
+            "{refused}"
+        );
+
+        // Group-readable is as bad; private is fine.
+        chmod(0o640);
+        assert_eq!(exposed_secret_files(&config).len(), 1);
+        chmod(0o600);
+        assert!(exposed_secret_files(&config).is_empty());
+        config.environment = crate::config::Environment::Development;
+        let warnings = config.validate().expect("development starts");
+        assert!(!warnings.iter().any(|w| w.setting == "keys.local_key_file"));
+    }
 
     #[test]
     fn a_development_key_is_generated_once_and_kept() {

@@ -502,7 +502,8 @@ pub(crate) async fn bootstrap_admin(
     let password = read_password(input)?;
     crate::storage::prepare_data_dir(&config.storage.data_dir)
         .map_err(|e| Error::misconfigured("storage.data_dir", e.to_string()))?;
-    let (auth, _) = crate::app::open_auth(config, env).await?;
+    // A guest of the audit trail: it runs beside the server.
+    let (auth, _) = crate::app::open_auth_as(config, env, crate::audit::TrailRole::Guest).await?;
     let login = Login::new(&config.auth, &auth)?;
     create_admin(&login, &tenant, email, &password).await
 }

@@ -27,7 +27,10 @@
 //! `bootstrap-key` creates an API key of the tenant acting as `--principal`
 //! (default `admin`), bound to `auth.bootstrap_role` (default
 //! `tenant-admin`), in the same store the server uses, and prints
-//! the key alone on stdout, once.
+//! the key alone on stdout, once. It may run beside the server: the server
+//! owns the audit trail, and the command hands its events to it through
+//! the trail's inbox (`audit.rs`). Only one server runs per data directory
+//! (`storage.rs`): a second one exits with status 2 before binding.
 //!
 //! The first password account, the same way (see `login.rs`):
 //!
@@ -104,6 +107,8 @@ mod limiter;
 mod log_capture;
 mod login;
 mod metrics;
+#[cfg(test)]
+mod one_writer;
 mod openapi;
 mod page;
 mod privacy;
@@ -248,16 +253,23 @@ async fn main() -> ExitCode {
     {
         return slo::alert_rules_command(std::env::args_os().skip(2));
     }
-    let args = match Args::parse(std::env::args_os().skip(1)) {
+    ExitCode::from(main_with(std::env::args_os().skip(1)).await)
+}
+
+/// The program after its name: serve, or run the subcommand `args` names.
+/// Returns the exit status (tests run it in a child process).
+async fn main_with(args: impl IntoIterator<Item = OsString>) -> u8 {
+    const SUCCESS: u8 = 0;
+    let args = match Args::parse(args) {
         Ok(args) => args,
         Err(e) => {
             eprintln!("server: {e}\n\n{USAGE}");
-            return ExitCode::from(EXIT_MISCONFIGURED);
+            return EXIT_MISCONFIGURED;
         }
     };
     if args.help {
         println!("{USAGE}");
-        return ExitCode::SUCCESS;
+        return SUCCESS;
     }
 
     let env = |name: &str| std::env::var(name).ok();
@@ -265,7 +277,7 @@ async fn main() -> ExitCode {
         Ok(config) => config,
         Err(problems) => {
             eprintln!("server: {problems}");
-            return ExitCode::from(EXIT_MISCONFIGURED);
+            return EXIT_MISCONFIGURED;
         }
     };
     let warnings = match config.validate() {
@@ -275,7 +287,7 @@ async fn main() -> ExitCode {
                 "server: {problems}\n(environment: {})",
                 config.environment.as_str()
             );
-            return ExitCode::from(EXIT_MISCONFIGURED);
+            return EXIT_MISCONFIGURED;
         }
     };
     // bootstrap-key and bootstrap-admin keep stdout for their one line.
@@ -284,12 +296,12 @@ async fn main() -> ExitCode {
         Ok(traces) => traces.filter(|_| !bootstrapping),
         Err(e) => {
             eprintln!("server: {e}");
-            return ExitCode::from(EXIT_MISCONFIGURED);
+            return EXIT_MISCONFIGURED;
         }
     };
     if let Err(e) = init_logging(&config, bootstrapping, traces.as_ref()) {
         eprintln!("server: cannot start logging: {e}");
-        return ExitCode::from(EXIT_FAILURE);
+        return EXIT_FAILURE;
     }
     for warning in &warnings {
         tracing::warn!(setting = %warning.setting, "{}", warning.message);
@@ -309,12 +321,17 @@ async fn main() -> ExitCode {
         let _ = tokio::task::spawn_blocking(move || traces.shutdown()).await;
     }
     match outcome {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => SUCCESS,
         Err(e) => {
             tracing::error!(error = %e.log_chain(), "server failed");
             match e {
-                docaiche_core::Error::Misconfigured { .. } => ExitCode::from(EXIT_MISCONFIGURED),
-                _ => ExitCode::from(EXIT_FAILURE),
+                docaiche_core::Error::Misconfigured { .. } => {
+                    // On stderr too, like the configuration's refusals: a
+                    // server that will not start says why where it is run.
+                    eprintln!("server: {e}");
+                    EXIT_MISCONFIGURED
+                }
+                _ => EXIT_FAILURE,
             }
         }
     }
@@ -326,11 +343,16 @@ async fn run(config: Config, env: config::EnvLookup<'_>) -> Result<(), docaiche_
 
     storage::prepare_data_dir(&config.storage.data_dir)
         .map_err(|e| Error::misconfigured("storage.data_dir", e.to_string()))?;
+    // One server per data directory, before anything is opened or bound;
+    // held until the process exits.
+    let _data_dir = storage::lock_data_dir(&config.storage.data_dir)?;
     if config.encryption.key_wrapper == config::KeyWrapperKind::Local {
         keys::prepare(&config.key_source())?;
     }
 
     let state = app::AppState::from_config(&config, env).await?;
+    // Events the bootstrap commands deposit while the server owns the trail.
+    let inbox = state.audit.as_ref().and_then(audit::start_inbox);
     let tls = match (&config.http.tls_cert_file, &config.http.tls_key_file) {
         (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
         _ => None,
@@ -386,6 +408,10 @@ async fn run(config: Config, env: config::EnvLookup<'_>) -> Result<(), docaiche_
         let runs = purge.shutdown(config.server.shutdown_grace()).await;
         tracing::info!(runs = ?runs, "retention purge stopped");
     }
+    if let Some(inbox) = inbox {
+        let ingested = inbox.shutdown().await;
+        tracing::info!(ingested, "audit inbox stopped");
+    }
     match auth.api_keys.flush_usage().await {
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e.log_chain(), "last-used timestamps not written"),
@@ -404,7 +430,9 @@ async fn bootstrap_key(
 
     storage::prepare_data_dir(&config.storage.data_dir)
         .map_err(|e| Error::misconfigured("storage.data_dir", e.to_string()))?;
-    let (auth, _) = app::open_auth(config, env).await?;
+    // A guest of the audit trail: a running server owns it, and gets this
+    // command's events through the trail's inbox.
+    let (auth, _) = app::open_auth_as(config, env, audit::TrailRole::Guest).await?;
     let created = auth
         .bootstrap_key(&args.tenant, &args.principal, &args.name)
         .await?;

@@ -237,7 +237,7 @@ impl Anchor {
         temp.push(format!(".tmp-{}", uuid::Uuid::new_v4()));
         let temp = PathBuf::from(temp);
         let write = || -> io::Result<()> {
-            let mut file = File::create(&temp)?;
+            let mut file = super::private_fs::create_new(&temp)?;
             file.write_all(&self.to_line())?;
             file.write_all(b"\n")?;
             file.sync_all()?;

@@ -15,6 +15,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::anchor::Anchor;
 use super::chain::{Chain, CheckpointPolicy};
+use super::lock::{HeldLock, lock_trail};
+use super::private_fs;
 use super::record::{Head, MAX_LINE_LEN, ParsedLine, event_json, parse_line, stream_of};
 use super::verify::{read_lines, trail_segments};
 
@@ -122,6 +124,17 @@ enum Request {
 /// group commit, so the cost of a sync is shared by all concurrent callers.
 /// A receipt's `sequence` is the event's number in its tenant's stream.
 ///
+/// Exactly one process writes a trail: `open` takes an exclusive lock on
+/// `<path>.lock` first and holds it until the writer thread ends (see
+/// [`TrailLocked`](super::TrailLocked)); a second `open` of the same trail,
+/// from this process or another, fails with `Unavailable` caused by
+/// `TrailLocked`, naming the trail and the holder's pid. A process that
+/// only has events to add hands them to the owner through the trail's
+/// [`AuditInbox`](super::AuditInbox). Dropping the last clone of the sink
+/// waits for its writer to finish the queued events and releases the lock.
+/// Files are created 0600 and directories 0700 (see the `audit` module
+/// docs).
+///
 /// On open, the sink reads the existing segments to recover each stream's
 /// head (time proportional to the trail's size; rotate to keep it short),
 /// and cuts a last line left without its newline by a crash: that write was
@@ -131,8 +144,30 @@ enum Request {
 /// event (fail closed) rather than extend a trail it cannot vouch for.
 #[derive(Debug, Clone)]
 pub struct JsonlFileSink {
-    tx: mpsc::Sender<Request>,
+    handle: Arc<WriterHandle>,
     path: Arc<PathBuf>,
+}
+
+/// The writer thread's queue and the thread itself. Dropping the last
+/// handle closes the queue and waits for the thread to write what is
+/// queued, sync and close the file, and release the trail's lock, so a
+/// dropped sink's trail can be opened again at once.
+#[derive(Debug)]
+struct WriterHandle {
+    /// `None` only while dropping.
+    tx: Option<mpsc::Sender<Request>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for WriterHandle {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("audit file sink: the writer thread panicked");
+        }
+    }
 }
 
 impl JsonlFileSink {
@@ -140,7 +175,9 @@ impl JsonlFileSink {
     /// thread.
     ///
     /// # Errors
-    /// `Unavailable` if the file cannot be opened, read or repaired.
+    /// `Unavailable` if the file cannot be opened, read or repaired, or,
+    /// with a [`TrailLocked`](super::TrailLocked) source, if another open
+    /// sink holds the trail's lock.
     pub fn open(config: FileSinkConfig) -> Result<Self> {
         Self::open_with_clock(config, Arc::new(SystemClock::new()))
     }
@@ -152,8 +189,10 @@ impl JsonlFileSink {
     pub fn open_with_clock(config: FileSinkConfig, clock: Arc<dyn Clock>) -> Result<Self> {
         let io_err = |e: io::Error| Error::unavailable(DEPENDENCY, e);
         if let Some(dir) = config.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io_err)?;
+            private_fs::create_dir(dir).map_err(io_err)?;
         }
+        // Before anything is read or repaired: one writer per trail.
+        let lock = lock_trail(&config.path, DEPENDENCY)?;
         repair_torn_tail(&config.path).map_err(io_err)?;
         let mut chain = Chain::new(config.checkpoints.clone());
         let mut segments = trail_segments(&config.path)?;
@@ -203,12 +242,19 @@ impl JsonlFileSink {
             next_segment,
             last_sync: Instant::now(),
             clock,
+            _lock: lock,
         };
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("docaiche-audit-file".to_owned())
             .spawn(move || writer.run(rx))
             .map_err(io_err)?;
-        Ok(Self { tx, path })
+        Ok(Self {
+            handle: Arc::new(WriterHandle {
+                tx: Some(tx),
+                thread: Some(thread),
+            }),
+            path,
+        })
     }
 
     /// The active file's path.
@@ -222,7 +268,8 @@ impl JsonlFileSink {
         make: impl FnOnce(oneshot::Sender<Result<AuditReceipt>>) -> Request,
     ) -> Result<AuditReceipt> {
         let (reply, receipt) = oneshot::channel();
-        self.tx.send(make(reply)).await.map_err(|_| stopped())?;
+        let tx = self.handle.tx.as_ref().ok_or_else(stopped)?;
+        tx.send(make(reply)).await.map_err(|_| stopped())?;
         receipt.await.map_err(|_| stopped())?
     }
 }
@@ -264,12 +311,11 @@ pub(crate) fn segment_number(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// The active file, created 0600 if missing.
 fn open_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .read(true)
-        .open(path)
+    let mut options = OpenOptions::new();
+    options.append(true).read(true);
+    private_fs::open_or_create(&options, path)
 }
 
 /// Cut the file back to its last newline, if it does not end with one.
@@ -315,6 +361,9 @@ struct Writer {
     next_segment: u64,
     last_sync: Instant,
     clock: Arc<dyn Clock>,
+    /// The trail's lock, released when the writer thread ends (last, after
+    /// the file is closed).
+    _lock: HeldLock,
 }
 
 type Reply = (oneshot::Sender<Result<AuditReceipt>>, Result<AuditReceipt>);

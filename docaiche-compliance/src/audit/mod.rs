@@ -41,6 +41,19 @@
 //!   [`AuditSink`](docaiche_core::AuditSink); [`BufferedSink`] puts a
 //!   bounded queue with back-pressure in front, and [`Auditor`] refuses
 //!   administrative actions that cannot be audited (fail closed).
+//! - **One writer per trail.** Two writers of one file, each with its own
+//!   stream heads, would fork every chain they share, and verification
+//!   would cry tampering. [`JsonlFileSink::open`] takes an exclusive OS lock
+//!   on `<path>.lock` for the life of its writer; a second open fails with
+//!   [`TrailLocked`] (the trail and the holder's pid). A process that only
+//!   has events to add (a CLI beside the server) deposits them in the
+//!   trail's [`AuditInbox`] through an [`InboxSink`], and the owner appends
+//!   them to its own chain ([`AuditInbox::ingest`]). `PgAuditTrail` needs
+//!   no lock of its own: each append locks its stream's head row in the
+//!   database, so any number of processes extend one chain.
+//! - **Private files.** The trail, its segments, anchor, lock file and inbox
+//!   files are created 0600 and their directories 0700, the mode set
+//!   explicitly so the umask cannot widen it; existing files keep theirs.
 //! - **Sensitive details** become keyed hashes with [`DetailHasher`] before
 //!   they reach a sink: put a [`ProtectedSink`] (with
 //!   [`DEFAULT_PROTECTED_PATHS`] and your own dotted paths, such as
@@ -97,9 +110,12 @@ mod buffer;
 mod chain;
 mod fanout;
 mod file;
+mod inbox;
 mod keyed_hash;
+mod lock;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod private_fs;
 mod protected;
 pub mod record;
 mod stdout;
@@ -111,7 +127,9 @@ pub use buffer::{Auditor, BufferConfig, BufferedSink, Criticality, DROPPED_ACTIO
 pub use chain::CheckpointPolicy;
 pub use fanout::{FanOutPolicy, FanOutSink};
 pub use file::{FileSinkConfig, FsyncPolicy, JsonlFileSink};
+pub use inbox::{AuditInbox, InboxSink, MAX_INGEST};
 pub use keyed_hash::{DetailHasher, HASHED_PREFIX, derive_key};
+pub use lock::TrailLocked;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::{MIGRATION as PG_MIGRATION, PgAuditTrail, PgTrailRetention};
