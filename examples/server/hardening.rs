@@ -258,7 +258,10 @@ async fn an_erased_subjects_credentials_are_refused_within_a_second_on_every_ins
     let a = AppState::from_config(&config, &env)
         .await
         .expect("instance a");
-    let b = AppState::from_config(&config, &env)
+    // One writer per file trail: the second instance keeps its own.
+    let mut second = config.clone();
+    second.audit.path = Some(dir.path().join("b").join("audit.jsonl"));
+    let b = AppState::from_config(&second, &env)
         .await
         .expect("instance b");
     for state in [&a, &b] {
