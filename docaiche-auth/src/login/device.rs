@@ -47,7 +47,14 @@ const DOMAIN: &[u8] = b"docaiche device cookie v1";
 /// The longest cookie value looked at; anything longer is not ours.
 const MAX_COOKIE_LEN: usize = 256;
 
-/// Issues and verifies device cookies; see the [module docs](self).
+/// Issues and verifies device cookies (OWASP, "Slow Down Online Guessing
+/// Attacks with Device Cookies"): a signed, expiring token naming an account
+/// and a random device id, given after a successful password login. A login
+/// that presents one for its account is trusted: its failures count against
+/// that device alone (see [`crate::lockout`]).
+///
+/// The format is `v1.<device id>.<expiry, Unix seconds>.<HMAC-SHA256>`;
+/// stateless, so every instance sharing the key verifies it.
 #[derive(Clone)]
 pub struct DeviceCookies {
     mac: HmacSha256,
