@@ -10,7 +10,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use docaiche_auth::api_key::{CreatedApiKey, NewApiKey};
@@ -25,6 +25,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::app::{AppState, RouteGroup};
 use crate::json::{ValidJson, Validate};
+use crate::rejection::Path;
 
 /// Default page size of key listings.
 const DEFAULT_PAGE: u32 = 50;

@@ -57,7 +57,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use docaiche_auth::layer::Authenticated;
@@ -85,6 +85,7 @@ use crate::app::{AppState, RouteGroup};
 use crate::audit::{AuditFacts, ReadBack};
 use crate::config::{AuthSection, Config, SecretSource};
 use crate::json::{ValidJson, Validate};
+use crate::rejection::Path;
 
 /// The resource kinds `[retention]` accepts.
 pub(crate) const KINDS: &[&str] = &[

@@ -59,7 +59,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -81,6 +81,7 @@ use time::format_description::well_known::Rfc3339;
 use tokio::sync::broadcast;
 
 use crate::app::{AppState, RouteGroup};
+use crate::rejection::Path;
 
 /// The job kind of a background extraction.
 pub(crate) const EXTRACT_JOB: &str = "extract";

@@ -23,6 +23,8 @@ use crate::http::HttpsMode;
 use crate::test_support::TestDir;
 use crate::tls::ServerListener;
 
+mod rejections;
+
 /// The body limit of the test servers.
 const BODY_LIMIT: usize = 1024;
 

@@ -185,7 +185,7 @@ fn escape(token: &str) -> String {
 }
 
 /// `text` cut to at most [`MAX_DETAIL`] bytes, on a character boundary.
-fn truncate(text: &str) -> String {
+pub(crate) fn truncate(text: &str) -> String {
     if text.len() <= MAX_DETAIL {
         return text.to_owned();
     }

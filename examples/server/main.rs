@@ -102,6 +102,7 @@ mod login;
 mod metrics;
 mod openapi;
 mod privacy;
+mod rejection;
 #[cfg(test)]
 #[allow(dead_code)]
 #[path = "../../tests/backends/report.rs"]

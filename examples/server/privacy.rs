@@ -38,7 +38,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use docaiche_auth::api_key::ApiKeyService;
@@ -65,6 +65,7 @@ use crate::audit::{AuditFacts, AuditTrail, ReadBack};
 use crate::backends::{Secrets, StorePool};
 use crate::config::{Config, Environment};
 use crate::json::{ValidJson, Validate};
+use crate::rejection::Path;
 
 /// The secret keying the pseudonyms.
 pub(crate) const PSEUDONYM_SECRET: &str = "privacy/pseudonym-key";
