@@ -30,7 +30,7 @@ use crate::rejection::Path;
 /// Default page size of key listings.
 const DEFAULT_PAGE: u32 = 50;
 /// Longest key lifetime a caller may ask for: ten years.
-const MAX_EXPIRES_IN_SECS: u64 = 10 * 365 * 24 * 3600;
+pub(crate) const MAX_EXPIRES_IN_SECS: u64 = 10 * 365 * 24 * 3600;
 
 /// Add the API routes to `group` (the protected `default` group).
 pub(crate) fn routes(group: RouteGroup) -> RouteGroup {
@@ -122,6 +122,7 @@ pub(crate) struct CreateKey {
     scopes: PermissionSet,
     /// Lifetime in seconds; none for a key that does not expire.
     #[schema(minimum = 1, maximum = 315_360_000)]
+    #[serde(default, deserialize_with = "crate::json::integer::json")]
     expires_in_secs: Option<u64>,
 }
 
@@ -130,7 +131,8 @@ pub(crate) struct CreateKey {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RotateKey {
     /// How long the old key keeps working, in seconds.
-    #[schema(maximum = 315_360_000)]
+    #[schema(minimum = 0, maximum = 315_360_000)]
+    #[serde(default, deserialize_with = "crate::json::integer::json")]
     overlap_secs: Option<u64>,
 }
 
@@ -178,6 +180,7 @@ struct ListQuery {
     /// The cursor of the previous page's `next`.
     after: Option<String>,
     /// Page size.
+    #[serde(default, deserialize_with = "crate::json::integer::query")]
     limit: Option<u32>,
 }
 

@@ -110,6 +110,9 @@ pub(crate) struct AppStateFields {
     /// Retention, legal holds (`compliance.holds`, shared with the privacy
     /// service) and the compliance report (`[retention]`).
     pub(crate) compliance: Arc<crate::compliance::Compliance>,
+    /// The OpenAPI document of `GET /openapi.json`, with this
+    /// configuration's bounds.
+    pub(crate) openapi: Arc<str>,
 }
 
 impl AppState {
@@ -243,6 +246,7 @@ impl AppState {
             auth: Arc::new(auth),
             documents,
             compliance: Arc::new(compliance),
+            openapi: crate::openapi::json(config).into(),
             // Until `from_config`: jobs in memory.
             intake: Arc::new(crate::documents::DocumentServices::new(
                 &config.documents,

@@ -632,10 +632,11 @@ pub(crate) fn routes(group: RouteGroup) -> RouteGroup {
 }
 
 /// Longest legal-hold reason, in characters.
-const MAX_REASON: usize = 500;
+pub(crate) const MAX_REASON: usize = 500;
 
-/// The body of `POST /v1/admin/legal-holds`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+/// The body of `POST /v1/admin/legal-holds` (its schema:
+/// [`crate::openapi`]).
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PlaceHold {
     /// The tenant whose data is held.
@@ -901,6 +902,7 @@ struct ReportQuery {
     /// The tenant (required).
     tenant: String,
     /// The period: this many days up to now (default 30).
+    #[serde(default, deserialize_with = "crate::json::integer::query")]
     days: Option<u32>,
     /// `json` or `html` (default: from `Accept`, else JSON).
     format: Option<String>,
