@@ -23,6 +23,7 @@ use crate::http::HttpsMode;
 use crate::test_support::TestDir;
 use crate::tls::ServerListener;
 
+mod contract;
 mod rejections;
 
 /// The body limit of the test servers.

@@ -276,6 +276,9 @@ pub(crate) enum Payload {
     Json(SchemaFn),
     /// Another media type, with a schema when it is JSON.
     Media(&'static str, Option<SchemaFn>),
+    /// `application/json` of the schema, or a page of this media type
+    /// (chosen by the request).
+    JsonOr(SchemaFn, &'static str),
 }
 
 /// The JSON type of a query parameter. A parameter given with an empty
@@ -367,8 +370,9 @@ impl RouteDoc {
 /// The headers of a WebSocket upgrade (RFC 6455 §4.1), required by the
 /// routes answering 101, and the pattern of their values.
 const WEBSOCKET_UPGRADE: &[(&str, &str)] = &[
-    ("Connection", "^[Uu]pgrade$"),
-    ("Upgrade", "^websocket$"),
+    // A list holding `upgrade` (any case), as axum checks it.
+    ("Connection", "[Uu][Pp][Gg][Rr][Aa][Dd][Ee]"),
+    ("Upgrade", "^[Ww][Ee][Bb][Ss][Oo][Cc][Kk][Ee][Tt]$"),
     ("Sec-WebSocket-Version", "^13$"),
     ("Sec-WebSocket-Key", "^[A-Za-z0-9+/]{21}[AQgw]==$"),
 ];
@@ -651,7 +655,10 @@ pub(crate) fn route_doc(method: &Method, path: &str) -> Option<RouteDoc> {
             ..RouteDoc::ok(
                 "A tenant's compliance report (cross-tenant administrators with `audit:read`)",
                 "the report",
-                Json(schema_ref::<crate::compliance::ComplianceReportDoc>),
+                Payload::JsonOr(
+                    schema_ref::<crate::compliance::ComplianceReportDoc>,
+                    "text/html; charset=utf-8",
+                ),
             )
         },
         ("POST", "/v1/privacy/export") => RouteDoc {
@@ -962,6 +969,17 @@ fn success(doc: &RouteDoc) -> utoipa::openapi::Response {
             media,
             ContentBuilder::new().schema(schema.map(|s| s())).build(),
         ),
+        Payload::JsonOr(schema, media) => response
+            .content(
+                "application/json",
+                ContentBuilder::new().schema(Some(schema())).build(),
+            )
+            .content(
+                media,
+                ContentBuilder::new()
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                    .build(),
+            ),
     }
     .build()
 }

@@ -3,8 +3,9 @@
 
 use axum::http::StatusCode;
 use docaiche_core::problem::PROBLEM_JSON;
+use tokio::net::TcpStream;
 
-use super::{client, config, problem, send, start};
+use super::{client, config, problem, read_head, send, start, write};
 
 /// Paths whose `{id}` segment is `%ff` (not UTF-8 once decoded), with the
 /// method of their route; every one reachable by the test key's
@@ -112,4 +113,42 @@ async fn router_and_media_type_refusals_are_problems() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(headers["content-type"], PROBLEM_JSON);
     problem(&headers, &body, "invalid-input");
+}
+
+#[tokio::test]
+async fn a_websocket_upgrade_with_a_malformed_key_is_a_400_problem() {
+    let server = start(config(|_| {})).await;
+    let upgrade = |key: &str| {
+        format!(
+            "GET /v1/events HTTP/1.1\r\nHost: {}\r\nX-API-Key: {}\r\nConnection: keep-alive, Upgrade\r\n\
+             Upgrade: WebSocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n\r\n",
+            server.addr, server.key
+        )
+    };
+    // RFC 6455's sample key: 16 bytes in base64.
+    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+    write(&mut stream, upgrade("dGhlIHNhbXBsZSBub25jZQ==").as_bytes())
+        .await
+        .expect("write");
+    let head = read_head(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+
+    // axum takes any key: only the handler's own check refuses these.
+    for key in [
+        "not-base64",
+        "dGhlIHNhbXBsZSBub25jZQ",
+        "dGhlIHNhbXBsZSBub25jZR==",
+    ] {
+        let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+        write(&mut stream, upgrade(key).as_bytes())
+            .await
+            .expect("write");
+        let head = read_head(&mut stream).await;
+        assert!(head.starts_with("HTTP/1.1 400"), "{key}: {head}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains(&format!("content-type: {PROBLEM_JSON}")),
+            "{key}: {head}"
+        );
+    }
 }
