@@ -634,7 +634,7 @@ const MAX_PAGE: u32 = 500;
 const DEFAULT_PAGE: u32 = 100;
 
 /// Longest `action` filter of the audit listing, in characters.
-pub(crate) const MAX_ACTION_CHARS: u64 = 128;
+pub(crate) const MAX_ACTION_CHARS: usize = 128;
 
 /// The query of `GET /v1/admin/audit`.
 #[derive(Debug, Deserialize)]
@@ -704,7 +704,7 @@ impl Filter {
         if query
             .action
             .as_ref()
-            .is_some_and(|a| a.chars().count() > MAX_ACTION_CHARS as usize)
+            .is_some_and(|a| a.chars().count() > MAX_ACTION_CHARS)
         {
             return Err(Error::invalid_input("action is too long"));
         }

@@ -288,7 +288,7 @@ pub(crate) enum Param {
     /// Any string.
     Text,
     /// A string of at most this many characters.
-    TextUpTo(u64),
+    TextUpTo(usize),
     /// A string matching this [`grammar`] pattern.
     Pattern(&'static str),
     /// One of these strings.
@@ -313,7 +313,7 @@ impl Param {
         let text = ObjectBuilder::new().schema_type(Type::String);
         match self {
             Self::Text => text,
-            Self::TextUpTo(max) => text.max_length(Some(max as usize)),
+            Self::TextUpTo(max) => text.max_length(Some(max)),
             Self::Pattern(pattern) => text.pattern(Some(pattern)),
             Self::OneOf(values) => text.enum_values(Some(values.iter().copied())),
             Self::DateTime => text.format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
