@@ -10,7 +10,7 @@
 //! |---|---|
 //! | protected group | the `bearer` (JWT) and `apiKey` (`X-API-Key`) security schemes, 401 |
 //! | required permissions | 403, naming every permission |
-//! | `{param}` in the path | a path parameter, 404 |
+//! | `{param}` in the path | a path parameter, 400 (a segment that is not UTF-8), 404 |
 //! | a JSON body | 400 (with field `errors`), 413, and 415 when the media type is checked |
 //! | every route | 429 (rate limited), 500, 503, 504 |
 //!
@@ -23,6 +23,21 @@
 //! handlers parse typed bodies, and here on types mirroring the JSON the
 //! handlers build, which the tests parse real answers with (unknown fields
 //! refused) so the mirrors cannot drift.
+//!
+//! **The document and the server agree exactly** (issue 16): a request
+//! valid by the document is never refused as invalid, and one it rules out
+//! is refused. Text the handlers check carries the same rule as a
+//! [`grammar`] pattern (tenant and principal ids, cursors, key names,
+//! legal-hold reasons, e-mails), stated once and tested against the
+//! checks themselves; bounds that come from the configuration
+//! (`auth.api_keys.max_rotation_overlap_secs` and `max_name_len`,
+//! `documents.max_batch`) are written into the document from it
+//! ([`Limits`], so the document is built per [`AppState`]); integers follow
+//! JSON Schema, where `50.0` is an integer (`crate::json::integer`); the
+//! two schemas utoipa's types cannot hold (`oneOf` beside `properties`,
+//! `null` members) are written as JSON ([`json_schemas`]).
+//! `scripts/schemathesis.sh` checks all of it against the running server,
+//! and `e2e/contract.rs` the cases the review found over the wire.
 
 use std::borrow::Cow;
 use std::sync::Arc;
