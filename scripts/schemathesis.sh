@@ -95,7 +95,10 @@ SERVER=$(cargo metadata --format-version 1 --no-deps |
 WORK=$(mktemp -d)
 PID=
 cleanup() {
-	if [[ -n $PID ]] && kill -0 "$PID" 2>/dev/null; then kill -KILL "$PID"; fi
+	if [[ -n $PID ]] && kill -0 "$PID" 2>/dev/null; then
+		kill -TERM "$PID"
+		wait "$PID" 2>/dev/null || true
+	fi
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -149,7 +152,7 @@ KEY=$(cat "$WORK/key.txt")
 
 PORT=$(free_port)
 (cd "$WORK" && exec env -u DOCAICHE_ENV DOCAICHE_CONFIG="$WORK/server.toml" \
-	DOCAICHE_BIND="127.0.0.1:$PORT" "$SERVER" </dev/null >"$WORK/server.log" 2>&1) &
+	DOCAICHE_BIND="127.0.0.1:$PORT" "$SERVER" </dev/null >"$WORK/server.log" 2>&1 9>&-) &
 PID=$!
 ready() {
 	kill -0 "$PID" 2>/dev/null || return 2
