@@ -6,7 +6,8 @@
 # DOCAICHE_NO_INSTALL=1 stops that).
 #
 # Usage:
-#   ./scripts/test.sh                     fmt, clippy, docs, tests, backend table
+#   ./scripts/test.sh                     fmt, clippy, docs, tests, backend table,
+#                                         server smoke, schemathesis, fuzz smoke
 #   ./scripts/test.sh --quick             tests only (no fmt, no clippy)
 #   ./scripts/test.sh --quick -- --test backends
 #                                         extra arguments go to cargo test
@@ -18,7 +19,8 @@
 #
 # Environment read: CI, DOCAICHE_REQUIRE_BACKENDS, DOCAICHE_NO_INSTALL,
 # DOCAICHE_TEST_RUN_DIR (default .test-services/), DOCAICHE_FUZZ_SECONDS
-# (per fuzz target, default 10), and any DOCAICHE_TEST_*_URL
+# (per fuzz target, default 10), DOCAICHE_SCHEMATHESIS_* (see
+# scripts/schemathesis.sh), and any DOCAICHE_TEST_*_URL
 # / _REDIS_CLUSTER_URLS / _VAULT_ADDR + _VAULT_TOKEN already set (those
 # servers are then used as they are). Environment set for the tests:
 # DOCAICHE_TEST_POSTGRES_URL, DOCAICHE_TEST_REDIS_URL,
@@ -210,6 +212,9 @@ if ((test_status != 0)); then
 fi
 step server-smoke "$REPO/scripts/smoke-server.sh"
 if [[ -z $quick ]]; then
+	# The OpenAPI document against the running server: every check, both
+	# data modes, bounded (DOCAICHE_SCHEMATHESIS_FULL=1 for the long run).
+	step schemathesis "$REPO/scripts/schemathesis.sh"
 	# A short smoke run of every fuzz target over its committed seed corpus.
 	step fuzz-smoke "$REPO/scripts/fuzz.sh" "${DOCAICHE_FUZZ_SECONDS:-10}"
 fi

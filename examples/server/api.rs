@@ -10,7 +10,7 @@
 use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use docaiche_auth::api_key::{CreatedApiKey, NewApiKey};
@@ -28,11 +28,12 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::app::{AppState, RouteGroup};
 use crate::json::{ValidJson, Validate};
+use crate::rejection::Path;
 
 /// Default page size of key listings.
 const DEFAULT_PAGE: u32 = 50;
 /// Longest key lifetime a caller may ask for: ten years.
-const MAX_EXPIRES_IN_SECS: u64 = 10 * 365 * 24 * 3600;
+pub(crate) const MAX_EXPIRES_IN_SECS: u64 = 10 * 365 * 24 * 3600;
 
 /// Add the API routes to `group` (the protected `default` group).
 pub(crate) fn routes(group: RouteGroup) -> RouteGroup {
@@ -125,6 +126,7 @@ pub(crate) struct CreateKey {
     scopes: ScopeList,
     /// Lifetime in seconds; none for a key that does not expire.
     #[schema(minimum = 1, maximum = 315_360_000)]
+    #[serde(default, deserialize_with = "crate::json::integer::json")]
     expires_in_secs: Option<u64>,
 }
 
@@ -243,7 +245,8 @@ impl utoipa::ToSchema for ScopeList {}
 #[serde(deny_unknown_fields)]
 pub(crate) struct RotateKey {
     /// How long the old key keeps working, in seconds.
-    #[schema(maximum = 315_360_000)]
+    #[schema(minimum = 0, maximum = 315_360_000)]
+    #[serde(default, deserialize_with = "crate::json::integer::json")]
     overlap_secs: Option<u64>,
 }
 
@@ -286,6 +289,7 @@ struct ListQuery {
     /// The cursor of the previous page's `next`.
     after: Option<String>,
     /// Page size.
+    #[serde(default, deserialize_with = "crate::json::integer::query")]
     limit: Option<u32>,
 }
 

@@ -5,7 +5,9 @@
 //! and opens its trace span, and on the way out copies the id to the
 //! response; the HTTP hardening layer ([`crate::http`]) adds the security
 //! headers, enforces HTTPS and compresses; CORS answers, panics become a 500 problem, error responses from
-//! the limit and timeout layers become problems, the body limit and the
+//! the limit and timeout layers, and any other error answer without a
+//! problem body (axum's extractor rejections: see [`crate::rejection`]),
+//! become problems, the body limit and the
 //! request timeout apply; then, for a protected route group, the auth gate
 //! (authentication, then the group's rate limit keyed by the principal; a
 //! request without a credential is rate limited by client address and
@@ -37,7 +39,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 use docaiche_auth::layer::RequirePermissionLayer;
 use docaiche_core::health::{HEALTH_JSON, HealthRegistry};
-use docaiche_core::problem::PROBLEM_JSON;
 use docaiche_core::{Error, Permission, RateLimiter};
 use docaiche_ratelimit::layer::RateLimitLayer;
 use tower::ServiceBuilder;
@@ -109,6 +110,9 @@ pub(crate) struct AppStateFields {
     /// Retention, legal holds (`compliance.holds`, shared with the privacy
     /// service) and the compliance report (`[retention]`).
     pub(crate) compliance: Arc<crate::compliance::Compliance>,
+    /// The OpenAPI document of `GET /openapi.json`, with this
+    /// configuration's bounds.
+    pub(crate) openapi: Arc<str>,
 }
 
 impl AppState {
@@ -243,6 +247,7 @@ impl AppState {
             auth: Arc::new(auth),
             documents,
             compliance: Arc::new(compliance),
+            openapi: crate::openapi::json(config).into(),
             // Until `from_config`: jobs in memory.
             intake: Arc::new(crate::documents::DocumentServices::new(
                 &config.documents,
@@ -671,11 +676,13 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let method = request.method().clone();
         LayerErrorsFuture {
             // Boxed: every layer outside holds, and moves, only a pointer
             // to the rest of the stack's future (hundreds of bytes).
             inner: Box::pin(self.inner.call(request)),
             http: Arc::clone(&self.http),
+            method,
         }
     }
 }
@@ -686,6 +693,7 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         http: Arc<HttpSettings>,
+        method: Method,
     }
 }
 
@@ -703,7 +711,7 @@ where
     ) -> std::task::Poll<Self::Output> {
         let this = self.project();
         let response = std::task::ready!(this.inner.poll(cx))?;
-        let mut response = problem_for_layer_errors(this.http, response);
+        let mut response = problem_for_layer_errors(this.http, this.method, response);
         // The layers outside add up to ten headers (CORS, security
         // headers, request id): room for them now grows the map once
         // rather than twice.
@@ -724,17 +732,25 @@ pub(crate) fn answer_headers(own: usize) -> axum::http::HeaderMap {
 }
 
 /// Turn the plain-text or empty error responses of tower-http's limit and
-/// timeout layers (and axum's body-buffering rejection) into problems.
-fn problem_for_layer_errors<B>(http: &HttpSettings, response: axum::http::Response<B>) -> Response
+/// timeout layers, and of axum's extractors and router, into problems
+/// (the backstop of [`crate::rejection`]).
+fn problem_for_layer_errors<B>(
+    http: &HttpSettings,
+    method: &Method,
+    response: axum::http::Response<B>,
+) -> Response
 where
     B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
     B::Error: Into<axum::BoxError>,
 {
-    let is_problem = response
+    // Only bodiless and plain-text answers are rewritten: that is what
+    // axum's rejections and tower-http's layers write, while a document
+    // of another type (a problem, a 503 health report) is deliberate.
+    let plain = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
-    if is_problem {
+        .is_none_or(|v| v.as_bytes().starts_with(b"text/plain"));
+    if !plain {
         return response.into_response();
     }
     match response.status() {
@@ -747,7 +763,20 @@ where
             after: http.request_timeout,
         }
         .into_response(),
-        _ => response.into_response(),
+        status => match crate::rejection::problem_for_status(status, method) {
+            // The body is dropped unread: it may echo the input.
+            Some(error) => {
+                let mut problem = error.into_response();
+                // Keep what the layer said about the method or the retry.
+                for name in [header::ALLOW, header::RETRY_AFTER] {
+                    if let Some(value) = response.headers().get(&name) {
+                        problem.headers_mut().insert(name, value.clone());
+                    }
+                }
+                problem
+            }
+            None => response.into_response(),
+        },
     }
 }
 
@@ -756,6 +785,7 @@ pub(crate) mod tests {
     use axum::body::{Body, Bytes};
     use axum::extract::Path;
     use axum::extract::Request;
+    use docaiche_core::problem::PROBLEM_JSON;
     use http_body_util::BodyExt as _;
     use tower::ServiceExt as _;
 

@@ -816,6 +816,9 @@ const MAX_PAGE: u32 = 500;
 /// Default page of `GET /v1/admin/audit`.
 const DEFAULT_PAGE: u32 = 100;
 
+/// Longest `action` filter of the audit listing, in characters.
+pub(crate) const MAX_ACTION_CHARS: usize = 128;
+
 /// The query of `GET /v1/admin/audit`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -831,8 +834,10 @@ struct ListQuery {
     /// Events before this time (RFC 3339).
     until: Option<String>,
     /// The `next` of the previous page: a sequence number.
+    #[serde(default, deserialize_with = "crate::json::integer::query")]
     after: Option<u64>,
     /// Page size.
+    #[serde(default, deserialize_with = "crate::json::integer::query")]
     limit: Option<u32>,
 }
 
@@ -879,7 +884,11 @@ impl Filter {
                 "limit must be between 1 and {MAX_PAGE}"
             )));
         }
-        if query.action.as_ref().is_some_and(|a| a.len() > 128) {
+        if query
+            .action
+            .as_ref()
+            .is_some_and(|a| a.chars().count() > MAX_ACTION_CHARS)
+        {
             return Err(Error::invalid_input("action is too long"));
         }
         Ok(Self {

@@ -57,7 +57,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use docaiche_auth::layer::Authenticated;
@@ -85,6 +85,7 @@ use crate::app::{AppState, RouteGroup};
 use crate::audit::{AuditFacts, ReadBack};
 use crate::config::{AuthSection, Config, SecretSource};
 use crate::json::{ValidJson, Validate};
+use crate::rejection::Path;
 
 /// The resource kinds `[retention]` accepts.
 pub(crate) const KINDS: &[&str] = &[
@@ -631,10 +632,11 @@ pub(crate) fn routes(group: RouteGroup) -> RouteGroup {
 }
 
 /// Longest legal-hold reason, in characters.
-const MAX_REASON: usize = 500;
+pub(crate) const MAX_REASON: usize = 500;
 
-/// The body of `POST /v1/admin/legal-holds`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+/// The body of `POST /v1/admin/legal-holds` (its schema:
+/// [`crate::openapi`]).
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PlaceHold {
     /// The tenant whose data is held.
@@ -916,6 +918,7 @@ struct ReportQuery {
     /// The tenant (required).
     tenant: String,
     /// The period: this many days up to now (default 30).
+    #[serde(default, deserialize_with = "crate::json::integer::query")]
     days: Option<u32>,
     /// `json` or `html` (default: from `Accept`, else JSON).
     format: Option<String>,

@@ -59,7 +59,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -81,6 +81,7 @@ use time::format_description::well_known::Rfc3339;
 use tokio::sync::broadcast;
 
 use crate::app::{AppState, RouteGroup};
+use crate::rejection::Path;
 
 /// The job kind of a background extraction.
 pub(crate) const EXTRACT_JOB: &str = "extract";
@@ -524,6 +525,9 @@ async fn batch(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Refusal> {
+    // JSON like every JSON route (415 otherwise), under the upload limit:
+    // the documents ride in it, base64-encoded.
+    crate::json::require_json(&headers)?;
     let limit = u64::try_from(state.http.body_limit).unwrap_or(u64::MAX);
     let body = read_limited(&headers, body, limit).await?;
     let request: BatchRequest = serde_json::from_slice(&body)

@@ -23,6 +23,9 @@ use crate::http::HttpsMode;
 use crate::test_support::TestDir;
 use crate::tls::ServerListener;
 
+mod contract;
+mod rejections;
+
 /// The body limit of the test servers.
 const BODY_LIMIT: usize = 1024;
 

@@ -49,7 +49,7 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
-use axum::http::Method;
+use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
 use docaiche_auth::layer::Authenticated;
 use docaiche_core::{Error, Permission, PrincipalId, TenantId};
@@ -582,9 +582,22 @@ pub(crate) fn routes(group: RouteGroup) -> RouteGroup {
 async fn events(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
+    headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
     let upgrade = match upgrade {
+        // axum takes any key; RFC 6455 §4.1 (and the OpenAPI document)
+        // asks for 16 random bytes in base64.
+        Ok(_)
+            if !headers
+                .get(header::SEC_WEBSOCKET_KEY)
+                .is_some_and(|key| is_websocket_key(key.as_bytes())) =>
+        {
+            return Error::invalid_input(
+                "/v1/events is a WebSocket: Sec-WebSocket-Key must be 16 bytes in base64",
+            )
+            .into_response();
+        }
         Ok(upgrade) => upgrade,
         Err(rejection) => {
             return Error::invalid_input(format!(
@@ -615,6 +628,15 @@ async fn events(
                 }
             }
         })
+}
+
+/// Whether `key` is 16 bytes in base64, as RFC 6455 §4.1 has clients send
+/// (`^[A-Za-z0-9+/]{21}[AQgw]==$`).
+fn is_websocket_key(key: &[u8]) -> bool {
+    let alphabet = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/');
+    matches!(key, [head @ .., last, b'=', b'='] if head.len() == 21
+        && head.iter().all(alphabet)
+        && matches!(last, b'A' | b'Q' | b'g' | b'w'))
 }
 
 /// Send a close frame with `code` and `reason`.

@@ -253,7 +253,7 @@ fn escape(token: &str) -> String {
 }
 
 /// `text` cut to at most [`MAX_DETAIL`] bytes, on a character boundary.
-fn truncate(text: &str) -> String {
+pub(crate) fn truncate(text: &str) -> String {
     if text.len() <= MAX_DETAIL {
         return text.to_owned();
     }
@@ -262,6 +262,127 @@ fn truncate(text: &str) -> String {
         end -= 1;
     }
     format!("{}…", &text[..end])
+}
+
+/// Integers as JSON Schema defines them: `type: integer` admits any number
+/// with a zero fractional part, so `3.0` and `3e2` are integers too. serde
+/// refuses a float where it expects a `u64`; these deserializers accept
+/// what the OpenAPI document promises, and still refuse `3.5`, strings (in
+/// JSON) and anything out of the target's range. Hand-written: no crate
+/// offers exactly the JSON Schema rule.
+pub(crate) mod integer {
+    use std::fmt;
+    use std::marker::PhantomData;
+
+    use serde::de::{self, Deserializer, Visitor};
+
+    /// An optional integer field of a JSON body: `null` and absence are
+    /// `None`.
+    ///
+    /// # Errors
+    /// A number that is not an integer or is out of `T`'s range; any other
+    /// JSON type.
+    pub(crate) fn json<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: TryFrom<u64>,
+    {
+        deserializer.deserialize_option(OptionVisitor::<T>(false, PhantomData))
+    }
+
+    /// An optional integer of a query string (`?limit=50`, `?limit=50.0`).
+    ///
+    /// # Errors
+    /// A value that is not an integer in decimal, or is out of `T`'s range.
+    pub(crate) fn query<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: TryFrom<u64>,
+    {
+        deserializer
+            .deserialize_any(IntegerVisitor::<T>(true, PhantomData))
+            .map(Some)
+    }
+
+    /// `None` for `null`, else [`IntegerVisitor`].
+    struct OptionVisitor<T>(bool, PhantomData<T>);
+
+    impl<'de, T: TryFrom<u64>> Visitor<'de> for OptionVisitor<T> {
+        type Value = Option<T>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a non-negative integer or null")
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(IntegerVisitor::<T>(self.0, PhantomData))
+                .map(Some)
+        }
+    }
+
+    /// A non-negative integer; `strings` admits its decimal text.
+    struct IntegerVisitor<T>(bool, PhantomData<T>);
+
+    impl<T: TryFrom<u64>> IntegerVisitor<T> {
+        fn fit<E: de::Error>(value: u64) -> Result<T, E> {
+            T::try_from(value).map_err(|_| E::custom(format!("{value} is out of range")))
+        }
+    }
+
+    impl<T: TryFrom<u64>> Visitor<'_> for IntegerVisitor<T> {
+        type Value = T;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a non-negative integer")
+        }
+
+        fn visit_u64<E: de::Error>(self, value: u64) -> Result<T, E> {
+            Self::fit(value)
+        }
+
+        fn visit_i64<E: de::Error>(self, value: i64) -> Result<T, E> {
+            u64::try_from(value)
+                .map_err(|_| E::custom(format!("{value} is out of range")))
+                .and_then(Self::fit)
+        }
+
+        fn visit_f64<E: de::Error>(self, value: f64) -> Result<T, E> {
+            // 2^64 is the first float past u64::MAX; every float below it
+            // with a zero fraction converts exactly.
+            if value.fract() != 0.0 || !(0.0..18_446_744_073_709_551_616.0).contains(&value) {
+                return Err(E::custom(format!("{value} is not an integer in range")));
+            }
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            Self::fit(value as u64)
+        }
+
+        fn visit_str<E: de::Error>(self, value: &str) -> Result<T, E> {
+            if !self.0 {
+                return Err(E::invalid_type(de::Unexpected::Str(value), &self));
+            }
+            // The decimal text of an integer, or of an integral float
+            // (`50.0`, `5e1`); never `inf`, `NaN` or `0x10`.
+            let numeric = !value.is_empty()
+                && value
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'));
+            if let Ok(integer) = value.parse::<u64>() {
+                Self::fit(integer)
+            } else if let (true, Ok(float)) = (numeric, value.parse::<f64>()) {
+                self.visit_f64(float)
+            } else {
+                Err(E::custom("expected a non-negative integer"))
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -369,6 +490,54 @@ mod tests {
             "{}",
             f[0].1.len()
         );
+    }
+
+    #[test]
+    fn integers_are_json_schema_integers() {
+        #[derive(Debug, Deserialize)]
+        struct Body {
+            #[serde(default, deserialize_with = "integer::json")]
+            n: Option<u32>,
+        }
+        #[derive(Debug, Deserialize)]
+        struct Query {
+            #[serde(default, deserialize_with = "integer::query")]
+            n: Option<u32>,
+        }
+        let body = |json: &str| serde_json::from_str::<Body>(json).map(|b| b.n);
+        assert_eq!(body(r#"{"n":365429}"#).ok(), Some(Some(365_429)));
+        assert_eq!(body(r#"{"n":365429.0}"#).ok(), Some(Some(365_429)));
+        assert_eq!(body(r#"{"n":3e2}"#).ok(), Some(Some(300)));
+        assert_eq!(body(r#"{"n":null}"#).ok(), Some(None));
+        assert_eq!(body("{}").ok(), Some(None));
+        for refused in [
+            r#"{"n":1.5}"#,
+            r#"{"n":-1}"#,
+            r#"{"n":"5"}"#,
+            r#"{"n":4294967296}"#,
+            r#"{"n":1e300}"#,
+            r#"{"n":true}"#,
+        ] {
+            assert!(body(refused).is_err(), "{refused}");
+        }
+        let query = |q: &str| {
+            let uri: axum::http::Uri = format!("/?{q}").parse().expect("uri");
+            axum::extract::Query::<Query>::try_from_uri(&uri).map(|q| q.0.n)
+        };
+        assert_eq!(query("n=50").ok(), Some(Some(50)));
+        assert_eq!(query("n=50.0").ok(), Some(Some(50)));
+        assert_eq!(query("").ok(), Some(None));
+        for refused in [
+            "n=",
+            "n=5.5",
+            "n=-1",
+            "n=abc",
+            "n=inf",
+            "n=NaN",
+            "n=4294967296",
+        ] {
+            assert!(query(refused).is_err(), "{refused}");
+        }
     }
 
     #[test]

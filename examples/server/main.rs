@@ -112,6 +112,7 @@ mod one_writer;
 mod openapi;
 mod page;
 mod privacy;
+mod rejection;
 #[cfg(test)]
 #[allow(dead_code)]
 #[path = "../../tests/backends/report.rs"]

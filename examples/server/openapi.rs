@@ -10,7 +10,7 @@
 //! |---|---|
 //! | protected group | the `bearer` (JWT) and `apiKey` (`X-API-Key`) security schemes, 401 |
 //! | required permissions | 403, naming every permission |
-//! | `{param}` in the path | a path parameter, 404 |
+//! | `{param}` in the path | a path parameter, 400 (a segment that is not UTF-8), 404 |
 //! | a JSON body | 400 (with field `errors`), 413, and 415 when the media type is checked |
 //! | every route | 429 (rate limited), 500, 503, 504 |
 //!
@@ -23,10 +23,26 @@
 //! handlers parse typed bodies, and here on types mirroring the JSON the
 //! handlers build, which the tests parse real answers with (unknown fields
 //! refused) so the mirrors cannot drift.
+//!
+//! **The document and the server agree exactly** (issue 16): a request
+//! valid by the document is never refused as invalid, and one it rules out
+//! is refused. Text the handlers check carries the same rule as a
+//! [`grammar`] pattern (tenant and principal ids, cursors, key names,
+//! legal-hold reasons, e-mails), stated once and tested against the
+//! checks themselves; bounds that come from the configuration
+//! (`auth.api_keys.max_rotation_overlap_secs` and `max_name_len`,
+//! `documents.max_batch`) are written into the document from it
+//! ([`Limits`], so the document is built per [`AppState`]); integers follow
+//! JSON Schema, where `50.0` is an integer (`crate::json::integer`); the
+//! two schemas utoipa's types cannot hold (`oneOf` beside `properties`,
+//! `null` members) are written as JSON ([`json_schemas`]).
+//! `scripts/schemathesis.sh` checks all of it against the running server,
+//! and `e2e/contract.rs` the cases the review found over the wire.
 
 use std::borrow::Cow;
-use std::sync::OnceLock;
+use std::sync::Arc;
 
+use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use docaiche_core::Permission;
@@ -47,23 +63,19 @@ use utoipa::openapi::{
     ResponseBuilder, Schema, header::HeaderBuilder,
 };
 
-use crate::app::{Access, RouteGroup, RouteSpec, route_groups};
+use crate::app::{Access, AppState, RouteGroup, RouteSpec, route_groups};
+use crate::audit::MAX_ACTION_CHARS;
+use crate::config::Config;
 
 /// The security scheme of bearer JWTs.
 const BEARER: &str = "bearer";
 /// The security scheme of API keys.
 const API_KEY: &str = "apiKey";
 
-/// `GET /openapi.json`: the document, built once; public and cacheable.
-pub(crate) async fn serve() -> Response {
-    static JSON: OnceLock<String> = OnceLock::new();
-    let body = JSON.get_or_init(|| {
-        document()
-            .to_json()
-            // Serializing strings, maps and numbers cannot fail; a 500
-            // problem would hide the bug less well than this body.
-            .unwrap_or_else(|e| format!(r#"{{"error":"cannot serialize: {e}"}}"#))
-    });
+/// `GET /openapi.json`: the document, built with the state; public and
+/// cacheable.
+pub(crate) async fn serve(State(state): State<AppState>) -> Response {
+    let body = Arc::clone(&state.openapi);
     (
         StatusCode::OK,
         [
@@ -76,13 +88,115 @@ pub(crate) async fn serve() -> Response {
                 HeaderValue::from_static("public, max-age=300"),
             ),
         ],
-        body.as_str(),
+        body.to_string(),
     )
         .into_response()
 }
 
-/// The OpenAPI document of every route of [`route_groups`].
-pub(crate) fn document() -> OpenApi {
+/// The document for `config`, as served.
+pub(crate) fn json(config: &Config) -> String {
+    // Serializing strings, maps and numbers cannot fail; a 500 problem
+    // would hide the bug less well than this body.
+    serde_json::to_string(&document(&Limits::of(config)))
+        .unwrap_or_else(|e| format!(r#"{{"error":"cannot serialize: {e}"}}"#))
+}
+
+/// The bounds of request fields that come from the configuration; the
+/// document states them exactly as the server enforces them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limits {
+    /// `auth.api_keys.max_rotation_overlap_secs`.
+    pub(crate) max_rotation_overlap_secs: u64,
+    /// `auth.api_keys.max_name_len`, in characters.
+    pub(crate) max_key_name_chars: usize,
+    /// `documents.max_batch`.
+    pub(crate) max_batch: usize,
+}
+
+impl Limits {
+    /// The limits of `config`.
+    pub(crate) fn of(config: &Config) -> Self {
+        Self {
+            max_rotation_overlap_secs: config
+                .auth
+                .api_keys
+                .max_rotation_overlap_secs
+                .min(crate::api::MAX_EXPIRES_IN_SECS),
+            max_key_name_chars: config.auth.api_keys.max_name_len,
+            max_batch: config.documents.max_batch,
+        }
+    }
+}
+
+/// Patterns (ECMA-262, and Python `re` for schemathesis) of the text the
+/// server accepts, each stating exactly what the handler's check does.
+pub(crate) mod grammar {
+    /// A tenant or principal id (`docaiche_core::TenantId`): 1 to 64 ASCII
+    /// letters, digits and `. _ - @ +`, starting with a letter or digit.
+    pub(crate) const NAME_ID: &str = "^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$";
+    /// A key-listing cursor: the UUID of the last key, in any form
+    /// `Uuid::parse_str` reads (simple, hyphenated, braced, URN).
+    pub(crate) const KEY_CURSOR: &str = concat!(
+        "^(?:[0-9A-Fa-f]{32}",
+        "|[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}",
+        "|\\{[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\\}",
+        "|urn:uuid:[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})$"
+    );
+    /// The e-mail of an account as the privacy routes take it: printable
+    /// ASCII without spaces, a non-empty local part, `@`, a non-empty
+    /// domain without `@` (`AccountEmail` checks the length).
+    pub(crate) const EMAIL: &str = "^[!-~]+@[!-?A-~]+$";
+    /// A character that is neither a control character (`char::is_control`)
+    /// nor white space (`char::is_whitespace`).
+    pub(crate) const VISIBLE: &str = "[^\\u0000-\\u0020\\u007F-\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]";
+    /// White space as `str::trim` removes it (`char::is_whitespace`).
+    pub(crate) const SPACE: &str =
+        "[\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]";
+    /// Any character but a control character.
+    pub(crate) const NOT_CONTROL: &str = "[^\\u0000-\\u001F\\u007F-\\u009F]";
+
+    /// Text that is, once trimmed, 1 to `max` characters without control
+    /// characters (the API key name's and the legal-hold reason's check);
+    /// `padded` admits the white space `trim` removes around it.
+    pub(crate) fn trimmed_text(max: usize, padded: bool) -> String {
+        let inner = max.saturating_sub(2);
+        let core = format!("{VISIBLE}(?:{NOT_CONTROL}{{0,{inner}}}{VISIBLE})?");
+        if padded {
+            format!("^{SPACE}*{core}{SPACE}*$")
+        } else {
+            format!("^{core}$")
+        }
+    }
+}
+
+/// The OpenAPI document of every route of [`route_groups`], with the
+/// bounds of `limits`.
+pub(crate) fn document(limits: &Limits) -> serde_json::Value {
+    let mut document = serde_json::to_value(typed_document()).unwrap_or_default();
+    let schemas = &mut document["components"]["schemas"];
+    schemas["RotateKey"]["properties"]["overlap_secs"]["maximum"] =
+        limits.max_rotation_overlap_secs.into();
+    schemas["CreateKey"]["properties"]["name"]["pattern"] =
+        grammar::trimmed_text(limits.max_key_name_chars, true).into();
+    schemas["BatchRequest"]["properties"]["documents"]["maxItems"] = limits.max_batch.into();
+    for (name, schema) in json_schemas() {
+        schemas[name] = schema;
+    }
+    document
+}
+
+/// The schemas written as JSON, by component name: rules utoipa's typed
+/// schemas cannot hold (`oneOf` beside `properties`, `null` members,
+/// patterns built from [`grammar`]).
+fn json_schemas() -> [(&'static str, serde_json::Value); 2] {
+    [
+        ("SubjectRequest", subject_request_schema()),
+        ("PlaceHold", place_hold_schema()),
+    ]
+}
+
+/// The document, before [`document`] adds the configured bounds.
+fn typed_document() -> OpenApi {
     let mut paths = PathsBuilder::new();
     let mut items: Vec<(&'static str, PathItem)> = Vec::new();
     for group in route_groups() {
@@ -161,9 +275,6 @@ pub(crate) enum Body {
         /// Whether the body must be present.
         required: bool,
     },
-    /// JSON of `schema`, parsed whatever its declared media type (the token
-    /// endpoints): 400, 413.
-    LenientJson(SchemaFn),
     /// Raw bytes of `media` (an upload): 413, 415.
     Raw(&'static str),
 }
@@ -177,15 +288,56 @@ pub(crate) enum Payload {
     Json(SchemaFn),
     /// Another media type, with a schema when it is JSON.
     Media(&'static str, Option<SchemaFn>),
+    /// `application/json` of the schema, or a page of this media type
+    /// (chosen by the request).
+    JsonOr(SchemaFn, &'static str),
 }
 
-/// The JSON type of a query parameter.
+/// The JSON type of a query parameter. A parameter given with an empty
+/// value (`?tenant=`) is given, and must match too.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Param {
-    /// A string.
+    /// Any string.
     Text,
-    /// An integer from the first to the second bound, inclusive.
-    Integer(u32, u32),
+    /// A string of at most this many characters.
+    TextUpTo(usize),
+    /// A string matching this [`grammar`] pattern.
+    Pattern(&'static str),
+    /// One of these strings.
+    OneOf(&'static [&'static str]),
+    /// An RFC 3339 date-time (`format: date-time`).
+    DateTime,
+    /// An integer from the first to the second bound, inclusive (JSON
+    /// Schema's integers: `50.0` is one).
+    Integer(u64, u64),
+    /// This one, and the handler refuses a request without it (400).
+    Required(&'static Param),
+}
+
+impl Param {
+    /// Whether the parameter must be given.
+    const fn required(self) -> bool {
+        matches!(self, Self::Required(_))
+    }
+
+    /// The parameter's schema.
+    fn schema(self) -> ObjectBuilder {
+        let text = ObjectBuilder::new().schema_type(Type::String);
+        match self {
+            Self::Text => text,
+            Self::TextUpTo(max) => text.max_length(Some(max)),
+            Self::Pattern(pattern) => text.pattern(Some(pattern)),
+            Self::OneOf(values) => text.enum_values(Some(values.iter().copied())),
+            Self::DateTime => text.format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                utoipa::openapi::KnownFormat::DateTime,
+            ))),
+            Self::Integer(min, max) => ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(min))
+                .maximum(Some(max)),
+            Self::Required(inner) => inner.schema(),
+        }
+    }
 }
 
 /// What the code cannot tell about a route.
@@ -230,8 +382,9 @@ impl RouteDoc {
 /// The headers of a WebSocket upgrade (RFC 6455 §4.1), required by the
 /// routes answering 101, and the pattern of their values.
 const WEBSOCKET_UPGRADE: &[(&str, &str)] = &[
-    ("Connection", "^[Uu]pgrade$"),
-    ("Upgrade", "^websocket$"),
+    // A list holding `upgrade` (any case), as axum checks it.
+    ("Connection", "[Uu][Pp][Gg][Rr][Aa][Dd][Ee]"),
+    ("Upgrade", "^[Ww][Ee][Bb][Ss][Oo][Cc][Kk][Ee][Tt]$"),
     ("Sec-WebSocket-Version", "^13$"),
     ("Sec-WebSocket-Key", "^[A-Za-z0-9+/]{21}[AQgw]==$"),
 ];
@@ -240,12 +393,12 @@ const WEBSOCKET_UPGRADE: &[(&str, &str)] = &[
 const PAGE_QUERY: &[(&str, Param, &str)] = &[
     (
         "after",
-        Param::Text,
+        Param::Pattern(grammar::KEY_CURSOR),
         "the cursor of the previous page's `next`",
     ),
     (
         "limit",
-        Param::Integer(1, docaiche_core::page::MAX_PAGE_SIZE),
+        Param::Integer(1, docaiche_core::page::MAX_PAGE_SIZE as u64),
         "page size (default 50)",
     ),
 ];
@@ -301,7 +454,10 @@ pub(crate) fn route_doc(method: &Method, path: &str) -> Option<RouteDoc> {
             Media("application/json", None),
         ),
         ("POST", "/v1/auth/token") => RouteDoc {
-            body: Body::LenientJson(schema_ref::<TokenRequest>),
+            body: Body::Json {
+                schema: schema_ref::<TokenRequest>,
+                required: true,
+            },
             errors: &[(
                 401,
                 "unknown account, wrong password or disabled account (one body for all; OAuth `error: invalid_grant`)",
@@ -316,7 +472,10 @@ pub(crate) fn route_doc(method: &Method, path: &str) -> Option<RouteDoc> {
             description: Some(
                 "The refresh token is used up; presenting it again ends the session.",
             ),
-            body: Body::LenientJson(schema_ref::<RefreshRequest>),
+            body: Body::Json {
+                schema: schema_ref::<RefreshRequest>,
+                required: true,
+            },
             errors: &[(
                 401,
                 "an unknown, expired, reused or revoked refresh token (`invalid_grant`)",
@@ -328,7 +487,10 @@ pub(crate) fn route_doc(method: &Method, path: &str) -> Option<RouteDoc> {
             )
         },
         ("POST", "/v1/auth/revoke") => RouteDoc {
-            body: Body::LenientJson(schema_ref::<RevokeRequest>),
+            body: Body::Json {
+                schema: schema_ref::<RevokeRequest>,
+                required: true,
+            },
             ..RouteDoc::ok(
                 "Revoke an access or refresh token (RFC 7009)",
                 "done, whether or not the token was valid (RFC 7009 §2.2)",
@@ -406,28 +568,28 @@ pub(crate) fn route_doc(method: &Method, path: &str) -> Option<RouteDoc> {
             query: &[
                 (
                     "tenant",
-                    Param::Text,
+                    Param::Required(&Param::Pattern(grammar::NAME_ID)),
                     "the tenant whose events are read (required)",
                 ),
                 (
                     "action",
-                    Param::Text,
+                    Param::TextUpTo(MAX_ACTION_CHARS),
                     "only this action, e.g. `api_key.create`",
                 ),
                 (
                     "outcome",
-                    Param::Text,
+                    Param::OneOf(&["success", "failure", "denied"]),
                     "only `success`, `failure` or `denied`",
                 ),
                 (
                     "since",
-                    Param::Text,
+                    Param::DateTime,
                     "events at or after this RFC 3339 time",
                 ),
-                ("until", Param::Text, "events before this RFC 3339 time"),
+                ("until", Param::DateTime, "events before this RFC 3339 time"),
                 (
                     "after",
-                    Param::Text,
+                    Param::Integer(0, u64::MAX),
                     "the previous page's `next` (a sequence number)",
                 ),
                 ("limit", Param::Integer(1, 500), "page size (default 100)"),
@@ -467,17 +629,17 @@ pub(crate) fn route_doc(method: &Method, path: &str) -> Option<RouteDoc> {
             query: &[
                 (
                     "tenant",
-                    Param::Text,
+                    Param::Required(&Param::Pattern(grammar::NAME_ID)),
                     "the tenant whose holds are listed (required)",
                 ),
                 (
                     "after",
-                    Param::Text,
+                    Param::Pattern(grammar::KEY_CURSOR),
                     "the cursor of the previous page's `next`",
                 ),
                 (
                     "limit",
-                    Param::Integer(1, docaiche_core::page::MAX_PAGE_SIZE),
+                    Param::Integer(1, docaiche_core::page::MAX_PAGE_SIZE as u64),
                     "page size (default 100)",
                 ),
             ],
@@ -495,7 +657,11 @@ pub(crate) fn route_doc(method: &Method, path: &str) -> Option<RouteDoc> {
             description: Some(
                 "Audited (`legal_hold.release`) before it takes effect; the released                  hold stays listed.",
             ),
-            query: &[("tenant", Param::Text, "the tenant of the hold (required)")],
+            query: &[(
+                "tenant",
+                Param::Required(&Param::Pattern(grammar::NAME_ID)),
+                "the tenant of the hold (required)",
+            )],
             status: 204,
             errors: &[(400, "a missing or invalid `tenant`")],
             ..RouteDoc::ok("Release a legal hold", "released", Empty)
@@ -509,19 +675,30 @@ pub(crate) fn route_doc(method: &Method, path: &str) -> Option<RouteDoc> {
                  answers a self-contained HTML page (`text/html; charset=utf-8`).",
             ),
             query: &[
-                ("tenant", Param::Text, "the tenant reported on (required)"),
+                (
+                    "tenant",
+                    Param::Required(&Param::Pattern(grammar::NAME_ID)),
+                    "the tenant reported on (required)",
+                ),
                 (
                     "days",
                     Param::Integer(1, 366),
                     "the period, in days up to now (default 30)",
                 ),
-                ("format", Param::Text, "`json` (default) or `html`"),
+                (
+                    "format",
+                    Param::OneOf(&["json", "html"]),
+                    "`json` (default) or `html`",
+                ),
             ],
             errors: &[(400, "a missing `tenant`, or an invalid `days` or `format`")],
             ..RouteDoc::ok(
                 "A tenant's compliance report (cross-tenant administrators with `audit:read`)",
                 "the report",
-                Json(schema_ref::<crate::compliance::ComplianceReportDoc>),
+                Payload::JsonOr(
+                    schema_ref::<crate::compliance::ComplianceReportDoc>,
+                    "text/html; charset=utf-8",
+                ),
             )
         },
         ("POST", "/v1/privacy/export") => RouteDoc {
@@ -580,17 +757,17 @@ pub(crate) fn route_doc(method: &Method, path: &str) -> Option<RouteDoc> {
             query: &[
                 (
                     "tenant",
-                    Param::Text,
+                    Param::Pattern(grammar::NAME_ID),
                     "the tenant (default: the caller's; another needs `tenants:cross`)",
                 ),
                 (
                     "after",
-                    Param::Text,
+                    Param::Pattern(grammar::KEY_CURSOR),
                     "the cursor of the previous page's `next`",
                 ),
                 (
                     "limit",
-                    Param::Integer(1, docaiche_core::page::MAX_PAGE_SIZE),
+                    Param::Integer(1, docaiche_core::page::MAX_PAGE_SIZE as u64),
                     "page size (default 100)",
                 ),
             ],
@@ -610,7 +787,7 @@ pub(crate) fn route_doc(method: &Method, path: &str) -> Option<RouteDoc> {
         ("GET", "/v1/privacy/requests/{id}") => RouteDoc {
             query: &[(
                 "tenant",
-                Param::Text,
+                Param::Pattern(grammar::NAME_ID),
                 "the tenant (default: the caller's; another needs `tenants:cross`)",
             )],
             errors: &[
@@ -656,7 +833,10 @@ pub(crate) fn route_doc(method: &Method, path: &str) -> Option<RouteDoc> {
             description: Some(
                 "One result per document, in order: one bad file never fails the batch.",
             ),
-            body: Body::LenientJson(schema_ref::<crate::documents::BatchRequest>),
+            body: Body::Json {
+                schema: schema_ref::<crate::documents::BatchRequest>,
+                required: true,
+            },
             ..RouteDoc::ok(
                 "Upload several documents (base64 in JSON)",
                 "one result per document",
@@ -724,12 +904,20 @@ fn operation(group: &RouteGroup, route: &RouteSpec) -> Operation {
         .operation_id(Some(operation_id(&route.method, route.path)))
         .tag(tag(route.path));
     for name in path_params(route.path) {
+        // A tenant is checked (400); an id that does not parse is as
+        // missing as any other (404).
+        let schema = match name {
+            "tenant" => Param::Pattern(grammar::NAME_ID).schema(),
+            _ => ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1)),
+        };
         builder = builder.parameter(
             ParameterBuilder::new()
                 .name(name)
                 .parameter_in(ParameterIn::Path)
                 .required(Required::True)
-                .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
+                .schema(Some(schema)),
         );
     }
     if group.access == Access::Protected {
@@ -746,15 +934,13 @@ fn operation(group: &RouteGroup, route: &RouteSpec) -> Operation {
                 ParameterBuilder::new()
                     .name(*name)
                     .parameter_in(ParameterIn::Query)
-                    .required(Required::False)
+                    .required(if kind.required() {
+                        Required::True
+                    } else {
+                        Required::False
+                    })
                     .description(Some(*description))
-                    .schema(Some(match kind {
-                        Param::Text => ObjectBuilder::new().schema_type(Type::String),
-                        Param::Integer(min, max) => ObjectBuilder::new()
-                            .schema_type(Type::Integer)
-                            .minimum(Some(*min))
-                            .maximum(Some(*max)),
-                    })),
+                    .schema(Some(kind.schema())),
             );
         }
         if doc.status == 101 {
@@ -801,7 +987,6 @@ fn request_body(body: Body) -> Option<utoipa::openapi::request_body::RequestBody
     let (media, schema, required) = match body {
         Body::None => return None,
         Body::Json { schema, required } => ("application/json", Some(schema()), required),
-        Body::LenientJson(schema) => ("application/json", Some(schema()), true),
         Body::Raw(media) => (
             media,
             Some(
@@ -838,6 +1023,17 @@ fn success(doc: &RouteDoc) -> utoipa::openapi::Response {
             media,
             ContentBuilder::new().schema(schema.map(|s| s())).build(),
         ),
+        Payload::JsonOr(schema, media) => response
+            .content(
+                "application/json",
+                ContentBuilder::new().schema(Some(schema())).build(),
+            )
+            .content(
+                media,
+                ContentBuilder::new()
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                    .build(),
+            ),
     }
     .build()
 }
@@ -865,7 +1061,7 @@ pub(crate) fn errors(
 /// The error statuses the route's facts imply.
 fn derived_errors(group: &RouteGroup, route: &RouteSpec, body: Option<Body>) -> Vec<(u16, String)> {
     let mut out = Vec::new();
-    let json = matches!(body, Some(Body::Json { .. } | Body::LenientJson(_)));
+    let json = matches!(body, Some(Body::Json { .. }));
     if json {
         out.push((
             400,
@@ -885,15 +1081,22 @@ fn derived_errors(group: &RouteGroup, route: &RouteSpec, body: Option<Body>) -> 
         ));
     }
     if route.path.contains('{') {
+        if !json {
+            out.push((400, String::new()));
+        }
+        let at = out.iter().position(|(s, _)| *s == 400).unwrap_or(0);
+        let text = "a path segment that is not UTF-8 once percent-decoded";
+        out[at].1 = if out[at].1.is_empty() {
+            text.to_owned()
+        } else {
+            format!("{}; {text}", out[at].1)
+        };
         out.push((
             404,
             "not found (another tenant's resource is answered the same)".to_owned(),
         ));
     }
-    if matches!(
-        body,
-        Some(Body::Json { .. } | Body::LenientJson(_) | Body::Raw(_))
-    ) {
+    if matches!(body, Some(Body::Json { .. } | Body::Raw(_))) {
         out.push((413, "the body is over the size limit".to_owned()));
     }
     match body {
@@ -1062,6 +1265,124 @@ impl utoipa::PartialSchema for PermissionName {
 impl ToSchema for PermissionName {
     fn name() -> Cow<'static, str> {
         Cow::Borrowed("Permission")
+    }
+}
+
+/// A component whose schema is written as JSON ([`json_schemas`]): a
+/// placeholder for utoipa, replaced when the document is built.
+fn written_as_json() -> RefOr<Schema> {
+    ObjectBuilder::new().schema_type(Type::Object).into()
+}
+
+/// The schema of `crate::privacy::SubjectRequest`.
+fn subject_request_schema() -> serde_json::Value {
+    {
+        let id = |description: &str| {
+            serde_json::json!({
+                "type": ["string", "null"],
+                "pattern": grammar::NAME_ID,
+                "description": description,
+            })
+        };
+        // utoipa's object schema has no `oneOf`: the rule is the second
+        // member of an `allOf`.
+        let object = serde_json::json!({
+            "type": "object",
+            "description": "Names the data subject by exactly one of `subject` and `email`.",
+            "additionalProperties": false,
+            "properties": {
+                "subject": id("The data subject's principal id."),
+                "email": {
+                    "type": ["string", "null"],
+                    "pattern": grammar::EMAIL,
+                    "minLength": 3,
+                    "maxLength": docaiche_core::account::MAX_EMAIL_LEN,
+                    "description": "The e-mail of the subject's password account \
+                                    (printable ASCII).",
+                },
+                "tenant": id("The tenant; default: the caller's (another needs `tenants:cross`)."),
+                "regulation": {
+                    "type": ["string", "null"],
+                    "enum": ["gdpr", "ccpa", null],
+                    "description": "The law whose deadline applies: `gdpr` (30 days, the \
+                                    default) or `ccpa` (45 days).",
+                },
+            },
+        });
+        serde_json::json!({ "allOf": [object, {
+            "oneOf": [
+                {
+                    "required": ["subject"],
+                    "properties": { "subject": { "type": "string" }, "email": { "type": "null" } },
+                },
+                {
+                    "required": ["email"],
+                    "properties": { "email": { "type": "string" }, "subject": { "type": "null" } },
+                },
+            ],
+        }]})
+    }
+}
+
+impl utoipa::PartialSchema for crate::privacy::SubjectRequest {
+    fn schema() -> RefOr<Schema> {
+        written_as_json()
+    }
+}
+
+impl ToSchema for crate::privacy::SubjectRequest {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("SubjectRequest")
+    }
+}
+
+/// The schema of `crate::compliance::PlaceHold`.
+fn place_hold_schema() -> serde_json::Value {
+    {
+        use grammar::{NOT_CONTROL, VISIBLE};
+        serde_json::json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["tenant", "reason"],
+            "properties": {
+                "tenant": {
+                    "type": "string",
+                    "pattern": grammar::NAME_ID,
+                    "description": "The tenant whose data is held.",
+                },
+                "subject": {
+                    "type": ["string", "null"],
+                    "pattern": grammar::NAME_ID,
+                    "description": "Hold only this data subject's data (default: every subject).",
+                },
+                "kind": {
+                    "type": ["string", "null"],
+                    "enum": crate::compliance::KINDS.iter().map(|k| serde_json::json!(k))
+                        .chain([serde_json::Value::Null]).collect::<Vec<_>>(),
+                    "description": "Hold only this resource kind (default: every kind).",
+                },
+                "reason": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": crate::compliance::MAX_REASON,
+                    "pattern": format!("^{NOT_CONTROL}*{VISIBLE}{NOT_CONTROL}*$"),
+                    "description": "Why: a case or matter reference, without control \
+                                    characters and not only white space.",
+                },
+            },
+        })
+    }
+}
+
+impl utoipa::PartialSchema for crate::compliance::PlaceHold {
+    fn schema() -> RefOr<Schema> {
+        written_as_json()
+    }
+}
+
+impl ToSchema for crate::compliance::PlaceHold {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("PlaceHold")
     }
 }
 

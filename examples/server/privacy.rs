@@ -45,7 +45,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use docaiche_auth::api_key::ApiKeyService;
@@ -72,6 +72,7 @@ use crate::audit::{AuditFacts, AuditTrail, ReadBack};
 use crate::backends::{Secrets, StorePool};
 use crate::config::{Config, Environment};
 use crate::json::{ValidJson, Validate};
+use crate::rejection::Path;
 
 /// The secret keying the pseudonyms.
 pub(crate) const PSEUDONYM_SECRET: &str = "privacy/pseudonym-key";
@@ -408,8 +409,9 @@ pub(crate) fn routes(group: RouteGroup) -> RouteGroup {
         .route(Method::GET, "/v1/privacy/requests/{id}", &[], get_request)
 }
 
-/// The body of `POST /v1/privacy/export` and `POST /v1/privacy/erase`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+/// The body of `POST /v1/privacy/export` and `POST /v1/privacy/erase`
+/// (its schema: [`crate::openapi`]).
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SubjectRequest {
     /// The data subject's principal id (exactly one of `subject` and
@@ -422,8 +424,19 @@ pub(crate) struct SubjectRequest {
     tenant: Option<String>,
     /// The law whose deadline applies: `gdpr` (30 days, the default) or
     /// `ccpa` (45 days).
-    #[schema(value_type = Option<String>, pattern = "^(gdpr|ccpa)$")]
     regulation: Option<Regulation>,
+}
+
+/// Whether `email` has the form the OpenAPI document gives the privacy
+/// routes (`openapi::grammar::EMAIL`): printable ASCII without spaces,
+/// with a non-empty local part and domain. Narrower than `AccountEmail`
+/// (which trims and takes any Unicode), so that the document can state the
+/// rule exactly; an account with another address is named by `subject`.
+fn documented_email(email: &str) -> bool {
+    email.bytes().all(|b| b.is_ascii_graphic())
+        && email
+            .rsplit_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
 }
 
 impl Validate for SubjectRequest {
@@ -444,10 +457,15 @@ impl Validate for SubjectRequest {
         {
             fields.push(FieldError::new("/subject", e.to_string()));
         }
-        if let Some(email) = &self.email
-            && let Err(e) = AccountEmail::new(email.as_str())
-        {
-            fields.push(FieldError::new("/email", e.to_string()));
+        if let Some(email) = &self.email {
+            if let Err(e) = AccountEmail::new(email.as_str()) {
+                fields.push(FieldError::new("/email", e.to_string()));
+            } else if !documented_email(email) {
+                fields.push(FieldError::new(
+                    "/email",
+                    "must be printable ASCII without spaces, of the form local@domain",
+                ));
+            }
         }
         if let Some(tenant) = &self.tenant
             && let Err(e) = TenantId::new(tenant.as_str())

@@ -12,7 +12,7 @@ use crate::test_support::TestDir;
 
 /// The document as JSON.
 fn spec() -> Value {
-    serde_json::to_value(document()).expect("serializable")
+    document(&Limits::of(&Config::default()))
 }
 
 /// The operation of `method path` in `spec`.
@@ -31,7 +31,8 @@ fn expected_errors(access: Access, route: &RouteSpec, body: Body) -> BTreeSet<u1
         statuses.insert(403);
     }
     if route.path.contains('{') {
-        statuses.insert(404);
+        // 400: a segment that is not UTF-8.
+        statuses.extend([400, 404]);
     }
     match body {
         Body::None => {}
@@ -507,4 +508,88 @@ async fn a_background_job_matches_its_schema() {
     .await;
     assert_eq!(status, StatusCode::OK);
     conforms::<JobDoc>("job", &body);
+}
+
+/// Whether `value` matches `pattern` as the document states it.
+fn pattern_matches(pattern: &str, value: &str) -> bool {
+    regex::Regex::new(pattern)
+        .unwrap_or_else(|e| panic!("{pattern}: {e}"))
+        .is_match(value)
+}
+
+#[test]
+fn the_grammar_patterns_state_exactly_what_the_server_checks() {
+    use docaiche_core::{PrincipalId, TenantId};
+
+    let long = "a".repeat(64);
+    let too_long = "a".repeat(65);
+    for id in [
+        "",
+        "acme",
+        "a",
+        "0",
+        "-acme",
+        ".acme",
+        "ac me",
+        "acme!",
+        "é",
+        "a.b_c-d@e+f",
+        &long,
+        &too_long,
+        "acme\n",
+    ] {
+        let documented = pattern_matches(grammar::NAME_ID, id);
+        assert_eq!(documented, TenantId::new(id).is_ok(), "tenant {id:?}");
+        assert_eq!(documented, PrincipalId::new(id).is_ok(), "principal {id:?}");
+    }
+
+    // The legal-hold reason: its schema against `PlaceHold::validate`.
+    let spec = spec();
+    let reason = &spec["components"]["schemas"]["PlaceHold"]["properties"]["reason"];
+    let max = reason["maxLength"].as_u64().expect("maxLength");
+    let pattern = reason["pattern"].as_str().expect("pattern");
+    let at_most = "é".repeat(500);
+    let over = "é".repeat(501);
+    for text in [
+        "",
+        " ",
+        "\u{3000}",
+        "case 42",
+        " padded ",
+        "tab\tinside",
+        "bell\u{7}",
+        "c1\u{85}",
+        "\u{a0}nbsp",
+        &at_most,
+        &over,
+    ] {
+        let documented =
+            pattern_matches(pattern, text) && (1..=max).contains(&(text.chars().count() as u64));
+        let body = serde_json::json!({ "tenant": "acme", "reason": text });
+        let hold: crate::compliance::PlaceHold =
+            serde_json::from_value(body).expect("a well-typed body");
+        let accepted = crate::json::Validate::validate(&hold).is_empty();
+        assert_eq!(documented, accepted, "reason {text:?}");
+    }
+
+    // The e-mail of the privacy routes: its schema against the handler's.
+    for email in [
+        "a@b",
+        "ops@acme.example",
+        "a@b@c",
+        "@b",
+        "a@",
+        "a b@c",
+        " a@b",
+        "é@b",
+        "ab",
+        "a@@",
+    ] {
+        let documented = pattern_matches(grammar::EMAIL, email)
+            && (3..=docaiche_core::account::MAX_EMAIL_LEN).contains(&email.chars().count());
+        let request: crate::privacy::SubjectRequest =
+            serde_json::from_value(serde_json::json!({ "email": email })).expect("well-typed");
+        let accepted = crate::json::Validate::validate(&request).is_empty();
+        assert_eq!(documented, accepted, "email {email:?}");
+    }
 }
