@@ -547,6 +547,7 @@ async fn a_batch_answers_each_document_and_one_bad_file_fails_only_itself() {
             f.app.clone(),
             Request::post("/v1/documents/batch")
                 .header("x-api-key", &f.key)
+                .header(header::CONTENT_TYPE, "application/json")
                 .body(Body::from(
                     serde_json::json!({ "documents": documents }).to_string(),
                 ))
@@ -554,6 +555,20 @@ async fn a_batch_answers_each_document_and_one_bad_file_fails_only_itself() {
         )
         .await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+    // JSON like every JSON route: another media type is a 415.
+    for media in [None, Some("text/plain")] {
+        let mut request = Request::post("/v1/documents/batch").header("x-api-key", &f.key);
+        if let Some(media) = media {
+            request = request.header(header::CONTENT_TYPE, media);
+        }
+        let (status, headers, body) = send(
+            f.app.clone(),
+            request.body(Body::from(body.to_string())).expect("request"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{media:?}");
+        assert_problem(&headers, &body, "unsupported-media-type");
     }
 }
 

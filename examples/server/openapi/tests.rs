@@ -37,7 +37,6 @@ fn expected_errors(access: Access, route: &RouteSpec, body: Body) -> BTreeSet<u1
     match body {
         Body::None => {}
         Body::Json { .. } => statuses.extend([400, 413, 415]),
-        Body::LenientJson(_) => statuses.extend([400, 413]),
         Body::Raw(_) => statuses.extend([413, 415]),
     }
     statuses
