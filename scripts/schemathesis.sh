@@ -118,7 +118,7 @@ cross_tenant = true
 [auth.lockout]
 client_addr = { free_attempts = 1000000, base_delay_ms = 1, max_delay_secs = 1 }
 network = { free_attempts = 1000000, base_delay_ms = 1, max_delay_secs = 1 }
-key_prefix = { free_attempts = 1000000, base_delay_ms = 1, max_delay_secs = 1 }
+device = { free_attempts = 1000000, base_delay_ms = 1, max_delay_secs = 1 }
 account = { free_attempts = 1000000, base_delay_ms = 1, max_delay_secs = 1 }
 max_failures_per_hour = 100
 

@@ -120,8 +120,9 @@ pub(crate) struct CreateKey {
     /// Human label.
     #[schema(pattern = "\\S")]
     name: String,
-    /// The permissions the key carries: a subset of the caller's, 1 to 64
-    /// distinct names of the permission catalogue (or its wildcards).
+    // The permissions the key carries. Described by `ScopeList`'s schema: a
+    // doc comment here would make utoipa wrap the inlined array in an
+    // `allOf` with `type: object`, a schema no value satisfies.
     #[schema(inline)]
     scopes: ScopeList,
     /// Lifetime in seconds; none for a key that does not expire.
@@ -228,6 +229,10 @@ impl utoipa::PartialSchema for ScopeList {
 
         // Items: the `Permission` schema, the catalogue's names.
         ArrayBuilder::new()
+            .description(Some(
+                "The permissions the key carries: a subset of the caller's, 1 to 64 \
+                 distinct names of the permission catalogue (or its wildcards).",
+            ))
             .items(Ref::from_schema_name(
                 <crate::openapi::PermissionName as utoipa::ToSchema>::name(),
             ))

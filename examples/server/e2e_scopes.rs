@@ -96,22 +96,9 @@ async fn start() -> Server {
     }
 }
 
-/// A plain-HTTP client (reqwest needs a TLS setup even so: rustls on
-/// ring, trusting nothing).
+/// A plain-HTTP client.
 fn client() -> reqwest::Client {
-    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("versions")
-    .with_root_certificates(rustls::RootCertStore::empty())
-    .with_no_client_auth();
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .no_proxy()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("client")
+    crate::test_support::plain_http_client(None)
 }
 
 /// Status, headers and body of `request`.

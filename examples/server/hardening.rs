@@ -42,22 +42,7 @@ async fn serve(state: AppState) -> (SocketAddr, oneshot::Sender<()>) {
 /// A plain-HTTP client whose connections come from `from` (a loopback
 /// address).
 fn client_from(from: &str) -> reqwest::Client {
-    // reqwest is built without a default crypto provider; this client
-    // speaks plain HTTP, but the builder wants one all the same.
-    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("versions")
-    .with_root_certificates(rustls::RootCertStore::empty())
-    .with_no_client_auth();
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .local_address(from.parse::<IpAddr>().expect("address"))
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
+    crate::test_support::plain_http_client(Some(from.parse::<IpAddr>().expect("address")))
 }
 
 /// `GET /v1/whoami` with `X-API-Key: key`: the status.

@@ -253,21 +253,9 @@ fn terminate(mut server: ServerProcess) {
     assert!(status.success(), "{status:?}:\n{}", lines.join("\n"));
 }
 
-/// A plain-HTTP client (reqwest needs a TLS provider even for `http:`).
+/// A plain-HTTP client.
 fn client() -> reqwest::Client {
-    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("versions")
-    .with_root_certificates(rustls::RootCertStore::empty())
-    .with_no_client_auth();
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client")
+    crate::test_support::plain_http_client(None)
 }
 
 /// Create an API key through the running server with `key` (the server

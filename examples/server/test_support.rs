@@ -177,6 +177,29 @@ impl tracing::Subscriber for Anchor {
     fn exit(&self, _: &tracing::span::Id) {}
 }
 
+/// A plain-HTTP reqwest client for tests over real sockets, its
+/// connections coming from `from` when given (any 127.0.0.0/8 address is
+/// another client address on Linux's loopback). reqwest is built without a
+/// default TLS provider, and its builder wants one even for `http:`:
+/// rustls on ring, trusting nothing.
+pub(crate) fn plain_http_client(from: Option<std::net::IpAddr>) -> reqwest::Client {
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(rustls::RootCertStore::empty())
+    .with_no_client_auth();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .local_address(from)
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
 mod tests {
     use super::capture_with;
 

@@ -167,6 +167,42 @@ fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
     }
 }
 
+/// Every `allOf` whose members name a `type` names one type: utoipa wraps
+/// a documented, inlined field in `allOf` with `type: object`, which no
+/// array satisfies (schemathesis: "cannot generate test data").
+fn all_of_types_conflict(value: &Value, at: &str, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::Array(members)) = map.get("allOf") {
+                let types: BTreeSet<String> = members
+                    .iter()
+                    .filter_map(|m| m.get("type"))
+                    .map(Value::to_string)
+                    .collect();
+                if types.len() > 1 {
+                    out.push(format!("{at}: {types:?}"));
+                }
+            }
+            for (key, child) in map {
+                all_of_types_conflict(child, &format!("{at}/{key}"), out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                all_of_types_conflict(child, &format!("{at}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn no_schema_combines_conflicting_types() {
+    let mut conflicts = Vec::new();
+    all_of_types_conflict(&spec(), "", &mut conflicts);
+    assert!(conflicts.is_empty(), "{conflicts:#?}");
+}
+
 #[test]
 fn every_ref_resolves_to_a_component_and_every_component_is_used() {
     let spec = spec();
