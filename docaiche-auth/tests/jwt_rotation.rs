@@ -198,6 +198,10 @@ fn an_ec_key_must_fit_its_curve() {
 }
 
 /// What `f` logs (plain text, every level), through a subscriber of its own.
+///
+/// Only the tests below reach the RSA warning's callsite in this binary, each
+/// under its own subscriber, so tracing's process-wide interest cache for it
+/// is never computed on a thread without one.
 fn logged(f: impl FnOnce()) -> String {
     #[derive(Clone)]
     struct Buffer(Arc<std::sync::Mutex<Vec<u8>>>);
