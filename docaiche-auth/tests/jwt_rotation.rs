@@ -196,3 +196,72 @@ fn an_ec_key_must_fit_its_curve() {
     assert!(JwtKey::from_pem("x", Algorithm::PS256, RSA_PUBLIC).is_ok());
     assert!(JwtKey::from_pem("x", Algorithm::EdDSA, ED_PUBLIC).is_ok());
 }
+
+/// What `f` logs (plain text, every level), through a subscriber of its own.
+///
+/// Only the tests below reach the RSA warning's callsite in this binary, each
+/// under its own subscriber, so tracing's process-wide interest cache for it
+/// is never computed on a thread without one.
+fn logged(f: impl FnOnce()) -> String {
+    #[derive(Clone)]
+    struct Buffer(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer(Arc::default());
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::TRACE)
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    let text = buffer.0.lock().unwrap().clone();
+    String::from_utf8(text).unwrap()
+}
+
+#[test]
+fn an_rsa_signing_key_is_taken_with_a_warning_naming_its_kid() {
+    let log = logged(|| {
+        JwtKeySet::new(JwtKey::from_pem("rsa-2026", Algorithm::RS256, RSA_PRIVATE).unwrap())
+            .unwrap();
+    });
+    assert!(log.contains("WARN"), "{log}");
+    assert!(log.contains("kid=\"rsa-2026\""), "{log}");
+    assert!(log.contains("EdDSA") && log.contains("ES256"), "{log}");
+
+    // Rotating to an RSA key warns too.
+    let keys =
+        JwtKeySet::new(JwtKey::from_pem("ed", Algorithm::EdDSA, ED_PRIVATE).unwrap()).unwrap();
+    let log = logged(|| {
+        keys.rotate_to(JwtKey::from_pem("ps-2", Algorithm::PS256, RSA_PRIVATE).unwrap())
+            .unwrap();
+    });
+    assert!(
+        log.contains("WARN") && log.contains("kid=\"ps-2\""),
+        "{log}"
+    );
+}
+
+#[test]
+fn rsa_for_verifying_and_curve_signing_keys_log_no_warning() {
+    let log = logged(|| {
+        let keys =
+            JwtKeySet::new(JwtKey::from_pem("ed", Algorithm::EdDSA, ED_PRIVATE).unwrap()).unwrap();
+        keys.rotate_to(JwtKey::from_pem("ec", Algorithm::ES256, EC_PRIVATE).unwrap())
+            .unwrap();
+        // An external issuer's RSA key, for verification only.
+        keys.insert(JwtKey::from_pem("idp", Algorithm::RS256, RSA_PUBLIC).unwrap())
+            .unwrap();
+        // An RSA private key added for verification only (not signing).
+        keys.insert(JwtKey::from_pem("old-rsa", Algorithm::RS256, RSA_PRIVATE).unwrap())
+            .unwrap();
+    });
+    assert!(!log.contains("WARN"), "{log}");
+}

@@ -935,79 +935,78 @@ fn client_key_addr(addr: IpAddr, ipv6_prefix: u8) -> String {
     match addr.to_canonical() {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) if ipv6_prefix >= 128 => v6.to_string(),
-        IpAddr::V6(v6) => {
-            let masked = u128::from(v6) & prefix_mask_128(ipv6_prefix);
-            format!("{}/{ipv6_prefix}", Ipv6Addr::from(masked))
-        }
-    }
-}
-
-fn prefix_mask_128(prefix: u8) -> u128 {
-    match prefix {
-        0 => 0,
-        p if p >= 128 => u128::MAX,
-        p => u128::MAX << (128 - u32::from(p)),
-    }
-}
-
-fn prefix_mask_32(prefix: u8) -> u32 {
-    match prefix {
-        0 => 0,
-        p if p >= 32 => u32::MAX,
-        p => u32::MAX << (32 - u32::from(p)),
+        // `ipv6_prefix` is checked to be at most 128 when the policy is
+        // built; `trunc` clears the host bits.
+        IpAddr::V6(v6) => match ipnet::Ipv6Net::new(v6, ipv6_prefix) {
+            Ok(net) => net.trunc().to_string(),
+            Err(_) => v6.to_string(),
+        },
     }
 }
 
 /// A CIDR block: `10.0.0.0/8`, `2001:db8::/32`, or a bare address (a
 /// single host).
+///
+/// The network arithmetic is the [`ipnet`] crate's; this wrapper adds our
+/// rules on top of it: a bare address is a one-host block, an IPv4-mapped
+/// IPv6 address (`::ffff:10.0.0.0/104`) is the IPv4 block it maps, host bits
+/// after the prefix are refused as a likely typo (`10.0.0.1/8`; `ipnet`
+/// would silently keep them), and a parse failure is our [`InvalidIpNet`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct IpNet {
-    addr: IpAddr,
-    prefix: u8,
-}
+pub struct IpNet(ipnet::IpNet);
 
 impl IpNet {
     /// The block `addr/prefix`.
     ///
     /// # Errors
-    /// A reason if `prefix` is longer than the address or `addr` has bits
-    /// set after the prefix (a likely typo: `10.0.0.1/8`).
-    pub fn new(addr: IpAddr, prefix: u8) -> Result<Self, String> {
-        let addr = addr.to_canonical();
-        let ok = match addr {
-            IpAddr::V4(v4) => prefix <= 32 && u32::from(v4) & !prefix_mask_32(prefix) == 0,
-            IpAddr::V6(v6) => prefix <= 128 && u128::from(v6) & !prefix_mask_128(prefix) == 0,
-        };
-        if ok {
-            Ok(Self { addr, prefix })
-        } else {
-            Err(format!(
+    /// [`InvalidIpNet`] if `prefix` is longer than the address or `addr`
+    /// has bits set after the prefix (a likely typo: `10.0.0.1/8`).
+    pub fn new(addr: IpAddr, prefix: u8) -> Result<Self, InvalidIpNet> {
+        let invalid = || {
+            InvalidIpNet(format!(
                 "`{addr}/{prefix}` is not a network: the prefix is too long or host bits are set"
             ))
+        };
+        let net = match addr {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                // `::ffff:a.b.c.d/p` is the IPv4 block `a.b.c.d/(p - 96)`.
+                Some(v4) if prefix >= 96 => ipnet::IpNet::new(IpAddr::V4(v4), prefix - 96),
+                Some(_) => return Err(invalid()),
+                None => ipnet::IpNet::new(addr, prefix),
+            },
+            IpAddr::V4(_) => ipnet::IpNet::new(addr, prefix),
+        }
+        .map_err(|_| invalid())?;
+        if net.trunc() == net {
+            Ok(Self(net))
+        } else {
+            Err(invalid())
         }
     }
 
     /// Whether `ip` is inside the block (IPv4-mapped IPv6 counts as IPv4).
     #[must_use]
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip.to_canonical()) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = prefix_mask_32(self.prefix);
-                u32::from(ip) & mask == u32::from(net)
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = prefix_mask_128(self.prefix);
-                u128::from(ip) & mask == u128::from(net)
-            }
-            _ => false,
-        }
+        self.0.contains(&ip.to_canonical())
+    }
+
+    /// The block as the [`ipnet`] crate's type, for code that speaks it.
+    #[must_use]
+    pub fn as_ipnet(&self) -> ipnet::IpNet {
+        self.0
+    }
+}
+
+impl From<IpNet> for ipnet::IpNet {
+    fn from(net: IpNet) -> Self {
+        net.0
     }
 }
 
 impl FromStr for IpNet {
-    type Err = String;
+    type Err = InvalidIpNet;
 
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, InvalidIpNet> {
         let s = s.trim();
         let (addr, prefix) = match s.split_once('/') {
             Some((addr, prefix)) => (addr, Some(prefix)),
@@ -1015,16 +1014,17 @@ impl FromStr for IpNet {
         };
         let addr: IpAddr = addr
             .parse()
-            .map_err(|_| format!("`{s}` is not an IP address or CIDR block"))?;
+            .map_err(|_| InvalidIpNet(format!("`{s}` is not an IP address or CIDR block")))?;
         let prefix = match prefix {
-            None => match addr.to_canonical() {
+            None => match addr {
                 IpAddr::V4(_) => 32,
                 IpAddr::V6(_) => 128,
             },
+            // Digits only: `u8::from_str` would also take `+8`.
             Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => p
                 .parse()
-                .map_err(|_| format!("`{s}` has an invalid prefix length"))?,
-            Some(_) => return Err(format!("`{s}` has an invalid prefix length")),
+                .map_err(|_| InvalidIpNet(format!("`{s}` has an invalid prefix length")))?,
+            Some(_) => return Err(InvalidIpNet(format!("`{s}` has an invalid prefix length"))),
         };
         Self::new(addr, prefix)
     }
@@ -1032,7 +1032,27 @@ impl FromStr for IpNet {
 
 impl fmt::Display for IpNet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+/// Why a string is not a CIDR block ([`IpNet`]'s parse error): the input
+/// and what is wrong with it, ready for [`Error::Misconfigured`]'s reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidIpNet(String);
+
+impl fmt::Display for InvalidIpNet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InvalidIpNet {}
+
+/// The reason text, so the error drops into [`Error::misconfigured`].
+impl From<InvalidIpNet> for std::borrow::Cow<'static, str> {
+    fn from(e: InvalidIpNet) -> Self {
+        Self::Owned(e.0)
     }
 }
 
@@ -1172,6 +1192,29 @@ mod tests {
         ] {
             assert!(bad.parse::<IpNet>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn ipv4_mapped_blocks_are_the_ipv4_blocks_they_map() {
+        let mapped: IpNet = "::ffff:10.0.0.0/104".parse().expect("valid");
+        assert_eq!(mapped, "10.0.0.0/8".parse().expect("valid"));
+        assert!(mapped.contains(ip("10.9.8.7")) && mapped.contains(ip("::ffff:10.9.8.7")));
+        assert_eq!(mapped.to_string(), "10.0.0.0/8");
+        let host: IpNet = "::ffff:192.0.2.1".parse().expect("bare mapped address");
+        assert_eq!(host.to_string(), "192.0.2.1/32");
+        // A mapped prefix shorter than the mapping itself is not an IPv4 block.
+        assert!("::ffff:10.0.0.0/8".parse::<IpNet>().is_err());
+    }
+
+    #[test]
+    fn cidr_parse_errors_name_the_input_and_become_misconfigured_reasons() {
+        let e = "10.0.0.1/8".parse::<IpNet>().expect_err("host bits set");
+        assert!(e.to_string().contains("10.0.0.1/8"), "{e}");
+        let e = "nope".parse::<IpNet>().expect_err("not an address");
+        let Error::Misconfigured { reason, .. } = Error::misconfigured("x", e) else {
+            panic!("misconfigured");
+        };
+        assert_eq!(reason, "`nope` is not an IP address or CIDR block");
     }
 
     #[test]

@@ -526,4 +526,57 @@ mod tests {
         headers.insert(AUTHORIZATION, http::HeaderValue::from_static("Basic x"));
         assert!(presents_credential(&headers));
     }
+
+    /// An operator who configures an RSA signing key is told at start, in
+    /// the server's own log pipeline (filter, JSON, redactor), with the kid.
+    #[tokio::test]
+    async fn an_rsa_signing_key_is_named_in_a_warning_at_start() {
+        #[derive(Clone, Default)]
+        struct Sink(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+
+        let dir = TestDir::new("auth-rsa-signing-key");
+        let mut config = config_with_dir(dir.path());
+        config.auth.jwt.algorithm = "RS256".into();
+        config.auth.jwt.kid = "rsa-2026".into();
+        let secrets = dir.path().join("secrets");
+        write(&secrets.join("api-key/pepper-v1"), &[9; 32]);
+        write(
+            &secrets.join("jwt/signing-key"),
+            include_bytes!("../../docaiche-auth/tests/fixtures/rsa_private.pem"),
+        );
+        crate::storage::prepare_data_dir(&config.storage.data_dir).expect("data dir");
+        crate::keys::prepare(&config.key_source()).expect("key");
+
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let dispatch = crate::log_dispatch(&config, move || writer.clone(), None).expect("log");
+        let guard = crate::test_support::capture_with(&dispatch);
+        let state = crate::app::AppState::from_config(&config, &|_| None).await;
+        drop(guard);
+        state.expect("an RSA signing key is accepted");
+
+        let log = String::from_utf8_lossy(&sink.0.lock().expect("log")).into_owned();
+        let warning = log
+            .lines()
+            .find(|line| line.contains("the JWT signing key is RSA"))
+            .unwrap_or_else(|| panic!("no RSA warning in the log:\n{log}"));
+        assert!(warning.contains("WARN"), "{warning}");
+        assert!(warning.contains("rsa-2026"), "{warning}");
+        assert!(
+            warning.contains("EdDSA") && warning.contains("ES256"),
+            "{warning}"
+        );
+    }
 }

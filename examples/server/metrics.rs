@@ -172,14 +172,11 @@ impl fmt::Debug for ScrapeToken {
 
 impl ScrapeToken {
     /// Whether `presented` is the token, in time independent of where they
-    /// differ.
+    /// differ (`subtle`; only a length mismatch answers early, and the
+    /// length of an operator-chosen token is no help to a guesser).
     fn matches(&self, presented: &[u8]) -> bool {
-        let expected = &self.0;
-        let mut diff = u8::from(expected.len() != presented.len());
-        for (i, byte) in expected.iter().enumerate() {
-            diff |= byte ^ presented.get(i).copied().unwrap_or(0);
-        }
-        diff == 0
+        use subtle::ConstantTimeEq as _;
+        self.0.as_slice().ct_eq(presented).into()
     }
 }
 

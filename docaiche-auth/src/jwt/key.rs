@@ -433,6 +433,11 @@ impl JwtKeySet {
     /// Make `key` the signing key, adding it to the verification keys. The
     /// previous signing key stays for verification until removed.
     ///
+    /// An RSA signing key (`RS*`, `PS*`) is accepted with a warning in the
+    /// log naming its `kid`: RSA private-key operations of the `rust_crypto`
+    /// backend are not constant-time (RUSTSEC-2023-0071); sign with `EdDSA`
+    /// or `ES256` and keep RSA for verifying external issuers.
+    ///
     /// # Errors
     /// [`Error::Misconfigured`] if `key` cannot sign or the set is full;
     /// [`Error::Conflict`] if another key with the same `kid` is present.
@@ -442,6 +447,8 @@ impl JwtKeySet {
                 "the signing key must hold a private key or secret",
             ));
         }
+        let rsa = (key.algorithm.family() == AlgorithmFamily::Rsa)
+            .then(|| (key.kid.clone(), key.algorithm));
         self.update(|ring| {
             if ring.keys.contains_key(key.kid()) {
                 return Err(Error::conflict("a key with this kid is already in the set"));
@@ -453,7 +460,11 @@ impl JwtKeySet {
             ring.keys.insert(key.kid.clone(), Arc::clone(&key));
             ring.signing = Some(key);
             Ok(())
-        })
+        })?;
+        if let Some((kid, algorithm)) = rsa {
+            warn_rsa_signing_key(&kid, algorithm);
+        }
+        Ok(())
     }
 
     /// Remove the key `kid`: tokens naming it no longer verify.
@@ -519,6 +530,18 @@ impl JwtKeySet {
         *guard = Arc::new(next);
         Ok(())
     }
+}
+
+/// The start-up warning for an RSA key this service signs with (RSA stays
+/// fine for verifying the tokens of external issuers).
+fn warn_rsa_signing_key(kid: &str, algorithm: Algorithm) {
+    tracing::warn!(
+        kid,
+        ?algorithm,
+        "the JWT signing key is RSA: the rust_crypto RSA private-key operations \
+         are not constant-time (RUSTSEC-2023-0071, the Marvin attack); sign with \
+         EdDSA (Ed25519) or ES256 and keep RSA for verifying external issuers"
+    );
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 
 use docaiche_core::audit::AuditEvent;
 use docaiche_core::{Error, Result, SecretBytes, SecretProvider};
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
 use super::record::MIN_KEY_LEN;
@@ -230,7 +230,7 @@ pub fn derive_key(base: &SecretBytes, label: &str) -> SecretBytes {
     } else {
         block[..key.len()].copy_from_slice(key);
     }
-    let mut mac = <HmacSha256 as Mac>::new(&block.into());
+    let mut mac = <HmacSha256 as KeyInit>::new(&block.into());
     block.fill(0);
     mac.update(label.as_bytes());
     SecretBytes::from(mac.finalize().into_bytes().to_vec())
@@ -326,7 +326,7 @@ mod tests {
         assert_ne!(a.expose_secret(), base.expose_secret());
         // The same as HMAC-SHA-256 through `new_from_slice`, short and long keys.
         for key in [vec![9u8; 32], vec![1u8; 64], vec![2u8; 100], vec![]] {
-            let mut mac = <HmacSha256 as Mac>::new_from_slice(&key).unwrap();
+            let mut mac = <HmacSha256 as KeyInit>::new_from_slice(&key).unwrap();
             mac.update(b"label");
             let expected = mac.finalize().into_bytes().to_vec();
             assert_eq!(

@@ -26,7 +26,7 @@ use serde::Deserialize;
 
 use docaiche_core::audit::AuditEvent;
 use docaiche_core::{Error, Result};
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
 /// The layout version written in every record's `v` field.

@@ -16,7 +16,7 @@ use docaiche_core::{
     AccountStore, ApiKeyId, ApiKeyStore, Clock, DocumentStore, Error, Permission, PermissionSet,
     Principal, PrincipalId, RequestContext, Result, TenantId,
 };
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use time::OffsetDateTime;

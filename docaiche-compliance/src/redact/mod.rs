@@ -81,7 +81,7 @@ use std::ops::Range;
 use docaiche_core::audit::AuditEvent;
 use docaiche_core::secret::SecretBytes;
 use docaiche_core::{Error, Result};
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;

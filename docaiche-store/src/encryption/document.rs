@@ -93,9 +93,12 @@ impl EncryptedDocumentStore {
         }
     }
 
-    /// Cache the unwrapped data keys of up to `capacity` subjects (least
-    /// recently used out first), each dropped, and zeroized, after `idle`
-    /// without use; `capacity` 0 turns the cache off.
+    /// Cache the unwrapped data keys of up to `capacity` subjects, each
+    /// refused after `idle` without use and dropped, and zeroized, within
+    /// another `idle` while the store is in use; `capacity` 0 turns the
+    /// cache off. A full cache evicts in constant time, a key cached and
+    /// not used again before keys in steady use (`quick_cache`'s CLOCK-Pro
+    /// policy, which a scan of one-off subjects cannot flush).
     ///
     /// The cache spares the *unwrap* (with Vault Transit, an HTTPS round
     /// trip per document read or write), not the read of the wrapped key
@@ -103,8 +106,7 @@ impl EncryptedDocumentStore {
     /// still holds the wrapped key it came from, so crypto-shredding and
     /// rewrapping by any process take effect on the next call everywhere.
     /// The cost: up to `capacity` plaintext data keys (32 bytes each) live
-    /// in this process's memory; the scan that evicts the least recently
-    /// used one is linear, so keep `capacity` in the thousands.
+    /// in this process's memory.
     #[must_use]
     pub fn with_key_cache(mut self, capacity: usize, idle: Duration) -> Self {
         self.cache = Arc::new(KeyCache::new(capacity, idle));
