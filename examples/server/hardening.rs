@@ -57,6 +57,7 @@ async fn whoami_with_key(client: &reqwest::Client, addr: SocketAddr, key: &str) 
 }
 
 /// `GET /v1/whoami` with a bearer token: the status.
+#[cfg(all(feature = "postgres", feature = "redis"))]
 async fn whoami_with_token(client: &reqwest::Client, addr: SocketAddr, token: &str) -> StatusCode {
     client
         .get(format!("http://{addr}/v1/whoami"))
