@@ -103,6 +103,9 @@ async fn an_attacker_from_other_addresses_never_locks_out_a_victims_key_or_known
     let dir = crate::test_support::TestDir::new("hardening-lockout");
     let mut config = crate::config::Config::default();
     config.storage.data_dir = dir.path().to_path_buf();
+    // A lock of a minute at least, so a slow machine cannot see it expire
+    // between the attack and the last check.
+    config.auth.lockout.account = docaiche_auth::lockout::BackoffPolicy::new(5, 60_000, 300);
     let state = crate::app::tests::local_state(&config);
     let victim_key = state
         .auth
