@@ -723,8 +723,28 @@ impl SubjectRightsService {
                 ));
             }
         }
-        // Revoke first, then delete: if the deletion is interrupted, no key
-        // of the subject is left usable (and a re-run finishes the job).
+        self.end_subject_keys(tenant, subject, &mut report).await?;
+        if let Some(accounts) = &self.accounts {
+            report.account_deleted = accounts.delete(tenant, subject).await?;
+        }
+        if let Some(shredder) = &self.shredder {
+            report.data_key_destroyed = shredder.destroy_subject_key(tenant, subject).await?;
+        }
+        // A key created by a request that was authenticated just before the
+        // subject revocation and stored after the listing above.
+        self.end_subject_keys(tenant, subject, &mut report).await?;
+        Ok(report)
+    }
+
+    /// Revoke every key of `subject`, then delete their records: if the
+    /// deletion is interrupted, no key of the subject is left usable (and a
+    /// re-run finishes the job).
+    async fn end_subject_keys(
+        &self,
+        tenant: &TenantId,
+        subject: &PrincipalId,
+        report: &mut ErasureReport,
+    ) -> Result<()> {
         let now = self.clock.now();
         let keys = self.subject_keys(tenant, subject).await?;
         for key in &keys {
@@ -737,24 +757,7 @@ impl SubjectRightsService {
                 report.api_keys_deleted += 1;
             }
         }
-        if let Some(accounts) = &self.accounts {
-            report.account_deleted = accounts.delete(tenant, subject).await?;
-        }
-        if let Some(shredder) = &self.shredder {
-            report.data_key_destroyed = shredder.destroy_subject_key(tenant, subject).await?;
-        }
-        // A key created by a request that was authenticated just before the
-        // subject revocation and stored after the listing above: revoke and
-        // delete it too.
-        for key in self.subject_keys(tenant, subject).await? {
-            if key.revoked_at.is_none() && self.api_keys.revoke(tenant, &key.id, now).await? {
-                report.api_keys_revoked += 1;
-            }
-            if self.api_keys.delete(tenant, &key.id).await? {
-                report.api_keys_deleted += 1;
-            }
-        }
-        Ok(report)
+        Ok(())
     }
 
     async fn subject_keys(
