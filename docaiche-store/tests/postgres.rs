@@ -434,6 +434,15 @@ async fn every_adapter_query_uses_an_index_on_large_tables() {
             5_i64
         );
         plan!(
+            "token or subject revoked",
+            q::TOKEN_OR_SUBJECT_REVOKED,
+            "jti-1",
+            tenant,
+            "u-1",
+            5_i64,
+            0_i64
+        );
+        plan!(
             "subject revocation purge",
             q::SUBJECT_REVOCATION_PURGE,
             1_000_010_i64

@@ -9,7 +9,7 @@ use docaiche_core::audit::{AuditEvent, AuditReceipt, AuditSink};
 use docaiche_core::document::{Document, DocumentMeta, DocumentStore, DocumentText, NewDocument};
 use docaiche_core::job::{JobLease, JobQueue, JobRecord, JobState, LeaseStatus, NewJob};
 use docaiche_core::page::{Page, PageRequest};
-use docaiche_core::revocation::{TokenRevocationStore, validate_token_id};
+use docaiche_core::revocation::{IssuedToken, TokenRevocationStore, validate_token_id};
 use docaiche_core::{ApiKeyId, DocumentId, Error, JobId, PrincipalId, Result, TenantId};
 use sqlx::{Connection, FromRow, Row};
 use time::OffsetDateTime;
@@ -497,6 +497,24 @@ impl TokenRevocationStore for PgRevocationStore {
             .await
             .map_err(err)?;
         through.map(from_micros).transpose()
+    }
+
+    async fn is_token_revoked(&self, token: &IssuedToken<'_>) -> Result<bool> {
+        validate_token_id(token.token_id)?;
+        // `issued_within`: the token's `iat` second is at or before the
+        // revocation's, that is `through` (µs) >= the start of that second.
+        let issued_second = token.issued_at.unix_timestamp().saturating_mul(1_000_000);
+        let mut conn = self.shared.read().await?;
+        let revoked: bool = sqlx::query_scalar(q::TOKEN_OR_SUBJECT_REVOKED)
+            .bind(token.token_id)
+            .bind(token.tenant.as_str())
+            .bind(token.subject.as_str())
+            .bind(micros(self.shared.clock.now()))
+            .bind(issued_second)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(err)?;
+        Ok(revoked)
     }
 }
 

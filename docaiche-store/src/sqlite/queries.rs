@@ -102,6 +102,11 @@ pub const SUBJECT_REVOCATION_UPSERT: &str = "INSERT INTO subject_revocations \
 /// Through when a subject is revoked: tenant, principal, now.
 pub const SUBJECT_REVOCATION_CHECK: &str = "SELECT through FROM subject_revocations \
      WHERE tenant_id = ?1 AND principal_id = ?2 AND expires_at > ?3";
+/// Whether a token is revoked by its id or its subject, in one round trip:
+/// token, tenant, principal, now, the token's `iat` second in µs.
+pub const TOKEN_OR_SUBJECT_REVOKED: &str = "SELECT EXISTS (SELECT 1 FROM token_revocations \
+     WHERE token_id = ?1 AND expires_at > ?4) OR EXISTS (SELECT 1 FROM subject_revocations \
+     WHERE tenant_id = ?2 AND principal_id = ?3 AND expires_at > ?4 AND through >= ?5)";
 /// Forget expired subject revocations: now.
 pub const SUBJECT_REVOCATION_PURGE: &str = "DELETE FROM subject_revocations WHERE expires_at <= ?1";
 /// Enqueue: id, tenant, kind, payload, max_attempts, now, run_after.
