@@ -154,8 +154,13 @@ impl tracing::Subscriber for Anchor {
     }
 
     fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
-        // Leaves the process's maximum level to the real subscribers.
-        Some(tracing::level_filters::LevelFilter::OFF)
+        // No hint: the process's maximum level stays at TRACE while the
+        // anchor lives. A hint of OFF let a rebuild on another thread, which
+        // read the list of subscribers just before a capture joined it,
+        // store a maximum without the capture's level after the capture's
+        // own rebuild: every span macro then returned early and a capture
+        // saw nothing (a CI run lost a whole request's spans that way).
+        None
     }
 
     fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
