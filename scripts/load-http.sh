@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # HTTP load report, one run, loopback only, bounded in time:
-#   bare axum "hello world" (examples/hello.rs) against the full DocAIche
+#   bare axum "hello world" (docaiche-server/examples/hello.rs) against the full DocAIche
 #   example server on an authenticated read route (GET /v1/whoami with an
 #   API key: request id, trace span, CORS, security headers, body limit,
 #   timeout, API key verification, rate limit on the principal and tenant,
@@ -46,9 +46,9 @@ if ! command -v wrk >/dev/null; then
 fi
 
 svc_log "building the example server and the bare axum baseline (release)"
-cargo build --quiet --release --example server --example hello
+cargo build --quiet --release -p docaiche-server --bin docaiche-server --example hello
 TARGET=$(cargo metadata --format-version 1 --no-deps |
-	python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/examples
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release
 
 # The full stack, as shipped, with limits high enough not to refuse the load
 # and request logs at WARN (one JSON line per request otherwise).
@@ -69,15 +69,15 @@ limits = [
 [rate_limit.policies.probes]
 limits = [{ key = "client_addr", limit = 1000000000, period_secs = 60 }]
 EOF
-KEY=$(DOCAICHE_CONFIG="$WORK/server.toml" "$TARGET/server" bootstrap-key --tenant acme --name load 2>/dev/null)
+KEY=$(DOCAICHE_CONFIG="$WORK/server.toml" "$TARGET/docaiche-server" bootstrap-key --tenant acme --name load 2>/dev/null)
 
 HELLO_PORT=$(free_port)
-"$TARGET/hello" "127.0.0.1:$HELLO_PORT" </dev/null >"$WORK/hello.log" 2>&1 &
+"$TARGET/examples/hello" "127.0.0.1:$HELLO_PORT" </dev/null >"$WORK/hello.log" 2>&1 &
 HELLO_PID=$!
 PIDS+=("$HELLO_PID")
 SERVER_PORT=$(free_port)
 DOCAICHE_CONFIG="$WORK/server.toml" DOCAICHE_BIND="127.0.0.1:$SERVER_PORT" \
-	"$TARGET/server" </dev/null >"$WORK/server.log" 2>&1 &
+	"$TARGET/docaiche-server" </dev/null >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 PIDS+=("$SERVER_PID")
 wait_for 30 "hello" tcp_open 127.0.0.1 "$HELLO_PORT" || exit 1

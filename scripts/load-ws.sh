@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # WebSocket scale report, loopback only, bounded in time: opens 10 000
 # concurrent /v1/events connections against the example server
-# (examples/ws_load.rs), reports the server's resident memory per
+# (docaiche-server/examples/ws_load.rs), reports the server's resident memory per
 # connection (target <= 32 KiB) and checks that the caps hold: with
 # events.max_connections = 10000 and events.max_connections_per_tenant =
 # 4000, tenants acme and globex open 4000 each and initech 2000; one more
@@ -24,9 +24,9 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 (($(ulimit -n) >= SERVER_CAP + 1000)) || svc_die "need $((SERVER_CAP + 1000)) file descriptors per process, have $(ulimit -n)"
 
 svc_log "building the example server and the WebSocket load client (release)"
-cargo build --quiet --release --example server --example ws_load
+cargo build --quiet --release -p docaiche-server --bin docaiche-server --example ws_load
 TARGET=$(cargo metadata --format-version 1 --no-deps |
-	python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/examples
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release
 
 WORK=$(mktemp -d)
 PID=
@@ -60,13 +60,13 @@ EOF
 keys=()
 for spec in acme:4000 globex:4000 initech:2000; do
 	tenant=${spec%%:*}
-	key=$(DOCAICHE_CONFIG="$WORK/server.toml" "$TARGET/server" bootstrap-key --tenant "$tenant" --name ws-load 2>/dev/null)
+	key=$(DOCAICHE_CONFIG="$WORK/server.toml" "$TARGET/docaiche-server" bootstrap-key --tenant "$tenant" --name ws-load 2>/dev/null)
 	keys+=(--key "$spec:$key")
 done
 
 PORT=$(free_port)
 DOCAICHE_CONFIG="$WORK/server.toml" DOCAICHE_BIND="127.0.0.1:$PORT" \
-	"$TARGET/server" </dev/null >"$WORK/server.log" 2>&1 &
+	"$TARGET/docaiche-server" </dev/null >"$WORK/server.log" 2>&1 &
 PID=$!
 up() { [[ $(http_status 127.0.0.1 "$PORT" /health/ready) == 200 ]]; }
 wait_for 60 "example server" up || {
@@ -76,7 +76,7 @@ wait_for 60 "example server" up || {
 
 echo "== $SERVER_CAP concurrent /v1/events connections on 127.0.0.1:$PORT"
 status=0
-timeout 180 "$TARGET/ws_load" --addr "127.0.0.1:$PORT" --server-pid "$PID" \
+timeout 180 "$TARGET/examples/ws_load" --addr "127.0.0.1:$PORT" --server-pid "$PID" \
 	--tenant-cap "$TENANT_CAP" --server-cap "$SERVER_CAP" "${keys[@]}" || status=$?
 echo "== /metrics after the run"
 curl -sS "http://127.0.0.1:$PORT/metrics" | grep -E '^docaiche_events_(connections|refused|closed)' || true

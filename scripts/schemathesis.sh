@@ -20,7 +20,7 @@
 # Every operation is run but the WebSocket `GET /v1/events`: schemathesis
 # speaks HTTP only, and returns the upgraded connection of a 101 to its
 # pool, where the next request fails on it. Its upgrade handshake and
-# refusals are tested in examples/server (events.rs, e2e/rejections.rs).
+# refusals are tested in docaiche-server (events.rs, e2e/rejections.rs).
 #
 # Usage:
 #   ./scripts/schemathesis.sh          bounded run (CI: a few minutes, fixed seed)
@@ -88,9 +88,9 @@ if ! [[ -x $ST ]] || [[ $("$ST" --version 2>/dev/null) != *"version $SCHEMATHESI
 fi
 
 # --- the server -------------------------------------------------------------------
-cargo build --quiet --example server
+cargo build --quiet -p docaiche-server --bin docaiche-server
 SERVER=$(cargo metadata --format-version 1 --no-deps |
-	python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/examples/server
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/docaiche-server
 
 WORK=$(mktemp -d)
 PID=

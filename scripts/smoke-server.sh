@@ -18,9 +18,9 @@ cd "$REPO"
 # shellcheck source-path=SCRIPTDIR source=services.sh
 source "$REPO/scripts/services.sh"
 
-cargo build --quiet --example server
+cargo build --quiet -p docaiche-server --bin docaiche-server
 SERVER=$(cargo metadata --format-version 1 --no-deps |
-	python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/examples/server
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/docaiche-server
 
 WORK=$(mktemp -d)
 PID=

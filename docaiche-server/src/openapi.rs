@@ -215,7 +215,7 @@ fn typed_document() -> OpenApi {
     OpenApiBuilder::new()
         .info(
             InfoBuilder::new()
-                .title("DocAIche example server")
+                .title("DocAIche server")
                 .version(env!("CARGO_PKG_VERSION"))
                 .description(Some(
                     "Document intake behind API keys and JWTs, rate limits and \

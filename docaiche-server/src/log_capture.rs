@@ -75,7 +75,7 @@ fn capturing(config: &Config) -> (tracing::Dispatch, Capture) {
     config.log.filter = "debug".to_owned();
     let capture = Capture::default();
     let sink = capture.clone();
-    let dispatch = crate::log_dispatch(&config, move || sink.clone(), None).expect("pipeline");
+    let dispatch = crate::cli::log_dispatch(&config, move || sink.clone(), None).expect("pipeline");
     (dispatch, capture)
 }
 
@@ -460,7 +460,7 @@ async fn the_listen_address_is_logged_whole_and_client_addresses_are_not() {
     let (dispatch, capture) = capturing(&config);
     let guard = crate::test_support::capture_with(&dispatch);
 
-    crate::log_started(&config, BIND.parse().expect("address"), false);
+    crate::cli::log_started(&config, BIND.parse().expect("address"), false);
     // A client on the same network as the server, refused at the gate.
     let app = router(crate::app::tests::local_state(&config));
     let mut request = get("/v1/whoami", ("x-api-key", "dcx_not_a_real_key"));

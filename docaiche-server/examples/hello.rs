@@ -2,12 +2,12 @@
 //! the full DocAIche stack against.
 //!
 //! ```text
-//! cargo run --release --example hello -- 127.0.0.1:8090
+//! cargo run --release -p docaiche-server --example hello -- 127.0.0.1:8090
 //! curl 127.0.0.1:8090/hello
 //! ```
 //!
 //! Same runtime (tokio, multi-threaded), same HTTP/1 server (`axum::serve`)
-//! as the example server, same global allocator (mimalloc), and nothing
+//! as the server, same global allocator (mimalloc), and nothing
 //! else: no layers, no state.
 
 use std::net::SocketAddr;
@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use axum::Router;
 use axum::routing::get;
 
-/// The example server's global allocator, so that the baseline differs
+/// The server's global allocator, so that the baseline differs
 /// from it only by the DocAIche stack.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -40,7 +40,7 @@ impl Drop for TestDir {
 /// `../shared/corpus` beside the checkout, else `/work/shared/corpus` (the
 /// same rule as docaiche-extract's fidelity test).
 pub(crate) fn corpus_pdf(name: &str) -> Vec<u8> {
-    let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+    let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
     let root = std::env::var_os("DOCAICHE_PDF_CORPUS").map_or_else(
         || {
             if beside.is_dir() {

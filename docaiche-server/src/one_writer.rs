@@ -1,7 +1,7 @@
 //! One writer per audit trail and per data directory, tested from outside:
 //! the server and the `bootstrap-key` command run as real child processes
 //! (this test binary re-run with [`CHILD_ARGS`] set, which runs the same
-//! `main_with` the `server` binary's `main` runs), on a real socket, with a
+//! `cli::run`, what the `docaiche-server` binary runs), on a real socket, with a
 //! umask of 000 so that only the modes the server sets explicitly count.
 
 use std::ffi::OsString;
@@ -22,7 +22,7 @@ const CHILD_ARGS: &str = "DOCAICHE_TEST_CHILD_MAIN_ARGS";
 /// Longest any child may take to start, answer or stop.
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// Only does something in a child process: runs `main_with` on the
+/// Only does something in a child process: runs `cli::run` on the
 /// arguments of [`CHILD_ARGS`] and exits with its status.
 #[test]
 fn child_main() {
@@ -35,7 +35,7 @@ fn child_main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let status = runtime.block_on(crate::main_with(args.into_iter().map(OsString::from)));
+    let status = runtime.block_on(crate::cli::run(args.into_iter().map(OsString::from)));
     std::process::exit(i32::from(status));
 }
 

@@ -3,7 +3,7 @@
 //! connection and checks that the connection caps hold.
 //!
 //! ```text
-//! cargo run --release --example ws_load -- --addr 127.0.0.1:18080 \
+//! cargo run --release -p docaiche-server --example ws_load -- --addr 127.0.0.1:18080 \
 //!     --server-pid 1234 --key acme:4000:KEY1 --key globex:4000:KEY2 \
 //!     --key initech:2000:KEY3 --tenant-cap 4000 --server-cap 10000
 //! ```

@@ -1,5 +1,3 @@
-use std::ffi::OsString;
-
 use axum::http::Request;
 use docaiche_core::ErrorCode;
 use http::StatusCode;
@@ -258,51 +256,6 @@ async fn a_revoked_access_token_is_refused_and_junk_revokes_nothing() {
     let again = serde_json::json!({ "refresh_token": tokens["refresh_token"] }).to_string();
     let (status, _, _) = send(router(state.clone()), post("/v1/auth/refresh", &again)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-}
-
-fn parse(args: &[&str]) -> Result<crate::Args, String> {
-    crate::Args::parse(args.iter().map(OsString::from))
-}
-
-#[test]
-fn bootstrap_admin_needs_a_tenant_and_an_email() {
-    let args = parse(&[
-        "bootstrap-admin",
-        "--tenant",
-        "acme",
-        "--email",
-        "ops@example.com",
-        "-c",
-        "a.toml",
-    ])
-    .expect("valid");
-    assert_eq!(
-        args.bootstrap_admin,
-        Some(BootstrapAdminArgs {
-            tenant: "acme".into(),
-            email: "ops@example.com".into(),
-        })
-    );
-    assert_eq!(args.config, Some("a.toml".into()));
-    assert!(args.bootstrap.is_none());
-    assert!(parse(&["bootstrap-admin", "--tenant", "acme"]).is_err());
-    assert!(parse(&["bootstrap-admin", "--email", "a@b.c"]).is_err());
-    assert!(parse(&["bootstrap-admin", "--email"]).is_err());
-    assert!(
-        parse(&[
-            "bootstrap-admin",
-            "--tenant",
-            "acme",
-            "--email",
-            "a@b.c",
-            "--password",
-            "x"
-        ])
-        .is_err()
-    );
-    assert!(parse(&["bootstrap-admin", "--help"]).expect("help").help);
-    // Subcommand flags are not server flags.
-    assert!(parse(&["--email", "a@b.c"]).is_err());
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Configuration: embedded defaults, then an optional TOML file, then
 //! `DOCAICHE_*` environment variables, then [`Config::validate`].
 //!
-//! Every setting has a development default, so `cargo run --example server`
+//! Every setting has a development default, so `cargo run -p docaiche-server`
 //! needs no setup. Production refuses to start while a security-relevant
 //! development default is still in use, and names each offending setting with
 //! how to fix it.

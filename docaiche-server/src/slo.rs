@@ -17,10 +17,9 @@
 //! The long window makes an alert significant, the short one makes it stop
 //! soon after the burn does. The committed `deploy/prometheus/alerts.yml`
 //! is the output for the default `[slo]`; a test keeps it so
-//! (`DOCAICHE_UPDATE_ALERTS=1 cargo test --example server slo` rewrites it).
+//! (`DOCAICHE_UPDATE_ALERTS=1 cargo test -p docaiche-server slo` rewrites it).
 
 use std::fmt::Write as _;
-use std::process::ExitCode;
 
 use docaiche_core::Error;
 use serde::Deserialize;
@@ -174,9 +173,9 @@ pub(crate) fn alert_rules(slo: &SloSection) -> String {
     // Writing to a String cannot fail.
     let _ = writeln!(
         w,
-        "# Generated from the [slo] section of the DocAIche example server\n\
-         # (examples/server/slo.rs); do not edit by hand. Regenerate with\n\
-         # DOCAICHE_UPDATE_ALERTS=1 cargo test --example server slo\n\
+        "# Generated from the [slo] section of the DocAIche server\n\
+         # (docaiche-server/src/slo.rs); do not edit by hand. Regenerate with\n\
+         # DOCAICHE_UPDATE_ALERTS=1 cargo test -p docaiche-server slo\n\
          #\n\
          # Objectives: {avail} of requests without a 5xx answer; {lat} of requests\n\
          # answered within {ms} ms; over {days} days.\n\
@@ -237,37 +236,15 @@ pub(crate) fn alert_rules(slo: &SloSection) -> String {
     out
 }
 
-/// `server alert-rules [--config PATH]`: print the rules for the `[slo]`
-/// of the configuration (file, then `DOCAICHE_*`), exit 2 when it is invalid.
-pub(crate) fn alert_rules_command(args: impl Iterator<Item = std::ffi::OsString>) -> ExitCode {
-    let mut path = None;
-    let mut args = args.map(|a| a.to_string_lossy().into_owned());
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "-c" | "--config" => path = args.next().map(std::path::PathBuf::from),
-            other => match other.strip_prefix("--config=") {
-                Some(p) => path = Some(p.into()),
-                None => {
-                    eprintln!("server alert-rules: unexpected argument `{other}`");
-                    return ExitCode::from(2);
-                }
-            },
-        }
-    }
-    let env = |name: &str| std::env::var(name).ok();
-    let config = match crate::config::Config::load(path.as_deref(), &env) {
-        Ok(config) => config,
-        Err(problems) => {
-            eprintln!("server alert-rules: {problems}");
-            return ExitCode::from(2);
-        }
-    };
+/// `docaiche-server alert-rules`: print the rules for the `[slo]` section
+/// of `config` on stdout; a refused `[slo]` exits with status 2.
+pub(crate) fn alert_rules_command(config: &crate::config::Config) -> u8 {
     if let Err(e) = config.slo.validate() {
-        eprintln!("server alert-rules: {e}");
-        return ExitCode::from(2);
+        eprintln!("docaiche-server alert-rules: {e}");
+        return 2;
     }
     print!("{}", alert_rules(&config.slo));
-    ExitCode::SUCCESS
+    0
 }
 
 /// `1 - objective`, written without floating-point noise (0.999 → 0.001).
@@ -315,7 +292,7 @@ mod tests {
     use super::*;
 
     /// The committed rule file, relative to the package root.
-    const ALERTS: &str = "deploy/prometheus/alerts.yml";
+    const ALERTS: &str = "../deploy/prometheus/alerts.yml";
 
     #[test]
     fn budgets_are_exact_decimals() {
@@ -388,7 +365,7 @@ mod tests {
         let committed = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             committed == generated,
-            "{ALERTS} is stale: run DOCAICHE_UPDATE_ALERTS=1 cargo test --example server slo"
+            "{ALERTS} is stale: run DOCAICHE_UPDATE_ALERTS=1 cargo test -p docaiche-server slo"
         );
     }
 }

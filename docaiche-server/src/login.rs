@@ -423,35 +423,6 @@ pub(crate) struct BootstrapAdminArgs {
     pub(crate) email: String,
 }
 
-/// Parse the arguments after `bootstrap-admin`.
-pub(crate) fn parse_bootstrap_admin(
-    args: impl Iterator<Item = std::ffi::OsString>,
-) -> Result<crate::Args, String> {
-    let mut parsed = crate::Args::default();
-    let (mut tenant, mut email) = (None, None);
-    let mut args = args.map(|a| a.to_string_lossy().into_owned());
-    while let Some(arg) = args.next() {
-        let mut value = |flag: &str| args.next().ok_or_else(|| format!("{flag} needs a value"));
-        match arg.as_str() {
-            "-h" | "--help" => parsed.help = true,
-            "-c" | "--config" => parsed.config = Some(value("--config")?.into()),
-            "--tenant" => tenant = Some(value("--tenant")?),
-            "--email" => email = Some(value("--email")?),
-            other => match other.strip_prefix("--config=") {
-                Some(path) => parsed.config = Some(path.into()),
-                None => return Err(format!("unexpected argument `{other}`")),
-            },
-        }
-    }
-    if !parsed.help {
-        parsed.bootstrap_admin = Some(BootstrapAdminArgs {
-            tenant: tenant.ok_or("bootstrap-admin needs --tenant")?,
-            email: email.ok_or("bootstrap-admin needs --email")?,
-        });
-    }
-    Ok(parsed)
-}
-
 /// Read the password from `input`: everything up to 4 KiB, without the
 /// final line break.
 fn read_password(mut input: impl Read) -> Result<SecretString, Error> {

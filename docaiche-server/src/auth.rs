@@ -561,7 +561,8 @@ mod tests {
 
         let sink = Sink::default();
         let writer = sink.clone();
-        let dispatch = crate::log_dispatch(&config, move || writer.clone(), None).expect("log");
+        let dispatch =
+            crate::cli::log_dispatch(&config, move || writer.clone(), None).expect("log");
         let guard = crate::test_support::capture_with(&dispatch);
         let state = crate::app::AppState::from_config(&config, &|_| None).await;
         drop(guard);
