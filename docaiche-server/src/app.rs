@@ -471,7 +471,7 @@ pub(crate) fn route_groups() -> Vec<RouteGroup> {
     // Document processing (upload, extraction, jobs): its own, stricter
     // policy.
     let documents = crate::documents::routes(RouteGroup::protected("documents"));
-    let default = crate::compliance::routes(crate::privacy::routes(crate::audit::routes(
+    let default = crate::routes::admin::routes(crate::privacy::routes(crate::audit::routes(
         crate::events::routes(crate::api::routes(
             RouteGroup::protected("default").with_not_found_fallback(),
         )),

@@ -129,6 +129,7 @@ mod rejection;
 #[allow(dead_code)]
 #[path = "../../tests/backends/report.rs"]
 mod report;
+mod routes;
 mod shutdown;
 mod slo;
 mod storage;

@@ -615,14 +615,14 @@ pub(crate) fn route_doc(method: &Method, path: &str) -> Option<RouteDoc> {
                 "A hold on a tenant's data (one subject and/or one kind, or all of                  it) suspends the retention purge and erasure of what it covers.                  Audited (`legal_hold.place`) before it takes effect; refused (503)                  when the trail cannot record it and `[audit]` is fail-closed.",
             ),
             body: Body::Json {
-                schema: schema_ref::<crate::compliance::PlaceHold>,
+                schema: schema_ref::<crate::routes::admin::PlaceHold>,
                 required: true,
             },
             status: 201,
             ..RouteDoc::ok(
                 "Place a legal hold (cross-tenant administrators with `admin:access`)",
                 "the hold",
-                Json(schema_ref::<crate::compliance::LegalHoldDoc>),
+                Json(schema_ref::<crate::routes::admin::LegalHoldDoc>),
             )
         },
         ("GET", "/v1/admin/legal-holds") => RouteDoc {
@@ -650,7 +650,7 @@ pub(crate) fn route_doc(method: &Method, path: &str) -> Option<RouteDoc> {
             ..RouteDoc::ok(
                 "A tenant's legal holds, active and released, a page at a time",
                 "a page of holds, oldest first",
-                Json(schema_ref::<crate::compliance::LegalHoldList>),
+                Json(schema_ref::<crate::routes::admin::LegalHoldList>),
             )
         },
         ("DELETE", "/v1/admin/legal-holds/{id}") => RouteDoc {
@@ -696,7 +696,7 @@ pub(crate) fn route_doc(method: &Method, path: &str) -> Option<RouteDoc> {
                 "A tenant's compliance report (cross-tenant administrators with `audit:read`)",
                 "the report",
                 Payload::JsonOr(
-                    schema_ref::<crate::compliance::ComplianceReportDoc>,
+                    schema_ref::<crate::routes::admin::ComplianceReportDoc>,
                     "text/html; charset=utf-8",
                 ),
             )
@@ -1206,10 +1206,10 @@ fn components() -> utoipa::openapi::Components {
         crate::privacy::ErasureReportDoc,
         crate::privacy::PrivacyRequestDoc,
         crate::privacy::PrivacyRequestList,
-        crate::compliance::PlaceHold,
-        crate::compliance::LegalHoldDoc,
-        crate::compliance::LegalHoldList,
-        crate::compliance::ComplianceReportDoc,
+        crate::routes::admin::PlaceHold,
+        crate::routes::admin::LegalHoldDoc,
+        crate::routes::admin::LegalHoldList,
+        crate::routes::admin::ComplianceReportDoc,
         crate::documents::BatchRequest,
         crate::documents::BatchItem,
         DocumentDoc,
@@ -1336,7 +1336,7 @@ impl ToSchema for crate::privacy::SubjectRequest {
     }
 }
 
-/// The schema of `crate::compliance::PlaceHold`.
+/// The schema of `crate::routes::admin::PlaceHold`.
 fn place_hold_schema() -> serde_json::Value {
     {
         use grammar::{NOT_CONTROL, VISIBLE};
@@ -1357,14 +1357,14 @@ fn place_hold_schema() -> serde_json::Value {
                 },
                 "kind": {
                     "type": ["string", "null"],
-                    "enum": crate::compliance::KINDS.iter().map(|k| serde_json::json!(k))
+                    "enum": crate::config::retention::KINDS.iter().map(|k| serde_json::json!(k))
                         .chain([serde_json::Value::Null]).collect::<Vec<_>>(),
                     "description": "Hold only this resource kind (default: every kind).",
                 },
                 "reason": {
                     "type": "string",
                     "minLength": 1,
-                    "maxLength": crate::compliance::MAX_REASON,
+                    "maxLength": crate::routes::admin::MAX_REASON,
                     "pattern": format!("^{NOT_CONTROL}*{VISIBLE}{NOT_CONTROL}*$"),
                     "description": "Why: a case or matter reference, without control \
                                     characters and not only white space.",
@@ -1374,13 +1374,13 @@ fn place_hold_schema() -> serde_json::Value {
     }
 }
 
-impl utoipa::PartialSchema for crate::compliance::PlaceHold {
+impl utoipa::PartialSchema for crate::routes::admin::PlaceHold {
     fn schema() -> RefOr<Schema> {
         written_as_json()
     }
 }
 
-impl ToSchema for crate::compliance::PlaceHold {
+impl ToSchema for crate::routes::admin::PlaceHold {
     fn name() -> Cow<'static, str> {
         Cow::Borrowed("PlaceHold")
     }

@@ -171,7 +171,7 @@ pub(crate) struct Config {
     pub(crate) audit: crate::audit::AuditSection,
     /// `[retention]`: retention periods, the scheduled purge (see
     /// `compliance.rs`).
-    pub(crate) retention: crate::compliance::RetentionSection,
+    pub(crate) retention: RetentionSection,
     /// Dotted names of raw TOML keys that look secret-bearing and hold a
     /// literal value. Filled by [`Config::from_toml_str`].
     #[serde(skip)]
@@ -246,6 +246,7 @@ mod keys;
 mod load;
 mod log;
 mod rate_limit;
+pub(crate) mod retention;
 mod revocation;
 mod secrets;
 mod server;
@@ -267,6 +268,7 @@ pub(crate) use self::rate_limit::NO_REDIS_SUPPORT;
 pub(crate) use self::rate_limit::{
     OnRedisFailure, RateLimitBackend, RateLimitSection, RedisUrlSource,
 };
+pub(crate) use self::retention::RetentionSection;
 pub(crate) use self::revocation::{AnnounceBackend, RevocationBackend, RevocationSection};
 pub(crate) use self::secrets::{SecretRef, SecretSource, SecretsSection};
 pub(crate) use self::server::ServerConfig;

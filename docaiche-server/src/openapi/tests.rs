@@ -601,7 +601,7 @@ fn the_grammar_patterns_state_exactly_what_the_server_checks() {
         let documented =
             pattern_matches(pattern, text) && (1..=max).contains(&(text.chars().count() as u64));
         let body = serde_json::json!({ "tenant": "acme", "reason": text });
-        let hold: crate::compliance::PlaceHold =
+        let hold: crate::routes::admin::PlaceHold =
             serde_json::from_value(body).expect("a well-typed body");
         let accepted = crate::json::Validate::validate(&hold).is_empty();
         assert_eq!(documented, accepted, "reason {text:?}");

@@ -1,0 +1,5 @@
+//! The HTTP handlers, one module per API area. Each module adds its routes
+//! to a [`crate::app::RouteGroup`] with the permissions they require; the
+//! router, its layers and the groups live in `crate::app`.
+
+pub(crate) mod admin;
