@@ -1,13 +1,15 @@
 use std::collections::BTreeSet;
 
 use axum::http::Request;
+use docaiche_core::problem::PROBLEM_JSON;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::*;
-use crate::app::router;
 use crate::app::tests::{get_request, json, local_state, send};
+use crate::app::{Access, router};
 use crate::config::Config;
+use crate::openapi::operation::{operation_id, path_params, tag};
 use crate::test_support::TestDir;
 
 /// The document as JSON.

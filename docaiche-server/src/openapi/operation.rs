@@ -1,0 +1,374 @@
+//! From a route of the table to its OpenAPI operation: request body,
+//! success answer, the errors its layers and guards can give, parameters,
+//! operation id and tag; and the shared components.
+
+use std::borrow::Cow;
+
+use axum::http::Method;
+use docaiche_core::Permission;
+use docaiche_core::problem::PROBLEM_JSON;
+use utoipa::ToSchema;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::{Operation, OperationBuilder, ParameterBuilder, ParameterIn};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::{ComponentsBuilder, ObjectBuilder, Type};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
+use utoipa::openapi::{ContentBuilder, RefOr, Required, ResponseBuilder, Schema};
+
+use crate::app::{Access, RouteGroup, RouteSpec};
+use crate::openapi::{
+    API_KEY, AcceptedDocument, BEARER, BatchResponse, BatchResult, Body, CreatedKey, DocumentDoc,
+    DocumentTextDoc, EmptyObject, ExtractionDoc, FieldErrorDoc, Health, JobDoc, Jwks, KeyDoc,
+    KeyPage, Param, Payload, PermissionName, ProblemDoc, RefreshRequest, RevokeRequest, RouteDoc,
+    TokenRequest, TokenResponse, WEBSOCKET_UPGRADE, Whoami, grammar, route_doc, schema_ref,
+};
+
+/// The operation of `route` in `group`.
+pub(super) fn operation(group: &RouteGroup, route: &RouteSpec) -> Operation {
+    let doc = route_doc(&route.method, route.path);
+    let mut builder = OperationBuilder::new()
+        .operation_id(Some(operation_id(&route.method, route.path)))
+        .tag(tag(route.path));
+    for name in path_params(route.path) {
+        // A tenant is checked (400); an id that does not parse is as
+        // missing as any other (404).
+        let schema = match name {
+            "tenant" => Param::Pattern(grammar::NAME_ID).schema(),
+            _ => ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1)),
+        };
+        builder = builder.parameter(
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .schema(Some(schema)),
+        );
+    }
+    if group.access == Access::Protected {
+        builder = builder
+            .security(SecurityRequirement::new::<_, [&str; 0], &str>(BEARER, []))
+            .security(SecurityRequirement::new::<_, [&str; 0], &str>(API_KEY, []));
+    }
+    if let Some(doc) = &doc {
+        builder = builder
+            .summary(Some(doc.summary))
+            .description(doc.description);
+        for (name, kind, description) in doc.query {
+            builder = builder.parameter(
+                ParameterBuilder::new()
+                    .name(*name)
+                    .parameter_in(ParameterIn::Query)
+                    .required(if kind.required() {
+                        Required::True
+                    } else {
+                        Required::False
+                    })
+                    .description(Some(*description))
+                    .schema(Some(kind.schema())),
+            );
+        }
+        if doc.status == 101 {
+            for (name, pattern) in WEBSOCKET_UPGRADE {
+                builder = builder.parameter(
+                    ParameterBuilder::new()
+                        .name(*name)
+                        .parameter_in(ParameterIn::Header)
+                        .required(Required::True)
+                        .schema(Some(
+                            ObjectBuilder::new()
+                                .schema_type(Type::String)
+                                .pattern(Some(*pattern)),
+                        )),
+                );
+            }
+        }
+        builder = builder.request_body(request_body(doc.body));
+        builder = builder.response(doc.status.to_string(), success(doc));
+    }
+    for (status, description) in errors(group, route, doc.as_ref()) {
+        let mut response = ResponseBuilder::new().description(description).content(
+            PROBLEM_JSON,
+            ContentBuilder::new()
+                .schema(Some(schema_ref::<ProblemDoc>()))
+                .build(),
+        );
+        if matches!(status, 429 | 503) {
+            response = response.header(
+                "Retry-After",
+                HeaderBuilder::new()
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::Integer)))
+                    .description(Some("seconds until a retry may succeed"))
+                    .build(),
+            );
+        }
+        builder = builder.response(status.to_string(), response.build());
+    }
+    builder.build()
+}
+
+/// The request body of `body`.
+pub(super) fn request_body(body: Body) -> Option<utoipa::openapi::request_body::RequestBody> {
+    let (media, schema, required) = match body {
+        Body::None => return None,
+        Body::Json { schema, required } => ("application/json", Some(schema()), required),
+        Body::Raw(media) => (
+            media,
+            Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .content_media_type(media)
+                    .into(),
+            ),
+            true,
+        ),
+    };
+    Some(
+        RequestBodyBuilder::new()
+            .required(Some(if required {
+                Required::True
+            } else {
+                Required::False
+            }))
+            .content(media, ContentBuilder::new().schema(schema).build())
+            .build(),
+    )
+}
+
+/// The success response of `doc`.
+pub(super) fn success(doc: &RouteDoc) -> utoipa::openapi::Response {
+    let response = ResponseBuilder::new().description(doc.answer);
+    match doc.payload {
+        Payload::Empty => response,
+        Payload::Json(schema) => response.content(
+            "application/json",
+            ContentBuilder::new().schema(Some(schema())).build(),
+        ),
+        Payload::Media(media, schema) => response.content(
+            media,
+            ContentBuilder::new().schema(schema.map(|s| s())).build(),
+        ),
+        Payload::JsonOr(schema, media) => response
+            .content(
+                "application/json",
+                ContentBuilder::new().schema(Some(schema())).build(),
+            )
+            .content(
+                media,
+                ContentBuilder::new()
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                    .build(),
+            ),
+    }
+    .build()
+}
+
+/// Every error status of `route` with its description: derived from the
+/// route's facts, then the route's own (which win on a shared status).
+pub(crate) fn errors(
+    group: &RouteGroup,
+    route: &RouteSpec,
+    doc: Option<&RouteDoc>,
+) -> Vec<(u16, String)> {
+    let mut out: Vec<(u16, String)> = derived_errors(group, route, doc.map(|d| d.body))
+        .into_iter()
+        .collect();
+    for (status, description) in doc.map_or(&[][..], |d| d.errors) {
+        match out.iter_mut().find(|(s, _)| s == status) {
+            Some((_, text)) => *text = format!("{text}; {description}"),
+            None => out.push((*status, (*description).to_owned())),
+        }
+    }
+    out.sort_by_key(|(status, _)| *status);
+    out
+}
+
+/// The error statuses the route's facts imply.
+pub(super) fn derived_errors(
+    group: &RouteGroup,
+    route: &RouteSpec,
+    body: Option<Body>,
+) -> Vec<(u16, String)> {
+    let mut out = Vec::new();
+    let json = matches!(body, Some(Body::Json { .. }));
+    if json {
+        out.push((
+            400,
+            "the body is malformed or fails validation; `errors` points at each field".to_owned(),
+        ));
+    }
+    if group.access == Access::Protected {
+        out.push((
+            401,
+            "missing or invalid credentials (`WWW-Authenticate: Bearer`)".to_owned(),
+        ));
+    }
+    if !route.required.is_empty() {
+        out.push((
+            403,
+            format!("the principal lacks {}", permissions(&route.required)),
+        ));
+    }
+    if route.path.contains('{') {
+        if !json {
+            out.push((400, String::new()));
+        }
+        let at = out.iter().position(|(s, _)| *s == 400).unwrap_or(0);
+        let text = "a path segment that is not UTF-8 once percent-decoded";
+        out[at].1 = if out[at].1.is_empty() {
+            text.to_owned()
+        } else {
+            format!("{}; {text}", out[at].1)
+        };
+        out.push((
+            404,
+            "not found (another tenant's resource is answered the same)".to_owned(),
+        ));
+    }
+    if matches!(body, Some(Body::Json { .. } | Body::Raw(_))) {
+        out.push((413, "the body is over the size limit".to_owned()));
+    }
+    match body {
+        Some(Body::Json { .. }) => out.push((415, "the body is not `application/json`".to_owned())),
+        Some(Body::Raw(media)) => out.push((415, format!("the body is not `{media}`"))),
+        _ => {}
+    }
+    out.push((
+        429,
+        "rate limited (or locked out after failed logins); see `Retry-After` and `RateLimit`"
+            .to_owned(),
+    ));
+    out.push((
+        500,
+        "internal error; the problem carries a `correlation_id`".to_owned(),
+    ));
+    out.push((
+        503,
+        "a dependency is temporarily unavailable; retry later".to_owned(),
+    ));
+    out.push((504, "the request timed out".to_owned()));
+    out
+}
+
+/// `required` in words: "`a`", "every one of `a`, `b`".
+pub(super) fn permissions(required: &[Permission]) -> String {
+    let names: Vec<String> = required.iter().map(|p| format!("`{p}`")).collect();
+    if names.len() == 1 {
+        format!("the permission {}", names.join(""))
+    } else {
+        format!(
+            "one of the permissions {} (all are required)",
+            names.join(", ")
+        )
+    }
+}
+
+/// The names of the `{param}` segments of `path`.
+pub(super) fn path_params(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/')
+        .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+}
+
+/// A stable operation id: `get_v1_keys_id`.
+pub(super) fn operation_id(method: &Method, path: &str) -> String {
+    let mut id = method.as_str().to_ascii_lowercase();
+    for word in path.split(|c: char| !c.is_ascii_alphanumeric()) {
+        if !word.is_empty() {
+            id.push('_');
+            id.push_str(word);
+        }
+    }
+    id
+}
+
+/// The tag of `path`: its first segment after `/v1`.
+pub(super) fn tag(path: &str) -> String {
+    let mut segments = path.split('/').filter(|s| !s.is_empty());
+    let first = segments.next().unwrap_or_default();
+    let name = if first == "v1" {
+        segments.next().unwrap_or_default()
+    } else {
+        first
+    };
+    name.trim_start_matches('.')
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The components: every schema and the two security schemes.
+pub(super) fn components() -> utoipa::openapi::Components {
+    let mut schemas: Vec<(String, RefOr<Schema>)> = Vec::new();
+    let mut add = |name: Cow<'static, str>, schema: RefOr<Schema>| {
+        schemas.push((name.into_owned(), schema));
+    };
+    macro_rules! components {
+        ($($t:ty),* $(,)?) => {
+            $(
+                add(<$t as ToSchema>::name(), <$t as utoipa::PartialSchema>::schema());
+            )*
+        };
+    }
+    components!(
+        PermissionName,
+        ProblemDoc,
+        FieldErrorDoc,
+        Health,
+        Jwks,
+        TokenRequest,
+        RefreshRequest,
+        RevokeRequest,
+        TokenResponse,
+        EmptyObject,
+        Whoami,
+        crate::api::CreateKey,
+        crate::api::RotateKey,
+        KeyDoc,
+        CreatedKey,
+        KeyPage,
+        crate::audit::AuditPage,
+        crate::audit::AuditItem,
+        crate::privacy::SubjectRequest,
+        crate::privacy::SubjectExport,
+        crate::privacy::Erasure,
+        crate::privacy::ErasureReportDoc,
+        crate::privacy::PrivacyRequestDoc,
+        crate::privacy::PrivacyRequestList,
+        crate::routes::admin::PlaceHold,
+        crate::routes::admin::LegalHoldDoc,
+        crate::routes::admin::LegalHoldList,
+        crate::routes::admin::ComplianceReportDoc,
+        crate::documents::BatchRequest,
+        crate::documents::BatchItem,
+        DocumentDoc,
+        ExtractionDoc,
+        JobDoc,
+        AcceptedDocument,
+        BatchResult,
+        BatchResponse,
+        DocumentTextDoc,
+    );
+    ComponentsBuilder::new()
+        .schemas_from_iter(schemas)
+        .security_scheme(
+            BEARER,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        )
+        .security_scheme(
+            API_KEY,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "x-api-key",
+                "an API key (also accepted as `Authorization: ApiKey <key>`)",
+            ))),
+        )
+        .build()
+}

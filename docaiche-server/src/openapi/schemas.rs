@@ -1,0 +1,546 @@
+//! The schemas of the document: hand-written ones where a type checks more
+//! than its derive can say, and the `*Doc` types describing JSON answers
+//! built by hand in the handlers.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::{RefOr, Schema};
+
+use crate::openapi::grammar;
+
+/// A permission name a client may ask for (the `scopes` of `POST /v1/keys`):
+/// a name of the server's `PermissionCatalog`, as `Validate` checks it.
+#[derive(Debug)]
+pub(crate) struct PermissionName;
+
+impl utoipa::PartialSchema for PermissionName {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "a permission of the catalogue (`resource:action`), a wildcard \
+                 over one of its resources (`documents:*`), or `*:*`",
+            ))
+            .max_length(Some(docaiche_core::MAX_PERMISSION_LEN))
+            .enum_values(Some(
+                docaiche_core::PermissionCatalog::builtin().grant_names(),
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for PermissionName {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Permission")
+    }
+}
+
+/// A component whose schema is written as JSON ([`json_schemas`]): a
+/// placeholder for utoipa, replaced when the document is built.
+pub(super) fn written_as_json() -> RefOr<Schema> {
+    ObjectBuilder::new().schema_type(Type::Object).into()
+}
+
+/// The schema of `crate::privacy::SubjectRequest`.
+pub(super) fn subject_request_schema() -> serde_json::Value {
+    {
+        let id = |description: &str| {
+            serde_json::json!({
+                "type": ["string", "null"],
+                "pattern": grammar::NAME_ID,
+                "description": description,
+            })
+        };
+        // utoipa's object schema has no `oneOf`: the rule is the second
+        // member of an `allOf`.
+        let object = serde_json::json!({
+            "type": "object",
+            "description": "Names the data subject by exactly one of `subject` and `email`.",
+            "additionalProperties": false,
+            "properties": {
+                "subject": id("The data subject's principal id."),
+                "email": {
+                    "type": ["string", "null"],
+                    "pattern": grammar::EMAIL,
+                    "minLength": 3,
+                    "maxLength": docaiche_core::account::MAX_EMAIL_LEN,
+                    "description": "The e-mail of the subject's password account \
+                                    (printable ASCII).",
+                },
+                "tenant": id("The tenant; default: the caller's (another needs `tenants:cross`)."),
+                "regulation": {
+                    "type": ["string", "null"],
+                    "enum": ["gdpr", "ccpa", null],
+                    "description": "The law whose deadline applies: `gdpr` (30 days, the \
+                                    default) or `ccpa` (45 days).",
+                },
+            },
+        });
+        serde_json::json!({ "allOf": [object, {
+            "oneOf": [
+                {
+                    "required": ["subject"],
+                    "properties": { "subject": { "type": "string" }, "email": { "type": "null" } },
+                },
+                {
+                    "required": ["email"],
+                    "properties": { "email": { "type": "string" }, "subject": { "type": "null" } },
+                },
+            ],
+        }]})
+    }
+}
+
+impl utoipa::PartialSchema for crate::privacy::SubjectRequest {
+    fn schema() -> RefOr<Schema> {
+        written_as_json()
+    }
+}
+
+impl ToSchema for crate::privacy::SubjectRequest {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("SubjectRequest")
+    }
+}
+
+/// The schema of `crate::routes::admin::PlaceHold`.
+pub(super) fn place_hold_schema() -> serde_json::Value {
+    {
+        use grammar::{NOT_CONTROL, VISIBLE};
+        serde_json::json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["tenant", "reason"],
+            "properties": {
+                "tenant": {
+                    "type": "string",
+                    "pattern": grammar::NAME_ID,
+                    "description": "The tenant whose data is held.",
+                },
+                "subject": {
+                    "type": ["string", "null"],
+                    "pattern": grammar::NAME_ID,
+                    "description": "Hold only this data subject's data (default: every subject).",
+                },
+                "kind": {
+                    "type": ["string", "null"],
+                    "enum": crate::config::retention::KINDS.iter().map(|k| serde_json::json!(k))
+                        .chain([serde_json::Value::Null]).collect::<Vec<_>>(),
+                    "description": "Hold only this resource kind (default: every kind).",
+                },
+                "reason": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": crate::routes::admin::MAX_REASON,
+                    "pattern": format!("^{NOT_CONTROL}*{VISIBLE}{NOT_CONTROL}*$"),
+                    "description": "Why: a case or matter reference, without control \
+                                    characters and not only white space.",
+                },
+            },
+        })
+    }
+}
+
+impl utoipa::PartialSchema for crate::routes::admin::PlaceHold {
+    fn schema() -> RefOr<Schema> {
+        written_as_json()
+    }
+}
+
+impl ToSchema for crate::routes::admin::PlaceHold {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("PlaceHold")
+    }
+}
+
+// The schemas below mirror JSON the handlers build with `serde_json::json!`
+// (the request types the handlers parse carry the derive themselves). The
+// tests parse real answers into them, unknown fields refused.
+
+/// An RFC 9457 problem document (`docaiche_core::problem::Problem`).
+/// Open to further extension members, as RFC 9457 §3.2 has clients ignore
+/// the ones they do not know; the tests check every member the server
+/// sends is listed.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = Problem)]
+#[allow(dead_code)] // Read by the schema derive and the tests.
+pub(crate) struct ProblemDoc {
+    /// `https://docaiche.dev/problems/` and the code.
+    #[serde(rename = "type")]
+    #[schema(rename = "type")]
+    type_uri: String,
+    /// Summary of the problem type.
+    title: String,
+    /// The HTTP status.
+    status: u16,
+    /// Client-safe explanation of this occurrence.
+    detail: Option<String>,
+    /// URI reference of this occurrence.
+    instance: Option<String>,
+    /// The stable machine-readable code (`invalid-input`, `unauthenticated`, …).
+    code: String,
+    /// Server errors: the id under which the cause was logged.
+    correlation_id: Option<String>,
+    /// Field-level validation errors.
+    #[serde(default)]
+    errors: Option<Vec<FieldErrorDoc>>,
+    /// Seconds until a retry may succeed (also `Retry-After`).
+    retry_after: Option<u64>,
+    /// The token endpoints: the OAuth 2.0 error (`invalid_request`, `invalid_grant`).
+    error: Option<String>,
+    /// Refused documents: the extractor's reason code.
+    reason: Option<String>,
+    /// 429: the names of the violated rate limits
+    /// (draft-ietf-httpapi-ratelimit-headers).
+    #[serde(rename = "violated-policies")]
+    #[schema(rename = "violated-policies")]
+    violated_policies: Option<Vec<String>>,
+}
+
+/// One invalid field.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = FieldError)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive and the tests.
+pub(crate) struct FieldErrorDoc {
+    /// JSON pointer (RFC 6901) to the field, e.g. `/email`.
+    pointer: String,
+    /// What is wrong with it.
+    detail: String,
+}
+
+/// A health report (`application/health+json`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive and the tests.
+pub(crate) struct Health {
+    /// `pass`, `warn` or `fail`.
+    status: String,
+    /// Each check's results, keyed `name:responseTime` (readiness only).
+    #[schema(value_type = Option<Object>)]
+    checks: Option<serde_json::Value>,
+}
+
+/// A JWK set (RFC 7517).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive and the tests.
+pub(crate) struct Jwks {
+    /// The public keys.
+    #[schema(value_type = Vec<Object>)]
+    keys: Vec<serde_json::Value>,
+}
+
+/// `POST /v1/auth/token`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive.
+pub(crate) struct TokenRequest {
+    /// The account's tenant.
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")]
+    tenant: String,
+    /// The account's email.
+    #[schema(
+        min_length = 3,
+        max_length = 254,
+        pattern = "^[^\\s\\x00-\\x1f\\x7f-\\x9f]+@[^@\\s\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
+    email: String,
+    /// The password.
+    #[schema(min_length = 1)]
+    password: String,
+    /// `password` when given.
+    #[schema(pattern = "^password$", nullable = false)]
+    grant_type: Option<String>,
+}
+
+/// `POST /v1/auth/refresh`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive.
+pub(crate) struct RefreshRequest {
+    /// The refresh token of the last pair.
+    #[schema(min_length = 1)]
+    refresh_token: String,
+    /// Ignored (`refresh_token`).
+    #[schema(nullable = false)]
+    grant_type: Option<String>,
+}
+
+/// `POST /v1/auth/revoke` (RFC 7009).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive.
+pub(crate) struct RevokeRequest {
+    /// The token to revoke.
+    #[schema(min_length = 1)]
+    token: String,
+    /// `access_token` or `refresh_token`.
+    #[schema(nullable = false)]
+    token_type_hint: Option<String>,
+}
+
+/// A token pair (RFC 6749 §5.1).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive and the tests.
+pub(crate) struct TokenResponse {
+    /// The access token (a JWT).
+    access_token: String,
+    /// `Bearer`.
+    token_type: String,
+    /// Seconds until the access token expires.
+    expires_in: i64,
+    /// The refresh token (single use).
+    refresh_token: String,
+    /// Seconds until the refresh token expires.
+    refresh_token_expires_in: i64,
+}
+
+/// An empty JSON object.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EmptyObject {}
+
+/// `GET /v1/whoami`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive and the tests.
+pub(crate) struct Whoami {
+    /// The principal id.
+    principal: String,
+    /// The tenant.
+    tenant: String,
+    /// `api_key`, `jwt`, `oidc` or `other`.
+    auth_method: String,
+    /// The roles.
+    roles: Vec<String>,
+    /// Every permission held (`resource:action`).
+    permissions: Vec<String>,
+}
+
+/// An API key record (never its secret or hash).
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = ApiKey)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive and the tests.
+pub(crate) struct KeyDoc {
+    /// The key id.
+    id: String,
+    /// Its tenant.
+    tenant: String,
+    /// The principal the key acts as.
+    principal: String,
+    /// Human label.
+    name: String,
+    /// The permissions it carries.
+    scopes: Vec<String>,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
+    created_at: String,
+    /// RFC 3339; none for a key that does not expire.
+    #[schema(format = DateTime)]
+    expires_at: Option<String>,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
+    last_used_at: Option<String>,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
+    revoked_at: Option<String>,
+    /// The successor of a rotated key.
+    replaced_by: Option<String>,
+}
+
+/// A created or rotated key: the record and the key itself, shown once.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive and the tests.
+pub(crate) struct CreatedKey {
+    /// The key id.
+    id: String,
+    /// Its tenant.
+    tenant: String,
+    /// The principal the key acts as.
+    principal: String,
+    /// Human label.
+    name: String,
+    /// The permissions it carries.
+    scopes: Vec<String>,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
+    created_at: String,
+    /// RFC 3339; none for a key that does not expire.
+    #[schema(format = DateTime)]
+    expires_at: Option<String>,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
+    last_used_at: Option<String>,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
+    revoked_at: Option<String>,
+    /// The successor of a rotated key.
+    replaced_by: Option<String>,
+    /// The key: send it as `X-API-Key`. Shown this once.
+    key: String,
+}
+
+/// A page of keys.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive and the tests.
+pub(crate) struct KeyPage {
+    /// The keys.
+    items: Vec<KeyDoc>,
+    /// The cursor of the next page (`?after=`); none on the last page.
+    next: Option<String>,
+}
+
+/// A document's metadata.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = Document)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive and the tests.
+pub(crate) struct DocumentDoc {
+    /// The document id.
+    id: String,
+    /// The principal that uploaded it.
+    owner: String,
+    /// The sanitised filename.
+    filename: Option<String>,
+    /// `application/pdf`.
+    content_type: String,
+    /// Size in bytes.
+    size: u64,
+    /// SHA-256 of the content, hex.
+    sha256: String,
+    /// Whether the extracted text is available.
+    has_text: bool,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
+    created_at: Option<String>,
+    /// Where the text is.
+    text_url: String,
+}
+
+/// An inline extraction's summary.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = Extraction)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive.
+pub(crate) struct ExtractionDoc {
+    /// Number of pages.
+    pages: u64,
+    /// Title, author, producer, dates, page count, format version.
+    #[schema(value_type = Object)]
+    info: serde_json::Value,
+    /// Active content found (`java_script`, `launch`, …).
+    risks: Vec<String>,
+}
+
+/// An extraction job.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = Job)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive.
+pub(crate) struct JobDoc {
+    /// The job id.
+    id: String,
+    /// `extract`.
+    kind: String,
+    /// `queued`, `running`, `succeeded`, `dead` or `cancelled`.
+    state: String,
+    /// Percent done.
+    progress: u8,
+    /// Attempts so far.
+    attempts: u32,
+    /// Attempts before the job is dead-lettered.
+    max_attempts: u32,
+    /// Why the last attempt failed.
+    last_error: Option<String>,
+    /// The document id.
+    document: Option<String>,
+    /// The job's result.
+    #[schema(value_type = Option<Object>)]
+    result: Option<serde_json::Value>,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
+    created_at: Option<String>,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
+    updated_at: Option<String>,
+    /// RFC 3339: not run before.
+    #[schema(format = DateTime)]
+    run_after: Option<String>,
+    /// Where to poll it.
+    url: String,
+}
+
+/// An accepted document: its metadata, and the inline extraction or the
+/// background job.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive.
+pub(crate) struct AcceptedDocument {
+    /// The document id.
+    id: String,
+    /// The principal that uploaded it.
+    owner: String,
+    /// The sanitised filename.
+    filename: Option<String>,
+    /// `application/pdf`.
+    content_type: String,
+    /// Size in bytes.
+    size: u64,
+    /// SHA-256 of the content, hex.
+    sha256: String,
+    /// Whether the extracted text is available.
+    has_text: bool,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
+    created_at: Option<String>,
+    /// Where the text is.
+    text_url: String,
+    /// The inline extraction.
+    extraction: Option<ExtractionDoc>,
+    /// The background job.
+    job: Option<JobDoc>,
+}
+
+/// One document's outcome in a batch.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive.
+pub(crate) struct BatchResult {
+    /// The document's position in the request.
+    index: u32,
+    /// 201, or the status its problem would have had alone.
+    status: u16,
+    /// The accepted document (201).
+    document: Option<AcceptedDocument>,
+    /// Why it was refused.
+    problem: Option<ProblemDoc>,
+}
+
+/// `POST /v1/documents/batch`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive.
+pub(crate) struct BatchResponse {
+    /// One per document, in order.
+    results: Vec<BatchResult>,
+}
+
+/// A document's text.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = DocumentText)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive.
+pub(crate) struct DocumentTextDoc {
+    /// The document id.
+    id: String,
+    /// One string per page.
+    pages: Vec<String>,
+}
