@@ -14,7 +14,7 @@
 //! logging a warning for each development default it uses. Configuration
 //! comes from an optional TOML file (`--config PATH` or `DOCAICHE_CONFIG`;
 //! see `server.example.toml`), then `DOCAICHE_*` environment
-//! variables (listed in `config.rs`). In production the server refuses to
+//! variables (listed in `config/mod.rs`). In production the server refuses to
 //! start while a security-relevant development default is in use: it prints
 //! every offending setting with its fix to stderr and exits with status 2.
 //!

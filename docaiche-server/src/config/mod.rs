@@ -170,7 +170,7 @@ pub(crate) struct Config {
     /// `[audit]`: the chained audit trail (sink, buffer, fail-closed).
     pub(crate) audit: crate::audit::AuditSection,
     /// `[retention]`: retention periods, the scheduled purge (see
-    /// `compliance.rs`).
+    /// `compliance/`).
     pub(crate) retention: RetentionSection,
     /// Dotted names of raw TOML keys that look secret-bearing and hold a
     /// literal value. Filled by [`Config::from_toml_str`].
