@@ -269,8 +269,15 @@ pub(crate) use self::rate_limit::{
     OnRedisFailure, RateLimitBackend, RateLimitSection, RedisUrlSource,
 };
 pub(crate) use self::retention::RetentionSection;
-pub(crate) use self::revocation::{AnnounceBackend, RevocationBackend, RevocationSection};
+pub(crate) use self::revocation::RevocationSection;
+#[cfg_attr(not(any(test, feature = "redis")), allow(unused_imports))]
+pub(crate) use self::revocation::{AnnounceBackend, RevocationBackend};
 pub(crate) use self::secrets::{SecretRef, SecretSource, SecretsSection};
 pub(crate) use self::server::ServerConfig;
 pub(crate) use self::storage::StorageConfig;
 pub(crate) use self::store::{StoreBackend, StoreSection};
+#[cfg_attr(
+    all(feature = "postgres", feature = "redis", feature = "vault"),
+    allow(unused_imports)
+)]
+pub(crate) use self::validate::missing_feature;

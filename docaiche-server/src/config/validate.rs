@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 use docaiche_core::Error;
 
+#[cfg(not(feature = "redis"))]
+use crate::config::NO_REDIS_SUPPORT;
 use crate::config::rate_limit::REDIS_URL_LITERAL_REASON;
 use crate::config::{
     Config, ConfigProblems, Environment, Finding, KeySource, KeyWrapperKind, LogFormat,
