@@ -20,7 +20,8 @@ pin_project_lite::pin_project! {
     #[derive(Debug)]
     // Each variant's one field is its body (pin-project-lite takes no
     // documentation on variant fields).
-    #[allow(missing_docs)]
+    // Exhaustive: a body is the inner one or the layer's own, nothing else.
+    #[allow(missing_docs, clippy::exhaustive_enums)]
     #[project = ResponseBodyProj]
     pub enum ResponseBody<B> {
         /// The inner service's answer, passed through.

@@ -229,7 +229,8 @@ pin_project_lite::pin_project! {
     /// compressed.
     // Each variant's one field is its body (pin-project-lite takes no
     // documentation on variant fields).
-    #[allow(missing_docs)]
+    // Exhaustive: a body is the inner one or the layer's own, nothing else.
+    #[allow(missing_docs, clippy::exhaustive_enums)]
     #[project = NegotiatedBodyProj]
     pub enum NegotiatedBody<B: Body> {
         /// Not compressed (no `Accept-Encoding`): the inner body.

@@ -277,9 +277,12 @@ mod tests {
         }
     }
 
+    /// A request's path, and its status once answered.
+    type Seen = (String, Option<StatusCode>);
+
     /// Records what it observed.
     #[derive(Debug, Clone, Default)]
-    struct Recorder(Arc<Mutex<Vec<(String, Option<StatusCode>)>>>);
+    struct Recorder(Arc<Mutex<Vec<Seen>>>);
 
     /// Pushes the path on begin and the status on finish.
     struct Meter(Recorder, usize);

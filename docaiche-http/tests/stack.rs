@@ -55,22 +55,17 @@ async fn app(request: Request<Limited<Full<Bytes>>>) -> Result<Response<Full<Byt
     })
 }
 
-type App = SecureStack<
-    tower::util::ServiceFn<
-        fn(
-            Request<Limited<Full<Bytes>>>,
-        ) -> std::pin::Pin<
-            Box<dyn Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send>,
-        >,
-    >,
->;
+/// What the application's future is, named.
+type AppFuture =
+    std::pin::Pin<Box<dyn Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send>>;
+
+/// The application as a nameable function.
+type Handler = fn(Request<Limited<Full<Bytes>>>) -> AppFuture;
+
+type App = SecureStack<tower::util::ServiceFn<Handler>>;
 
 fn stack(policy: &SecurityPolicy) -> App {
-    let handler: fn(
-        Request<Limited<Full<Bytes>>>,
-    ) -> std::pin::Pin<
-        Box<dyn Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send>,
-    > = |request| Box::pin(app(request));
+    let handler: Handler = |request| Box::pin(app(request));
     ServiceBuilder::new()
         .layer(secure_stack(policy))
         .service(tower::service_fn(handler))
