@@ -1,6 +1,6 @@
 //! Prometheus metrics: `GET /metrics` in the OpenMetrics text format.
 //!
-//! RED metrics per route, recorded by [`track`] (the outermost layer, so
+//! RED metrics per route, recorded by the edge layer (the outermost, so
 //! panics, timeouts and refusals of the auth and rate-limit layers count):
 //!
 //! | family | type | labels |
@@ -608,7 +608,7 @@ impl RouteFigures {
     }
 }
 
-/// One request being answered, from [`Metrics::begin`]: in the in-flight
+/// One request being answered, from `RequestObserver::begin`: in the in-flight
 /// gauge until finished or dropped (a client that went away before the
 /// answer), then counted.
 #[derive(Debug)]
