@@ -1,10 +1,11 @@
 //! The router: routes, then the tower layers every request passes through.
 //!
-//! Outermost first: the edge layer ([`crate::edge`]) meters the request,
+//! Outermost first, `docaiche_http::secure_stack` configured from
+//! [`crate::http`]: the edge layer ([`crate::edge`]) meters the request,
 //! marks its credential headers sensitive, sets (or keeps) its request id
 //! and opens its trace span, and on the way out copies the id to the
-//! response; the HTTP hardening layer ([`crate::http`]) adds the security
-//! headers, enforces HTTPS and compresses; CORS answers, panics become a 500 problem, error responses from
+//! response; the security headers, HTTPS enforcement and compression
+//! follow; CORS answers, panics become a 500 problem, error responses from
 //! the limit and timeout layers, and any other error answer without a
 //! problem body (axum's extractor rejections: see [`crate::rejection`]),
 //! become problems, the body limit and the
@@ -43,14 +44,10 @@ use docaiche_core::{Error, Permission, RateLimiter};
 use docaiche_ratelimit::layer::RateLimitLayer;
 use tower::ServiceBuilder;
 use tower_http::body::Limited;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::timeout::TimeoutLayer;
 
 use crate::auth::{AuthGateLayer, AuthSecrets, AuthServices, AuthStores};
 use crate::backends::{Secrets, Stores};
 use crate::config::{Config, EnvLookup};
-use crate::edge::EdgeLayer;
 use crate::limiter::Limiter;
 use docaiche_store::encryption::EncryptedDocumentStore;
 
@@ -516,26 +513,16 @@ pub(crate) fn router(state: AppState) -> Router {
     // first), applied once to each group. The limit and timeout layers
     // (innermost here) answer with bodies of their own types; the mapping
     // just outside them turns those answers into problems.
+    // Outermost first (see `docaiche_http::secure_stack`): metering,
+    // credential hiding, request id, trace span (every answer counts,
+    // panics and refusals included); security headers, HTTPS enforcement,
+    // compression; CORS; panics as a 500 problem; plain error answers of
+    // the layers inside and of axum as problems; the body limit and the
+    // request timeout.
+    let policy = state.hardening.security_policy(http);
     let outer = ServiceBuilder::new()
-        // Outermost: metering, credential hiding, request id, trace span;
-        // every answer counts, panics and refusals included.
-        .layer(EdgeLayer::new(state.metrics.clone()))
-        .layer(state.hardening.layer())
-        .layer(crate::cors::layer(
-            &http.allowed_origins,
-            state.hardening.cors_credentials,
-        ))
-        .layer(CatchPanicLayer::custom(panic_response))
-        .layer(LayerErrorsAsProblemsLayer {
-            // Cloned per request: a reference count, not the origins.
-            http: Arc::new(http.clone()),
-        })
-        .layer(RequestBodyLimitLayer::new(http.body_limit))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::GATEWAY_TIMEOUT,
-            http.request_timeout,
-        ))
-        // The body limit is the tower-http layer's, from the configuration.
+        .layer(docaiche_http::secure_stack(&policy).with_observer(state.metrics.clone()))
+        // The body limit is the stack's, from the configuration.
         .layer(DefaultBodyLimit::disable());
 
     let mut routes = Router::new();
@@ -621,163 +608,12 @@ async fn method_not_allowed(method: Method) -> Response {
     .into_response()
 }
 
-/// The response to a panicking handler: a 500 problem carrying only a
-/// correlation id; the panic message goes to the log under that id.
-fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    let message = panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "non-string panic payload".to_owned());
-    Error::internal(format!("handler panicked: {message}")).into_response()
-}
-
-/// Wraps a service with [`LayerErrorsAsProblems`].
-#[derive(Debug, Clone)]
-struct LayerErrorsAsProblemsLayer {
-    http: Arc<HttpSettings>,
-}
-
-impl<S> tower::Layer<S> for LayerErrorsAsProblemsLayer {
-    type Service = LayerErrorsAsProblems<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        LayerErrorsAsProblems {
-            inner,
-            http: Arc::clone(&self.http),
-        }
-    }
-}
-
-/// Applies [`problem_for_layer_errors`] to every answer of the inner
-/// service: a plain tower service (no clone of the inner stack and no boxed
-/// future per request, unlike `axum::middleware::map_response`).
-#[derive(Debug, Clone)]
-struct LayerErrorsAsProblems<S> {
-    inner: S,
-    http: Arc<HttpSettings>,
-}
-
-impl<S, ReqBody, ResBody> tower::Service<Request<ReqBody>> for LayerErrorsAsProblems<S>
-where
-    S: tower::Service<Request<ReqBody>, Response = axum::http::Response<ResBody>>,
-    ResBody: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
-    ResBody::Error: Into<axum::BoxError>,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = LayerErrorsFuture<std::pin::Pin<Box<S::Future>>>;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let method = request.method().clone();
-        LayerErrorsFuture {
-            // Boxed: every layer outside holds, and moves, only a pointer
-            // to the rest of the stack's future (hundreds of bytes).
-            inner: Box::pin(self.inner.call(request)),
-            http: Arc::clone(&self.http),
-            method,
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The response future of [`LayerErrorsAsProblems`].
-    struct LayerErrorsFuture<F> {
-        #[pin]
-        inner: F,
-        http: Arc<HttpSettings>,
-        method: Method,
-    }
-}
-
-impl<F, B, E> std::future::Future for LayerErrorsFuture<F>
-where
-    F: std::future::Future<Output = Result<axum::http::Response<B>, E>>,
-    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
-    B::Error: Into<axum::BoxError>,
-{
-    type Output = Result<Response, E>;
-
-    fn poll(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        let this = self.project();
-        let response = std::task::ready!(this.inner.poll(cx))?;
-        let mut response = problem_for_layer_errors(this.http, this.method, response);
-        // The layers outside add up to ten headers (CORS, security
-        // headers, request id): room for them now grows the map once
-        // rather than twice.
-        response.headers_mut().reserve(OUTER_HEADERS);
-        std::task::Poll::Ready(Ok(response))
-    }
-}
-
-/// The most headers the layers outside [`LayerErrorsAsProblems`] add to an
-/// answer: CORS (3), security headers (5), HSTS, the request id.
-const OUTER_HEADERS: usize = 10;
-
 /// The headers of a handler's answer that has `own` headers of its own,
-/// with room for all the stack adds (the rate limit's two, then
-/// [`OUTER_HEADERS`]): no layer on the way out regrows and rehashes it.
+/// with room for all the stack adds (the rate limit's two, then the
+/// secure stack's [`docaiche_http::rejection::OUTER_HEADERS`]): no layer
+/// on the way out regrows and rehashes it.
 pub(crate) fn answer_headers(own: usize) -> axum::http::HeaderMap {
-    axum::http::HeaderMap::with_capacity(own + 2 + OUTER_HEADERS)
-}
-
-/// Turn the plain-text or empty error responses of tower-http's limit and
-/// timeout layers, and of axum's extractors and router, into problems
-/// (the backstop of [`crate::rejection`]).
-fn problem_for_layer_errors<B>(
-    http: &HttpSettings,
-    method: &Method,
-    response: axum::http::Response<B>,
-) -> Response
-where
-    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
-    B::Error: Into<axum::BoxError>,
-{
-    // Only bodiless and plain-text answers are rewritten: that is what
-    // axum's rejections and tower-http's layers write, while a document
-    // of another type (a problem, a 503 health report) is deliberate.
-    let plain = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_none_or(|v| v.as_bytes().starts_with(b"text/plain"));
-    if !plain {
-        return response.into_response();
-    }
-    match response.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => Error::PayloadTooLarge {
-            limit: u64::try_from(http.body_limit).unwrap_or(u64::MAX),
-        }
-        .into_response(),
-        StatusCode::GATEWAY_TIMEOUT => Error::Timeout {
-            operation: "request".into(),
-            after: http.request_timeout,
-        }
-        .into_response(),
-        status => match crate::rejection::problem_for_status(status, method) {
-            // The body is dropped unread: it may echo the input.
-            Some(error) => {
-                let mut problem = error.into_response();
-                // Keep what the layer said about the method or the retry.
-                for name in [header::ALLOW, header::RETRY_AFTER] {
-                    if let Some(value) = response.headers().get(&name) {
-                        problem.headers_mut().insert(name, value.clone());
-                    }
-                }
-                problem
-            }
-            None => response.into_response(),
-        },
-    }
+    axum::http::HeaderMap::with_capacity(own + 2 + docaiche_http::rejection::OUTER_HEADERS)
 }
 
 #[cfg(test)]

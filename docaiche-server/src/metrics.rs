@@ -1,6 +1,6 @@
 //! Prometheus metrics: `GET /metrics` in the OpenMetrics text format.
 //!
-//! RED metrics per route, recorded by [`track`] (the outermost layer, so
+//! RED metrics per route, recorded by the edge layer (the outermost, so
 //! panics, timeouts and refusals of the auth and rate-limit layers count):
 //!
 //! | family | type | labels |
@@ -39,7 +39,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, OnceLock, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::{MatchedPath, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
@@ -556,12 +556,6 @@ fn method_index(method: &Method) -> usize {
     }
 }
 
-/// The method label: the method itself for the usual ones, `_OTHER`
-/// otherwise (OpenTelemetry's convention), so label values stay bounded.
-pub(crate) fn method_label(method: &Method) -> &'static str {
-    METHODS[method_index(method)]
-}
-
 /// Where a request's figures are: a method and a route pattern, and their
 /// index in [`Inner::figures`].
 #[derive(Debug, Clone, Copy)]
@@ -614,35 +608,33 @@ impl RouteFigures {
     }
 }
 
-/// One request being answered, from [`Metrics::begin`]: in the in-flight
-/// gauge until [`finish`](Self::finish)ed or dropped (a client that went
-/// away before the answer), then counted.
+/// One request being answered, from `RequestObserver::begin`: in the in-flight
+/// gauge until finished or dropped (a client that went away before the
+/// answer), then counted.
 #[derive(Debug)]
 pub(crate) struct RequestMeter {
     metrics: Metrics,
     slot: Slot,
-    started: Instant,
 }
 
-impl Metrics {
+/// The RED figures of every request, reported by `docaiche_http`'s edge
+/// layer (the outermost, so panics, timeouts and refusals count).
+impl docaiche_http::edge::RequestObserver for Metrics {
+    type Meter = RequestMeter;
+
     /// Start metering `request`: its method and route pattern are read now
-    /// (the router has matched it), its latency runs from now.
-    pub(crate) fn begin<B>(&self, request: &axum::http::Request<B>) -> RequestMeter {
+    /// (the router has matched it).
+    fn begin<B>(&self, request: &axum::http::Request<B>) -> RequestMeter {
         self.inner.in_flight.inc();
         RequestMeter {
             metrics: self.clone(),
             slot: self.slot(request.method(), request.extensions().get::<MatchedPath>()),
-            started: Instant::now(),
         }
     }
-}
 
-impl RequestMeter {
-    /// Count the answer; returns the request's latency.
-    pub(crate) fn finish(self, status: StatusCode) -> Duration {
-        let took = self.started.elapsed();
-        self.metrics.record(self.slot, status.as_u16(), took);
-        took
+    /// Count the answer.
+    fn finish(meter: RequestMeter, status: StatusCode, latency: Duration) {
+        meter.metrics.record(meter.slot, status.as_u16(), latency);
     }
 }
 

@@ -1,7 +1,8 @@
 //! OpenTelemetry tracing: the request span, child spans around every call
 //! to a backend, W3C trace-context propagation and the OTLP exporter.
 //!
-//! Every request gets a server span (`tracing` span `request`, exported as
+//! Every request gets a server span from `docaiche_http`'s edge layer
+//! ([`docaiche_http::trace::request_span`]; `tracing` span `request`, exported as
 //! `GET /v1/keys/{id}` with kind `server`) carrying the HTTP semantic
 //! conventions: `http.request.method`, `http.route` (the matched pattern,
 //! never the raw URI), `url.path`, `url.scheme`, `network.protocol.version`,
@@ -28,8 +29,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use axum::extract::MatchedPath;
-use axum::http::{HeaderMap, HeaderValue, Request, StatusCode};
+// The tests below build requests.
+#[cfg(test)]
+use axum::http::{Request, StatusCode};
 use docaiche_core::api_key::{ApiKeyLookup, ApiKeyRecord, ApiKeyUsage};
 use docaiche_core::document::{Document, DocumentMeta, DocumentText, NewDocument};
 use docaiche_core::extract::{ExtractInput, ExtractOptions, Extraction};
@@ -40,15 +42,12 @@ use docaiche_core::{
     ApiKeyId, ApiKeyStore, DocumentId, DocumentStore, Error, Extractor, KeyWrapper, PrincipalId,
     SecretBytes, TenantId, TokenRevocationStore,
 };
-use opentelemetry::propagation::{Extractor as TextExtractor, TextMapPropagator as _};
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use serde::Deserialize;
 use time::OffsetDateTime;
 use tracing::field::Empty;
 use tracing::{Instrument as _, Span};
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::backends::Stores;
 use crate::config::Config;
@@ -146,140 +145,6 @@ where
     S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
 {
     tracing_opentelemetry::layer().with_tracer(provider.tracer("docaiche-server"))
-}
-
-/// Reads W3C trace-context headers from a request.
-struct Headers<'a>(&'a HeaderMap);
-
-impl TextExtractor for Headers<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(axum::http::HeaderName::as_str).collect()
-    }
-}
-
-/// The span of one request (opened by [`crate::edge`]): the HTTP
-/// semantic-convention attributes, the request id, and the caller's trace
-/// from `traceparent` as parent.
-pub(crate) fn request_span<B>(request: &Request<B>) -> Span {
-    // Nothing below is read when the log filter disables the span (a
-    // server logging at WARN): the fields are computed inside the macro,
-    // which evaluates them only for an enabled span.
-    let headers = request.headers();
-    let method = crate::metrics::method_label(request.method());
-    let route = || {
-        request
-            .extensions()
-            .get::<MatchedPath>()
-            .map(MatchedPath::as_str)
-    };
-    let span = tracing::info_span!(
-        "request",
-        method = %request.method(),
-        path = %request.uri().path(),
-        request_id = headers
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("-"),
-        otel.name = route().map_or_else(|| method.to_owned(), |r| format!("{method} {r}")),
-        otel.kind = "server",
-        otel.status_code = Empty,
-        http.request.method = method,
-        http.route = route(),
-        http.response.status_code = Empty,
-        url.path = %request.uri().path(),
-        url.scheme = request.uri().scheme_str().unwrap_or("http"),
-        network.protocol.version = protocol_version(request.version()),
-        user_agent.original = headers
-            .get(axum::http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok()),
-        error.r#type = Empty,
-    );
-    // A span the subscriber disabled (the log filter is global, so the
-    // OpenTelemetry layer never sees it) has no parent to join.
-    if !span.is_disabled() {
-        let parent = TraceContextPropagator::new().extract(&Headers(headers));
-        // Fails only when no OpenTelemetry layer is installed (nothing to join).
-        let _ = span.set_parent(parent);
-    }
-    span
-}
-
-/// Random bytes for request ids, refilled from the OS when used up.
-struct RandomPool {
-    bytes: [u8; 4096],
-    next: usize,
-}
-
-thread_local! {
-    static RANDOM_POOL: std::cell::RefCell<RandomPool> = const {
-        std::cell::RefCell::new(RandomPool { bytes: [0; 4096], next: 4096 })
-    };
-}
-
-/// 16 random bytes from this thread's pool; `None` if the OS cannot
-/// provide randomness.
-fn random_16() -> Option<[u8; 16]> {
-    RANDOM_POOL.with_borrow_mut(|pool| {
-        if pool.next + 16 > pool.bytes.len() {
-            rustls::crypto::ring::default_provider()
-                .secure_random
-                .fill(&mut pool.bytes)
-                .ok()?;
-            pool.next = 0;
-        }
-        let mut out = [0; 16];
-        out.copy_from_slice(&pool.bytes[pool.next..pool.next + 16]);
-        // Handed out once: forget them.
-        pool.bytes[pool.next..pool.next + 16].fill(0);
-        pool.next += 16;
-        Some(out)
-    })
-}
-
-/// A new request id: a random UUID (v4), as tower-http's `MakeRequestUuid`
-/// makes them, from the operating system's randomness fetched 4 KiB at a
-/// time per thread instead of with one `getrandom` call per request.
-pub(crate) fn new_request_id() -> HeaderValue {
-    let uuid = random_16().map_or_else(uuid::Uuid::new_v4, |bytes| {
-        uuid::Builder::from_random_bytes(bytes).into_uuid()
-    });
-    let mut text = uuid::Uuid::encode_buffer();
-    let text = uuid.hyphenated().encode_lower(&mut text);
-    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("-"))
-}
-
-/// `1.1`, `2`, … for `network.protocol.version`.
-fn protocol_version(version: axum::http::Version) -> &'static str {
-    match version {
-        axum::http::Version::HTTP_09 => "0.9",
-        axum::http::Version::HTTP_10 => "1.0",
-        axum::http::Version::HTTP_2 => "2",
-        axum::http::Version::HTTP_3 => "3",
-        _ => "1.1",
-    }
-}
-
-/// Record an answer on its request span — the status, and for a 5xx the
-/// error status and `error.type` — then log it as tower-http's
-/// `TraceLayer` does: `finished processing request` at INFO with the
-/// latency and status, plus `response failed` at ERROR for a 5xx.
-pub(crate) fn record_response(span: &Span, status: StatusCode, latency: Duration) {
-    span.record("http.response.status_code", status.as_u16());
-    let latency = format_args!("{} ms", latency.as_millis());
-    if status.is_server_error() {
-        span.record("otel.status_code", "ERROR");
-        span.record("error.type", status.as_str());
-        tracing::error!(
-            classification = %format_args!("Status code: {status}"),
-            %latency,
-            "response failed"
-        );
-    }
-    tracing::info!(%latency, status = status.as_u16(), "finished processing request");
 }
 
 /// A `client` span around one backend call.
