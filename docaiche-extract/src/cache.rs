@@ -114,25 +114,28 @@ impl Extractor for CachedExtractor {
         input: ExtractInput,
         options: &ExtractOptions,
     ) -> docaiche_core::Result<Extraction> {
-        if let Some(declared) = &input.declared_content_type
-            && !declared_is_pdf(declared)
-        {
-            return Err(docaiche_core::Error::UnsupportedMediaType {
-                expected: "application/pdf".into(),
-            });
-        }
-        let key = self.key(&input.content, options)?;
-        if let Ok(Some(entry)) = self.cache.get(&key).await
-            && let Some(hit) = decode(&entry.value)
-        {
-            return Ok(hit);
-        }
-        let extraction = self.inner.extract(input, options).await?;
-        if let Some(value) = encode(&extraction) {
-            // A failed write is a future miss, not an error.
-            let _ = self.cache.set(&key, value, self.ttl).await;
-        }
-        Ok(extraction)
+        crate::trace::extract(&self.version, async move {
+            if let Some(declared) = &input.declared_content_type
+                && !declared_is_pdf(declared)
+            {
+                return Err(docaiche_core::Error::UnsupportedMediaType {
+                    expected: "application/pdf".into(),
+                });
+            }
+            let key = self.key(&input.content, options)?;
+            if let Ok(Some(entry)) = self.cache.get(&key).await
+                && let Some(hit) = decode(&entry.value)
+            {
+                return Ok(hit);
+            }
+            let extraction = self.inner.extract(input, options).await?;
+            if let Some(value) = encode(&extraction) {
+                // A failed write is a future miss, not an error.
+                let _ = self.cache.set(&key, value, self.ttl).await;
+            }
+            Ok(extraction)
+        })
+        .await
     }
 }
 

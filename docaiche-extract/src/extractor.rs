@@ -169,6 +169,9 @@ impl Extractor for PdfExtractor {
         input: ExtractInput,
         options: &ExtractOptions,
     ) -> docaiche_core::Result<Extraction> {
-        Ok(self.extract_detailed(input, options).await?)
+        crate::trace::extract(VERSION, async move {
+            Ok(self.extract_detailed(input, options).await?)
+        })
+        .await
     }
 }

@@ -86,6 +86,19 @@
 //! five times pdftotext's pages per second on one core
 //! (`scripts/bench-extract.sh`).
 //!
+//! ## Tracing
+//!
+//! Each [`Extractor::extract`](docaiche_core::Extractor::extract) call of
+//! [`PdfExtractor`] and [`CachedExtractor`] runs in an `INFO` `tracing` span
+//! `extract` (exported by `tracing-opentelemetry` as an OpenTelemetry
+//! `internal` span): `otel.name = "extract"`, `otel.kind = "internal"`,
+//! `extractor.version` (the extractor's [`version`](docaiche_core::Extractor::version)),
+//! and on failure `otel.status_code = "ERROR"` and `error.type`, the stable
+//! error code. A `CachedExtractor` over a `PdfExtractor` shows its own span
+//! on every call and the extraction's as its child on a miss only.
+//! [`PdfExtractor::extract_detailed`] opens none. With no subscriber
+//! interested, the span costs a level check.
+//!
 //! ## MSRV
 //!
 //! Rust 1.88.
@@ -98,6 +111,7 @@ mod extractor;
 mod limits;
 mod risk;
 mod text;
+mod trace;
 mod validate;
 pub mod worker;
 

@@ -74,6 +74,12 @@
 //! | `redis` | the distributed Redis / Redis Cluster limiter |
 //! | `axum` | reading the client address from axum's `ConnectInfo<SocketAddr>` |
 //!
+//! ## Tracing
+//!
+//! The Redis limiter's calls run in `client` spans (see
+//! "Tracing" in the `redis` module, feature `redis`); the in-process
+//! limiters make no backend call and open no span.
+//!
 //! ## MSRV
 //!
 //! Rust 1.88.

@@ -137,10 +137,7 @@ impl AppState {
         for check in &backends.stores.health_checks {
             health = health.with_check(Arc::clone(check));
         }
-        let wrapper = crate::telemetry::traced_key_wrapper(
-            config,
-            crate::backends::key_wrapper(config, &backends.secrets, env).await?,
-        );
+        let wrapper = crate::backends::key_wrapper(config, &backends.secrets, env).await?;
         let (data_keys, data_keys_in) = backends.stores.data_keys.clone();
         let documents = crate::backends::encrypted_documents(
             Arc::clone(&backends.stores.documents),
@@ -173,7 +170,7 @@ impl AppState {
                 .with_durable_holds(&backends.stores, purged)
                 .await?,
         );
-        state.intake = Arc::new(crate::telemetry::traced_intake(intake));
+        state.intake = Arc::new(intake);
         state
             .metrics
             .register_backends(&backends.stores, limiter.breaker.as_ref());
@@ -302,7 +299,7 @@ pub(crate) async fn open_auth_as(
     // The chained trail of `[audit]` replaces the store's audit table.
     let audit = crate::audit::open_as(config, &secrets, env, role).await?;
     opened.audit = audit.sink();
-    let stores = crate::telemetry::traced_stores(opened, config);
+    let stores = opened;
     let clock: Arc<dyn docaiche_core::Clock> = Arc::new(docaiche_core::SystemClock::new());
     let auth = AuthServices::new(
         &config.auth,

@@ -526,11 +526,7 @@ impl AppState {
             .register_rate_limit(self.rate_limit.metrics().clone());
         let events: Arc<dyn MetricSource> = Arc::new(self.events.clone());
         self.metrics.sources(|s| s.events = Some(events));
-        let mut state = self;
-        if let Some(intake) = Arc::get_mut(&mut state.intake) {
-            crate::telemetry::trace_extraction(intake);
-        }
-        state
+        self
     }
 }
 

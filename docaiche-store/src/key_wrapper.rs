@@ -10,6 +10,8 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use docaiche_core::key_wrapper::{DataKey, KeyWrapper, WrappedKey};
 use docaiche_core::{Error, Result, SecretBytes};
 
+use crate::trace::traced;
+
 /// Bytes in an AES-256 key (KEK and data key alike).
 pub const KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 12;
@@ -287,18 +289,27 @@ impl fmt::Debug for LocalKeyWrapper {
 #[async_trait::async_trait]
 impl KeyWrapper for LocalKeyWrapper {
     async fn generate_data_key(&self, context: &[u8]) -> Result<DataKey> {
-        let plaintext = random_key();
-        let wrapped = self.wrap(&plaintext, context)?;
-        Ok(DataKey::new(plaintext, wrapped))
+        traced!("local", "transit", "generate_data_key", async move {
+            let plaintext = random_key();
+            let wrapped = self.wrap(&plaintext, context)?;
+            Ok(DataKey::new(plaintext, wrapped))
+        })
+        .await
     }
 
     async fn unwrap_key(&self, wrapped: &WrappedKey, context: &[u8]) -> Result<SecretBytes> {
-        self.open(wrapped, context)
+        traced!("local", "transit", "unwrap_key", async move {
+            self.open(wrapped, context)
+        })
+        .await
     }
 
     async fn rewrap(&self, wrapped: &WrappedKey, context: &[u8]) -> Result<WrappedKey> {
-        let plaintext = self.open(wrapped, context)?;
-        self.wrap(&plaintext, context)
+        traced!("local", "transit", "rewrap", async move {
+            let plaintext = self.open(wrapped, context)?;
+            self.wrap(&plaintext, context)
+        })
+        .await
     }
 }
 

@@ -115,6 +115,44 @@
 //! wrapper's token needs `read` on `transit/keys/<key>` besides `datakey`,
 //! `decrypt` and `rewrap`.
 //!
+//! ## Tracing
+//!
+//! Every call an adapter makes to its backend runs in a `tracing` span, so
+//! an embedder sees its store calls under its own request spans with any
+//! subscriber, and `tracing-opentelemetry` exports them as OpenTelemetry
+//! `client` spans (the fields follow the database semantic conventions):
+//!
+//! | field | value |
+//! |---|---|
+//! | span name | `backend` |
+//! | `otel.name` | `"<operation> <collection>"`, e.g. `find_by_lookup api_keys` |
+//! | `otel.kind` | `client` |
+//! | `db.system.name` | `memory`, `sqlite`, `postgresql`, `redis`, `vault`, `local` |
+//! | `db.collection.name` | `api_keys`, `revoked_tokens`, `revoked_subjects`, `documents`, `document_texts`, `data_keys`, `invalidate`, `kv`, `transit` |
+//! | `db.operation.name` | the trait method: `get`, `put`, `is_token_revoked`, `unwrap_key`, … (`put`/`get` for `put_text`/`get_text`) |
+//! | `otel.status_code`, `error.type` | on failure: `ERROR` and the stable [`ErrorCode`](docaiche_core::ErrorCode) (`unavailable`, `conflict`, …) |
+//!
+//! Which calls: [`ApiKeyStore`](docaiche_core::ApiKeyStore),
+//! [`TokenRevocationStore`](docaiche_core::TokenRevocationStore),
+//! [`DocumentStore`](docaiche_core::DocumentStore) and
+//! [`DataKeyStore`](encryption::DataKeyStore) on memory, SQLite and
+//! PostgreSQL (Redis for revocations); `publish` on the Redis
+//! [`InvalidationBus`](docaiche_core::InvalidationBus) (not `subscribe`, a
+//! long-lived stream); KV reads of the Vault
+//! [`SecretProvider`](docaiche_core::SecretProvider) that reach Vault (a
+//! cache hit is no call); and the [`KeyWrapper`](docaiche_core::KeyWrapper)s,
+//! Vault Transit and [`LocalKeyWrapper`] (collection `transit`, system
+//! `vault` or `local`). A token check (`is_token_revoked`) is one span,
+//! whatever its round trips. The caches, job queues, accounts and audit
+//! sinks open none. Wrappers such as
+//! [`EncryptedDocumentStore`](encryption::EncryptedDocumentStore) add no
+//! span of their own: their inner store's calls show.
+//!
+//! The spans are at `INFO` under this crate's module targets
+//! (`docaiche_store::sqlite::stores`, …): silence them with a filter such
+//! as `docaiche_store=warn`. With no subscriber interested, a call costs a
+//! level check and a cached-interest load, and allocates nothing.
+//!
 //! ## MSRV
 //!
 //! Rust 1.88.
@@ -140,6 +178,7 @@ pub mod sql;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub mod sqlite;
+mod trace;
 /// Vault / OpenBao adapters: KV v2 [`SecretProvider`](docaiche_core::SecretProvider)
 /// and Transit [`KeyWrapper`](docaiche_core::KeyWrapper).
 #[cfg(feature = "vault")]

@@ -1089,3 +1089,26 @@ async fn encrypted_documents_survive_a_restart_and_erasure_reaches_every_instanc
     })
     .await;
 }
+
+#[path = "../../tests/common/spans.rs"]
+mod spans;
+#[path = "support/store_spans.rs"]
+mod store_spans;
+
+#[tokio::test]
+async fn each_call_runs_in_a_client_span_named_for_its_table_and_operation() {
+    in_schema("spans", |ctx| async move {
+        let store = ctx.connect().await;
+        store_spans::assert_store_spans(
+            "postgresql",
+            "acme",
+            &store.documents(),
+            &store.api_keys(),
+            &store.revocations(),
+            &store.data_keys(),
+        )
+        .await;
+        store.pool().close().await;
+    })
+    .await;
+}

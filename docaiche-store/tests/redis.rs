@@ -604,3 +604,48 @@ async fn a_subscription_outside_a_runtime_is_an_error_not_a_panic() {
     );
     report::mark_ran(STANDALONE, "subscription outside a runtime refused");
 }
+
+#[path = "../../tests/common/spans.rs"]
+mod spans;
+
+#[tokio::test]
+async fn revocation_checks_and_announcements_run_in_client_spans() {
+    let Some((_url, store)) = standalone().await else {
+        return;
+    };
+    let (spans, _guard) = spans::capture();
+    let revocations = store.revocations();
+    let tenant = docaiche_core::TenantId::new("acme").expect("tenant");
+    let subject = docaiche_core::PrincipalId::new("alice").expect("subject");
+    let token = docaiche_core::revocation::IssuedToken::new(
+        "jti-spans",
+        &tenant,
+        &subject,
+        OffsetDateTime::now_utc(),
+    );
+    assert!(!revocations.is_token_revoked(&token).await.expect("check"));
+    let check = spans.one("is_token_revoked revoked_tokens");
+    assert_eq!(check.field("otel.kind"), Some("client"));
+    assert_eq!(check.field("db.system.name"), Some("redis"));
+    assert_eq!(
+        spans.all().len(),
+        1,
+        "one span for both lookups: {:#?}",
+        spans.all()
+    );
+
+    let bus = store.invalidations();
+    bus.publish("api_keys", "k1").await.expect("publish");
+    assert!(bus.publish("api_keys", "a b").await.is_err());
+    let publishes = spans.named("publish invalidate");
+    assert_eq!(publishes.len(), 2, "{:#?}", spans.all());
+    assert!(
+        publishes
+            .iter()
+            .all(|s| s.field("db.system.name") == Some("redis")
+                && s.field("db.collection.name") == Some("invalidate"))
+    );
+    assert_eq!(publishes[0].field("error.type"), None);
+    assert_eq!(publishes[1].field("error.type"), Some("invalid-input"));
+    report::mark_ran(STANDALONE, "revocation and invalidation spans");
+}

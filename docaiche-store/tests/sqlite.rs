@@ -511,3 +511,24 @@ async fn encrypted_documents_survive_a_reopen_with_their_keys_in_sqlite() {
     assert!(!keys.destroy(&tenant, &bob).await.unwrap());
     assert_eq!(keys.get(&tenant, &bob).await.unwrap(), None);
 }
+
+#[path = "../../tests/common/spans.rs"]
+mod spans;
+#[path = "support/store_spans.rs"]
+mod store_spans;
+
+#[tokio::test]
+async fn each_call_runs_in_a_client_span_named_for_its_table_and_operation() {
+    let store = SqliteStore::connect(&SqliteConfig::in_memory())
+        .await
+        .unwrap();
+    store_spans::assert_store_spans(
+        "sqlite",
+        "acme",
+        &store.documents(),
+        &store.api_keys(),
+        &store.revocations(),
+        &store.data_keys(),
+    )
+    .await;
+}

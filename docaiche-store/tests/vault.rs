@@ -1141,3 +1141,53 @@ async fn debug_output_never_shows_a_credential_or_key() {
     assert!(!printed.contains(&hex));
     server.ran("debug redaction");
 }
+
+#[path = "../../tests/common/spans.rs"]
+mod spans;
+
+#[tokio::test]
+async fn kv_reads_and_transit_calls_run_in_client_spans() {
+    let Some(server) = server() else { return };
+    let root = server.root();
+    let prefix = unique("kv-spans");
+    kv_put(
+        &root,
+        "secret",
+        &format!("{prefix}/token"),
+        json!({"value": "span-value"}),
+    )
+    .await;
+    let wrapper = transit_key(&server, "spans").await;
+    let (spans, _guard) = spans::capture();
+
+    let kv = provider(server.config().with_kv_prefix(&prefix));
+    assert!(kv.get("token").await.unwrap().is_some());
+    assert!(kv.get("token").await.unwrap().is_some(), "from the cache");
+    let read = spans.one("get kv");
+    assert_eq!(read.field("otel.kind"), Some("client"));
+    assert_eq!(read.field("db.system.name"), Some("vault"));
+    assert_eq!(read.field("db.collection.name"), Some("kv"));
+    let unmounted = provider(server.config().with_kv_mount(unique("nowhere")));
+    assert!(unmounted.get("token").await.is_err());
+    assert_eq!(
+        spans.named("get kv")[1].field("error.type"),
+        Some("misconfigured")
+    );
+
+    let ctx = b"tenant=acme";
+    let key = wrapper.generate_data_key(ctx).await.unwrap();
+    wrapper.unwrap_key(&key.wrapped, ctx).await.unwrap();
+    assert!(
+        wrapper
+            .unwrap_key(&key.wrapped, b"tenant=evil")
+            .await
+            .is_err()
+    );
+    let generated = spans.one("generate_data_key transit");
+    assert_eq!(generated.field("db.system.name"), Some("vault"));
+    let unwraps = spans.named("unwrap_key transit");
+    assert_eq!(unwraps.len(), 2, "{:#?}", spans.all());
+    assert_eq!(unwraps[0].field("error.type"), None);
+    assert_eq!(unwraps[1].field("error.type"), Some("internal"));
+    server.ran("kv and transit spans");
+}

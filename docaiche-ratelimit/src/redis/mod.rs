@@ -57,6 +57,17 @@
 //! circuit breaker turns a dead Redis into a microsecond-cheap local
 //! decision.
 //!
+//! ## Tracing
+//!
+//! `check` and `peek` each run in an `INFO` `tracing` span `backend`,
+//! exported by `tracing-opentelemetry` as an OpenTelemetry `client` span:
+//! `otel.name = "check rate_limit"` (or `peek`), `otel.kind = "client"`,
+//! `db.system.name = "redis"`, `db.collection.name = "rate_limit"`,
+//! `db.operation.name`, and on failure `otel.status_code = "ERROR"` and
+//! `error.type`, the stable error code (`unavailable`, `timeout`). A
+//! decision a circuit breaker answers locally makes no call and no span.
+//! With no subscriber interested, the span costs a level check.
+//!
 //! ## Limits
 //!
 //! Periods up to about 52 days (C up to 2^52 ns, where Lua's doubles stay
@@ -94,6 +105,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClient, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{ErrorKind, RedisError, Script};
+use tracing::{Instrument as _, Span};
 
 use crate::gcra::Gcra;
 
@@ -397,7 +409,8 @@ impl RateLimiter for RedisRateLimiter {
         quota: &Quota,
         cost: NonZeroU32,
     ) -> Result<RateLimitDecision> {
-        self.decide(key, quota, cost, false).await
+        let span = client_span!("check", "check rate_limit");
+        in_span(span, self.decide(key, quota, cost, false)).await
     }
 
     async fn peek(
@@ -406,8 +419,41 @@ impl RateLimiter for RedisRateLimiter {
         quota: &Quota,
         cost: NonZeroU32,
     ) -> Result<RateLimitDecision> {
-        self.decide(key, quota, cost, true).await
+        let span = client_span!("peek", "peek rate_limit");
+        in_span(span, self.decide(key, quota, cost, true)).await
     }
+}
+
+/// The `client` span of one call to Redis (see "Tracing" in the module
+/// docs): `$operation` on the `rate_limit` keys, named `$name`.
+macro_rules! client_span {
+    ($operation:literal, $name:literal) => {
+        tracing::info_span!(
+            "backend",
+            otel.name = $name,
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            db.system.name = "redis",
+            db.collection.name = "rate_limit",
+            db.operation.name = $operation,
+            error.r#type = tracing::field::Empty,
+        )
+    };
+}
+use client_span;
+
+/// Await `call` in `span`; a failure sets the span's status to error and
+/// `error.type` to the error's stable code.
+async fn in_span<T>(span: Span, call: impl Future<Output = Result<T>>) -> Result<T> {
+    if span.is_disabled() {
+        return call.await;
+    }
+    let result = call.instrument(span.clone()).await;
+    if let Err(e) = &result {
+        span.record("otel.status_code", "ERROR");
+        span.record("error.type", e.code().as_str());
+    }
+    result
 }
 
 /// The [`HealthCheck`] of a [`RedisRateLimiter`]: `PING` with its latency;
@@ -491,8 +537,67 @@ fn parameters(quota: &Quota) -> Result<Gcra> {
 }
 
 #[cfg(test)]
+#[path = "../../../tests/common/spans.rs"]
+mod spans;
+
+#[cfg(test)]
 mod tests {
     use super::*;
+
+    use super::spans;
+
+    /// The `DOCAICHE_TEST_REDIS_URL` server's limiter, if one is set (the
+    /// real-server suite, `tests/ratelimit_redis`, insists on one in CI).
+    async fn real_limiter() -> Option<RedisRateLimiter> {
+        let url = std::env::var("DOCAICHE_TEST_REDIS_URL").ok()?;
+        let prefix = format!("docaiche:test:rl-spans:{}", std::process::id());
+        let limiter = RedisRateLimiter::builder(url)
+            .key_prefix(prefix)
+            .timeout(Duration::from_secs(2))
+            .build()
+            .await
+            .expect("valid URL");
+        Some(limiter)
+    }
+
+    #[tokio::test]
+    async fn each_call_to_redis_runs_in_a_client_span_that_records_a_failure() {
+        let (spans, _guard) = spans::capture();
+        let quota = Quota::per_second(NonZeroU32::new(10).expect("non-zero"));
+        // Nothing listens on port 1: a refused connection.
+        let refused = RedisRateLimiter::builder("redis://127.0.0.1:1")
+            .timeout(Duration::from_secs(2))
+            .build()
+            .await
+            .expect("built without connecting");
+        let error = refused
+            .check(&key("tenant:acme"), &quota, NonZeroU32::MIN)
+            .await
+            .expect_err("refused");
+        let span = spans.one("check rate_limit");
+        assert_eq!(span.name, "backend");
+        assert_eq!(span.field("otel.kind"), Some("client"));
+        assert_eq!(span.field("db.system.name"), Some("redis"));
+        assert_eq!(span.field("db.collection.name"), Some("rate_limit"));
+        assert_eq!(span.field("db.operation.name"), Some("check"));
+        assert_eq!(span.field("otel.status_code"), Some("ERROR"));
+        assert_eq!(span.field("error.type"), Some(error.code().as_str()));
+
+        let Some(limiter) = real_limiter().await else {
+            eprintln!("DOCAICHE_TEST_REDIS_URL unset: the success half did not run");
+            return;
+        };
+        limiter
+            .check(&key("tenant:acme"), &quota, NonZeroU32::MIN)
+            .await
+            .expect("check");
+        limiter
+            .peek(&key("tenant:acme"), &quota, NonZeroU32::MIN)
+            .await
+            .expect("peek");
+        assert_eq!(spans.named("check rate_limit")[1].field("error.type"), None);
+        assert_eq!(spans.one("peek rate_limit").field("error.type"), None);
+    }
 
     fn key(k: &str) -> RateLimitKey {
         RateLimitKey::new(k).expect("valid key")

@@ -9,6 +9,8 @@ use docaiche_core::error::Result;
 use docaiche_core::id::{PrincipalId, TenantId};
 use docaiche_core::key_wrapper::WrappedKey;
 
+use crate::trace::traced;
+
 /// A wrapped data key and whose it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -130,7 +132,10 @@ impl fmt::Debug for MemoryDataKeyStore {
 #[async_trait]
 impl DataKeyStore for MemoryDataKeyStore {
     async fn get(&self, tenant: &TenantId, subject: &PrincipalId) -> Result<Option<WrappedKey>> {
-        Ok(self.lock().get(&(tenant.clone(), subject.clone())).cloned())
+        traced!("memory", "data_keys", "get", async move {
+            Ok(self.lock().get(&(tenant.clone(), subject.clone())).cloned())
+        })
+        .await
     }
 
     async fn insert_if_absent(
@@ -139,11 +144,14 @@ impl DataKeyStore for MemoryDataKeyStore {
         subject: &PrincipalId,
         key: WrappedKey,
     ) -> Result<WrappedKey> {
-        Ok(self
-            .lock()
-            .entry((tenant.clone(), subject.clone()))
-            .or_insert(key)
-            .clone())
+        traced!("memory", "data_keys", "insert_if_absent", async move {
+            Ok(self
+                .lock()
+                .entry((tenant.clone(), subject.clone()))
+                .or_insert(key)
+                .clone())
+        })
+        .await
     }
 
     async fn replace(
@@ -153,21 +161,27 @@ impl DataKeyStore for MemoryDataKeyStore {
         expected: &WrappedKey,
         new: WrappedKey,
     ) -> Result<bool> {
-        let mut keys = self.lock();
-        match keys.get_mut(&(tenant.clone(), subject.clone())) {
-            Some(current) if current == expected => {
-                *current = new;
-                Ok(true)
+        traced!("memory", "data_keys", "replace", async move {
+            let mut keys = self.lock();
+            match keys.get_mut(&(tenant.clone(), subject.clone())) {
+                Some(current) if current == expected => {
+                    *current = new;
+                    Ok(true)
+                }
+                _ => Ok(false),
             }
-            _ => Ok(false),
-        }
+        })
+        .await
     }
 
     async fn destroy(&self, tenant: &TenantId, subject: &PrincipalId) -> Result<bool> {
-        Ok(self
-            .lock()
-            .remove(&(tenant.clone(), subject.clone()))
-            .is_some())
+        traced!("memory", "data_keys", "destroy", async move {
+            Ok(self
+                .lock()
+                .remove(&(tenant.clone(), subject.clone()))
+                .is_some())
+        })
+        .await
     }
 
     async fn list(
@@ -175,18 +189,21 @@ impl DataKeyStore for MemoryDataKeyStore {
         after: Option<(&TenantId, &PrincipalId)>,
         limit: usize,
     ) -> Result<Vec<SubjectKey>> {
-        use std::ops::Bound;
-        let keys = self.lock();
-        let start = match after {
-            Some((tenant, subject)) => Bound::Excluded((tenant.clone(), subject.clone())),
-            None => Bound::Unbounded,
-        };
-        Ok(keys
-            .range((start, Bound::Unbounded))
-            .take(limit)
-            .map(|((tenant, subject), wrapped)| {
-                SubjectKey::new(tenant.clone(), subject.clone(), wrapped.clone())
-            })
-            .collect())
+        traced!("memory", "data_keys", "list", async move {
+            use std::ops::Bound;
+            let keys = self.lock();
+            let start = match after {
+                Some((tenant, subject)) => Bound::Excluded((tenant.clone(), subject.clone())),
+                None => Bound::Unbounded,
+            };
+            Ok(keys
+                .range((start, Bound::Unbounded))
+                .take(limit)
+                .map(|((tenant, subject), wrapped)| {
+                    SubjectKey::new(tenant.clone(), subject.clone(), wrapped.clone())
+                })
+                .collect())
+        })
+        .await
     }
 }

@@ -11,6 +11,7 @@ use docaiche_core::{ApiKeyId, Error, Result, TenantId};
 use time::OffsetDateTime;
 
 use super::{capacity_exceeded, lock, page_of, parse_cursor};
+use crate::trace::traced;
 
 const STORE: &str = "memory api key store";
 
@@ -108,81 +109,99 @@ impl Default for MemoryApiKeyStore {
 #[async_trait::async_trait]
 impl ApiKeyStore for MemoryApiKeyStore {
     async fn insert(&self, record: &ApiKeyRecord) -> Result<()> {
-        let mut state = lock(&self.state);
-        if state.ids.contains_key(&record.id) {
-            return Err(Error::conflict("api key id already exists"));
-        }
-        if state.lookups.contains_key(&record.lookup) {
-            return Err(Error::conflict("api key lookup id already exists"));
-        }
-        if state.ids.len() >= self.max_records {
-            return Err(capacity_exceeded(STORE, self.max_records, "records"));
-        }
-        state.ids.insert(record.id, record.tenant.clone());
-        state
-            .lookups
-            .insert(record.lookup.clone(), (record.tenant.clone(), record.id));
-        state
-            .tenants
-            .entry(record.tenant.clone())
-            .or_default()
-            .insert(record.id, bounded(record));
-        Ok(())
+        traced!("memory", "api_keys", "insert", async move {
+            let mut state = lock(&self.state);
+            if state.ids.contains_key(&record.id) {
+                return Err(Error::conflict("api key id already exists"));
+            }
+            if state.lookups.contains_key(&record.lookup) {
+                return Err(Error::conflict("api key lookup id already exists"));
+            }
+            if state.ids.len() >= self.max_records {
+                return Err(capacity_exceeded(STORE, self.max_records, "records"));
+            }
+            state.ids.insert(record.id, record.tenant.clone());
+            state
+                .lookups
+                .insert(record.lookup.clone(), (record.tenant.clone(), record.id));
+            state
+                .tenants
+                .entry(record.tenant.clone())
+                .or_default()
+                .insert(record.id, bounded(record));
+            Ok(())
+        })
+        .await
     }
 
     async fn find_by_lookup(&self, lookup: &ApiKeyLookup) -> Result<Option<ApiKeyRecord>> {
-        let state = lock(&self.state);
-        Ok(state
-            .lookups
-            .get(lookup)
-            .and_then(|(tenant, id)| state.tenants.get(tenant)?.get(id))
-            .cloned())
+        traced!("memory", "api_keys", "find_by_lookup", async move {
+            let state = lock(&self.state);
+            Ok(state
+                .lookups
+                .get(lookup)
+                .and_then(|(tenant, id)| state.tenants.get(tenant)?.get(id))
+                .cloned())
+        })
+        .await
     }
 
     async fn get(&self, tenant: &TenantId, id: &ApiKeyId) -> Result<Option<ApiKeyRecord>> {
-        let state = lock(&self.state);
-        Ok(state.tenants.get(tenant).and_then(|t| t.get(id)).cloned())
+        traced!("memory", "api_keys", "get", async move {
+            let state = lock(&self.state);
+            Ok(state.tenants.get(tenant).and_then(|t| t.get(id)).cloned())
+        })
+        .await
     }
 
     async fn list(&self, tenant: &TenantId, page: &PageRequest) -> Result<Page<ApiKeyRecord>> {
-        let after = parse_cursor(page.after.as_deref())?.map(ApiKeyId::from_uuid);
-        let state = lock(&self.state);
-        let Some(records) = state.tenants.get(tenant) else {
-            return Ok(Page::new(Vec::new(), None));
-        };
-        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
-        Ok(page_of(
-            records
-                .range((lower, Bound::Unbounded))
-                .map(|(_, r)| r.clone()),
-            page.limit,
-            |r| *r.id.as_uuid(),
-        ))
+        traced!("memory", "api_keys", "list", async move {
+            let after = parse_cursor(page.after.as_deref())?.map(ApiKeyId::from_uuid);
+            let state = lock(&self.state);
+            let Some(records) = state.tenants.get(tenant) else {
+                return Ok(Page::new(Vec::new(), None));
+            };
+            let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+            Ok(page_of(
+                records
+                    .range((lower, Bound::Unbounded))
+                    .map(|(_, r)| r.clone()),
+                page.limit,
+                |r| *r.id.as_uuid(),
+            ))
+        })
+        .await
     }
 
     async fn revoke(&self, tenant: &TenantId, id: &ApiKeyId, at: OffsetDateTime) -> Result<bool> {
-        let mut state = lock(&self.state);
-        let Some(record) = state.record_mut(tenant, id) else {
-            return Ok(false);
-        };
-        record.revoked_at.get_or_insert(at);
-        Ok(true)
+        traced!("memory", "api_keys", "revoke", async move {
+            let mut state = lock(&self.state);
+            let Some(record) = state.record_mut(tenant, id) else {
+                return Ok(false);
+            };
+            record.revoked_at.get_or_insert(at);
+            Ok(true)
+        })
+        .await
     }
 
     async fn delete(&self, tenant: &TenantId, id: &ApiKeyId) -> Result<bool> {
-        let mut state = lock(&self.state);
-        let Some(records) = state.tenants.get_mut(tenant) else {
-            return Ok(false);
-        };
-        let Some(record) = records.remove(id) else {
-            return Ok(false);
-        };
-        if records.is_empty() {
-            state.tenants.remove(tenant);
-        }
-        state.ids.remove(id);
-        state.lookups.remove(&record.lookup);
-        Ok(true)
+        traced!("memory", "api_keys", "delete", async move {
+            let mut state = lock(&self.state);
+            let Some(records) = state.tenants.get_mut(tenant) else {
+                return Ok(false);
+            };
+            let Some(record) = records.remove(id) else {
+                return Ok(false);
+            };
+            if records.is_empty() {
+                state.tenants.remove(tenant);
+            }
+            state.ids.remove(id);
+            state.lookups.remove(&record.lookup);
+            Ok(true)
+        })
+        .await
     }
 
     async fn mark_rotated(
@@ -192,32 +211,38 @@ impl ApiKeyStore for MemoryApiKeyStore {
         replaced_by: &ApiKeyId,
         valid_until: OffsetDateTime,
     ) -> Result<bool> {
-        let mut state = lock(&self.state);
-        let Some(record) = state.record_mut(tenant, id) else {
-            return Ok(false);
-        };
-        // The first rotation names the successor; a repeated call cannot
-        // re-point it or extend the overlap window.
-        record.replaced_by.get_or_insert(*replaced_by);
-        record.expires_at = Some(
-            record
-                .expires_at
-                .map_or(valid_until, |at| at.min(valid_until)),
-        );
-        Ok(true)
+        traced!("memory", "api_keys", "mark_rotated", async move {
+            let mut state = lock(&self.state);
+            let Some(record) = state.record_mut(tenant, id) else {
+                return Ok(false);
+            };
+            // The first rotation names the successor; a repeated call cannot
+            // re-point it or extend the overlap window.
+            record.replaced_by.get_or_insert(*replaced_by);
+            record.expires_at = Some(
+                record
+                    .expires_at
+                    .map_or(valid_until, |at| at.min(valid_until)),
+            );
+            Ok(true)
+        })
+        .await
     }
 
     async fn record_usage(&self, usage: &[ApiKeyUsage]) -> Result<()> {
-        let mut state = lock(&self.state);
-        for u in usage {
-            // Scoped by the usage's tenant: a usage naming another tenant's
-            // key id is ignored like an unknown id.
-            if let Some(record) = state.record_mut(&u.tenant, &u.id)
-                && record.last_used_at.is_none_or(|last| last < u.used_at)
-            {
-                record.last_used_at = Some(u.used_at);
+        traced!("memory", "api_keys", "record_usage", async move {
+            let mut state = lock(&self.state);
+            for u in usage {
+                // Scoped by the usage's tenant: a usage naming another tenant's
+                // key id is ignored like an unknown id.
+                if let Some(record) = state.record_mut(&u.tenant, &u.id)
+                    && record.last_used_at.is_none_or(|last| last < u.used_at)
+                {
+                    record.last_used_at = Some(u.used_at);
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 }

@@ -11,6 +11,7 @@ use docaiche_core::page::{Page, PageRequest};
 use docaiche_core::{Clock, DocumentId, Error, PrincipalId, Result, TenantId};
 
 use super::{capacity_exceeded, lock, page_of, parse_cursor, system_clock};
+use crate::trace::traced;
 
 const STORE: &str = "memory document store";
 
@@ -118,60 +119,72 @@ impl Default for MemoryDocumentStore {
 #[async_trait::async_trait]
 impl DocumentStore for MemoryDocumentStore {
     async fn put(&self, tenant: &TenantId, document: NewDocument) -> Result<DocumentMeta> {
-        let size = document.content.len();
-        let mut meta = DocumentMeta::new(
-            document.id,
-            tenant.clone(),
-            document.owner,
-            document.content_type,
-            u64::try_from(size).unwrap_or(u64::MAX),
-            document.sha256,
-            self.clock.now(),
-        );
-        meta.filename = document.filename;
-        let mut state = lock(&self.state);
-        if state.ids.contains_key(&document.id) {
-            return Err(Error::conflict("document id already exists"));
-        }
-        if state.bytes.saturating_add(size) > self.max_bytes {
-            return Err(capacity_exceeded(STORE, self.max_bytes, "bytes"));
-        }
-        state.bytes += size;
-        state.ids.insert(document.id, tenant.clone());
-        state.tenants.entry(tenant.clone()).or_default().insert(
-            document.id,
-            Entry {
-                meta: meta.clone(),
-                content: document.content,
-                text: None,
-            },
-        );
-        Ok(meta)
+        traced!("memory", "documents", "put", async move {
+            let size = document.content.len();
+            let mut meta = DocumentMeta::new(
+                document.id,
+                tenant.clone(),
+                document.owner,
+                document.content_type,
+                u64::try_from(size).unwrap_or(u64::MAX),
+                document.sha256,
+                self.clock.now(),
+            );
+            meta.filename = document.filename;
+            let mut state = lock(&self.state);
+            if state.ids.contains_key(&document.id) {
+                return Err(Error::conflict("document id already exists"));
+            }
+            if state.bytes.saturating_add(size) > self.max_bytes {
+                return Err(capacity_exceeded(STORE, self.max_bytes, "bytes"));
+            }
+            state.bytes += size;
+            state.ids.insert(document.id, tenant.clone());
+            state.tenants.entry(tenant.clone()).or_default().insert(
+                document.id,
+                Entry {
+                    meta: meta.clone(),
+                    content: document.content,
+                    text: None,
+                },
+            );
+            Ok(meta)
+        })
+        .await
     }
 
     async fn get(&self, tenant: &TenantId, id: &DocumentId) -> Result<Option<Document>> {
-        let found = {
-            let state = lock(&self.state);
-            state
-                .tenants
-                .get(tenant)
-                .and_then(|docs| docs.get(id))
-                .map(|e| (e.meta.clone(), e.content.clone()))
-        };
-        Ok(found.map(|(meta, content)| Document::new(meta, content)))
+        traced!("memory", "documents", "get", async move {
+            let found = {
+                let state = lock(&self.state);
+                state
+                    .tenants
+                    .get(tenant)
+                    .and_then(|docs| docs.get(id))
+                    .map(|e| (e.meta.clone(), e.content.clone()))
+            };
+            Ok(found.map(|(meta, content)| Document::new(meta, content)))
+        })
+        .await
     }
 
     async fn head(&self, tenant: &TenantId, id: &DocumentId) -> Result<Option<DocumentMeta>> {
-        let state = lock(&self.state);
-        Ok(state
-            .tenants
-            .get(tenant)
-            .and_then(|docs| docs.get(id))
-            .map(|e| e.meta.clone()))
+        traced!("memory", "documents", "head", async move {
+            let state = lock(&self.state);
+            Ok(state
+                .tenants
+                .get(tenant)
+                .and_then(|docs| docs.get(id))
+                .map(|e| e.meta.clone()))
+        })
+        .await
     }
 
     async fn list(&self, tenant: &TenantId, page: &PageRequest) -> Result<Page<DocumentMeta>> {
-        self.list_where(tenant, page, |_| true)
+        traced!("memory", "documents", "list", async move {
+            self.list_where(tenant, page, |_| true)
+        })
+        .await
     }
 
     async fn list_by_owner(
@@ -180,24 +193,30 @@ impl DocumentStore for MemoryDocumentStore {
         owner: &PrincipalId,
         page: &PageRequest,
     ) -> Result<Page<DocumentMeta>> {
-        self.list_where(tenant, page, |m| &m.owner == owner)
+        traced!("memory", "documents", "list_by_owner", async move {
+            self.list_where(tenant, page, |m| &m.owner == owner)
+        })
+        .await
     }
 
     async fn delete(&self, tenant: &TenantId, id: &DocumentId) -> Result<bool> {
-        let mut state = lock(&self.state);
-        let Some(entry) = state
-            .tenants
-            .get_mut(tenant)
-            .and_then(|docs| docs.remove(id))
-        else {
-            return Ok(false);
-        };
-        state.bytes -= entry.bytes();
-        state.ids.remove(id);
-        if state.tenants.get(tenant).is_some_and(BTreeMap::is_empty) {
-            state.tenants.remove(tenant);
-        }
-        Ok(true)
+        traced!("memory", "documents", "delete", async move {
+            let mut state = lock(&self.state);
+            let Some(entry) = state
+                .tenants
+                .get_mut(tenant)
+                .and_then(|docs| docs.remove(id))
+            else {
+                return Ok(false);
+            };
+            state.bytes -= entry.bytes();
+            state.ids.remove(id);
+            if state.tenants.get(tenant).is_some_and(BTreeMap::is_empty) {
+                state.tenants.remove(tenant);
+            }
+            Ok(true)
+        })
+        .await
     }
 
     async fn put_text(
@@ -206,33 +225,39 @@ impl DocumentStore for MemoryDocumentStore {
         id: &DocumentId,
         text: &DocumentText,
     ) -> Result<()> {
-        let mut state = lock(&self.state);
-        let used = state.bytes;
-        let Some(entry) = state
-            .tenants
-            .get_mut(tenant)
-            .and_then(|docs| docs.get_mut(id))
-        else {
-            return Err(Error::not_found("document"));
-        };
-        let old = entry.text.as_ref().map_or(0, text_bytes);
-        let new = text_bytes(text);
-        let after = (used - old).saturating_add(new);
-        if after > self.max_bytes {
-            return Err(capacity_exceeded(STORE, self.max_bytes, "bytes"));
-        }
-        entry.text = Some(text.clone());
-        entry.meta.has_text = true;
-        state.bytes = after;
-        Ok(())
+        traced!("memory", "document_texts", "put", async move {
+            let mut state = lock(&self.state);
+            let used = state.bytes;
+            let Some(entry) = state
+                .tenants
+                .get_mut(tenant)
+                .and_then(|docs| docs.get_mut(id))
+            else {
+                return Err(Error::not_found("document"));
+            };
+            let old = entry.text.as_ref().map_or(0, text_bytes);
+            let new = text_bytes(text);
+            let after = (used - old).saturating_add(new);
+            if after > self.max_bytes {
+                return Err(capacity_exceeded(STORE, self.max_bytes, "bytes"));
+            }
+            entry.text = Some(text.clone());
+            entry.meta.has_text = true;
+            state.bytes = after;
+            Ok(())
+        })
+        .await
     }
 
     async fn get_text(&self, tenant: &TenantId, id: &DocumentId) -> Result<Option<DocumentText>> {
-        let state = lock(&self.state);
-        Ok(state
-            .tenants
-            .get(tenant)
-            .and_then(|docs| docs.get(id))
-            .and_then(|e| e.text.clone()))
+        traced!("memory", "document_texts", "get", async move {
+            let state = lock(&self.state);
+            Ok(state
+                .tenants
+                .get(tenant)
+                .and_then(|docs| docs.get(id))
+                .and_then(|e| e.text.clone()))
+        })
+        .await
     }
 }

@@ -3,12 +3,15 @@
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
-use docaiche_core::revocation::{TokenRevocationStore, validate_token_id};
+use docaiche_core::revocation::{
+    IssuedToken, TokenRevocationStore, issued_within, validate_token_id,
+};
 use docaiche_core::{Clock, PrincipalId, Result, TenantId};
 use time::OffsetDateTime;
 
 use super::expiry::ExpiringMap;
 use super::{capacity_exceeded, lock, system_clock};
+use crate::trace::traced;
 
 const STORE: &str = "memory revocation store";
 
@@ -85,37 +88,40 @@ impl Default for MemoryRevocationStore {
 #[async_trait::async_trait]
 impl TokenRevocationStore for MemoryRevocationStore {
     async fn revoke(&self, token_id: &str, expires_at: OffsetDateTime) -> Result<()> {
-        validate_token_id(token_id)?;
-        let now = self.clock.now();
-        let mut state = lock(&self.state);
-        state.forget_expired(now);
-        if let Some(&(current, ())) = state.get(token_id) {
-            // Idempotent; a later expiry extends, an earlier one never shortens.
-            if expires_at > current {
-                state.insert(token_id.to_owned(), expires_at, ());
+        traced!("memory", "revoked_tokens", "revoke", async move {
+            validate_token_id(token_id)?;
+            let now = self.clock.now();
+            let mut state = lock(&self.state);
+            state.forget_expired(now);
+            if let Some(&(current, ())) = state.get(token_id) {
+                // Idempotent; a later expiry extends, an earlier one never shortens.
+                if expires_at > current {
+                    state.insert(token_id.to_owned(), expires_at, ());
+                }
+                return Ok(());
             }
-            return Ok(());
-        }
-        if expires_at <= now {
-            // The token is already unusable: nothing to remember.
-            return Ok(());
-        }
-        if state.len() >= self.max_entries {
-            return Err(capacity_exceeded(
-                STORE,
-                self.max_entries,
-                "live revocations",
-            ));
-        }
-        state.insert(token_id.to_owned(), expires_at, ());
-        Ok(())
+            if expires_at <= now {
+                // The token is already unusable: nothing to remember.
+                return Ok(());
+            }
+            if state.len() >= self.max_entries {
+                return Err(capacity_exceeded(
+                    STORE,
+                    self.max_entries,
+                    "live revocations",
+                ));
+            }
+            state.insert(token_id.to_owned(), expires_at, ());
+            Ok(())
+        })
+        .await
     }
 
     async fn is_revoked(&self, token_id: &str) -> Result<bool> {
-        validate_token_id(token_id)?;
-        let now = self.clock.now();
-        let state = lock(&self.state);
-        Ok(state.get(token_id).is_some_and(|(at, ())| now < *at))
+        traced!("memory", "revoked_tokens", "is_revoked", async move {
+            self.token_revoked(token_id)
+        })
+        .await
     }
 
     async fn revoke_subject(
@@ -125,27 +131,30 @@ impl TokenRevocationStore for MemoryRevocationStore {
         through: OffsetDateTime,
         remember_until: OffsetDateTime,
     ) -> Result<()> {
-        let now = self.clock.now();
-        let key = (tenant.clone(), subject.clone());
-        let mut subjects = lock(&self.subjects);
-        subjects.forget_expired(now);
-        if let Some(&(until, current)) = subjects.get(&key) {
-            // Monotonic: each bound only ever moves later.
-            subjects.insert(key, until.max(remember_until), current.max(through));
-            return Ok(());
-        }
-        if remember_until <= now {
-            return Ok(());
-        }
-        if subjects.len() >= self.max_entries {
-            return Err(capacity_exceeded(
-                STORE,
-                self.max_entries,
-                "live subject revocations",
-            ));
-        }
-        subjects.insert(key, remember_until, through);
-        Ok(())
+        traced!("memory", "revoked_subjects", "revoke_subject", async move {
+            let now = self.clock.now();
+            let key = (tenant.clone(), subject.clone());
+            let mut subjects = lock(&self.subjects);
+            subjects.forget_expired(now);
+            if let Some(&(until, current)) = subjects.get(&key) {
+                // Monotonic: each bound only ever moves later.
+                subjects.insert(key, until.max(remember_until), current.max(through));
+                return Ok(());
+            }
+            if remember_until <= now {
+                return Ok(());
+            }
+            if subjects.len() >= self.max_entries {
+                return Err(capacity_exceeded(
+                    STORE,
+                    self.max_entries,
+                    "live subject revocations",
+                ));
+            }
+            subjects.insert(key, remember_until, through);
+            Ok(())
+        })
+        .await
     }
 
     async fn subject_revoked_through(
@@ -153,11 +162,44 @@ impl TokenRevocationStore for MemoryRevocationStore {
         tenant: &TenantId,
         subject: &PrincipalId,
     ) -> Result<Option<OffsetDateTime>> {
+        traced!(
+            "memory",
+            "revoked_subjects",
+            "subject_revoked_through",
+            async move { Ok(self.revoked_through(tenant, subject)) }
+        )
+        .await
+    }
+
+    async fn is_token_revoked(&self, token: &IssuedToken<'_>) -> Result<bool> {
+        // One span for the check, like the stores that answer it in one
+        // round trip.
+        traced!("memory", "revoked_tokens", "is_token_revoked", async move {
+            Ok(self.token_revoked(token.token_id)?
+                || self
+                    .revoked_through(token.tenant, token.subject)
+                    .is_some_and(|through| issued_within(token.issued_at, through)))
+        })
+        .await
+    }
+}
+
+impl MemoryRevocationStore {
+    /// [`TokenRevocationStore::is_revoked`], without its span.
+    fn token_revoked(&self, token_id: &str) -> Result<bool> {
+        validate_token_id(token_id)?;
+        let now = self.clock.now();
+        let state = lock(&self.state);
+        Ok(state.get(token_id).is_some_and(|(at, ())| now < *at))
+    }
+
+    /// [`TokenRevocationStore::subject_revoked_through`], without its span.
+    fn revoked_through(&self, tenant: &TenantId, subject: &PrincipalId) -> Option<OffsetDateTime> {
         let now = self.clock.now();
         let subjects = lock(&self.subjects);
-        Ok(subjects
+        subjects
             .get(&(tenant.clone(), subject.clone()))
             .filter(|(until, _)| now < *until)
-            .map(|&(_, through)| through))
+            .map(|&(_, through)| through)
     }
 }

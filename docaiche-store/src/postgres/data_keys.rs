@@ -10,6 +10,7 @@ use sqlx::postgres::PgRow;
 
 use super::{Scope, Shared, err};
 use crate::encryption::{DataKeyStore, SubjectKey};
+use crate::trace::traced;
 
 const GET: &str = "SELECT kek_id, kek_version, ciphertext FROM data_keys \
      WHERE tenant_id = $1 AND subject_id = $2";
@@ -65,19 +66,22 @@ fn wrapped(row: &PgRow, offset: usize) -> Result<WrappedKey> {
 #[async_trait::async_trait]
 impl DataKeyStore for PgDataKeyStore {
     async fn get(&self, tenant: &TenantId, subject: &PrincipalId) -> Result<Option<WrappedKey>> {
-        let mut conn = self.shared.write().await?;
-        let mut ex = self
-            .shared
-            .scoped(&mut conn, Scope::Tenant(tenant.as_str()))
-            .await?;
-        let row = sqlx::query(GET)
-            .bind(tenant.as_str())
-            .bind(subject.as_str())
-            .fetch_optional(ex.conn())
-            .await
-            .map_err(err)?;
-        ex.finish().await?;
-        row.map(|row| wrapped(&row, 0)).transpose()
+        traced!("postgresql", "data_keys", "get", async move {
+            let mut conn = self.shared.write().await?;
+            let mut ex = self
+                .shared
+                .scoped(&mut conn, Scope::Tenant(tenant.as_str()))
+                .await?;
+            let row = sqlx::query(GET)
+                .bind(tenant.as_str())
+                .bind(subject.as_str())
+                .fetch_optional(ex.conn())
+                .await
+                .map_err(err)?;
+            ex.finish().await?;
+            row.map(|row| wrapped(&row, 0)).transpose()
+        })
+        .await
     }
 
     async fn insert_if_absent(
@@ -86,37 +90,40 @@ impl DataKeyStore for PgDataKeyStore {
         subject: &PrincipalId,
         key: WrappedKey,
     ) -> Result<WrappedKey> {
-        let mut conn = self.shared.write().await?;
-        let mut ex = self
-            .shared
-            .scoped(&mut conn, Scope::Tenant(tenant.as_str()))
-            .await?;
-        sqlx::query(INSERT)
-            .bind(tenant.as_str())
-            .bind(subject.as_str())
-            .bind(key.kek_id.as_bytes())
-            .bind(i64::from(key.kek_version))
-            .bind(key.ciphertext.as_slice())
-            .execute(ex.conn())
-            .await
-            .map_err(err)?;
-        // A second statement, so a second snapshot (READ COMMITTED): when a
-        // concurrent insert won the conflict, its committed row is visible
-        // here, where a CTE in the INSERT's own snapshot would not see it.
-        let row = sqlx::query(GET)
-            .bind(tenant.as_str())
-            .bind(subject.as_str())
-            .fetch_optional(ex.conn())
-            .await
-            .map_err(err)?;
-        ex.finish().await?;
-        match row {
-            Some(row) => wrapped(&row, 0),
-            // Destroyed between the two statements by a concurrent erasure.
-            None => Err(Error::conflict(
-                "the subject's data key was destroyed while it was being created",
-            )),
-        }
+        traced!("postgresql", "data_keys", "insert_if_absent", async move {
+            let mut conn = self.shared.write().await?;
+            let mut ex = self
+                .shared
+                .scoped(&mut conn, Scope::Tenant(tenant.as_str()))
+                .await?;
+            sqlx::query(INSERT)
+                .bind(tenant.as_str())
+                .bind(subject.as_str())
+                .bind(key.kek_id.as_bytes())
+                .bind(i64::from(key.kek_version))
+                .bind(key.ciphertext.as_slice())
+                .execute(ex.conn())
+                .await
+                .map_err(err)?;
+            // A second statement, so a second snapshot (READ COMMITTED): when a
+            // concurrent insert won the conflict, its committed row is visible
+            // here, where a CTE in the INSERT's own snapshot would not see it.
+            let row = sqlx::query(GET)
+                .bind(tenant.as_str())
+                .bind(subject.as_str())
+                .fetch_optional(ex.conn())
+                .await
+                .map_err(err)?;
+            ex.finish().await?;
+            match row {
+                Some(row) => wrapped(&row, 0),
+                // Destroyed between the two statements by a concurrent erasure.
+                None => Err(Error::conflict(
+                    "the subject's data key was destroyed while it was being created",
+                )),
+            }
+        })
+        .await
     }
 
     async fn replace(
@@ -126,41 +133,47 @@ impl DataKeyStore for PgDataKeyStore {
         expected: &WrappedKey,
         new: WrappedKey,
     ) -> Result<bool> {
-        let mut conn = self.shared.write().await?;
-        let mut ex = self
-            .shared
-            .scoped(&mut conn, Scope::Tenant(tenant.as_str()))
-            .await?;
-        let done = sqlx::query(REPLACE)
-            .bind(tenant.as_str())
-            .bind(subject.as_str())
-            .bind(new.kek_id.as_bytes())
-            .bind(i64::from(new.kek_version))
-            .bind(new.ciphertext.as_slice())
-            .bind(expected.kek_id.as_bytes())
-            .bind(i64::from(expected.kek_version))
-            .bind(expected.ciphertext.as_slice())
-            .execute(ex.conn())
-            .await
-            .map_err(err)?;
-        ex.finish().await?;
-        Ok(done.rows_affected() == 1)
+        traced!("postgresql", "data_keys", "replace", async move {
+            let mut conn = self.shared.write().await?;
+            let mut ex = self
+                .shared
+                .scoped(&mut conn, Scope::Tenant(tenant.as_str()))
+                .await?;
+            let done = sqlx::query(REPLACE)
+                .bind(tenant.as_str())
+                .bind(subject.as_str())
+                .bind(new.kek_id.as_bytes())
+                .bind(i64::from(new.kek_version))
+                .bind(new.ciphertext.as_slice())
+                .bind(expected.kek_id.as_bytes())
+                .bind(i64::from(expected.kek_version))
+                .bind(expected.ciphertext.as_slice())
+                .execute(ex.conn())
+                .await
+                .map_err(err)?;
+            ex.finish().await?;
+            Ok(done.rows_affected() == 1)
+        })
+        .await
     }
 
     async fn destroy(&self, tenant: &TenantId, subject: &PrincipalId) -> Result<bool> {
-        let mut conn = self.shared.write().await?;
-        let mut ex = self
-            .shared
-            .scoped(&mut conn, Scope::Tenant(tenant.as_str()))
-            .await?;
-        let done = sqlx::query(DESTROY)
-            .bind(tenant.as_str())
-            .bind(subject.as_str())
-            .execute(ex.conn())
-            .await
-            .map_err(err)?;
-        ex.finish().await?;
-        Ok(done.rows_affected() > 0)
+        traced!("postgresql", "data_keys", "destroy", async move {
+            let mut conn = self.shared.write().await?;
+            let mut ex = self
+                .shared
+                .scoped(&mut conn, Scope::Tenant(tenant.as_str()))
+                .await?;
+            let done = sqlx::query(DESTROY)
+                .bind(tenant.as_str())
+                .bind(subject.as_str())
+                .execute(ex.conn())
+                .await
+                .map_err(err)?;
+            ex.finish().await?;
+            Ok(done.rows_affected() > 0)
+        })
+        .await
     }
 
     async fn list(
@@ -168,37 +181,40 @@ impl DataKeyStore for PgDataKeyStore {
         after: Option<(&TenantId, &PrincipalId)>,
         limit: usize,
     ) -> Result<Vec<SubjectKey>> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut conn = self.shared.write().await?;
-        let mut ex = self.shared.scoped(&mut conn, Scope::KeyRewrap).await?;
-        let rows = match after {
-            None => {
-                sqlx::query(LIST_FIRST)
-                    .bind(limit)
-                    .fetch_all(ex.conn())
-                    .await
+        traced!("postgresql", "data_keys", "list", async move {
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let mut conn = self.shared.write().await?;
+            let mut ex = self.shared.scoped(&mut conn, Scope::KeyRewrap).await?;
+            let rows = match after {
+                None => {
+                    sqlx::query(LIST_FIRST)
+                        .bind(limit)
+                        .fetch_all(ex.conn())
+                        .await
+                }
+                Some((tenant, subject)) => {
+                    sqlx::query(LIST_AFTER)
+                        .bind(tenant.as_str())
+                        .bind(subject.as_str())
+                        .bind(limit)
+                        .fetch_all(ex.conn())
+                        .await
+                }
             }
-            Some((tenant, subject)) => {
-                sqlx::query(LIST_AFTER)
-                    .bind(tenant.as_str())
-                    .bind(subject.as_str())
-                    .bind(limit)
-                    .fetch_all(ex.conn())
-                    .await
-            }
-        }
-        .map_err(err)?;
-        ex.finish().await?;
-        rows.iter()
-            .map(|row| {
-                let tenant: String = row.try_get(0).map_err(err)?;
-                let subject: String = row.try_get(1).map_err(err)?;
-                Ok(SubjectKey::new(
-                    TenantId::new(tenant)?,
-                    PrincipalId::new(subject)?,
-                    wrapped(row, 2)?,
-                ))
-            })
-            .collect()
+            .map_err(err)?;
+            ex.finish().await?;
+            rows.iter()
+                .map(|row| {
+                    let tenant: String = row.try_get(0).map_err(err)?;
+                    let subject: String = row.try_get(1).map_err(err)?;
+                    Ok(SubjectKey::new(
+                        TenantId::new(tenant)?,
+                        PrincipalId::new(subject)?,
+                        wrapped(row, 2)?,
+                    ))
+                })
+                .collect()
+        })
+        .await
     }
 }

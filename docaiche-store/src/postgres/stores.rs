@@ -21,6 +21,7 @@ use crate::sql::{
     audit_page, cursor_or_start, fetch_limit, from_micros, is_unique_violation, job_state, micros,
     micros_ceil, page_of, parse_cursor, signed, text_from_json, to_json, truncate,
 };
+use crate::trace::traced;
 
 macro_rules! adapter {
     ($(#[$doc:meta])* $name:ident) => {
@@ -64,100 +65,112 @@ adapter!(
 #[async_trait::async_trait]
 impl DocumentStore for PgDocumentStore {
     async fn put(&self, tenant: &TenantId, document: NewDocument) -> Result<DocumentMeta> {
-        let now = truncate(self.shared.clock.now());
-        let size = u64::try_from(document.content.len()).unwrap_or(u64::MAX);
-        let mut conn = self.shared.write().await?;
-        let mut ex = self
-            .shared
-            .scoped(&mut conn, Scope::Tenant(tenant.as_str()))
-            .await?;
-        let inserted = sqlx::query(q::DOCUMENT_INSERT)
-            .bind(tenant.as_str())
-            .bind(document.id.as_uuid())
-            .bind(document.owner.as_str())
-            .bind(document.filename.as_deref().map(str::as_bytes))
-            .bind(document.content_type.as_bytes())
-            .bind(signed(size))
-            .bind(document.sha256.as_bytes())
-            .bind(document.content.as_ref())
-            .bind(micros(now))
-            .execute(ex.conn())
-            .await;
-        match inserted {
-            Ok(_) => ex.finish().await?,
-            Err(e) if is_unique_violation(&e) => {
-                return Err(Error::conflict("document id already exists"));
+        traced!("postgresql", "documents", "put", async move {
+            let now = truncate(self.shared.clock.now());
+            let size = u64::try_from(document.content.len()).unwrap_or(u64::MAX);
+            let mut conn = self.shared.write().await?;
+            let mut ex = self
+                .shared
+                .scoped(&mut conn, Scope::Tenant(tenant.as_str()))
+                .await?;
+            let inserted = sqlx::query(q::DOCUMENT_INSERT)
+                .bind(tenant.as_str())
+                .bind(document.id.as_uuid())
+                .bind(document.owner.as_str())
+                .bind(document.filename.as_deref().map(str::as_bytes))
+                .bind(document.content_type.as_bytes())
+                .bind(signed(size))
+                .bind(document.sha256.as_bytes())
+                .bind(document.content.as_ref())
+                .bind(micros(now))
+                .execute(ex.conn())
+                .await;
+            match inserted {
+                Ok(_) => ex.finish().await?,
+                Err(e) if is_unique_violation(&e) => {
+                    return Err(Error::conflict("document id already exists"));
+                }
+                Err(e) => return Err(err(e)),
             }
-            Err(e) => return Err(err(e)),
-        }
-        let mut meta = DocumentMeta::new(
-            document.id,
-            tenant.clone(),
-            document.owner,
-            document.content_type,
-            size,
-            document.sha256,
-            now,
-        );
-        meta.filename = document.filename;
-        Ok(meta)
+            let mut meta = DocumentMeta::new(
+                document.id,
+                tenant.clone(),
+                document.owner,
+                document.content_type,
+                size,
+                document.sha256,
+                now,
+            );
+            meta.filename = document.filename;
+            Ok(meta)
+        })
+        .await
     }
 
     async fn get(&self, tenant: &TenantId, id: &DocumentId) -> Result<Option<Document>> {
-        let mut conn = self.shared.read().await?;
-        let mut ex = self
-            .shared
-            .scoped(&mut conn, Scope::Tenant(tenant.as_str()))
-            .await?;
-        let row = sqlx::query(&q::DOCUMENT_GET)
-            .bind(tenant.as_str())
-            .bind(id.as_uuid())
-            .fetch_optional(ex.conn())
-            .await
-            .map_err(err)?;
-        ex.finish().await?;
-        let Some(row) = row else { return Ok(None) };
-        let content: Vec<u8> = row.try_get("content").map_err(err)?;
-        let meta = DocumentRow::from_row(&row).map_err(err)?.into_meta()?;
-        Ok(Some(Document::new(meta, content.into())))
+        traced!("postgresql", "documents", "get", async move {
+            let mut conn = self.shared.read().await?;
+            let mut ex = self
+                .shared
+                .scoped(&mut conn, Scope::Tenant(tenant.as_str()))
+                .await?;
+            let row = sqlx::query(&q::DOCUMENT_GET)
+                .bind(tenant.as_str())
+                .bind(id.as_uuid())
+                .fetch_optional(ex.conn())
+                .await
+                .map_err(err)?;
+            ex.finish().await?;
+            let Some(row) = row else { return Ok(None) };
+            let content: Vec<u8> = row.try_get("content").map_err(err)?;
+            let meta = DocumentRow::from_row(&row).map_err(err)?.into_meta()?;
+            Ok(Some(Document::new(meta, content.into())))
+        })
+        .await
     }
 
     async fn head(&self, tenant: &TenantId, id: &DocumentId) -> Result<Option<DocumentMeta>> {
-        let mut conn = self.shared.read().await?;
-        let mut ex = self
-            .shared
-            .scoped(&mut conn, Scope::Tenant(tenant.as_str()))
-            .await?;
-        let row: Option<DocumentRow> = sqlx::query_as(&q::DOCUMENT_HEAD)
-            .bind(tenant.as_str())
-            .bind(id.as_uuid())
-            .fetch_optional(ex.conn())
-            .await
-            .map_err(err)?;
-        ex.finish().await?;
-        row.map(DocumentRow::into_meta).transpose()
+        traced!("postgresql", "documents", "head", async move {
+            let mut conn = self.shared.read().await?;
+            let mut ex = self
+                .shared
+                .scoped(&mut conn, Scope::Tenant(tenant.as_str()))
+                .await?;
+            let row: Option<DocumentRow> = sqlx::query_as(&q::DOCUMENT_HEAD)
+                .bind(tenant.as_str())
+                .bind(id.as_uuid())
+                .fetch_optional(ex.conn())
+                .await
+                .map_err(err)?;
+            ex.finish().await?;
+            row.map(DocumentRow::into_meta).transpose()
+        })
+        .await
     }
 
     async fn list(&self, tenant: &TenantId, page: &PageRequest) -> Result<Page<DocumentMeta>> {
-        let after = cursor_or_start(parse_cursor(page.after.as_deref())?);
-        let mut conn = self.shared.read().await?;
-        let mut ex = self
-            .shared
-            .scoped(&mut conn, Scope::Tenant(tenant.as_str()))
-            .await?;
-        let rows: Vec<DocumentRow> = sqlx::query_as(&q::DOCUMENT_LIST)
-            .bind(tenant.as_str())
-            .bind(after)
-            .bind(fetch_limit(page.limit))
-            .fetch_all(ex.conn())
-            .await
-            .map_err(err)?;
-        ex.finish().await?;
-        let items = rows
-            .into_iter()
-            .map(DocumentRow::into_meta)
-            .collect::<Result<Vec<_>>>()?;
-        Ok(page_of(items, page.limit, |m| *m.id.as_uuid()))
+        traced!("postgresql", "documents", "list", async move {
+            let after = cursor_or_start(parse_cursor(page.after.as_deref())?);
+            let mut conn = self.shared.read().await?;
+            let mut ex = self
+                .shared
+                .scoped(&mut conn, Scope::Tenant(tenant.as_str()))
+                .await?;
+            let rows: Vec<DocumentRow> = sqlx::query_as(&q::DOCUMENT_LIST)
+                .bind(tenant.as_str())
+                .bind(after)
+                .bind(fetch_limit(page.limit))
+                .fetch_all(ex.conn())
+                .await
+                .map_err(err)?;
+            ex.finish().await?;
+            let items = rows
+                .into_iter()
+                .map(DocumentRow::into_meta)
+                .collect::<Result<Vec<_>>>()?;
+            Ok(page_of(items, page.limit, |m| *m.id.as_uuid()))
+        })
+        .await
     }
 
     async fn list_by_owner(
@@ -166,42 +179,48 @@ impl DocumentStore for PgDocumentStore {
         owner: &PrincipalId,
         page: &PageRequest,
     ) -> Result<Page<DocumentMeta>> {
-        let after = cursor_or_start(parse_cursor(page.after.as_deref())?);
-        let mut conn = self.shared.read().await?;
-        let mut ex = self
-            .shared
-            .scoped(&mut conn, Scope::Tenant(tenant.as_str()))
-            .await?;
-        let rows: Vec<DocumentRow> = sqlx::query_as(&q::DOCUMENT_LIST_BY_OWNER)
-            .bind(tenant.as_str())
-            .bind(owner.as_str())
-            .bind(after)
-            .bind(fetch_limit(page.limit))
-            .fetch_all(ex.conn())
-            .await
-            .map_err(err)?;
-        ex.finish().await?;
-        let items = rows
-            .into_iter()
-            .map(DocumentRow::into_meta)
-            .collect::<Result<Vec<_>>>()?;
-        Ok(page_of(items, page.limit, |m| *m.id.as_uuid()))
+        traced!("postgresql", "documents", "list_by_owner", async move {
+            let after = cursor_or_start(parse_cursor(page.after.as_deref())?);
+            let mut conn = self.shared.read().await?;
+            let mut ex = self
+                .shared
+                .scoped(&mut conn, Scope::Tenant(tenant.as_str()))
+                .await?;
+            let rows: Vec<DocumentRow> = sqlx::query_as(&q::DOCUMENT_LIST_BY_OWNER)
+                .bind(tenant.as_str())
+                .bind(owner.as_str())
+                .bind(after)
+                .bind(fetch_limit(page.limit))
+                .fetch_all(ex.conn())
+                .await
+                .map_err(err)?;
+            ex.finish().await?;
+            let items = rows
+                .into_iter()
+                .map(DocumentRow::into_meta)
+                .collect::<Result<Vec<_>>>()?;
+            Ok(page_of(items, page.limit, |m| *m.id.as_uuid()))
+        })
+        .await
     }
 
     async fn delete(&self, tenant: &TenantId, id: &DocumentId) -> Result<bool> {
-        let mut conn = self.shared.write().await?;
-        let mut ex = self
-            .shared
-            .scoped(&mut conn, Scope::Tenant(tenant.as_str()))
-            .await?;
-        let done = sqlx::query(q::DOCUMENT_DELETE)
-            .bind(tenant.as_str())
-            .bind(id.as_uuid())
-            .execute(ex.conn())
-            .await
-            .map_err(err)?;
-        ex.finish().await?;
-        Ok(done.rows_affected() > 0)
+        traced!("postgresql", "documents", "delete", async move {
+            let mut conn = self.shared.write().await?;
+            let mut ex = self
+                .shared
+                .scoped(&mut conn, Scope::Tenant(tenant.as_str()))
+                .await?;
+            let done = sqlx::query(q::DOCUMENT_DELETE)
+                .bind(tenant.as_str())
+                .bind(id.as_uuid())
+                .execute(ex.conn())
+                .await
+                .map_err(err)?;
+            ex.finish().await?;
+            Ok(done.rows_affected() > 0)
+        })
+        .await
     }
 
     async fn put_text(
@@ -210,163 +229,187 @@ impl DocumentStore for PgDocumentStore {
         id: &DocumentId,
         text: &DocumentText,
     ) -> Result<()> {
-        let json = to_json(&text.pages)?;
-        let mut conn = self.shared.write().await?;
-        let mut ex = self
-            .shared
-            .scoped(&mut conn, Scope::Tenant(tenant.as_str()))
-            .await?;
-        let done = sqlx::query(q::DOCUMENT_PUT_TEXT)
-            .bind(tenant.as_str())
-            .bind(id.as_uuid())
-            .bind(json)
-            .execute(ex.conn())
-            .await
-            .map_err(err)?;
-        ex.finish().await?;
-        if done.rows_affected() == 0 {
-            return Err(Error::not_found("document"));
-        }
-        Ok(())
+        traced!("postgresql", "document_texts", "put", async move {
+            let json = to_json(&text.pages)?;
+            let mut conn = self.shared.write().await?;
+            let mut ex = self
+                .shared
+                .scoped(&mut conn, Scope::Tenant(tenant.as_str()))
+                .await?;
+            let done = sqlx::query(q::DOCUMENT_PUT_TEXT)
+                .bind(tenant.as_str())
+                .bind(id.as_uuid())
+                .bind(json)
+                .execute(ex.conn())
+                .await
+                .map_err(err)?;
+            ex.finish().await?;
+            if done.rows_affected() == 0 {
+                return Err(Error::not_found("document"));
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn get_text(&self, tenant: &TenantId, id: &DocumentId) -> Result<Option<DocumentText>> {
-        let mut conn = self.shared.read().await?;
-        let mut ex = self
-            .shared
-            .scoped(&mut conn, Scope::Tenant(tenant.as_str()))
-            .await?;
-        let text: Option<Option<String>> = sqlx::query_scalar(q::DOCUMENT_GET_TEXT)
-            .bind(tenant.as_str())
-            .bind(id.as_uuid())
-            .fetch_optional(ex.conn())
-            .await
-            .map_err(err)?;
-        ex.finish().await?;
-        text.flatten().map(|t| text_from_json(&t)).transpose()
+        traced!("postgresql", "document_texts", "get", async move {
+            let mut conn = self.shared.read().await?;
+            let mut ex = self
+                .shared
+                .scoped(&mut conn, Scope::Tenant(tenant.as_str()))
+                .await?;
+            let text: Option<Option<String>> = sqlx::query_scalar(q::DOCUMENT_GET_TEXT)
+                .bind(tenant.as_str())
+                .bind(id.as_uuid())
+                .fetch_optional(ex.conn())
+                .await
+                .map_err(err)?;
+            ex.finish().await?;
+            text.flatten().map(|t| text_from_json(&t)).transpose()
+        })
+        .await
     }
 }
 
 #[async_trait::async_trait]
 impl ApiKeyStore for PgApiKeyStore {
     async fn insert(&self, record: &ApiKeyRecord) -> Result<()> {
-        let scopes = to_json(&record.scopes)?;
-        let mut conn = self.shared.write().await?;
-        let mut ex = self
-            .shared
-            .scoped(&mut conn, Scope::Tenant(record.tenant.as_str()))
-            .await?;
-        let inserted = sqlx::query(&q::API_KEY_INSERT)
-            .bind(record.tenant.as_str())
-            .bind(record.id.as_uuid())
-            .bind(record.principal.as_str())
-            .bind(record.name.as_bytes())
-            .bind(record.lookup.as_str())
-            .bind(&record.hash)
-            .bind(i64::from(record.hash_version))
-            .bind(scopes)
-            .bind(micros(record.created_at))
-            .bind(record.expires_at.map(micros))
-            .bind(record.last_used_at.map(micros))
-            .bind(record.revoked_at.map(micros))
-            .bind(record.replaced_by.map(|id| *id.as_uuid()))
-            .execute(ex.conn())
-            .await;
-        match inserted {
-            Ok(_) => ex.finish().await,
-            Err(e) if is_unique_violation(&e) => {
-                Err(Error::conflict("api key id or lookup already exists"))
+        traced!("postgresql", "api_keys", "insert", async move {
+            let scopes = to_json(&record.scopes)?;
+            let mut conn = self.shared.write().await?;
+            let mut ex = self
+                .shared
+                .scoped(&mut conn, Scope::Tenant(record.tenant.as_str()))
+                .await?;
+            let inserted = sqlx::query(&q::API_KEY_INSERT)
+                .bind(record.tenant.as_str())
+                .bind(record.id.as_uuid())
+                .bind(record.principal.as_str())
+                .bind(record.name.as_bytes())
+                .bind(record.lookup.as_str())
+                .bind(&record.hash)
+                .bind(i64::from(record.hash_version))
+                .bind(scopes)
+                .bind(micros(record.created_at))
+                .bind(record.expires_at.map(micros))
+                .bind(record.last_used_at.map(micros))
+                .bind(record.revoked_at.map(micros))
+                .bind(record.replaced_by.map(|id| *id.as_uuid()))
+                .execute(ex.conn())
+                .await;
+            match inserted {
+                Ok(_) => ex.finish().await,
+                Err(e) if is_unique_violation(&e) => {
+                    Err(Error::conflict("api key id or lookup already exists"))
+                }
+                Err(e) => Err(err(e)),
             }
-            Err(e) => Err(err(e)),
-        }
+        })
+        .await
     }
 
     async fn find_by_lookup(&self, lookup: &ApiKeyLookup) -> Result<Option<ApiKeyRecord>> {
-        let mut conn = self.shared.read().await?;
-        // The one unscoped read of the contract; under RLS it may see only
-        // the row whose lookup id it names.
-        let mut ex = self
-            .shared
-            .scoped(&mut conn, Scope::Lookup(lookup.as_str()))
-            .await?;
-        let row: Option<ApiKeyRow> = sqlx::query_as(&q::API_KEY_FIND_BY_LOOKUP)
-            .bind(lookup.as_str())
-            .fetch_optional(ex.conn())
-            .await
-            .map_err(err)?;
-        ex.finish().await?;
-        row.map(ApiKeyRow::into_record).transpose()
+        traced!("postgresql", "api_keys", "find_by_lookup", async move {
+            let mut conn = self.shared.read().await?;
+            // The one unscoped read of the contract; under RLS it may see only
+            // the row whose lookup id it names.
+            let mut ex = self
+                .shared
+                .scoped(&mut conn, Scope::Lookup(lookup.as_str()))
+                .await?;
+            let row: Option<ApiKeyRow> = sqlx::query_as(&q::API_KEY_FIND_BY_LOOKUP)
+                .bind(lookup.as_str())
+                .fetch_optional(ex.conn())
+                .await
+                .map_err(err)?;
+            ex.finish().await?;
+            row.map(ApiKeyRow::into_record).transpose()
+        })
+        .await
     }
 
     async fn get(&self, tenant: &TenantId, id: &ApiKeyId) -> Result<Option<ApiKeyRecord>> {
-        let mut conn = self.shared.read().await?;
-        let mut ex = self
-            .shared
-            .scoped(&mut conn, Scope::Tenant(tenant.as_str()))
-            .await?;
-        let row: Option<ApiKeyRow> = sqlx::query_as(&q::API_KEY_GET)
-            .bind(tenant.as_str())
-            .bind(id.as_uuid())
-            .fetch_optional(ex.conn())
-            .await
-            .map_err(err)?;
-        ex.finish().await?;
-        row.map(ApiKeyRow::into_record).transpose()
+        traced!("postgresql", "api_keys", "get", async move {
+            let mut conn = self.shared.read().await?;
+            let mut ex = self
+                .shared
+                .scoped(&mut conn, Scope::Tenant(tenant.as_str()))
+                .await?;
+            let row: Option<ApiKeyRow> = sqlx::query_as(&q::API_KEY_GET)
+                .bind(tenant.as_str())
+                .bind(id.as_uuid())
+                .fetch_optional(ex.conn())
+                .await
+                .map_err(err)?;
+            ex.finish().await?;
+            row.map(ApiKeyRow::into_record).transpose()
+        })
+        .await
     }
 
     async fn list(&self, tenant: &TenantId, page: &PageRequest) -> Result<Page<ApiKeyRecord>> {
-        let after = cursor_or_start(parse_cursor(page.after.as_deref())?);
-        let mut conn = self.shared.read().await?;
-        let mut ex = self
-            .shared
-            .scoped(&mut conn, Scope::Tenant(tenant.as_str()))
-            .await?;
-        let rows: Vec<ApiKeyRow> = sqlx::query_as(&q::API_KEY_LIST)
-            .bind(tenant.as_str())
-            .bind(after)
-            .bind(fetch_limit(page.limit))
-            .fetch_all(ex.conn())
-            .await
-            .map_err(err)?;
-        ex.finish().await?;
-        let items = rows
-            .into_iter()
-            .map(ApiKeyRow::into_record)
-            .collect::<Result<Vec<_>>>()?;
-        Ok(page_of(items, page.limit, |r| *r.id.as_uuid()))
+        traced!("postgresql", "api_keys", "list", async move {
+            let after = cursor_or_start(parse_cursor(page.after.as_deref())?);
+            let mut conn = self.shared.read().await?;
+            let mut ex = self
+                .shared
+                .scoped(&mut conn, Scope::Tenant(tenant.as_str()))
+                .await?;
+            let rows: Vec<ApiKeyRow> = sqlx::query_as(&q::API_KEY_LIST)
+                .bind(tenant.as_str())
+                .bind(after)
+                .bind(fetch_limit(page.limit))
+                .fetch_all(ex.conn())
+                .await
+                .map_err(err)?;
+            ex.finish().await?;
+            let items = rows
+                .into_iter()
+                .map(ApiKeyRow::into_record)
+                .collect::<Result<Vec<_>>>()?;
+            Ok(page_of(items, page.limit, |r| *r.id.as_uuid()))
+        })
+        .await
     }
 
     async fn revoke(&self, tenant: &TenantId, id: &ApiKeyId, at: OffsetDateTime) -> Result<bool> {
-        let mut conn = self.shared.write().await?;
-        let mut ex = self
-            .shared
-            .scoped(&mut conn, Scope::Tenant(tenant.as_str()))
-            .await?;
-        let done = sqlx::query(q::API_KEY_REVOKE)
-            .bind(tenant.as_str())
-            .bind(id.as_uuid())
-            .bind(micros(at))
-            .execute(ex.conn())
-            .await
-            .map_err(err)?;
-        ex.finish().await?;
-        Ok(done.rows_affected() > 0)
+        traced!("postgresql", "api_keys", "revoke", async move {
+            let mut conn = self.shared.write().await?;
+            let mut ex = self
+                .shared
+                .scoped(&mut conn, Scope::Tenant(tenant.as_str()))
+                .await?;
+            let done = sqlx::query(q::API_KEY_REVOKE)
+                .bind(tenant.as_str())
+                .bind(id.as_uuid())
+                .bind(micros(at))
+                .execute(ex.conn())
+                .await
+                .map_err(err)?;
+            ex.finish().await?;
+            Ok(done.rows_affected() > 0)
+        })
+        .await
     }
 
     async fn delete(&self, tenant: &TenantId, id: &ApiKeyId) -> Result<bool> {
-        let mut conn = self.shared.write().await?;
-        let mut ex = self
-            .shared
-            .scoped(&mut conn, Scope::Tenant(tenant.as_str()))
-            .await?;
-        let done = sqlx::query(q::API_KEY_DELETE)
-            .bind(tenant.as_str())
-            .bind(id.as_uuid())
-            .execute(ex.conn())
-            .await
-            .map_err(err)?;
-        ex.finish().await?;
-        Ok(done.rows_affected() > 0)
+        traced!("postgresql", "api_keys", "delete", async move {
+            let mut conn = self.shared.write().await?;
+            let mut ex = self
+                .shared
+                .scoped(&mut conn, Scope::Tenant(tenant.as_str()))
+                .await?;
+            let done = sqlx::query(q::API_KEY_DELETE)
+                .bind(tenant.as_str())
+                .bind(id.as_uuid())
+                .execute(ex.conn())
+                .await
+                .map_err(err)?;
+            ex.finish().await?;
+            Ok(done.rows_affected() > 0)
+        })
+        .await
     }
 
     async fn mark_rotated(
@@ -376,87 +419,99 @@ impl ApiKeyStore for PgApiKeyStore {
         replaced_by: &ApiKeyId,
         valid_until: OffsetDateTime,
     ) -> Result<bool> {
-        let mut conn = self.shared.write().await?;
-        let mut ex = self
-            .shared
-            .scoped(&mut conn, Scope::Tenant(tenant.as_str()))
-            .await?;
-        let done = sqlx::query(q::API_KEY_MARK_ROTATED)
-            .bind(tenant.as_str())
-            .bind(id.as_uuid())
-            .bind(replaced_by.as_uuid())
-            .bind(micros(valid_until))
-            .execute(ex.conn())
-            .await
-            .map_err(err)?;
-        ex.finish().await?;
-        Ok(done.rows_affected() > 0)
+        traced!("postgresql", "api_keys", "mark_rotated", async move {
+            let mut conn = self.shared.write().await?;
+            let mut ex = self
+                .shared
+                .scoped(&mut conn, Scope::Tenant(tenant.as_str()))
+                .await?;
+            let done = sqlx::query(q::API_KEY_MARK_ROTATED)
+                .bind(tenant.as_str())
+                .bind(id.as_uuid())
+                .bind(replaced_by.as_uuid())
+                .bind(micros(valid_until))
+                .execute(ex.conn())
+                .await
+                .map_err(err)?;
+            ex.finish().await?;
+            Ok(done.rows_affected() > 0)
+        })
+        .await
     }
 
     async fn record_usage(&self, usage: &[ApiKeyUsage]) -> Result<()> {
-        // The latest use per key, grouped by tenant: one statement per
-        // tenant, all in one transaction.
-        let mut latest: BTreeMap<&str, BTreeMap<uuid::Uuid, i64>> = BTreeMap::new();
-        for u in usage {
-            let at = micros(u.used_at);
-            let slot = latest
-                .entry(u.tenant.as_str())
-                .or_default()
-                .entry(*u.id.as_uuid())
-                .or_insert(at);
-            *slot = (*slot).max(at);
-        }
-        if latest.is_empty() {
-            return Ok(());
-        }
-        let mut conn = self.shared.write().await?;
-        let mut tx = conn.begin().await.map_err(err)?;
-        for (tenant, keys) in latest {
-            if self.shared.rls {
-                set_scope(&mut tx, Scope::Tenant(tenant)).await?;
+        traced!("postgresql", "api_keys", "record_usage", async move {
+            // The latest use per key, grouped by tenant: one statement per
+            // tenant, all in one transaction.
+            let mut latest: BTreeMap<&str, BTreeMap<uuid::Uuid, i64>> = BTreeMap::new();
+            for u in usage {
+                let at = micros(u.used_at);
+                let slot = latest
+                    .entry(u.tenant.as_str())
+                    .or_default()
+                    .entry(*u.id.as_uuid())
+                    .or_insert(at);
+                *slot = (*slot).max(at);
             }
-            let (ids, times): (Vec<uuid::Uuid>, Vec<i64>) = keys.into_iter().unzip();
-            sqlx::query(q::API_KEY_RECORD_USAGE)
-                .bind(tenant)
-                .bind(ids)
-                .bind(times)
-                .execute(&mut *tx)
-                .await
-                .map_err(err)?;
-        }
-        tx.commit().await.map_err(err)
+            if latest.is_empty() {
+                return Ok(());
+            }
+            let mut conn = self.shared.write().await?;
+            let mut tx = conn.begin().await.map_err(err)?;
+            for (tenant, keys) in latest {
+                if self.shared.rls {
+                    set_scope(&mut tx, Scope::Tenant(tenant)).await?;
+                }
+                let (ids, times): (Vec<uuid::Uuid>, Vec<i64>) = keys.into_iter().unzip();
+                sqlx::query(q::API_KEY_RECORD_USAGE)
+                    .bind(tenant)
+                    .bind(ids)
+                    .bind(times)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
+            }
+            tx.commit().await.map_err(err)
+        })
+        .await
     }
 }
 
 #[async_trait::async_trait]
 impl TokenRevocationStore for PgRevocationStore {
     async fn revoke(&self, token_id: &str, expires_at: OffsetDateTime) -> Result<()> {
-        validate_token_id(token_id)?;
-        if expires_at <= self.shared.clock.now() {
-            // Already unusable: nothing to remember.
-            return Ok(());
-        }
-        let mut conn = self.shared.write().await?;
-        sqlx::query(q::REVOCATION_UPSERT)
-            .bind(token_id)
-            .bind(micros_ceil(expires_at))
-            .execute(&mut *conn)
-            .await
-            .map_err(err)?;
-        Ok(())
+        traced!("postgresql", "revoked_tokens", "revoke", async move {
+            validate_token_id(token_id)?;
+            if expires_at <= self.shared.clock.now() {
+                // Already unusable: nothing to remember.
+                return Ok(());
+            }
+            let mut conn = self.shared.write().await?;
+            sqlx::query(q::REVOCATION_UPSERT)
+                .bind(token_id)
+                .bind(micros_ceil(expires_at))
+                .execute(&mut *conn)
+                .await
+                .map_err(err)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn is_revoked(&self, token_id: &str) -> Result<bool> {
-        validate_token_id(token_id)?;
-        let now = micros(self.shared.clock.now());
-        let mut conn = self.shared.read().await?;
-        let found: Option<i64> = sqlx::query_scalar(q::REVOCATION_CHECK)
-            .bind(token_id)
-            .bind(now)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(err)?;
-        Ok(found.is_some())
+        traced!("postgresql", "revoked_tokens", "is_revoked", async move {
+            validate_token_id(token_id)?;
+            let now = micros(self.shared.clock.now());
+            let mut conn = self.shared.read().await?;
+            let found: Option<i64> = sqlx::query_scalar(q::REVOCATION_CHECK)
+                .bind(token_id)
+                .bind(now)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(err)?;
+            Ok(found.is_some())
+        })
+        .await
     }
 
     async fn revoke_subject(
@@ -466,20 +521,28 @@ impl TokenRevocationStore for PgRevocationStore {
         through: OffsetDateTime,
         remember_until: OffsetDateTime,
     ) -> Result<()> {
-        if remember_until <= self.shared.clock.now() {
-            // Nothing issued through `through` can still be valid.
-            return Ok(());
-        }
-        let mut conn = self.shared.write().await?;
-        sqlx::query(q::SUBJECT_REVOCATION_UPSERT)
-            .bind(tenant.as_str())
-            .bind(subject.as_str())
-            .bind(micros_ceil(through))
-            .bind(micros_ceil(remember_until))
-            .execute(&mut *conn)
-            .await
-            .map_err(err)?;
-        Ok(())
+        traced!(
+            "postgresql",
+            "revoked_subjects",
+            "revoke_subject",
+            async move {
+                if remember_until <= self.shared.clock.now() {
+                    // Nothing issued through `through` can still be valid.
+                    return Ok(());
+                }
+                let mut conn = self.shared.write().await?;
+                sqlx::query(q::SUBJECT_REVOCATION_UPSERT)
+                    .bind(tenant.as_str())
+                    .bind(subject.as_str())
+                    .bind(micros_ceil(through))
+                    .bind(micros_ceil(remember_until))
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(err)?;
+                Ok(())
+            }
+        )
+        .await
     }
 
     async fn subject_revoked_through(
@@ -487,34 +550,50 @@ impl TokenRevocationStore for PgRevocationStore {
         tenant: &TenantId,
         subject: &PrincipalId,
     ) -> Result<Option<OffsetDateTime>> {
-        let now = micros(self.shared.clock.now());
-        let mut conn = self.shared.read().await?;
-        let through: Option<i64> = sqlx::query_scalar(q::SUBJECT_REVOCATION_CHECK)
-            .bind(tenant.as_str())
-            .bind(subject.as_str())
-            .bind(now)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(err)?;
-        through.map(from_micros).transpose()
+        traced!(
+            "postgresql",
+            "revoked_subjects",
+            "subject_revoked_through",
+            async move {
+                let now = micros(self.shared.clock.now());
+                let mut conn = self.shared.read().await?;
+                let through: Option<i64> = sqlx::query_scalar(q::SUBJECT_REVOCATION_CHECK)
+                    .bind(tenant.as_str())
+                    .bind(subject.as_str())
+                    .bind(now)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(err)?;
+                through.map(from_micros).transpose()
+            }
+        )
+        .await
     }
 
     async fn is_token_revoked(&self, token: &IssuedToken<'_>) -> Result<bool> {
-        validate_token_id(token.token_id)?;
-        // `issued_within`: the token's `iat` second is at or before the
-        // revocation's, that is `through` (µs) >= the start of that second.
-        let issued_second = token.issued_at.unix_timestamp().saturating_mul(1_000_000);
-        let mut conn = self.shared.read().await?;
-        let revoked: bool = sqlx::query_scalar(q::TOKEN_OR_SUBJECT_REVOKED)
-            .bind(token.token_id)
-            .bind(token.tenant.as_str())
-            .bind(token.subject.as_str())
-            .bind(micros(self.shared.clock.now()))
-            .bind(issued_second)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(err)?;
-        Ok(revoked)
+        traced!(
+            "postgresql",
+            "revoked_tokens",
+            "is_token_revoked",
+            async move {
+                validate_token_id(token.token_id)?;
+                // `issued_within`: the token's `iat` second is at or before the
+                // revocation's, that is `through` (µs) >= the start of that second.
+                let issued_second = token.issued_at.unix_timestamp().saturating_mul(1_000_000);
+                let mut conn = self.shared.read().await?;
+                let revoked: bool = sqlx::query_scalar(q::TOKEN_OR_SUBJECT_REVOKED)
+                    .bind(token.token_id)
+                    .bind(token.tenant.as_str())
+                    .bind(token.subject.as_str())
+                    .bind(micros(self.shared.clock.now()))
+                    .bind(issued_second)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(err)?;
+                Ok(revoked)
+            }
+        )
+        .await
     }
 }
 

@@ -12,6 +12,7 @@ use futures_util::stream::BoxStream;
 use tokio::sync::mpsc;
 
 use super::{RedisStore, map_error};
+use crate::trace::traced;
 
 /// Messages a subscription holds for a reader that has not taken them yet;
 /// when it is full, the subscription waits for the reader.
@@ -61,23 +62,26 @@ impl fmt::Debug for RedisInvalidationBus {
 #[async_trait]
 impl InvalidationBus for RedisInvalidationBus {
     async fn publish(&self, channel: &str, key: &str) -> Result<()> {
-        validate_invalidation(channel)?;
-        validate_invalidation(key)?;
-        let mut command = redis::cmd("PUBLISH");
-        command.arg(self.store.key("invalidate", channel)).arg(key);
-        // The count of receivers: zero is no failure (nobody caches it).
-        // A connection Redis dropped (a restart) fails its next call and is
-        // remade for the one after: try twice, since an announcement is
-        // rare and losing it leaves entries stale. A repeat is harmless.
-        match self.store.query::<u64>("publish", command.clone()).await {
-            Err(Error::Unavailable { .. }) => {
-                self.store.query::<u64>("publish", command).await?;
+        traced!("redis", "invalidate", "publish", async move {
+            validate_invalidation(channel)?;
+            validate_invalidation(key)?;
+            let mut command = redis::cmd("PUBLISH");
+            command.arg(self.store.key("invalidate", channel)).arg(key);
+            // The count of receivers: zero is no failure (nobody caches it).
+            // A connection Redis dropped (a restart) fails its next call and is
+            // remade for the one after: try twice, since an announcement is
+            // rare and losing it leaves entries stale. A repeat is harmless.
+            match self.store.query::<u64>("publish", command.clone()).await {
+                Err(Error::Unavailable { .. }) => {
+                    self.store.query::<u64>("publish", command).await?;
+                }
+                other => {
+                    other?;
+                }
             }
-            other => {
-                other?;
-            }
-        }
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
     fn subscribe(&self, channel: &str) -> Result<BoxStream<'static, Invalidation>> {

@@ -14,6 +14,7 @@ use docaiche_core::{Error, PrincipalId, TenantId};
 use time::OffsetDateTime;
 
 use super::RedisStore;
+use crate::trace::traced;
 
 /// A [`TokenRevocationStore`] on Redis: one key per revoked token id,
 /// `{prefix}:revoked:{id}`, expiring when the token would have expired
@@ -97,38 +98,43 @@ fn from_micros(us: i64) -> Result<OffsetDateTime> {
 #[async_trait]
 impl TokenRevocationStore for RedisTokenRevocationStore {
     async fn revoke(&self, token_id: &str, expires_at: OffsetDateTime) -> Result<()> {
-        validate_token_id(token_id)?;
-        let remaining = expires_at - self.clock.now();
-        let Ok(ttl) = Duration::try_from(remaining) else {
-            // Already expired: the token is refused for its expiry anyway.
-            return Ok(());
-        };
-        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let key = self.redis_key(token_id);
-        let mut pipeline = redis::pipe();
-        pipeline
-            .cmd("SET")
-            .arg(&key)
-            .arg(1)
-            .arg("NX")
-            .arg("PX")
-            .arg(ms)
-            .ignore()
-            .cmd("PEXPIRE")
-            .arg(&key)
-            .arg(ms)
-            .arg("GT")
-            .ignore();
-        let () = self.store.pipeline("revoke", pipeline).await?;
-        Ok(())
+        traced!("redis", "revoked_tokens", "revoke", async move {
+            validate_token_id(token_id)?;
+            let remaining = expires_at - self.clock.now();
+            let Ok(ttl) = Duration::try_from(remaining) else {
+                // Already expired: the token is refused for its expiry anyway.
+                return Ok(());
+            };
+            let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+            let key = self.redis_key(token_id);
+            let mut pipeline = redis::pipe();
+            pipeline
+                .cmd("SET")
+                .arg(&key)
+                .arg(1)
+                .arg("NX")
+                .arg("PX")
+                .arg(ms)
+                .ignore()
+                .cmd("PEXPIRE")
+                .arg(&key)
+                .arg(ms)
+                .arg("GT")
+                .ignore();
+            let () = self.store.pipeline("revoke", pipeline).await?;
+            Ok(())
+        })
+        .await
     }
 
     async fn is_revoked(&self, token_id: &str) -> Result<bool> {
-        validate_token_id(token_id)?;
-        let mut command = redis::cmd("EXISTS");
-        command.arg(self.redis_key(token_id));
-        let found: i64 = self.store.query("revocation check", command).await?;
-        Ok(found > 0)
+        traced!(
+            "redis",
+            "revoked_tokens",
+            "is_revoked",
+            self.token_revoked(token_id)
+        )
+        .await
     }
 
     async fn revoke_subject(
@@ -138,22 +144,63 @@ impl TokenRevocationStore for RedisTokenRevocationStore {
         through: OffsetDateTime,
         remember_until: OffsetDateTime,
     ) -> Result<()> {
-        let Ok(ttl) = Duration::try_from(remember_until - self.clock.now()) else {
-            return Ok(());
-        };
-        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let mut command = redis::cmd("EVAL");
-        command
-            .arg(REVOKE_SUBJECT)
-            .arg(1)
-            .arg(self.subject_key(tenant, subject))
-            .arg(micros(through))
-            .arg(ms);
-        let _: i64 = self.store.query("revoke subject", command).await?;
-        Ok(())
+        traced!("redis", "revoked_subjects", "revoke_subject", async move {
+            let Ok(ttl) = Duration::try_from(remember_until - self.clock.now()) else {
+                return Ok(());
+            };
+            let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+            let mut command = redis::cmd("EVAL");
+            command
+                .arg(REVOKE_SUBJECT)
+                .arg(1)
+                .arg(self.subject_key(tenant, subject))
+                .arg(micros(through))
+                .arg(ms);
+            let _: i64 = self.store.query("revoke subject", command).await?;
+            Ok(())
+        })
+        .await
     }
 
     async fn subject_revoked_through(
+        &self,
+        tenant: &TenantId,
+        subject: &PrincipalId,
+    ) -> Result<Option<OffsetDateTime>> {
+        traced!(
+            "redis",
+            "revoked_subjects",
+            "subject_revoked_through",
+            self.revoked_through(tenant, subject)
+        )
+        .await
+    }
+
+    async fn is_token_revoked(&self, token: &IssuedToken<'_>) -> Result<bool> {
+        // One span for the check, whatever its round trips.
+        traced!("redis", "revoked_tokens", "is_token_revoked", async move {
+            let (revoked, through) = tokio::try_join!(
+                self.token_revoked(token.token_id),
+                self.revoked_through(token.tenant, token.subject),
+            )?;
+            Ok(revoked || through.is_some_and(|t| issued_within(token.issued_at, t)))
+        })
+        .await
+    }
+}
+
+impl RedisTokenRevocationStore {
+    /// [`TokenRevocationStore::is_revoked`], without its span.
+    async fn token_revoked(&self, token_id: &str) -> Result<bool> {
+        validate_token_id(token_id)?;
+        let mut command = redis::cmd("EXISTS");
+        command.arg(self.redis_key(token_id));
+        let found: i64 = self.store.query("revocation check", command).await?;
+        Ok(found > 0)
+    }
+
+    /// [`TokenRevocationStore::subject_revoked_through`], without its span.
+    async fn revoked_through(
         &self,
         tenant: &TenantId,
         subject: &PrincipalId,
@@ -165,14 +212,6 @@ impl TokenRevocationStore for RedisTokenRevocationStore {
             .query("subject revocation check", command)
             .await?;
         through.map(from_micros).transpose()
-    }
-
-    async fn is_token_revoked(&self, token: &IssuedToken<'_>) -> Result<bool> {
-        let (revoked, through) = tokio::try_join!(
-            self.is_revoked(token.token_id),
-            self.subject_revoked_through(token.tenant, token.subject),
-        )?;
-        Ok(revoked || through.is_some_and(|t| issued_within(token.issued_at, t)))
     }
 }
 

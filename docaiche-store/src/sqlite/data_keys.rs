@@ -10,6 +10,7 @@ use sqlx::sqlite::SqliteRow;
 
 use super::{Shared, err};
 use crate::encryption::{DataKeyStore, SubjectKey};
+use crate::trace::traced;
 
 const GET: &str = "SELECT kek_id, kek_version, ciphertext FROM data_keys \
      WHERE tenant_id = ?1 AND subject_id = ?2";
@@ -57,14 +58,17 @@ fn wrapped(row: &SqliteRow, offset: usize) -> Result<WrappedKey> {
 #[async_trait::async_trait]
 impl DataKeyStore for SqliteDataKeyStore {
     async fn get(&self, tenant: &TenantId, subject: &PrincipalId) -> Result<Option<WrappedKey>> {
-        let mut conn = self.shared.conn().await?;
-        let row = sqlx::query(GET)
-            .bind(tenant.as_str())
-            .bind(subject.as_str())
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(err)?;
-        row.map(|row| wrapped(&row, 0)).transpose()
+        traced!("sqlite", "data_keys", "get", async move {
+            let mut conn = self.shared.conn().await?;
+            let row = sqlx::query(GET)
+                .bind(tenant.as_str())
+                .bind(subject.as_str())
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(err)?;
+            row.map(|row| wrapped(&row, 0)).transpose()
+        })
+        .await
     }
 
     async fn insert_if_absent(
@@ -73,22 +77,25 @@ impl DataKeyStore for SqliteDataKeyStore {
         subject: &PrincipalId,
         key: WrappedKey,
     ) -> Result<WrappedKey> {
-        {
-            let mut conn = self.shared.conn().await?;
-            sqlx::query(INSERT)
-                .bind(tenant.as_str())
-                .bind(subject.as_str())
-                .bind(key.kek_id.as_bytes())
-                .bind(i64::from(key.kek_version))
-                .bind(key.ciphertext.as_slice())
-                .execute(&mut *conn)
-                .await
-                .map_err(err)?;
-        }
-        // Ours, or the one a concurrent writer stored first.
-        self.get(tenant, subject)
-            .await?
-            .ok_or_else(|| Error::internal("a data key vanished right after it was stored"))
+        traced!("sqlite", "data_keys", "insert_if_absent", async move {
+            {
+                let mut conn = self.shared.conn().await?;
+                sqlx::query(INSERT)
+                    .bind(tenant.as_str())
+                    .bind(subject.as_str())
+                    .bind(key.kek_id.as_bytes())
+                    .bind(i64::from(key.kek_version))
+                    .bind(key.ciphertext.as_slice())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(err)?;
+            }
+            // Ours, or the one a concurrent writer stored first.
+            self.get(tenant, subject)
+                .await?
+                .ok_or_else(|| Error::internal("a data key vanished right after it was stored"))
+        })
+        .await
     }
 
     async fn replace(
@@ -98,31 +105,37 @@ impl DataKeyStore for SqliteDataKeyStore {
         expected: &WrappedKey,
         new: WrappedKey,
     ) -> Result<bool> {
-        let mut conn = self.shared.conn().await?;
-        let done = sqlx::query(REPLACE)
-            .bind(tenant.as_str())
-            .bind(subject.as_str())
-            .bind(new.kek_id.as_bytes())
-            .bind(i64::from(new.kek_version))
-            .bind(new.ciphertext.as_slice())
-            .bind(expected.kek_id.as_bytes())
-            .bind(i64::from(expected.kek_version))
-            .bind(expected.ciphertext.as_slice())
-            .execute(&mut *conn)
-            .await
-            .map_err(err)?;
-        Ok(done.rows_affected() == 1)
+        traced!("sqlite", "data_keys", "replace", async move {
+            let mut conn = self.shared.conn().await?;
+            let done = sqlx::query(REPLACE)
+                .bind(tenant.as_str())
+                .bind(subject.as_str())
+                .bind(new.kek_id.as_bytes())
+                .bind(i64::from(new.kek_version))
+                .bind(new.ciphertext.as_slice())
+                .bind(expected.kek_id.as_bytes())
+                .bind(i64::from(expected.kek_version))
+                .bind(expected.ciphertext.as_slice())
+                .execute(&mut *conn)
+                .await
+                .map_err(err)?;
+            Ok(done.rows_affected() == 1)
+        })
+        .await
     }
 
     async fn destroy(&self, tenant: &TenantId, subject: &PrincipalId) -> Result<bool> {
-        let mut conn = self.shared.conn().await?;
-        let done = sqlx::query(DESTROY)
-            .bind(tenant.as_str())
-            .bind(subject.as_str())
-            .execute(&mut *conn)
-            .await
-            .map_err(err)?;
-        Ok(done.rows_affected() > 0)
+        traced!("sqlite", "data_keys", "destroy", async move {
+            let mut conn = self.shared.conn().await?;
+            let done = sqlx::query(DESTROY)
+                .bind(tenant.as_str())
+                .bind(subject.as_str())
+                .execute(&mut *conn)
+                .await
+                .map_err(err)?;
+            Ok(done.rows_affected() > 0)
+        })
+        .await
     }
 
     async fn list(
@@ -130,35 +143,38 @@ impl DataKeyStore for SqliteDataKeyStore {
         after: Option<(&TenantId, &PrincipalId)>,
         limit: usize,
     ) -> Result<Vec<SubjectKey>> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut conn = self.shared.conn().await?;
-        let rows = match after {
-            None => {
-                sqlx::query(LIST_FIRST)
-                    .bind(limit)
-                    .fetch_all(&mut *conn)
-                    .await
+        traced!("sqlite", "data_keys", "list", async move {
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let mut conn = self.shared.conn().await?;
+            let rows = match after {
+                None => {
+                    sqlx::query(LIST_FIRST)
+                        .bind(limit)
+                        .fetch_all(&mut *conn)
+                        .await
+                }
+                Some((tenant, subject)) => {
+                    sqlx::query(LIST_AFTER)
+                        .bind(tenant.as_str())
+                        .bind(subject.as_str())
+                        .bind(limit)
+                        .fetch_all(&mut *conn)
+                        .await
+                }
             }
-            Some((tenant, subject)) => {
-                sqlx::query(LIST_AFTER)
-                    .bind(tenant.as_str())
-                    .bind(subject.as_str())
-                    .bind(limit)
-                    .fetch_all(&mut *conn)
-                    .await
-            }
-        }
-        .map_err(err)?;
-        rows.iter()
-            .map(|row| {
-                let tenant: String = row.try_get(0).map_err(err)?;
-                let subject: String = row.try_get(1).map_err(err)?;
-                Ok(SubjectKey::new(
-                    TenantId::new(tenant)?,
-                    PrincipalId::new(subject)?,
-                    wrapped(row, 2)?,
-                ))
-            })
-            .collect()
+            .map_err(err)?;
+            rows.iter()
+                .map(|row| {
+                    let tenant: String = row.try_get(0).map_err(err)?;
+                    let subject: String = row.try_get(1).map_err(err)?;
+                    Ok(SubjectKey::new(
+                        TenantId::new(tenant)?,
+                        PrincipalId::new(subject)?,
+                        wrapped(row, 2)?,
+                    ))
+                })
+                .collect()
+        })
+        .await
     }
 }

@@ -21,6 +21,7 @@ use crate::sql::{
     cursor_or_start, fetch_limit, from_micros, is_unique_violation, job_state, micros, micros_ceil,
     page_of, parse_cursor, signed, text_from_json, to_json, truncate,
 };
+use crate::trace::traced;
 
 macro_rules! adapter {
     ($(#[$doc:meta])* $name:ident) => {
@@ -62,81 +63,93 @@ adapter!(
 #[async_trait::async_trait]
 impl DocumentStore for SqliteDocumentStore {
     async fn put(&self, tenant: &TenantId, document: NewDocument) -> Result<DocumentMeta> {
-        let now = truncate(self.shared.clock.now());
-        let size = u64::try_from(document.content.len()).unwrap_or(u64::MAX);
-        let mut conn = self.shared.conn().await?;
-        let inserted = sqlx::query(q::DOCUMENT_INSERT)
-            .bind(document.id.as_uuid())
-            .bind(tenant.as_str())
-            .bind(document.owner.as_str())
-            .bind(document.filename.as_deref().map(str::as_bytes))
-            .bind(document.content_type.as_bytes())
-            .bind(signed(size))
-            .bind(document.sha256.as_bytes())
-            .bind(document.content.as_ref())
-            .bind(micros(now))
-            .execute(&mut *conn)
-            .await;
-        match inserted {
-            Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => {
-                return Err(Error::conflict("document id already exists"));
+        traced!("sqlite", "documents", "put", async move {
+            let now = truncate(self.shared.clock.now());
+            let size = u64::try_from(document.content.len()).unwrap_or(u64::MAX);
+            let mut conn = self.shared.conn().await?;
+            let inserted = sqlx::query(q::DOCUMENT_INSERT)
+                .bind(document.id.as_uuid())
+                .bind(tenant.as_str())
+                .bind(document.owner.as_str())
+                .bind(document.filename.as_deref().map(str::as_bytes))
+                .bind(document.content_type.as_bytes())
+                .bind(signed(size))
+                .bind(document.sha256.as_bytes())
+                .bind(document.content.as_ref())
+                .bind(micros(now))
+                .execute(&mut *conn)
+                .await;
+            match inserted {
+                Ok(_) => {}
+                Err(e) if is_unique_violation(&e) => {
+                    return Err(Error::conflict("document id already exists"));
+                }
+                Err(e) => return Err(err(e)),
             }
-            Err(e) => return Err(err(e)),
-        }
-        let mut meta = DocumentMeta::new(
-            document.id,
-            tenant.clone(),
-            document.owner,
-            document.content_type,
-            size,
-            document.sha256,
-            now,
-        );
-        meta.filename = document.filename;
-        Ok(meta)
+            let mut meta = DocumentMeta::new(
+                document.id,
+                tenant.clone(),
+                document.owner,
+                document.content_type,
+                size,
+                document.sha256,
+                now,
+            );
+            meta.filename = document.filename;
+            Ok(meta)
+        })
+        .await
     }
 
     async fn get(&self, tenant: &TenantId, id: &DocumentId) -> Result<Option<Document>> {
-        let mut conn = self.shared.conn().await?;
-        let row = sqlx::query(&q::DOCUMENT_GET)
-            .bind(tenant.as_str())
-            .bind(id.as_uuid())
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(err)?;
-        let Some(row) = row else { return Ok(None) };
-        let content: Vec<u8> = row.try_get("content").map_err(err)?;
-        let meta = DocumentRow::from_row(&row).map_err(err)?.into_meta()?;
-        Ok(Some(Document::new(meta, content.into())))
+        traced!("sqlite", "documents", "get", async move {
+            let mut conn = self.shared.conn().await?;
+            let row = sqlx::query(&q::DOCUMENT_GET)
+                .bind(tenant.as_str())
+                .bind(id.as_uuid())
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(err)?;
+            let Some(row) = row else { return Ok(None) };
+            let content: Vec<u8> = row.try_get("content").map_err(err)?;
+            let meta = DocumentRow::from_row(&row).map_err(err)?.into_meta()?;
+            Ok(Some(Document::new(meta, content.into())))
+        })
+        .await
     }
 
     async fn head(&self, tenant: &TenantId, id: &DocumentId) -> Result<Option<DocumentMeta>> {
-        let mut conn = self.shared.conn().await?;
-        let row: Option<DocumentRow> = sqlx::query_as(&q::DOCUMENT_HEAD)
-            .bind(tenant.as_str())
-            .bind(id.as_uuid())
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(err)?;
-        row.map(DocumentRow::into_meta).transpose()
+        traced!("sqlite", "documents", "head", async move {
+            let mut conn = self.shared.conn().await?;
+            let row: Option<DocumentRow> = sqlx::query_as(&q::DOCUMENT_HEAD)
+                .bind(tenant.as_str())
+                .bind(id.as_uuid())
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(err)?;
+            row.map(DocumentRow::into_meta).transpose()
+        })
+        .await
     }
 
     async fn list(&self, tenant: &TenantId, page: &PageRequest) -> Result<Page<DocumentMeta>> {
-        let after = cursor_or_start(parse_cursor(page.after.as_deref())?);
-        let mut conn = self.shared.conn().await?;
-        let rows: Vec<DocumentRow> = sqlx::query_as(&q::DOCUMENT_LIST)
-            .bind(tenant.as_str())
-            .bind(after)
-            .bind(fetch_limit(page.limit))
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(err)?;
-        let items = rows
-            .into_iter()
-            .map(DocumentRow::into_meta)
-            .collect::<Result<Vec<_>>>()?;
-        Ok(page_of(items, page.limit, |m| *m.id.as_uuid()))
+        traced!("sqlite", "documents", "list", async move {
+            let after = cursor_or_start(parse_cursor(page.after.as_deref())?);
+            let mut conn = self.shared.conn().await?;
+            let rows: Vec<DocumentRow> = sqlx::query_as(&q::DOCUMENT_LIST)
+                .bind(tenant.as_str())
+                .bind(after)
+                .bind(fetch_limit(page.limit))
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(err)?;
+            let items = rows
+                .into_iter()
+                .map(DocumentRow::into_meta)
+                .collect::<Result<Vec<_>>>()?;
+            Ok(page_of(items, page.limit, |m| *m.id.as_uuid()))
+        })
+        .await
     }
 
     async fn list_by_owner(
@@ -145,32 +158,38 @@ impl DocumentStore for SqliteDocumentStore {
         owner: &PrincipalId,
         page: &PageRequest,
     ) -> Result<Page<DocumentMeta>> {
-        let after = cursor_or_start(parse_cursor(page.after.as_deref())?);
-        let mut conn = self.shared.conn().await?;
-        let rows: Vec<DocumentRow> = sqlx::query_as(&q::DOCUMENT_LIST_BY_OWNER)
-            .bind(tenant.as_str())
-            .bind(owner.as_str())
-            .bind(after)
-            .bind(fetch_limit(page.limit))
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(err)?;
-        let items = rows
-            .into_iter()
-            .map(DocumentRow::into_meta)
-            .collect::<Result<Vec<_>>>()?;
-        Ok(page_of(items, page.limit, |m| *m.id.as_uuid()))
+        traced!("sqlite", "documents", "list_by_owner", async move {
+            let after = cursor_or_start(parse_cursor(page.after.as_deref())?);
+            let mut conn = self.shared.conn().await?;
+            let rows: Vec<DocumentRow> = sqlx::query_as(&q::DOCUMENT_LIST_BY_OWNER)
+                .bind(tenant.as_str())
+                .bind(owner.as_str())
+                .bind(after)
+                .bind(fetch_limit(page.limit))
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(err)?;
+            let items = rows
+                .into_iter()
+                .map(DocumentRow::into_meta)
+                .collect::<Result<Vec<_>>>()?;
+            Ok(page_of(items, page.limit, |m| *m.id.as_uuid()))
+        })
+        .await
     }
 
     async fn delete(&self, tenant: &TenantId, id: &DocumentId) -> Result<bool> {
-        let mut conn = self.shared.conn().await?;
-        let done = sqlx::query(q::DOCUMENT_DELETE)
-            .bind(tenant.as_str())
-            .bind(id.as_uuid())
-            .execute(&mut *conn)
-            .await
-            .map_err(err)?;
-        Ok(done.rows_affected() > 0)
+        traced!("sqlite", "documents", "delete", async move {
+            let mut conn = self.shared.conn().await?;
+            let done = sqlx::query(q::DOCUMENT_DELETE)
+                .bind(tenant.as_str())
+                .bind(id.as_uuid())
+                .execute(&mut *conn)
+                .await
+                .map_err(err)?;
+            Ok(done.rows_affected() > 0)
+        })
+        .await
     }
 
     async fn put_text(
@@ -179,123 +198,147 @@ impl DocumentStore for SqliteDocumentStore {
         id: &DocumentId,
         text: &DocumentText,
     ) -> Result<()> {
-        let json = to_json(&text.pages)?;
-        let mut conn = self.shared.conn().await?;
-        let done = sqlx::query(q::DOCUMENT_PUT_TEXT)
-            .bind(tenant.as_str())
-            .bind(id.as_uuid())
-            .bind(json)
-            .execute(&mut *conn)
-            .await
-            .map_err(err)?;
-        if done.rows_affected() == 0 {
-            return Err(Error::not_found("document"));
-        }
-        Ok(())
+        traced!("sqlite", "document_texts", "put", async move {
+            let json = to_json(&text.pages)?;
+            let mut conn = self.shared.conn().await?;
+            let done = sqlx::query(q::DOCUMENT_PUT_TEXT)
+                .bind(tenant.as_str())
+                .bind(id.as_uuid())
+                .bind(json)
+                .execute(&mut *conn)
+                .await
+                .map_err(err)?;
+            if done.rows_affected() == 0 {
+                return Err(Error::not_found("document"));
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn get_text(&self, tenant: &TenantId, id: &DocumentId) -> Result<Option<DocumentText>> {
-        let mut conn = self.shared.conn().await?;
-        let text: Option<Option<String>> = sqlx::query_scalar(q::DOCUMENT_GET_TEXT)
-            .bind(tenant.as_str())
-            .bind(id.as_uuid())
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(err)?;
-        text.flatten().map(|t| text_from_json(&t)).transpose()
+        traced!("sqlite", "document_texts", "get", async move {
+            let mut conn = self.shared.conn().await?;
+            let text: Option<Option<String>> = sqlx::query_scalar(q::DOCUMENT_GET_TEXT)
+                .bind(tenant.as_str())
+                .bind(id.as_uuid())
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(err)?;
+            text.flatten().map(|t| text_from_json(&t)).transpose()
+        })
+        .await
     }
 }
 
 #[async_trait::async_trait]
 impl ApiKeyStore for SqliteApiKeyStore {
     async fn insert(&self, record: &ApiKeyRecord) -> Result<()> {
-        let mut conn = self.shared.conn().await?;
-        let inserted = sqlx::query(&q::API_KEY_INSERT)
-            .bind(record.id.as_uuid())
-            .bind(record.tenant.as_str())
-            .bind(record.principal.as_str())
-            .bind(record.name.as_bytes())
-            .bind(record.lookup.as_str())
-            .bind(&record.hash)
-            .bind(i64::from(record.hash_version))
-            .bind(to_json(&record.scopes)?)
-            .bind(micros(record.created_at))
-            .bind(record.expires_at.map(micros))
-            .bind(record.last_used_at.map(micros))
-            .bind(record.revoked_at.map(micros))
-            .bind(record.replaced_by.map(|id| *id.as_uuid()))
-            .execute(&mut *conn)
-            .await;
-        match inserted {
-            Ok(_) => Ok(()),
-            Err(e) if is_unique_violation(&e) => {
-                Err(Error::conflict("api key id or lookup already exists"))
+        traced!("sqlite", "api_keys", "insert", async move {
+            let mut conn = self.shared.conn().await?;
+            let inserted = sqlx::query(&q::API_KEY_INSERT)
+                .bind(record.id.as_uuid())
+                .bind(record.tenant.as_str())
+                .bind(record.principal.as_str())
+                .bind(record.name.as_bytes())
+                .bind(record.lookup.as_str())
+                .bind(&record.hash)
+                .bind(i64::from(record.hash_version))
+                .bind(to_json(&record.scopes)?)
+                .bind(micros(record.created_at))
+                .bind(record.expires_at.map(micros))
+                .bind(record.last_used_at.map(micros))
+                .bind(record.revoked_at.map(micros))
+                .bind(record.replaced_by.map(|id| *id.as_uuid()))
+                .execute(&mut *conn)
+                .await;
+            match inserted {
+                Ok(_) => Ok(()),
+                Err(e) if is_unique_violation(&e) => {
+                    Err(Error::conflict("api key id or lookup already exists"))
+                }
+                Err(e) => Err(err(e)),
             }
-            Err(e) => Err(err(e)),
-        }
+        })
+        .await
     }
 
     async fn find_by_lookup(&self, lookup: &ApiKeyLookup) -> Result<Option<ApiKeyRecord>> {
-        let mut conn = self.shared.conn().await?;
-        // The one unscoped read of the contract: the tenant is not known
-        // until the caller has verified the key's hash.
-        let row: Option<ApiKeyRow> = sqlx::query_as(&q::API_KEY_FIND_BY_LOOKUP)
-            .bind(lookup.as_str())
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(err)?;
-        row.map(ApiKeyRow::into_record).transpose()
+        traced!("sqlite", "api_keys", "find_by_lookup", async move {
+            let mut conn = self.shared.conn().await?;
+            // The one unscoped read of the contract: the tenant is not known
+            // until the caller has verified the key's hash.
+            let row: Option<ApiKeyRow> = sqlx::query_as(&q::API_KEY_FIND_BY_LOOKUP)
+                .bind(lookup.as_str())
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(err)?;
+            row.map(ApiKeyRow::into_record).transpose()
+        })
+        .await
     }
 
     async fn get(&self, tenant: &TenantId, id: &ApiKeyId) -> Result<Option<ApiKeyRecord>> {
-        let mut conn = self.shared.conn().await?;
-        let row: Option<ApiKeyRow> = sqlx::query_as(&q::API_KEY_GET)
-            .bind(tenant.as_str())
-            .bind(id.as_uuid())
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(err)?;
-        row.map(ApiKeyRow::into_record).transpose()
+        traced!("sqlite", "api_keys", "get", async move {
+            let mut conn = self.shared.conn().await?;
+            let row: Option<ApiKeyRow> = sqlx::query_as(&q::API_KEY_GET)
+                .bind(tenant.as_str())
+                .bind(id.as_uuid())
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(err)?;
+            row.map(ApiKeyRow::into_record).transpose()
+        })
+        .await
     }
 
     async fn list(&self, tenant: &TenantId, page: &PageRequest) -> Result<Page<ApiKeyRecord>> {
-        let after = cursor_or_start(parse_cursor(page.after.as_deref())?);
-        let mut conn = self.shared.conn().await?;
-        let rows: Vec<ApiKeyRow> = sqlx::query_as(&q::API_KEY_LIST)
-            .bind(tenant.as_str())
-            .bind(after)
-            .bind(fetch_limit(page.limit))
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(err)?;
-        let items = rows
-            .into_iter()
-            .map(ApiKeyRow::into_record)
-            .collect::<Result<Vec<_>>>()?;
-        Ok(page_of(items, page.limit, |r| *r.id.as_uuid()))
+        traced!("sqlite", "api_keys", "list", async move {
+            let after = cursor_or_start(parse_cursor(page.after.as_deref())?);
+            let mut conn = self.shared.conn().await?;
+            let rows: Vec<ApiKeyRow> = sqlx::query_as(&q::API_KEY_LIST)
+                .bind(tenant.as_str())
+                .bind(after)
+                .bind(fetch_limit(page.limit))
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(err)?;
+            let items = rows
+                .into_iter()
+                .map(ApiKeyRow::into_record)
+                .collect::<Result<Vec<_>>>()?;
+            Ok(page_of(items, page.limit, |r| *r.id.as_uuid()))
+        })
+        .await
     }
 
     async fn revoke(&self, tenant: &TenantId, id: &ApiKeyId, at: OffsetDateTime) -> Result<bool> {
-        let mut conn = self.shared.conn().await?;
-        let done = sqlx::query(q::API_KEY_REVOKE)
-            .bind(tenant.as_str())
-            .bind(id.as_uuid())
-            .bind(micros(at))
-            .execute(&mut *conn)
-            .await
-            .map_err(err)?;
-        Ok(done.rows_affected() > 0)
+        traced!("sqlite", "api_keys", "revoke", async move {
+            let mut conn = self.shared.conn().await?;
+            let done = sqlx::query(q::API_KEY_REVOKE)
+                .bind(tenant.as_str())
+                .bind(id.as_uuid())
+                .bind(micros(at))
+                .execute(&mut *conn)
+                .await
+                .map_err(err)?;
+            Ok(done.rows_affected() > 0)
+        })
+        .await
     }
 
     async fn delete(&self, tenant: &TenantId, id: &ApiKeyId) -> Result<bool> {
-        let mut conn = self.shared.conn().await?;
-        let done = sqlx::query(q::API_KEY_DELETE)
-            .bind(tenant.as_str())
-            .bind(id.as_uuid())
-            .execute(&mut *conn)
-            .await
-            .map_err(err)?;
-        Ok(done.rows_affected() > 0)
+        traced!("sqlite", "api_keys", "delete", async move {
+            let mut conn = self.shared.conn().await?;
+            let done = sqlx::query(q::API_KEY_DELETE)
+                .bind(tenant.as_str())
+                .bind(id.as_uuid())
+                .execute(&mut *conn)
+                .await
+                .map_err(err)?;
+            Ok(done.rows_affected() > 0)
+        })
+        .await
     }
 
     async fn mark_rotated(
@@ -305,71 +348,83 @@ impl ApiKeyStore for SqliteApiKeyStore {
         replaced_by: &ApiKeyId,
         valid_until: OffsetDateTime,
     ) -> Result<bool> {
-        let mut conn = self.shared.conn().await?;
-        let done = sqlx::query(q::API_KEY_MARK_ROTATED)
-            .bind(tenant.as_str())
-            .bind(id.as_uuid())
-            .bind(replaced_by.as_uuid())
-            .bind(micros(valid_until))
-            .execute(&mut *conn)
-            .await
-            .map_err(err)?;
-        Ok(done.rows_affected() > 0)
+        traced!("sqlite", "api_keys", "mark_rotated", async move {
+            let mut conn = self.shared.conn().await?;
+            let done = sqlx::query(q::API_KEY_MARK_ROTATED)
+                .bind(tenant.as_str())
+                .bind(id.as_uuid())
+                .bind(replaced_by.as_uuid())
+                .bind(micros(valid_until))
+                .execute(&mut *conn)
+                .await
+                .map_err(err)?;
+            Ok(done.rows_affected() > 0)
+        })
+        .await
     }
 
     async fn record_usage(&self, usage: &[ApiKeyUsage]) -> Result<()> {
-        if usage.is_empty() {
-            return Ok(());
-        }
-        let mut conn = self.shared.conn().await?;
-        // BEGIN IMMEDIATE: take the write lock up front (waiting for it)
-        // rather than fail to upgrade a read transaction later. A dropped
-        // transaction (error, cancelled caller) rolls back.
-        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
-        for u in usage {
-            sqlx::query(q::API_KEY_RECORD_USAGE)
-                .bind(u.tenant.as_str())
-                .bind(u.id.as_uuid())
-                .bind(micros(u.used_at))
-                .execute(&mut *tx)
-                .await
-                .map_err(err)?;
-        }
-        tx.commit().await.map_err(err)
+        traced!("sqlite", "api_keys", "record_usage", async move {
+            if usage.is_empty() {
+                return Ok(());
+            }
+            let mut conn = self.shared.conn().await?;
+            // BEGIN IMMEDIATE: take the write lock up front (waiting for it)
+            // rather than fail to upgrade a read transaction later. A dropped
+            // transaction (error, cancelled caller) rolls back.
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+            for u in usage {
+                sqlx::query(q::API_KEY_RECORD_USAGE)
+                    .bind(u.tenant.as_str())
+                    .bind(u.id.as_uuid())
+                    .bind(micros(u.used_at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
+            }
+            tx.commit().await.map_err(err)
+        })
+        .await
     }
 }
 
 #[async_trait::async_trait]
 impl TokenRevocationStore for SqliteRevocationStore {
     async fn revoke(&self, token_id: &str, expires_at: OffsetDateTime) -> Result<()> {
-        validate_token_id(token_id)?;
-        let now = self.shared.clock.now();
-        if expires_at <= now {
-            // Already unusable: nothing to remember (an existing, later
-            // revocation is never shortened either way).
-            return Ok(());
-        }
-        let mut conn = self.shared.conn().await?;
-        sqlx::query(q::REVOCATION_UPSERT)
-            .bind(token_id)
-            .bind(micros_ceil(expires_at))
-            .execute(&mut *conn)
-            .await
-            .map_err(err)?;
-        Ok(())
+        traced!("sqlite", "revoked_tokens", "revoke", async move {
+            validate_token_id(token_id)?;
+            let now = self.shared.clock.now();
+            if expires_at <= now {
+                // Already unusable: nothing to remember (an existing, later
+                // revocation is never shortened either way).
+                return Ok(());
+            }
+            let mut conn = self.shared.conn().await?;
+            sqlx::query(q::REVOCATION_UPSERT)
+                .bind(token_id)
+                .bind(micros_ceil(expires_at))
+                .execute(&mut *conn)
+                .await
+                .map_err(err)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn is_revoked(&self, token_id: &str) -> Result<bool> {
-        validate_token_id(token_id)?;
-        let now = micros(self.shared.clock.now());
-        let mut conn = self.shared.conn().await?;
-        let found: Option<i64> = sqlx::query_scalar(q::REVOCATION_CHECK)
-            .bind(token_id)
-            .bind(now)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(err)?;
-        Ok(found.is_some())
+        traced!("sqlite", "revoked_tokens", "is_revoked", async move {
+            validate_token_id(token_id)?;
+            let now = micros(self.shared.clock.now());
+            let mut conn = self.shared.conn().await?;
+            let found: Option<i64> = sqlx::query_scalar(q::REVOCATION_CHECK)
+                .bind(token_id)
+                .bind(now)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(err)?;
+            Ok(found.is_some())
+        })
+        .await
     }
 
     async fn revoke_subject(
@@ -379,20 +434,23 @@ impl TokenRevocationStore for SqliteRevocationStore {
         through: OffsetDateTime,
         remember_until: OffsetDateTime,
     ) -> Result<()> {
-        if remember_until <= self.shared.clock.now() {
-            // Nothing issued through `through` can still be valid.
-            return Ok(());
-        }
-        let mut conn = self.shared.conn().await?;
-        sqlx::query(q::SUBJECT_REVOCATION_UPSERT)
-            .bind(tenant.as_str())
-            .bind(subject.as_str())
-            .bind(micros_ceil(through))
-            .bind(micros_ceil(remember_until))
-            .execute(&mut *conn)
-            .await
-            .map_err(err)?;
-        Ok(())
+        traced!("sqlite", "revoked_subjects", "revoke_subject", async move {
+            if remember_until <= self.shared.clock.now() {
+                // Nothing issued through `through` can still be valid.
+                return Ok(());
+            }
+            let mut conn = self.shared.conn().await?;
+            sqlx::query(q::SUBJECT_REVOCATION_UPSERT)
+                .bind(tenant.as_str())
+                .bind(subject.as_str())
+                .bind(micros_ceil(through))
+                .bind(micros_ceil(remember_until))
+                .execute(&mut *conn)
+                .await
+                .map_err(err)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn subject_revoked_through(
@@ -400,34 +458,45 @@ impl TokenRevocationStore for SqliteRevocationStore {
         tenant: &TenantId,
         subject: &PrincipalId,
     ) -> Result<Option<OffsetDateTime>> {
-        let now = micros(self.shared.clock.now());
-        let mut conn = self.shared.conn().await?;
-        let through: Option<i64> = sqlx::query_scalar(q::SUBJECT_REVOCATION_CHECK)
-            .bind(tenant.as_str())
-            .bind(subject.as_str())
-            .bind(now)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(err)?;
-        through.map(from_micros).transpose()
+        traced!(
+            "sqlite",
+            "revoked_subjects",
+            "subject_revoked_through",
+            async move {
+                let now = micros(self.shared.clock.now());
+                let mut conn = self.shared.conn().await?;
+                let through: Option<i64> = sqlx::query_scalar(q::SUBJECT_REVOCATION_CHECK)
+                    .bind(tenant.as_str())
+                    .bind(subject.as_str())
+                    .bind(now)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(err)?;
+                through.map(from_micros).transpose()
+            }
+        )
+        .await
     }
 
     async fn is_token_revoked(&self, token: &IssuedToken<'_>) -> Result<bool> {
-        validate_token_id(token.token_id)?;
-        // `issued_within`: the token's `iat` second is at or before the
-        // revocation's, that is `through` (µs) >= the start of that second.
-        let issued_second = token.issued_at.unix_timestamp().saturating_mul(1_000_000);
-        let mut conn = self.shared.conn().await?;
-        let revoked: i64 = sqlx::query_scalar(q::TOKEN_OR_SUBJECT_REVOKED)
-            .bind(token.token_id)
-            .bind(token.tenant.as_str())
-            .bind(token.subject.as_str())
-            .bind(micros(self.shared.clock.now()))
-            .bind(issued_second)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(err)?;
-        Ok(revoked != 0)
+        traced!("sqlite", "revoked_tokens", "is_token_revoked", async move {
+            validate_token_id(token.token_id)?;
+            // `issued_within`: the token's `iat` second is at or before the
+            // revocation's, that is `through` (µs) >= the start of that second.
+            let issued_second = token.issued_at.unix_timestamp().saturating_mul(1_000_000);
+            let mut conn = self.shared.conn().await?;
+            let revoked: i64 = sqlx::query_scalar(q::TOKEN_OR_SUBJECT_REVOKED)
+                .bind(token.token_id)
+                .bind(token.tenant.as_str())
+                .bind(token.subject.as_str())
+                .bind(micros(self.shared.clock.now()))
+                .bind(issued_second)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(err)?;
+            Ok(revoked != 0)
+        })
+        .await
     }
 }
 

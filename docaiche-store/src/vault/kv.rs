@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::client::{VaultClient, VaultStatus, parse, status_error};
+use crate::trace::traced;
 
 /// A cache key: the secret's name and the version asked for (`None`: latest).
 type Key = (String, Option<u64>);
@@ -232,48 +233,51 @@ impl Inner {
     }
 
     async fn fetch(&self, name: &str, version: Option<u64>) -> Result<Option<SecretValue>> {
-        let mut path = format!("{}{name}", self.data_path);
-        if let Some(version) = version {
-            path.push_str(&format!("?version={version}"));
-        }
-        let reply = self
-            .client
-            .call("kv read", Method::GET, &path, None)
-            .await?;
-        match reply.status {
-            200 => {}
-            404 if VaultStatus::new("kv read", &reply).says("no handler for route") => {
-                // Not an absent secret: nothing is mounted there. Saying
-                // `None` would let a chain fall through on a typo.
-                return Err(Error::misconfigured(
-                    "vault.kv_mount",
-                    format!("no secrets engine is mounted at `{}`", self.mount),
-                ));
+        traced!("vault", "kv", "get", async move {
+            let mut path = format!("{}{name}", self.data_path);
+            if let Some(version) = version {
+                path.push_str(&format!("?version={version}"));
             }
-            404 => return Ok(None),
-            _ => return Err(status_error("kv read", &reply)),
-        }
-        let read: KvRead = parse("kv read", &reply.body)?;
-        let Some(mut fields) = read.data.data else {
-            // A deleted or destroyed version.
-            return Ok(None);
-        };
-        let mut value = match fields.remove(&self.field) {
-            Some(KvField::Text(text)) => text,
-            _ => {
-                return Err(Error::internal(format!(
-                    "vault kv secret `{name}` has no string field `{}`",
-                    self.field
-                )));
+            let reply = self
+                .client
+                .call("kv read", Method::GET, &path, None)
+                .await?;
+            match reply.status {
+                200 => {}
+                404 if VaultStatus::new("kv read", &reply).says("no handler for route") => {
+                    // Not an absent secret: nothing is mounted there. Saying
+                    // `None` would let a chain fall through on a typo.
+                    return Err(Error::misconfigured(
+                        "vault.kv_mount",
+                        format!("no secrets engine is mounted at `{}`", self.mount),
+                    ));
+                }
+                404 => return Ok(None),
+                _ => return Err(status_error("kv read", &reply)),
             }
-        };
-        // Move the buffer over rather than copy it.
-        let bytes = SecretBytes::new(std::mem::take(value.expose_secret_mut()).into_bytes());
-        let mut secret = SecretValue::new(bytes);
-        if let Some(version) = read.data.metadata.and_then(|m| m.version) {
-            secret = secret.with_version(version);
-        }
-        Ok(Some(secret))
+            let read: KvRead = parse("kv read", &reply.body)?;
+            let Some(mut fields) = read.data.data else {
+                // A deleted or destroyed version.
+                return Ok(None);
+            };
+            let mut value = match fields.remove(&self.field) {
+                Some(KvField::Text(text)) => text,
+                _ => {
+                    return Err(Error::internal(format!(
+                        "vault kv secret `{name}` has no string field `{}`",
+                        self.field
+                    )));
+                }
+            };
+            // Move the buffer over rather than copy it.
+            let bytes = SecretBytes::new(std::mem::take(value.expose_secret_mut()).into_bytes());
+            let mut secret = SecretValue::new(bytes);
+            if let Some(version) = read.data.metadata.and_then(|m| m.version) {
+                secret = secret.with_version(version);
+            }
+            Ok(Some(secret))
+        })
+        .await
     }
 }
 

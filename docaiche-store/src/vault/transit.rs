@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use super::client::{Reply, VaultClient, VaultStatus, parse, status_error};
 use super::config::check_name;
+use crate::trace::traced;
 
 /// Prefixed to every caller context before it becomes Vault's derivation
 /// context: Vault refuses an empty context for a derived key, and the
@@ -385,65 +386,74 @@ fn decode_key(encoded: &SecretString) -> Result<SecretBytes> {
 #[async_trait::async_trait]
 impl KeyWrapper for TransitKeyWrapper {
     async fn generate_data_key(&self, context: &[u8]) -> Result<DataKey> {
-        self.check_key().await?;
-        let path = format!("{}/datakey/plaintext/{}", self.mount, self.key);
-        let body = Self::body(context, None)?;
-        let reply = self
-            .client
-            .call("transit datakey", Method::POST, &path, Some(&body))
-            .await?;
-        if reply.status != 200 {
-            let status = VaultStatus::new("transit datakey", &reply);
-            if reply.status == 400 && status.says("key not found") {
-                return Err(self.missing_key());
+        traced!("vault", "transit", "generate_data_key", async move {
+            self.check_key().await?;
+            let path = format!("{}/datakey/plaintext/{}", self.mount, self.key);
+            let body = Self::body(context, None)?;
+            let reply = self
+                .client
+                .call("transit datakey", Method::POST, &path, Some(&body))
+                .await?;
+            if reply.status != 200 {
+                let status = VaultStatus::new("transit datakey", &reply);
+                if reply.status == 400 && status.says("key not found") {
+                    return Err(self.missing_key());
+                }
+                if reply.status == 400 && status.says("derived") {
+                    return Err(Error::misconfigured(
+                        "vault.transit.key",
+                        format!(
+                            "transit key `{}` is not derived; create it with derived=true",
+                            self.key
+                        ),
+                    ));
+                }
+                return Err(status_error("transit datakey", &reply));
             }
-            if reply.status == 400 && status.says("derived") {
-                return Err(Error::misconfigured(
-                    "vault.transit.key",
-                    format!(
-                        "transit key `{}` is not derived; create it with derived=true",
-                        self.key
-                    ),
-                ));
-            }
-            return Err(status_error("transit datakey", &reply));
-        }
-        let data = parse::<Envelope<DataKeyData>>("transit datakey", &reply.body)?.data;
-        let plaintext = decode_key(&data.plaintext)?;
-        let (version, _) = split_ciphertext(&data.ciphertext).ok_or_else(|| {
-            Error::internal("vault transit returned a ciphertext without a vault:vN: prefix")
-        })?;
-        Ok(DataKey::new(
-            plaintext,
-            WrappedKey::new(self.key.clone(), version, data.ciphertext.into_bytes()),
-        ))
+            let data = parse::<Envelope<DataKeyData>>("transit datakey", &reply.body)?.data;
+            let plaintext = decode_key(&data.plaintext)?;
+            let (version, _) = split_ciphertext(&data.ciphertext).ok_or_else(|| {
+                Error::internal("vault transit returned a ciphertext without a vault:vN: prefix")
+            })?;
+            Ok(DataKey::new(
+                plaintext,
+                WrappedKey::new(self.key.clone(), version, data.ciphertext.into_bytes()),
+            ))
+        })
+        .await
     }
 
     async fn unwrap_key(&self, wrapped: &WrappedKey, context: &[u8]) -> Result<SecretBytes> {
-        self.decrypt(wrapped, context).await
+        traced!("vault", "transit", "unwrap_key", async move {
+            self.decrypt(wrapped, context).await
+        })
+        .await
     }
 
     async fn rewrap(&self, wrapped: &WrappedKey, context: &[u8]) -> Result<WrappedKey> {
-        let ciphertext = self.ciphertext(wrapped)?;
-        self.check_key().await?;
-        let path = format!("{}/rewrap/{}", self.mount, self.key);
-        let body = Self::body(context, Some(ciphertext))?;
-        let reply = self
-            .client
-            .call("transit rewrap", Method::POST, &path, Some(&body))
-            .await?;
-        if reply.status != 200 {
-            return Err(self.refused("transit rewrap", wrapped, &reply));
-        }
-        let data = parse::<Envelope<Ciphertext>>("transit rewrap", &reply.body)?.data;
-        let (version, _) = split_ciphertext(&data.ciphertext).ok_or_else(|| {
-            Error::internal("vault transit returned a ciphertext without a vault:vN: prefix")
-        })?;
-        Ok(WrappedKey::new(
-            self.key.clone(),
-            version,
-            data.ciphertext.into_bytes(),
-        ))
+        traced!("vault", "transit", "rewrap", async move {
+            let ciphertext = self.ciphertext(wrapped)?;
+            self.check_key().await?;
+            let path = format!("{}/rewrap/{}", self.mount, self.key);
+            let body = Self::body(context, Some(ciphertext))?;
+            let reply = self
+                .client
+                .call("transit rewrap", Method::POST, &path, Some(&body))
+                .await?;
+            if reply.status != 200 {
+                return Err(self.refused("transit rewrap", wrapped, &reply));
+            }
+            let data = parse::<Envelope<Ciphertext>>("transit rewrap", &reply.body)?.data;
+            let (version, _) = split_ciphertext(&data.ciphertext).ok_or_else(|| {
+                Error::internal("vault transit returned a ciphertext without a vault:vN: prefix")
+            })?;
+            Ok(WrappedKey::new(
+                self.key.clone(),
+                version,
+                data.ciphertext.into_bytes(),
+            ))
+        })
+        .await
     }
 }
 
