@@ -287,9 +287,16 @@ mod path {
             | ErrorKind::ParseErrorAtIndex { expected_type, .. } => {
                 Error::invalid_input(format!("a path parameter is not a valid {expected_type}"))
             }
-            // Wrong parameter count, unsupported target type, a custom
-            // deserializer message: the handler's type does not fit its
-            // route.
+            // The target type's own `Deserialize` refused the segment (a
+            // UUID, an id newtype): the client's input, not our route. The
+            // message is not echoed: it may quote the input.
+            ErrorKind::DeserializeError { key, .. } => Error::invalid_input(format!(
+                "the path parameter `{}` is not valid",
+                truncate(key)
+            )),
+            ErrorKind::Message(_) => Error::invalid_input("a path parameter is not valid"),
+            // Wrong parameter count, unsupported target type: the
+            // handler's type does not fit its route.
             _ => Error::internal(format!("path extraction failed: {}", failure.body_text())),
         }
     }

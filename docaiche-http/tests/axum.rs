@@ -42,6 +42,10 @@ fn app() -> Router {
             "/v1/keys/{id}",
             get(|Path(id): Path<u32>| async move { id.to_string() }),
         )
+        .route(
+            "/v1/documents/{id}",
+            get(|Path(id): Path<uuid::Uuid>| async move { id.to_string() }),
+        )
         .layer(secure_stack(&SecurityPolicy::new().with_body_limit(1024)))
         .with_state(JsonBodyLimit::new(256))
 }
@@ -146,4 +150,31 @@ async fn router_rejections_and_bad_paths_become_problems_with_a_request_id() {
     assert_eq!(parts.status, StatusCode::OK);
     assert_eq!(body, serde_json::json!(7));
     assert_eq!(parts.headers["x-request-id"], "trace-me-7");
+}
+
+#[tokio::test]
+async fn a_segment_its_type_refuses_is_a_400_problem_not_a_500() {
+    // uuid's `Deserialize` refuses with a message of its own, which axum
+    // hands over as a custom error: still the client's input.
+    let (parts, problem) = send(
+        Request::get("/v1/documents/not-a-uuid%0d%0aX-Injected:1")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(parts.status, StatusCode::BAD_REQUEST, "{problem}");
+    assert_eq!(problem["code"], "invalid-input");
+    assert!(
+        !problem.to_string().contains("Injected"),
+        "the input is not echoed: {problem}"
+    );
+
+    let id = uuid::Uuid::new_v4();
+    let (parts, _) = send(
+        Request::get(format!("/v1/documents/{id}"))
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(parts.status, StatusCode::OK, "a valid id passes");
 }
