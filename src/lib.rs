@@ -20,6 +20,10 @@ pub use docaiche_extract as extract;
 /// Audit trail, redaction, retention and data-subject requests.
 pub use docaiche_compliance as compliance;
 
+/// The HTTP security stack as tower layers (`http` feature).
+#[cfg(feature = "http")]
+pub use docaiche_http as http;
+
 pub use docaiche_core::{
     ApiKeyStore, AuditSink, AuthFailure, AuthMethod, Authenticator, CacheStore, Clock, Credential,
     DocumentId, DocumentStore, Error, ErrorCode, Extractor, HealthCheck, HealthStatus,
