@@ -149,6 +149,6 @@ pub mod vault;
 pub use key_wrapper::LocalKeyWrapper;
 pub use memory::{
     MemoryAccountStore, MemoryApiKeyStore, MemoryAuditSink, MemoryCacheStore, MemoryDocumentStore,
-    MemoryJobQueue, MemoryRevocationStore,
+    MemoryJobQueue, MemoryRevocationStore, MemoryUsageStore,
 };
 pub use secret::{EnvSecretProvider, FileSecretProvider, MemorySecretProvider, SecretChain};

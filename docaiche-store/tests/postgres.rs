@@ -136,6 +136,16 @@ async fn adapters_conform_on_a_manual_clock() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn usage_store_conforms() {
+    in_schema("usage store conformance", |ctx| async move {
+        let store = ctx.connect().await;
+        conformance::run_usage_store(Arc::new(store.usage()), &Harness::without_time()).await;
+        store.pool().close().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn data_key_store_conforms() {
     in_schema("data key store conformance", |ctx| async move {
         let store = ctx.connect().await;
@@ -595,6 +605,9 @@ async fn row_level_security_hides_other_tenants_even_without_a_tenant_predicate(
         // (find_by_lookup, claim and tenantless audit events included).
         let clock = ManualClock::new();
         let scoped = store.clone().with_clock(Arc::new(clock.clone()));
+        // Usage under RLS: reads scoped to the tenant, the flusher and the
+        // retention job through the usage-writer opening.
+        conformance::run_usage_store(Arc::new(scoped.usage()), &Harness::without_time()).await;
         // Data keys under RLS: tenant-scoped calls, and `list` walking
         // every tenant through its read-only policy.
         conformance::run_data_key_store(Arc::new(scoped.data_keys()), &Harness::without_time())
