@@ -925,8 +925,8 @@ pub struct RetentionReport {
 ///   (account-only usage) never appear in `top_keys`.
 /// - **Inputs.** Every field of a batch is validated by its type; a row not
 ///   starting on a minute is refused ([`UsageBatch::validate`]). Counts
-///   saturate rather than wrap (stores with signed 64-bit columns saturate
-///   at `i64::MAX`).
+///   never wrap: in memory they saturate; SQL stores hold signed 64-bit
+///   columns and fail a write that would pass `i64::MAX` (9.2 × 10¹⁸).
 /// - **Errors.** `InvalidInput` for a batch that fails validation;
 ///   `Unavailable` on outage (the batch was not applied: retry it).
 #[async_trait::async_trait]

@@ -1,4 +1,36 @@
-//! [`MemoryUsageStore`].
+//! [`MemoryUsageStore`]: the reference [`UsageStore`], here fed by a
+//! recorder and its flusher.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use std::sync::Arc;
+//! use docaiche_core::usage::{
+//!     Bucket, RouteClass, TopBy, TopQuery, UsageFlusher, UsageOutcome, UsageQuery,
+//!     UsageRecorder, UsageStore, UsageSubject,
+//! };
+//! use docaiche_core::{ApiKeyId, Clock, ManualClock, TenantId};
+//! use docaiche_store::MemoryUsageStore;
+//!
+//! let store = Arc::new(MemoryUsageStore::new());
+//! let recorder = Arc::new(UsageRecorder::new());
+//! let clock = ManualClock::new();
+//! let mut flusher = UsageFlusher::new(recorder.clone(), store.clone(), Arc::new(clock.clone()));
+//!
+//! let (tenant, key) = (TenantId::new("acme")?, ApiKeyId::new());
+//! let route = RouteClass::new("documents")?;
+//! for outcome in [UsageOutcome::Allowed, UsageOutcome::Allowed, UsageOutcome::RateLimited] {
+//!     recorder.record(&tenant, &UsageSubject::for_key(key), &route, outcome);
+//! }
+//! flusher.flush().await?; // normally: tokio::spawn(flusher.run(shutdown))
+//!
+//! let today = Bucket::Day.floor(clock.now());
+//! let tomorrow = today + time::Duration::DAY;
+//! let series = store.series(&tenant, &UsageQuery::for_key(key, today, tomorrow, Bucket::Hour)?).await?;
+//! assert_eq!((series[0].counts.allowed, series[0].counts.rate_limited), (2, 1));
+//! let top = store.top_keys(&tenant, &TopQuery::new(today, tomorrow, TopBy::RateLimited, 10)?).await?;
+//! assert_eq!(top[0].key, key);
+//! # Ok::<(), docaiche_core::Error>(()) }).unwrap();
+//! ```
 
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroUsize;
