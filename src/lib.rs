@@ -29,5 +29,5 @@ pub use docaiche_core::{
     DocumentId, DocumentStore, Error, ErrorCode, Extractor, HealthCheck, HealthStatus,
     InvalidationBus, JobQueue, KeyWrapper, MAX_SCOPES, Permission, PermissionCatalog,
     PermissionSet, Principal, PrincipalId, Problem, RateLimiter, RequestContext, Result,
-    SecretProvider, SecretString, TenantId, TokenRevocationStore,
+    SecretProvider, SecretString, TenantId, TokenRevocationStore, UsageStore,
 };

@@ -11,7 +11,8 @@
 //!   [`TokenRevocationStore`](docaiche_core::TokenRevocationStore),
 //!   [`DocumentStore`](docaiche_core::DocumentStore),
 //!   [`CacheStore`](docaiche_core::CacheStore),
-//!   [`JobQueue`](docaiche_core::JobQueue) and
+//!   [`JobQueue`](docaiche_core::JobQueue),
+//!   [`UsageStore`](docaiche_core::UsageStore) and
 //!   [`AuditSink`](docaiche_core::AuditSink), each timed by an injected
 //!   [`Clock`](docaiche_core::Clock). They are the reference the conformance
 //!   suite is written against, and a fine choice for tests and one-process
@@ -90,7 +91,10 @@
 //! [`DocumentStore`](docaiche_core::DocumentStore),
 //! [`ApiKeyStore`](docaiche_core::ApiKeyStore),
 //! [`TokenRevocationStore`](docaiche_core::TokenRevocationStore),
-//! [`JobQueue`](docaiche_core::JobQueue) and
+//! [`JobQueue`](docaiche_core::JobQueue),
+//! [`UsageStore`](docaiche_core::UsageStore) (per-key usage counters:
+//! minute, hour and day tables written together, one query per top-N; see
+//! `PgUsageStore` for the figures) and
 //! [`AuditSink`](docaiche_core::AuditSink) on `sqlx`, and pass the same
 //! [`conformance`] suite as the memory backends. `SqliteStore::connect` /
 //! `PgStore::connect` apply the embedded migrations (`migrations/`) before
@@ -188,6 +192,6 @@ pub mod vault;
 pub use key_wrapper::LocalKeyWrapper;
 pub use memory::{
     MemoryAccountStore, MemoryApiKeyStore, MemoryAuditSink, MemoryCacheStore, MemoryDocumentStore,
-    MemoryJobQueue, MemoryRevocationStore,
+    MemoryJobQueue, MemoryRevocationStore, MemoryUsageStore,
 };
 pub use secret::{EnvSecretProvider, FileSecretProvider, MemorySecretProvider, SecretChain};

@@ -136,6 +136,16 @@ async fn adapters_conform_on_a_manual_clock() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn usage_store_conforms() {
+    in_schema("usage store conformance", |ctx| async move {
+        let store = ctx.connect().await;
+        conformance::run_usage_store(Arc::new(store.usage()), &Harness::without_time()).await;
+        store.pool().close().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn data_key_store_conforms() {
     in_schema("data key store conformance", |ctx| async move {
         let store = ctx.connect().await;
@@ -312,6 +322,17 @@ async fn every_adapter_query_uses_an_index_on_large_tables() {
             "INSERT INTO audit_events (id, tenant_id, occurred_at, action, outcome, event) \
              SELECT gen_random_uuid(), 'tenant-' || (i % 100), i, 'a'::bytea, 'success', '{}' \
              FROM generate_series(1, 30000) AS i",
+            // 20 keys x 30 buckets per tenant (600 rows) and table.
+            "INSERT INTO usage_day SELECT 'tenant-' || (i % 100), 1767225600 + (i / 100 % 30) \
+             * 86400, ('00000000-0000-0000-0000-' || lpad((i / 3000)::text, 12, '0'))::uuid, \
+             'u-' || (i / 3000 % 7), 'documents', 1, i % 2, 0, 0 \
+             FROM generate_series(1, 60000) AS i",
+            "INSERT INTO usage_hour SELECT tenant_id, 1767225600 + (bucket_start - 1767225600) \
+             / 24, key_id, account, route_class, allowed, rate_limited, denied, invalid_credential \
+             FROM usage_day",
+            "INSERT INTO usage_minute SELECT tenant_id, (bucket_start - 1767225600) / 1440 \
+             + 1767225600, key_id, account, route_class, allowed, rate_limited, denied, \
+             invalid_credential FROM usage_day",
             "ANALYZE",
         ] {
             sqlx::query(load).execute(pool).await.unwrap();
@@ -515,6 +536,62 @@ async fn every_adapter_query_uses_an_index_on_large_tables() {
         );
         plan!("audit seq of", q::AUDIT_SEQ_OF, Some(tenant), id);
         plan!("audit events", q::AUDIT_EVENTS, tenant, 0_i64, 101_i64);
+        // Usage: 30 days with ragged edges (every slot in use), then whole
+        // days (the unused slots empty).
+        let day0 = 1_767_225_600_i64;
+        let ragged = [
+            (day0 + 86_400, day0 + 29 * 86_400),
+            (day0 + 6 * 3_600, day0 + 86_400),
+            (day0 + 29 * 86_400, day0 + 30 * 86_400 - 7_200),
+            (day0 + 5 * 3_600 + 1_800, day0 + 6 * 3_600),
+            (day0 + 30 * 86_400 - 7_200, day0 + 30 * 86_400 - 7_140),
+        ];
+        let whole = [(day0, day0 + 30 * 86_400), (0, 0), (0, 0), (0, 0), (0, 0)];
+        for (name, slots, rate_limited) in [
+            ("usage top (ragged)", ragged, false),
+            ("usage top by rate limited (ragged)", ragged, true),
+            ("usage top (whole days)", whole, false),
+        ] {
+            let [(a, b), (c, d), (e, f), (g, h), (i, j)] = slots;
+            plan!(
+                name,
+                &q::usage_top(rate_limited),
+                tenant,
+                a,
+                b,
+                c,
+                d,
+                e,
+                f,
+                g,
+                h,
+                i,
+                j,
+                uuid::Uuid::nil(),
+                10_i64
+            );
+        }
+        let key = uuid::Uuid::from_u128(7);
+        for bucket in docaiche_core::usage::Bucket::ALL {
+            plan!(
+                "usage series by key",
+                &q::usage_series(bucket, false),
+                tenant,
+                key,
+                day0,
+                day0 + 30 * 86_400,
+                none_text
+            );
+            plan!(
+                "usage series by account",
+                &q::usage_series(bucket, true),
+                tenant,
+                "u-3",
+                day0,
+                day0 + 30 * 86_400,
+                Some("documents")
+            );
+        }
         // The control: a query no index serves must be caught, or the
         // check above proves nothing.
         plan!(
@@ -595,6 +672,9 @@ async fn row_level_security_hides_other_tenants_even_without_a_tenant_predicate(
         // (find_by_lookup, claim and tenantless audit events included).
         let clock = ManualClock::new();
         let scoped = store.clone().with_clock(Arc::new(clock.clone()));
+        // Usage under RLS: reads scoped to the tenant, the flusher and the
+        // retention job through the usage-writer opening.
+        conformance::run_usage_store(Arc::new(scoped.usage()), &Harness::without_time()).await;
         // Data keys under RLS: tenant-scoped calls, and `list` walking
         // every tenant through its read-only policy.
         conformance::run_data_key_store(Arc::new(scoped.data_keys()), &Harness::without_time())

@@ -51,6 +51,17 @@ async fn run_all(store: SqliteStore, clock: ManualClock) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn usage_store_conforms_in_memory_and_in_a_file() {
+    let memory = SqliteStore::connect(&SqliteConfig::in_memory())
+        .await
+        .unwrap();
+    conformance::run_usage_store(Arc::new(memory.usage()), &Harness::without_time()).await;
+    let db = TempDb::new();
+    let file = SqliteStore::connect(&db.config()).await.unwrap();
+    conformance::run_usage_store(Arc::new(file.usage()), &Harness::without_time()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn data_key_store_conforms_in_memory_and_in_a_file() {
     let memory = SqliteStore::connect(&SqliteConfig::in_memory())
         .await

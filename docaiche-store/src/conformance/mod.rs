@@ -22,6 +22,7 @@
 //! | [`run_audit_sink`], [`run_audit_sink_with_read_back`] | [`AuditSink`](docaiche_core::AuditSink) |
 //! | [`run_secret_provider`] | [`SecretProvider`](docaiche_core::SecretProvider) |
 //! | [`run_key_wrapper`], [`run_key_wrapper_rotation`] | [`KeyWrapper`](docaiche_core::KeyWrapper) |
+//! | [`run_usage_store`] | [`UsageStore`](docaiche_core::UsageStore) |
 //! | [`run_data_key_store`] | [`DataKeyStore`](crate::encryption::DataKeyStore) |
 //!
 //! ## Testing your own backend
@@ -87,6 +88,7 @@ mod job;
 mod key_wrapper;
 mod revocation;
 mod secret;
+mod usage;
 
 pub use account::run_account_store;
 pub use api_key::run_api_key_store;
@@ -99,6 +101,7 @@ pub use job::run_job_queue;
 pub use key_wrapper::{KeyRotation, run_key_wrapper, run_key_wrapper_rotation};
 pub use revocation::run_revocation_store;
 pub use secret::run_secret_provider;
+pub use usage::run_usage_store;
 
 /// Strings that break naive SQL, shell, JSON, path or key handling. Every
 /// stored string field of every trait must give them back unchanged.

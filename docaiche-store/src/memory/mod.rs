@@ -13,6 +13,7 @@
 //! | [`MemoryDocumentStore`] | [`DocumentStore`](docaiche_core::DocumentStore) | total bytes | refuses |
 //! | [`MemoryCacheStore`] | [`CacheStore`](docaiche_core::CacheStore) | entries | forgets expired, then evicts the entry closest to expiry |
 //! | [`MemoryJobQueue`] | [`JobQueue`](docaiche_core::JobQueue) | jobs | forgets the oldest finished jobs, then refuses |
+//! | [`MemoryUsageStore`] | [`UsageStore`](docaiche_core::UsageStore) | rows (minute, hour, day) | refuses the batch (the flusher retries it) |
 //! | [`MemoryAuditSink`] | [`AuditSink`](docaiche_core::AuditSink) | events | refuses: never drops an event |
 //!
 //! A refusal is `Error::Unavailable` whose source is a [`CapacityExceeded`]:
@@ -32,6 +33,7 @@ mod document;
 mod expiry;
 mod job;
 mod revocation;
+mod usage;
 
 pub use account::MemoryAccountStore;
 pub use api_key::MemoryApiKeyStore;
@@ -40,6 +42,7 @@ pub use cache::MemoryCacheStore;
 pub use document::MemoryDocumentStore;
 pub use job::MemoryJobQueue;
 pub use revocation::MemoryRevocationStore;
+pub use usage::MemoryUsageStore;
 
 /// A memory store reached its configured bound and refused to grow.
 ///

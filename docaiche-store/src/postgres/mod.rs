@@ -42,11 +42,13 @@
 //!   enables (and forces) RLS on the tables, and every statement runs in a
 //!   transaction that first calls `set_config('docaiche.tenant_id', $1,
 //!   true)`. A query that forgot its `tenant_id` predicate then still sees
-//!   only its tenant's rows. Three narrow openings exist by contract:
+//!   only its tenant's rows. Four narrow openings exist by contract:
 //!   `find_by_lookup` may see the one row whose lookup id it names,
-//!   `claim` (workers serve every tenant) may see jobs of every tenant, and
+//!   `claim` (workers serve every tenant) may see jobs of every tenant,
 //!   [`PgDataKeyStore`]'s `list` (the rewrap pass after a KEK rotation) may
-//!   read, never write, every tenant's *wrapped* data keys. The
+//!   read, never write, every tenant's *wrapped* data keys; and
+//!   [`PgUsageStore`]'s `record_batch` and `apply_retention` (the usage
+//!   flusher and retention job) may write every tenant's usage counters. The
 //!   cost: a `BEGIN`, a `set_config` and a `COMMIT` round trip per call; and
 //!   the application must connect as a role that is not a superuser and
 //!   does not have `BYPASSRLS`, or PostgreSQL skips the policies; with the
@@ -84,6 +86,7 @@ mod data_keys;
 #[doc(hidden)]
 pub mod queries;
 mod stores;
+mod usage;
 
 pub use accounts::PgAccountStore;
 pub use data_keys::PgDataKeyStore;
@@ -91,6 +94,7 @@ pub use data_keys::PgDataKeyStore;
 /// name the same version (`docaiche_store::postgres::sqlx::query(…)`).
 pub use sqlx;
 pub use stores::{PgApiKeyStore, PgAuditSink, PgDocumentStore, PgJobQueue, PgRevocationStore};
+pub use usage::PgUsageStore;
 
 const DEPENDENCY: &str = "postgres";
 
@@ -98,13 +102,16 @@ const DEPENDENCY: &str = "postgres";
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// The tables row-level security applies to.
-const RLS_TABLES: [&str; 6] = [
+const RLS_TABLES: [&str; 9] = [
     "documents",
     "api_keys",
     "jobs",
     "audit_events",
     "data_keys",
     "accounts",
+    "usage_minute",
+    "usage_hour",
+    "usage_day",
 ];
 
 /// Apply the embedded migrations to `pool` (idempotent; concurrent callers
@@ -337,6 +344,9 @@ pub(crate) enum Scope<'a> {
     Worker,
     /// Reading every tenant's wrapped data keys (`DataKeyStore::list`).
     KeyRewrap,
+    /// Writing and expiring every tenant's usage counters (the flusher,
+    /// the retention job).
+    UsageWriter,
 }
 
 /// A connection, inside a scoped transaction when row-level security is on.
@@ -370,6 +380,7 @@ pub(crate) async fn set_scope(conn: &mut PgConnection, scope: Scope<'_>) -> Resu
         Scope::Lookup(lookup) => ("docaiche.api_key_lookup", lookup),
         Scope::Worker => ("docaiche.job_worker", "on"),
         Scope::KeyRewrap => ("docaiche.data_key_rewrap", "on"),
+        Scope::UsageWriter => ("docaiche.usage_writer", "on"),
     };
     sqlx::query("SELECT set_config($1, $2, true)")
         .bind(name)
@@ -641,6 +652,12 @@ impl PgStore {
     #[must_use]
     pub fn data_keys(&self) -> PgDataKeyStore {
         PgDataKeyStore::new(self.shared.clone())
+    }
+
+    /// The [`UsageStore`](docaiche_core::UsageStore) (tables `usage_*`).
+    #[must_use]
+    pub fn usage(&self) -> PgUsageStore {
+        PgUsageStore::new(self.shared.clone())
     }
 
     /// A [`HealthCheck`] named `postgres`.

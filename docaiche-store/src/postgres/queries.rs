@@ -173,3 +173,24 @@ pub const AUDIT_SEQ_OF: &str = "SELECT seq FROM audit_events \
 /// A page of a tenant's events: tenant, after seq, limit.
 pub const AUDIT_EVENTS: &str = "SELECT seq, event FROM audit_events \
      WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+
+/// Top-N keys (`UsageStore::top_keys`): tenant, then `[from, to)` of the
+/// day, hour, hour, minute and minute slots (`$2`..`$11`, unused ones
+/// `[0, 0)`), the nil key, the limit. Ranked by rate-limited requests when
+/// `rate_limited`, else by all requests.
+#[must_use]
+pub fn usage_top(rate_limited: bool) -> String {
+    super::usage::top_statement(rate_limited)
+}
+
+/// A usage series (`UsageStore::series`) of `bucket`'s table: tenant, key
+/// (or account when `by_account`), from, to, route class (or `NULL`).
+#[must_use]
+pub fn usage_series(bucket: docaiche_core::usage::Bucket, by_account: bool) -> String {
+    let column = if by_account {
+        crate::sql::usage::ACCOUNT_COLUMN
+    } else {
+        crate::sql::usage::KEY_COLUMN
+    };
+    super::usage::series_statement(bucket, column)
+}

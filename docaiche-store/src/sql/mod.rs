@@ -35,6 +35,7 @@ use time::OffsetDateTime;
 
 pub(crate) mod account;
 pub(crate) mod stats;
+pub(crate) mod usage;
 
 pub use stats::PoolStats;
 

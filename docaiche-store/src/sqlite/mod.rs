@@ -58,9 +58,11 @@ mod accounts;
 mod data_keys;
 pub mod queries;
 mod stores;
+mod usage;
 
 pub use accounts::SqliteAccountStore;
 pub use data_keys::SqliteDataKeyStore;
+pub use usage::SqliteUsageStore;
 
 pub use stores::{
     SqliteApiKeyStore, SqliteAuditSink, SqliteDocumentStore, SqliteJobQueue, SqliteRevocationStore,
@@ -297,6 +299,12 @@ impl SqliteStore {
     #[must_use]
     pub fn data_keys(&self) -> SqliteDataKeyStore {
         SqliteDataKeyStore::new(self.shared.clone())
+    }
+
+    /// The [`UsageStore`](docaiche_core::UsageStore) (tables `usage_*`).
+    #[must_use]
+    pub fn usage(&self) -> SqliteUsageStore {
+        SqliteUsageStore::new(self.shared.clone())
     }
 
     /// A [`HealthCheck`] named `sqlite`.
