@@ -30,7 +30,7 @@
 //! `tenant-admin`), in the same store the server uses, and prints
 //! the key alone on stdout, once. It may run beside the server: the server
 //! owns the audit trail, and the command hands its events to it through
-//! the trail's inbox (`audit.rs`). Only one server runs per data directory
+//! the trail's inbox (`audit/`). Only one server runs per data directory
 //! (`storage.rs`): a second one exits with status 2 before binding.
 //!
 //! The first password account, the same way (see `login.rs`):

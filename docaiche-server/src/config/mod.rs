@@ -168,7 +168,7 @@ pub(crate) struct Config {
     /// `[events]`: `/v1/events` WebSocket caps, queues and heartbeats.
     pub(crate) events: crate::events::EventsSection,
     /// `[audit]`: the chained audit trail (sink, buffer, fail-closed).
-    pub(crate) audit: crate::audit::AuditSection,
+    pub(crate) audit: AuditSection,
     /// `[retention]`: retention periods, the scheduled purge (see
     /// `compliance/`).
     pub(crate) retention: RetentionSection,
@@ -239,6 +239,7 @@ struct Finding {
 /// TOML key names (lowercased, `-` as `_`) that suggest a secret value.
 const SECRET_KEY_MARKERS: [&str; 5] = ["password", "secret", "token", "pepper", "private_key"];
 
+pub(crate) mod audit;
 mod auth;
 mod cors;
 mod encryption;
@@ -256,6 +257,7 @@ mod store;
 mod tests;
 mod validate;
 
+pub(crate) use self::audit::AuditSection;
 #[cfg(test)]
 pub(crate) use self::auth::BindingConfig;
 pub(crate) use self::auth::{AuthProvider, AuthSection};

@@ -3,3 +3,4 @@
 //! router, its layers and the groups live in `crate::app`.
 
 pub(crate) mod admin;
+pub(crate) mod audit;
