@@ -4,3 +4,4 @@
 
 pub(crate) mod admin;
 pub(crate) mod audit;
+pub(crate) mod privacy;
