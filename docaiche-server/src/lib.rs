@@ -70,7 +70,7 @@
 //! SIGTERM stops accepting connections and lets in-flight requests finish
 //! within `server.shutdown_grace_secs`.
 //!
-//! Backends are chosen by configuration (see `backends.rs`): `[store]`
+//! Backends are chosen by configuration (see `wiring/`): `[store]`
 //! SQLite (default) or PostgreSQL (`--features postgres`); `[revocation]`
 //! the store or Redis (`--features redis`), and API key revocations
 //! announced to the other instances over Redis pub/sub; `[secrets]` a chain of env,
@@ -96,7 +96,6 @@ mod api;
 mod app;
 mod audit;
 mod auth;
-mod backends;
 pub mod cli;
 mod compliance;
 mod config;
@@ -137,5 +136,9 @@ mod telemetry;
 #[cfg(test)]
 mod test_support;
 mod tls;
+mod wiring;
+
+// The old path of `wiring`, still used by `app.rs` and `telemetry.rs`.
+use wiring as backends;
 
 pub use cli::{main, run};
