@@ -138,7 +138,8 @@ mod test_support;
 mod tls;
 mod wiring;
 
-// The old path of `wiring`, still used by `app.rs` and `telemetry.rs`.
+// The old path of `wiring`, still used by `app.rs`, `metrics.rs` and
+// `telemetry.rs`.
 use wiring as backends;
 
 pub use cli::{main, run};

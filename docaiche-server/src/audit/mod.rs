@@ -59,8 +59,8 @@ use docaiche_compliance::audit::{
 };
 use docaiche_core::{AuditSink, Error, SecretBytes};
 
-use crate::backends::Secrets;
 use crate::config::{Config, EnvLookup, Environment};
+use crate::wiring::Secrets;
 
 /// Which process this is to the file trail: its one writer, or a guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

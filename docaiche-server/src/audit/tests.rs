@@ -12,9 +12,9 @@ use docaiche_core::{AuditSink, RequestContext, SecretBytes, TenantId};
 
 use super::*;
 use crate::app::AppState;
-use crate::backends::Secrets;
 use crate::config::{AuditSection, Config, Environment};
 use crate::test_support::{TestDir, key_with};
+use crate::wiring::Secrets;
 
 fn config(dir: &TestDir) -> Config {
     let mut config = Config::default();
@@ -423,7 +423,7 @@ async fn fail_closed_refuses_key_creation_rotation_and_revocation_when_the_trail
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_postgres_sink_chains_key_events_and_lists_them() {
     use crate::app::tests::send;
-    use crate::backends::tests::on_test_schema;
+    use crate::wiring::tests::on_test_schema;
     const SUITE: &str = "server-postgres";
     let Some(url) = crate::report::require_backend(SUITE, "DOCAICHE_TEST_POSTGRES_URL") else {
         return;

@@ -665,12 +665,12 @@ async fn two_workers_share_one_postgres_queue_and_run_each_job_once() {
         return;
     };
     let schema = format!("docaiche_jobs_{}", &uuid_simple()[..16]);
-    let admin = crate::backends::tests::admin(&url).await;
+    let admin = crate::wiring::tests::admin(&url).await;
     docaiche_store::postgres::sqlx::query(&format!("CREATE SCHEMA {schema}"))
         .execute(&admin)
         .await
         .expect("create the test schema");
-    let _drop = crate::backends::tests::Schema {
+    let _drop = crate::wiring::tests::Schema {
         admin,
         name: schema.clone(),
     };

@@ -59,8 +59,8 @@ use time::OffsetDateTime;
 
 use crate::app::{AppState, Backends};
 use crate::audit::{AuditTrail, ReadBack};
-use crate::backends::{Secrets, StorePool};
 use crate::config::{Config, Environment};
+use crate::wiring::{Secrets, StorePool};
 
 /// The secret keying the pseudonyms.
 pub(crate) const PSEUDONYM_SECRET: &str = "privacy/pseudonym-key";

@@ -16,9 +16,9 @@ use serde_json::Value;
 use super::*;
 use crate::app::AppState;
 use crate::app::tests::{assert_problem, json, send};
-use crate::backends::Secrets;
 use crate::config::{Config, Environment};
 use crate::test_support::TestDir;
+use crate::wiring::Secrets;
 
 const PASSWORD: &str = "correct horse battery staple";
 /// A phrase of the extracted text of `groff__letter.pdf`.
@@ -611,7 +611,7 @@ async fn an_erased_subject_is_gone_from_the_api_and_the_postgres_database() {
     let dir = TestDir::new("privacy-postgres");
     let mut config = config(&dir);
     let (schema, env) =
-        crate::backends::tests::on_test_schema(&url, "privacy_test", &mut config).await;
+        crate::wiring::tests::on_test_schema(&url, "privacy_test", &mut config).await;
     config.validate().expect("valid");
     let run = schema.name.trim_start_matches("privacy_test_").to_owned();
     let state = state_for(&config, &env).await;
