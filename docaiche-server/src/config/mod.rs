@@ -166,7 +166,7 @@ pub(crate) struct Config {
     /// `[slo]`: latency and availability objectives (alert rules).
     pub(crate) slo: crate::slo::SloSection,
     /// `[events]`: `/v1/events` WebSocket caps, queues and heartbeats.
-    pub(crate) events: crate::events::EventsSection,
+    pub(crate) events: EventsSection,
     /// `[audit]`: the chained audit trail (sink, buffer, fail-closed).
     pub(crate) audit: AuditSection,
     /// `[retention]`: retention periods, the scheduled purge (see
@@ -243,6 +243,7 @@ pub(crate) mod audit;
 mod auth;
 mod cors;
 mod encryption;
+pub(crate) mod events;
 mod keys;
 mod load;
 mod log;
@@ -263,6 +264,7 @@ pub(crate) use self::auth::BindingConfig;
 pub(crate) use self::auth::{AuthProvider, AuthSection};
 pub(crate) use self::cors::CorsConfig;
 pub(crate) use self::encryption::{EncryptionSection, KeyWrapperKind};
+pub(crate) use self::events::EventsSection;
 pub(crate) use self::keys::{KeySource, KeysConfig};
 pub(crate) use self::log::{LogConfig, LogFormat};
 #[cfg(not(feature = "redis"))]

@@ -4,4 +4,5 @@
 
 pub(crate) mod admin;
 pub(crate) mod audit;
+pub(crate) mod events;
 pub(crate) mod privacy;
