@@ -92,7 +92,6 @@
 //! # }
 //! ```
 
-mod api;
 mod app;
 mod audit;
 mod auth;
@@ -138,6 +137,8 @@ mod test_support;
 mod tls;
 mod wiring;
 
+// The old path of `routes::keys`, still used by `app.rs`.
+use routes::keys as api;
 // The old path of `wiring`, still used by `app.rs`, `metrics.rs` and
 // `telemetry.rs`.
 use wiring as backends;

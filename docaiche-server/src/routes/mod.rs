@@ -5,4 +5,5 @@
 pub(crate) mod admin;
 pub(crate) mod audit;
 pub(crate) mod events;
+pub(crate) mod keys;
 pub(crate) mod privacy;
