@@ -158,7 +158,7 @@ pub(crate) struct Config {
     /// `[encryption]`: the key wrapper of encryption at rest.
     pub(crate) encryption: EncryptionSection,
     /// `[documents]`: upload limits, inline/background extraction, worker, cache.
-    pub(crate) documents: crate::documents::DocumentsSection,
+    pub(crate) documents: DocumentsSection,
     /// `[metrics]`: the Prometheus `/metrics` endpoint.
     pub(crate) metrics: crate::metrics::MetricsSection,
     /// `[telemetry]`: OpenTelemetry trace export (OTLP).
@@ -242,6 +242,7 @@ const SECRET_KEY_MARKERS: [&str; 5] = ["password", "secret", "token", "pepper", 
 pub(crate) mod audit;
 mod auth;
 mod cors;
+pub(crate) mod documents;
 mod encryption;
 pub(crate) mod events;
 mod keys;
@@ -263,6 +264,7 @@ pub(crate) use self::audit::AuditSection;
 pub(crate) use self::auth::BindingConfig;
 pub(crate) use self::auth::{AuthProvider, AuthSection};
 pub(crate) use self::cors::CorsConfig;
+pub(crate) use self::documents::DocumentsSection;
 pub(crate) use self::encryption::{EncryptionSection, KeyWrapperKind};
 pub(crate) use self::events::EventsSection;
 pub(crate) use self::keys::{KeySource, KeysConfig};

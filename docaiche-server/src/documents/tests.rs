@@ -1,17 +1,21 @@
 //! Tests of the document routes and the extraction worker.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::Request;
-use docaiche_core::job::JobState;
+use axum::body::{Body, Bytes};
+use axum::http::{Method, Request, StatusCode, header};
+use base64::Engine as _;
+use docaiche_core::job::{JobQueue, JobState, NewJob};
+use docaiche_core::{DocumentId, JobId, Permission, Principal, TenantId};
+use docaiche_extract::worker::{JobWorker, WorkerConfig};
 use futures_util::StreamExt as _;
 
 use super::*;
-use crate::app::router;
 use crate::app::tests::{assert_problem, get_request, json, local_state, send};
-use crate::config::Config;
+use crate::app::{AppState, router};
+use crate::config::{Config, DocumentsSection};
 use crate::test_support::TestDir;
 
 /// A PDF of the shared corpus.

@@ -442,7 +442,7 @@ pub(crate) fn route_doc(method: &Method, path: &str) -> Option<RouteDoc> {
                 "One result per document, in order: one bad file never fails the batch.",
             ),
             body: Body::Json {
-                schema: schema_ref::<crate::documents::BatchRequest>,
+                schema: schema_ref::<crate::routes::documents::BatchRequest>,
                 required: true,
             },
             ..RouteDoc::ok(

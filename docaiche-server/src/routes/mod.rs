@@ -4,6 +4,8 @@
 
 pub(crate) mod admin;
 pub(crate) mod audit;
+pub(crate) mod documents;
 pub(crate) mod events;
+pub(crate) mod jobs;
 pub(crate) mod keys;
 pub(crate) mod privacy;
