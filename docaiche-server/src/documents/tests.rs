@@ -7,8 +7,13 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{Method, Request, StatusCode, header};
 use base64::Engine as _;
-use docaiche_core::job::{JobQueue, JobState, NewJob};
-use docaiche_core::{DocumentId, JobId, Permission, Principal, TenantId};
+use docaiche_core::job::JobState;
+#[cfg(feature = "postgres")]
+use docaiche_core::job::{JobQueue, NewJob};
+#[cfg(feature = "postgres")]
+use docaiche_core::{DocumentId, JobId};
+use docaiche_core::{Permission, Principal, TenantId};
+#[cfg(feature = "postgres")]
 use docaiche_extract::worker::{JobWorker, WorkerConfig};
 use futures_util::StreamExt as _;
 

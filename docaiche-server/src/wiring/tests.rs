@@ -5,14 +5,22 @@
 use std::collections::HashMap;
 
 use axum::body::Bytes;
+#[cfg(any(feature = "redis", feature = "vault"))]
+use docaiche_core::SecretString;
+#[cfg(feature = "redis")]
+use docaiche_core::TokenRevocationStore;
 use docaiche_core::document::NewDocument;
-use docaiche_core::{DocumentStore, Error, SecretString, TokenRevocationStore};
+use docaiche_core::{DocumentStore, Error};
 use docaiche_core::{PrincipalId, TenantId};
 
 use super::encryption::decode_key;
 use super::*;
+use crate::config::Config;
 use crate::config::Environment;
-use crate::config::{Config, KeyWrapperKind, StoreBackend};
+#[cfg(feature = "vault")]
+use crate::config::KeyWrapperKind;
+#[cfg(feature = "postgres")]
+use crate::config::StoreBackend;
 use crate::test_support::TestDir;
 
 fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
