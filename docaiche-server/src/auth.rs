@@ -44,8 +44,8 @@ use futures_util::future::Either;
 use http::header::AUTHORIZATION;
 use tower::{Layer, Service};
 
-use crate::backends::{Secrets, Stores};
 use crate::config::{AuthSection, Config};
+use crate::wiring::{Secrets, Stores};
 
 /// What the device-cookie key is derived from, under the API-key pepper.
 const DEVICE_COOKIE_KEY_LABEL: &str = "docaiche device cookie key v1";
@@ -73,7 +73,7 @@ impl AuthSecrets {
             None => Self::generated(config),
             Some(chain) => {
                 secrets
-                    .require(&crate::backends::required_secret_names(&config.auth))
+                    .require(&crate::wiring::required_secret_names(&config.auth))
                     .await?;
                 Self::from_provider(&config.auth, chain.as_ref()).await
             }

@@ -229,7 +229,7 @@ async fn an_erased_subjects_credentials_are_refused_within_a_second_on_every_ins
     let mut config = crate::config::Config::default();
     config.storage.data_dir = dir.path().to_path_buf();
     let (_schema, pg_env) =
-        crate::backends::tests::on_test_schema(&pg_url, "erase_test", &mut config).await;
+        crate::wiring::tests::on_test_schema(&pg_url, "erase_test", &mut config).await;
     config.revocation.backend = RevocationBackend::Redis;
     config.revocation.announce_api_keys = AnnounceBackend::Redis;
     config.revocation.url_source = Some("env:TEST_REDIS_URL".into());

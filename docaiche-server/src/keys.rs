@@ -5,7 +5,7 @@
 //! survive a restart.
 //!
 //! The key itself is read and handed to `docaiche-store`'s
-//! `LocalKeyWrapper` by `backends::key_wrapper` (or, with
+//! `LocalKeyWrapper` by `wiring::key_wrapper` (or, with
 //! `encryption.key_wrapper = "vault"`, Vault Transit wraps the data keys and
 //! this module is not used for them).
 

@@ -30,7 +30,7 @@
 //! `tenant-admin`), in the same store the server uses, and prints
 //! the key alone on stdout, once. It may run beside the server: the server
 //! owns the audit trail, and the command hands its events to it through
-//! the trail's inbox (`audit.rs`). Only one server runs per data directory
+//! the trail's inbox (`audit/`). Only one server runs per data directory
 //! (`storage.rs`): a second one exits with status 2 before binding.
 //!
 //! The first password account, the same way (see `login.rs`):
@@ -70,7 +70,7 @@
 //! SIGTERM stops accepting connections and lets in-flight requests finish
 //! within `server.shutdown_grace_secs`.
 //!
-//! Backends are chosen by configuration (see `backends.rs`): `[store]`
+//! Backends are chosen by configuration (see `wiring/`): `[store]`
 //! SQLite (default) or PostgreSQL (`--features postgres`); `[revocation]`
 //! the store or Redis (`--features redis`), and API key revocations
 //! announced to the other instances over Redis pub/sub; `[secrets]` a chain of env,
@@ -92,11 +92,9 @@
 //! # }
 //! ```
 
-mod api;
 mod app;
 mod audit;
 mod auth;
-mod backends;
 pub mod cli;
 mod compliance;
 mod config;
@@ -137,5 +135,12 @@ mod telemetry;
 #[cfg(test)]
 mod test_support;
 mod tls;
+mod wiring;
+
+// The old path of `routes::keys`, still used by `app.rs`.
+use routes::keys as api;
+// The old path of `wiring`, still used by `app.rs`, `metrics.rs` and
+// `telemetry.rs`.
+use wiring as backends;
 
 pub use cli::{main, run};

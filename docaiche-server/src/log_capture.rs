@@ -222,7 +222,7 @@ async fn no_personal_data_or_credential_reaches_the_log_on_postgres() {
     let dir = TestDir::new("log-capture-postgres");
     let mut config = config(&dir);
     let (schema, env) =
-        crate::backends::tests::on_test_schema(&url, "log_capture", &mut config).await;
+        crate::wiring::tests::on_test_schema(&url, "log_capture", &mut config).await;
     config.validate().expect("valid");
     serve_personal_data_and_check_the_log(&config, &env).await;
     crate::report::mark_ran(SUITE, &format!("log capture schema {}", schema.name));

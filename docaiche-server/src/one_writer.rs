@@ -388,8 +388,7 @@ async fn bootstrap_key_beside_a_running_server_keeps_the_postgres_chain_intact()
     };
     let dir = TestDir::new("one-writer-pg");
     let mut scratch = crate::config::Config::default();
-    let (schema, _) =
-        crate::backends::tests::on_test_schema(&url, "one_writer", &mut scratch).await;
+    let (schema, _) = crate::wiring::tests::on_test_schema(&url, "one_writer", &mut scratch).await;
     let (config, _) = write_config(
         &dir,
         &format!(

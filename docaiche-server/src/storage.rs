@@ -15,7 +15,7 @@
 //!   `storage.data_dir: <dir> is in use by another server (pid N)`. The
 //!   `bootstrap-key` and `bootstrap-admin` commands do not take this lock:
 //!   they run beside the server, and the audit trail has a lock and an
-//!   inbox of its own for them (see `audit.rs`).
+//!   inbox of its own for them (see `audit/`).
 
 use std::fs::File;
 use std::io::{self, Read as _, Seek as _, SeekFrom, Write as _};

@@ -173,16 +173,16 @@ impl Compliance {
     /// The store's error when its tables cannot be created.
     pub(crate) async fn with_durable_holds(
         &self,
-        stores: &crate::backends::Stores,
+        stores: &crate::wiring::Stores,
         documents: Arc<dyn DocumentStore>,
     ) -> Result<Self, Error> {
         let holds: Arc<dyn LegalHoldRegistry> = match &stores.sql {
-            crate::backends::StorePool::Sqlite(store) => Arc::new(
+            crate::wiring::StorePool::Sqlite(store) => Arc::new(
                 docaiche_compliance::privacy::sql::SqliteComplianceStore::new(store.pool().clone())
                     .await?,
             ),
             #[cfg(feature = "postgres")]
-            crate::backends::StorePool::Postgres(pool) => Arc::new(
+            crate::wiring::StorePool::Postgres(pool) => Arc::new(
                 docaiche_compliance::privacy::sql::PgComplianceStore::new(pool.clone()).await?,
             ),
         };

@@ -158,7 +158,7 @@ pub(crate) struct Config {
     /// `[encryption]`: the key wrapper of encryption at rest.
     pub(crate) encryption: EncryptionSection,
     /// `[documents]`: upload limits, inline/background extraction, worker, cache.
-    pub(crate) documents: crate::documents::DocumentsSection,
+    pub(crate) documents: DocumentsSection,
     /// `[metrics]`: the Prometheus `/metrics` endpoint.
     pub(crate) metrics: crate::metrics::MetricsSection,
     /// `[telemetry]`: OpenTelemetry trace export (OTLP).
@@ -166,9 +166,9 @@ pub(crate) struct Config {
     /// `[slo]`: latency and availability objectives (alert rules).
     pub(crate) slo: crate::slo::SloSection,
     /// `[events]`: `/v1/events` WebSocket caps, queues and heartbeats.
-    pub(crate) events: crate::events::EventsSection,
+    pub(crate) events: EventsSection,
     /// `[audit]`: the chained audit trail (sink, buffer, fail-closed).
-    pub(crate) audit: crate::audit::AuditSection,
+    pub(crate) audit: AuditSection,
     /// `[retention]`: retention periods, the scheduled purge (see
     /// `compliance/`).
     pub(crate) retention: RetentionSection,
@@ -239,9 +239,12 @@ struct Finding {
 /// TOML key names (lowercased, `-` as `_`) that suggest a secret value.
 const SECRET_KEY_MARKERS: [&str; 5] = ["password", "secret", "token", "pepper", "private_key"];
 
+pub(crate) mod audit;
 mod auth;
 mod cors;
+pub(crate) mod documents;
 mod encryption;
+pub(crate) mod events;
 mod keys;
 mod load;
 mod log;
@@ -256,11 +259,14 @@ mod store;
 mod tests;
 mod validate;
 
+pub(crate) use self::audit::AuditSection;
 #[cfg(test)]
 pub(crate) use self::auth::BindingConfig;
 pub(crate) use self::auth::{AuthProvider, AuthSection};
 pub(crate) use self::cors::CorsConfig;
+pub(crate) use self::documents::DocumentsSection;
 pub(crate) use self::encryption::{EncryptionSection, KeyWrapperKind};
+pub(crate) use self::events::EventsSection;
 pub(crate) use self::keys::{KeySource, KeysConfig};
 pub(crate) use self::log::{LogConfig, LogFormat};
 #[cfg(not(feature = "redis"))]

@@ -1,17 +1,26 @@
 //! Tests of the document routes and the extraction worker.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::Request;
+use axum::body::{Body, Bytes};
+use axum::http::{Method, Request, StatusCode, header};
+use base64::Engine as _;
 use docaiche_core::job::JobState;
+#[cfg(feature = "postgres")]
+use docaiche_core::job::{JobQueue, NewJob};
+#[cfg(feature = "postgres")]
+use docaiche_core::{DocumentId, JobId};
+use docaiche_core::{Permission, Principal, TenantId};
+#[cfg(feature = "postgres")]
+use docaiche_extract::worker::{JobWorker, WorkerConfig};
 use futures_util::StreamExt as _;
 
 use super::*;
-use crate::app::router;
 use crate::app::tests::{assert_problem, get_request, json, local_state, send};
-use crate::config::Config;
+use crate::app::{AppState, router};
+use crate::config::{Config, DocumentsSection};
 use crate::test_support::TestDir;
 
 /// A PDF of the shared corpus.
@@ -665,12 +674,12 @@ async fn two_workers_share_one_postgres_queue_and_run_each_job_once() {
         return;
     };
     let schema = format!("docaiche_jobs_{}", &uuid_simple()[..16]);
-    let admin = crate::backends::tests::admin(&url).await;
+    let admin = crate::wiring::tests::admin(&url).await;
     docaiche_store::postgres::sqlx::query(&format!("CREATE SCHEMA {schema}"))
         .execute(&admin)
         .await
         .expect("create the test schema");
-    let _drop = crate::backends::tests::Schema {
+    let _drop = crate::wiring::tests::Schema {
         admin,
         name: schema.clone(),
     };

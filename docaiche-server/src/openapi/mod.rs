@@ -107,7 +107,7 @@ impl Limits {
                 .auth
                 .api_keys
                 .max_rotation_overlap_secs
-                .min(crate::api::MAX_EXPIRES_IN_SECS),
+                .min(crate::routes::keys::MAX_EXPIRES_IN_SECS),
             max_key_name_chars: config.auth.api_keys.max_name_len,
             max_batch: config.documents.max_batch,
         }

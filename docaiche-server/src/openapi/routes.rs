@@ -112,7 +112,7 @@ pub(crate) fn route_doc(method: &Method, path: &str) -> Option<RouteDoc> {
         ),
         ("POST", "/v1/keys") => RouteDoc {
             body: Body::Json {
-                schema: schema_ref::<crate::api::CreateKey>,
+                schema: schema_ref::<crate::routes::keys::CreateKey>,
                 required: true,
             },
             status: 201,
@@ -145,7 +145,7 @@ pub(crate) fn route_doc(method: &Method, path: &str) -> Option<RouteDoc> {
                 ),
             ],
             body: Body::Json {
-                schema: schema_ref::<crate::api::RotateKey>,
+                schema: schema_ref::<crate::routes::keys::RotateKey>,
                 required: false,
             },
             status: 201,
@@ -442,7 +442,7 @@ pub(crate) fn route_doc(method: &Method, path: &str) -> Option<RouteDoc> {
                 "One result per document, in order: one bad file never fails the batch.",
             ),
             body: Body::Json {
-                schema: schema_ref::<crate::documents::BatchRequest>,
+                schema: schema_ref::<crate::routes::documents::BatchRequest>,
                 required: true,
             },
             ..RouteDoc::ok(

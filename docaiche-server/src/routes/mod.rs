@@ -3,3 +3,9 @@
 //! router, its layers and the groups live in `crate::app`.
 
 pub(crate) mod admin;
+pub(crate) mod audit;
+pub(crate) mod documents;
+pub(crate) mod events;
+pub(crate) mod jobs;
+pub(crate) mod keys;
+pub(crate) mod privacy;

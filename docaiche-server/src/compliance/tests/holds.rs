@@ -195,7 +195,7 @@ async fn legal_holds_are_kept_in_the_sqlite_store() {
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn legal_holds_are_kept_in_the_postgres_store() {
-    use crate::backends::tests::on_test_schema;
+    use crate::wiring::tests::on_test_schema;
     const SUITE: &str = "server-postgres";
     let Some(url) = crate::report::require_backend(SUITE, "DOCAICHE_TEST_POSTGRES_URL") else {
         return;

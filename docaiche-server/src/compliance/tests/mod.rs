@@ -19,9 +19,9 @@ use super::*;
 use crate::app::AppState;
 use crate::app::tests::{json, local_state, send};
 use crate::audit::{FsyncSetting, ReadBack};
-use crate::backends::Secrets;
 use crate::config::Config;
 use crate::test_support::{TestDir, key_with};
+use crate::wiring::Secrets;
 
 fn config(dir: &TestDir) -> Config {
     let mut config = Config::default();

@@ -109,7 +109,7 @@ async fn the_report_is_json_or_escaped_html_for_admins_only() {
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_purge_cuts_the_postgres_trail_and_the_report_still_verifies() {
-    use crate::backends::tests::on_test_schema;
+    use crate::wiring::tests::on_test_schema;
     const SUITE: &str = "server-postgres";
     let Some(url) = crate::report::require_backend(SUITE, "DOCAICHE_TEST_POSTGRES_URL") else {
         return;

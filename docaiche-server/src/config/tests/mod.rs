@@ -511,10 +511,7 @@ fn the_sample_configuration_parses_and_validates() {
 fn the_sample_shows_the_builtin_documents_settings() {
     let text = include_str!("../../../server.example.toml");
     let sample = Config::from_toml_str(text).expect("sample parses");
-    assert_eq!(
-        sample.documents,
-        crate::documents::DocumentsSection::default()
-    );
+    assert_eq!(sample.documents, crate::config::DocumentsSection::default());
 }
 
 #[test]

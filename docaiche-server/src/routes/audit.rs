@@ -1,0 +1,89 @@
+//! `GET /v1/admin/audit`: a tenant's audit events, filtered, a page at a
+//! time, read back from the trail (`crate::audit`), with its OpenAPI
+//! schemas.
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use docaiche_core::{Error, Permission};
+use serde::Deserialize;
+
+use crate::app::{AppState, RouteGroup};
+use crate::audit::ReadBack;
+#[cfg(feature = "postgres")]
+use crate::audit::read::scan_table;
+use crate::audit::read::{Filter, ListQuery, scan_file};
+
+/// Add `GET /v1/admin/audit` to `group` (the protected `default` group):
+/// cross-tenant administrators holding `audit:read`.
+pub(crate) fn routes(group: RouteGroup) -> RouteGroup {
+    group.route(
+        Method::GET,
+        "/v1/admin/audit",
+        &[Permission::TENANTS_CROSS, Permission::AUDIT_READ],
+        list_events,
+    )
+}
+
+/// `GET /v1/admin/audit`: a tenant's audit events, filtered, a page at a
+/// time, read back from the file trail.
+async fn list_events(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Response, Error> {
+    let Query(query) =
+        query.map_err(|e| Error::invalid_input(format!("invalid query: {}", e.body_text())))?;
+    let filter = Filter::parse(query)?;
+    let source = state
+        .audit
+        .as_ref()
+        .map_or(ReadBack::None, |trail| trail.source.clone());
+    let (items, next) = match source {
+        ReadBack::None => {
+            return Err(Error::unavailable(
+                "audit read-back",
+                std::io::Error::other("no configured audit sink can be read back"),
+            ));
+        }
+        ReadBack::File(path) => tokio::task::spawn_blocking(move || scan_file(&path, &filter))
+            .await
+            .map_err(|e| Error::internal_with("audit read-back task failed", e))??,
+        #[cfg(feature = "postgres")]
+        ReadBack::Postgres(pool) => scan_table(&pool, &filter).await?,
+    };
+    let items: Vec<serde_json::Value> = items
+        .into_iter()
+        .map(|(sequence, event)| serde_json::json!({ "sequence": sequence, "event": event }))
+        .collect();
+    Ok((
+        StatusCode::OK,
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(serde_json::json!({ "items": items, "next": next })),
+    )
+        .into_response())
+}
+
+/// A page of audit events (the OpenAPI schema of `GET /v1/admin/audit`).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive and the tests.
+pub(crate) struct AuditPage {
+    /// The events, oldest first.
+    pub(crate) items: Vec<AuditItem>,
+    /// The cursor of the next page (`?after=`); none on the last page.
+    pub(crate) next: Option<u64>,
+}
+
+/// One audit record.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive and the tests.
+pub(crate) struct AuditItem {
+    /// Its sequence number in the tenant's chain.
+    pub(crate) sequence: u64,
+    /// The event: `action`, `outcome`, `time`, `tenant`, `actor`, `resource`, ….
+    #[schema(value_type = Object)]
+    pub(crate) event: serde_json::Value,
+}

@@ -1,0 +1,483 @@
+//! The document routes (`/v1/documents`): upload (raw or a JSON batch),
+//! metadata, extracted text and deletion, with the problems they answer;
+//! the services and the extraction worker are `crate::documents`.
+
+use std::error::Error as _;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use docaiche_auth::layer::Authenticated;
+use docaiche_core::document::{DocumentMeta, DocumentText, NewDocument};
+use docaiche_core::extract::{ExtractInput, ExtractOptions, Extraction};
+use docaiche_core::job::{JobRecord, NewJob};
+use docaiche_core::problem::{PROBLEM_JSON, Problem};
+use docaiche_core::{DocumentId, DocumentStore, Error, Permission, Principal};
+use docaiche_extract::ExtractError;
+use http_body_util::BodyExt as _;
+use serde::Deserialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::jobs::job_json;
+use crate::app::{AppState, RouteGroup};
+use crate::documents::{DocumentEventKind, EXTRACT_JOB, PDF};
+use crate::rejection::Path;
+
+/// Add the document and job routes to `group` (the protected `documents`
+/// group).
+pub(crate) fn routes(group: RouteGroup) -> RouteGroup {
+    let read = [Permission::DOCUMENTS_READ];
+    let write = [Permission::DOCUMENTS_WRITE];
+    super::jobs::routes(
+        group
+            .route(Method::POST, "/v1/documents", &write, upload)
+            .route(Method::POST, "/v1/documents/batch", &write, batch)
+            .route(Method::GET, "/v1/documents/{id}", &read, get_document)
+            .route(Method::GET, "/v1/documents/{id}/text", &read, get_text)
+            .route(
+                Method::DELETE,
+                "/v1/documents/{id}",
+                &[Permission::DOCUMENTS_DELETE],
+                delete_document,
+            ),
+    )
+}
+
+/// The query of `POST /v1/documents`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UploadQuery {
+    /// The original filename (sanitised before it is stored).
+    filename: Option<String>,
+}
+
+/// One document as received.
+#[derive(Debug)]
+struct Upload {
+    content: Bytes,
+    declared_type: Option<String>,
+    filename: Option<String>,
+}
+
+/// What intake did with one document.
+#[derive(Debug)]
+struct Accepted {
+    meta: DocumentMeta,
+    extraction: Option<Extraction>,
+    job: Option<JobRecord>,
+}
+
+/// A refusal: the core error, and the extractor's reason code when the
+/// document itself was refused.
+#[derive(Debug)]
+struct Refusal {
+    error: Error,
+    reason: Option<&'static str>,
+}
+
+impl From<Error> for Refusal {
+    fn from(error: Error) -> Self {
+        let reason = match &error {
+            Error::DocumentRejected { reason, .. } => Some(*reason),
+            _ => None,
+        };
+        Self { error, reason }
+    }
+}
+
+impl From<ExtractError> for Refusal {
+    fn from(error: ExtractError) -> Self {
+        let reason = error.reason();
+        Self {
+            error: error.into(),
+            reason: Some(reason),
+        }
+    }
+}
+
+impl Refusal {
+    /// The problem document, with `reason` when there is one.
+    fn problem_json(&self) -> serde_json::Value {
+        let mut body = serde_json::to_value(Problem::from_error(&self.error))
+            .unwrap_or_else(|_| serde_json::json!({}));
+        if let (Some(reason), Some(object)) = (self.reason, body.as_object_mut()) {
+            object.insert("reason".into(), reason.into());
+        }
+        body
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        if self.reason.is_none() {
+            return self.error.into_response();
+        }
+        let status = self.error.status();
+        let mut response = (status, Json(self.problem_json())).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        response
+    }
+}
+
+/// Validate, store and extract (inline or through a job) one document for
+/// `caller`.
+async fn intake(state: &AppState, caller: &Principal, upload: Upload) -> Result<Accepted, Refusal> {
+    let intake = &state.intake;
+    let tenant = &caller.tenant;
+    // Validation scans the whole file (nesting pre-scan): off the runtime.
+    let limits = intake.limits.clone();
+    let validated = {
+        let content = upload.content.clone();
+        let declared = upload.declared_type.clone();
+        let filename = upload.filename.clone();
+        tokio::task::spawn_blocking(move || {
+            docaiche_extract::validate(&content, declared.as_deref(), filename.as_deref(), &limits)
+        })
+        .await
+        .map_err(|e| Error::internal_with("validation task failed", e))??
+    };
+    let size = u64::try_from(upload.content.len()).unwrap_or(u64::MAX);
+    let mut new = NewDocument::new(
+        caller.id.clone(),
+        PDF,
+        validated.sha256.clone(),
+        upload.content.clone(),
+    );
+    if let Some(filename) = &validated.filename {
+        new = new.with_filename(filename.clone());
+    }
+    if size <= intake.settings.inline_max_bytes {
+        let mut input = ExtractInput::new(upload.content);
+        input.declared_content_type = upload.declared_type;
+        input.filename = validated.filename;
+        let extraction = intake
+            .extractor
+            .extract(input, &ExtractOptions::default())
+            .await?;
+        let mut meta = state.documents.put(tenant, new).await?;
+        state
+            .documents
+            .put_text(
+                tenant,
+                &meta.id,
+                &DocumentText::new(extraction.pages.clone()),
+            )
+            .await?;
+        meta.has_text = true;
+        intake.publish(tenant, DocumentEventKind::Stored, meta.id.to_string());
+        intake.publish(tenant, DocumentEventKind::Extracted, meta.id.to_string());
+        return Ok(Accepted {
+            meta,
+            extraction: Some(extraction),
+            job: None,
+        });
+    }
+    let meta = state.documents.put(tenant, new).await?;
+    let job = NewJob::new(
+        EXTRACT_JOB,
+        serde_json::json!({ "document": meta.id.to_string() }),
+    )
+    .with_max_attempts(intake.settings.job_attempts);
+    let job = match intake.jobs.enqueue(tenant, job).await {
+        Ok(job) => job,
+        Err(e) => {
+            // No job, no text ever: do not keep a document nobody extracts.
+            let _ = state.documents.delete(tenant, &meta.id).await;
+            return Err(e.into());
+        }
+    };
+    intake.waker.wake();
+    intake.publish(tenant, DocumentEventKind::Stored, meta.id.to_string());
+    Ok(Accepted {
+        meta,
+        extraction: None,
+        job: Some(job),
+    })
+}
+
+/// `POST /v1/documents`: upload one PDF as the raw body; 201.
+async fn upload(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    query: Result<Query<UploadQuery>, QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Refusal> {
+    let Query(query) =
+        query.map_err(|e| Error::invalid_input(format!("invalid query: {}", e.body_text())))?;
+    let limit = state.intake.upload_limit(state.http.body_limit);
+    let content = read_limited(&headers, body, limit).await?;
+    let declared_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let accepted = intake(
+        &state,
+        &caller,
+        Upload {
+            content,
+            declared_type,
+            filename: query.filename,
+        },
+    )
+    .await?;
+    let mut response = (
+        StatusCode::CREATED,
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(accepted_json(&accepted)),
+    )
+        .into_response();
+    let id = accepted.meta.id.to_string();
+    crate::audit::document(&state, &caller, "document.create", &id, &headers);
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/documents/{}", accepted.meta.id)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// The body of `POST /v1/documents/batch`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BatchRequest {
+    /// The documents, at most `documents.max_batch`.
+    #[schema(min_items = 1)]
+    documents: Vec<BatchItem>,
+}
+
+/// One document of a batch.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BatchItem {
+    /// The original filename (sanitised before it is stored).
+    filename: Option<String>,
+    /// The declared media type.
+    content_type: Option<String>,
+    /// The content, standard base64.
+    #[schema(content_encoding = "base64", content_media_type = "application/pdf")]
+    content_base64: String,
+}
+
+/// `POST /v1/documents/batch`: several documents; 200 with one result per
+/// document, in order.
+async fn batch(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Refusal> {
+    // JSON like every JSON route (415 otherwise), under the upload limit:
+    // the documents ride in it, base64-encoded.
+    crate::json::require_json(&headers)?;
+    let limit = u64::try_from(state.http.body_limit).unwrap_or(u64::MAX);
+    let body = read_limited(&headers, body, limit).await?;
+    let request: BatchRequest = serde_json::from_slice(&body)
+        .map_err(|e| Error::invalid_input(format!("invalid JSON body: {e}")))?;
+    drop(body);
+    if request.documents.is_empty() || request.documents.len() > state.intake.settings.max_batch {
+        return Err(Error::invalid_input(format!(
+            "documents must hold 1 to {} items",
+            state.intake.settings.max_batch
+        ))
+        .into());
+    }
+    let upload_limit = state.intake.upload_limit(state.http.body_limit);
+    let mut results = Vec::with_capacity(request.documents.len());
+    for (index, item) in request.documents.into_iter().enumerate() {
+        let outcome = match base64::engine::general_purpose::STANDARD.decode(&item.content_base64) {
+            Err(_) => Err(Refusal::from(Error::invalid_input(
+                "content_base64 is not valid base64",
+            ))),
+            Ok(content) if u64::try_from(content.len()).unwrap_or(u64::MAX) > upload_limit => {
+                Err(Refusal::from(Error::PayloadTooLarge {
+                    limit: upload_limit,
+                }))
+            }
+            Ok(content) => {
+                intake(
+                    &state,
+                    &caller,
+                    Upload {
+                        content: Bytes::from(content),
+                        declared_type: item.content_type,
+                        filename: item.filename,
+                    },
+                )
+                .await
+            }
+        };
+        results.push(match outcome {
+            Ok(accepted) => serde_json::json!({
+                "index": index,
+                "status": 201,
+                "document": accepted_json(&accepted),
+            }),
+            Err(refusal) => serde_json::json!({
+                "index": index,
+                "status": refusal.error.status().as_u16(),
+                "problem": refusal.problem_json(),
+            }),
+        });
+    }
+    Ok((
+        StatusCode::OK,
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(serde_json::json!({ "results": results })),
+    )
+        .into_response())
+}
+
+/// `GET /v1/documents/{id}`: metadata.
+async fn get_document(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    let id = document_id(&id)?;
+    let meta = state
+        .documents
+        .head(&caller.tenant, &id)
+        .await?
+        .ok_or(Error::not_found("document"))?;
+    crate::audit::document(&state, &caller, "document.read", &id.to_string(), &headers);
+    Ok(no_store(&meta_json(&meta)))
+}
+
+/// `GET /v1/documents/{id}/text`: the extracted text, one string per page;
+/// 404 also while a background extraction has not finished.
+async fn get_text(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Response, Error> {
+    let id = document_id(&id)?;
+    let text = state
+        .documents
+        .get_text(&caller.tenant, &id)
+        .await?
+        .ok_or(Error::not_found("document text"))?;
+    Ok(no_store(&serde_json::json!({
+        "id": id.to_string(),
+        "pages": text.pages,
+    })))
+}
+
+/// `DELETE /v1/documents/{id}`: content, text and metadata; 204.
+async fn delete_document(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, Error> {
+    let id = document_id(&id)?;
+    if !state.documents.delete(&caller.tenant, &id).await? {
+        return Err(Error::not_found("document"));
+    }
+    crate::audit::document(
+        &state,
+        &caller,
+        "document.delete",
+        &id.to_string(),
+        &headers,
+    );
+    state
+        .intake
+        .publish(&caller.tenant, DocumentEventKind::Deleted, id.to_string());
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A document id from the path; an unparsable one is as missing as any other.
+fn document_id(raw: &str) -> Result<DocumentId, Error> {
+    raw.parse().map_err(|_| Error::not_found("document"))
+}
+
+/// Read `body` up to `limit` bytes, refusing a larger one as soon as it
+/// shows: by its declared `Content-Length`, or while reading.
+async fn read_limited(headers: &HeaderMap, body: Body, limit: u64) -> Result<Bytes, Error> {
+    let too_large = || Error::PayloadTooLarge { limit };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(too_large());
+    }
+    let capacity = declared.unwrap_or(0).min(limit).min(1 << 20);
+    let mut buffer = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
+    let mut body = body;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            // The server-wide limit layer (tower-http) may trip first.
+            let mut source: Option<&(dyn std::error::Error + 'static)> = e.source();
+            while let Some(s) = source {
+                if s.is::<http_body_util::LengthLimitError>() {
+                    return too_large();
+                }
+                source = s.source();
+            }
+            Error::invalid_input("the request body could not be read")
+        })?;
+        if let Ok(data) = frame.into_data() {
+            let total = buffer.len().saturating_add(data.len());
+            if u64::try_from(total).unwrap_or(u64::MAX) > limit {
+                return Err(too_large());
+            }
+            buffer.extend_from_slice(&data);
+        }
+    }
+    Ok(Bytes::from(buffer))
+}
+
+/// RFC 3339, or null.
+pub(super) fn rfc3339(t: OffsetDateTime) -> serde_json::Value {
+    t.format(&Rfc3339)
+        .map_or(serde_json::Value::Null, serde_json::Value::String)
+}
+
+/// A document's metadata as JSON.
+fn meta_json(meta: &DocumentMeta) -> serde_json::Value {
+    serde_json::json!({
+        "id": meta.id.to_string(),
+        "owner": meta.owner.as_str(),
+        "filename": meta.filename,
+        "content_type": meta.content_type,
+        "size": meta.size,
+        "sha256": meta.sha256,
+        "has_text": meta.has_text,
+        "created_at": rfc3339(meta.created_at),
+        "text_url": format!("/v1/documents/{}/text", meta.id),
+    })
+}
+
+/// The answer to an accepted document.
+fn accepted_json(accepted: &Accepted) -> serde_json::Value {
+    let mut body = meta_json(&accepted.meta);
+    if let Some(extraction) = &accepted.extraction {
+        body["extraction"] = serde_json::json!({
+            "pages": extraction.pages.len(),
+            "info": extraction.info,
+            "risks": extraction.risks,
+        });
+    }
+    if let Some(job) = &accepted.job {
+        body["job"] = job_json(job);
+    }
+    body
+}
+
+/// A JSON response that no cache may keep.
+pub(super) fn no_store(body: &serde_json::Value) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(body.clone()),
+    )
+        .into_response()
+}

@@ -1,0 +1,84 @@
+//! The job routes (`/v1/jobs/{id}`): an extraction job of the caller's
+//! tenant, read or cancelled.
+
+use axum::extract::State;
+use axum::http::{Method, StatusCode};
+use axum::response::Response;
+use docaiche_auth::layer::Authenticated;
+use docaiche_core::job::JobRecord;
+use docaiche_core::{Error, JobId, Permission};
+
+use super::documents::{no_store, rfc3339};
+use crate::app::{AppState, RouteGroup};
+use crate::rejection::Path;
+
+/// Add the job routes to `group` (the protected `documents` group, after
+/// the document routes).
+pub(crate) fn routes(group: RouteGroup) -> RouteGroup {
+    let write = [Permission::DOCUMENTS_WRITE];
+    group
+        .route(
+            Method::GET,
+            "/v1/jobs/{id}",
+            &[Permission::JOBS_READ],
+            get_job,
+        )
+        .route(Method::DELETE, "/v1/jobs/{id}", &write, cancel_job)
+}
+
+/// `GET /v1/jobs/{id}`: a job of the caller's tenant.
+async fn get_job(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Response, Error> {
+    let id: JobId = id.parse().map_err(|_| Error::not_found("job"))?;
+    let job = state
+        .intake
+        .jobs
+        .get(&caller.tenant, &id)
+        .await?
+        .ok_or(Error::not_found("job"))?;
+    Ok(no_store(&job_json(&job)))
+}
+
+/// `DELETE /v1/jobs/{id}`: cancel a queued or running job of the caller's
+/// tenant; 204. A running job's worker stops it at its next heartbeat and
+/// discards its result. 409 once the job has ended.
+async fn cancel_job(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Error> {
+    let id: JobId = id.parse().map_err(|_| Error::not_found("job"))?;
+    let jobs = &state.intake.jobs;
+    if jobs.cancel(&caller.tenant, &id).await? {
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    match jobs.get(&caller.tenant, &id).await? {
+        None => Err(Error::not_found("job")),
+        Some(job) => Err(Error::conflict(format!(
+            "the job has already ended ({})",
+            job.state.as_str()
+        ))),
+    }
+}
+
+/// A job as JSON (its payload names the document).
+pub(super) fn job_json(job: &JobRecord) -> serde_json::Value {
+    serde_json::json!({
+        "id": job.id.to_string(),
+        "kind": job.kind,
+        "state": job.state.as_str(),
+        "progress": job.progress,
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "last_error": job.last_error,
+        "document": job.payload.get("document"),
+        "result": job.result,
+        "created_at": rfc3339(job.created_at),
+        "updated_at": rfc3339(job.updated_at),
+        "run_after": rfc3339(job.run_after),
+        "url": format!("/v1/jobs/{}", job.id),
+    })
+}

@@ -1,0 +1,454 @@
+//! The API routes: API key management (`/v1/keys`), the cross-tenant admin
+//! listing (`/v1/admin/...`), `GET /v1/whoami` and the public JWKS.
+//!
+//! Handlers take the caller from the [`Authenticated`] extractor (the auth
+//! gate put it there) and never from the request: the tenant of every key
+//! operation is the caller's own, except on `/v1/admin` routes, where the
+//! guard requires `tenants:cross` and the service checks it again. A key
+//! of another tenant is answered 404, exactly like a missing one.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use docaiche_auth::api_key::{CreatedApiKey, NewApiKey};
+use docaiche_auth::layer::Authenticated;
+use docaiche_core::api_key::ApiKeyRecord;
+use docaiche_core::error::FieldError;
+use docaiche_core::page::PageRequest;
+use docaiche_core::{
+    ApiKeyId, Error, Grant, MAX_PERMISSION_LEN, MAX_SCOPES, Permission, PermissionCatalog,
+    PermissionSet, TenantId,
+};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::app::{AppState, RouteGroup};
+use crate::json::{ValidJson, Validate};
+use crate::rejection::Path;
+
+/// Default page size of key listings.
+const DEFAULT_PAGE: u32 = 50;
+/// Longest key lifetime a caller may ask for: ten years.
+pub(crate) const MAX_EXPIRES_IN_SECS: u64 = 10 * 365 * 24 * 3600;
+
+/// Add the API routes to `group` (the protected `default` group).
+pub(crate) fn routes(group: RouteGroup) -> RouteGroup {
+    let manage = [Permission::KEYS_MANAGE];
+    let cross = [Permission::TENANTS_CROSS, Permission::KEYS_MANAGE];
+    group
+        .route(Method::GET, "/v1/whoami", &[], whoami)
+        .route(Method::POST, "/v1/keys", &manage, create_key)
+        .route(Method::GET, "/v1/keys", &manage, list_keys)
+        .route(Method::POST, "/v1/keys/{id}/rotate", &manage, rotate_key)
+        .route(Method::DELETE, "/v1/keys/{id}", &manage, revoke_key)
+        .route(
+            Method::GET,
+            "/v1/admin/tenants/{tenant}/keys",
+            &cross,
+            admin_list_keys,
+        )
+}
+
+/// `GET /.well-known/jwks.json`: the public keys of the server's JWT key
+/// set (RFC 7517). Public; HMAC keys never appear.
+pub(crate) async fn jwks(State(state): State<AppState>) -> Response {
+    (
+        [(header::CACHE_CONTROL, "public, max-age=300")],
+        Json(state.auth.jwt_keys.jwks()),
+    )
+        .into_response()
+}
+
+/// `GET /v1/whoami`: the authenticated caller.
+///
+/// The hottest authenticated route: it reads the caller where the auth gate
+/// put it (as [`Authenticated`] does, without cloning it) and writes the
+/// body straight from it.
+async fn whoami(request: axum::extract::Request) -> Response {
+    /// The body; fields in the order the keys sort.
+    #[derive(serde::Serialize)]
+    struct WhoAmI<'a> {
+        auth_method: &'static str,
+        permissions: &'a PermissionSet,
+        principal: &'a str,
+        roles: &'a [String],
+        tenant: &'a str,
+    }
+    let Some(caller) = docaiche_core::Principal::from_extensions(request.extensions()) else {
+        return Error::unauthenticated(docaiche_core::AuthFailure::Missing).into_response();
+    };
+    let method = match &caller.auth_method {
+        docaiche_core::AuthMethod::ApiKey { .. } => "api_key",
+        docaiche_core::AuthMethod::Jwt { .. } => "jwt",
+        docaiche_core::AuthMethod::Oidc { .. } => "oidc",
+        _ => "other",
+    };
+    let body = WhoAmI {
+        auth_method: method,
+        permissions: &caller.permissions,
+        principal: caller.id.as_str(),
+        roles: &caller.roles,
+        tenant: caller.tenant.as_str(),
+    };
+    // Sized for a typical caller, so the body is written without regrowing.
+    let mut bytes = Vec::with_capacity(256);
+    match serde_json::to_writer(&mut bytes, &body) {
+        Ok(()) => {
+            let mut response = Response::new(axum::body::Body::from(bytes));
+            // Room for what the stack adds, so that no layer regrows it.
+            let headers = response.headers_mut();
+            *headers = crate::app::answer_headers(2);
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(e) => Error::internal_with("cannot encode the caller", e).into_response(),
+    }
+}
+
+/// The body of `POST /v1/keys`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateKey {
+    /// Human label.
+    #[schema(pattern = "\\S")]
+    name: String,
+    // The permissions the key carries. Described by `ScopeList`'s schema: a
+    // doc comment here would make utoipa wrap the inlined array in an
+    // `allOf` with `type: object`, a schema no value satisfies.
+    #[schema(inline)]
+    scopes: ScopeList,
+    /// Lifetime in seconds; none for a key that does not expire.
+    #[schema(minimum = 1, maximum = 315_360_000)]
+    #[serde(default, deserialize_with = "crate::json::integer::json")]
+    expires_in_secs: Option<u64>,
+}
+
+/// The `scopes` of `POST /v1/keys` as sent: at most [`MAX_SCOPES`] names
+/// of at most [`MAX_PERMISSION_LEN`] bytes each, refused while parsing
+/// (so a flood of names is never collected), then checked against the
+/// [`PermissionCatalog`] by [`Validate`], each problem naming its item
+/// (`/scopes/3`).
+#[derive(Debug)]
+pub(crate) struct ScopeList(Vec<String>);
+
+impl<'de> Deserialize<'de> for ScopeList {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::{Error as _, SeqAccess, Visitor};
+
+        /// One name, refused past its length before it is copied.
+        struct Name(String);
+
+        impl<'de> Deserialize<'de> for Name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let name = std::borrow::Cow::<'de, str>::deserialize(d)?;
+                if name.len() > MAX_PERMISSION_LEN {
+                    return Err(D::Error::custom(format!(
+                        "a permission is at most {MAX_PERMISSION_LEN} bytes"
+                    )));
+                }
+                Ok(Self(name.into_owned()))
+            }
+        }
+
+        struct Names;
+
+        impl<'de> Visitor<'de> for Names {
+            type Value = ScopeList;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "an array of at most {MAX_SCOPES} permission names")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ScopeList, A::Error> {
+                let mut names = Vec::new();
+                while let Some(Name(name)) = seq.next_element()? {
+                    if names.len() == MAX_SCOPES {
+                        return Err(A::Error::custom(format!(
+                            "at most {MAX_SCOPES} permissions"
+                        )));
+                    }
+                    names.push(name);
+                }
+                Ok(ScopeList(names))
+            }
+        }
+
+        deserializer.deserialize_seq(Names)
+    }
+}
+
+impl ScopeList {
+    /// The field errors of these names: unknown to `catalog`, or repeated.
+    fn problems(&self, catalog: &PermissionCatalog) -> Vec<FieldError> {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut fields = Vec::new();
+        if self.0.is_empty() {
+            fields.push(FieldError::new(
+                "/scopes",
+                "must name at least one permission",
+            ));
+        }
+        for (index, name) in self.0.iter().enumerate() {
+            let pointer = format!("/scopes/{index}");
+            match catalog.parse_grant(name) {
+                Err(_) => fields.push(FieldError::new(
+                    pointer,
+                    "not a permission of the catalogue (see the enum of the OpenAPI document)",
+                )),
+                Ok(grant) => {
+                    if !seen.insert(grant) {
+                        fields.push(FieldError::new(pointer, "repeats an earlier permission"));
+                    }
+                }
+            }
+        }
+        fields
+    }
+
+    /// The validated names as a set (call after [`Self::problems`] found
+    /// none; an invalid name is left out).
+    fn to_set(&self) -> PermissionSet {
+        self.0
+            .iter()
+            .filter_map(|name| Grant::parse(name).ok())
+            .collect()
+    }
+}
+
+impl utoipa::PartialSchema for ScopeList {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, Ref};
+
+        // Items: the `Permission` schema, the catalogue's names.
+        ArrayBuilder::new()
+            .description(Some(
+                "The permissions the key carries: a subset of the caller's, 1 to 64 \
+                 distinct names of the permission catalogue (or its wildcards).",
+            ))
+            .items(Ref::from_schema_name(
+                <crate::openapi::PermissionName as utoipa::ToSchema>::name(),
+            ))
+            .min_items(Some(1))
+            .max_items(Some(MAX_SCOPES))
+            .unique_items(true)
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ScopeList {}
+
+/// The optional body of `POST /v1/keys/{id}/rotate`.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RotateKey {
+    /// How long the old key keeps working, in seconds.
+    #[schema(minimum = 0, maximum = 315_360_000)]
+    #[serde(default, deserialize_with = "crate::json::integer::json")]
+    overlap_secs: Option<u64>,
+}
+
+impl Validate for CreateKey {
+    fn validate(&self) -> Vec<FieldError> {
+        let mut fields = Vec::new();
+        if self.name.trim().is_empty() {
+            fields.push(FieldError::new("/name", "must not be blank"));
+        }
+        fields.extend(self.scopes.problems(&PermissionCatalog::builtin()));
+        if self
+            .expires_in_secs
+            .is_some_and(|secs| secs == 0 || secs > MAX_EXPIRES_IN_SECS)
+        {
+            fields.push(FieldError::new(
+                "/expires_in_secs",
+                "must be between 1 and 315360000 (ten years)",
+            ));
+        }
+        fields
+    }
+}
+
+impl Validate for RotateKey {
+    fn validate(&self) -> Vec<FieldError> {
+        match self.overlap_secs {
+            Some(secs) if secs > MAX_EXPIRES_IN_SECS => vec![FieldError::new(
+                "/overlap_secs",
+                "must be at most 315360000 (ten years)",
+            )],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// The query of key listings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    /// The cursor of the previous page's `next`.
+    after: Option<String>,
+    /// Page size.
+    #[serde(default, deserialize_with = "crate::json::integer::query")]
+    limit: Option<u32>,
+}
+
+/// `POST /v1/keys`: create a key in the caller's tenant; 201 with the key,
+/// shown this once.
+async fn create_key(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    crate::audit::AuditFacts(context): crate::audit::AuditFacts,
+    ValidJson(request): ValidJson<CreateKey>,
+) -> Result<Response, Error> {
+    let mut new =
+        NewApiKey::new(caller.tenant.clone(), request.name).with_scopes(request.scopes.to_set());
+    if let Some(secs) = request.expires_in_secs {
+        // Validated: 1 ..= MAX_EXPIRES_IN_SECS.
+        let lifetime = time::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX));
+        new = new.with_expiry(state.auth.clock.now() + lifetime);
+    }
+    crate::audit::administrative(&state, &caller, "api_key.create", &context).await?;
+    let created = state.auth.api_keys.create(&caller, new).await?;
+    Ok(created_response(&created))
+}
+
+/// `GET /v1/keys`: the caller's tenant's keys, a page at a time.
+async fn list_keys(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Response, Error> {
+    let tenant = caller.tenant.clone();
+    list(&state, &caller, &tenant, query).await
+}
+
+/// `GET /v1/admin/tenants/{tenant}/keys`: any tenant's keys (cross-tenant
+/// administrators only).
+async fn admin_list_keys(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(tenant): Path<String>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Response, Error> {
+    let tenant = TenantId::new(tenant).map_err(|_| Error::not_found("tenant"))?;
+    list(&state, &caller, &tenant, query).await
+}
+
+/// A page of `tenant`'s keys for `caller`.
+async fn list(
+    state: &AppState,
+    caller: &docaiche_core::Principal,
+    tenant: &TenantId,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Response, Error> {
+    let Query(query) =
+        query.map_err(|e| Error::invalid_input(format!("invalid query: {}", e.body_text())))?;
+    let page = PageRequest::new(query.after, query.limit.unwrap_or(DEFAULT_PAGE))?;
+    let page = state.auth.api_keys.list(caller, tenant, &page).await?;
+    let items: Vec<serde_json::Value> = page.items.iter().map(record_json).collect();
+    Ok(no_store(
+        StatusCode::OK,
+        &serde_json::json!({ "items": items, "next": page.next }),
+    ))
+}
+
+/// `POST /v1/keys/{id}/rotate`: a successor key (201, shown this once); the
+/// old key keeps working for the overlap.
+async fn rotate_key(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    crate::audit::AuditFacts(context): crate::audit::AuditFacts,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Error> {
+    // The body is optional; when present it is JSON like any other, under
+    // the same limit.
+    let body = crate::json::read_limited(&headers, body, state.http.json_body_limit()).await?;
+    let request: RotateKey = if body.is_empty() {
+        RotateKey::default()
+    } else {
+        crate::json::from_body(&headers, &body)?
+    };
+    let id = key_id(&id)?;
+    let overlap = request
+        .overlap_secs
+        .map_or(state.auth.rotation_overlap, std::time::Duration::from_secs);
+    crate::audit::administrative(&state, &caller, "api_key.rotate", &context).await?;
+    let created = state
+        .auth
+        .api_keys
+        .rotate(&caller, &caller.tenant, &id, overlap)
+        .await?;
+    Ok(created_response(&created))
+}
+
+/// `DELETE /v1/keys/{id}`: revoke a key of the caller's tenant; 204.
+async fn revoke_key(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    crate::audit::AuditFacts(context): crate::audit::AuditFacts,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Error> {
+    let id = key_id(&id)?;
+    crate::audit::administrative(&state, &caller, "api_key.revoke", &context).await?;
+    state
+        .auth
+        .api_keys
+        .revoke(&caller, &caller.tenant, &id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A key id from the path; an unparsable one is as missing as any other.
+fn key_id(raw: &str) -> Result<ApiKeyId, Error> {
+    raw.parse().map_err(|_| Error::not_found("api_key"))
+}
+
+/// The 201 answer to a created or rotated key.
+fn created_response(created: &CreatedApiKey) -> Response {
+    let mut body = record_json(&created.record);
+    body["key"] = serde_json::Value::String(created.key.expose_secret().to_owned());
+    let mut response = no_store(StatusCode::CREATED, &body);
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/keys/{}", created.record.id)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+/// A key record as JSON: never its hash.
+fn record_json(record: &ApiKeyRecord) -> serde_json::Value {
+    let time = |t: Option<OffsetDateTime>| t.and_then(|t| t.format(&Rfc3339).ok());
+    let scopes: Vec<String> = record.scopes.iter().map(ToString::to_string).collect();
+    serde_json::json!({
+        "id": record.id.to_string(),
+        "tenant": record.tenant.as_str(),
+        "principal": record.principal.as_str(),
+        "name": record.name,
+        "scopes": scopes,
+        "created_at": time(Some(record.created_at)),
+        "expires_at": time(record.expires_at),
+        "last_used_at": time(record.last_used_at),
+        "revoked_at": time(record.revoked_at),
+        "replaced_by": record.replaced_by.map(|id| id.to_string()),
+    })
+}
+
+/// A JSON response that no cache may keep.
+fn no_store(status: StatusCode, body: &serde_json::Value) -> Response {
+    (
+        status,
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(body.clone()),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,454 @@
+//! The data-subject request routes (`/v1/privacy/export`, `/v1/privacy/erase`,
+//! `/v1/privacy/requests`): the request bodies and their checks, subject
+//! resolution by principal id or e-mail, and the OpenAPI schemas; the
+//! services that carry them out are `crate::privacy`.
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use docaiche_auth::layer::Authenticated;
+use docaiche_compliance::privacy::{PrivacyRequest, Regulation, RequestKind, SubjectRightsService};
+use docaiche_core::account::AccountEmail;
+use docaiche_core::error::FieldError;
+use docaiche_core::{Error, Permission, Principal, PrincipalId, TenantId};
+use serde::Deserialize;
+
+use crate::app::{AppState, RouteGroup};
+use crate::audit::AuditFacts;
+use crate::json::{ValidJson, Validate};
+use crate::privacy::PrivacyServices;
+use crate::rejection::Path;
+
+/// Add the privacy routes to `group` (the protected `default` group).
+pub(crate) fn routes(group: RouteGroup) -> RouteGroup {
+    group
+        .route(
+            Method::POST,
+            "/v1/privacy/export",
+            &[Permission::PRIVACY_EXPORT],
+            export,
+        )
+        .route(
+            Method::POST,
+            "/v1/privacy/erase",
+            &[Permission::PRIVACY_ERASE],
+            erase,
+        )
+        // The service lets either permission read the requests.
+        .route(Method::GET, "/v1/privacy/requests", &[], list_requests)
+        .route(Method::GET, "/v1/privacy/requests/{id}", &[], get_request)
+}
+
+/// The body of `POST /v1/privacy/export` and `POST /v1/privacy/erase`
+/// (its schema: [`crate::openapi`]).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SubjectRequest {
+    /// The data subject's principal id (exactly one of `subject` and
+    /// `email`).
+    subject: Option<String>,
+    /// The e-mail of the subject's password account (exactly one of
+    /// `subject` and `email`).
+    email: Option<String>,
+    /// The tenant; default: the caller's (another needs `tenants:cross`).
+    tenant: Option<String>,
+    /// The law whose deadline applies: `gdpr` (30 days, the default) or
+    /// `ccpa` (45 days).
+    regulation: Option<Regulation>,
+}
+
+/// Whether `email` has the form the OpenAPI document gives the privacy
+/// routes (`openapi::grammar::EMAIL`): printable ASCII without spaces,
+/// with a non-empty local part and domain. Narrower than `AccountEmail`
+/// (which trims and takes any Unicode), so that the document can state the
+/// rule exactly; an account with another address is named by `subject`.
+fn documented_email(email: &str) -> bool {
+    email.bytes().all(|b| b.is_ascii_graphic())
+        && email
+            .rsplit_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
+}
+
+impl Validate for SubjectRequest {
+    fn validate(&self) -> Vec<FieldError> {
+        let mut fields = Vec::new();
+        match (&self.subject, &self.email) {
+            (Some(_), Some(_)) => fields.push(FieldError::new(
+                "/email",
+                "give either subject or email, not both",
+            )),
+            (None, None) => {
+                fields.push(FieldError::new("/subject", "subject or email is required"))
+            }
+            _ => {}
+        }
+        if let Some(subject) = &self.subject
+            && let Err(e) = PrincipalId::new(subject.as_str())
+        {
+            fields.push(FieldError::new("/subject", e.to_string()));
+        }
+        if let Some(email) = &self.email {
+            if let Err(e) = AccountEmail::new(email.as_str()) {
+                fields.push(FieldError::new("/email", e.to_string()));
+            } else if !documented_email(email) {
+                fields.push(FieldError::new(
+                    "/email",
+                    "must be printable ASCII without spaces, of the form local@domain",
+                ));
+            }
+        }
+        if let Some(tenant) = &self.tenant
+            && let Err(e) = TenantId::new(tenant.as_str())
+        {
+            fields.push(FieldError::new("/tenant", e.to_string()));
+        }
+        fields
+    }
+}
+
+/// The configured services, or 503.
+fn services(state: &AppState) -> Result<&PrivacyServices, Error> {
+    state.privacy.as_deref().ok_or_else(|| {
+        Error::unavailable(
+            "privacy requests",
+            std::io::Error::other("the privacy services are not configured"),
+        )
+    })
+}
+
+/// The tenant, subject and regulation of `body`, once `caller` may act on
+/// the tenant with `permission` (checked before an e-mail is looked up,
+/// so that no answer tells about another tenant's accounts).
+async fn resolve(
+    privacy: &PrivacyServices,
+    caller: &Principal,
+    body: SubjectRequest,
+    permission: &Permission,
+) -> Result<(TenantId, PrincipalId, Regulation), Error> {
+    let invalid = |pointer: &str, e: Error| {
+        Error::invalid_fields(
+            "the JSON body failed validation",
+            vec![FieldError::new(pointer, e.to_string())],
+        )
+    };
+    let tenant = match body.tenant {
+        Some(tenant) => TenantId::new(tenant).map_err(|e| invalid("/tenant", e))?,
+        None => caller.tenant.clone(),
+    };
+    caller.authorize_tenant(&tenant, permission)?;
+    let subject = match (body.subject, body.email) {
+        (Some(subject), None) => PrincipalId::new(subject).map_err(|e| invalid("/subject", e))?,
+        (None, Some(email)) => {
+            let email = AccountEmail::new(email).map_err(|e| invalid("/email", e))?;
+            privacy
+                .accounts
+                .find_by_email(&tenant, &email)
+                .await?
+                .ok_or_else(|| Error::not_found("account"))?
+                .id
+        }
+        // `validate` refused both and neither.
+        _ => {
+            return Err(Error::invalid_fields(
+                "the JSON body failed validation",
+                vec![FieldError::new(
+                    "/subject",
+                    "give exactly one of subject and email",
+                )],
+            ));
+        }
+    };
+    Ok((tenant, subject, body.regulation.unwrap_or(Regulation::Gdpr)))
+}
+
+/// The location of request `id`.
+fn location(request: &PrivacyRequest) -> HeaderValue {
+    HeaderValue::from_str(&format!("/v1/privacy/requests/{}", request.id))
+        .unwrap_or_else(|_| HeaderValue::from_static("/v1/privacy/requests"))
+}
+
+/// Resolve the subject of `body` and record a request of `kind` for it:
+/// the service, the tenant and the recorded request.
+async fn submit<'a>(
+    state: &'a AppState,
+    caller: &Principal,
+    context: &docaiche_core::RequestContext,
+    body: SubjectRequest,
+    kind: RequestKind,
+) -> Result<(&'a SubjectRightsService, TenantId, PrivacyRequest), Error> {
+    let privacy = services(state)?;
+    let permission = match kind {
+        RequestKind::Export => Permission::PRIVACY_EXPORT,
+        // Erasure, and any kind a later version adds: the stronger right.
+        _ => Permission::PRIVACY_ERASE,
+    };
+    let (tenant, subject, regulation) = resolve(privacy, caller, body, &permission).await?;
+    let request = privacy
+        .service
+        .submit(caller, &tenant, subject, kind, regulation, context)
+        .await?;
+    Ok((&privacy.service, tenant, request))
+}
+
+/// `POST /v1/privacy/export`: record an export request and carry it out.
+async fn export(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    AuditFacts(context): AuditFacts,
+    ValidJson(body): ValidJson<SubjectRequest>,
+) -> Result<Response, Error> {
+    let (service, tenant, request) =
+        submit(&state, &caller, &context, body, RequestKind::Export).await?;
+    let bundle = service
+        .export(&caller, &tenant, &request.id, &context)
+        .await?;
+    let json = serde_json::to_vec(&bundle)
+        .map_err(|e| Error::internal_with("cannot serialize the export bundle", e))?;
+    let disposition = HeaderValue::from_str(&format!(
+        "attachment; filename=\"subject-export-{}.json\"",
+        request.id
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
+    let mut response = (StatusCode::OK, json).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::LOCATION, location(&request));
+    headers.insert(header::CONTENT_DISPOSITION, disposition);
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// `POST /v1/privacy/erase`: record an erasure request and carry it out.
+async fn erase(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    AuditFacts(context): AuditFacts,
+    ValidJson(body): ValidJson<SubjectRequest>,
+) -> Result<Response, Error> {
+    let (service, tenant, request) =
+        submit(&state, &caller, &context, body, RequestKind::Erase).await?;
+    let report = service
+        .erase(&caller, &tenant, &request.id, &context)
+        .await?;
+    let request = service.get(&caller, &tenant, &request.id).await?;
+    let mut response = (
+        StatusCode::OK,
+        Json(serde_json::json!({
+            "request": request,
+            "report": report,
+            // Kept for clients of the earlier answer: the same number as
+            // `report.api_keys_deleted`.
+            "api_key_records_deleted": report.api_keys_deleted,
+        })),
+    )
+        .into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::LOCATION, location(&request));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// The query of the `GET` routes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenantQuery {
+    /// The tenant; default: the caller's.
+    tenant: Option<String>,
+}
+
+/// The tenant of `query`, or the caller's.
+fn tenant_of(
+    caller: &Principal,
+    query: Result<Query<TenantQuery>, QueryRejection>,
+) -> Result<TenantId, Error> {
+    let Query(query) =
+        query.map_err(|e| Error::invalid_input(format!("invalid query: {}", e.body_text())))?;
+    match query.tenant {
+        Some(tenant) => {
+            TenantId::new(tenant).map_err(|_| Error::invalid_input("tenant is not a tenant id"))
+        }
+        None => Ok(caller.tenant.clone()),
+    }
+}
+
+/// An uncacheable JSON answer.
+fn no_store(body: serde_json::Value) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(body),
+    )
+        .into_response()
+}
+
+/// `GET /v1/privacy/requests`: the tenant's requests, oldest first, a page
+/// at a time (the store keeps at most a bounded number per tenant; a page
+/// renders at most `limit` of them).
+async fn list_requests(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    query: Result<Query<RequestsQuery>, QueryRejection>,
+) -> Result<Response, Error> {
+    let Query(query) =
+        query.map_err(|e| Error::invalid_input(format!("invalid query: {}", e.body_text())))?;
+    let tenant = match query.tenant {
+        Some(tenant) => {
+            TenantId::new(tenant).map_err(|_| Error::invalid_input("tenant is not a tenant id"))?
+        }
+        None => caller.tenant.clone(),
+    };
+    let requests = services(&state)?.service.list(&caller, &tenant).await?;
+    let (items, next) = crate::page::of(requests, |r| r.id, query.after, query.limit)?;
+    Ok(no_store(
+        serde_json::json!({ "items": items, "next": next }),
+    ))
+}
+
+/// The query of `GET /v1/privacy/requests`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequestsQuery {
+    /// The tenant; default: the caller's.
+    tenant: Option<String>,
+    /// The cursor of the previous page's `next`.
+    after: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    limit: Option<u32>,
+}
+
+/// `GET /v1/privacy/requests/{id}`: one request of the tenant; an unknown
+/// id, or another tenant's, is 404.
+async fn get_request(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    query: Result<Query<TenantQuery>, QueryRejection>,
+) -> Result<Response, Error> {
+    let tenant = tenant_of(&caller, query)?;
+    let service = &services(&state)?.service;
+    let Ok(id) = uuid::Uuid::parse_str(&id) else {
+        // Authorization first (as the service checks it): a malformed id
+        // then tells nothing more than an unknown one.
+        caller
+            .authorize_tenant(&tenant, &Permission::PRIVACY_EXPORT)
+            .or_else(|_| caller.authorize_tenant(&tenant, &Permission::PRIVACY_ERASE))?;
+        return Err(Error::not_found("privacy_request"));
+    };
+    let request = service.get(&caller, &tenant, &id).await?;
+    Ok(no_store(serde_json::json!(request)))
+}
+
+// The schemas below mirror the JSON the handlers send (the library's
+// types); the tests parse real answers into them, unknown fields refused.
+
+/// One data-subject request.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive and the tests.
+pub(crate) struct PrivacyRequestDoc {
+    /// Request id (UUIDv7).
+    id: String,
+    /// The tenant.
+    tenant: String,
+    /// The subject; after an erasure, their pseudonym.
+    subject: String,
+    /// `export` or `erase`.
+    kind: String,
+    /// `gdpr` or `ccpa`.
+    regulation: String,
+    /// `received`, `in_progress`, `completed`, `rejected` or `failed`.
+    status: String,
+    /// Who filed it.
+    requested_by: String,
+    /// When it was received (RFC 3339).
+    received_at: String,
+    /// The legal deadline (RFC 3339).
+    deadline: String,
+    /// When it was completed or rejected.
+    completed_at: Option<String>,
+    /// Why it was rejected or failed (`legal_hold`, an error code).
+    failure: Option<String>,
+}
+
+/// The tenant's requests.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive and the tests.
+pub(crate) struct PrivacyRequestList {
+    /// Oldest first.
+    items: Vec<PrivacyRequestDoc>,
+    /// The cursor of the next page (`after`), `null` on the last one.
+    next: Option<String>,
+}
+
+/// Everything held about a subject (`docaiche.subject-export.v1`).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive and the tests.
+pub(crate) struct SubjectExport {
+    /// `docaiche.subject-export.v1`.
+    format: String,
+    /// The request this answers.
+    request_id: String,
+    /// The tenant.
+    tenant: String,
+    /// The subject.
+    subject: String,
+    /// When the bundle was made (RFC 3339).
+    generated_at: String,
+    /// The subject's password account (never its password hash).
+    #[schema(value_type = Option<Object>)]
+    account: Option<serde_json::Value>,
+    /// Documents owned by the subject: `meta` and extracted `text`.
+    #[schema(value_type = Vec<Object>)]
+    documents: Vec<serde_json::Value>,
+    /// API keys acting as the subject (metadata, never hashes).
+    #[schema(value_type = Vec<Object>)]
+    api_keys: Vec<serde_json::Value>,
+    /// Audit entries about the subject.
+    #[schema(value_type = Vec<Object>)]
+    audit_events: Vec<serde_json::Value>,
+    /// The subject's privacy requests.
+    privacy_requests: Vec<PrivacyRequestDoc>,
+}
+
+/// What an erasure did.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive and the tests.
+pub(crate) struct ErasureReportDoc {
+    /// The pseudonym that replaces the subject.
+    pseudonym: String,
+    /// Documents deleted.
+    documents_deleted: u64,
+    /// API keys revoked (those not revoked before the erasure).
+    api_keys_revoked: u64,
+    /// API key records deleted (revoked ones included).
+    api_keys_deleted: u64,
+    /// Whether the subject's data key was destroyed (crypto-shredding).
+    data_key_destroyed: bool,
+    /// Whether a password account was deleted.
+    account_deleted: Option<bool>,
+    /// Whether every token issued to the subject until the erasure was
+    /// revoked on the shared revocation store.
+    credentials_revoked: bool,
+}
+
+/// The answer of `POST /v1/privacy/erase`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive and the tests.
+pub(crate) struct Erasure {
+    /// The request, completed, naming the pseudonym.
+    request: PrivacyRequestDoc,
+    /// What was done.
+    report: ErasureReportDoc,
+    /// API key records deleted from the store: the same as
+    /// `report.api_keys_deleted` (kept for earlier clients).
+    api_key_records_deleted: u64,
+}
