@@ -564,7 +564,7 @@ mod tests {
         let dispatch =
             crate::cli::log_dispatch(&config, move || writer.clone(), None).expect("log");
         let guard = crate::test_support::capture_with(&dispatch);
-        let state = crate::app::AppState::from_config(&config, &|_| None).await;
+        let state = crate::state::AppState::from_config(&config, &|_| None).await;
         drop(guard);
         state.expect("an RSA signing key is accepted");
 

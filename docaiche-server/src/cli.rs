@@ -224,7 +224,7 @@ async fn serve(
         crate::keys::prepare(&config.key_source())?;
     }
 
-    let state = crate::app::AppState::from_config(&config, env).await?;
+    let state = crate::state::AppState::from_config(&config, env).await?;
     // Events the bootstrap commands deposit while the server owns the trail.
     let inbox = state.audit.as_ref().and_then(crate::audit::start_inbox);
     let tls = match (&config.http.tls_cert_file, &config.http.tls_key_file) {
@@ -265,7 +265,7 @@ async fn serve(
     let purge = crate::compliance::start_purge(&state.compliance)?;
     let stopped = crate::shutdown::serve_with(
         listener.into_serve(),
-        crate::app::router(state),
+        crate::routes::router(state),
         crate::shutdown::signal(),
         config.server.shutdown_grace(),
         config.http.header_read_timeout(),
@@ -306,7 +306,7 @@ async fn bootstrap_key(
         .map_err(|e| Error::misconfigured("storage.data_dir", e.to_string()))?;
     // A guest of the audit trail: a running server owns it, and gets this
     // command's events through the trail's inbox.
-    let (auth, _) = crate::app::open_auth_as(config, env, crate::audit::TrailRole::Guest).await?;
+    let (auth, _) = crate::state::open_auth_as(config, env, crate::audit::TrailRole::Guest).await?;
     let created = auth
         .bootstrap_key(&args.tenant, &args.principal, &args.name)
         .await?;

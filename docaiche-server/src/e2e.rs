@@ -16,10 +16,10 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
-use crate::app::router;
-use crate::app::tests::local_state;
 use crate::config::Config;
 use crate::http::HttpsMode;
+use crate::routes::router;
+use crate::state::tests::local_state;
 use crate::test_support::TestDir;
 use crate::tls::ServerListener;
 

@@ -23,8 +23,9 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
-use crate::app::{AppState, router};
 use crate::config::Config;
+use crate::routes::router;
+use crate::state::AppState;
 use crate::test_support::TestDir;
 use crate::tls::ServerListener;
 

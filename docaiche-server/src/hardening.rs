@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// A server of `state` on `127.0.0.1:0`, stopped when the sender drops.
 async fn serve(state: AppState) -> (SocketAddr, oneshot::Sender<()>) {
@@ -30,7 +30,7 @@ async fn serve(state: AppState) -> (SocketAddr, oneshot::Sender<()>) {
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(crate::shutdown::serve(
         listener.into_serve(),
-        crate::app::router(state),
+        crate::routes::router(state),
         async move {
             let _ = stopped.await;
         },
@@ -106,7 +106,7 @@ async fn an_attacker_from_other_addresses_never_locks_out_a_victims_key_or_known
     // A lock of a minute at least, so a slow machine cannot see it expire
     // between the attack and the last check.
     config.auth.lockout.account = docaiche_auth::lockout::BackoffPolicy::new(5, 60_000, 300);
-    let state = crate::app::tests::local_state(&config);
+    let state = crate::state::tests::local_state(&config);
     let victim_key = state
         .auth
         .bootstrap_key("acme", "victim", "ci")

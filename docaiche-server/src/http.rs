@@ -3,7 +3,7 @@
 //! into the typed policies of [`docaiche_http`] by [`HttpHardening`].
 //!
 //! The layers themselves are `docaiche-http`'s, assembled in
-//! [`crate::app::router`] by `docaiche_http::secure_stack`: security
+//! [`crate::routes::router`] by `docaiche_http::secure_stack`: security
 //! headers (HSTS only when the deployment is HTTPS: TLS here, or
 //! `http.https` redirecting or refusing plain HTTP), HTTPS enforcement
 //! (`X-Forwarded-Proto` believed only from `http.trusted_proxies`, else
@@ -448,7 +448,7 @@ impl HttpHardening {
     /// limit and deadline of `settings`, CORS from its origins.
     pub(crate) fn security_policy(
         &self,
-        settings: &crate::app::HttpSettings,
+        settings: &crate::state::HttpSettings,
     ) -> docaiche_http::SecurityPolicy {
         docaiche_http::SecurityPolicy::new()
             .with_headers(self.headers.clone())

@@ -18,8 +18,8 @@ pub(crate) use docaiche_http::json::{
 
 /// [`ValidJson`] reads at most the JSON limit, never above the server's
 /// body limit.
-impl FromRef<crate::app::AppState> for JsonBodyLimit {
-    fn from_ref(state: &crate::app::AppState) -> Self {
+impl FromRef<crate::state::AppState> for JsonBodyLimit {
+    fn from_ref(state: &crate::state::AppState) -> Self {
         Self::new(state.http.json_body_limit())
     }
 }

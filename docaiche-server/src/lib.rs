@@ -92,7 +92,6 @@
 //! # }
 //! ```
 
-mod app;
 mod audit;
 mod auth;
 pub mod cli;
@@ -130,6 +129,7 @@ mod report;
 mod routes;
 mod shutdown;
 mod slo;
+mod state;
 mod storage;
 mod telemetry;
 #[cfg(test)]

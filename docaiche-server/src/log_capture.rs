@@ -19,9 +19,10 @@ use axum::extract::ConnectInfo;
 use axum::http::{Method, Request, StatusCode, header};
 use docaiche_core::{AuthMethod, Grant, PermissionSet, Principal, PrincipalId, TenantId};
 
-use crate::app::tests::{json, send};
-use crate::app::{AppState, router};
 use crate::config::{Config, EnvLookup};
+use crate::routes::router;
+use crate::routes::tests::{json, send};
+use crate::state::AppState;
 use crate::test_support::TestDir;
 
 /// The data subject: a person with an account.
@@ -159,7 +160,7 @@ async fn send_expecting(app: &Router, request: Request<Body>, want: StatusCode) 
 /// a key holding exactly the route's permissions (read from the route
 /// table, so the step follows the route's guard).
 async fn export_personal_data(state: &AppState, app: &Router) {
-    let route = crate::app::route_groups()
+    let route = crate::routes::route_groups()
         .into_iter()
         .flat_map(|group| group.routes)
         .find(|route| route.method == Method::POST && route.path == "/v1/privacy/export");
@@ -462,7 +463,7 @@ async fn the_listen_address_is_logged_whole_and_client_addresses_are_not() {
 
     crate::cli::log_started(&config, BIND.parse().expect("address"), false);
     // A client on the same network as the server, refused at the gate.
-    let app = router(crate::app::tests::local_state(&config));
+    let app = router(crate::state::tests::local_state(&config));
     let mut request = get("/v1/whoami", ("x-api-key", "dcx_not_a_real_key"));
     request
         .extensions_mut()
@@ -524,7 +525,7 @@ async fn a_request_logs_its_uuid_request_id_whole() {
     let config = config(&dir);
     let (dispatch, capture) = capturing(&config);
     let guard = crate::test_support::capture_with(&dispatch);
-    let app = router(crate::app::tests::local_state(&config));
+    let app = router(crate::state::tests::local_state(&config));
     let mut request = get("/v1/whoami", ("x-api-key", "dcx_not_a_real_key"));
     request
         .headers_mut()

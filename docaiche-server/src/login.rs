@@ -39,9 +39,10 @@ use docaiche_core::{Error, Problem, RequestContext, SecretString, TenantId};
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
-use crate::app::{AppState, RouteGroup};
 use crate::auth::AuthServices;
 use crate::config::{AuthSection, Config, EnvLookup};
+use crate::routes::RouteGroup;
+use crate::state::AppState;
 
 /// Shortest password `bootstrap-admin` (and any account creation) accepts.
 pub(crate) const MIN_PASSWORD_CHARS: usize = 12;
@@ -474,7 +475,7 @@ pub(crate) async fn bootstrap_admin(
     crate::storage::prepare_data_dir(&config.storage.data_dir)
         .map_err(|e| Error::misconfigured("storage.data_dir", e.to_string()))?;
     // A guest of the audit trail: it runs beside the server.
-    let (auth, _) = crate::app::open_auth_as(config, env, crate::audit::TrailRole::Guest).await?;
+    let (auth, _) = crate::state::open_auth_as(config, env, crate::audit::TrailRole::Guest).await?;
     let login = Login::new(&config.auth, &auth)?;
     create_admin(&login, &tenant, email, &password).await
 }

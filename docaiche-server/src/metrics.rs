@@ -60,8 +60,8 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use serde::Deserialize;
 
-use crate::app::AppState;
 use crate::config::{Config, SecretRef};
+use crate::state::AppState;
 
 /// The OpenMetrics content type of `/metrics`.
 pub(crate) const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -336,7 +336,7 @@ struct Inner {
 impl Metrics {
     /// The metrics of `config`: `[metrics]`, and latency buckets holding
     /// the `[slo]` latency threshold; the routes of
-    /// [`crate::app::route_groups`] become the only `route` label values.
+    /// [`crate::routes::route_groups`] become the only `route` label values.
     ///
     /// # Errors
     /// [`Error::Misconfigured`] when `metrics.token_source` cannot be read.
@@ -354,7 +354,7 @@ impl Metrics {
             buckets.sort_by(f64::total_cmp);
         }
         let mut routes = HashMap::default();
-        for path in crate::app::route_groups()
+        for path in crate::routes::route_groups()
             .iter()
             .flat_map(|g| g.routes.iter().map(|r| r.path))
         {
@@ -960,8 +960,9 @@ mod tests {
             [("metrics.bind".to_owned(), Severity::Invalid)]
         );
     }
-    use crate::app::router;
-    use crate::app::tests::{get_request, local_state, send};
+    use crate::routes::router;
+    use crate::routes::tests::{get_request, send};
+    use crate::state::tests::local_state;
     use crate::test_support::TestDir;
     use axum::extract::Request;
 

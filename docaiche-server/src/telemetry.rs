@@ -142,9 +142,10 @@ mod tests {
     use tracing_subscriber::layer::SubscriberExt as _;
 
     use super::*;
-    use crate::app::tests::send;
-    use crate::app::{AppState, router};
     use crate::config::Config;
+    use crate::routes::router;
+    use crate::routes::tests::send;
+    use crate::state::AppState;
     use crate::test_support::TestDir;
 
     /// A trace id and span id as a caller would send them.
@@ -259,8 +260,8 @@ mod tests {
         let dir = TestDir::new("telemetry-root");
         let mut config = Config::default();
         config.storage.data_dir = dir.path().to_path_buf();
-        let app = router(crate::app::tests::local_state(&config));
-        let (status, _, _) = send(app, crate::app::tests::get_request("/test/panic")).await;
+        let app = router(crate::state::tests::local_state(&config));
+        let (status, _, _) = send(app, crate::routes::tests::get_request("/test/panic")).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         provider.force_flush().expect("flush");
         let spans = exporter.get_finished_spans().expect("spans");

@@ -77,7 +77,7 @@ impl docaiche_core::AuditSink for Unwritable {
 /// principal `maker` (who also holds `keys:manage`); it acts as `principal`
 /// when given, else as `maker`.
 pub(crate) async fn api_key(
-    state: &crate::app::AppState,
+    state: &crate::state::AppState,
     tenant: &str,
     principal: Option<&str>,
     name: &str,
@@ -111,7 +111,7 @@ pub(crate) async fn api_key(
 
 /// An API key of `tenant` holding exactly `grants`, acting as `maker`.
 pub(crate) async fn key_with(
-    state: &crate::app::AppState,
+    state: &crate::state::AppState,
     tenant: &str,
     grants: &[&str],
 ) -> String {

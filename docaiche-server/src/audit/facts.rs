@@ -13,7 +13,7 @@ use docaiche_core::audit::{AuditEvent, AuditOutcome, AuditResource};
 use docaiche_core::{Error, Principal, RequestContext};
 use time::OffsetDateTime;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// The facts of a request for the audit trail: client address,
 /// `X-Request-Id` and `User-Agent` (bounded), as an extractor.

@@ -11,8 +11,8 @@ use docaiche_core::audit::{AuditEvent, AuditOutcome};
 use docaiche_core::{AuditSink, RequestContext, SecretBytes, TenantId};
 
 use super::*;
-use crate::app::AppState;
 use crate::config::{AuditSection, Config, Environment};
+use crate::state::AppState;
 use crate::test_support::{TestDir, key_with};
 use crate::wiring::Secrets;
 
@@ -219,7 +219,7 @@ fn corpus_pdf() -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_and_document_events_are_chained_verified_and_listed() {
-    use crate::app::tests::{json, send};
+    use crate::routes::tests::{json, send};
     let dir = TestDir::new("audit-server");
     let mut config = config(&dir);
     config.documents.inline_max_bytes = 1024 * 1024;
@@ -233,7 +233,7 @@ async fn key_and_document_events_are_chained_verified_and_listed() {
         &["tenants:cross", "audit:read", "keys:manage", "documents:*"],
     )
     .await;
-    let app = crate::app::router(state.clone());
+    let app = crate::routes::router(state.clone());
 
     let (status, _, body) = send(
         app.clone(),
@@ -361,7 +361,8 @@ async fn key_and_document_events_are_chained_verified_and_listed() {
 
 #[tokio::test]
 async fn fail_closed_refuses_key_creation_rotation_and_revocation_when_the_trail_is_unwritable() {
-    use crate::app::tests::{json, local_state, send};
+    use crate::routes::tests::{json, send};
+    use crate::state::tests::local_state;
     let dir = TestDir::new("audit-closed");
     let config = config(&dir);
     let mut state = local_state(&config);
@@ -377,7 +378,7 @@ async fn fail_closed_refuses_key_creation_rotation_and_revocation_when_the_trail
         inbox: None,
     });
     let admin = key_with(&state, "acme", &["keys:manage"]).await;
-    let app = crate::app::router(state);
+    let app = crate::routes::router(state);
     let (status, _, body) = send(
         app.clone(),
         axum::http::Request::post("/v1/keys")
@@ -422,7 +423,7 @@ async fn fail_closed_refuses_key_creation_rotation_and_revocation_when_the_trail
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_postgres_sink_chains_key_events_and_lists_them() {
-    use crate::app::tests::send;
+    use crate::routes::tests::send;
     use crate::wiring::tests::on_test_schema;
     const SUITE: &str = "server-postgres";
     let Some(url) = crate::report::require_backend(SUITE, "DOCAICHE_TEST_POSTGRES_URL") else {
@@ -444,7 +445,7 @@ async fn the_postgres_sink_chains_key_events_and_lists_them() {
         &["tenants:cross", "audit:read", "keys:manage"],
     )
     .await;
-    let app = crate::app::router(state.clone());
+    let app = crate::routes::router(state.clone());
     let (status, _, body) = send(
         app.clone(),
         axum::http::Request::post("/v1/keys")

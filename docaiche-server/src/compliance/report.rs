@@ -11,9 +11,9 @@ use docaiche_core::page::PageRequest;
 use docaiche_core::{Error, Principal, TenantId};
 use time::OffsetDateTime;
 
-use crate::app::AppState;
 use crate::audit::ReadBack;
 use crate::compliance::{AuditRetention, ROTATION_DAYS, audit_retention};
+use crate::state::AppState;
 
 /// Largest number of audit events a report reads back.
 const MAX_REPORT_EVENTS: usize = 100_000;

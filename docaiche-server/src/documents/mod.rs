@@ -68,8 +68,8 @@ use docaiche_store::encryption::EncryptedDocumentStore;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use crate::app::AppState;
 use crate::config::DocumentsSection;
+use crate::state::AppState;
 
 /// The job kind of a background extraction.
 pub(crate) const EXTRACT_JOB: &str = "extract";

@@ -18,9 +18,11 @@ use docaiche_extract::worker::{JobWorker, WorkerConfig};
 use futures_util::StreamExt as _;
 
 use super::*;
-use crate::app::tests::{assert_problem, get_request, json, local_state, send};
-use crate::app::{AppState, router};
 use crate::config::{Config, DocumentsSection};
+use crate::routes::router;
+use crate::routes::tests::{assert_problem, get_request, json, send};
+use crate::state::AppState;
+use crate::state::tests::local_state;
 use crate::test_support::TestDir;
 
 /// A PDF of the shared corpus.

@@ -11,10 +11,10 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::oneshot;
 
 use super::{BODY_LIMIT, config, read_head, write};
-use crate::app::router;
-use crate::app::tests::local_state;
 use crate::config::Config;
 use crate::http::{HttpHardening, HttpsMode};
+use crate::routes::router;
+use crate::state::tests::local_state;
 use crate::test_support::TestDir;
 use crate::tls::ServerListener;
 

@@ -15,10 +15,10 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Message as Frame, http};
 
 use super::*;
-use crate::app::router;
-use crate::app::tests::local_state;
 use crate::config::Config;
 use crate::routes::events::{CLOSE_HEARTBEAT_TIMEOUT, CLOSE_SLOW_CONSUMER};
+use crate::routes::router;
+use crate::state::tests::local_state;
 use crate::test_support::TestDir;
 
 type Client = WebSocketStream<TcpStream>;

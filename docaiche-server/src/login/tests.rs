@@ -3,8 +3,9 @@ use docaiche_core::ErrorCode;
 use http::StatusCode;
 
 use super::*;
-use crate::app::router;
-use crate::app::tests::{assert_problem, json, local_state, send};
+use crate::routes::router;
+use crate::routes::tests::{assert_problem, json, send};
+use crate::state::tests::local_state;
 use crate::test_support::TestDir;
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -315,7 +316,7 @@ async fn bootstrap_admin_creates_the_first_account_in_the_configured_store() {
     assert_eq!(err.code(), ErrorCode::InvalidInput);
 
     // The account is in the server's SQLite store: it signs in.
-    let (auth, _) = crate::app::open_auth(&config, &|_| None)
+    let (auth, _) = crate::state::open_auth(&config, &|_| None)
         .await
         .expect("auth");
     let stored = auth

@@ -49,9 +49,10 @@ use utoipa::openapi::path::{HttpMethod, PathItem};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref, RefOr, Schema};
 
-use crate::app::{AppState, RouteGroup, RouteSpec, route_groups};
 use crate::config::Config;
 use crate::openapi::operation::{components, operation};
+use crate::routes::{RouteGroup, RouteSpec, route_groups};
+use crate::state::AppState;
 
 /// The security scheme of bearer JWTs.
 const BEARER: &str = "bearer";

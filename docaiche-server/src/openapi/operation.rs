@@ -17,13 +17,13 @@ use utoipa::openapi::security::{
 };
 use utoipa::openapi::{ContentBuilder, RefOr, Required, ResponseBuilder, Schema};
 
-use crate::app::{Access, RouteGroup, RouteSpec};
 use crate::openapi::{
     API_KEY, AcceptedDocument, BEARER, BatchResponse, BatchResult, Body, CreatedKey, DocumentDoc,
     DocumentTextDoc, EmptyObject, ExtractionDoc, FieldErrorDoc, Health, JobDoc, Jwks, KeyDoc,
     KeyPage, Param, Payload, PermissionName, ProblemDoc, RefreshRequest, RevokeRequest, RouteDoc,
     TokenRequest, TokenResponse, WEBSOCKET_UPGRADE, Whoami, grammar, route_doc, schema_ref,
 };
+use crate::routes::{Access, RouteGroup, RouteSpec};
 
 /// The operation of `route` in `group`.
 pub(super) fn operation(group: &RouteGroup, route: &RouteSpec) -> Operation {

@@ -6,10 +6,11 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::*;
-use crate::app::tests::{get_request, json, local_state, send};
-use crate::app::{Access, router};
 use crate::config::Config;
 use crate::openapi::operation::{operation_id, path_params, tag};
+use crate::routes::tests::{get_request, json, send};
+use crate::routes::{Access, router};
+use crate::state::tests::local_state;
 use crate::test_support::TestDir;
 
 /// The document as JSON.

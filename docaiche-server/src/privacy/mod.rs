@@ -57,9 +57,9 @@ use docaiche_core::{
 use docaiche_store::encryption::EncryptedDocumentStore;
 use time::OffsetDateTime;
 
-use crate::app::{AppState, Backends};
 use crate::audit::{AuditTrail, ReadBack};
 use crate::config::{Config, Environment};
+use crate::state::{AppState, Backends};
 use crate::wiring::{Secrets, StorePool};
 
 /// The secret keying the pseudonyms.

@@ -14,9 +14,9 @@ use docaiche_core::{PrincipalId, SecretBytes, TenantId};
 use serde_json::Value;
 
 use super::*;
-use crate::app::AppState;
-use crate::app::tests::{assert_problem, json, send};
 use crate::config::{Config, Environment};
+use crate::routes::tests::{assert_problem, json, send};
+use crate::state::AppState;
 use crate::test_support::TestDir;
 use crate::wiring::Secrets;
 
@@ -310,7 +310,7 @@ async fn an_export_bundles_the_account_documents_keys_and_audit_entries() {
     let dir = TestDir::new("privacy-export");
     let config = config(&dir);
     let state = state_for(&config, &|_| None).await;
-    let app = crate::app::router(state.clone());
+    let app = crate::routes::router(state.clone());
     let subject = subject_with_data(&state, &app, "acme").await;
     let dpo = key_as(&state, "acme", "dpo", "dpo", &["privacy:export"]).await;
 
@@ -439,7 +439,7 @@ async fn an_erased_subject_is_gone_from_the_api_and_the_sqlite_database() {
     let dir = TestDir::new("privacy-erase");
     let config = config(&dir);
     let state = state_for(&config, &|_| None).await;
-    let app = crate::app::router(state.clone());
+    let app = crate::routes::router(state.clone());
     let subject = subject_with_data(&state, &app, "acme").await;
     let dpo = key_as(
         &state,
@@ -547,7 +547,7 @@ async fn a_legal_hold_refuses_the_erasure() {
     let dir = TestDir::new("privacy-hold");
     let config = config(&dir);
     let state = state_for(&config, &|_| None).await;
-    let app = crate::app::router(state.clone());
+    let app = crate::routes::router(state.clone());
     let acme = TenantId::new("acme").expect("tenant");
     let bob = PrincipalId::new("bob").expect("id");
     let meta = state
@@ -615,7 +615,7 @@ async fn an_erased_subject_is_gone_from_the_api_and_the_postgres_database() {
     config.validate().expect("valid");
     let run = schema.name.trim_start_matches("privacy_test_").to_owned();
     let state = state_for(&config, &env).await;
-    let app = crate::app::router(state.clone());
+    let app = crate::routes::router(state.clone());
     let tenant = format!("t{}", run.replace('_', "-"));
     let subject = subject_with_data(&state, &app, &tenant).await;
     let dpo = key_as(

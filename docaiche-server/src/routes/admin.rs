@@ -17,12 +17,13 @@ use docaiche_core::{Error, Permission, Principal, PrincipalId, RequestContext, T
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use crate::app::{AppState, RouteGroup};
 use crate::audit::AuditFacts;
 use crate::compliance::report::{DEFAULT_DAYS, MAX_DAYS, build_report};
 use crate::config::retention::KINDS;
 use crate::json::{ValidJson, Validate};
 use crate::rejection::Path;
+use crate::routes::RouteGroup;
+use crate::state::AppState;
 
 /// Add the legal-hold and compliance-report routes to `group` (the
 /// protected `default` group).

@@ -10,11 +10,12 @@ use axum::response::{IntoResponse, Response};
 use docaiche_core::{Error, Permission};
 use serde::Deserialize;
 
-use crate::app::{AppState, RouteGroup};
 use crate::audit::ReadBack;
 #[cfg(feature = "postgres")]
 use crate::audit::read::scan_table;
 use crate::audit::read::{Filter, ListQuery, scan_file};
+use crate::routes::RouteGroup;
+use crate::state::AppState;
 
 /// Add `GET /v1/admin/audit` to `group` (the protected `default` group):
 /// cross-tenant administrators holding `audit:read`.

@@ -24,9 +24,10 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::jobs::job_json;
-use crate::app::{AppState, RouteGroup};
 use crate::documents::{DocumentEventKind, EXTRACT_JOB, PDF};
 use crate::rejection::Path;
+use crate::routes::RouteGroup;
+use crate::state::AppState;
 
 /// Add the document and job routes to `group` (the protected `documents`
 /// group).

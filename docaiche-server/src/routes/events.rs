@@ -15,8 +15,9 @@ use docaiche_core::{Error, Permission, TenantId};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
-use crate::app::{AppState, RouteGroup};
 use crate::events::{Admission, EventBus};
+use crate::routes::RouteGroup;
+use crate::state::AppState;
 
 /// Close code: the connection's send queue filled up or a send stalled.
 pub(crate) const CLOSE_SLOW_CONSUMER: u16 = 4000;

@@ -9,8 +9,9 @@ use docaiche_core::job::JobRecord;
 use docaiche_core::{Error, JobId, Permission};
 
 use super::documents::{no_store, rfc3339};
-use crate::app::{AppState, RouteGroup};
 use crate::rejection::Path;
+use crate::routes::RouteGroup;
+use crate::state::AppState;
 
 /// Add the job routes to `group` (the protected `documents` group, after
 /// the document routes).

@@ -26,9 +26,10 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::app::{AppState, RouteGroup};
 use crate::json::{ValidJson, Validate};
 use crate::rejection::Path;
+use crate::routes::RouteGroup;
+use crate::state::AppState;
 
 /// Default page size of key listings.
 const DEFAULT_PAGE: u32 = 50;
@@ -101,7 +102,7 @@ async fn whoami(request: axum::extract::Request) -> Response {
             let mut response = Response::new(axum::body::Body::from(bytes));
             // Room for what the stack adds, so that no layer regrows it.
             let headers = response.headers_mut();
-            *headers = crate::app::answer_headers(2);
+            *headers = crate::routes::answer_headers(2);
             headers.insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),

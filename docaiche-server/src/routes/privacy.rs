@@ -15,11 +15,12 @@ use docaiche_core::error::FieldError;
 use docaiche_core::{Error, Permission, Principal, PrincipalId, TenantId};
 use serde::Deserialize;
 
-use crate::app::{AppState, RouteGroup};
 use crate::audit::AuditFacts;
 use crate::json::{ValidJson, Validate};
 use crate::privacy::PrivacyServices;
 use crate::rejection::Path;
+use crate::routes::RouteGroup;
+use crate::state::AppState;
 
 /// Add the privacy routes to `group` (the protected `default` group).
 pub(crate) fn routes(group: RouteGroup) -> RouteGroup {

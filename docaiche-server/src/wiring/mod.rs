@@ -6,7 +6,7 @@
 //! into an
 //! [`EncryptedDocumentStore`](docaiche_store::encryption::EncryptedDocumentStore)
 //! over the store's documents. One module each: `secrets`, `stores`,
-//! `encryption`; the state built on them is `crate::app::AppState`.
+//! `encryption`; the state built on them is `crate::state::AppState`.
 //!
 //! Backends a build lacks (`postgres`, `redis`, `vault` features) are
 //! refused by `Config::validate` first; the refusals here repeat them for

@@ -65,7 +65,7 @@ async fn a_missing_required_secret_stops_production_start_up_by_name() {
     // The pepper is there, the JWT signing key is not.
     let pepper = "p".repeat(40);
     let env = env_of(&[("DOCAICHE_SECRET_API_KEY_PEPPER_V1", &pepper)]);
-    let err = crate::app::open_auth(&config, &env).await.unwrap_err();
+    let err = crate::state::open_auth(&config, &env).await.unwrap_err();
     assert_eq!(setting_of(&err), "secrets.sources");
     let text = err.to_string();
     assert!(text.contains("`jwt/signing-key`"), "{text}");
@@ -82,7 +82,7 @@ async fn a_missing_required_secret_stops_production_start_up_by_name() {
         ("DOCAICHE_SECRET_JWT_SIGNING_KEY", &pem),
         ("DOCAICHE_SECRET_AUDIT_CHECKPOINT_KEY", &audit_key),
     ]);
-    crate::app::open_auth(&config, &env)
+    crate::state::open_auth(&config, &env)
         .await
         .expect("secrets found");
     assert_eq!(config.environment, Environment::Production);
@@ -184,7 +184,7 @@ async fn a_document_put_through_the_states_store_is_ciphertext_in_the_store() {
     config.storage.data_dir = dir.path().to_path_buf();
     crate::storage::prepare_data_dir(dir.path()).unwrap();
     crate::keys::prepare(&config.key_source()).unwrap();
-    let state = crate::app::AppState::from_config(&config, &|_| None)
+    let state = crate::state::AppState::from_config(&config, &|_| None)
         .await
         .unwrap();
 
@@ -355,7 +355,7 @@ async fn the_app_state_runs_on_postgres_and_serves_api_keys_over_http() {
     config.validate().expect("valid");
     crate::storage::prepare_data_dir(dir.path()).unwrap();
     crate::keys::prepare(&config.key_source()).unwrap();
-    let state = crate::app::AppState::from_config(&config, &env)
+    let state = crate::state::AppState::from_config(&config, &env)
         .await
         .expect("state on PostgreSQL");
 
@@ -365,10 +365,10 @@ async fn the_app_state_runs_on_postgres_and_serves_api_keys_over_http() {
         .await
         .unwrap();
     let key = admin.key.expose_secret().to_owned();
-    let app = crate::app::router(state.clone());
+    let app = crate::routes::router(state.clone());
     let body = r#"{"name":"reader","scopes":["documents:read"]}"#;
     let (status, _, created) =
-        crate::app::tests::send(app.clone(), with_key("POST", "/v1/keys", &key, body)).await;
+        crate::routes::tests::send(app.clone(), with_key("POST", "/v1/keys", &key, body)).await;
     assert_eq!(
         status,
         http::StatusCode::CREATED,
@@ -376,9 +376,9 @@ async fn the_app_state_runs_on_postgres_and_serves_api_keys_over_http() {
         String::from_utf8_lossy(&created)
     );
     let (status, _, listed) =
-        crate::app::tests::send(app.clone(), with_key("GET", "/v1/keys", &key, "")).await;
+        crate::routes::tests::send(app.clone(), with_key("GET", "/v1/keys", &key, "")).await;
     assert_eq!(status, http::StatusCode::OK);
-    let listed = crate::app::tests::json(&listed);
+    let listed = crate::routes::tests::json(&listed);
     let names: Vec<&str> = listed["items"]
         .as_array()
         .expect("items")
@@ -403,7 +403,7 @@ async fn the_app_state_runs_on_postgres_and_serves_api_keys_over_http() {
 
     // Readiness reports the database with its pool figures.
     let (status, _, ready) =
-        crate::app::tests::send(app, crate::app::tests::get_request("/health/ready")).await;
+        crate::routes::tests::send(app, crate::routes::tests::get_request("/health/ready")).await;
     assert_eq!(status, http::StatusCode::OK);
     let text = String::from_utf8_lossy(&ready);
     assert!(
@@ -442,7 +442,7 @@ async fn the_app_state_runs_on_postgres_and_serves_api_keys_over_http() {
     // trail has one writer.
     let mut second = config.clone();
     second.audit.path = Some(dir.path().join("second").join("audit.jsonl"));
-    let restarted = crate::app::AppState::from_config(&second, &env)
+    let restarted = crate::state::AppState::from_config(&second, &env)
         .await
         .expect("a second instance on PostgreSQL");
     let again = restarted
@@ -474,7 +474,7 @@ async fn jwt_revocations_live_on_redis() {
     let env = move |name: &str| (name == "TEST_REDIS_URL").then(|| redis_url.clone());
     crate::storage::prepare_data_dir(dir.path()).unwrap();
     crate::keys::prepare(&config.key_source()).unwrap();
-    let state = crate::app::AppState::from_config(&config, &env)
+    let state = crate::state::AppState::from_config(&config, &env)
         .await
         .expect("state with Redis revocations");
 
@@ -490,9 +490,9 @@ async fn jwt_revocations_live_on_redis() {
             .body(axum::body::Body::empty())
             .unwrap()
     };
-    let app = crate::app::router(state);
+    let app = crate::routes::router(state);
     let token = issued.token.expose_secret().clone();
-    let (status, _, _) = crate::app::tests::send(app.clone(), bearer(&token)).await;
+    let (status, _, _) = crate::routes::tests::send(app.clone(), bearer(&token)).await;
     assert_eq!(status, http::StatusCode::OK);
 
     // Revoked on Redis by another instance: refused here.
@@ -504,11 +504,11 @@ async fn jwt_revocations_live_on_redis() {
         .revoke(&issued.token_id, issued.expires_at)
         .await
         .unwrap();
-    let (status, _, _) = crate::app::tests::send(app.clone(), bearer(&token)).await;
+    let (status, _, _) = crate::routes::tests::send(app.clone(), bearer(&token)).await;
     assert_eq!(status, http::StatusCode::UNAUTHORIZED);
 
     let (status, _, ready) =
-        crate::app::tests::send(app, crate::app::tests::get_request("/health/ready")).await;
+        crate::routes::tests::send(app, crate::routes::tests::get_request("/health/ready")).await;
     assert_eq!(status, http::StatusCode::OK);
     let text = String::from_utf8_lossy(&ready);
     assert!(text.contains("redis_store"), "{text}");
@@ -546,13 +546,13 @@ async fn a_revoked_api_key_is_refused_by_every_instance_at_once_over_redis() {
         config.audit.path = Some(dir.path().join(name).join("audit.jsonl"));
         config
     };
-    let a = crate::app::AppState::from_config(&config, &env)
+    let a = crate::state::AppState::from_config(&config, &env)
         .await
         .expect("instance a");
-    let b = crate::app::AppState::from_config(&own_trail(&config, "b"), &env)
+    let b = crate::state::AppState::from_config(&own_trail(&config, "b"), &env)
         .await
         .expect("instance b");
-    let c = crate::app::AppState::from_config(&own_trail(&deaf, "c"), &env)
+    let c = crate::state::AppState::from_config(&own_trail(&deaf, "c"), &env)
         .await
         .expect("instance c");
     assert!(c.auth.invalidation_listener().is_none());
@@ -573,12 +573,12 @@ async fn a_revoked_api_key_is_refused_by_every_instance_at_once_over_redis() {
     };
     let whoami = || with_key(http::Method::GET, "/v1/whoami", &victim.key);
     let (app_a, app_b, app_c) = (
-        crate::app::router(a),
-        crate::app::router(b),
-        crate::app::router(c),
+        crate::routes::router(a),
+        crate::routes::router(b),
+        crate::routes::router(c),
     );
     for app in [&app_b, &app_c] {
-        let (status, _, _) = crate::app::tests::send(app.clone(), whoami()).await;
+        let (status, _, _) = crate::routes::tests::send(app.clone(), whoami()).await;
         assert_eq!(status, http::StatusCode::OK, "cached");
     }
 
@@ -587,11 +587,11 @@ async fn a_revoked_api_key_is_refused_by_every_instance_at_once_over_redis() {
         &format!("/v1/keys/{}", victim.record.id),
         &admin.key,
     );
-    let (status, _, _) = crate::app::tests::send(app_a, revoke).await;
+    let (status, _, _) = crate::routes::tests::send(app_a, revoke).await;
     assert_eq!(status, http::StatusCode::NO_CONTENT);
     let refused = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
-            let (status, _, _) = crate::app::tests::send(app_b.clone(), whoami()).await;
+            let (status, _, _) = crate::routes::tests::send(app_b.clone(), whoami()).await;
             if status == http::StatusCode::UNAUTHORIZED {
                 break;
             }
@@ -601,7 +601,7 @@ async fn a_revoked_api_key_is_refused_by_every_instance_at_once_over_redis() {
     })
     .await;
     assert!(refused.is_ok(), "b still accepts the revoked key");
-    let (status, _, _) = crate::app::tests::send(app_c, whoami()).await;
+    let (status, _, _) = crate::routes::tests::send(app_c, whoami()).await;
     assert_eq!(
         status,
         http::StatusCode::OK,
@@ -701,7 +701,7 @@ async fn secrets_come_from_vault_kv_and_documents_are_wrapped_by_transit() {
 
     // The whole state: auth secrets from KV, documents under Transit.
     crate::storage::prepare_data_dir(dir.path()).unwrap();
-    let state = crate::app::AppState::from_config(&config, &env)
+    let state = crate::state::AppState::from_config(&config, &env)
         .await
         .expect("state on Vault");
     assert!(!dir.path().join("keys").exists(), "nothing generated");
@@ -725,7 +725,7 @@ async fn secrets_come_from_vault_kv_and_documents_are_wrapped_by_transit() {
     // A missing secret is named at start-up; a missing Transit key too.
     let mut missing = config.clone();
     missing.secrets.vault.kv_prefix = format!("{prefix}-empty");
-    let err = crate::app::open_auth(&missing, &env).await.unwrap_err();
+    let err = crate::state::open_auth(&missing, &env).await.unwrap_err();
     assert_eq!(setting_of(&err), "secrets.sources");
     assert!(err.to_string().contains("api-key/pepper-v1"), "{err}");
     let mut no_key = config.clone();

@@ -2,7 +2,7 @@
 //! (SQLite and PostgreSQL), and fail-closed refusal.
 
 use super::*;
-use crate::app::AppState;
+use crate::state::AppState;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn legal_hold_routes_round_trip_and_are_audited() {
@@ -11,7 +11,7 @@ async fn legal_hold_routes_round_trip_and_are_audited() {
     let state = state_with_trail(&config).await;
     let acme = unique("acme");
     let admin = key_with(&state, "ops", &["tenants:cross", "admin:access"]).await;
-    let app = crate::app::router(state.clone());
+    let app = crate::routes::router(state.clone());
     let body = format!(
         r#"{{"tenant":"{acme}","subject":"bob","kind":"documents","reason":"case 2026-17"}}"#
     );
@@ -133,7 +133,7 @@ async fn holds_survive_a_restart(config: &Config, env: crate::config::EnvLookup<
     .await;
     // The report lists the privacy service's requests (none yet).
     let (status, _, body) = send(
-        crate::app::router(state.clone()),
+        crate::routes::router(state.clone()),
         request(
             "GET",
             &format!("/v1/admin/compliance/report?tenant={acme}"),
@@ -152,7 +152,7 @@ async fn holds_survive_a_restart(config: &Config, env: crate::config::EnvLookup<
     assert_eq!(report["audit"]["chain"]["status"], "verified", "{report}");
     let body = format!(r#"{{"tenant":"{acme}","kind":"documents","reason":"case 9"}}"#);
     let (status, _, body) = send(
-        crate::app::router(state.clone()),
+        crate::routes::router(state.clone()),
         request("POST", "/v1/admin/legal-holds", Some(&admin), Some(&body)),
     )
     .await;
@@ -239,7 +239,7 @@ async fn fail_closed_refuses_a_hold_the_trail_cannot_record() {
     let admin = key_with(&state, "ops", &["tenants:cross", "admin:access"]).await;
     let body = format!(r#"{{"tenant":"{acme}","reason":"case 3"}}"#);
     let (status, _, _) = send(
-        crate::app::router(state.clone()),
+        crate::routes::router(state.clone()),
         request("POST", "/v1/admin/legal-holds", Some(&admin), Some(&body)),
     )
     .await;

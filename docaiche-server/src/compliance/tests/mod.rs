@@ -16,10 +16,11 @@ use docaiche_core::{
 use time::OffsetDateTime;
 
 use super::*;
-use crate::app::AppState;
-use crate::app::tests::{json, local_state, send};
 use crate::audit::{FsyncSetting, ReadBack};
 use crate::config::Config;
+use crate::routes::tests::{json, send};
+use crate::state::AppState;
+use crate::state::tests::local_state;
 use crate::test_support::{TestDir, key_with};
 use crate::wiring::Secrets;
 
@@ -99,7 +100,7 @@ async fn flush(state: &AppState) {
 async fn report_json(state: &AppState, key: &str, tenant: &str) -> serde_json::Value {
     let uri = format!("/v1/admin/compliance/report?tenant={tenant}");
     let (status, _, body) = send(
-        crate::app::router(state.clone()),
+        crate::routes::router(state.clone()),
         request("GET", &uri, Some(key), None),
     )
     .await;

@@ -36,7 +36,7 @@ async fn the_report_is_json_or_escaped_html_for_admins_only() {
         ))
         .await
         .expect("hold");
-    let app = crate::app::router(state.clone());
+    let app = crate::routes::router(state.clone());
     flush(&state).await;
 
     let uri = format!("/v1/admin/compliance/report?tenant={acme}");

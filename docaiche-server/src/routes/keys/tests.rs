@@ -13,11 +13,10 @@ use axum::http::Request;
 use docaiche_core::{AuthMethod, ManualClock, Principal, PrincipalId};
 
 use super::*;
-use crate::app::tests::{
-    assert_problem, concrete, get_request, json, local_state, send, state_with_clock,
-};
-use crate::app::{Access, router};
 use crate::config::{BindingConfig, Config};
+use crate::routes::tests::{assert_problem, concrete, get_request, json, send};
+use crate::routes::{Access, router};
+use crate::state::tests::{local_state, state_with_clock};
 use crate::test_support::TestDir;
 
 /// A request with `key` as its API key.
@@ -78,7 +77,7 @@ async fn every_protected_route_is_401_anonymously_and_403_without_its_permission
     let state = state_with_clock(&config_in(&dir), Arc::new(clock.clone()));
     let app = router(state.clone());
     let mut guarded = 0;
-    for group in crate::app::route_groups() {
+    for group in crate::routes::route_groups() {
         if group.access == Access::Public {
             continue;
         }
@@ -411,7 +410,8 @@ async fn a_bearer_jwt_of_the_server_key_is_accepted_and_a_tampered_one_refused()
     let token = state.auth.issuer.issue(&alice).expect("issued");
     let token = token.token.expose_secret().to_owned();
     // A token signed by another key under the same kid.
-    let other = crate::app::tests::test_auth(&config, Arc::new(docaiche_core::SystemClock::new()));
+    let other =
+        crate::state::tests::test_auth(&config, Arc::new(docaiche_core::SystemClock::new()));
     let foreign = other.issuer.issue(&alice).expect("issued");
     let app = router(state);
     let bearer = |token: &str, uri: &str| {
@@ -545,7 +545,7 @@ async fn a_bootstrap_key_persists_in_sqlite_across_restarts() {
     let config = config_in(&dir);
     crate::storage::prepare_data_dir(dir.path()).expect("data dir");
     let key = {
-        let (auth, _) = crate::app::open_auth(&config, &|_| None)
+        let (auth, _) = crate::state::open_auth(&config, &|_| None)
             .await
             .expect("auth");
         let created = auth
@@ -556,7 +556,7 @@ async fn a_bootstrap_key_persists_in_sqlite_across_restarts() {
         created.key.expose_secret().to_owned()
     };
     // A restart: the generated pepper and the database are read back.
-    let (auth, backends) = crate::app::open_auth(&config, &|_| None)
+    let (auth, backends) = crate::state::open_auth(&config, &|_| None)
         .await
         .expect("auth again");
     let check = &backends.stores.health_checks[0];
