@@ -16,8 +16,8 @@ use tower::ServiceExt as _;
 use super::*;
 use crate::config::Config;
 use crate::edge::REQUEST_ID;
-use crate::state::tests::local_state;
 use crate::state::HttpSettings;
+use crate::state::tests::local_state;
 use crate::test_support::TestDir;
 
 /// Routes that exist only in tests, in the `default` class.
