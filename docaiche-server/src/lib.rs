@@ -137,10 +137,4 @@ mod test_support;
 mod tls;
 mod wiring;
 
-// The old path of `routes::keys`, still used by `app.rs`.
-use routes::keys as api;
-// The old path of `wiring`, still used by `app.rs`, `metrics.rs` and
-// `telemetry.rs`.
-use wiring as backends;
-
 pub use cli::{main, run};

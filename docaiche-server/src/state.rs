@@ -12,9 +12,9 @@ use docaiche_ratelimit::layer::RateLimitLayer;
 use docaiche_store::encryption::EncryptedDocumentStore;
 
 use crate::auth::{AuthSecrets, AuthServices, AuthStores};
-use crate::backends::{Secrets, Stores};
 use crate::config::{Config, EnvLookup};
 use crate::limiter::Limiter;
+use crate::wiring::{Secrets, Stores};
 
 /// Shared state of the handlers and the layers: one `Arc`, so the clone
 /// axum makes for every request (handler state, route services) is a
@@ -87,7 +87,7 @@ impl AppState {
     ///
     /// # Errors
     /// As [`Limiter::from_config`], [`open_auth`],
-    /// [`crate::backends::key_wrapper`] and [`Self::new`].
+    /// [`crate::wiring::key_wrapper`] and [`Self::new`].
     pub(crate) async fn from_config(config: &Config, env: EnvLookup<'_>) -> Result<Self, Error> {
         let limiter = Limiter::from_config(config, env).await?;
         let redis = limiter.backend == crate::config::RateLimitBackend::Redis;
@@ -102,9 +102,9 @@ impl AppState {
         for check in &backends.stores.health_checks {
             health = health.with_check(Arc::clone(check));
         }
-        let wrapper = crate::backends::key_wrapper(config, &backends.secrets, env).await?;
+        let wrapper = crate::wiring::key_wrapper(config, &backends.secrets, env).await?;
         let (data_keys, data_keys_in) = backends.stores.data_keys.clone();
-        let documents = crate::backends::encrypted_documents(
+        let documents = crate::wiring::encrypted_documents(
             Arc::clone(&backends.stores.documents),
             data_keys,
             wrapper,
@@ -181,7 +181,7 @@ impl AppState {
         auth: AuthServices,
     ) -> Result<Self, Error> {
         // Until `with_documents`: in memory, under a key of this process.
-        let documents = Arc::new(crate::backends::encrypted_documents(
+        let documents = Arc::new(crate::wiring::encrypted_documents(
             Arc::new(docaiche_store::memory::MemoryDocumentStore::new()),
             Arc::new(docaiche_store::encryption::MemoryDataKeyStore::new()),
             Arc::new(docaiche_store::key_wrapper::LocalKeyWrapper::generate()),

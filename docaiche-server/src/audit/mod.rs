@@ -585,4 +585,3 @@ mod tests;
 pub(crate) use self::facts::{AuditFacts, administrative, document};
 pub(crate) use self::read::{MAX_ACTION_CHARS, read_back, read_page};
 pub(crate) use crate::config::audit::{AuditSinkKind, FsyncSetting};
-pub(crate) use crate::routes::audit::{AuditItem, AuditPage, routes};

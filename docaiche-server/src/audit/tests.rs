@@ -2,6 +2,7 @@
 //! PostgreSQL trails, keyed hashes of personal details, fail-closed
 //! refusals and `GET /v1/admin/audit`.
 
+use crate::routes::audit::AuditPage;
 use std::sync::Arc;
 
 use axum::http::{StatusCode, header};

@@ -274,5 +274,3 @@ impl JobHandler for ExtractJob {
 
 #[cfg(test)]
 mod tests;
-
-pub(crate) use crate::routes::documents::routes;

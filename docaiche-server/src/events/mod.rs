@@ -468,5 +468,3 @@ impl MetricSource for EventBus {
 
 #[cfg(test)]
 mod tests;
-
-pub(crate) use crate::routes::events::routes;

@@ -324,7 +324,7 @@ impl Metrics {
     /// Report the pools of `stores` and the rate limiter's circuit breaker.
     pub(crate) fn register_backends(
         &self,
-        stores: &crate::backends::Stores,
+        stores: &crate::wiring::Stores,
         breaker: Option<&CircuitBreaker>,
     ) {
         for pool in &stores.pools {

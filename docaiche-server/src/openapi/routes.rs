@@ -215,7 +215,7 @@ pub(crate) fn route_doc(method: &Method, path: &str) -> Option<RouteDoc> {
             ..RouteDoc::ok(
                 "A tenant's audit events (cross-tenant administrators with `audit:read`)",
                 "a page of events, oldest first",
-                Json(schema_ref::<crate::audit::AuditPage>),
+                Json(schema_ref::<crate::routes::audit::AuditPage>),
             )
         },
         ("POST", "/v1/admin/legal-holds") => RouteDoc {
@@ -319,7 +319,7 @@ pub(crate) fn route_doc(method: &Method, path: &str) -> Option<RouteDoc> {
                  another tenant needs `tenants:cross`.",
             ),
             body: Body::Json {
-                schema: schema_ref::<crate::privacy::SubjectRequest>,
+                schema: schema_ref::<crate::routes::privacy::SubjectRequest>,
                 required: true,
             },
             errors: &[
@@ -333,7 +333,7 @@ pub(crate) fn route_doc(method: &Method, path: &str) -> Option<RouteDoc> {
             ..RouteDoc::ok(
                 "Export everything held about a data subject",
                 "the export bundle (`Content-Disposition: attachment`), never cached",
-                Json(schema_ref::<crate::privacy::SubjectExport>),
+                Json(schema_ref::<crate::routes::privacy::SubjectExport>),
             )
         },
         ("POST", "/v1/privacy/erase") => RouteDoc {
@@ -344,7 +344,7 @@ pub(crate) fn route_doc(method: &Method, path: &str) -> Option<RouteDoc> {
                  `privacy.erase` tombstone naming only their pseudonym.",
             ),
             body: Body::Json {
-                schema: schema_ref::<crate::privacy::SubjectRequest>,
+                schema: schema_ref::<crate::routes::privacy::SubjectRequest>,
                 required: true,
             },
             errors: &[
@@ -358,7 +358,7 @@ pub(crate) fn route_doc(method: &Method, path: &str) -> Option<RouteDoc> {
             ..RouteDoc::ok(
                 "Erase a data subject",
                 "the completed request and what was erased",
-                Json(schema_ref::<crate::privacy::Erasure>),
+                Json(schema_ref::<crate::routes::privacy::Erasure>),
             )
         },
         ("GET", "/v1/privacy/requests") => RouteDoc {
@@ -389,7 +389,7 @@ pub(crate) fn route_doc(method: &Method, path: &str) -> Option<RouteDoc> {
             ..RouteDoc::ok(
                 "The tenant's data-subject requests (the DPO's queue), a page at a time",
                 "a page of requests, oldest first, with status and deadline",
-                Json(schema_ref::<crate::privacy::PrivacyRequestList>),
+                Json(schema_ref::<crate::routes::privacy::PrivacyRequestList>),
             )
         },
         ("GET", "/v1/privacy/requests/{id}") => RouteDoc {
@@ -408,7 +408,7 @@ pub(crate) fn route_doc(method: &Method, path: &str) -> Option<RouteDoc> {
             ..RouteDoc::ok(
                 "A data-subject request: status, deadline, failure",
                 "the request",
-                Json(schema_ref::<crate::privacy::PrivacyRequestDoc>),
+                Json(schema_ref::<crate::routes::privacy::PrivacyRequestDoc>),
             )
         },
         ("POST", "/v1/documents") => RouteDoc {

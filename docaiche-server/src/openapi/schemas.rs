@@ -44,7 +44,7 @@ pub(super) fn written_as_json() -> RefOr<Schema> {
     ObjectBuilder::new().schema_type(Type::Object).into()
 }
 
-/// The schema of `crate::privacy::SubjectRequest`.
+/// The schema of `crate::routes::privacy::SubjectRequest`.
 pub(super) fn subject_request_schema() -> serde_json::Value {
     {
         let id = |description: &str| {
@@ -94,13 +94,13 @@ pub(super) fn subject_request_schema() -> serde_json::Value {
     }
 }
 
-impl utoipa::PartialSchema for crate::privacy::SubjectRequest {
+impl utoipa::PartialSchema for crate::routes::privacy::SubjectRequest {
     fn schema() -> RefOr<Schema> {
         written_as_json()
     }
 }
 
-impl ToSchema for crate::privacy::SubjectRequest {
+impl ToSchema for crate::routes::privacy::SubjectRequest {
     fn name() -> Cow<'static, str> {
         Cow::Borrowed("SubjectRequest")
     }

@@ -625,7 +625,7 @@ fn the_grammar_patterns_state_exactly_what_the_server_checks() {
     ] {
         let documented = pattern_matches(grammar::EMAIL, email)
             && (3..=docaiche_core::account::MAX_EMAIL_LEN).contains(&email.chars().count());
-        let request: crate::privacy::SubjectRequest =
+        let request: crate::routes::privacy::SubjectRequest =
             serde_json::from_value(serde_json::json!({ "email": email })).expect("well-typed");
         let accepted = crate::json::Validate::validate(&request).is_empty();
         assert_eq!(documented, accepted, "email {email:?}");

@@ -379,8 +379,3 @@ impl SubjectAuditSource for TrailSource {
 
 #[cfg(test)]
 mod tests;
-
-pub(crate) use crate::routes::privacy::{
-    Erasure, ErasureReportDoc, PrivacyRequestDoc, PrivacyRequestList, SubjectExport,
-    SubjectRequest, routes,
-};

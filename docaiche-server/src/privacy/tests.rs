@@ -2,6 +2,7 @@
 //! (documents, accounts, keys, tokens, the audit trail), the request
 //! records, the pseudonym key and refusals.
 
+use crate::routes::privacy::{Erasure, PrivacyRequestDoc, PrivacyRequestList, SubjectExport};
 use axum::Router;
 use axum::body::Body;
 use axum::http::Request;

@@ -187,17 +187,22 @@ pub(crate) fn route_groups() -> Vec<RouteGroup> {
     let probes = RouteGroup::public("probes")
         .route(Method::GET, "/health/live", &[], health::live)
         .route(Method::GET, "/health/ready", &[], health::ready)
-        .route(Method::GET, "/.well-known/jwks.json", &[], crate::api::jwks)
+        .route(
+            Method::GET,
+            "/.well-known/jwks.json",
+            &[],
+            crate::routes::keys::jwks,
+        )
         .route(Method::GET, "/metrics", &[], crate::metrics::scrape)
         .route(Method::GET, "/openapi.json", &[], crate::openapi::serve);
     // Document processing (upload, extraction, jobs): its own, stricter
     // policy.
-    let documents = crate::documents::routes(RouteGroup::protected("documents"));
-    let default = crate::routes::admin::routes(crate::privacy::routes(crate::audit::routes(
-        crate::events::routes(crate::api::routes(
+    let documents = crate::routes::documents::routes(RouteGroup::protected("documents"));
+    let default = crate::routes::admin::routes(crate::routes::privacy::routes(
+        crate::routes::audit::routes(crate::routes::events::routes(crate::routes::keys::routes(
             RouteGroup::protected("default").with_not_found_fallback(),
-        )),
-    )));
+        ))),
+    ));
     // The token endpoints: public, strictly limited per client address.
     let auth = crate::login::routes(RouteGroup::public("auth"));
     #[cfg_attr(not(test), allow(unused_mut))]
