@@ -20,7 +20,7 @@
 # Every operation is run but the WebSocket `GET /v1/events`: schemathesis
 # speaks HTTP only, and returns the upgraded connection of a 101 to its
 # pool, where the next request fails on it. Its upgrade handshake and
-# refusals are tested in docaiche-server (events/tests.rs, e2e/rejections.rs).
+# refusals are tested in docaiche-server (events/tests.rs, tests/e2e/rejections.rs).
 #
 # Usage:
 #   ./scripts/schemathesis.sh          bounded run (CI: a few minutes, fixed seed)

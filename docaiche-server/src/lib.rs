@@ -99,25 +99,15 @@ mod compliance;
 mod config;
 mod cors;
 mod documents;
-#[cfg(test)]
-mod e2e;
-#[cfg(test)]
-mod e2e_scopes;
 mod edge;
 mod events;
-#[cfg(test)]
-mod hardening;
 mod health;
 mod http;
 mod json;
 mod keys;
 mod limiter;
-#[cfg(test)]
-mod log_capture;
 mod login;
 mod metrics;
-#[cfg(test)]
-mod one_writer;
 mod openapi;
 mod page;
 mod privacy;
@@ -134,6 +124,8 @@ mod storage;
 mod telemetry;
 #[cfg(test)]
 mod test_support;
+#[cfg(test)]
+mod tests;
 mod tls;
 mod wiring;
 

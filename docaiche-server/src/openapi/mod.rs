@@ -37,7 +37,7 @@
 //! two schemas utoipa's types cannot hold (`oneOf` beside `properties`,
 //! `null` members) are written as JSON ([`json_schemas`]).
 //! `scripts/schemathesis.sh` checks all of it against the running server,
-//! and `e2e/contract.rs` the cases the review found over the wire.
+//! and `tests/e2e/contract.rs` the cases the review found over the wire.
 
 use std::sync::Arc;
 

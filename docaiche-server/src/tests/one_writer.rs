@@ -46,12 +46,17 @@ type Env<'a> = &'a [(&'a str, &'a str)];
 /// no variable of ours leaking in but `env`.
 fn program(args: &[&str], env: Env<'_>) -> Command {
     let exe = std::env::current_exe().expect("test binary");
+    // The test's name without the crate's, so it follows this module.
+    let child_test = format!(
+        "{}::child_main",
+        module_path!().split_once("::").map_or("", |(_, path)| path)
+    );
     let mut command = Command::new("sh");
     command
         .arg("-c")
         .arg("umask 000 && exec \"$0\" \"$@\"")
         .arg(exe)
-        .args(["--exact", "one_writer::child_main", "--nocapture"])
+        .args(["--exact", &child_test, "--nocapture"])
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env(CHILD_ARGS, serde_json::to_string(args).expect("json"))
