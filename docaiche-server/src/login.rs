@@ -41,6 +41,11 @@ use tokio::sync::OnceCell;
 
 use crate::auth::AuthServices;
 use crate::config::{AuthSection, Config, EnvLookup};
+use crate::openapi::{
+    EmptyObject, Payload, RefreshRequest, RequestBody, RevokeRequest, RouteDoc, TokenRequest,
+    TokenResponse, schema_ref,
+};
+use crate::routes::Endpoint;
 use crate::routes::RouteGroup;
 use crate::state::AppState;
 
@@ -53,9 +58,9 @@ const MAX_STDIN_BYTES: u64 = 4096;
 /// Add the token endpoints to `group` (the public `auth` group).
 pub(crate) fn routes(group: RouteGroup) -> RouteGroup {
     group
-        .route(Method::POST, "/v1/auth/token", &[], token)
-        .route(Method::POST, "/v1/auth/refresh", &[], refresh)
-        .route(Method::POST, "/v1/auth/revoke", &[], revoke)
+        .route(TOKEN, &[], token)
+        .route(REFRESH, &[], refresh)
+        .route(REVOKE, &[], revoke)
 }
 
 /// The login service of the server, built on first use: the password
@@ -286,6 +291,27 @@ fn token_response(pair: &TokenPair, now: time::OffsetDateTime) -> Response {
     response
 }
 
+/// `POST /v1/auth/token`: the route of [`token`] and its documentation.
+pub(crate) const TOKEN: Endpoint = Endpoint::new(
+    Method::POST,
+    "/v1/auth/token",
+    RouteDoc {
+        body: RequestBody::Json {
+            schema: schema_ref::<TokenRequest>,
+            required: true,
+        },
+        errors: &[(
+            401,
+            "unknown account, wrong password or disabled account (one body for all; OAuth `error: invalid_grant`)",
+        )],
+        ..RouteDoc::ok(
+            "Password login: an access and a refresh token",
+            "the token pair (RFC 6749 §5.1), never cached",
+            Payload::Json(schema_ref::<TokenResponse>),
+        )
+    },
+);
+
 /// `POST /v1/auth/token`: `{tenant, email, password}` → tokens.
 async fn token(State(state): State<AppState>, request: axum::extract::Request) -> Response {
     let (parts, body) = request.into_parts();
@@ -364,6 +390,28 @@ fn device_cookie(headers: &axum::http::HeaderMap) -> Option<&str> {
         .filter(|value| value.len() <= 256)
 }
 
+/// `POST /v1/auth/refresh`: the route of [`refresh`] and its documentation.
+pub(crate) const REFRESH: Endpoint = Endpoint::new(
+    Method::POST,
+    "/v1/auth/refresh",
+    RouteDoc {
+        description: Some("The refresh token is used up; presenting it again ends the session."),
+        body: RequestBody::Json {
+            schema: schema_ref::<RefreshRequest>,
+            required: true,
+        },
+        errors: &[(
+            401,
+            "an unknown, expired, reused or revoked refresh token (`invalid_grant`)",
+        )],
+        ..RouteDoc::ok(
+            "A new token pair for a refresh token",
+            "the new token pair",
+            Payload::Json(schema_ref::<TokenResponse>),
+        )
+    },
+);
+
 /// `POST /v1/auth/refresh`: `{refresh_token}` → a new pair; the old
 /// refresh token is used up, and presenting it again ends the session.
 async fn refresh(State(state): State<AppState>, request: axum::extract::Request) -> Response {
@@ -380,6 +428,23 @@ async fn refresh(State(state): State<AppState>, request: axum::extract::Request)
     };
     outcome.await.unwrap_or_else(|e| oauth_problem(&e))
 }
+
+/// `POST /v1/auth/revoke`: the route of [`revoke`] and its documentation.
+pub(crate) const REVOKE: Endpoint = Endpoint::new(
+    Method::POST,
+    "/v1/auth/revoke",
+    RouteDoc {
+        body: RequestBody::Json {
+            schema: schema_ref::<RevokeRequest>,
+            required: true,
+        },
+        ..RouteDoc::ok(
+            "Revoke an access or refresh token (RFC 7009)",
+            "done, whether or not the token was valid (RFC 7009 §2.2)",
+            Payload::Json(schema_ref::<EmptyObject>),
+        )
+    },
+);
 
 /// `POST /v1/auth/revoke`: `{token, token_type_hint?}` → 200, whether or
 /// not the token was valid (RFC 7009 §2.2).

@@ -4,12 +4,38 @@
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use docaiche_core::Error;
 
 use super::{Metrics, OPENMETRICS};
+use crate::openapi::{Payload, RouteDoc};
+use crate::routes::Endpoint;
 use crate::state::AppState;
+
+/// `GET /metrics`: the route of [`scrape`] and its documentation.
+pub(crate) const SCRAPE: Endpoint = Endpoint::new(
+    Method::GET,
+    "/metrics",
+    RouteDoc {
+        description: Some(
+            "OpenMetrics text. When `metrics.token_source` is set the scraper \
+             sends it as `Authorization: Bearer <token>`.",
+        ),
+        errors: &[
+            (
+                401,
+                "`metrics.token_source` is set and the request does not carry it",
+            ),
+            (404, "metrics are disabled (`metrics.enabled = false`)"),
+        ],
+        ..RouteDoc::ok(
+            "Prometheus metrics",
+            "every metric family",
+            Payload::Media(crate::metrics::OPENMETRICS, None),
+        )
+    },
+);
 
 /// `GET /metrics` on the API listener: every family, OpenMetrics text;
 /// 404 when disabled or served on `metrics.bind`, 401 without the

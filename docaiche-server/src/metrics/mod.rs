@@ -540,5 +540,5 @@ mod sources;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use endpoint::{scrape, serve_separately};
+pub(crate) use endpoint::{SCRAPE, scrape, serve_separately};
 pub(crate) use sources::{GaugeFn, MetricSource, PoolProbe, counter, counters, gauge, pools};

@@ -1,10 +1,17 @@
 //! `GET /openapi.json`: the server's OpenAPI 3.1 document, generated from
-//! the route table.
+//! the routes themselves.
 //!
-//! [`document`] walks [`route_groups`], the same table the router is built
-//! from, so a route cannot exist without an operation. What the code
-//! already knows becomes the operation's contract without anyone writing
-//! it down:
+//! Each handler's module states its route as an [`Endpoint`] constant
+//! beside the handler: method, path and a [`RouteDoc`] (what
+//! `#[utoipa::path]` would hold, as a value). [`RouteGroup::route`] takes
+//! that constant, so the router is built from it and a route cannot be
+//! registered without its documentation; [`document`] walks
+//! [`route_groups`], the same groups the router is built from. The tests
+//! walk both ways: every route of the groups is in the document with every
+//! error it can answer, and every operation of the document, sent to the
+//! real router, reaches a handler (not the unknown-route fallback or a
+//! 405). What the code already knows becomes the operation's contract
+//! without anyone writing it down:
 //!
 //! | fact of the route | in the document |
 //! |---|---|
@@ -16,13 +23,11 @@
 //!
 //! Every error is an `application/problem+json` [`ProblemDoc`]. What the
 //! code cannot tell (summary, body and answer schemas, the success status,
-//! query parameters, route-specific errors) comes from [`route_doc`], keyed
-//! by method and path; the tests fail for a route it does not describe, so
-//! a new route must be documented to pass CI. The schemas are
-//! [`utoipa::ToSchema`] derives: on the real request types where the
-//! handlers parse typed bodies, and here on types mirroring the JSON the
-//! handlers build, which the tests parse real answers with (unknown fields
-//! refused) so the mirrors cannot drift.
+//! query parameters, route-specific errors) is the endpoint's [`RouteDoc`].
+//! The schemas are [`utoipa::ToSchema`] derives: on the real request types
+//! where the handlers parse typed bodies, and here on types mirroring the
+//! JSON the handlers build, which the tests parse real answers with
+//! (unknown fields refused) so the mirrors cannot drift.
 //!
 //! **The document and the server agree exactly** (issue 16): a request
 //! valid by the document is never refused as invalid, and one it rules out
@@ -51,13 +56,24 @@ use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref, R
 
 use crate::config::Config;
 use crate::openapi::operation::{components, operation};
-use crate::routes::{RouteGroup, RouteSpec, route_groups};
+use crate::routes::{Endpoint, RouteGroup, RouteSpec, route_groups};
 use crate::state::AppState;
 
 /// The security scheme of bearer JWTs.
 const BEARER: &str = "bearer";
 /// The security scheme of API keys.
 const API_KEY: &str = "apiKey";
+
+/// `GET /openapi.json`: the route of [`serve`] and its documentation.
+pub(crate) const SERVE: Endpoint = Endpoint::new(
+    Method::GET,
+    "/openapi.json",
+    RouteDoc::ok(
+        "This OpenAPI 3.1 document",
+        "the document",
+        Payload::Media("application/json", None),
+    ),
+);
 
 /// `GET /openapi.json`: the document, built with the state; public and
 /// cacheable.
@@ -240,18 +256,18 @@ fn http_method(method: &Method) -> HttpMethod {
     }
 }
 
-/// A `$ref` to the component schema of `T` (a function so the route table
+/// A `$ref` to the component schema of `T` (a function so an endpoint constant
 /// can hold it).
-fn schema_ref<T: ToSchema>() -> RefOr<Schema> {
+pub(crate) fn schema_ref<T: ToSchema>() -> RefOr<Schema> {
     Ref::from_schema_name(T::name()).into()
 }
 
-/// A schema in the route table: resolved when the document is built.
+/// A schema in an endpoint constant: resolved when the document is built.
 type SchemaFn = fn() -> RefOr<Schema>;
 
 /// How a route reads its body.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Body {
+pub(crate) enum RequestBody {
     /// No body.
     None,
     /// JSON of `schema`, media type checked (`ValidJson`, `from_body`):
@@ -338,7 +354,7 @@ pub(crate) struct RouteDoc {
     /// the handler validates them, 400).
     pub(crate) query: &'static [(&'static str, Param, &'static str)],
     /// The body.
-    pub(crate) body: Body,
+    pub(crate) body: RequestBody,
     /// The success status.
     pub(crate) status: u16,
     /// The success answer's description.
@@ -352,12 +368,12 @@ pub(crate) struct RouteDoc {
 
 impl RouteDoc {
     /// A route answering 200 with `payload`, no body, no query.
-    const fn ok(summary: &'static str, answer: &'static str, payload: Payload) -> Self {
+    pub(crate) const fn ok(summary: &'static str, answer: &'static str, payload: Payload) -> Self {
         Self {
             summary,
             description: None,
             query: &[],
-            body: Body::None,
+            body: RequestBody::None,
             status: 200,
             answer,
             payload,
@@ -377,7 +393,7 @@ const WEBSOCKET_UPGRADE: &[(&str, &str)] = &[
 ];
 
 /// Query parameters of key listings.
-const PAGE_QUERY: &[(&str, Param, &str)] = &[
+pub(crate) const PAGE_QUERY: &[(&str, Param, &str)] = &[
     (
         "after",
         Param::Pattern(grammar::KEY_CURSOR),
@@ -391,10 +407,8 @@ const PAGE_QUERY: &[(&str, Param, &str)] = &[
 ];
 
 mod operation;
-mod routes;
 mod schemas;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use self::routes::route_doc;
 pub(crate) use self::schemas::*;

@@ -18,16 +18,17 @@ use utoipa::openapi::security::{
 use utoipa::openapi::{ContentBuilder, RefOr, Required, ResponseBuilder, Schema};
 
 use crate::openapi::{
-    API_KEY, AcceptedDocument, BEARER, BatchResponse, BatchResult, Body, CreatedKey, DocumentDoc,
+    API_KEY, AcceptedDocument, BEARER, BatchResponse, BatchResult, CreatedKey, DocumentDoc,
     DocumentTextDoc, EmptyObject, ExtractionDoc, FieldErrorDoc, Health, JobDoc, Jwks, KeyDoc,
-    KeyPage, Param, Payload, PermissionName, ProblemDoc, RefreshRequest, RevokeRequest, RouteDoc,
-    TokenRequest, TokenResponse, WEBSOCKET_UPGRADE, Whoami, grammar, route_doc, schema_ref,
+    KeyPage, Param, Payload, PermissionName, ProblemDoc, RefreshRequest, RequestBody,
+    RevokeRequest, RouteDoc, TokenRequest, TokenResponse, WEBSOCKET_UPGRADE, Whoami, grammar,
+    schema_ref,
 };
 use crate::routes::{Access, RouteGroup, RouteSpec};
 
 /// The operation of `route` in `group`.
 pub(super) fn operation(group: &RouteGroup, route: &RouteSpec) -> Operation {
-    let doc = route_doc(&route.method, route.path);
+    let doc = &route.doc;
     let mut builder = OperationBuilder::new()
         .operation_id(Some(operation_id(&route.method, route.path)))
         .tag(tag(route.path));
@@ -53,43 +54,41 @@ pub(super) fn operation(group: &RouteGroup, route: &RouteSpec) -> Operation {
             .security(SecurityRequirement::new::<_, [&str; 0], &str>(BEARER, []))
             .security(SecurityRequirement::new::<_, [&str; 0], &str>(API_KEY, []));
     }
-    if let Some(doc) = &doc {
-        builder = builder
-            .summary(Some(doc.summary))
-            .description(doc.description);
-        for (name, kind, description) in doc.query {
+    builder = builder
+        .summary(Some(doc.summary))
+        .description(doc.description);
+    for (name, kind, description) in doc.query {
+        builder = builder.parameter(
+            ParameterBuilder::new()
+                .name(*name)
+                .parameter_in(ParameterIn::Query)
+                .required(if kind.required() {
+                    Required::True
+                } else {
+                    Required::False
+                })
+                .description(Some(*description))
+                .schema(Some(kind.schema())),
+        );
+    }
+    if doc.status == 101 {
+        for (name, pattern) in WEBSOCKET_UPGRADE {
             builder = builder.parameter(
                 ParameterBuilder::new()
                     .name(*name)
-                    .parameter_in(ParameterIn::Query)
-                    .required(if kind.required() {
-                        Required::True
-                    } else {
-                        Required::False
-                    })
-                    .description(Some(*description))
-                    .schema(Some(kind.schema())),
+                    .parameter_in(ParameterIn::Header)
+                    .required(Required::True)
+                    .schema(Some(
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .pattern(Some(*pattern)),
+                    )),
             );
         }
-        if doc.status == 101 {
-            for (name, pattern) in WEBSOCKET_UPGRADE {
-                builder = builder.parameter(
-                    ParameterBuilder::new()
-                        .name(*name)
-                        .parameter_in(ParameterIn::Header)
-                        .required(Required::True)
-                        .schema(Some(
-                            ObjectBuilder::new()
-                                .schema_type(Type::String)
-                                .pattern(Some(*pattern)),
-                        )),
-                );
-            }
-        }
-        builder = builder.request_body(request_body(doc.body));
-        builder = builder.response(doc.status.to_string(), success(doc));
     }
-    for (status, description) in errors(group, route, doc.as_ref()) {
+    builder = builder.request_body(request_body(doc.body));
+    builder = builder.response(doc.status.to_string(), success(doc));
+    for (status, description) in errors(group, route) {
         let mut response = ResponseBuilder::new().description(description).content(
             PROBLEM_JSON,
             ContentBuilder::new()
@@ -111,11 +110,13 @@ pub(super) fn operation(group: &RouteGroup, route: &RouteSpec) -> Operation {
 }
 
 /// The request body of `body`.
-pub(super) fn request_body(body: Body) -> Option<utoipa::openapi::request_body::RequestBody> {
+pub(super) fn request_body(
+    body: RequestBody,
+) -> Option<utoipa::openapi::request_body::RequestBody> {
     let (media, schema, required) = match body {
-        Body::None => return None,
-        Body::Json { schema, required } => ("application/json", Some(schema()), required),
-        Body::Raw(media) => (
+        RequestBody::None => return None,
+        RequestBody::Json { schema, required } => ("application/json", Some(schema()), required),
+        RequestBody::Raw(media) => (
             media,
             Some(
                 ObjectBuilder::new()
@@ -168,15 +169,9 @@ pub(super) fn success(doc: &RouteDoc) -> utoipa::openapi::Response {
 
 /// Every error status of `route` with its description: derived from the
 /// route's facts, then the route's own (which win on a shared status).
-pub(crate) fn errors(
-    group: &RouteGroup,
-    route: &RouteSpec,
-    doc: Option<&RouteDoc>,
-) -> Vec<(u16, String)> {
-    let mut out: Vec<(u16, String)> = derived_errors(group, route, doc.map(|d| d.body))
-        .into_iter()
-        .collect();
-    for (status, description) in doc.map_or(&[][..], |d| d.errors) {
+pub(crate) fn errors(group: &RouteGroup, route: &RouteSpec) -> Vec<(u16, String)> {
+    let mut out = derived_errors(group, route, route.doc.body);
+    for (status, description) in route.doc.errors {
         match out.iter_mut().find(|(s, _)| s == status) {
             Some((_, text)) => *text = format!("{text}; {description}"),
             None => out.push((*status, (*description).to_owned())),
@@ -190,10 +185,10 @@ pub(crate) fn errors(
 pub(super) fn derived_errors(
     group: &RouteGroup,
     route: &RouteSpec,
-    body: Option<Body>,
+    body: RequestBody,
 ) -> Vec<(u16, String)> {
     let mut out = Vec::new();
-    let json = matches!(body, Some(Body::Json { .. }));
+    let json = matches!(body, RequestBody::Json { .. });
     if json {
         out.push((
             400,
@@ -228,13 +223,15 @@ pub(super) fn derived_errors(
             "not found (another tenant's resource is answered the same)".to_owned(),
         ));
     }
-    if matches!(body, Some(Body::Json { .. } | Body::Raw(_))) {
+    if matches!(body, RequestBody::Json { .. } | RequestBody::Raw(_)) {
         out.push((413, "the body is over the size limit".to_owned()));
     }
     match body {
-        Some(Body::Json { .. }) => out.push((415, "the body is not `application/json`".to_owned())),
-        Some(Body::Raw(media)) => out.push((415, format!("the body is not `{media}`"))),
-        _ => {}
+        RequestBody::Json { .. } => {
+            out.push((415, "the body is not `application/json`".to_owned()))
+        }
+        RequestBody::Raw(media) => out.push((415, format!("the body is not `{media}`"))),
+        RequestBody::None => {}
     }
     out.push((
         429,

@@ -21,7 +21,9 @@ use crate::audit::AuditFacts;
 use crate::compliance::report::{DEFAULT_DAYS, MAX_DAYS, build_report};
 use crate::config::retention::KINDS;
 use crate::json::{ValidJson, Validate};
+use crate::openapi::{Param, Payload, RequestBody, RouteDoc, grammar, schema_ref};
 use crate::rejection::Path;
+use crate::routes::Endpoint;
 use crate::routes::RouteGroup;
 use crate::state::AppState;
 
@@ -30,17 +32,11 @@ use crate::state::AppState;
 pub(crate) fn routes(group: RouteGroup) -> RouteGroup {
     let holds = [Permission::TENANTS_CROSS, Permission::ADMIN_ACCESS];
     group
-        .route(Method::POST, "/v1/admin/legal-holds", &holds, place_hold)
-        .route(Method::GET, "/v1/admin/legal-holds", &holds, list_holds)
+        .route(PLACE_HOLD, &holds, place_hold)
+        .route(LIST_HOLDS, &holds, list_holds)
+        .route(RELEASE_HOLD, &holds, release_hold)
         .route(
-            Method::DELETE,
-            "/v1/admin/legal-holds/{id}",
-            &holds,
-            release_hold,
-        )
-        .route(
-            Method::GET,
-            "/v1/admin/compliance/report",
+            REPORT,
             &[Permission::TENANTS_CROSS, Permission::AUDIT_READ],
             report,
         )
@@ -176,6 +172,27 @@ async fn record_routine(state: &AppState, event: AuditEvent) {
     }
 }
 
+/// `POST /v1/admin/legal-holds`: the route of [`place_hold`] and its documentation.
+pub(crate) const PLACE_HOLD: Endpoint = Endpoint::new(
+    Method::POST,
+    "/v1/admin/legal-holds",
+    RouteDoc {
+        description: Some(
+            "A hold on a tenant's data (one subject and/or one kind, or all of                  it) suspends the retention purge and erasure of what it covers.                  Audited (`legal_hold.place`) before it takes effect; refused (503)                  when the trail cannot record it and `[audit]` is fail-closed.",
+        ),
+        body: RequestBody::Json {
+            schema: schema_ref::<crate::routes::admin::PlaceHold>,
+            required: true,
+        },
+        status: 201,
+        ..RouteDoc::ok(
+            "Place a legal hold (cross-tenant administrators with `admin:access`)",
+            "the hold",
+            Payload::Json(schema_ref::<crate::routes::admin::LegalHoldDoc>),
+        )
+    },
+);
+
 /// `POST /v1/admin/legal-holds`: place a hold; 201 with the hold.
 async fn place_hold(
     State(state): State<AppState>,
@@ -235,6 +252,40 @@ async fn place_hold(
     Ok(response)
 }
 
+/// `GET /v1/admin/legal-holds`: the route of [`list_holds`] and its documentation.
+pub(crate) const LIST_HOLDS: Endpoint = Endpoint::new(
+    Method::GET,
+    "/v1/admin/legal-holds",
+    RouteDoc {
+        query: &[
+            (
+                "tenant",
+                Param::Required(&Param::Pattern(grammar::NAME_ID)),
+                "the tenant whose holds are listed (required)",
+            ),
+            (
+                "after",
+                Param::Pattern(grammar::KEY_CURSOR),
+                "the cursor of the previous page's `next`",
+            ),
+            (
+                "limit",
+                Param::Integer(1, docaiche_core::page::MAX_PAGE_SIZE as u64),
+                "page size (default 100)",
+            ),
+        ],
+        errors: &[(
+            400,
+            "a missing or invalid `tenant`, an invalid `after` cursor or `limit`",
+        )],
+        ..RouteDoc::ok(
+            "A tenant's legal holds, active and released, a page at a time",
+            "a page of holds, oldest first",
+            Payload::Json(schema_ref::<crate::routes::admin::LegalHoldList>),
+        )
+    },
+);
+
 /// `GET /v1/admin/legal-holds?tenant=`: the holds of the tenant, active
 /// or released, oldest first, a page at a time (`after`, `limit`).
 async fn list_holds(
@@ -268,6 +319,25 @@ struct HoldsQuery {
     /// Page size, 1 to 1000 (default 100).
     limit: Option<u32>,
 }
+
+/// `DELETE /v1/admin/legal-holds/{id}`: the route of [`release_hold`] and its documentation.
+pub(crate) const RELEASE_HOLD: Endpoint = Endpoint::new(
+    Method::DELETE,
+    "/v1/admin/legal-holds/{id}",
+    RouteDoc {
+        description: Some(
+            "Audited (`legal_hold.release`) before it takes effect; the released                  hold stays listed.",
+        ),
+        query: &[(
+            "tenant",
+            Param::Required(&Param::Pattern(grammar::NAME_ID)),
+            "the tenant of the hold (required)",
+        )],
+        status: 204,
+        errors: &[(400, "a missing or invalid `tenant`")],
+        ..RouteDoc::ok("Release a legal hold", "released", Payload::Empty)
+    },
+);
 
 /// `DELETE /v1/admin/legal-holds/{id}?tenant=`: release an active hold;
 /// 204. The release is recorded before it takes effect.
@@ -338,6 +408,47 @@ fn wants_html(format: Option<&str>, headers: &HeaderMap) -> Result<bool, Error> 
             .any(|v| v.split(';').next().is_some_and(|m| m.trim() == "text/html"))),
     }
 }
+
+/// `GET /v1/admin/compliance/report`: the route of [`report`] and its documentation.
+pub(crate) const REPORT: Endpoint = Endpoint::new(
+    Method::GET,
+    "/v1/admin/compliance/report",
+    RouteDoc {
+        description: Some(
+            "Audit coverage and chain verification (bounded: 256 MiB of trail \
+             files or 1000000 rows, 10 s), retention policies, active holds and \
+             the last purge, open data-subject requests, API key and secret ages, \
+             failed logins and lockouts. `format=html` or `Accept: text/html` \
+             answers a self-contained HTML page (`text/html; charset=utf-8`).",
+        ),
+        query: &[
+            (
+                "tenant",
+                Param::Required(&Param::Pattern(grammar::NAME_ID)),
+                "the tenant reported on (required)",
+            ),
+            (
+                "days",
+                Param::Integer(1, 366),
+                "the period, in days up to now (default 30)",
+            ),
+            (
+                "format",
+                Param::OneOf(&["json", "html"]),
+                "`json` (default) or `html`",
+            ),
+        ],
+        errors: &[(400, "a missing `tenant`, or an invalid `days` or `format`")],
+        ..RouteDoc::ok(
+            "A tenant's compliance report (cross-tenant administrators with `audit:read`)",
+            "the report",
+            Payload::JsonOr(
+                schema_ref::<crate::routes::admin::ComplianceReportDoc>,
+                "text/html; charset=utf-8",
+            ),
+        )
+    },
+);
 
 /// `GET /v1/admin/compliance/report`: a tenant's compliance report.
 async fn report(

@@ -10,10 +10,12 @@ use axum::response::{IntoResponse, Response};
 use docaiche_core::{Error, Permission};
 use serde::Deserialize;
 
-use crate::audit::ReadBack;
 #[cfg(feature = "postgres")]
 use crate::audit::read::scan_table;
 use crate::audit::read::{Filter, ListQuery, scan_file};
+use crate::audit::{MAX_ACTION_CHARS, ReadBack};
+use crate::openapi::{Param, Payload, RouteDoc, grammar, schema_ref};
+use crate::routes::Endpoint;
 use crate::routes::RouteGroup;
 use crate::state::AppState;
 
@@ -21,12 +23,67 @@ use crate::state::AppState;
 /// cross-tenant administrators holding `audit:read`.
 pub(crate) fn routes(group: RouteGroup) -> RouteGroup {
     group.route(
-        Method::GET,
-        "/v1/admin/audit",
+        LIST_EVENTS,
         &[Permission::TENANTS_CROSS, Permission::AUDIT_READ],
         list_events,
     )
 }
+
+/// `GET /v1/admin/audit`: the route of [`list_events`] and its documentation.
+pub(crate) const LIST_EVENTS: Endpoint = Endpoint::new(
+    Method::GET,
+    "/v1/admin/audit",
+    RouteDoc {
+        description: Some(
+            "Read back from the chained file trail of `[audit]`; `tenant` is \
+             required. Verify the trail itself with `docaiche_compliance::audit::verify`.",
+        ),
+        query: &[
+            (
+                "tenant",
+                Param::Required(&Param::Pattern(grammar::NAME_ID)),
+                "the tenant whose events are read (required)",
+            ),
+            (
+                "action",
+                Param::TextUpTo(MAX_ACTION_CHARS),
+                "only this action, e.g. `api_key.create`",
+            ),
+            (
+                "outcome",
+                Param::OneOf(&["success", "failure", "denied"]),
+                "only `success`, `failure` or `denied`",
+            ),
+            (
+                "since",
+                Param::DateTime,
+                "events at or after this RFC 3339 time",
+            ),
+            ("until", Param::DateTime, "events before this RFC 3339 time"),
+            (
+                "after",
+                Param::Integer(0, u64::MAX),
+                "the previous page's `next` (a sequence number)",
+            ),
+            ("limit", Param::Integer(1, 500), "page size (default 100)"),
+        ],
+        errors: &[
+            (
+                400,
+                "a missing `tenant`, or an invalid filter, cursor or `limit`",
+            ),
+            (
+                503,
+                "no configured audit sink can be read back (`sink = \"stdout\"`)",
+            ),
+        ],
+        ..RouteDoc::ok(
+            "A tenant's audit events (cross-tenant administrators with `audit:read`)",
+            "a page of events, oldest first",
+            Payload::Json(schema_ref::<crate::routes::audit::AuditPage>),
+        )
+    },
+);
 
 /// `GET /v1/admin/audit`: a tenant's audit events, filtered, a page at a
 /// time, read back from the file trail.

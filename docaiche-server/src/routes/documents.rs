@@ -25,7 +25,12 @@ use time::format_description::well_known::Rfc3339;
 
 use super::jobs::job_json;
 use crate::documents::{DocumentEventKind, EXTRACT_JOB, PDF};
+use crate::openapi::{
+    AcceptedDocument, BatchResponse, DocumentDoc, DocumentTextDoc, Param, Payload, RequestBody,
+    RouteDoc, schema_ref,
+};
 use crate::rejection::Path;
+use crate::routes::Endpoint;
 use crate::routes::RouteGroup;
 use crate::state::AppState;
 
@@ -36,13 +41,12 @@ pub(crate) fn routes(group: RouteGroup) -> RouteGroup {
     let write = [Permission::DOCUMENTS_WRITE];
     super::jobs::routes(
         group
-            .route(Method::POST, "/v1/documents", &write, upload)
-            .route(Method::POST, "/v1/documents/batch", &write, batch)
-            .route(Method::GET, "/v1/documents/{id}", &read, get_document)
-            .route(Method::GET, "/v1/documents/{id}/text", &read, get_text)
+            .route(UPLOAD, &write, upload)
+            .route(BATCH, &write, batch)
+            .route(GET_DOCUMENT, &read, get_document)
+            .route(GET_TEXT, &read, get_text)
             .route(
-                Method::DELETE,
-                "/v1/documents/{id}",
+                DELETE_DOCUMENT,
                 &[Permission::DOCUMENTS_DELETE],
                 delete_document,
             ),
@@ -203,6 +207,38 @@ async fn intake(state: &AppState, caller: &Principal, upload: Upload) -> Result<
     })
 }
 
+/// `POST /v1/documents`: the route of [`upload`] and its documentation.
+pub(crate) const UPLOAD: Endpoint = Endpoint::new(
+    Method::POST,
+    "/v1/documents",
+    RouteDoc {
+        description: Some(
+            "The raw PDF is the body. Up to `documents.inline_max_bytes` it \
+             is extracted in the request (`extraction`); a larger one by a \
+             background job (`job`, poll `/v1/jobs/{id}`).",
+        ),
+        query: &[(
+            "filename",
+            Param::Text,
+            "the original filename (sanitised before it is stored)",
+        )],
+        body: RequestBody::Raw("application/pdf"),
+        status: 201,
+        errors: &[
+            (400, "an invalid query"),
+            (
+                422,
+                "a PDF refused by validation or extraction (`reason` names why)",
+            ),
+        ],
+        ..RouteDoc::ok(
+            "Upload one PDF",
+            "stored (`Location: /v1/documents/{id}`)",
+            Payload::Json(schema_ref::<AcceptedDocument>),
+        )
+    },
+);
+
 /// `POST /v1/documents`: upload one PDF as the raw body; 201.
 async fn upload(
     State(state): State<AppState>,
@@ -264,6 +300,24 @@ pub(crate) struct BatchItem {
     #[schema(content_encoding = "base64", content_media_type = "application/pdf")]
     content_base64: String,
 }
+
+/// `POST /v1/documents/batch`: the route of [`batch`] and its documentation.
+pub(crate) const BATCH: Endpoint = Endpoint::new(
+    Method::POST,
+    "/v1/documents/batch",
+    RouteDoc {
+        description: Some("One result per document, in order: one bad file never fails the batch."),
+        body: RequestBody::Json {
+            schema: schema_ref::<crate::routes::documents::BatchRequest>,
+            required: true,
+        },
+        ..RouteDoc::ok(
+            "Upload several documents (base64 in JSON)",
+            "one result per document",
+            Payload::Json(schema_ref::<BatchResponse>),
+        )
+    },
+);
 
 /// `POST /v1/documents/batch`: several documents; 200 with one result per
 /// document, in order.
@@ -334,6 +388,17 @@ async fn batch(
         .into_response())
 }
 
+/// `GET /v1/documents/{id}`: the route of [`get_document`] and its documentation.
+pub(crate) const GET_DOCUMENT: Endpoint = Endpoint::new(
+    Method::GET,
+    "/v1/documents/{id}",
+    RouteDoc::ok(
+        "A document's metadata",
+        "the metadata",
+        Payload::Json(schema_ref::<DocumentDoc>),
+    ),
+);
+
 /// `GET /v1/documents/{id}`: metadata.
 async fn get_document(
     State(state): State<AppState>,
@@ -350,6 +415,20 @@ async fn get_document(
     crate::audit::document(&state, &caller, "document.read", &id.to_string(), &headers);
     Ok(no_store(&meta_json(&meta)))
 }
+
+/// `GET /v1/documents/{id}/text`: the route of [`get_text`] and its documentation.
+pub(crate) const GET_TEXT: Endpoint = Endpoint::new(
+    Method::GET,
+    "/v1/documents/{id}/text",
+    RouteDoc {
+        description: Some("404 also while a background extraction has not finished."),
+        ..RouteDoc::ok(
+            "A document's extracted text",
+            "one string per page",
+            Payload::Json(schema_ref::<DocumentTextDoc>),
+        )
+    },
+);
 
 /// `GET /v1/documents/{id}/text`: the extracted text, one string per page;
 /// 404 also while a background extraction has not finished.
@@ -369,6 +448,20 @@ async fn get_text(
         "pages": text.pages,
     })))
 }
+
+/// `DELETE /v1/documents/{id}`: the route of [`delete_document`] and its documentation.
+pub(crate) const DELETE_DOCUMENT: Endpoint = Endpoint::new(
+    Method::DELETE,
+    "/v1/documents/{id}",
+    RouteDoc {
+        status: 204,
+        ..RouteDoc::ok(
+            "Delete a document: content, text and metadata",
+            "deleted",
+            Payload::Empty,
+        )
+    },
+);
 
 /// `DELETE /v1/documents/{id}`: content, text and metadata; 204.
 async fn delete_document(

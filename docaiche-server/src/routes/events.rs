@@ -16,6 +16,8 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::events::{Admission, EventBus};
+use crate::openapi::{Payload, RouteDoc};
+use crate::routes::Endpoint;
 use crate::routes::RouteGroup;
 use crate::state::AppState;
 
@@ -32,8 +34,28 @@ const SOCKET_BUFFER: usize = 4 * 1024;
 
 /// Add `GET /v1/events` to `group` (a protected group).
 pub(crate) fn routes(group: RouteGroup) -> RouteGroup {
-    group.route(Method::GET, "/v1/events", &[Permission::JOBS_READ], events)
+    group.route(EVENTS, &[Permission::JOBS_READ], events)
 }
+
+/// `GET /v1/events`: the route of [`events`] and its documentation.
+pub(crate) const EVENTS: Endpoint = Endpoint::new(
+    Method::GET,
+    "/v1/events",
+    RouteDoc {
+        description: Some(
+            "A server-to-client WebSocket: a `hello` message, then one \
+             JSON text message per event of the caller's tenant. A full \
+             connection cap closes the socket at once with 1013.",
+        ),
+        status: 101,
+        errors: &[(400, "not a WebSocket upgrade request")],
+        ..RouteDoc::ok(
+            "Live job and document events (WebSocket)",
+            "switching to the WebSocket protocol",
+            Payload::Empty,
+        )
+    },
+);
 
 /// `GET /v1/events`: admit under the caps, upgrade, stream the tenant's
 /// events; a full cap is answered by an upgrade closed at once with 1013

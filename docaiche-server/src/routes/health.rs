@@ -2,16 +2,46 @@
 //! `application/health+json`; the checks are assembled in [`crate::health`].
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use docaiche_core::health::HEALTH_JSON;
 
+use crate::openapi::{Health, Payload, RouteDoc, schema_ref};
+use crate::routes::Endpoint;
 use crate::state::AppState;
+
+/// `GET /health/live`: the route of [`live`] and its documentation.
+pub(crate) const LIVE: Endpoint = Endpoint::new(
+    Method::GET,
+    "/health/live",
+    RouteDoc::ok(
+        "Liveness: the process is up",
+        "the process is up",
+        Payload::Media(HEALTH_JSON, Some(schema_ref::<Health>)),
+    ),
+);
 
 /// `GET /health/live`: the process is up.
 pub(crate) async fn live() -> Response {
     health_response(StatusCode::OK, &serde_json::json!({ "status": "pass" }))
 }
+
+/// `GET /health/ready`: the route of [`ready`] and its documentation.
+pub(crate) const READY: Endpoint = Endpoint::new(
+    Method::GET,
+    "/health/ready",
+    RouteDoc {
+        errors: &[(
+            503,
+            "a required check fails (the health report is the body, `application/health+json`)",
+        )],
+        ..RouteDoc::ok(
+            "Readiness: every registered check",
+            "every required check passes (optional ones may `warn`)",
+            Payload::Media(HEALTH_JSON, Some(schema_ref::<Health>)),
+        )
+    },
+);
 
 /// `GET /health/ready`: every registered check; 503 when the service is down.
 pub(crate) async fn ready(State(state): State<AppState>) -> Response {

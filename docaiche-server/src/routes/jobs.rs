@@ -9,7 +9,9 @@ use docaiche_core::job::JobRecord;
 use docaiche_core::{Error, JobId, Permission};
 
 use super::documents::{no_store, rfc3339};
+use crate::openapi::{JobDoc, Payload, RouteDoc, schema_ref};
 use crate::rejection::Path;
+use crate::routes::Endpoint;
 use crate::routes::RouteGroup;
 use crate::state::AppState;
 
@@ -18,14 +20,20 @@ use crate::state::AppState;
 pub(crate) fn routes(group: RouteGroup) -> RouteGroup {
     let write = [Permission::DOCUMENTS_WRITE];
     group
-        .route(
-            Method::GET,
-            "/v1/jobs/{id}",
-            &[Permission::JOBS_READ],
-            get_job,
-        )
-        .route(Method::DELETE, "/v1/jobs/{id}", &write, cancel_job)
+        .route(GET_JOB, &[Permission::JOBS_READ], get_job)
+        .route(CANCEL_JOB, &write, cancel_job)
 }
+
+/// `GET /v1/jobs/{id}`: the route of [`get_job`] and its documentation.
+pub(crate) const GET_JOB: Endpoint = Endpoint::new(
+    Method::GET,
+    "/v1/jobs/{id}",
+    RouteDoc::ok(
+        "An extraction job: state, progress, attempts, error",
+        "the job",
+        Payload::Json(schema_ref::<JobDoc>),
+    ),
+);
 
 /// `GET /v1/jobs/{id}`: a job of the caller's tenant.
 async fn get_job(
@@ -42,6 +50,25 @@ async fn get_job(
         .ok_or(Error::not_found("job"))?;
     Ok(no_store(&job_json(&job)))
 }
+
+/// `DELETE /v1/jobs/{id}`: the route of [`cancel_job`] and its documentation.
+pub(crate) const CANCEL_JOB: Endpoint = Endpoint::new(
+    Method::DELETE,
+    "/v1/jobs/{id}",
+    RouteDoc {
+        description: Some(
+            "A running job's worker stops it at its next heartbeat and \
+             discards its result.",
+        ),
+        status: 204,
+        errors: &[(409, "the job has already ended")],
+        ..RouteDoc::ok(
+            "Cancel a queued or running job",
+            "cancelled",
+            Payload::Empty,
+        )
+    },
+);
 
 /// `DELETE /v1/jobs/{id}`: cancel a queued or running job of the caller's
 /// tenant; 204. A running job's worker stops it at its next heartbeat and

@@ -27,7 +27,11 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::json::{ValidJson, Validate};
+use crate::openapi::{
+    CreatedKey, Jwks, KeyPage, PAGE_QUERY, Payload, RequestBody, RouteDoc, Whoami, schema_ref,
+};
 use crate::rejection::Path;
+use crate::routes::Endpoint;
 use crate::routes::RouteGroup;
 use crate::state::AppState;
 
@@ -41,18 +45,24 @@ pub(crate) fn routes(group: RouteGroup) -> RouteGroup {
     let manage = [Permission::KEYS_MANAGE];
     let cross = [Permission::TENANTS_CROSS, Permission::KEYS_MANAGE];
     group
-        .route(Method::GET, "/v1/whoami", &[], whoami)
-        .route(Method::POST, "/v1/keys", &manage, create_key)
-        .route(Method::GET, "/v1/keys", &manage, list_keys)
-        .route(Method::POST, "/v1/keys/{id}/rotate", &manage, rotate_key)
-        .route(Method::DELETE, "/v1/keys/{id}", &manage, revoke_key)
-        .route(
-            Method::GET,
-            "/v1/admin/tenants/{tenant}/keys",
-            &cross,
-            admin_list_keys,
-        )
+        .route(WHOAMI, &[], whoami)
+        .route(CREATE_KEY, &manage, create_key)
+        .route(LIST_KEYS, &manage, list_keys)
+        .route(ROTATE_KEY, &manage, rotate_key)
+        .route(REVOKE_KEY, &manage, revoke_key)
+        .route(ADMIN_LIST_KEYS, &cross, admin_list_keys)
 }
+
+/// `GET /.well-known/jwks.json`: the route of [`jwks`] and its documentation.
+pub(crate) const JWKS: Endpoint = Endpoint::new(
+    Method::GET,
+    "/.well-known/jwks.json",
+    RouteDoc::ok(
+        "The public keys verifying the server's JWTs (RFC 7517)",
+        "the JWK set; HMAC keys never appear",
+        Payload::Json(schema_ref::<Jwks>),
+    ),
+);
 
 /// `GET /.well-known/jwks.json`: the public keys of the server's JWT key
 /// set (RFC 7517). Public; HMAC keys never appear.
@@ -63,6 +73,17 @@ pub(crate) async fn jwks(State(state): State<AppState>) -> Response {
     )
         .into_response()
 }
+
+/// `GET /v1/whoami`: the route of [`whoami`] and its documentation.
+pub(crate) const WHOAMI: Endpoint = Endpoint::new(
+    Method::GET,
+    "/v1/whoami",
+    RouteDoc::ok(
+        "The authenticated caller",
+        "the caller's principal, tenant, roles and permissions",
+        Payload::Json(schema_ref::<Whoami>),
+    ),
+);
 
 /// `GET /v1/whoami`: the authenticated caller.
 ///
@@ -299,6 +320,24 @@ struct ListQuery {
     limit: Option<u32>,
 }
 
+/// `POST /v1/keys`: the route of [`create_key`] and its documentation.
+pub(crate) const CREATE_KEY: Endpoint = Endpoint::new(
+    Method::POST,
+    "/v1/keys",
+    RouteDoc {
+        body: RequestBody::Json {
+            schema: schema_ref::<crate::routes::keys::CreateKey>,
+            required: true,
+        },
+        status: 201,
+        ..RouteDoc::ok(
+            "Create an API key in the caller's tenant",
+            "the key, shown this once (`Location: /v1/keys/{id}`)",
+            Payload::Json(schema_ref::<CreatedKey>),
+        )
+    },
+);
+
 /// `POST /v1/keys`: create a key in the caller's tenant; 201 with the key,
 /// shown this once.
 async fn create_key(
@@ -319,6 +358,21 @@ async fn create_key(
     Ok(created_response(&created))
 }
 
+/// `GET /v1/keys`: the route of [`list_keys`] and its documentation.
+pub(crate) const LIST_KEYS: Endpoint = Endpoint::new(
+    Method::GET,
+    "/v1/keys",
+    RouteDoc {
+        query: PAGE_QUERY,
+        errors: &[(400, "an invalid `after` cursor or `limit`")],
+        ..RouteDoc::ok(
+            "The caller's tenant's API keys, a page at a time",
+            "a page of keys (never their secrets)",
+            Payload::Json(schema_ref::<KeyPage>),
+        )
+    },
+);
+
 /// `GET /v1/keys`: the caller's tenant's keys, a page at a time.
 async fn list_keys(
     State(state): State<AppState>,
@@ -328,6 +382,21 @@ async fn list_keys(
     let tenant = caller.tenant.clone();
     list(&state, &caller, &tenant, query).await
 }
+
+/// `GET /v1/admin/tenants/{tenant}/keys`: the route of [`admin_list_keys`] and its documentation.
+pub(crate) const ADMIN_LIST_KEYS: Endpoint = Endpoint::new(
+    Method::GET,
+    "/v1/admin/tenants/{tenant}/keys",
+    RouteDoc {
+        query: PAGE_QUERY,
+        errors: &[(400, "an invalid `after` cursor or `limit`")],
+        ..RouteDoc::ok(
+            "Any tenant's API keys (cross-tenant administrators)",
+            "a page of keys",
+            Payload::Json(schema_ref::<KeyPage>),
+        )
+    },
+);
 
 /// `GET /v1/admin/tenants/{tenant}/keys`: any tenant's keys (cross-tenant
 /// administrators only).
@@ -359,6 +428,36 @@ async fn list(
     ))
 }
 
+/// `POST /v1/keys/{id}/rotate`: the route of [`rotate_key`] and its documentation.
+pub(crate) const ROTATE_KEY: Endpoint = Endpoint::new(
+    Method::POST,
+    "/v1/keys/{id}/rotate",
+    RouteDoc {
+        description: Some("The old key keeps working for the overlap."),
+        errors: &[
+            (
+                400,
+                "an overlap over `auth.api_keys.max_rotation_overlap_secs`",
+            ),
+            (
+                409,
+                "the key is revoked, expired or already rotated, or carries scopes \
+                 a new key could not",
+            ),
+        ],
+        body: RequestBody::Json {
+            schema: schema_ref::<crate::routes::keys::RotateKey>,
+            required: false,
+        },
+        status: 201,
+        ..RouteDoc::ok(
+            "Rotate an API key: a successor key",
+            "the successor key, shown this once",
+            Payload::Json(schema_ref::<CreatedKey>),
+        )
+    },
+);
+
 /// `POST /v1/keys/{id}/rotate`: a successor key (201, shown this once); the
 /// old key keeps working for the overlap.
 async fn rotate_key(
@@ -389,6 +488,16 @@ async fn rotate_key(
         .await?;
     Ok(created_response(&created))
 }
+
+/// `DELETE /v1/keys/{id}`: the route of [`revoke_key`] and its documentation.
+pub(crate) const REVOKE_KEY: Endpoint = Endpoint::new(
+    Method::DELETE,
+    "/v1/keys/{id}",
+    RouteDoc {
+        status: 204,
+        ..RouteDoc::ok("Revoke an API key", "revoked", Payload::Empty)
+    },
+);
 
 /// `DELETE /v1/keys/{id}`: revoke a key of the caller's tenant; 204.
 async fn revoke_key(

@@ -20,13 +20,16 @@
 //! (`probes`, `auth`, `default`, `documents`) and is either public (only
 //! `/health/*`, `/.well-known/jwks.json`, `/metrics`, `/openapi.json` and
 //! the token endpoints `/v1/auth/*`) or protected; each route is registered with
-//! its method and the permissions it requires. [`router`] is built only
-//! from [`route_groups`], and tests walk every route of every group: each
+//! its [`Endpoint`] (method, path and OpenAPI documentation, a constant
+//! beside the handler) and the permissions it requires. [`router`] is
+//! built only from [`route_groups`], and tests walk every route of every
+//! group: each
 //! answers with the RateLimit headers, and each protected route answers 401
 //! without credentials and 403 to a principal lacking its permission, so a
 //! route cannot be added without a policy or a guard. The OpenAPI
 //! document of `GET /openapi.json` ([`crate::openapi`]) is generated from
-//! the same table, and its tests fail for a route it does not describe.
+//! the same endpoints, and its tests fail when the router and the
+//! document disagree either way.
 //!
 //! The handlers live in one module per API area; each adds its routes to a
 //! [`RouteGroup`] with the permissions they require. The state they share
@@ -57,6 +60,7 @@ use tower::ServiceBuilder;
 use tower_http::body::Limited;
 
 use crate::auth::{AuthGateLayer, AuthServices};
+use crate::openapi::RouteDoc;
 use crate::state::AppState;
 
 /// Whether a route group needs a verified principal.
@@ -68,7 +72,31 @@ pub(crate) enum Access {
     Protected,
 }
 
-/// One route: its method, path and the permissions its guard requires.
+/// A route as its handler's module states it, beside the handler: method,
+/// path and documentation (utoipa's `#[utoipa::path]`, as a value). The
+/// router is built from it and the OpenAPI document describes it, so the
+/// two cannot name different routes, and a route cannot be registered
+/// without its documentation.
+#[derive(Debug, Clone)]
+pub(crate) struct Endpoint {
+    /// The method.
+    pub(crate) method: Method,
+    /// The path pattern.
+    pub(crate) path: &'static str,
+    /// What the OpenAPI document says of it beyond what the route's facts
+    /// imply (see [`crate::openapi`]).
+    pub(crate) doc: RouteDoc,
+}
+
+impl Endpoint {
+    /// `method path`, documented by `doc`.
+    pub(crate) const fn new(method: Method, path: &'static str, doc: RouteDoc) -> Self {
+        Self { method, path, doc }
+    }
+}
+
+/// One route: its method, path and documentation, and the permissions its
+/// guard requires.
 #[derive(Debug, Clone)]
 pub(crate) struct RouteSpec {
     /// The method.
@@ -78,6 +106,8 @@ pub(crate) struct RouteSpec {
     /// Every permission required (all must be held); empty means any
     /// authenticated principal.
     pub(crate) required: Vec<Permission>,
+    /// Its documentation.
+    pub(crate) doc: RouteDoc,
 }
 
 /// Routes sharing one rate-limit class and one access rule, and their
@@ -120,12 +150,11 @@ impl RouteGroup {
         self
     }
 
-    /// Add `method path`, guarded by every permission of `required` (all
+    /// Add `endpoint`, guarded by every permission of `required` (all
     /// must be held; none in a public group).
     pub(crate) fn route<H, T>(
         mut self,
-        method: Method,
-        path: &'static str,
+        endpoint: Endpoint,
         required: &[Permission],
         handler: H,
     ) -> Self
@@ -133,6 +162,7 @@ impl RouteGroup {
         H: Handler<T, AppState>,
         T: 'static,
     {
+        let Endpoint { method, path, doc } = endpoint;
         assert!(
             self.access == Access::Protected || required.is_empty(),
             "{path}: a public route cannot require permissions"
@@ -148,6 +178,7 @@ impl RouteGroup {
             method,
             path,
             required: required.to_vec(),
+            doc,
         });
         self
     }
@@ -185,16 +216,11 @@ enum GroupGate {
 /// routes (the 404 fallback) belong to the protected `default` group.
 pub(crate) fn route_groups() -> Vec<RouteGroup> {
     let probes = RouteGroup::public("probes")
-        .route(Method::GET, "/health/live", &[], health::live)
-        .route(Method::GET, "/health/ready", &[], health::ready)
-        .route(
-            Method::GET,
-            "/.well-known/jwks.json",
-            &[],
-            crate::routes::keys::jwks,
-        )
-        .route(Method::GET, "/metrics", &[], crate::metrics::scrape)
-        .route(Method::GET, "/openapi.json", &[], crate::openapi::serve);
+        .route(health::LIVE, &[], health::live)
+        .route(health::READY, &[], health::ready)
+        .route(crate::routes::keys::JWKS, &[], crate::routes::keys::jwks)
+        .route(crate::metrics::SCRAPE, &[], crate::metrics::scrape)
+        .route(crate::openapi::SERVE, &[], crate::openapi::serve);
     // Document processing (upload, extraction, jobs): its own, stricter
     // policy.
     let documents = crate::routes::documents::routes(RouteGroup::protected("documents"));

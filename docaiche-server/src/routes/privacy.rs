@@ -17,29 +17,21 @@ use serde::Deserialize;
 
 use crate::audit::AuditFacts;
 use crate::json::{ValidJson, Validate};
+use crate::openapi::{Param, Payload, RequestBody, RouteDoc, grammar, schema_ref};
 use crate::privacy::PrivacyServices;
 use crate::rejection::Path;
+use crate::routes::Endpoint;
 use crate::routes::RouteGroup;
 use crate::state::AppState;
 
 /// Add the privacy routes to `group` (the protected `default` group).
 pub(crate) fn routes(group: RouteGroup) -> RouteGroup {
     group
-        .route(
-            Method::POST,
-            "/v1/privacy/export",
-            &[Permission::PRIVACY_EXPORT],
-            export,
-        )
-        .route(
-            Method::POST,
-            "/v1/privacy/erase",
-            &[Permission::PRIVACY_ERASE],
-            erase,
-        )
+        .route(EXPORT, &[Permission::PRIVACY_EXPORT], export)
+        .route(ERASE, &[Permission::PRIVACY_ERASE], erase)
         // The service lets either permission read the requests.
-        .route(Method::GET, "/v1/privacy/requests", &[], list_requests)
-        .route(Method::GET, "/v1/privacy/requests/{id}", &[], get_request)
+        .route(LIST_REQUESTS, &[], list_requests)
+        .route(GET_REQUEST, &[], get_request)
 }
 
 /// The body of `POST /v1/privacy/export` and `POST /v1/privacy/erase`
@@ -193,6 +185,39 @@ async fn submit<'a>(
     Ok((&privacy.service, tenant, request))
 }
 
+/// `POST /v1/privacy/export`: the route of [`export`] and its documentation.
+pub(crate) const EXPORT: Endpoint = Endpoint::new(
+    Method::POST,
+    "/v1/privacy/export",
+    RouteDoc {
+        description: Some(
+            "Records an access/portability request (GDPR Art. 15 and 20, CCPA right \
+             to know) with its legal deadline and carries it out: the subject's \
+             account, documents with their text, API keys (never hashes) and audit \
+             entries, as one JSON attachment (`Location: /v1/privacy/requests/{id}`). \
+             Name the subject by `subject` (principal id) or `email` (their account); \
+             another tenant needs `tenants:cross`.",
+        ),
+        body: RequestBody::Json {
+            schema: schema_ref::<crate::routes::privacy::SubjectRequest>,
+            required: true,
+        },
+        errors: &[
+            (403, "the principal may not export in that tenant"),
+            (404, "no account has that e-mail in the tenant"),
+            (
+                409,
+                "the subject holds more documents than one export carries",
+            ),
+        ],
+        ..RouteDoc::ok(
+            "Export everything held about a data subject",
+            "the export bundle (`Content-Disposition: attachment`), never cached",
+            Payload::Json(schema_ref::<crate::routes::privacy::SubjectExport>),
+        )
+    },
+);
+
 /// `POST /v1/privacy/export`: record an export request and carry it out.
 async fn export(
     State(state): State<AppState>,
@@ -223,6 +248,37 @@ async fn export(
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }
+
+/// `POST /v1/privacy/erase`: the route of [`erase`] and its documentation.
+pub(crate) const ERASE: Endpoint = Endpoint::new(
+    Method::POST,
+    "/v1/privacy/erase",
+    RouteDoc {
+        description: Some(
+            "Records an erasure request (GDPR Art. 17, CCPA right to delete) and \
+             carries it out: the subject's documents, account and API key records \
+             are deleted, their data key destroyed, and the audit trail keeps a \
+             `privacy.erase` tombstone naming only their pseudonym.",
+        ),
+        body: RequestBody::Json {
+            schema: schema_ref::<crate::routes::privacy::SubjectRequest>,
+            required: true,
+        },
+        errors: &[
+            (403, "the principal may not erase in that tenant"),
+            (404, "no account has that e-mail in the tenant"),
+            (
+                409,
+                "a legal hold covers the subject (the request is `rejected`)",
+            ),
+        ],
+        ..RouteDoc::ok(
+            "Erase a data subject",
+            "the completed request and what was erased",
+            Payload::Json(schema_ref::<crate::routes::privacy::Erasure>),
+        )
+    },
+);
 
 /// `POST /v1/privacy/erase`: record an erasure request and carry it out.
 async fn erase(
@@ -287,6 +343,43 @@ fn no_store(body: serde_json::Value) -> Response {
         .into_response()
 }
 
+/// `GET /v1/privacy/requests`: the route of [`list_requests`] and its documentation.
+pub(crate) const LIST_REQUESTS: Endpoint = Endpoint::new(
+    Method::GET,
+    "/v1/privacy/requests",
+    RouteDoc {
+        query: &[
+            (
+                "tenant",
+                Param::Pattern(grammar::NAME_ID),
+                "the tenant (default: the caller's; another needs `tenants:cross`)",
+            ),
+            (
+                "after",
+                Param::Pattern(grammar::KEY_CURSOR),
+                "the cursor of the previous page's `next`",
+            ),
+            (
+                "limit",
+                Param::Integer(1, docaiche_core::page::MAX_PAGE_SIZE as u64),
+                "page size (default 100)",
+            ),
+        ],
+        errors: &[
+            (400, "an invalid `tenant`, `after` cursor or `limit`"),
+            (
+                403,
+                "the principal holds neither `privacy:export` nor `privacy:erase` on the tenant",
+            ),
+        ],
+        ..RouteDoc::ok(
+            "The tenant's data-subject requests (the DPO's queue), a page at a time",
+            "a page of requests, oldest first, with status and deadline",
+            Payload::Json(schema_ref::<crate::routes::privacy::PrivacyRequestList>),
+        )
+    },
+);
+
 /// `GET /v1/privacy/requests`: the tenant's requests, oldest first, a page
 /// at a time (the store keeps at most a bounded number per tenant; a page
 /// renders at most `limit` of them).
@@ -321,6 +414,31 @@ struct RequestsQuery {
     /// Page size, 1 to 1000 (default 100).
     limit: Option<u32>,
 }
+
+/// `GET /v1/privacy/requests/{id}`: the route of [`get_request`] and its documentation.
+pub(crate) const GET_REQUEST: Endpoint = Endpoint::new(
+    Method::GET,
+    "/v1/privacy/requests/{id}",
+    RouteDoc {
+        query: &[(
+            "tenant",
+            Param::Pattern(grammar::NAME_ID),
+            "the tenant (default: the caller's; another needs `tenants:cross`)",
+        )],
+        errors: &[
+            (400, "an invalid `tenant`"),
+            (
+                403,
+                "the principal holds neither `privacy:export` nor `privacy:erase` on the tenant",
+            ),
+        ],
+        ..RouteDoc::ok(
+            "A data-subject request: status, deadline, failure",
+            "the request",
+            Payload::Json(schema_ref::<crate::routes::privacy::PrivacyRequestDoc>),
+        )
+    },
+);
 
 /// `GET /v1/privacy/requests/{id}`: one request of the tenant; an unknown
 /// id, or another tenant's, is 404.

@@ -23,19 +23,29 @@ use crate::test_support::TestDir;
 /// Routes that exist only in tests, in the `default` class.
 pub(super) fn routes(group: RouteGroup) -> RouteGroup {
     group
-        .route(Method::GET, "/test/panic", &[], panics)
+        .route(test_only(Method::GET, "/test/panic"), &[], panics)
         .route(
-            Method::GET,
-            "/test/sleep/{ms}",
+            test_only(Method::GET, "/test/sleep/{ms}"),
             &[],
             |Path(ms): Path<u64>| async move {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 "slept"
             },
         )
-        .route(Method::POST, "/test/echo", &[], |body: Bytes| async move {
-            body
-        })
+        .route(
+            test_only(Method::POST, "/test/echo"),
+            &[],
+            |body: Bytes| async move { body },
+        )
+}
+
+/// A test-only route (`/test/*`: the OpenAPI document leaves them out).
+const fn test_only(method: Method, path: &'static str) -> Endpoint {
+    Endpoint::new(
+        method,
+        path,
+        crate::openapi::RouteDoc::ok("test only", "test only", crate::openapi::Payload::Empty),
+    )
 }
 
 /// A handler that panics with a message that must not reach the client.
