@@ -18,11 +18,10 @@ use utoipa::openapi::security::{
 use utoipa::openapi::{ContentBuilder, RefOr, Required, ResponseBuilder, Schema};
 
 use crate::openapi::{
-    API_KEY, AcceptedDocument, BEARER, BatchResponse, BatchResult, CreatedKey, DocumentDoc,
-    DocumentTextDoc, EmptyObject, ExtractionDoc, FieldErrorDoc, Health, JobDoc, Jwks, KeyDoc,
-    KeyPage, Param, Payload, PermissionName, ProblemDoc, RefreshRequest, RequestBody,
-    RevokeRequest, RouteDoc, TokenRequest, TokenResponse, WEBSOCKET_UPGRADE, Whoami, grammar,
-    schema_ref,
+    API_KEY, AcceptedDocument, BEARER, BatchResponse, BatchResult, DocumentDoc, DocumentTextDoc,
+    EmptyObject, ExtractionDoc, FieldErrorDoc, Health, JobDoc, Jwks, Param, Payload,
+    PermissionName, ProblemDoc, RefreshRequest, RequestBody, RevokeRequest, RouteDoc, TokenRequest,
+    TokenResponse, WEBSOCKET_UPGRADE, grammar, schema_ref,
 };
 use crate::routes::{Access, RouteGroup, RouteSpec};
 
@@ -321,12 +320,12 @@ pub(super) fn components() -> utoipa::openapi::Components {
         RevokeRequest,
         TokenResponse,
         EmptyObject,
-        Whoami,
+        crate::routes::keys::Whoami<'static>,
         crate::routes::keys::CreateKey,
         crate::routes::keys::RotateKey,
-        KeyDoc,
-        CreatedKey,
-        KeyPage,
+        crate::routes::keys::KeyView,
+        crate::routes::keys::CreatedKey<'static>,
+        crate::routes::keys::KeyPage,
         crate::routes::audit::AuditPage,
         crate::routes::audit::AuditItem,
         crate::routes::privacy::SubjectRequest,

@@ -22,14 +22,12 @@ use docaiche_core::{
     ApiKeyId, Error, Grant, MAX_PERMISSION_LEN, MAX_SCOPES, Permission, PermissionCatalog,
     PermissionSet, TenantId,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::json::{ValidJson, Validate};
-use crate::openapi::{
-    CreatedKey, Jwks, KeyPage, PAGE_QUERY, Payload, RequestBody, RouteDoc, Whoami, schema_ref,
-};
+use crate::openapi::{Jwks, PAGE_QUERY, Payload, RequestBody, RouteDoc, schema_ref};
 use crate::rejection::Path;
 use crate::routes::Endpoint;
 use crate::routes::RouteGroup;
@@ -81,9 +79,27 @@ pub(crate) const WHOAMI: Endpoint = Endpoint::new(
     RouteDoc::ok(
         "The authenticated caller",
         "the caller's principal, tenant, roles and permissions",
-        Payload::Json(schema_ref::<Whoami>),
+        Payload::Json(schema_ref::<Whoami<'static>>),
     ),
 );
+
+/// `GET /v1/whoami`.
+// Written straight from the caller; fields in the order the keys sort.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Whoami<'a> {
+    /// `api_key`, `jwt`, `oidc` or `other`.
+    auth_method: &'static str,
+    /// Every permission held (`resource:action`).
+    #[schema(value_type = Vec<String>)]
+    permissions: &'a PermissionSet,
+    /// The principal id.
+    principal: &'a str,
+    /// The roles.
+    roles: &'a [String],
+    /// The tenant.
+    tenant: &'a str,
+}
 
 /// `GET /v1/whoami`: the authenticated caller.
 ///
@@ -91,15 +107,6 @@ pub(crate) const WHOAMI: Endpoint = Endpoint::new(
 /// put it (as [`Authenticated`] does, without cloning it) and writes the
 /// body straight from it.
 async fn whoami(request: axum::extract::Request) -> Response {
-    /// The body; fields in the order the keys sort.
-    #[derive(serde::Serialize)]
-    struct WhoAmI<'a> {
-        auth_method: &'static str,
-        permissions: &'a PermissionSet,
-        principal: &'a str,
-        roles: &'a [String],
-        tenant: &'a str,
-    }
     let Some(caller) = docaiche_core::Principal::from_extensions(request.extensions()) else {
         return Error::unauthenticated(docaiche_core::AuthFailure::Missing).into_response();
     };
@@ -109,7 +116,7 @@ async fn whoami(request: axum::extract::Request) -> Response {
         docaiche_core::AuthMethod::Oidc { .. } => "oidc",
         _ => "other",
     };
-    let body = WhoAmI {
+    let body = Whoami {
         auth_method: method,
         permissions: &caller.permissions,
         principal: caller.id.as_str(),
@@ -333,7 +340,7 @@ pub(crate) const CREATE_KEY: Endpoint = Endpoint::new(
         ..RouteDoc::ok(
             "Create an API key in the caller's tenant",
             "the key, shown this once (`Location: /v1/keys/{id}`)",
-            Payload::Json(schema_ref::<CreatedKey>),
+            Payload::Json(schema_ref::<CreatedKey<'static>>),
         )
     },
 );
@@ -421,11 +428,11 @@ async fn list(
         query.map_err(|e| Error::invalid_input(format!("invalid query: {}", e.body_text())))?;
     let page = PageRequest::new(query.after, query.limit.unwrap_or(DEFAULT_PAGE))?;
     let page = state.auth.api_keys.list(caller, tenant, &page).await?;
-    let items: Vec<serde_json::Value> = page.items.iter().map(record_json).collect();
-    Ok(no_store(
-        StatusCode::OK,
-        &serde_json::json!({ "items": items, "next": page.next }),
-    ))
+    let body = KeyPage {
+        items: page.items.iter().map(KeyView::from).collect(),
+        next: page.next,
+    };
+    Ok(no_store(StatusCode::OK, &body))
 }
 
 /// `POST /v1/keys/{id}/rotate`: the route of [`rotate_key`] and its documentation.
@@ -453,7 +460,7 @@ pub(crate) const ROTATE_KEY: Endpoint = Endpoint::new(
         ..RouteDoc::ok(
             "Rotate an API key: a successor key",
             "the successor key, shown this once",
-            Payload::Json(schema_ref::<CreatedKey>),
+            Payload::Json(schema_ref::<CreatedKey<'static>>),
         )
     },
 );
@@ -523,8 +530,10 @@ fn key_id(raw: &str) -> Result<ApiKeyId, Error> {
 
 /// The 201 answer to a created or rotated key.
 fn created_response(created: &CreatedApiKey) -> Response {
-    let mut body = record_json(&created.record);
-    body["key"] = serde_json::Value::String(created.key.expose_secret().to_owned());
+    let body = CreatedKey {
+        record: KeyView::from(&created.record),
+        key: created.key.expose_secret(),
+    };
     let mut response = no_store(StatusCode::CREATED, &body);
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/keys/{}", created.record.id)) {
         response.headers_mut().insert(header::LOCATION, location);
@@ -532,32 +541,79 @@ fn created_response(created: &CreatedApiKey) -> Response {
     response
 }
 
-/// A key record as JSON: never its hash.
-fn record_json(record: &ApiKeyRecord) -> serde_json::Value {
-    let time = |t: Option<OffsetDateTime>| t.and_then(|t| t.format(&Rfc3339).ok());
-    let scopes: Vec<String> = record.scopes.iter().map(ToString::to_string).collect();
-    serde_json::json!({
-        "id": record.id.to_string(),
-        "tenant": record.tenant.as_str(),
-        "principal": record.principal.as_str(),
-        "name": record.name,
-        "scopes": scopes,
-        "created_at": time(Some(record.created_at)),
-        "expires_at": time(record.expires_at),
-        "last_used_at": time(record.last_used_at),
-        "revoked_at": time(record.revoked_at),
-        "replaced_by": record.replaced_by.map(|id| id.to_string()),
-    })
+/// An API key record (never its secret or hash).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ApiKey)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KeyView {
+    /// The key id.
+    id: String,
+    /// Its tenant.
+    tenant: String,
+    /// The principal the key acts as.
+    principal: String,
+    /// Human label.
+    name: String,
+    /// The permissions it carries.
+    scopes: Vec<String>,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
+    created_at: String,
+    /// RFC 3339; none for a key that does not expire.
+    #[schema(format = DateTime)]
+    expires_at: Option<String>,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
+    last_used_at: Option<String>,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
+    revoked_at: Option<String>,
+    /// The successor of a rotated key.
+    replaced_by: Option<String>,
+}
+
+impl From<&ApiKeyRecord> for KeyView {
+    fn from(record: &ApiKeyRecord) -> Self {
+        let time = |t: OffsetDateTime| t.format(&Rfc3339).ok();
+        Self {
+            id: record.id.to_string(),
+            tenant: record.tenant.as_str().to_owned(),
+            principal: record.principal.as_str().to_owned(),
+            name: record.name.clone(),
+            scopes: record.scopes.iter().map(ToString::to_string).collect(),
+            created_at: time(record.created_at).unwrap_or_default(),
+            expires_at: record.expires_at.and_then(time),
+            last_used_at: record.last_used_at.and_then(time),
+            revoked_at: record.revoked_at.and_then(time),
+            replaced_by: record.replaced_by.map(|id| id.to_string()),
+        }
+    }
+}
+
+/// A created or rotated key: the record and the key itself, shown once.
+// No `Debug`: it holds the secret.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct CreatedKey<'a> {
+    /// The record.
+    #[serde(flatten)]
+    record: KeyView,
+    /// The key: send it as `X-API-Key`. Shown this once.
+    key: &'a str,
+}
+
+/// A page of keys.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KeyPage {
+    /// The keys.
+    items: Vec<KeyView>,
+    /// The cursor of the next page (`?after=`); none on the last page.
+    next: Option<String>,
 }
 
 /// A JSON response that no cache may keep.
-fn no_store(status: StatusCode, body: &serde_json::Value) -> Response {
-    (
-        status,
-        [(header::CACHE_CONTROL, "no-store")],
-        Json(body.clone()),
-    )
-        .into_response()
+fn no_store(status: StatusCode, body: &impl Serialize) -> Response {
+    (status, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }
 
 #[cfg(test)]
