@@ -18,10 +18,9 @@ use utoipa::openapi::security::{
 use utoipa::openapi::{ContentBuilder, RefOr, Required, ResponseBuilder, Schema};
 
 use crate::openapi::{
-    API_KEY, AcceptedDocument, BEARER, BatchResponse, BatchResult, DocumentDoc, DocumentTextDoc,
-    EmptyObject, ExtractionDoc, FieldErrorDoc, Health, JobDoc, Jwks, Param, Payload,
-    PermissionName, ProblemDoc, RefreshRequest, RequestBody, RevokeRequest, RouteDoc, TokenRequest,
-    TokenResponse, WEBSOCKET_UPGRADE, grammar, schema_ref,
+    API_KEY, BEARER, EmptyObject, FieldErrorDoc, Health, Jwks, Param, Payload, PermissionName,
+    ProblemDoc, RefreshRequest, RequestBody, RevokeRequest, RouteDoc, TokenRequest, TokenResponse,
+    WEBSOCKET_UPGRADE, grammar, schema_ref,
 };
 use crate::routes::{Access, RouteGroup, RouteSpec};
 
@@ -340,13 +339,13 @@ pub(super) fn components() -> utoipa::openapi::Components {
         crate::routes::admin::ComplianceReportDoc,
         crate::routes::documents::BatchRequest,
         crate::routes::documents::BatchItem,
-        DocumentDoc,
-        ExtractionDoc,
-        JobDoc,
-        AcceptedDocument,
-        BatchResult,
-        BatchResponse,
-        DocumentTextDoc,
+        crate::routes::documents::DocumentView<'static>,
+        crate::routes::documents::ExtractionView<'static>,
+        crate::routes::jobs::JobView<'static>,
+        crate::routes::documents::AcceptedDocument<'static>,
+        crate::routes::documents::BatchResult<'static>,
+        crate::routes::documents::BatchResponse<'static>,
+        crate::routes::documents::DocumentTextView<'static>,
     );
     ComponentsBuilder::new()
         .schemas_from_iter(schemas)

@@ -19,16 +19,13 @@ use docaiche_core::problem::{PROBLEM_JSON, Problem};
 use docaiche_core::{DocumentId, DocumentStore, Error, Permission, Principal};
 use docaiche_extract::ExtractError;
 use http_body_util::BodyExt as _;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::jobs::job_json;
+use super::jobs::JobView;
 use crate::documents::{DocumentEventKind, EXTRACT_JOB, PDF};
-use crate::openapi::{
-    AcceptedDocument, BatchResponse, DocumentDoc, DocumentTextDoc, Param, Payload, RequestBody,
-    RouteDoc, schema_ref,
-};
+use crate::openapi::{Param, Payload, RequestBody, RouteDoc, schema_ref};
 use crate::rejection::Path;
 use crate::routes::Endpoint;
 use crate::routes::RouteGroup;
@@ -234,7 +231,7 @@ pub(crate) const UPLOAD: Endpoint = Endpoint::new(
         ..RouteDoc::ok(
             "Upload one PDF",
             "stored (`Location: /v1/documents/{id}`)",
-            Payload::Json(schema_ref::<AcceptedDocument>),
+            Payload::Json(schema_ref::<AcceptedDocument<'static>>),
         )
     },
 );
@@ -268,7 +265,7 @@ async fn upload(
     let mut response = (
         StatusCode::CREATED,
         [(header::CACHE_CONTROL, "no-store")],
-        Json(accepted_json(&accepted)),
+        Json(AcceptedDocument::from(&accepted)),
     )
         .into_response();
     let id = accepted.meta.id.to_string();
@@ -314,7 +311,7 @@ pub(crate) const BATCH: Endpoint = Endpoint::new(
         ..RouteDoc::ok(
             "Upload several documents (base64 in JSON)",
             "one result per document",
-            Payload::Json(schema_ref::<BatchResponse>),
+            Payload::Json(schema_ref::<BatchResponse<'static>>),
         )
     },
 );
@@ -343,49 +340,61 @@ async fn batch(
         .into());
     }
     let upload_limit = state.intake.upload_limit(state.http.body_limit);
-    let mut results = Vec::with_capacity(request.documents.len());
-    for (index, item) in request.documents.into_iter().enumerate() {
-        let outcome = match base64::engine::general_purpose::STANDARD.decode(&item.content_base64) {
-            Err(_) => Err(Refusal::from(Error::invalid_input(
-                "content_base64 is not valid base64",
-            ))),
-            Ok(content) if u64::try_from(content.len()).unwrap_or(u64::MAX) > upload_limit => {
-                Err(Refusal::from(Error::PayloadTooLarge {
-                    limit: upload_limit,
-                }))
-            }
-            Ok(content) => {
-                intake(
-                    &state,
-                    &caller,
-                    Upload {
-                        content: Bytes::from(content),
-                        declared_type: item.content_type,
-                        filename: item.filename,
-                    },
-                )
-                .await
-            }
-        };
-        results.push(match outcome {
-            Ok(accepted) => serde_json::json!({
-                "index": index,
-                "status": 201,
-                "document": accepted_json(&accepted),
-            }),
-            Err(refusal) => serde_json::json!({
-                "index": index,
-                "status": refusal.error.status().as_u16(),
-                "problem": refusal.problem_json(),
-            }),
-        });
+    let mut outcomes = Vec::with_capacity(request.documents.len());
+    for item in request.documents {
+        let mut outcome =
+            match base64::engine::general_purpose::STANDARD.decode(&item.content_base64) {
+                Err(_) => Err(Refusal::from(Error::invalid_input(
+                    "content_base64 is not valid base64",
+                ))),
+                Ok(content) if u64::try_from(content.len()).unwrap_or(u64::MAX) > upload_limit => {
+                    Err(Refusal::from(Error::PayloadTooLarge {
+                        limit: upload_limit,
+                    }))
+                }
+                Ok(content) => {
+                    intake(
+                        &state,
+                        &caller,
+                        Upload {
+                            content: Bytes::from(content),
+                            declared_type: item.content_type,
+                            filename: item.filename,
+                        },
+                    )
+                    .await
+                }
+            };
+        // The answer needs none of the sanitized bytes: the batch does not
+        // hold them until it ends.
+        if let Ok(Accepted {
+            extraction: Some(extraction),
+            ..
+        }) = &mut outcome
+        {
+            extraction.sanitized = None;
+        }
+        outcomes.push(outcome);
     }
-    Ok((
-        StatusCode::OK,
-        [(header::CACHE_CONTROL, "no-store")],
-        Json(serde_json::json!({ "results": results })),
-    )
-        .into_response())
+    let results = outcomes
+        .iter()
+        .enumerate()
+        .map(|(index, outcome)| match outcome {
+            Ok(accepted) => BatchResult {
+                index,
+                status: 201,
+                document: Some(AcceptedDocument::from(accepted)),
+                problem: None,
+            },
+            Err(refusal) => BatchResult {
+                index,
+                status: refusal.error.status().as_u16(),
+                document: None,
+                problem: Some(refusal.problem_json()),
+            },
+        })
+        .collect();
+    Ok(no_store(&BatchResponse { results }))
 }
 
 /// `GET /v1/documents/{id}`: the route of [`get_document`] and its documentation.
@@ -395,7 +404,7 @@ pub(crate) const GET_DOCUMENT: Endpoint = Endpoint::new(
     RouteDoc::ok(
         "A document's metadata",
         "the metadata",
-        Payload::Json(schema_ref::<DocumentDoc>),
+        Payload::Json(schema_ref::<DocumentView<'static>>),
     ),
 );
 
@@ -413,7 +422,7 @@ async fn get_document(
         .await?
         .ok_or(Error::not_found("document"))?;
     crate::audit::document(&state, &caller, "document.read", &id.to_string(), &headers);
-    Ok(no_store(&meta_json(&meta)))
+    Ok(no_store(&DocumentView::from(&meta)))
 }
 
 /// `GET /v1/documents/{id}/text`: the route of [`get_text`] and its documentation.
@@ -425,7 +434,7 @@ pub(crate) const GET_TEXT: Endpoint = Endpoint::new(
         ..RouteDoc::ok(
             "A document's extracted text",
             "one string per page",
-            Payload::Json(schema_ref::<DocumentTextDoc>),
+            Payload::Json(schema_ref::<DocumentTextView<'static>>),
         )
     },
 );
@@ -443,10 +452,10 @@ async fn get_text(
         .get_text(&caller.tenant, &id)
         .await?
         .ok_or(Error::not_found("document text"))?;
-    Ok(no_store(&serde_json::json!({
-        "id": id.to_string(),
-        "pages": text.pages,
-    })))
+    Ok(no_store(&DocumentTextView {
+        id: id.to_string(),
+        pages: &text.pages,
+    }))
 }
 
 /// `DELETE /v1/documents/{id}`: the route of [`delete_document`] and its documentation.
@@ -529,49 +538,139 @@ async fn read_limited(headers: &HeaderMap, body: Body, limit: u64) -> Result<Byt
     Ok(Bytes::from(buffer))
 }
 
-/// RFC 3339, or null.
-pub(super) fn rfc3339(t: OffsetDateTime) -> serde_json::Value {
-    t.format(&Rfc3339)
-        .map_or(serde_json::Value::Null, serde_json::Value::String)
+/// RFC 3339; none for a time outside its range.
+pub(super) fn rfc3339(t: OffsetDateTime) -> Option<String> {
+    t.format(&Rfc3339).ok()
 }
 
-/// A document's metadata as JSON.
-fn meta_json(meta: &DocumentMeta) -> serde_json::Value {
-    serde_json::json!({
-        "id": meta.id.to_string(),
-        "owner": meta.owner.as_str(),
-        "filename": meta.filename,
-        "content_type": meta.content_type,
-        "size": meta.size,
-        "sha256": meta.sha256,
-        "has_text": meta.has_text,
-        "created_at": rfc3339(meta.created_at),
-        "text_url": format!("/v1/documents/{}/text", meta.id),
-    })
+/// A document's metadata.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Document)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DocumentView<'a> {
+    /// The document id.
+    id: String,
+    /// The principal that uploaded it.
+    owner: &'a str,
+    /// The sanitised filename.
+    filename: Option<&'a str>,
+    /// `application/pdf`.
+    content_type: &'a str,
+    /// Size in bytes.
+    size: u64,
+    /// SHA-256 of the content, hex.
+    sha256: &'a str,
+    /// Whether the extracted text is available.
+    has_text: bool,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
+    created_at: Option<String>,
+    /// Where the text is.
+    text_url: String,
 }
 
-/// The answer to an accepted document.
-fn accepted_json(accepted: &Accepted) -> serde_json::Value {
-    let mut body = meta_json(&accepted.meta);
-    if let Some(extraction) = &accepted.extraction {
-        body["extraction"] = serde_json::json!({
-            "pages": extraction.pages.len(),
-            "info": extraction.info,
-            "risks": extraction.risks,
-        });
+impl<'a> From<&'a DocumentMeta> for DocumentView<'a> {
+    fn from(meta: &'a DocumentMeta) -> Self {
+        Self {
+            id: meta.id.to_string(),
+            owner: meta.owner.as_str(),
+            filename: meta.filename.as_deref(),
+            content_type: &meta.content_type,
+            size: meta.size,
+            sha256: &meta.sha256,
+            has_text: meta.has_text,
+            created_at: rfc3339(meta.created_at),
+            text_url: format!("/v1/documents/{}/text", meta.id),
+        }
     }
-    if let Some(job) = &accepted.job {
-        body["job"] = job_json(job);
+}
+
+/// An inline extraction's summary.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Extraction)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExtractionView<'a> {
+    /// Number of pages.
+    pages: usize,
+    /// Title, author, producer, dates, page count, format version.
+    #[schema(value_type = Object)]
+    info: &'a docaiche_core::extract::DocumentInfo,
+    /// Active content found (`java_script`, `launch`, …).
+    #[schema(value_type = Vec<String>)]
+    risks: &'a [docaiche_core::extract::RiskFlag],
+}
+
+/// An accepted document: its metadata, and the inline extraction or the
+/// background job.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct AcceptedDocument<'a> {
+    /// The metadata.
+    #[serde(flatten)]
+    meta: DocumentView<'a>,
+    /// The inline extraction.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extraction: Option<ExtractionView<'a>>,
+    /// The background job.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    job: Option<JobView<'a>>,
+}
+
+impl<'a> From<&'a Accepted> for AcceptedDocument<'a> {
+    fn from(accepted: &'a Accepted) -> Self {
+        Self {
+            meta: DocumentView::from(&accepted.meta),
+            extraction: accepted.extraction.as_ref().map(|e| ExtractionView {
+                pages: e.pages.len(),
+                info: &e.info,
+                risks: &e.risks,
+            }),
+            job: accepted.job.as_ref().map(JobView::from),
+        }
     }
-    body
+}
+
+/// One document's outcome in a batch.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BatchResult<'a> {
+    /// The document's position in the request.
+    index: usize,
+    /// 201, or the status its problem would have had alone.
+    status: u16,
+    /// The accepted document (201).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    document: Option<AcceptedDocument<'a>>,
+    /// Why it was refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::openapi::ProblemDoc>)]
+    problem: Option<serde_json::Value>,
+}
+
+/// `POST /v1/documents/batch`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BatchResponse<'a> {
+    /// One per document, in order.
+    results: Vec<BatchResult<'a>>,
+}
+
+/// A document's text.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = DocumentText)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DocumentTextView<'a> {
+    /// The document id.
+    id: String,
+    /// One string per page.
+    pages: &'a [String],
 }
 
 /// A JSON response that no cache may keep.
-pub(super) fn no_store(body: &serde_json::Value) -> Response {
+pub(super) fn no_store(body: &impl Serialize) -> Response {
     (
         StatusCode::OK,
         [(header::CACHE_CONTROL, "no-store")],
-        Json(body.clone()),
+        Json(body),
     )
         .into_response()
 }

@@ -8,8 +8,11 @@ use docaiche_auth::layer::Authenticated;
 use docaiche_core::job::JobRecord;
 use docaiche_core::{Error, JobId, Permission};
 
+use serde::Serialize;
+
 use super::documents::{no_store, rfc3339};
-use crate::openapi::{JobDoc, Payload, RouteDoc, schema_ref};
+
+use crate::openapi::{Payload, RouteDoc, schema_ref};
 use crate::rejection::Path;
 use crate::routes::Endpoint;
 use crate::routes::RouteGroup;
@@ -31,7 +34,7 @@ pub(crate) const GET_JOB: Endpoint = Endpoint::new(
     RouteDoc::ok(
         "An extraction job: state, progress, attempts, error",
         "the job",
-        Payload::Json(schema_ref::<JobDoc>),
+        Payload::Json(schema_ref::<JobView<'static>>),
     ),
 );
 
@@ -48,7 +51,7 @@ async fn get_job(
         .get(&caller.tenant, &id)
         .await?
         .ok_or(Error::not_found("job"))?;
-    Ok(no_store(&job_json(&job)))
+    Ok(no_store(&JobView::from(&job)))
 }
 
 /// `DELETE /v1/jobs/{id}`: the route of [`cancel_job`] and its documentation.
@@ -92,21 +95,63 @@ async fn cancel_job(
     }
 }
 
-/// A job as JSON (its payload names the document).
-pub(super) fn job_json(job: &JobRecord) -> serde_json::Value {
-    serde_json::json!({
-        "id": job.id.to_string(),
-        "kind": job.kind,
-        "state": job.state.as_str(),
-        "progress": job.progress,
-        "attempts": job.attempts,
-        "max_attempts": job.max_attempts,
-        "last_error": job.last_error,
-        "document": job.payload.get("document"),
-        "result": job.result,
-        "created_at": rfc3339(job.created_at),
-        "updated_at": rfc3339(job.updated_at),
-        "run_after": rfc3339(job.run_after),
-        "url": format!("/v1/jobs/{}", job.id),
-    })
+/// An extraction job.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Job)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct JobView<'a> {
+    /// The job id.
+    id: String,
+    /// `extract`.
+    kind: &'a str,
+    /// `queued`, `running`, `succeeded`, `dead` or `cancelled`.
+    state: &'static str,
+    /// Percent done.
+    progress: u8,
+    /// Attempts so far.
+    attempts: u32,
+    /// Attempts before the job is dead-lettered.
+    max_attempts: u32,
+    /// Why the last attempt failed.
+    last_error: Option<&'a str>,
+    /// The document id.
+    document: Option<&'a str>,
+    /// The job's result.
+    #[schema(value_type = Option<Object>)]
+    result: Option<&'a serde_json::Value>,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
+    created_at: Option<String>,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
+    updated_at: Option<String>,
+    /// RFC 3339: not run before.
+    #[schema(format = DateTime)]
+    run_after: Option<String>,
+    /// Where to poll it.
+    url: String,
+}
+
+impl<'a> From<&'a JobRecord> for JobView<'a> {
+    fn from(job: &'a JobRecord) -> Self {
+        Self {
+            id: job.id.to_string(),
+            kind: &job.kind,
+            state: job.state.as_str(),
+            progress: job.progress,
+            attempts: job.attempts,
+            max_attempts: job.max_attempts,
+            last_error: job.last_error.as_deref(),
+            // The payload names the document.
+            document: job
+                .payload
+                .get("document")
+                .and_then(serde_json::Value::as_str),
+            result: job.result.as_ref(),
+            created_at: rfc3339(job.created_at),
+            updated_at: rfc3339(job.updated_at),
+            run_after: rfc3339(job.run_after),
+            url: format!("/v1/jobs/{}", job.id),
+        }
+    }
 }
