@@ -43,7 +43,7 @@ use crate::auth::AuthServices;
 use crate::config::{AuthSection, Config, EnvLookup};
 use crate::openapi::{
     EmptyObject, Payload, RefreshRequest, RequestBody, RevokeRequest, RouteDoc, TokenRequest,
-    TokenResponse, schema_ref,
+    schema_ref,
 };
 use crate::routes::Endpoint;
 use crate::routes::RouteGroup;
@@ -268,6 +268,23 @@ fn text<'a>(object: &'a Map<String, Value>, name: &str) -> &'a str {
     object.get(name).and_then(Value::as_str).unwrap_or_default()
 }
 
+/// A token pair (RFC 6749 §5.1).
+// No `Debug`: it holds the tokens.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TokenResponse<'a> {
+    /// The access token (a JWT).
+    access_token: &'a str,
+    /// `Bearer`.
+    token_type: &'a str,
+    /// Seconds until the access token expires.
+    expires_in: i64,
+    /// The refresh token (single use).
+    refresh_token: &'a str,
+    /// Seconds until the refresh token expires.
+    refresh_token_expires_in: i64,
+}
+
 /// The OAuth 2.0 token response (RFC 6749 §5.1), never cached.
 fn token_response(pair: &TokenPair, now: time::OffsetDateTime) -> Response {
     // Whole seconds, rounded up: the issuer counts from the whole second.
@@ -277,13 +294,13 @@ fn token_response(pair: &TokenPair, now: time::OffsetDateTime) -> Response {
     };
     let expires_in = seconds_until(pair.access_expires_at);
     let refresh_expires_in = seconds_until(pair.refresh_expires_at);
-    let body = serde_json::json!({
-        "access_token": pair.access_token.expose_secret(),
-        "token_type": pair.token_type,
-        "expires_in": expires_in,
-        "refresh_token": pair.refresh_token.expose_secret(),
-        "refresh_token_expires_in": refresh_expires_in,
-    });
+    let body = TokenResponse {
+        access_token: pair.access_token.expose_secret(),
+        token_type: pair.token_type,
+        expires_in,
+        refresh_token: pair.refresh_token.expose_secret(),
+        refresh_token_expires_in: refresh_expires_in,
+    };
     let mut response = (StatusCode::OK, axum::Json(body)).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -307,7 +324,7 @@ pub(crate) const TOKEN: Endpoint = Endpoint::new(
         ..RouteDoc::ok(
             "Password login: an access and a refresh token",
             "the token pair (RFC 6749 §5.1), never cached",
-            Payload::Json(schema_ref::<TokenResponse>),
+            Payload::Json(schema_ref::<TokenResponse<'static>>),
         )
     },
 );
@@ -407,7 +424,7 @@ pub(crate) const REFRESH: Endpoint = Endpoint::new(
         ..RouteDoc::ok(
             "A new token pair for a refresh token",
             "the new token pair",
-            Payload::Json(schema_ref::<TokenResponse>),
+            Payload::Json(schema_ref::<TokenResponse<'static>>),
         )
     },
 );

@@ -19,7 +19,7 @@ use utoipa::openapi::{ContentBuilder, RefOr, Required, ResponseBuilder, Schema};
 
 use crate::openapi::{
     API_KEY, BEARER, EmptyObject, FieldErrorDoc, Health, Jwks, Param, Payload, PermissionName,
-    ProblemDoc, RefreshRequest, RequestBody, RevokeRequest, RouteDoc, TokenRequest, TokenResponse,
+    ProblemDoc, RefreshRequest, RequestBody, RevokeRequest, RouteDoc, TokenRequest,
     WEBSOCKET_UPGRADE, grammar, schema_ref,
 };
 use crate::routes::{Access, RouteGroup, RouteSpec};
@@ -317,7 +317,7 @@ pub(super) fn components() -> utoipa::openapi::Components {
         TokenRequest,
         RefreshRequest,
         RevokeRequest,
-        TokenResponse,
+        crate::login::TokenResponse<'static>,
         EmptyObject,
         crate::routes::keys::Whoami<'static>,
         crate::routes::keys::CreateKey,

@@ -283,23 +283,6 @@ pub(crate) struct RevokeRequest {
     token_type_hint: Option<String>,
 }
 
-/// A token pair (RFC 6749 §5.1).
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)] // Read by the schema derive and the tests.
-pub(crate) struct TokenResponse {
-    /// The access token (a JWT).
-    access_token: String,
-    /// `Bearer`.
-    token_type: String,
-    /// Seconds until the access token expires.
-    expires_in: i64,
-    /// The refresh token (single use).
-    refresh_token: String,
-    /// Seconds until the refresh token expires.
-    refresh_token_expires_in: i64,
-}
-
 /// An empty JSON object.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
