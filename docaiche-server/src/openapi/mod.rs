@@ -24,10 +24,19 @@
 //! Every error is an `application/problem+json` [`ProblemDoc`]. What the
 //! code cannot tell (summary, body and answer schemas, the success status,
 //! query parameters, route-specific errors) is the endpoint's [`RouteDoc`].
-//! The schemas are [`utoipa::ToSchema`] derives: on the real request types
-//! where the handlers parse typed bodies, and here on types mirroring the
-//! JSON the handlers build, which the tests parse real answers with
-//! (unknown fields refused) so the mirrors cannot drift.
+//! The schemas are [`utoipa::ToSchema`] derives on the types the handlers
+//! really parse and send: the request bodies (`CreateKey`, `RotateKey`,
+//! `BatchRequest`, …) and the answers (`Whoami`, `KeyView`, `CreatedKey`,
+//! `KeyPage`, `DocumentView`, `AcceptedDocument`, `BatchResponse`,
+//! `JobView`, `TokenResponse`, …), each beside its handler. What the server
+//! sends but another crate defines and serializes (the problem document,
+//! the health report, the JWK set, audit events, legal holds, privacy
+//! requests and erasure reports) and the token-endpoint bodies (read field
+//! by field, to report every bad field) are described by schema types of
+//! their own ([`schemas`] and the admin, audit and privacy route modules).
+//! Every kind of answer is checked against the served document itself in
+//! the tests (`$ref`, `allOf`, types, required and unlisted members), so
+//! no description can drift from what is sent.
 //!
 //! **The document and the server agree exactly** (issue 16): a request
 //! valid by the document is never refused as invalid, and one it rules out
