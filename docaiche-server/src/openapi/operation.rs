@@ -317,7 +317,7 @@ pub(super) fn components() -> utoipa::openapi::Components {
         TokenRequest,
         RefreshRequest,
         RevokeRequest,
-        crate::login::TokenResponse<'static>,
+        crate::routes::auth::TokenResponse<'static>,
         EmptyObject,
         crate::routes::keys::Whoami<'static>,
         crate::routes::keys::CreateKey,

@@ -37,6 +37,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod audit;
+pub(crate) mod auth;
 pub(crate) mod documents;
 pub(crate) mod events;
 pub(crate) mod health;
@@ -230,7 +231,7 @@ pub(crate) fn route_groups() -> Vec<RouteGroup> {
         ))),
     ));
     // The token endpoints: public, strictly limited per client address.
-    let auth = crate::login::routes(RouteGroup::public("auth"));
+    let auth = auth::routes(RouteGroup::public("auth"));
     #[cfg_attr(not(test), allow(unused_mut))]
     let mut groups = vec![probes, auth, documents, default];
     #[cfg(test)]
