@@ -5,7 +5,7 @@
 //! the uploads and the base64 batch upload keep). Every body type of the
 //! server is `deny_unknown_fields`.
 //!
-//! The token endpoints (`login.rs`) read their bodies through
+//! The token endpoints (`routes/auth.rs`) read their bodies through
 //! [`read_json_body`], so they answer 415 and 413 exactly like these.
 
 use axum::extract::FromRef;
