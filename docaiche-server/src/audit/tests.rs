@@ -311,8 +311,9 @@ async fn key_and_document_events_are_chained_verified_and_listed() {
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
     let page: AuditPage = serde_json::from_slice(&body).expect("matches its schema");
     assert_eq!(page.items.len(), 1);
-    assert_eq!(page.items[0].event["action"], "document.read");
-    assert_eq!(page.items[0].event["resource"]["id"], id.as_str());
+    assert_eq!(page.items[0].event.action, "document.read");
+    let resource = page.items[0].event.resource.as_ref().expect("a resource");
+    assert_eq!(resource.id, id.as_str());
     assert!(page.next.is_none());
 
     // Paginated: one at a time, in sequence order, every event once.

@@ -418,6 +418,6 @@ pub(crate) const PAGE_QUERY: &[(&str, Param, &str)] = &[
 mod operation;
 mod schemas;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub(crate) use self::schemas::*;

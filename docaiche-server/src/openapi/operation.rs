@@ -329,7 +329,7 @@ pub(super) fn components() -> utoipa::openapi::Components {
         crate::routes::audit::AuditItem,
         crate::routes::privacy::SubjectRequest,
         crate::routes::privacy::SubjectExport,
-        crate::routes::privacy::Erasure,
+        crate::routes::privacy::Erasure<'static>,
         crate::routes::privacy::ErasureReportDoc,
         crate::routes::privacy::PrivacyRequestDoc,
         crate::routes::privacy::PrivacyRequestList,

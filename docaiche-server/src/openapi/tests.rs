@@ -318,7 +318,7 @@ async fn the_document_is_openapi_3_1_served_at_openapi_json() {
 /// Check the answer `body` against the document's component schema
 /// `name`, naming `what` on failure: the answers are checked against the
 /// document itself, not against Rust types.
-fn conforms(what: &str, name: &str, body: &[u8]) {
+pub(crate) fn conforms(what: &str, name: &str, body: &[u8]) {
     let spec = spec();
     let value: Value = serde_json::from_slice(body)
         .unwrap_or_else(|e| panic!("{what}: not JSON: {e}: {}", String::from_utf8_lossy(body)));

@@ -14,7 +14,7 @@ use docaiche_compliance::retention::LegalHold;
 use docaiche_core::audit::{AuditEvent, AuditOutcome, AuditResource};
 use docaiche_core::error::FieldError;
 use docaiche_core::{Error, Permission, Principal, PrincipalId, RequestContext, TenantId};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::audit::AuditFacts;
@@ -116,7 +116,7 @@ fn tenant_of(query: Result<Query<TenantQuery>, QueryRejection>) -> Result<Tenant
 }
 
 /// An uncacheable JSON answer.
-fn no_store(status: StatusCode, body: serde_json::Value) -> Response {
+fn no_store(status: StatusCode, body: &impl Serialize) -> Response {
     (status, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }
 
@@ -241,9 +241,7 @@ async fn place_hold(
         record_routine(&state, failed).await;
         return Err(error);
     }
-    let body = serde_json::to_value(&hold)
-        .map_err(|e| Error::internal_with("legal hold not serialisable", e))?;
-    let mut response = no_store(StatusCode::CREATED, body);
+    let mut response = no_store(StatusCode::CREATED, &hold);
     if let Ok(location) =
         format!("/v1/admin/legal-holds/{}?tenant={}", hold.id, hold.tenant).parse()
     {
@@ -300,11 +298,9 @@ async fn list_holds(
     caller.authorize_tenant(&tenant, &Permission::ADMIN_ACCESS)?;
     let holds = state.compliance.holds.all(&tenant).await?;
     let (holds, next) = crate::page::of(holds, |hold| hold.id, query.after, query.limit)?;
-    let items = serde_json::to_value(&holds)
-        .map_err(|e| Error::internal_with("legal holds not serialisable", e))?;
     Ok(no_store(
         StatusCode::OK,
-        serde_json::json!({ "items": items, "next": next }),
+        &LegalHoldList { items: holds, next },
     ))
 }
 
@@ -487,7 +483,7 @@ async fn report(
         object.insert("period_days".to_owned(), days.into());
         object.insert("notes".to_owned(), notes.into());
     }
-    Ok(no_store(StatusCode::OK, body))
+    Ok(no_store(StatusCode::OK, &body))
 }
 
 /// A legal hold (the OpenAPI schema of the legal-hold routes).
@@ -513,11 +509,11 @@ pub(crate) struct LegalHoldDoc {
 }
 
 /// A tenant's legal holds.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[allow(dead_code)] // Read by the schema derive and the tests.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct LegalHoldList {
     /// The holds of the page, active or released, oldest first.
-    items: Vec<LegalHoldDoc>,
+    #[schema(value_type = Vec<LegalHoldDoc>)]
+    items: Vec<LegalHold>,
     /// The cursor of the next page (`after`), `null` on the last one.
     next: Option<String>,
 }

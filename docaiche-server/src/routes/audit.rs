@@ -7,8 +7,9 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use docaiche_core::audit::AuditEvent;
 use docaiche_core::{Error, Permission};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "postgres")]
 use crate::audit::read::scan_table;
@@ -111,22 +112,21 @@ async fn list_events(
         #[cfg(feature = "postgres")]
         ReadBack::Postgres(pool) => scan_table(&pool, &filter).await?,
     };
-    let items: Vec<serde_json::Value> = items
+    let items = items
         .into_iter()
-        .map(|(sequence, event)| serde_json::json!({ "sequence": sequence, "event": event }))
+        .map(|(sequence, event)| AuditItem { sequence, event })
         .collect();
     Ok((
         StatusCode::OK,
         [(header::CACHE_CONTROL, "no-store")],
-        Json(serde_json::json!({ "items": items, "next": next })),
+        Json(AuditPage { items, next }),
     )
         .into_response())
 }
 
-/// A page of audit events (the OpenAPI schema of `GET /v1/admin/audit`).
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+/// A page of audit events.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)] // Read by the schema derive and the tests.
 pub(crate) struct AuditPage {
     /// The events, oldest first.
     pub(crate) items: Vec<AuditItem>,
@@ -135,13 +135,12 @@ pub(crate) struct AuditPage {
 }
 
 /// One audit record.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)] // Read by the schema derive and the tests.
 pub(crate) struct AuditItem {
     /// Its sequence number in the tenant's chain.
     pub(crate) sequence: u64,
     /// The event: `action`, `outcome`, `time`, `tenant`, `actor`, `resource`, ….
     #[schema(value_type = Object)]
-    pub(crate) event: serde_json::Value,
+    pub(crate) event: AuditEvent,
 }

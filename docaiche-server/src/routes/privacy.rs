@@ -9,11 +9,13 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use docaiche_auth::layer::Authenticated;
-use docaiche_compliance::privacy::{PrivacyRequest, Regulation, RequestKind, SubjectRightsService};
+use docaiche_compliance::privacy::{
+    ErasureReport, PrivacyRequest, Regulation, RequestKind, SubjectRightsService,
+};
 use docaiche_core::account::AccountEmail;
 use docaiche_core::error::FieldError;
 use docaiche_core::{Error, Permission, Principal, PrincipalId, TenantId};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::audit::AuditFacts;
 use crate::json::{ValidJson, Validate};
@@ -275,7 +277,7 @@ pub(crate) const ERASE: Endpoint = Endpoint::new(
         ..RouteDoc::ok(
             "Erase a data subject",
             "the completed request and what was erased",
-            Payload::Json(schema_ref::<crate::routes::privacy::Erasure>),
+            Payload::Json(schema_ref::<crate::routes::privacy::Erasure<'static>>),
         )
     },
 );
@@ -295,13 +297,11 @@ async fn erase(
     let request = service.get(&caller, &tenant, &request.id).await?;
     let mut response = (
         StatusCode::OK,
-        Json(serde_json::json!({
-            "request": request,
-            "report": report,
-            // Kept for clients of the earlier answer: the same number as
-            // `report.api_keys_deleted`.
-            "api_key_records_deleted": report.api_keys_deleted,
-        })),
+        Json(Erasure {
+            request: &request,
+            report: &report,
+            api_key_records_deleted: report.api_keys_deleted,
+        }),
     )
         .into_response();
     let headers = response.headers_mut();
@@ -334,7 +334,7 @@ fn tenant_of(
 }
 
 /// An uncacheable JSON answer.
-fn no_store(body: serde_json::Value) -> Response {
+fn no_store(body: &impl Serialize) -> Response {
     (
         StatusCode::OK,
         [(header::CACHE_CONTROL, "no-store")],
@@ -398,9 +398,7 @@ async fn list_requests(
     };
     let requests = services(&state)?.service.list(&caller, &tenant).await?;
     let (items, next) = crate::page::of(requests, |r| r.id, query.after, query.limit)?;
-    Ok(no_store(
-        serde_json::json!({ "items": items, "next": next }),
-    ))
+    Ok(no_store(&PrivacyRequestList { items, next }))
 }
 
 /// The query of `GET /v1/privacy/requests`.
@@ -459,7 +457,7 @@ async fn get_request(
         return Err(Error::not_found("privacy_request"));
     };
     let request = service.get(&caller, &tenant, &id).await?;
-    Ok(no_store(serde_json::json!(request)))
+    Ok(no_store(&request))
 }
 
 // The schemas below mirror the JSON the handlers send (the library's
@@ -495,12 +493,12 @@ pub(crate) struct PrivacyRequestDoc {
 }
 
 /// The tenant's requests.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)] // Read by the schema derive and the tests.
 pub(crate) struct PrivacyRequestList {
     /// Oldest first.
-    items: Vec<PrivacyRequestDoc>,
+    #[schema(value_type = Vec<PrivacyRequestDoc>)]
+    items: Vec<PrivacyRequest>,
     /// The cursor of the next page (`after`), `null` on the last one.
     next: Option<String>,
 }
@@ -559,14 +557,15 @@ pub(crate) struct ErasureReportDoc {
 }
 
 /// The answer of `POST /v1/privacy/erase`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)] // Read by the schema derive and the tests.
-pub(crate) struct Erasure {
+pub(crate) struct Erasure<'a> {
     /// The request, completed, naming the pseudonym.
-    request: PrivacyRequestDoc,
+    #[schema(value_type = PrivacyRequestDoc)]
+    request: &'a PrivacyRequest,
     /// What was done.
-    report: ErasureReportDoc,
+    #[schema(value_type = ErasureReportDoc)]
+    report: &'a ErasureReport,
     /// API key records deleted from the store: the same as
     /// `report.api_keys_deleted` (kept for earlier clients).
     api_key_records_deleted: u64,
