@@ -5,7 +5,7 @@
 use docaiche_compliance::audit::record::{ParsedLine, event_of, parse_line};
 use docaiche_compliance::audit::{read_lines, trail_segments};
 use docaiche_core::audit::{AuditEvent, AuditOutcome};
-use docaiche_core::{Error, TenantId};
+use docaiche_core::{Error, PrincipalId, TenantId};
 use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -24,10 +24,14 @@ pub(crate) const MAX_ACTION_CHARS: usize = 128;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
-    /// The tenant whose stream is read (required).
-    tenant: String,
+    /// The tenant whose stream is read; default: the caller's.
+    pub(crate) tenant: Option<String>,
     /// Only this action.
     action: Option<String>,
+    /// Only actions starting with this (`api_key.` for every key event).
+    action_prefix: Option<String>,
+    /// Only events of this actor (a principal id).
+    actor: Option<String>,
     /// Only this outcome (`success`, `failure`, `denied`).
     outcome: Option<String>,
     /// Events at or after this time (RFC 3339).
@@ -47,6 +51,8 @@ pub(crate) struct ListQuery {
 pub(crate) struct Filter {
     tenant: String,
     action: Option<String>,
+    action_prefix: Option<String>,
+    actor: Option<PrincipalId>,
     outcome: Option<AuditOutcome>,
     since: Option<OffsetDateTime>,
     until: Option<OffsetDateTime>,
@@ -55,10 +61,9 @@ pub(crate) struct Filter {
 }
 
 impl Filter {
-    /// Check and parse `query`.
-    pub(crate) fn parse(query: ListQuery) -> Result<Self, Error> {
-        let tenant = TenantId::new(query.tenant)
-            .map_err(|_| Error::invalid_input("tenant is not a tenant id"))?;
+    /// Check and parse `query`, over the stream of `tenant` (the caller
+    /// checked it may read it).
+    pub(crate) fn parse(query: ListQuery, tenant: &TenantId) -> Result<Self, Error> {
         let time = |name: &str, value: Option<String>| {
             value
                 .map(|v| {
@@ -85,16 +90,27 @@ impl Filter {
                 "limit must be between 1 and {MAX_PAGE}"
             )));
         }
-        if query
-            .action
-            .as_ref()
-            .is_some_and(|a| a.chars().count() > MAX_ACTION_CHARS)
-        {
-            return Err(Error::invalid_input("action is too long"));
+        for (name, value) in [
+            ("action", &query.action),
+            ("action_prefix", &query.action_prefix),
+        ] {
+            if value
+                .as_ref()
+                .is_some_and(|a| a.chars().count() > MAX_ACTION_CHARS)
+            {
+                return Err(Error::invalid_input(format!("{name} is too long")));
+            }
         }
+        let actor = query
+            .actor
+            .map(PrincipalId::new)
+            .transpose()
+            .map_err(|_| Error::invalid_input("actor is not a principal id"))?;
         Ok(Self {
             tenant: tenant.as_str().to_owned(),
             action: query.action,
+            action_prefix: query.action_prefix,
+            actor,
             outcome,
             since: time("since", query.since)?,
             until: time("until", query.until)?,
@@ -106,6 +122,8 @@ impl Filter {
     /// Whether `event` passes the filter (the stream and cursor aside).
     fn admits(&self, event: &AuditEvent) -> bool {
         self.action.as_ref().is_none_or(|a| *a == event.action)
+            && (self.action_prefix.as_ref()).is_none_or(|p| event.action.starts_with(p.as_str()))
+            && (self.actor.as_ref()).is_none_or(|a| event.actor.as_ref() == Some(a))
             && self.outcome.is_none_or(|o| o == event.outcome)
             && self.since.is_none_or(|t| event.time >= t)
             && self.until.is_none_or(|t| event.time < t)
@@ -203,6 +221,8 @@ pub(crate) async fn read_back(
     let filter = Filter {
         tenant: tenant.as_str().to_owned(),
         action: None,
+        action_prefix: None,
+        actor: None,
         outcome: None,
         since: Some(since),
         until: Some(until),
@@ -239,6 +259,8 @@ pub(crate) async fn read_page(
     let filter = Filter {
         tenant: tenant.as_str().to_owned(),
         action: None,
+        action_prefix: None,
+        actor: None,
         outcome: None,
         since: None,
         until: None,

@@ -315,6 +315,7 @@ async fn key_and_document_events_are_chained_verified_and_listed() {
     let resource = page.items[0].event.resource.as_ref().expect("a resource");
     assert_eq!(resource.id, id.as_str());
     assert!(page.next.is_none());
+    let actor = page.items[0].event.actor.clone().expect("an actor");
 
     // Paginated: one at a time, in sequence order, every event once.
     let mut seen = Vec::new();
@@ -342,22 +343,60 @@ async fn key_and_document_events_are_chained_verified_and_listed() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(json(&body)["items"], serde_json::json!([]));
     for bad in [
-        "/v1/admin/audit",
         "/v1/admin/audit?tenant=acme&outcome=maybe",
         "/v1/admin/audit?tenant=acme&since=yesterday",
         "/v1/admin/audit?tenant=acme&limit=0",
+        "/v1/admin/audit?tenant=no%20such",
+        "/v1/admin/audit?actor=%27%3B%20DROP%20TABLE%20audit_trail%3B--",
     ] {
         let (status, _, _) = send(app.clone(), request("GET", bad, &admin)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
     }
 
-    // A tenant administrator without the cross-tenant permission: 403.
+    // A tenant administrator (`audit:read`, no cross-tenant permission):
+    // its own tenant by default or by name, filtered by actor and action
+    // prefix; another tenant is 404, as if it did not exist.
     let tenant_admin = key_with(&state, "acme", &["keys:manage", "audit:read"]).await;
-    let (status, _, _) = send(
+    for uri in ["/v1/admin/audit", "/v1/admin/audit?tenant=acme"] {
+        let (status, _, body) = send(app.clone(), request("GET", uri, &tenant_admin)).await;
+        assert_eq!(status, StatusCode::OK, "{uri}");
+        let page: AuditPage = serde_json::from_slice(&body).expect("schema");
+        assert!(page.items.len() >= 5, "{uri}: {}", page.items.len());
+    }
+    let (status, _, body) = send(
         app.clone(),
-        request("GET", "/v1/admin/audit?tenant=acme", &tenant_admin),
+        request(
+            "GET",
+            &format!("/v1/admin/audit?action_prefix=document.&actor={actor}"),
+            &tenant_admin,
+        ),
     )
     .await;
+    assert_eq!(status, StatusCode::OK);
+    let page: AuditPage = serde_json::from_slice(&body).expect("schema");
+    let actions: Vec<&str> = page.items.iter().map(|i| i.event.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["document.create", "document.read", "document.delete"],
+        "{actions:?}"
+    );
+    let (status, _, body) = send(
+        app.clone(),
+        request("GET", "/v1/admin/audit?actor=nobody", &tenant_admin),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json(&body)["items"], serde_json::json!([]));
+    let (status, headers, body) = send(
+        app.clone(),
+        request("GET", "/v1/admin/audit?tenant=globex", &tenant_admin),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    crate::routes::tests::assert_problem(&headers, &body, "not-found");
+    // Without `audit:read`: 403.
+    let reader = key_with(&state, "acme", &["documents:read"]).await;
+    let (status, _, _) = send(app.clone(), request("GET", "/v1/admin/audit", &reader)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
 

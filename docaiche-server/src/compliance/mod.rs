@@ -42,14 +42,15 @@
 //! the same registry (`AppState::compliance.holds`), so a hold refuses
 //! erasure as well as purging.
 //!
-//! Routes (cross-tenant administrators; handlers in `crate::routes::admin`,
-//! the report builder in [`report`]):
+//! Routes (handlers in `crate::routes::admin`, the report builder in
+//! [`report`]):
 //! - `POST /v1/admin/legal-holds`, `GET /v1/admin/legal-holds?tenant=`,
 //!   `DELETE /v1/admin/legal-holds/{id}?tenant=` (`tenants:cross` and
 //!   `admin:access`; placing and releasing are audited fail-closed);
-//! - `GET /v1/admin/compliance/report?tenant=[&days=][&format=html]`
-//!   (`tenants:cross` and `audit:read`, like `/v1/admin/audit`): JSON, or
-//!   a self-contained HTML page with `format=html` or `Accept: text/html`.
+//! - `GET /v1/admin/compliance/report[?tenant=][&days=][&format=html]`
+//!   (`audit:read` on the caller's own tenant, the default; another tenant
+//!   also needs `tenants:cross`, else 404, like `/v1/admin/audit`): JSON,
+//!   or a self-contained HTML page with `format=html` or `Accept: text/html`.
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -7,8 +7,9 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use docaiche_auth::layer::Authenticated;
 use docaiche_core::audit::AuditEvent;
-use docaiche_core::{Error, Permission};
+use docaiche_core::{Error, Permission, Principal, TenantId};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "postgres")]
@@ -21,13 +22,10 @@ use crate::routes::RouteGroup;
 use crate::state::AppState;
 
 /// Add `GET /v1/admin/audit` to `group` (the protected `default` group):
-/// cross-tenant administrators holding `audit:read`.
+/// `audit:read` on the caller's own tenant; another tenant's stream also
+/// needs `tenants:cross`.
 pub(crate) fn routes(group: RouteGroup) -> RouteGroup {
-    group.route(
-        LIST_EVENTS,
-        &[Permission::TENANTS_CROSS, Permission::AUDIT_READ],
-        list_events,
-    )
+    group.route(LIST_EVENTS, &[Permission::AUDIT_READ], list_events)
 }
 
 /// `GET /v1/admin/audit`: the route of [`list_events`] and its documentation.
@@ -36,19 +34,31 @@ pub(crate) const LIST_EVENTS: Endpoint = Endpoint::new(
     "/v1/admin/audit",
     RouteDoc {
         description: Some(
-            "Read back from the chained file trail of `[audit]`; `tenant` is \
-             required. Verify the trail itself with `docaiche_compliance::audit::verify`.",
+            "Read back from the chained trail of `[audit]`: the caller's own \
+             tenant, or with `tenants:cross` any tenant named by `tenant`. \
+             Verify the trail itself with `docaiche_compliance::audit::verify`.",
         ),
         query: &[
             (
                 "tenant",
-                Param::Required(&Param::Pattern(grammar::NAME_ID)),
-                "the tenant whose events are read (required)",
+                Param::Pattern(grammar::NAME_ID),
+                "the tenant whose events are read (default: the caller's; \
+                 another needs `tenants:cross`)",
             ),
             (
                 "action",
                 Param::TextUpTo(MAX_ACTION_CHARS),
                 "only this action, e.g. `api_key.create`",
+            ),
+            (
+                "action_prefix",
+                Param::TextUpTo(MAX_ACTION_CHARS),
+                "only actions starting with this, e.g. `api_key.`",
+            ),
+            (
+                "actor",
+                Param::Pattern(grammar::NAME_ID),
+                "only events of this principal",
             ),
             (
                 "outcome",
@@ -69,9 +79,10 @@ pub(crate) const LIST_EVENTS: Endpoint = Endpoint::new(
             ("limit", Param::Integer(1, 500), "page size (default 100)"),
         ],
         errors: &[
+            (400, "an invalid tenant, filter, cursor or `limit`"),
             (
-                400,
-                "a missing `tenant`, or an invalid filter, cursor or `limit`",
+                404,
+                "`tenant` names another tenant and the caller lacks `tenants:cross`",
             ),
             (
                 503,
@@ -79,7 +90,7 @@ pub(crate) const LIST_EVENTS: Endpoint = Endpoint::new(
             ),
         ],
         ..RouteDoc::ok(
-            "A tenant's audit events (cross-tenant administrators with `audit:read`)",
+            "A tenant's audit events (administrators with `audit:read`)",
             "a page of events, oldest first",
             Payload::Json(schema_ref::<crate::routes::audit::AuditPage>),
         )
@@ -90,11 +101,13 @@ pub(crate) const LIST_EVENTS: Endpoint = Endpoint::new(
 /// time, read back from the file trail.
 async fn list_events(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, Error> {
     let Query(query) =
         query.map_err(|e| Error::invalid_input(format!("invalid query: {}", e.body_text())))?;
-    let filter = Filter::parse(query)?;
+    let tenant = readable_tenant(&caller, query.tenant.as_deref())?;
+    let filter = Filter::parse(query, &tenant)?;
     let source = state
         .audit
         .as_ref()
@@ -122,6 +135,25 @@ async fn list_events(
         Json(AuditPage { items, next }),
     )
         .into_response())
+}
+
+/// The tenant whose data `caller` reads: its own when `named` is none, or
+/// the named one, which must be its own unless it holds `tenants:cross`.
+/// Another tenant is answered 404, as an id of another tenant is: the
+/// answer does not tell which tenants exist.
+///
+/// # Errors
+/// 400 for a name that is not a tenant id, 404 as above.
+pub(crate) fn readable_tenant(caller: &Principal, named: Option<&str>) -> Result<TenantId, Error> {
+    let Some(named) = named else {
+        return Ok(caller.tenant.clone());
+    };
+    let tenant =
+        TenantId::new(named).map_err(|_| Error::invalid_input("tenant is not a tenant id"))?;
+    if tenant != caller.tenant && !caller.has_permission(&Permission::TENANTS_CROSS) {
+        return Err(Error::not_found("tenant"));
+    }
+    Ok(tenant)
 }
 
 /// A page of audit events.

@@ -94,13 +94,30 @@ async fn the_report_is_json_or_escaped_html_for_admins_only() {
     for bad in [
         format!("{uri}&format=pdf"),
         format!("{uri}&days=0"),
-        "/v1/admin/compliance/report".to_owned(),
+        "/v1/admin/compliance/report?tenant=not%20a%20tenant".to_owned(),
     ] {
         let (status, _, _) = send(app.clone(), request("GET", &bad, Some(&admin), None)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
     }
+    // A tenant's own administrator: its own report, by default or by name;
+    // another tenant's is 404, as if it did not exist; without
+    // `audit:read`, 403.
     let tenant_admin = key_with(&state, &acme, &["audit:read", "admin:access"]).await;
-    let (status, _, _) = send(app.clone(), request("GET", &uri, Some(&tenant_admin), None)).await;
+    for own in [uri.clone(), "/v1/admin/compliance/report".to_owned()] {
+        let (status, _, body) =
+            send(app.clone(), request("GET", &own, Some(&tenant_admin), None)).await;
+        assert_eq!(status, StatusCode::OK, "{own}");
+        assert_eq!(json(&body)["tenant"], acme.as_str(), "{own}");
+    }
+    let other = "/v1/admin/compliance/report?tenant=globex";
+    let (status, _, _) = send(
+        app.clone(),
+        request("GET", other, Some(&tenant_admin), None),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let reader = key_with(&state, &acme, &["admin:access"]).await;
+    let (status, _, _) = send(app.clone(), request("GET", &uri, Some(&reader), None)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _, _) = send(app, request("GET", &uri, None, None)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
