@@ -32,7 +32,7 @@ use serde::Deserialize;
 pub(crate) use docaiche_http::headers::DEFAULT_CSP;
 pub(crate) use docaiche_http::https::{HostHeaderFault, HttpsMode};
 
-use crate::config::{Config, EnvLookup, Severity};
+use crate::config::{Config, Severity};
 
 /// One year, the `max-age` HSTS preload lists ask for.
 const DEFAULT_HSTS_MAX_AGE_SECS: u64 = docaiche_http::headers::DEFAULT_HSTS_MAX_AGE.as_secs();
@@ -121,74 +121,6 @@ impl HttpConfig {
     /// [`Self::header_read_timeout_secs`] as a duration.
     pub(crate) const fn header_read_timeout(&self) -> Duration {
         Duration::from_secs(self.header_read_timeout_secs)
-    }
-
-    /// Apply the `DOCAICHE_*` overrides of `[http]`, adding a problem for
-    /// each unparsable one.
-    pub(crate) fn apply_env(&mut self, env: EnvLookup<'_>, problems: &mut Vec<Error>) {
-        if let Some(v) = env("DOCAICHE_PUBLIC_ORIGIN") {
-            self.public_origin = Some(v.trim().to_owned()).filter(|v| !v.is_empty());
-        }
-        for (name, field) in [(
-            "DOCAICHE_HEADER_READ_TIMEOUT_SECS",
-            &mut self.header_read_timeout_secs,
-        )] {
-            if let Some(v) = env(name) {
-                match v.trim().parse() {
-                    Ok(secs) => *field = secs,
-                    Err(e) => problems.push(Error::misconfigured(
-                        name,
-                        format!("`{v}` is not a number of seconds ({e})"),
-                    )),
-                }
-            }
-        }
-        for (name, field) in [
-            ("DOCAICHE_MAX_CONNECTIONS", &mut self.max_connections),
-            (
-                "DOCAICHE_MAX_CONNECTIONS_PER_ADDRESS",
-                &mut self.max_connections_per_address,
-            ),
-        ] {
-            if let Some(v) = env(name) {
-                match v.trim().parse() {
-                    Ok(count) => *field = count,
-                    Err(e) => problems.push(Error::misconfigured(
-                        name,
-                        format!("`{v}` is not a number of connections ({e})"),
-                    )),
-                }
-            }
-        }
-        if let Some(v) = env("DOCAICHE_HTTPS") {
-            match v.parse() {
-                Ok(mode) => self.https = mode,
-                Err(reason) => problems.push(Error::misconfigured("DOCAICHE_HTTPS", reason)),
-            }
-        }
-        if let Some(v) = env("DOCAICHE_TLS_CERT_FILE") {
-            self.tls_cert_file = Some(PathBuf::from(v));
-        }
-        if let Some(v) = env("DOCAICHE_TLS_KEY_FILE") {
-            self.tls_key_file = Some(PathBuf::from(v));
-        }
-        if let Some(v) = env("DOCAICHE_HTTPS_TRUSTED_PROXIES") {
-            self.trusted_proxies = v
-                .split(',')
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .map(str::to_owned)
-                .collect();
-        }
-        if let Some(v) = env("DOCAICHE_IDLE_TIMEOUT_SECS") {
-            match v.trim().parse() {
-                Ok(secs) => self.idle_timeout_secs = secs,
-                Err(e) => problems.push(Error::misconfigured(
-                    "DOCAICHE_IDLE_TIMEOUT_SECS",
-                    format!("`{v}` is not a number of seconds ({e})"),
-                )),
-            }
-        }
     }
 }
 
@@ -590,51 +522,5 @@ mod tests {
             c.http.trusted_proxies = vec!["10.0.0.0/24".into()];
         });
         assert_eq!(wildcard, ["cors.allowed_origins"]);
-    }
-
-    #[test]
-    fn http_settings_come_from_the_environment() {
-        let env = |name: &str| {
-            match name {
-                "DOCAICHE_HTTPS" => Some("Redirect"),
-                "DOCAICHE_TLS_CERT_FILE" => Some("/tls/cert.pem"),
-                "DOCAICHE_TLS_KEY_FILE" => Some("/tls/key.pem"),
-                "DOCAICHE_HTTPS_TRUSTED_PROXIES" => Some("10.0.0.0/8, 192.0.2.1"),
-                "DOCAICHE_IDLE_TIMEOUT_SECS" => Some("90"),
-                "DOCAICHE_PUBLIC_ORIGIN" => Some("https://api.example"),
-                "DOCAICHE_HEADER_READ_TIMEOUT_SECS" => Some("5"),
-                "DOCAICHE_MAX_CONNECTIONS" => Some("500"),
-                "DOCAICHE_MAX_CONNECTIONS_PER_ADDRESS" => Some("8"),
-                _ => None,
-            }
-            .map(str::to_owned)
-        };
-        let mut http = HttpConfig::default();
-        let mut problems = Vec::new();
-        http.apply_env(&env, &mut problems);
-        assert!(problems.is_empty(), "{problems:?}");
-        assert_eq!(http.https, HttpsMode::Redirect);
-        assert!(http.has_tls());
-        assert_eq!(http.trusted_proxies, ["10.0.0.0/8", "192.0.2.1"]);
-        assert_eq!(http.idle_timeout(), Duration::from_secs(90));
-        assert_eq!(http.public_origin.as_deref(), Some("https://api.example"));
-        assert_eq!(http.header_read_timeout(), Duration::from_secs(5));
-        assert_eq!(http.max_connections, 500);
-        assert_eq!(http.max_connections_per_address, 8);
-
-        let bad = |name: &str| {
-            matches!(
-                name,
-                "DOCAICHE_HTTPS"
-                    | "DOCAICHE_IDLE_TIMEOUT_SECS"
-                    | "DOCAICHE_HEADER_READ_TIMEOUT_SECS"
-                    | "DOCAICHE_MAX_CONNECTIONS"
-                    | "DOCAICHE_MAX_CONNECTIONS_PER_ADDRESS"
-            )
-            .then(|| "soon".to_owned())
-        };
-        let mut problems = Vec::new();
-        HttpConfig::default().apply_env(&bad, &mut problems);
-        assert_eq!(problems.len(), 5, "{problems:?}");
     }
 }

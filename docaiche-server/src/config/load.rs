@@ -1,12 +1,23 @@
-//! Loading: embedded defaults, then the TOML file, then the `DOCAICHE_*`
-//! environment variables (the table in the parent module's docs).
+//! Loading: figment layers each section's defaults (serde's `default`),
+//! then the TOML file, then the `DOCAICHE_*` variables of
+//! [`env::VARIABLES`], and extracts [`Config`] from the merged layers.
+//!
+//! What stays ours, around it: the file is read and parsed by our `toml`
+//! (one version in the build, and its syntax errors give the line without
+//! echoing it, as the line may hold a secret), scanned for literal
+//! secrets, and checked on its own first, so that each of its mistakes is
+//! named by TOML key, file and line; each variable is read by the syntax the
+//! table gives it and checked on its own, so that every bad one is named.
+//! Validation ([`Config::validate`]) comes after, unchanged.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use docaiche_core::Error;
+use figment::Figment;
+use figment::error::{Actual, Kind, OneOf};
+use figment::providers::Serialized;
 
+use crate::config::env;
 use crate::config::validate::{LITERAL_SECRET_REASON, find_literal_secrets};
 use crate::config::{Config, ConfigProblems, EnvLookup};
 
@@ -21,237 +32,208 @@ impl Config {
             Some(path) => ("--config", Some(path.to_path_buf())),
             None => ("DOCAICHE_CONFIG", env("DOCAICHE_CONFIG").map(PathBuf::from)),
         };
-        let mut config = match path {
-            Some(path) => {
-                let text = std::fs::read_to_string(&path).map_err(|e| {
-                    ConfigProblems::one(setting, format!("cannot read {}: {e}", path.display()))
-                })?;
-                Self::from_toml_str(&text).map_err(|mut problems| {
-                    for problem in &mut problems.0 {
-                        if let Error::Misconfigured { reason, .. } = problem {
-                            *reason = format!("{}: {reason}", path.display()).into();
-                        }
-                    }
-                    problems
-                })?
-            }
-            None => Self::default(),
+        let Some(path) = path else {
+            return Self::layered(None, env);
         };
-        config.apply_env(env)?;
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            ConfigProblems::one(setting, format!("cannot read {}: {e}", path.display()))
+        })?;
+        let file = ConfigFile::parse(&text, Some(&path))?;
+        Self::layered(Some(&file), env)
+    }
+
+    /// A TOML document over the defaults, as [`Self::load`] layers a file
+    /// (without the environment).
+    #[cfg(test)]
+    pub(crate) fn from_toml_str(text: &str) -> Result<Self, ConfigProblems> {
+        let file = ConfigFile::parse(text, None)?;
+        Self::layered(Some(&file), &|_| None)
+    }
+
+    /// The layers, merged by figment and extracted: defaults, `file`, then
+    /// the variables set in `env`.
+    fn layered(file: Option<&ConfigFile<'_>>, env: EnvLookup<'_>) -> Result<Self, ConfigProblems> {
+        let mut figment = Figment::new();
+        if let Some(file) = file {
+            figment = figment.merge(Serialized::defaults(&file.table));
+            if let Err(e) = figment.extract::<Self>() {
+                return Err(file.problems(e));
+            }
+        }
+        let mut problems = Vec::new();
+        for variable in env::VARIABLES {
+            match variable.read(env) {
+                None => {}
+                Some(Err(reason)) => problems.push(Error::misconfigured(variable.name, reason)),
+                Some(Ok(value)) => {
+                    let layer = Serialized::default(variable.key, value);
+                    match Figment::from(&layer).extract::<Self>() {
+                        Ok(_) => figment = figment.merge(layer),
+                        Err(e) => problems.extend(
+                            e.into_iter()
+                                .map(|e| Error::misconfigured(variable.name, describe(&e.kind))),
+                        ),
+                    }
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ConfigProblems(problems));
+        }
+        // Each layer extracted on its own; together they can only fail
+        // through a check across keys, named by the key serde was at.
+        let mut config: Self = figment.extract().map_err(|e| {
+            ConfigProblems(
+                e.into_iter()
+                    .map(|e| Error::misconfigured(key_path(&e.path), describe(&e.kind)))
+                    .collect(),
+            )
+        })?;
+        config.literal_secrets = file
+            .map(|file| file.literal_secrets.clone())
+            .unwrap_or_default();
         Ok(config)
     }
+}
 
-    /// Parse a TOML document: unknown keys are an error, and keys that look
-    /// secret-bearing with a literal value are recorded in
-    /// [`Self::literal_secrets`] (and reported with a parse error, if any).
-    pub(crate) fn from_toml_str(text: &str) -> Result<Self, ConfigProblems> {
-        let table: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| ConfigProblems::one("config file", describe(&e, text)))?;
-        let mut literal_secrets = Vec::new();
-        find_literal_secrets(&table, "", false, &mut literal_secrets);
-        match toml::from_str::<Self>(text) {
-            Ok(mut config) => {
-                config.literal_secrets = literal_secrets;
-                Ok(config)
-            }
-            Err(e) => {
-                let mut problems = vec![Error::misconfigured("config file", describe(&e, text))];
-                problems.extend(
-                    literal_secrets
-                        .into_iter()
-                        .map(|s| Error::misconfigured(s, LITERAL_SECRET_REASON)),
-                );
-                Err(ConfigProblems(problems))
-            }
-        }
-    }
+/// A configuration file, parsed.
+#[derive(Debug)]
+struct ConfigFile<'a> {
+    /// The text, for line numbers.
+    text: &'a str,
+    /// Where it was read from; `None` for a string.
+    path: Option<&'a Path>,
+    /// The parsed document, figment's layer.
+    table: toml::Table,
+    /// Dotted names of keys that look secret-bearing with a literal value.
+    literal_secrets: Vec<String>,
+}
 
-    /// Apply `DOCAICHE_*` overrides; every unparsable variable is reported.
-    pub(crate) fn apply_env(&mut self, env: EnvLookup<'_>) -> Result<(), ConfigProblems> {
-        let mut problems = Vec::new();
-        let mut set = |name: &'static str, apply: &mut dyn FnMut(String) -> Result<(), String>| {
-            if let Some(value) = env(name)
-                && let Err(reason) = apply(value)
-            {
-                problems.push(Error::misconfigured(name, reason));
-            }
+impl<'a> ConfigFile<'a> {
+    /// Parse `text` (read from `path`); a syntax error is reported by line.
+    fn parse(text: &'a str, path: Option<&'a Path>) -> Result<Self, ConfigProblems> {
+        let mut file = Self {
+            text,
+            path,
+            table: toml::Table::new(),
+            literal_secrets: Vec::new(),
         };
-        set("DOCAICHE_ENV", &mut |v| {
-            parse_into(&v, &mut self.environment)
-        });
-        set("DOCAICHE_BIND", &mut |v| {
-            parse_into(&v, &mut self.server.bind)
-        });
-        set("DOCAICHE_BEHIND_PROXY", &mut |v| {
-            parse_into(&v, &mut self.server.behind_proxy)
-        });
-        set("DOCAICHE_REQUEST_TIMEOUT_SECS", &mut |v| {
-            parse_into(&v, &mut self.server.request_timeout_secs)
-        });
-        set("DOCAICHE_BODY_LIMIT_BYTES", &mut |v| {
-            parse_into(&v, &mut self.server.body_limit_bytes)
-        });
-        set("DOCAICHE_JSON_BODY_LIMIT_BYTES", &mut |v| {
-            parse_into(&v, &mut self.server.json_body_limit_bytes)
-        });
-        set("DOCAICHE_SHUTDOWN_GRACE_SECS", &mut |v| {
-            parse_into(&v, &mut self.server.shutdown_grace_secs)
-        });
-        set("DOCAICHE_METRICS_BIND", &mut |v| {
-            let mut bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-            parse_into(&v, &mut bind)?;
-            self.metrics.bind = Some(bind);
-            Ok(())
-        });
-        set("DOCAICHE_DATA_DIR", &mut |v| {
-            self.storage.data_dir = PathBuf::from(v);
-            Ok(())
-        });
-        set("DOCAICHE_CORS_ALLOWED_ORIGINS", &mut |v| {
-            self.cors.allowed_origins = v
-                .split(',')
-                .map(str::trim)
-                .filter(|o| !o.is_empty())
-                .map(str::to_owned)
-                .collect();
-            Ok(())
-        });
-        set("DOCAICHE_KEY_SOURCE", &mut |v| {
-            self.keys.source = Some(v);
-            Ok(())
-        });
-        set("DOCAICHE_LOCAL_KEY_FILE", &mut |v| {
-            self.keys.local_key_file = Some(PathBuf::from(v));
-            Ok(())
-        });
-        set("DOCAICHE_LOG", &mut |v| {
-            self.log.filter = v;
-            Ok(())
-        });
-        set("DOCAICHE_LOG_FORMAT", &mut |v| {
-            parse_into(&v, &mut self.log.format)
-        });
-        set("DOCAICHE_TRUSTED_PROXIES", &mut |v| {
-            self.rate_limit.limits.trusted_proxies = v
-                .split(',')
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .map(str::to_owned)
-                .collect();
-            Ok(())
-        });
-        set("DOCAICHE_RATE_LIMIT_BACKEND", &mut |v| {
-            parse_into(&v, &mut self.rate_limit.backend)
-        });
-        set("DOCAICHE_REDIS_URL_SOURCE", &mut |v| {
-            self.rate_limit.redis_url = Some(v);
-            Ok(())
-        });
-        set("DOCAICHE_AUTH_PROVIDER", &mut |v| {
-            self.auth.provider = Some(v);
-            Ok(())
-        });
-        set("DOCAICHE_JWT_ISSUER", &mut |v| {
-            self.auth.jwt.issuer = v;
-            Ok(())
-        });
-        set("DOCAICHE_STORE_BACKEND", &mut |v| {
-            parse_into(&v, &mut self.store.backend)
-        });
-        set("DOCAICHE_DATABASE_URL_SOURCE", &mut |v| {
-            self.store.url_source = Some(v);
-            Ok(())
-        });
-        set("DOCAICHE_DATABASE_REPLICA_URL_SOURCE", &mut |v| {
-            self.store.replica_url_source = Some(v);
-            Ok(())
-        });
-        set("DOCAICHE_DATABASE_ROW_LEVEL_SECURITY", &mut |v| {
-            parse_into(&v, &mut self.store.row_level_security)
-        });
-        set("DOCAICHE_DATABASE_MAX_CONNECTIONS", &mut |v| {
-            parse_into(&v, &mut self.store.max_connections)
-        });
-        set("DOCAICHE_REVOCATION_BACKEND", &mut |v| {
-            parse_into(&v, &mut self.revocation.backend)
-        });
-        set("DOCAICHE_ANNOUNCE_API_KEYS", &mut |v| {
-            parse_into(&v, &mut self.revocation.announce_api_keys)
-        });
-        set("DOCAICHE_REVOCATION_REDIS_URL_SOURCE", &mut |v| {
-            self.revocation.url_source = Some(v);
-            Ok(())
-        });
-        set("DOCAICHE_SECRETS_SOURCES", &mut |v| {
-            self.secrets.sources = v
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect();
-            Ok(())
-        });
-        set("DOCAICHE_VAULT_ADDR", &mut |v| {
-            self.secrets.vault.address = Some(v);
-            Ok(())
-        });
-        set("DOCAICHE_VAULT_TOKEN_SOURCE", &mut |v| {
-            self.secrets.vault.token_source = Some(v);
-            Ok(())
-        });
-        set("DOCAICHE_VAULT_ROLE_ID_SOURCE", &mut |v| {
-            self.secrets.vault.role_id_source = Some(v);
-            Ok(())
-        });
-        set("DOCAICHE_VAULT_SECRET_ID_SOURCE", &mut |v| {
-            self.secrets.vault.secret_id_source = Some(v);
-            Ok(())
-        });
-        set("DOCAICHE_VAULT_KV_MOUNT", &mut |v| {
-            self.secrets.vault.kv_mount = v;
-            Ok(())
-        });
-        set("DOCAICHE_KEY_WRAPPER", &mut |v| {
-            parse_into(&v, &mut self.encryption.key_wrapper)
-        });
-        set("DOCAICHE_TRANSIT_KEY", &mut |v| {
-            self.encryption.transit_key = v;
-            Ok(())
-        });
-        self.http.apply_env(env, &mut problems);
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigProblems(problems))
+        file.table = text.parse().map_err(|e: toml::de::Error| {
+            let line = e.span().map(|span| file.line_at(span.start));
+            let reason = format!("{}{}", file.at(line), e.message().trim_end());
+            ConfigProblems::one("config file", reason)
+        })?;
+        find_literal_secrets(&file.table, "", false, &mut file.literal_secrets);
+        Ok(file)
+    }
+
+    /// The file's problems in `error` (figment's, for this file alone), each
+    /// named by its TOML key, then every literal secret found.
+    fn problems(&self, error: figment::Error) -> ConfigProblems {
+        let mut problems: Vec<Error> = error
+            .into_iter()
+            .map(|e| {
+                let reason = format!("{}{}", self.at(self.line_of(&e.path)), describe(&e.kind));
+                if e.path.is_empty() {
+                    Error::misconfigured("config file", reason)
+                } else {
+                    Error::misconfigured(key_path(&e.path), reason)
+                }
+            })
+            .collect();
+        problems.extend(
+            self.literal_secrets
+                .iter()
+                .map(|s| Error::misconfigured(s.clone(), LITERAL_SECRET_REASON)),
+        );
+        ConfigProblems(problems)
+    }
+
+    /// `path: line N: `, as much of it as is known.
+    fn at(&self, line: Option<usize>) -> String {
+        match (self.path, line) {
+            (Some(path), Some(line)) => format!("{}: line {line}: ", path.display()),
+            (Some(path), None) => format!("{}: ", path.display()),
+            (None, Some(line)) => format!("line {line}: "),
+            (None, None) => String::new(),
         }
+    }
+
+    /// The line of byte `offset`, from 1.
+    fn line_at(&self, offset: usize) -> usize {
+        self.text
+            .get(..offset)
+            .map_or(0, |before| before.matches('\n').count())
+            + 1
+    }
+
+    /// The line of the value at the key `path` (figment's: table keys and
+    /// array indices), or of the deepest part of it that exists.
+    fn line_of(&self, path: &[String]) -> Option<usize> {
+        let root = toml::de::DeTable::parse(self.text).ok()?;
+        let root = toml::de::DeValue::Table(root.into_inner());
+        let mut value = &root;
+        let mut start = None;
+        for segment in path {
+            let next = match segment.parse::<usize>() {
+                Ok(index) => value.get(index),
+                Err(_) => value.get(segment.as_str()),
+            };
+            let Some(next) = next else { break };
+            start = Some(next.span().start);
+            value = next.get_ref();
+        }
+        start.map(|offset| self.line_at(offset))
     }
 }
 
-/// Parse `value` into `slot`, or say why not (without repeating the value).
-fn parse_into<T: FromStr>(value: &str, slot: &mut T) -> Result<(), String>
-where
-    T::Err: fmt::Display,
-{
-    value
-        .trim()
-        .parse()
-        .map(|v| *slot = v)
-        .map_err(|e| format!("cannot parse: {e}"))
+/// A figment key path as the operator writes it: `auth.bindings[0].role`.
+fn key_path(path: &[String]) -> String {
+    let mut out = String::new();
+    for segment in path {
+        if segment.parse::<usize>().is_ok() {
+            out.push('[');
+            out.push_str(segment);
+            out.push(']');
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(segment);
+        }
+    }
+    out
 }
 
-/// A TOML error as `line N: message`, without echoing the line, which may
-/// hold a secret.
-fn describe(error: &toml::de::Error, text: &str) -> String {
-    let message = error.message().trim_end();
-    match error.span() {
-        Some(span) => {
-            let line = text
-                .get(..span.start)
-                .map_or(0, |before| before.matches('\n').count())
-                + 1;
-            format!("line {line}: {message}")
+/// What is wrong, in serde's terms, without repeating text from the file or
+/// the environment (it may be a misplaced secret).
+fn describe(kind: &Kind) -> String {
+    match kind {
+        Kind::InvalidType(actual, expected) => {
+            format!("invalid type: found {}, expected {expected}", found(actual))
         }
-        None => message.to_owned(),
+        Kind::InvalidValue(actual, expected) => {
+            format!(
+                "invalid value: found {}, expected {expected}",
+                found(actual)
+            )
+        }
+        Kind::UnknownVariant(_, expected) => {
+            format!("unknown value, expected {}", OneOf(expected))
+        }
+        Kind::UnknownField(_, expected) => {
+            format!("unknown field, expected {}", OneOf(expected))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// What was found instead; text only by its kind.
+fn found(actual: &Actual) -> String {
+    match actual {
+        Actual::Str(_) => "a string".to_owned(),
+        Actual::Char(_) => "a character".to_owned(),
+        Actual::Bytes(_) => "bytes".to_owned(),
+        other => other.to_string(),
     }
 }

@@ -6,9 +6,26 @@
 //! development default is still in use, and names each offending setting with
 //! how to fix it.
 //!
+//! # Loading
+//!
+//! The layering is [`figment`]'s: each section's defaults (serde's
+//! `default`), then the TOML file, then the variables below, merged key by
+//! key and extracted into [`Config`] by serde, so that the file and the
+//! environment are typed by the same code. What stays ours, and why: the
+//! table of variables, because their names are not a mechanical
+//! `section_key` pattern and the table also says how each text is read
+//! (comma lists, names in any case); reading the file with our `toml`,
+//! whose syntax errors give the line without echoing it (it may hold a
+//! secret), and the scan of it for literal secrets; naming each problem by
+//! TOML key, file and line, or by variable, every bad variable at once; and
+//! [`Config::validate`] with the production checks, which are policy, not
+//! layering.
+//!
 //! # Environment variables
 //!
-//! Each overrides the TOML setting named beside it.
+//! Each overrides the TOML setting named beside it (the loader's table; a
+//! test keeps the two the same). Other `DOCAICHE_*` variables are not read
+//! as configuration.
 //!
 //! | variable | setting | value |
 //! |---|---|---|
@@ -173,7 +190,7 @@ pub(crate) struct Config {
     /// `compliance/`).
     pub(crate) retention: RetentionSection,
     /// Dotted names of raw TOML keys that look secret-bearing and hold a
-    /// literal value. Filled by [`Config::from_toml_str`].
+    /// literal value. Filled by [`Config::load`].
     #[serde(skip)]
     pub(crate) literal_secrets: Vec<String>,
 }
@@ -244,6 +261,7 @@ mod auth;
 mod cors;
 pub(crate) mod documents;
 mod encryption;
+mod env;
 pub(crate) mod events;
 mod keys;
 mod load;

@@ -12,7 +12,8 @@ pub(crate) enum StoreBackend {
     /// SQLite in `storage.data_dir/docaiche.db` (default).
     #[default]
     Sqlite,
-    /// PostgreSQL (feature `postgres`).
+    /// PostgreSQL (feature `postgres`); `postgresql` is accepted too.
+    #[serde(alias = "postgresql")]
     Postgres,
 }
 

@@ -139,13 +139,14 @@ fn auth_settings_come_from_the_file_and_the_environment() {
             .allows(&docaiche_core::Permission::TENANTS_CROSS)
     );
 
-    let mut config = Config::default();
-    config
-        .apply_env(&env_of(&[
+    let config = Config::load(
+        None,
+        &env_of(&[
             ("DOCAICHE_AUTH_PROVIDER", "env"),
             ("DOCAICHE_JWT_ISSUER", "https://api.example.com"),
-        ]))
-        .expect("applies");
+        ]),
+    )
+    .expect("loads");
     assert_eq!(config.auth.provider(), Ok(AuthProvider::Env));
     assert_eq!(config.auth.jwt.issuer, "https://api.example.com");
 }
@@ -522,4 +523,5 @@ fn the_sample_shows_the_builtin_auth_settings() {
 }
 
 mod backends;
+mod env;
 mod rate_limit;
