@@ -166,6 +166,31 @@ mod tests {
         (exporter, provider, guard)
     }
 
+    /// The finished spans once `done` holds of them, or as they are after
+    /// five seconds. A span ends when its last child does, and a child may
+    /// end a moment after the answer, on the thread that ran it (a blocking
+    /// store call): reading the exporter at once would race it.
+    async fn finished_spans(
+        exporter: &InMemorySpanExporter,
+        provider: &SdkTracerProvider,
+        done: impl Fn(&[SpanData]) -> bool,
+    ) -> Vec<SpanData> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            provider.force_flush().expect("flush");
+            let spans = exporter.get_finished_spans().expect("spans");
+            if done(&spans) || tokio::time::Instant::now() >= deadline {
+                return spans;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Whether `spans` hold a server span.
+    fn has_server_span(spans: &[SpanData]) -> bool {
+        spans.iter().any(|s| s.span_kind == SpanKind::Server)
+    }
+
     fn attribute(span: &SpanData, key: &str) -> Option<String> {
         span.attributes
             .iter()
@@ -199,8 +224,13 @@ mod tests {
             .expect("request");
         let (status, _, _) = send(router(state), request).await;
         assert_eq!(status, StatusCode::OK);
-        provider.force_flush().expect("flush");
-        let spans = exporter.get_finished_spans().expect("spans");
+        let spans = finished_spans(&exporter, &provider, |spans| {
+            has_server_span(spans)
+                && spans
+                    .iter()
+                    .any(|s| attribute(s, "db.operation.name").as_deref() == Some("find_by_lookup"))
+        })
+        .await;
 
         let server = spans
             .iter()
@@ -263,8 +293,7 @@ mod tests {
         let app = router(crate::state::tests::local_state(&config));
         let (status, _, _) = send(app, crate::routes::tests::get_request("/test/panic")).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
-        provider.force_flush().expect("flush");
-        let spans = exporter.get_finished_spans().expect("spans");
+        let spans = finished_spans(&exporter, &provider, has_server_span).await;
         let server = spans
             .iter()
             .find(|s| s.span_kind == SpanKind::Server)
