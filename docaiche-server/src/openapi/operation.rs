@@ -346,6 +346,7 @@ pub(super) fn components() -> utoipa::openapi::Components {
         crate::routes::documents::BatchResult<'static>,
         crate::routes::documents::BatchResponse<'static>,
         crate::routes::documents::DocumentTextView<'static>,
+        crate::routes::documents::list::DocumentPage<'static>,
     );
     ComponentsBuilder::new()
         .schemas_from_iter(schemas)

@@ -31,6 +31,8 @@ use crate::routes::Endpoint;
 use crate::routes::RouteGroup;
 use crate::state::AppState;
 
+pub(crate) mod list;
+
 /// Add the document and job routes to `group` (the protected `documents`
 /// group).
 pub(crate) fn routes(group: RouteGroup) -> RouteGroup {
@@ -40,6 +42,7 @@ pub(crate) fn routes(group: RouteGroup) -> RouteGroup {
         group
             .route(UPLOAD, &write, upload)
             .route(BATCH, &write, batch)
+            .route(list::LIST_DOCUMENTS, &read, list::list_documents)
             .route(GET_DOCUMENT, &read, get_document)
             .route(GET_TEXT, &read, get_text)
             .route(
