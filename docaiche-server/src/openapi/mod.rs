@@ -401,20 +401,6 @@ const WEBSOCKET_UPGRADE: &[(&str, &str)] = &[
     ("Sec-WebSocket-Key", "^[A-Za-z0-9+/]{21}[AQgw]==$"),
 ];
 
-/// Query parameters of key listings.
-pub(crate) const PAGE_QUERY: &[(&str, Param, &str)] = &[
-    (
-        "after",
-        Param::Pattern(grammar::KEY_CURSOR),
-        "the cursor of the previous page's `next`",
-    ),
-    (
-        "limit",
-        Param::Integer(1, docaiche_core::page::MAX_PAGE_SIZE as u64),
-        "page size (default 50)",
-    ),
-];
-
 mod operation;
 mod schemas;
 #[cfg(test)]

@@ -324,7 +324,7 @@ pub(super) fn components() -> utoipa::openapi::Components {
         crate::routes::keys::RotateKey,
         crate::routes::keys::KeyView,
         crate::routes::keys::CreatedKey<'static>,
-        crate::routes::keys::KeyPage,
+        crate::routes::keys::list::KeyPage,
         crate::routes::audit::AuditPage,
         crate::routes::audit::AuditItem,
         crate::routes::privacy::SubjectRequest,

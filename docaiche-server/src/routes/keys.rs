@@ -9,32 +9,28 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use docaiche_auth::api_key::{CreatedApiKey, NewApiKey};
 use docaiche_auth::layer::Authenticated;
 use docaiche_core::api_key::ApiKeyRecord;
 use docaiche_core::error::FieldError;
-use docaiche_core::page::PageRequest;
 use docaiche_core::{
     ApiKeyId, Error, Grant, MAX_PERMISSION_LEN, MAX_SCOPES, Permission, PermissionCatalog,
-    PermissionSet, TenantId,
+    PermissionSet,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::json::{ValidJson, Validate};
-use crate::openapi::{Jwks, PAGE_QUERY, Payload, RequestBody, RouteDoc, schema_ref};
+use crate::openapi::{Jwks, Payload, RequestBody, RouteDoc, schema_ref};
 use crate::rejection::Path;
 use crate::routes::Endpoint;
 use crate::routes::RouteGroup;
 use crate::state::AppState;
 
-/// Default page size of key listings.
-const DEFAULT_PAGE: u32 = 50;
 /// Longest key lifetime a caller may ask for: ten years.
 pub(crate) const MAX_EXPIRES_IN_SECS: u64 = 10 * 365 * 24 * 3600;
 
@@ -45,10 +41,10 @@ pub(crate) fn routes(group: RouteGroup) -> RouteGroup {
     group
         .route(WHOAMI, &[], whoami)
         .route(CREATE_KEY, &manage, create_key)
-        .route(LIST_KEYS, &manage, list_keys)
+        .route(list::LIST_KEYS, &manage, list::list_keys)
         .route(ROTATE_KEY, &manage, rotate_key)
         .route(REVOKE_KEY, &manage, revoke_key)
-        .route(ADMIN_LIST_KEYS, &cross, admin_list_keys)
+        .route(list::ADMIN_LIST_KEYS, &cross, list::admin_list_keys)
 }
 
 /// `GET /.well-known/jwks.json`: the route of [`jwks`] and its documentation.
@@ -316,17 +312,6 @@ impl Validate for RotateKey {
     }
 }
 
-/// The query of key listings.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListQuery {
-    /// The cursor of the previous page's `next`.
-    after: Option<String>,
-    /// Page size.
-    #[serde(default, deserialize_with = "crate::json::integer::query")]
-    limit: Option<u32>,
-}
-
 /// `POST /v1/keys`: the route of [`create_key`] and its documentation.
 pub(crate) const CREATE_KEY: Endpoint = Endpoint::new(
     Method::POST,
@@ -363,76 +348,6 @@ async fn create_key(
     crate::audit::administrative(&state, &caller, "api_key.create", &context).await?;
     let created = state.auth.api_keys.create(&caller, new).await?;
     Ok(created_response(&created))
-}
-
-/// `GET /v1/keys`: the route of [`list_keys`] and its documentation.
-pub(crate) const LIST_KEYS: Endpoint = Endpoint::new(
-    Method::GET,
-    "/v1/keys",
-    RouteDoc {
-        query: PAGE_QUERY,
-        errors: &[(400, "an invalid `after` cursor or `limit`")],
-        ..RouteDoc::ok(
-            "The caller's tenant's API keys, a page at a time",
-            "a page of keys (never their secrets)",
-            Payload::Json(schema_ref::<KeyPage>),
-        )
-    },
-);
-
-/// `GET /v1/keys`: the caller's tenant's keys, a page at a time.
-async fn list_keys(
-    State(state): State<AppState>,
-    Authenticated(caller): Authenticated,
-    query: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Response, Error> {
-    let tenant = caller.tenant.clone();
-    list(&state, &caller, &tenant, query).await
-}
-
-/// `GET /v1/admin/tenants/{tenant}/keys`: the route of [`admin_list_keys`] and its documentation.
-pub(crate) const ADMIN_LIST_KEYS: Endpoint = Endpoint::new(
-    Method::GET,
-    "/v1/admin/tenants/{tenant}/keys",
-    RouteDoc {
-        query: PAGE_QUERY,
-        errors: &[(400, "an invalid `after` cursor or `limit`")],
-        ..RouteDoc::ok(
-            "Any tenant's API keys (cross-tenant administrators)",
-            "a page of keys",
-            Payload::Json(schema_ref::<KeyPage>),
-        )
-    },
-);
-
-/// `GET /v1/admin/tenants/{tenant}/keys`: any tenant's keys (cross-tenant
-/// administrators only).
-async fn admin_list_keys(
-    State(state): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(tenant): Path<String>,
-    query: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Response, Error> {
-    let tenant = TenantId::new(tenant).map_err(|_| Error::not_found("tenant"))?;
-    list(&state, &caller, &tenant, query).await
-}
-
-/// A page of `tenant`'s keys for `caller`.
-async fn list(
-    state: &AppState,
-    caller: &docaiche_core::Principal,
-    tenant: &TenantId,
-    query: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Response, Error> {
-    let Query(query) =
-        query.map_err(|e| Error::invalid_input(format!("invalid query: {}", e.body_text())))?;
-    let page = PageRequest::new(query.after, query.limit.unwrap_or(DEFAULT_PAGE))?;
-    let page = state.auth.api_keys.list(caller, tenant, &page).await?;
-    let body = KeyPage {
-        items: page.items.iter().map(KeyView::from).collect(),
-        next: page.next,
-    };
-    Ok(no_store(StatusCode::OK, &body))
 }
 
 /// `POST /v1/keys/{id}/rotate`: the route of [`rotate_key`] and its documentation.
@@ -601,20 +516,11 @@ pub(crate) struct CreatedKey<'a> {
     key: &'a str,
 }
 
-/// A page of keys.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct KeyPage {
-    /// The keys.
-    items: Vec<KeyView>,
-    /// The cursor of the next page (`?after=`); none on the last page.
-    next: Option<String>,
-}
-
 /// A JSON response that no cache may keep.
-fn no_store(status: StatusCode, body: &impl Serialize) -> Response {
+pub(super) fn no_store(status: StatusCode, body: &impl Serialize) -> Response {
     (status, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }
 
+pub(crate) mod list;
 #[cfg(test)]
 mod tests;

@@ -10,7 +10,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::Request;
-use docaiche_core::{AuthMethod, ManualClock, Principal, PrincipalId};
+use docaiche_core::{AuthMethod, ManualClock, Principal, PrincipalId, TenantId};
 
 use super::*;
 use crate::config::{BindingConfig, Config};
