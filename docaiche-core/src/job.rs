@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 
 use crate::error::Result;
 use crate::id::{JobId, TenantId};
+use crate::page::{Page, PageRequest};
 
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -201,6 +202,9 @@ pub enum LeaseStatus {
 ///   job goes [`JobState::Dead`].
 /// - `cancel` only affects non-terminal jobs and is safe to repeat: the
 ///   first call returns `true`, later ones change nothing and return `false`.
+/// - `retry` only affects dead jobs, likewise: the job is queued again with
+///   no attempts spent, and claimable at once.
+/// - `list` sees only the tenant's jobs, oldest first, filtered by state.
 #[async_trait::async_trait]
 pub trait JobQueue: Send + Sync + fmt::Debug + 'static {
     /// Enqueue a job for `tenant`.
@@ -257,4 +261,25 @@ pub trait JobQueue: Send + Sync + fmt::Debug + 'static {
     /// # Errors
     /// `Unavailable` on outage.
     async fn get(&self, tenant: &TenantId, id: &JobId) -> Result<Option<JobRecord>>;
+
+    /// `tenant`'s jobs, in `state` when given, ordered by id (oldest
+    /// first; ids are UUIDv7), a page at a time.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a malformed cursor; `Unavailable` on outage.
+    async fn list(
+        &self,
+        tenant: &TenantId,
+        state: Option<JobState>,
+        page: &PageRequest,
+    ) -> Result<Page<JobRecord>>;
+
+    /// Queue a [`JobState::Dead`] job of `tenant` again, runnable at once
+    /// with its attempts reset to zero (its `last_error` stays until the
+    /// next attempt ends). Returns whether it was dead: false if missing,
+    /// another tenant's, or in any other state, and safe to repeat.
+    ///
+    /// # Errors
+    /// `Unavailable` on outage.
+    async fn retry(&self, tenant: &TenantId, id: &JobId) -> Result<bool>;
 }

@@ -342,6 +342,7 @@ pub(super) fn components() -> utoipa::openapi::Components {
         crate::routes::documents::DocumentView<'static>,
         crate::routes::documents::ExtractionView<'static>,
         crate::routes::jobs::JobView<'static>,
+        crate::routes::jobs::JobPage<'static>,
         crate::routes::documents::AcceptedDocument<'static>,
         crate::routes::documents::BatchResult<'static>,
         crate::routes::documents::BatchResponse<'static>,

@@ -1,18 +1,19 @@
-//! The job routes (`/v1/jobs/{id}`): an extraction job of the caller's
-//! tenant, read or cancelled.
+//! The job routes: the caller's tenant's extraction jobs, listed by state,
+//! read, cancelled, and retried once dead.
 
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use docaiche_auth::layer::Authenticated;
-use docaiche_core::job::JobRecord;
+use docaiche_core::job::{JobRecord, JobState};
+use docaiche_core::page::{MAX_PAGE_SIZE, PageRequest};
 use docaiche_core::{Error, JobId, Permission};
-
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::documents::{no_store, rfc3339};
 
-use crate::openapi::{Payload, RouteDoc, schema_ref};
+use crate::openapi::{Param, Payload, RouteDoc, grammar, schema_ref};
 use crate::rejection::Path;
 use crate::routes::Endpoint;
 use crate::routes::RouteGroup;
@@ -22,9 +23,102 @@ use crate::state::AppState;
 /// the document routes).
 pub(crate) fn routes(group: RouteGroup) -> RouteGroup {
     let write = [Permission::DOCUMENTS_WRITE];
+    let read = [Permission::JOBS_READ];
     group
-        .route(GET_JOB, &[Permission::JOBS_READ], get_job)
+        .route(LIST_JOBS, &read, list_jobs)
+        .route(GET_JOB, &read, get_job)
         .route(CANCEL_JOB, &write, cancel_job)
+        .route(RETRY_JOB, &write, retry_job)
+}
+
+/// Default page size of job listings.
+const DEFAULT_PAGE: u32 = 50;
+
+/// `GET /v1/jobs`: the route of [`list_jobs`] and its documentation.
+pub(crate) const LIST_JOBS: Endpoint = Endpoint::new(
+    Method::GET,
+    "/v1/jobs",
+    RouteDoc {
+        query: &[
+            (
+                "state",
+                Param::OneOf(&["queued", "running", "succeeded", "dead", "cancelled"]),
+                "only jobs in this state (`dead`: failed every attempt)",
+            ),
+            (
+                "after",
+                Param::Pattern(grammar::KEY_CURSOR),
+                "the cursor of the previous page's `next`",
+            ),
+            (
+                "limit",
+                Param::Integer(1, MAX_PAGE_SIZE as u64),
+                "page size (default 50)",
+            ),
+        ],
+        errors: &[(400, "an invalid `state`, `after` cursor or `limit`")],
+        ..RouteDoc::ok(
+            "The tenant's jobs, oldest first, a page at a time",
+            "a page of jobs",
+            Payload::Json(schema_ref::<JobPage<'static>>),
+        )
+    },
+);
+
+/// The query of `GET /v1/jobs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    /// Only jobs in this state.
+    state: Option<String>,
+    /// The cursor of the previous page's `next`.
+    after: Option<String>,
+    /// Page size.
+    #[serde(default, deserialize_with = "crate::json::integer::query")]
+    limit: Option<u32>,
+}
+
+/// A page of jobs.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct JobPage<'a> {
+    /// The jobs, oldest first.
+    items: Vec<JobView<'a>>,
+    /// The cursor of the next page (`?after=`); none on the last page.
+    next: Option<String>,
+}
+
+/// `GET /v1/jobs`: a page of the caller's tenant's jobs (`?state=dead`:
+/// the ones to look at).
+async fn list_jobs(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Response, Error> {
+    let Query(query) =
+        query.map_err(|e| Error::invalid_input(format!("invalid query: {}", e.body_text())))?;
+    let wanted = match query.state.as_deref() {
+        None => None,
+        Some("queued") => Some(JobState::Queued),
+        Some("running") => Some(JobState::Running),
+        Some("succeeded") => Some(JobState::Succeeded),
+        Some("dead") => Some(JobState::Dead),
+        Some("cancelled") => Some(JobState::Cancelled),
+        Some(_) => {
+            return Err(Error::invalid_input(
+                "state must be queued, running, succeeded, dead or cancelled",
+            ));
+        }
+    };
+    let page = PageRequest::new(query.after, query.limit.unwrap_or(DEFAULT_PAGE))?;
+    let page = (state.intake.jobs)
+        .list(&caller.tenant, wanted, &page)
+        .await?;
+    let items = page.items.iter().map(JobView::from).collect();
+    Ok(no_store(&JobPage {
+        items,
+        next: page.next,
+    }))
 }
 
 /// `GET /v1/jobs/{id}`: the route of [`get_job`] and its documentation.
@@ -95,6 +189,49 @@ async fn cancel_job(
     }
 }
 
+/// `POST /v1/jobs/{id}/retry`: the route of [`retry_job`] and its
+/// documentation.
+pub(crate) const RETRY_JOB: Endpoint = Endpoint::new(
+    Method::POST,
+    "/v1/jobs/{id}/retry",
+    RouteDoc {
+        description: Some(
+            "Queues a dead job again, runnable at once, with its attempts reset \
+             (`last_error` stays until the next attempt ends).",
+        ),
+        errors: &[(409, "the job is not dead")],
+        ..RouteDoc::ok(
+            "Retry a dead job",
+            "the job, queued again",
+            Payload::Json(schema_ref::<JobView<'static>>),
+        )
+    },
+);
+
+/// `POST /v1/jobs/{id}/retry`: queue a dead job of the caller's tenant
+/// again; the job. 409 for a job in any other state.
+async fn retry_job(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Response, Error> {
+    let id: JobId = id.parse().map_err(|_| Error::not_found("job"))?;
+    let jobs = &state.intake.jobs;
+    let retried = jobs.retry(&caller.tenant, &id).await?;
+    let job = jobs
+        .get(&caller.tenant, &id)
+        .await?
+        .ok_or(Error::not_found("job"))?;
+    if !retried {
+        return Err(Error::conflict(format!(
+            "the job is not dead ({})",
+            job.state.as_str()
+        )));
+    }
+    state.intake.waker.wake();
+    Ok(no_store(&JobView::from(&job)))
+}
+
 /// An extraction job.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[schema(as = Job)]
@@ -155,3 +292,6 @@ impl<'a> From<&'a JobRecord> for JobView<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use docaiche_core::job::{JobLease, JobQueue, JobState, LeaseStatus, NewJob};
-use docaiche_core::{ErrorCode, JobId};
+use docaiche_core::page::PageRequest;
+use docaiche_core::{ErrorCode, JobId, TenantId};
 use serde_json::json;
 
 use super::{Case, Harness, concurrently};
@@ -33,6 +34,8 @@ pub async fn run_job_queue(queue: Arc<dyn JobQueue>, harness: &Harness) {
     concurrent_claims_are_exclusive(&queue, harness).await;
     expired_lease_is_reclaimed_and_voided(&*queue, harness).await;
     retry_delay_is_respected(&*queue, harness).await;
+    list_pages_by_state_within_the_tenant(&*queue, harness).await;
+    retry_requeues_only_dead_jobs(&*queue, harness).await;
 }
 
 async fn claim_one(case: Case, queue: &dyn JobQueue, kind: &str, lease: Duration) -> JobLease {
@@ -548,4 +551,157 @@ async fn retry_delay_is_respected(queue: &dyn JobQueue, h: &Harness) {
     h.pass(Duration::from_millis(1100)).await;
     let again = claim_one(case, queue, &kind, LEASE).await;
     case.eq(&again.job.attempts, &2, "attempts on retry");
+}
+
+/// Every id `list` gives for `tenant` in `state`, walking its pages of `limit`.
+async fn list_all(
+    case: Case,
+    queue: &dyn JobQueue,
+    tenant: &TenantId,
+    state: Option<JobState>,
+    limit: u32,
+) -> Vec<JobId> {
+    let mut ids = Vec::new();
+    let mut page = case.ok(PageRequest::new(None, limit), "page request");
+    for _ in 0..1000 {
+        let got = case.ok(queue.list(tenant, state, &page).await, "list");
+        case.check(
+            got.items.len() <= usize::try_from(limit).unwrap_or(usize::MAX),
+            "a page holds at most `limit` jobs",
+        );
+        for job in &got.items {
+            case.eq(&&job.tenant, &tenant, "a listed job's tenant");
+            if let Some(state) = state {
+                case.eq(&job.state, &state, "a listed job's state");
+            }
+        }
+        ids.extend(got.items.iter().map(|j| j.id));
+        match got.next {
+            Some(next) => page = case.ok(PageRequest::new(Some(next), limit), "page request"),
+            None => return ids,
+        }
+    }
+    case.fail("the pages never end")
+}
+
+async fn list_pages_by_state_within_the_tenant(queue: &dyn JobQueue, h: &Harness) {
+    let case = Case::new(SUITE, "list_pages_by_state_within_the_tenant");
+    let (tenant, other) = (h.tenant(), h.tenant());
+    let kind = h.unique("list");
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let job = NewJob::new(kind.clone(), json!({})).with_max_attempts(1);
+        ids.push(case.ok(queue.enqueue(&tenant, job).await, "enqueue").id);
+    }
+    let theirs = NewJob::new(kind.clone(), json!({}));
+    case.ok(queue.enqueue(&other, theirs).await, "enqueue");
+    // The oldest dies, the second is cancelled, the rest stay queued.
+    let lease = claim_one(case, queue, &kind, LEASE).await;
+    case.eq(&lease.job.id, &ids[0], "the oldest job is claimed first");
+    case.eq(
+        &case.ok(queue.fail(&lease, "fatal", None).await, "fail"),
+        &Some(JobState::Dead),
+        "fail on the last attempt",
+    );
+    case.eq(
+        &case.ok(queue.cancel(&tenant, &ids[1]).await, "cancel"),
+        &true,
+        "cancel",
+    );
+
+    case.eq(
+        &list_all(case, queue, &tenant, None, 2).await,
+        &ids,
+        "every job of the tenant, oldest first, none of another tenant's",
+    );
+    case.eq(
+        &list_all(case, queue, &tenant, Some(JobState::Dead), 1).await,
+        &vec![ids[0]],
+        "the dead jobs",
+    );
+    case.eq(
+        &list_all(case, queue, &tenant, Some(JobState::Cancelled), 3).await,
+        &vec![ids[1]],
+        "the cancelled jobs",
+    );
+    case.eq(
+        &list_all(case, queue, &tenant, Some(JobState::Queued), 2).await,
+        &ids[2..].to_vec(),
+        "the queued jobs",
+    );
+    case.eq(
+        &list_all(case, queue, &h.tenant(), None, 10).await,
+        &Vec::new(),
+        "a tenant without jobs",
+    );
+    let malformed = case.ok(
+        PageRequest::new(Some("not a cursor".to_owned()), 10),
+        "page request",
+    );
+    case.err(
+        queue.list(&tenant, None, &malformed).await,
+        ErrorCode::InvalidInput,
+        "a malformed cursor",
+    );
+    // Drain the queued ones so that no later case claims them.
+    for _ in 2..5 {
+        let lease = claim_one(case, queue, &kind, LEASE).await;
+        case.ok(queue.complete(&lease, json!(null)).await, "complete");
+    }
+}
+
+async fn retry_requeues_only_dead_jobs(queue: &dyn JobQueue, h: &Harness) {
+    let case = Case::new(SUITE, "retry_requeues_only_dead_jobs");
+    let (tenant, intruder) = (h.tenant(), h.tenant());
+    let kind = h.unique("requeue");
+    let job = NewJob::new(kind.clone(), json!({})).with_max_attempts(1);
+    let job = case.ok(queue.enqueue(&tenant, job).await, "enqueue");
+    case.eq(
+        &case.ok(queue.retry(&tenant, &job.id).await, "retry"),
+        &false,
+        "retry of a queued job",
+    );
+    let lease = claim_one(case, queue, &kind, LEASE).await;
+    case.eq(
+        &case.ok(queue.fail(&lease, "fatal", None).await, "fail"),
+        &Some(JobState::Dead),
+        "fail on the last attempt",
+    );
+    for (who, id, what) in [
+        (&intruder, job.id, "retry from another tenant"),
+        (&tenant, JobId::new(), "retry of an unknown id"),
+    ] {
+        case.eq(&case.ok(queue.retry(who, &id).await, "retry"), &false, what);
+    }
+    case.eq(
+        &case.ok(queue.retry(&tenant, &job.id).await, "retry"),
+        &true,
+        "retry of a dead job",
+    );
+    case.eq(
+        &case.ok(queue.retry(&tenant, &job.id).await, "retry"),
+        &false,
+        "retry twice",
+    );
+    let got = case.ok(queue.get(&tenant, &job.id).await, "get");
+    let got = got.unwrap_or_else(|| case.fail("job vanished"));
+    case.eq(&got.state, &JobState::Queued, "state after retry");
+    case.eq(&got.attempts, &0, "attempts after retry");
+    let lease = claim_one(case, queue, &kind, LEASE).await;
+    case.eq(
+        &lease.job.id,
+        &job.id,
+        "the retried job is claimable at once",
+    );
+    case.eq(&lease.job.attempts, &1, "its first attempt again");
+    case.eq(
+        &case.ok(queue.complete(&lease, json!(1)).await, "complete"),
+        &true,
+        "complete the retried job",
+    );
+    case.eq(
+        &case.ok(queue.retry(&tenant, &job.id).await, "retry"),
+        &false,
+        "retry of a succeeded job",
+    );
 }

@@ -2,14 +2,16 @@
 
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
+use std::ops::Bound;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use docaiche_core::job::{JobLease, JobQueue, JobRecord, JobState, LeaseStatus, NewJob};
+use docaiche_core::page::{Page, PageRequest};
 use docaiche_core::{Clock, Error, JobId, Result, TenantId};
 use time::OffsetDateTime;
 
-use super::{capacity_exceeded, lock, system_clock};
+use super::{capacity_exceeded, lock, page_of, parse_cursor, system_clock};
 
 const STORE: &str = "memory job queue";
 
@@ -281,5 +283,42 @@ impl JobQueue for MemoryJobQueue {
             .get(id)
             .filter(|e| &e.job.tenant == tenant)
             .map(|e| e.job.clone()))
+    }
+
+    async fn list(
+        &self,
+        tenant: &TenantId,
+        state: Option<JobState>,
+        page: &PageRequest,
+    ) -> Result<Page<JobRecord>> {
+        let after = parse_cursor(page.after.as_deref())?.map(JobId::from_uuid);
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let jobs = lock(&self.state);
+        Ok(page_of(
+            jobs.range((lower, Bound::Unbounded))
+                .map(|(_, e)| &e.job)
+                .filter(|j| &j.tenant == tenant && state.is_none_or(|s| j.state == s))
+                .cloned(),
+            page.limit,
+            |j| *j.id.as_uuid(),
+        ))
+    }
+
+    async fn retry(&self, tenant: &TenantId, id: &JobId) -> Result<bool> {
+        let now = self.clock.now();
+        let mut jobs = lock(&self.state);
+        let Some(entry) = jobs.get_mut(id).filter(|e| &e.job.tenant == tenant) else {
+            return Ok(false);
+        };
+        if entry.job.state != JobState::Dead {
+            return Ok(false);
+        }
+        entry.job.state = JobState::Queued;
+        entry.job.attempts = 0;
+        entry.job.progress = 0;
+        entry.job.run_after = now;
+        entry.job.updated_at = now;
+        entry.lease = None;
+        Ok(true)
     }
 }

@@ -162,6 +162,21 @@ pub const JOB_CANCEL: &str = "UPDATE jobs SET state = 'cancelled', updated_at = 
 /// A job: tenant, id.
 pub static JOB_GET: LazyLock<String> =
     LazyLock::new(|| format!("SELECT {JOB_COLUMNS} FROM jobs WHERE tenant_id = $1 AND id = $2"));
+/// A page of jobs: tenant, after id, limit.
+pub static JOB_LIST: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT {JOB_COLUMNS} FROM jobs WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3")
+});
+/// A page of jobs in one state: tenant, state, after id, limit.
+pub static JOB_LIST_IN_STATE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE tenant_id = $1 AND state = $2 AND id > $3 \
+         ORDER BY id LIMIT $4"
+    )
+});
+/// Queue a dead job again: tenant, id, now.
+pub const JOB_RETRY: &str = "UPDATE jobs SET state = 'queued', attempts = 0, progress = 0, \
+     run_after = $3, updated_at = $3, lease_token = NULL, lease_expires_at = NULL \
+     WHERE tenant_id = $1 AND id = $2 AND state = 'dead'";
 
 /// Record an event: tenant (nullable), id, time, action, outcome, json.
 pub const AUDIT_INSERT: &str = "INSERT INTO audit_events \

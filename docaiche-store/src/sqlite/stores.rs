@@ -674,6 +674,53 @@ impl JobQueue for SqliteJobQueue {
             .map_err(err)?;
         row.map(JobRow::into_record).transpose()
     }
+    async fn list(
+        &self,
+        tenant: &TenantId,
+        state: Option<JobState>,
+        page: &PageRequest,
+    ) -> Result<Page<JobRecord>> {
+        let after = cursor_or_start(parse_cursor(page.after.as_deref())?);
+        let mut conn = self.shared.conn().await?;
+        let rows: Vec<JobRow> = match state {
+            None => {
+                sqlx::query_as(&q::JOB_LIST)
+                    .bind(tenant.as_str())
+                    .bind(after)
+                    .bind(fetch_limit(page.limit))
+                    .fetch_all(&mut *conn)
+                    .await
+            }
+            Some(state) => {
+                sqlx::query_as(&q::JOB_LIST_IN_STATE)
+                    .bind(tenant.as_str())
+                    .bind(state.as_str())
+                    .bind(after)
+                    .bind(fetch_limit(page.limit))
+                    .fetch_all(&mut *conn)
+                    .await
+            }
+        }
+        .map_err(err)?;
+        let items = rows
+            .into_iter()
+            .map(JobRow::into_record)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(page_of(items, page.limit, |j| *j.id.as_uuid()))
+    }
+
+    async fn retry(&self, tenant: &TenantId, id: &JobId) -> Result<bool> {
+        let now = micros(self.shared.clock.now());
+        let mut conn = self.shared.conn().await?;
+        let done = sqlx::query(q::JOB_RETRY)
+            .bind(tenant.as_str())
+            .bind(id.as_uuid())
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .map_err(err)?;
+        Ok(done.rows_affected() > 0)
+    }
 }
 
 #[async_trait::async_trait]
