@@ -8,7 +8,6 @@ use docaiche_core::audit::{AuditEvent, AuditOutcome};
 use docaiche_core::{Error, PrincipalId, TenantId};
 use serde::Deserialize;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::audit::ReadBack;
 
@@ -64,15 +63,6 @@ impl Filter {
     /// Check and parse `query`, over the stream of `tenant` (the caller
     /// checked it may read it).
     pub(crate) fn parse(query: ListQuery, tenant: &TenantId) -> Result<Self, Error> {
-        let time = |name: &str, value: Option<String>| {
-            value
-                .map(|v| {
-                    OffsetDateTime::parse(&v, &Rfc3339).map_err(|_| {
-                        Error::invalid_input(format!("{name} is not an RFC 3339 time"))
-                    })
-                })
-                .transpose()
-        };
         let outcome = match query.outcome.as_deref() {
             None => None,
             Some("success") => Some(AuditOutcome::Success),
@@ -112,8 +102,8 @@ impl Filter {
             action_prefix: query.action_prefix,
             actor,
             outcome,
-            since: time("since", query.since)?,
-            until: time("until", query.until)?,
+            since: crate::rejection::rfc3339("since", query.since.as_deref())?,
+            until: crate::rejection::rfc3339("until", query.until.as_deref())?,
             after: query.after.unwrap_or(0),
             limit: usize::try_from(limit).unwrap_or(usize::MAX),
         })

@@ -140,6 +140,27 @@ impl Limits {
     }
 }
 
+/// The `after` parameter of a listing paged by UUIDv7 ids.
+pub(crate) const PAGE_AFTER: (&str, Param, &str) = (
+    "after",
+    Param::Pattern(grammar::KEY_CURSOR),
+    "the cursor of the previous page's `next`",
+);
+
+/// The `limit` parameter of a listing whose page is 50 by default.
+pub(crate) const PAGE_LIMIT_50: (&str, Param, &str) = (
+    "limit",
+    Param::Integer(1, docaiche_core::page::MAX_PAGE_SIZE as u64),
+    "page size (default 50)",
+);
+
+/// The `limit` parameter of a listing whose page is 100 by default.
+pub(crate) const PAGE_LIMIT_100: (&str, Param, &str) = (
+    "limit",
+    Param::Integer(1, docaiche_core::page::MAX_PAGE_SIZE as u64),
+    "page size (default 100)",
+);
+
 /// Patterns (ECMA-262, and Python `re` for schemathesis) of the text the
 /// server accepts, each stating exactly what the handler's check does.
 pub(crate) mod grammar {

@@ -106,8 +106,7 @@ struct TenantQuery {
 
 /// The tenant of `query`, checked.
 fn tenant_of(query: Result<Query<TenantQuery>, QueryRejection>) -> Result<TenantId, Error> {
-    let Query(query) =
-        query.map_err(|e| Error::invalid_input(format!("invalid query: {}", e.body_text())))?;
+    let query = crate::rejection::query(query)?;
     TenantId::new(query.tenant).map_err(|_| Error::invalid_input("tenant is not a tenant id"))
 }
 
@@ -257,16 +256,8 @@ pub(crate) const LIST_HOLDS: Endpoint = Endpoint::new(
                 Param::Required(&Param::Pattern(grammar::NAME_ID)),
                 "the tenant whose holds are listed (required)",
             ),
-            (
-                "after",
-                Param::Pattern(grammar::KEY_CURSOR),
-                "the cursor of the previous page's `next`",
-            ),
-            (
-                "limit",
-                Param::Integer(1, docaiche_core::page::MAX_PAGE_SIZE as u64),
-                "page size (default 100)",
-            ),
+            crate::openapi::PAGE_AFTER,
+            crate::openapi::PAGE_LIMIT_100,
         ],
         errors: &[(
             400,
@@ -287,8 +278,7 @@ async fn list_holds(
     Authenticated(caller): Authenticated,
     query: Result<Query<HoldsQuery>, QueryRejection>,
 ) -> Result<Response, Error> {
-    let Query(query) =
-        query.map_err(|e| Error::invalid_input(format!("invalid query: {}", e.body_text())))?;
+    let query = crate::rejection::query(query)?;
     let tenant = TenantId::new(query.tenant)
         .map_err(|_| Error::invalid_input("tenant is not a tenant id"))?;
     caller.authorize_tenant(&tenant, &Permission::ADMIN_ACCESS)?;
@@ -456,8 +446,7 @@ async fn report(
     headers: HeaderMap,
     query: Result<Query<ReportQuery>, QueryRejection>,
 ) -> Result<Response, Error> {
-    let Query(query) =
-        query.map_err(|e| Error::invalid_input(format!("invalid query: {}", e.body_text())))?;
+    let query = crate::rejection::query(query)?;
     let tenant = crate::routes::audit::readable_tenant(&caller, query.tenant.as_deref())?;
     let days = query.days.unwrap_or(DEFAULT_DAYS);
     if days == 0 || days > MAX_DAYS {

@@ -104,8 +104,7 @@ async fn list_events(
     Authenticated(caller): Authenticated,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, Error> {
-    let Query(query) =
-        query.map_err(|e| Error::invalid_input(format!("invalid query: {}", e.body_text())))?;
+    let query = crate::rejection::query(query)?;
     let tenant = readable_tenant(&caller, query.tenant.as_deref())?;
     let filter = Filter::parse(query, &tenant)?;
     let source = state

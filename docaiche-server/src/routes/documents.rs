@@ -247,8 +247,7 @@ async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Refusal> {
-    let Query(query) =
-        query.map_err(|e| Error::invalid_input(format!("invalid query: {}", e.body_text())))?;
+    let query = crate::rejection::query(query)?;
     let limit = state.intake.upload_limit(state.http.body_limit);
     let content = read_limited(&headers, body, limit).await?;
     let declared_type = headers

@@ -7,13 +7,13 @@ use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use docaiche_auth::layer::Authenticated;
 use docaiche_core::job::{JobRecord, JobState};
-use docaiche_core::page::{MAX_PAGE_SIZE, PageRequest};
+use docaiche_core::page::PageRequest;
 use docaiche_core::{Error, JobId, Permission};
 use serde::{Deserialize, Serialize};
 
 use super::documents::{no_store, rfc3339};
 
-use crate::openapi::{Param, Payload, RouteDoc, grammar, schema_ref};
+use crate::openapi::{Param, Payload, RouteDoc, schema_ref};
 use crate::rejection::Path;
 use crate::routes::Endpoint;
 use crate::routes::RouteGroup;
@@ -45,16 +45,8 @@ pub(crate) const LIST_JOBS: Endpoint = Endpoint::new(
                 Param::OneOf(&["queued", "running", "succeeded", "dead", "cancelled"]),
                 "only jobs in this state (`dead`: failed every attempt)",
             ),
-            (
-                "after",
-                Param::Pattern(grammar::KEY_CURSOR),
-                "the cursor of the previous page's `next`",
-            ),
-            (
-                "limit",
-                Param::Integer(1, MAX_PAGE_SIZE as u64),
-                "page size (default 50)",
-            ),
+            crate::openapi::PAGE_AFTER,
+            crate::openapi::PAGE_LIMIT_50,
         ],
         errors: &[(400, "an invalid `state`, `after` cursor or `limit`")],
         ..RouteDoc::ok(
@@ -95,8 +87,7 @@ async fn list_jobs(
     Authenticated(caller): Authenticated,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, Error> {
-    let Query(query) =
-        query.map_err(|e| Error::invalid_input(format!("invalid query: {}", e.body_text())))?;
+    let query = crate::rejection::query(query)?;
     let wanted = match query.state.as_deref() {
         None => None,
         Some("queued") => Some(JobState::Queued),

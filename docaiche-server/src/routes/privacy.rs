@@ -323,8 +323,7 @@ fn tenant_of(
     caller: &Principal,
     query: Result<Query<TenantQuery>, QueryRejection>,
 ) -> Result<TenantId, Error> {
-    let Query(query) =
-        query.map_err(|e| Error::invalid_input(format!("invalid query: {}", e.body_text())))?;
+    let query = crate::rejection::query(query)?;
     match query.tenant {
         Some(tenant) => {
             TenantId::new(tenant).map_err(|_| Error::invalid_input("tenant is not a tenant id"))
@@ -354,16 +353,8 @@ pub(crate) const LIST_REQUESTS: Endpoint = Endpoint::new(
                 Param::Pattern(grammar::NAME_ID),
                 "the tenant (default: the caller's; another needs `tenants:cross`)",
             ),
-            (
-                "after",
-                Param::Pattern(grammar::KEY_CURSOR),
-                "the cursor of the previous page's `next`",
-            ),
-            (
-                "limit",
-                Param::Integer(1, docaiche_core::page::MAX_PAGE_SIZE as u64),
-                "page size (default 100)",
-            ),
+            crate::openapi::PAGE_AFTER,
+            crate::openapi::PAGE_LIMIT_100,
         ],
         errors: &[
             (400, "an invalid `tenant`, `after` cursor or `limit`"),
@@ -388,8 +379,7 @@ async fn list_requests(
     Authenticated(caller): Authenticated,
     query: Result<Query<RequestsQuery>, QueryRejection>,
 ) -> Result<Response, Error> {
-    let Query(query) =
-        query.map_err(|e| Error::invalid_input(format!("invalid query: {}", e.body_text())))?;
+    let query = crate::rejection::query(query)?;
     let tenant = match query.tenant {
         Some(tenant) => {
             TenantId::new(tenant).map_err(|_| Error::invalid_input("tenant is not a tenant id"))?

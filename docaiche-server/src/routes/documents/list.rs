@@ -2,11 +2,11 @@
 //! page at a time, filtered by owner, content type and creation time.
 //!
 //! The owner filter is the store's own (`DocumentStore::list_by_owner`);
-//! the others are applied to what the store returns. So that one request
-//! never scans a whole tenant, it reads at most [`SCAN_BATCHES`] store
-//! pages: a page of a narrow filter can hold fewer than `limit` documents,
-//! even none, with a `next` cursor to go on from. Only a page without
-//! `next` is the last.
+//! the others are applied to what the store returns
+//! ([`crate::page::filtered`]: at most 8 store pages per request, so a page
+//! of a narrow filter can hold fewer than `limit` documents, even none,
+//! with a `next` cursor to go on from; only a page without `next` is the
+//! last).
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -14,21 +14,19 @@ use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use docaiche_auth::layer::Authenticated;
 use docaiche_core::document::DocumentMeta;
-use docaiche_core::page::{MAX_PAGE_SIZE, PageRequest};
+use docaiche_core::page::PageRequest;
 use docaiche_core::{DocumentStore as _, Error, PrincipalId};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::{DocumentView, no_store};
 use crate::openapi::{Param, Payload, RouteDoc, grammar, schema_ref};
+use crate::rejection::rfc3339;
 use crate::routes::Endpoint;
 use crate::state::AppState;
 
 /// Default page size.
 const DEFAULT_PAGE: u32 = 50;
-/// Store pages one request reads at most.
-const SCAN_BATCHES: usize = 8;
 /// Longest `content_type` filter, in characters.
 const MAX_CONTENT_TYPE_CHARS: usize = 255;
 
@@ -64,16 +62,8 @@ pub(crate) const LIST_DOCUMENTS: Endpoint = Endpoint::new(
                 Param::DateTime,
                 "only documents created before this RFC 3339 time",
             ),
-            (
-                "after",
-                Param::Pattern(grammar::KEY_CURSOR),
-                "the cursor of the previous page's `next`",
-            ),
-            (
-                "limit",
-                Param::Integer(1, MAX_PAGE_SIZE as u64),
-                "page size (default 50)",
-            ),
+            crate::openapi::PAGE_AFTER,
+            crate::openapi::PAGE_LIMIT_50,
         ],
         errors: &[(400, "an invalid filter, cursor or `limit`")],
         ..RouteDoc::ok(
@@ -122,20 +112,11 @@ impl Filter {
         {
             return Err(Error::invalid_input("content_type is too long"));
         }
-        let time = |name: &str, value: Option<String>| {
-            value
-                .map(|v| {
-                    OffsetDateTime::parse(&v, &Rfc3339).map_err(|_| {
-                        Error::invalid_input(format!("{name} is not an RFC 3339 time"))
-                    })
-                })
-                .transpose()
-        };
         Ok(Self {
             owner,
             content_type,
-            created_after: time("created_after", query.created_after.take())?,
-            created_before: time("created_before", query.created_before.take())?,
+            created_after: rfc3339("created_after", query.created_after.as_deref())?,
+            created_before: rfc3339("created_before", query.created_before.as_deref())?,
         })
     }
 
@@ -167,48 +148,23 @@ pub(super) async fn list_documents(
     headers: HeaderMap,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, Error> {
-    let Query(mut query) =
-        query.map_err(|e| Error::invalid_input(format!("invalid query: {}", e.body_text())))?;
+    let mut query = crate::rejection::query(query)?;
     let filter = Filter::parse(&mut query)?;
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    let mut request = PageRequest::new(query.after, limit)?;
-    let want = usize::try_from(limit).unwrap_or(usize::MAX);
-    let mut found: Vec<DocumentMeta> = Vec::with_capacity(want.min(64));
-    let mut next = None;
-    for _ in 0..SCAN_BATCHES {
-        let page = match &filter.owner {
-            Some(owner) => {
-                (state.documents)
-                    .list_by_owner(&caller.tenant, owner, &request)
-                    .await?
+    let request = PageRequest::new(query.after, query.limit.unwrap_or(DEFAULT_PAGE))?;
+    let (tenant, owner) = (&caller.tenant, filter.owner.as_ref());
+    let documents = &state.documents;
+    let (found, next) = crate::page::filtered(
+        request,
+        |page| async move {
+            match owner {
+                Some(owner) => documents.list_by_owner(tenant, owner, &page).await,
+                None => documents.list(tenant, &page).await,
             }
-            None => state.documents.list(&caller.tenant, &request).await?,
-        };
-        let read = page.items.len();
-        let mut taken = 0;
-        for meta in page.items {
-            taken += 1;
-            if filter.admits(&meta) {
-                found.push(meta);
-                if found.len() == want {
-                    break;
-                }
-            }
-        }
-        // Go on after the last document read: the page's own cursor when
-        // it was read to its end, else the last document kept.
-        next = if taken == read {
-            page.next
-        } else {
-            found.last().map(|meta| meta.id.to_string())
-        };
-        match &next {
-            Some(cursor) if found.len() < want => {
-                request = PageRequest::new(Some(cursor.clone()), limit)?;
-            }
-            _ => break,
-        }
-    }
+        },
+        |meta| filter.admits(meta),
+        |meta| meta.id.to_string(),
+    )
+    .await?;
     crate::audit::document(&state, &caller, "document.list", "*", &headers);
     let items = found.iter().map(DocumentView::from).collect();
     Ok(no_store(&DocumentPage { items, next }))

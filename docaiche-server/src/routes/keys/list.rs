@@ -2,10 +2,11 @@
 //! keys, oldest first, a page at a time, filtered by status, expiry and
 //! use.
 //!
-//! The filters are applied to what the key service lists, reading at most
-//! [`SCAN_BATCHES`] of its pages per request: a page of a narrow filter
-//! can hold fewer than `limit` keys, even none, with a `next` cursor to go
-//! on from. Only a page without `next` is the last.
+//! The filters are applied to what the key service lists
+//! ([`crate::page::filtered`]: at most 8 of its pages per request, so a
+//! page of a narrow filter can hold fewer than `limit` keys, even none,
+//! with a `next` cursor to go on from; only a page without `next` is the
+//! last).
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -13,21 +14,19 @@ use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use docaiche_auth::layer::Authenticated;
 use docaiche_core::api_key::ApiKeyRecord;
-use docaiche_core::page::{MAX_PAGE_SIZE, PageRequest};
+use docaiche_core::page::PageRequest;
 use docaiche_core::{Error, Principal, TenantId};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::{KeyView, no_store};
-use crate::openapi::{Param, Payload, RouteDoc, grammar, schema_ref};
+use crate::openapi::{Param, Payload, RouteDoc, schema_ref};
 use crate::rejection::Path;
 use crate::routes::Endpoint;
 use crate::state::AppState;
 
 /// Default page size of key listings.
 const DEFAULT_PAGE: u32 = 50;
-/// Service pages one request reads at most.
-const SCAN_BATCHES: usize = 8;
 /// Largest `expiring_within_days` and `unused_for_days`: ten years.
 const MAX_DAYS: u64 = 3650;
 
@@ -49,16 +48,8 @@ const LIST_QUERY: &[(&str, Param, &str)] = &[
         Param::Integer(0, MAX_DAYS),
         "only keys not used for at least this many days (never used ones included)",
     ),
-    (
-        "after",
-        Param::Pattern(grammar::KEY_CURSOR),
-        "the cursor of the previous page's `next`",
-    ),
-    (
-        "limit",
-        Param::Integer(1, MAX_PAGE_SIZE as u64),
-        "page size (default 50)",
-    ),
+    crate::openapi::PAGE_AFTER,
+    crate::openapi::PAGE_LIMIT_50,
 ];
 
 /// What the listings say of their paging.
@@ -234,39 +225,18 @@ async fn list(
     tenant: &TenantId,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, Error> {
-    let Query(query) =
-        query.map_err(|e| Error::invalid_input(format!("invalid query: {}", e.body_text())))?;
+    let query = crate::rejection::query(query)?;
     let filter = Filter::parse(&query, state.auth.clock.now())?;
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    let mut request = PageRequest::new(query.after, limit)?;
-    let want = usize::try_from(limit).unwrap_or(usize::MAX);
-    let mut items: Vec<KeyView> = Vec::new();
-    let mut next = None;
-    for _ in 0..SCAN_BATCHES {
-        let page = state.auth.api_keys.list(caller, tenant, &request).await?;
-        let read = page.items.len();
-        let mut taken = 0;
-        let mut last_kept = None;
-        for key in &page.items {
-            taken += 1;
-            if filter.admits(key) {
-                items.push(KeyView::from(key));
-                last_kept = Some(key.id.to_string());
-                if items.len() == want {
-                    break;
-                }
-            }
-        }
-        // Go on after the last key read: the page's own cursor when it was
-        // read to its end, else the last key kept.
-        next = if taken == read { page.next } else { last_kept };
-        match &next {
-            Some(cursor) if items.len() < want => {
-                request = PageRequest::new(Some(cursor.clone()), limit)?;
-            }
-            _ => break,
-        }
-    }
+    let request = PageRequest::new(query.after, query.limit.unwrap_or(DEFAULT_PAGE))?;
+    let keys = &state.auth.api_keys;
+    let (found, next) = crate::page::filtered(
+        request,
+        |page| async move { keys.list(caller, tenant, &page).await },
+        |key| filter.admits(key),
+        |key| key.id.to_string(),
+    )
+    .await?;
+    let items = found.iter().map(KeyView::from).collect();
     Ok(no_store(StatusCode::OK, &KeyPage { items, next }))
 }
 
