@@ -215,7 +215,67 @@ pub(crate) fn document(limits: &Limits) -> serde_json::Value {
     for (name, schema) in json_schemas() {
         schemas[name] = schema;
     }
+    if let Some(schemas) = schemas.as_object_mut() {
+        merge_flattened(schemas);
+    }
     document
+}
+
+/// Write each component schema that utoipa made an `allOf` of objects (a
+/// `#[serde(flatten)]` field: `CreatedKey` is an `ApiKey` plus `key`) as
+/// the one object it is: the members' properties and requirements, closed
+/// (`additionalProperties: false`) when a member is. In JSON Schema each
+/// `allOf` member judges the whole value alone, so a closed member would
+/// refuse the other members' properties.
+fn merge_flattened(schemas: &mut serde_json::Map<String, serde_json::Value>) {
+    use serde_json::{Map, Value};
+    let resolve = |member: &Value, schemas: &Map<String, Value>| -> Value {
+        member["$ref"]
+            .as_str()
+            .and_then(|r| r.strip_prefix("#/components/schemas/"))
+            .and_then(|name| schemas.get(name))
+            .cloned()
+            .unwrap_or_else(|| member.clone())
+    };
+    let names: Vec<String> = schemas
+        .iter()
+        .filter(|(_, schema)| schema["allOf"].is_array())
+        .map(|(name, _)| name.clone())
+        .collect();
+    for name in names {
+        let members: Vec<Value> = schemas[&name]["allOf"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|member| resolve(member, schemas))
+            .collect();
+        if !members.iter().all(|m| m["properties"].is_object()) {
+            continue;
+        }
+        let mut properties = Map::new();
+        let mut required: Vec<Value> = Vec::new();
+        for member in &members {
+            for (key, value) in member["properties"].as_object().into_iter().flatten() {
+                properties.insert(key.clone(), value.clone());
+            }
+            for key in member["required"].as_array().into_iter().flatten() {
+                if !required.contains(key) {
+                    required.push(key.clone());
+                }
+            }
+        }
+        let mut merged = Map::new();
+        merged.insert("type".into(), "object".into());
+        if let Some(description) = schemas[&name].get("description") {
+            merged.insert("description".into(), description.clone());
+        }
+        merged.insert("properties".into(), Value::Object(properties));
+        merged.insert("required".into(), Value::Array(required));
+        if members.iter().any(|m| m["additionalProperties"] == false) {
+            merged.insert("additionalProperties".into(), false.into());
+        }
+        schemas.insert(name, Value::Object(merged));
+    }
 }
 
 /// The schemas written as JSON, by component name: rules utoipa's typed

@@ -328,10 +328,12 @@ pub(crate) fn conforms(what: &str, name: &str, body: &[u8]) {
     }
 }
 
-/// `value` at `at` against `schema` of `spec`: `$ref`, `allOf` (merged),
-/// `oneOf` (any one), `type` (one of a list), `enum`, object members
-/// (every required one present; none the schema does not list, unless it
-/// allows `additionalProperties`), array `items`. The subset of JSON Schema
+/// `value` at `at` against `schema` of `spec`: `$ref`, `allOf` (each
+/// member on its own, as JSON Schema has it), `oneOf` (any one), `type`
+/// (one of a list), `enum`, object members (every required one present;
+/// none the schema does not list, unless it allows
+/// `additionalProperties`: stricter than JSON Schema, so that every member
+/// the server sends is documented), array `items`. The subset of JSON Schema
 /// the document uses; schemathesis checks the rest against the running
 /// server.
 fn check(spec: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
@@ -344,52 +346,36 @@ fn check(spec: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), St
     {
         return Err(format!("{at}: matches no `oneOf` member"));
     }
-    // `allOf`: one object of every member's properties and requirements.
-    let mut parts = vec![schema.clone()];
+    // `allOf`: every member judges the whole value on its own (JSON
+    // Schema's rule: a closed member refuses the others' properties).
     for member in schema["allOf"].as_array().into_iter().flatten() {
-        let mut member = member.clone();
-        while let Some(target) = member["$ref"].as_str() {
-            let name = target
-                .trim_start_matches("#/components/schemas/")
-                .to_owned();
-            member = spec["components"]["schemas"][&name].clone();
-        }
-        parts.push(member);
+        check(spec, member, value, at)?;
     }
-    for part in &parts {
-        check_type(part, value, at)?;
-    }
+    check_type(schema, value, at)?;
     if let Some(object) = value.as_object() {
-        let listed: serde_json::Map<String, Value> = parts
-            .iter()
-            .filter_map(|p| p["properties"].as_object())
-            .flat_map(|p| p.clone())
-            .collect();
-        let open = parts
-            .iter()
-            .any(|p| !matches!(p["additionalProperties"], Value::Null | Value::Bool(false)));
-        for required in parts
-            .iter()
-            .flat_map(|p| p["required"].as_array().into_iter().flatten())
-        {
+        let listed = schema["properties"].as_object();
+        let closed = schema["additionalProperties"] == false;
+        for required in schema["required"].as_array().into_iter().flatten() {
             let name = required.as_str().unwrap_or_default();
             if !object.contains_key(name) {
                 return Err(format!("{at}/{name}: required, missing"));
             }
         }
         for (name, member) in object {
-            match listed.get(name) {
+            match listed.and_then(|l| l.get(name)) {
                 Some(schema) => check(spec, schema, member, &format!("{at}/{name}"))?,
-                None if open || listed.is_empty() => {}
-                None => return Err(format!("{at}/{name}: not in the schema")),
+                None if closed
+                    || (listed.is_some() && schema.get("additionalProperties").is_none()) =>
+                {
+                    return Err(format!("{at}/{name}: not in the schema"));
+                }
+                None => {}
             }
         }
     }
-    if let Some(items) = value.as_array() {
-        for part in parts.iter().filter(|p| p["items"].is_object()) {
-            for (i, item) in items.iter().enumerate() {
-                check(spec, &part["items"], item, &format!("{at}/{i}"))?;
-            }
+    if let (Some(items), true) = (value.as_array(), schema["items"].is_object()) {
+        for (i, item) in items.iter().enumerate() {
+            check(spec, &schema["items"], item, &format!("{at}/{i}"))?;
         }
     }
     Ok(())
@@ -424,6 +410,35 @@ fn check_enum(schema: &Value, value: &Value, at: &str) -> Result<(), String> {
         Some(values) if !values.contains(value) => Err(format!("{at}: {value} is not in the enum")),
         _ => Ok(()),
     }
+}
+
+/// A flattened answer (`CreatedKey`: an `ApiKey` plus `key`) is one
+/// closed object, not an `allOf` whose closed member would refuse `key`
+/// (schemathesis found that form refusing every created key).
+#[test]
+fn flattened_answers_are_single_closed_objects() {
+    let spec = spec();
+    let schemas = spec["components"]["schemas"].as_object().expect("schemas");
+    for (name, own) in [("CreatedKey", "key"), ("AcceptedDocument", "job")] {
+        let schema = &schemas[name];
+        assert!(schema.get("allOf").is_none(), "{name} is an allOf");
+        assert_eq!(schema["additionalProperties"], false, "{name}");
+        assert!(
+            schema["properties"]["id"].is_object(),
+            "{name}: the flattened part"
+        );
+        assert!(
+            schema["properties"][own].is_object(),
+            "{name}: its own part"
+        );
+    }
+    let key = serde_json::json!({
+        "id": "k", "tenant": "t", "principal": "p", "name": "n", "scopes": [],
+        "created_at": "2026-12-07T00:00:00Z", "expires_at": null, "last_used_at": null,
+        "revoked_at": null, "replaced_by": null, "key": "dcx_secret"
+    });
+    let created = serde_json::json!({ "$ref": "#/components/schemas/CreatedKey" });
+    assert_eq!(check(&spec, &created, &key, ""), Ok(()));
 }
 
 #[test]
