@@ -149,6 +149,17 @@ impl RolePolicy {
         self.roles.get(name).map(|(role, _)| role)
     }
 
+    /// Every role, sorted by name, with whether it is cross-tenant.
+    pub fn roles(&self) -> impl Iterator<Item = (&Role, bool)> {
+        let mut roles: Vec<(&Role, bool)> = self
+            .roles
+            .values()
+            .map(|(role, cross)| (role, *cross))
+            .collect();
+        roles.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        roles.into_iter()
+    }
+
     /// Whether `name` is a cross-tenant role.
     #[must_use]
     pub fn is_cross_tenant(&self, name: &str) -> bool {
@@ -301,6 +312,26 @@ mod tests {
             TenantId::new("globex").expect("valid"),
             PrincipalId::new("alice").expect("valid"),
         )
+    }
+
+    #[test]
+    fn roles_are_listed_by_name_with_their_reach() {
+        let policy = policy();
+        let listed: Vec<(&str, bool)> = policy
+            .roles()
+            .map(|(role, cross)| (role.name.as_str(), cross))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("platform-admin", true),
+                ("reader", false),
+                ("tenant-admin", false)
+            ]
+        );
+        let (reader, _) = policy.roles().nth(1).expect("reader");
+        assert!(reader.grants.allows(&Permission::DOCUMENTS_READ));
+        assert!(!reader.grants.allows(&Permission::DOCUMENTS_WRITE));
     }
 
     #[test]

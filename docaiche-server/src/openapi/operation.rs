@@ -333,6 +333,8 @@ pub(super) fn components() -> utoipa::openapi::Components {
         crate::routes::privacy::ErasureReportDoc,
         crate::routes::privacy::PrivacyRequestDoc,
         crate::routes::privacy::PrivacyRequestList,
+        crate::routes::roles::RoleList,
+        crate::routes::roles::RoleView,
         crate::routes::admin::PlaceHold,
         crate::routes::admin::LegalHoldDoc,
         crate::routes::admin::LegalHoldList,

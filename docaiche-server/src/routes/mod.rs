@@ -44,6 +44,7 @@ pub(crate) mod health;
 pub(crate) mod jobs;
 pub(crate) mod keys;
 pub(crate) mod privacy;
+pub(crate) mod roles;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -225,10 +226,12 @@ pub(crate) fn route_groups() -> Vec<RouteGroup> {
     // Document processing (upload, extraction, jobs): its own, stricter
     // policy.
     let documents = crate::routes::documents::routes(RouteGroup::protected("documents"));
-    let default = crate::routes::admin::routes(crate::routes::privacy::routes(
-        crate::routes::audit::routes(crate::routes::events::routes(crate::routes::keys::routes(
-            RouteGroup::protected("default").with_not_found_fallback(),
-        ))),
+    let default = roles::routes(crate::routes::admin::routes(
+        crate::routes::privacy::routes(crate::routes::audit::routes(
+            crate::routes::events::routes(crate::routes::keys::routes(
+                RouteGroup::protected("default").with_not_found_fallback(),
+            )),
+        )),
     ));
     // The token endpoints: public, strictly limited per client address.
     let auth = auth::routes(RouteGroup::public("auth"));
