@@ -72,16 +72,36 @@ mkdir -p "$REPORT_DIR"
 # --- schemathesis, pinned ---------------------------------------------------------
 VENV=$RUN_DIR/schemathesis-venv
 ST=$VENV/bin/st
-if ! [[ -x $ST ]] || [[ $("$ST" --version 2>/dev/null) != *"version $SCHEMATHESIS_VERSION" ]]; then
+# The newest Python 3 at hand, 3.12 or later when there is one: CPython
+# before 3.11.8 and 3.12.1 can fail hypothesis's `ast.parse` in a threaded
+# run with "SystemError: AST constructor recursion depth mismatch"
+# (python/cpython#106905), which schemathesis reports as a runtime error of
+# whichever operation it was generating for.
+# Candidates: python3.13 and python3.12 on the PATH, and the CPythons of a
+# pyenv installation (whose shims answer only for the selected version).
+PYTHON=python3
+pyenv_pythons=()
+if command -v pyenv >/dev/null; then
+	mapfile -t pyenv_pythons < <(ls -d "$(pyenv root)"/versions/3.1[2-9]*/bin/python3 2>/dev/null | sort -rV)
+fi
+for candidate in python3.13 python3.12 "${pyenv_pythons[@]}"; do
+	if "$candidate" -c 'import venv' >/dev/null 2>&1; then
+		PYTHON=$candidate
+		break
+	fi
+done
+venv_python() { "$VENV/bin/python" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null; }
+if ! [[ -x $ST ]] || [[ $("$ST" --version 2>/dev/null) != *"version $SCHEMATHESIS_VERSION" ]] ||
+	[[ $(venv_python) != $("$PYTHON" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])') ]]; then
 	# A venv of our own: no root needed, nothing installed system-wide.
 	[[ ${DOCAICHE_NO_INSTALL:-0} != 1 ]] ||
 		svc_die "schemathesis $SCHEMATHESIS_VERSION is not in $VENV and DOCAICHE_NO_INSTALL=1"
-	if ! python3 -m venv --help >/dev/null 2>&1; then
+	if ! "$PYTHON" -m venv --help >/dev/null 2>&1; then
 		apt_install python3-venv || svc_die "python3 -m venv is not available"
 	fi
-	svc_log "pip install schemathesis==$SCHEMATHESIS_VERSION into $VENV (log: $RUN_DIR/pip.log)"
+	svc_log "pip install schemathesis==$SCHEMATHESIS_VERSION into $VENV with $("$PYTHON" --version) (log: $RUN_DIR/pip.log)"
 	rm -rf "$VENV"
-	run_logged "$RUN_DIR/pip.log" python3 -m venv "$VENV" ||
+	run_logged "$RUN_DIR/pip.log" "$PYTHON" -m venv "$VENV" ||
 		svc_die "cannot create the venv $VENV"
 	run_logged "$RUN_DIR/pip.log" "$VENV/bin/pip" install --disable-pip-version-check --no-input \
 		"schemathesis==$SCHEMATHESIS_VERSION" || svc_die "cannot install schemathesis"
