@@ -7,6 +7,10 @@
 //!   implementation would do per request).
 //! - `auth_layer`: one request through `AuthLayer` (API key header,
 //!   failure tracker on) against the same inner service with no layer.
+//! - `password_policy`: [`PasswordPolicy::check`] of a listed password
+//!   (disguised by case and spaces), a passphrase that is not listed, and a
+//!   1024-byte password, against the bare character count every policy does
+//!   anyway. The list is parsed before measuring.
 //!
 //! Run with `cargo bench -p docaiche-auth --bench keys`.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
@@ -20,7 +24,11 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use docaiche_auth::api_key::{ApiKeyService, NewApiKey, Peppers};
 use docaiche_auth::layer::AuthLayer;
 use docaiche_auth::lockout::{FailedAuthTracker, LockoutConfig};
-use docaiche_core::{AuthMethod, Permission, Principal, PrincipalId, SecretBytes, TenantId};
+use docaiche_auth::password::PasswordPolicy;
+use docaiche_auth::password::policy::common_password_count;
+use docaiche_core::{
+    AuthMethod, Permission, Principal, PrincipalId, SecretBytes, SecretString, TenantId,
+};
 use docaiche_store::memory::{MemoryApiKeyStore, MemoryAuditSink};
 use hmac::{Hmac, KeyInit, Mac};
 use http::{Request, Response};
@@ -133,5 +141,29 @@ fn auth_layer(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, api_key_verify, auth_layer);
+fn password_policy(c: &mut Criterion) {
+    let policy = PasswordPolicy::default();
+    assert!(
+        common_password_count() > 0,
+        "parse the list before measuring"
+    );
+    let mut group = c.benchmark_group("password_policy");
+    group.throughput(Throughput::Elements(1));
+    for (name, password) in [
+        ("listed_disguised", "Password 1234".to_owned()),
+        ("passphrase", "vivid otter lantern quarry".to_owned()),
+        ("max_bytes", "x".repeat(1024)),
+    ] {
+        let password = SecretString::from(password);
+        group.bench_function(format!("baseline_char_count/{name}"), |b| {
+            b.iter(|| black_box(black_box(password.expose_secret()).chars().count()));
+        });
+        group.bench_function(format!("check/{name}"), |b| {
+            b.iter(|| black_box(policy.check(black_box(&password))));
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, api_key_verify, auth_layer, password_policy);
 criterion_main!(benches);

@@ -3,10 +3,10 @@
 //! Authentication and authorization for DocAIche servers: JWT access tokens
 //! (issue and verify, key rotation by `kid`, JWKS, external OIDC issuers),
 //! rotating refresh tokens with reuse detection, API keys (generation,
-//! keyed-hash storage, rotation, revocation), argon2id passwords, RBAC with
-//! tenant scoping, failed-authentication tracking, and the `AuthLayer` tower
-//! middleware that puts a verified [`Principal`](docaiche_core::Principal)
-//! into request extensions.
+//! keyed-hash storage, rotation, revocation), argon2id passwords with a
+//! policy for new ones, RBAC with tenant scoping, failed-authentication
+//! tracking, and the `AuthLayer` tower middleware that puts a verified
+//! [`Principal`](docaiche_core::Principal) into request extensions.
 //!
 //! A complete authentication path in a few lines — API keys and JWTs in,
 //! a verified principal with exactly its permissions out:
@@ -53,7 +53,7 @@
 //! | [`oidc`] | tokens of external issuers: discovery + JWKS, cached, refreshed on an unknown `kid` at most once per cooldown, served stale while the issuer is down |
 //! | [`session`] | short-lived access tokens with rotating refresh tokens and reuse detection (a replay revokes the family); revocation by `jti` |
 //! | [`api_key`] | GitHub-style keys with a checksum (typos refused without a store call), keyed-hash storage with rotating peppers, a verified-key cache (revocations reach other instances over an `InvalidationBus`), batched last-used, rotation with overlap |
-//! | [`password`] | argon2id (OWASP parameters), transparent rehash, hashing off the runtime, the same work for unknown accounts |
+//! | [`password`] | argon2id (OWASP parameters), transparent rehash, hashing off the runtime, the same work for unknown accounts; a [`PasswordPolicy`](password::PasswordPolicy) for new passwords — at least 12 characters, and none of the 49,233 most common breached passwords of a list bundled in the crate (no network call) |
 //! | [`rbac`] | roles and tenant-scoped bindings as data; deny by default; cross-tenant admin only when granted explicitly |
 //! | [`login`] | password login (`{tenant, email, password}` → session) with lockout, OWASP device cookies, rehash and audit; refresh with the account's current roles; disabling or deleting an account ends its tokens at once; RFC 7009 revocation |
 //! | [`lockout`] | failed-authentication tracking per address, network, account and trusted device, with soft, capped lockouts that slow the guesser and never refuse a valid credential, and audit events |

@@ -238,8 +238,10 @@ impl PasswordLogin {
     /// (`u` + 22 base64url characters).
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] for a password the password service refuses
-    /// (too short or too long); [`Error::Conflict`] if the email exists in
+    /// [`Error::InvalidInput`] for a password the password service's
+    /// [policy](crate::password::PasswordPolicy) refuses (too short, too
+    /// long, or among the most common breached passwords), before anything
+    /// is hashed or stored; [`Error::Conflict`] if the email exists in
     /// the tenant; the store's error.
     pub async fn create_account(
         &self,

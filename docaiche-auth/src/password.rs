@@ -39,10 +39,17 @@
 //! - **No account enumeration by timing.** Call `verify` with `None` when
 //!   the account does not exist: it verifies against a dummy hash made once
 //!   at start-up with the same parameters, so both paths do the same work.
-//! - **Length limits.** Passwords shorter than `min_chars` are refused when
-//!   set; passwords longer than `max_bytes` are refused before any hashing
-//!   (at set and at login), which stops hash-flooding with megabyte
-//!   passwords.
+//! - **A policy for new passwords** ([`PasswordPolicy`], from the config).
+//!   [`PasswordService::hash`] refuses a password shorter than `min_chars`
+//!   (default 12) or on the bundled list of the 49,233 most common breached
+//!   passwords (compared without whitespace, ASCII case-insensitively; see
+//!   [`policy`]), so every path that sets a password applies it.
+//!   Passwords longer than `max_bytes` are refused before any hashing (at
+//!   set and at login), which stops hash-flooding with megabyte passwords.
+//!   Existing passwords are not checked again at login: a policy change
+//!   applies from the next password set.
+
+pub mod policy;
 
 use std::fmt;
 use std::sync::Arc;
@@ -56,6 +63,8 @@ use docaiche_core::{Error, Result};
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 
+pub use self::policy::{PasswordPolicy, PasswordRejection, is_common_password};
+
 /// Password hashing settings, deserializable from configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -68,11 +77,15 @@ pub struct PasswordConfig {
     /// argon2id lanes (default 1).
     pub parallelism: u32,
     /// Shortest password accepted when setting one, in characters
-    /// (default 8).
+    /// (default 12).
     pub min_chars: usize,
     /// Longest password accepted, in bytes (default 1024): refused before
     /// hashing, at set and at login.
     pub max_bytes: usize,
+    /// Refuse, when setting a password, those on the bundled list of the
+    /// most common breached passwords (default `true`; see [`policy`]).
+    /// Turning it off weakens the policy.
+    pub reject_common: bool,
     /// How many hashes may run at once (default: the number of CPU cores).
     pub max_concurrent: Option<usize>,
 }
@@ -83,10 +96,27 @@ impl Default for PasswordConfig {
             memory_kib: Params::DEFAULT_M_COST,
             iterations: Params::DEFAULT_T_COST,
             parallelism: Params::DEFAULT_P_COST,
-            min_chars: 8,
-            max_bytes: 1024,
+            min_chars: PasswordPolicy::DEFAULT_MIN_CHARS,
+            max_bytes: PasswordPolicy::DEFAULT_MAX_BYTES,
+            reject_common: true,
             max_concurrent: None,
         }
+    }
+}
+
+impl PasswordConfig {
+    /// The policy for new passwords these settings describe.
+    ///
+    /// # Errors
+    /// [`Error::Misconfigured`] for inconsistent lengths, as
+    /// [`PasswordPolicy::new`].
+    pub fn policy(&self) -> Result<PasswordPolicy> {
+        let policy = PasswordPolicy::new(self.min_chars, self.max_bytes)?;
+        Ok(if self.reject_common {
+            policy
+        } else {
+            policy.allowing_common_passwords()
+        })
     }
 }
 
@@ -116,6 +146,7 @@ impl PasswordVerdict {
 /// share behind an `Arc`.
 pub struct PasswordService {
     config: PasswordConfig,
+    policy: PasswordPolicy,
     params: Params,
     permits: Arc<Semaphore>,
     dummy_hash: Arc<str>,
@@ -136,12 +167,7 @@ impl PasswordService {
                 "must be at least 7168 (OWASP minimum for argon2id)",
             ));
         }
-        if config.min_chars == 0 || config.max_bytes < config.min_chars || config.max_bytes > 4096 {
-            return Err(Error::misconfigured(
-                "password.max_bytes",
-                "need 1 <= min_chars <= max_bytes <= 4096",
-            ));
-        }
+        let policy = config.policy()?;
         let params = Params::new(
             config.memory_kib,
             config.iterations,
@@ -155,6 +181,7 @@ impl PasswordService {
             .max(1);
         let mut service = Self {
             config,
+            policy,
             params,
             permits: Arc::new(Semaphore::new(permits)),
             dummy_hash: Arc::from(""),
@@ -173,6 +200,14 @@ impl PasswordService {
         &self.config
     }
 
+    /// The policy [`hash`](Self::hash) applies to new passwords: call its
+    /// [`check`](PasswordPolicy::check) to refuse one before other work
+    /// (such as reading a store).
+    #[must_use]
+    pub const fn policy(&self) -> &PasswordPolicy {
+        &self.policy
+    }
+
     /// How many argon2id computations (hashes and verifications) this
     /// service has run, the start-up dummy hash included. For metrics, and
     /// for tests that check unknown accounts cost the same.
@@ -181,21 +216,17 @@ impl PasswordService {
         self.operations.load(Ordering::Relaxed)
     }
 
-    /// Hash a new password to a PHC string.
+    /// Hash a new password to a PHC string, once it meets the
+    /// [policy](Self::policy).
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] if it is shorter than `min_chars` characters
-    /// or longer than `max_bytes` bytes; [`Error::Internal`] if hashing
-    /// fails.
+    /// [`Error::InvalidInput`] if it is shorter than `min_chars` characters,
+    /// longer than `max_bytes` bytes or (unless `reject_common` is off) on
+    /// the list of the most common breached passwords, with a message that
+    /// says which and never holds the password; [`Error::Internal`] if
+    /// hashing fails.
     pub async fn hash(&self, password: &SecretString) -> Result<String> {
-        let chars = password.expose_secret().chars().count();
-        if chars < self.config.min_chars {
-            return Err(Error::invalid_input(format!(
-                "password must be at least {} characters",
-                self.config.min_chars
-            )));
-        }
-        self.check_max(password)?;
+        self.policy.check(password)?;
         let hash = self.run_blocking(password.clone(), Job::Hash).await?;
         hash.ok_or_else(|| Error::internal("argon2id produced no hash"))
     }
@@ -213,7 +244,7 @@ impl PasswordService {
         password: &SecretString,
         stored: Option<&str>,
     ) -> Result<PasswordVerdict> {
-        self.check_max(password)?;
+        self.policy.check_max(password)?;
         let (phc, known): (Arc<str>, bool) = match stored {
             Some(s) => (Arc::from(s), true),
             None => (Arc::clone(&self.dummy_hash), false),
@@ -251,16 +282,6 @@ impl PasswordService {
                 || p.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN)
                     != Params::DEFAULT_OUTPUT_LEN
         })
-    }
-
-    fn check_max(&self, password: &SecretString) -> Result<()> {
-        if password.expose_secret().len() > self.config.max_bytes {
-            return Err(Error::invalid_input(format!(
-                "password must be at most {} bytes",
-                self.config.max_bytes
-            )));
-        }
-        Ok(())
     }
 
     /// Run one argon2id job on the blocking pool, at most `max_concurrent`

@@ -1,8 +1,11 @@
 //! argon2id passwords: verification, rehash on parameter change, equal
-//! work for unknown accounts, length limits, and hashing off the runtime.
+//! work for unknown accounts, length limits, the common-password list, and
+//! hashing off the runtime.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use docaiche_auth::password::{PasswordConfig, PasswordService, PasswordVerdict};
+use docaiche_auth::password::{
+    PasswordConfig, PasswordPolicy, PasswordRejection, PasswordService, PasswordVerdict,
+};
 use docaiche_core::{Error, SecretString};
 
 /// The OWASP minimum setting (m = 7 MiB, t = 5 is the OWASP pairing; t = 1
@@ -186,6 +189,50 @@ async fn hashing_does_not_block_the_runtime() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn common_breached_passwords_are_refused_before_hashing() {
+    let passwords = PasswordService::new(light(1)).await.unwrap();
+    assert_eq!(passwords.policy(), &PasswordPolicy::default());
+    let ops = passwords.hash_operations();
+    for listed in [
+        "password1234",
+        "Qwertyuiop123",
+        " 1q2w3e4r5t6y ",
+        "Password 123",
+    ] {
+        let err = passwords.hash(&secret(listed)).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidInput { .. }), "{listed:?}");
+        assert_eq!(
+            err.to_string(),
+            "invalid input: password is among the most common breached passwords"
+        );
+        assert!(!format!("{err:?}").contains(listed.trim()), "{err:?}");
+    }
+    assert_eq!(passwords.hash_operations(), ops, "no hashing was done");
+    // Login is not a place to enforce a policy: a password set before the
+    // list existed still verifies (and is replaced at the next change).
+    let mut lax = light(1);
+    lax.reject_common = false;
+    let lax = PasswordService::new(lax).await.unwrap();
+    let stored = lax.hash(&secret("password1234")).await.unwrap();
+    assert!(
+        passwords
+            .verify(&secret("password1234"), Some(&stored))
+            .await
+            .unwrap()
+            .is_valid()
+    );
+    assert_eq!(
+        lax.policy().check(&secret("password1234")),
+        Ok(()),
+        "reject_common = false turns the list off"
+    );
+    assert_eq!(
+        passwords.policy().check(&secret("password1234")),
+        Err(PasswordRejection::Common)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejects_weak_or_inconsistent_settings() {
     let mut weak = PasswordConfig::default();
     weak.memory_kib = 1024;
@@ -200,4 +247,15 @@ async fn rejects_weak_or_inconsistent_settings() {
         serde_json::from_value(serde_json::json!({ "iterations": 3 })).unwrap();
     assert_eq!(parsed.iterations, 3);
     assert_eq!(parsed.memory_kib, 19 * 1024);
+    assert_eq!(parsed.min_chars, 12);
+    assert!(parsed.reject_common, "the list is on unless turned off");
+    let parsed: PasswordConfig =
+        serde_json::from_value(serde_json::json!({ "reject_common": false })).unwrap();
+    assert!(!parsed.policy().unwrap().rejects_common_passwords());
+    let mut empty = PasswordConfig::default();
+    empty.min_chars = 0;
+    assert!(matches!(
+        PasswordService::new(empty).await,
+        Err(Error::Misconfigured { .. })
+    ));
 }

@@ -24,6 +24,15 @@ pub(crate) const MIN_PASSWORD_CHARS: usize = 12;
 /// Longest password read from standard input, in bytes.
 const MAX_STDIN_BYTES: u64 = 4096;
 
+/// The password settings of the server: `docaiche-auth`'s defaults (OWASP
+/// argon2id, the common breached passwords refused) with at least
+/// [`MIN_PASSWORD_CHARS`].
+fn password_config() -> PasswordConfig {
+    let mut config = PasswordConfig::default();
+    config.min_chars = MIN_PASSWORD_CHARS;
+    config
+}
+
 /// The login service of the server, built on first use: the password
 /// service computes a dummy hash when it starts, which takes an argon2id
 /// run the synchronous start-up path cannot wait for.
@@ -75,8 +84,7 @@ impl Login {
         let tracker = FailedAuthTracker::new(auth.lockout.clone(), Arc::clone(&stores.audit))?
             .with_clock(Arc::clone(&clock));
         let devices = DeviceCookies::new(&services.device_key)?.with_clock(Arc::clone(&clock));
-        let mut password_config = PasswordConfig::default();
-        password_config.min_chars = MIN_PASSWORD_CHARS;
+        let password_config = password_config();
         Ok(Self {
             parts: Parts {
                 accounts: Arc::clone(&stores.accounts),
@@ -144,7 +152,9 @@ pub(crate) struct BootstrapAdminArgs {
 }
 
 /// Read the password from `input`: everything up to 4 KiB, without the
-/// final line break.
+/// final line break, refused early (before any store is opened) when the
+/// password service's policy would refuse it: too short, or among the most
+/// common breached passwords.
 fn read_password(mut input: impl Read) -> Result<SecretString, Error> {
     let mut raw = Vec::new();
     input
@@ -166,11 +176,7 @@ fn read_password(mut input: impl Read) -> Result<SecretString, Error> {
         }
     }
     let password = SecretString::from(text);
-    if password.expose_secret().chars().count() < MIN_PASSWORD_CHARS {
-        return Err(Error::invalid_input(format!(
-            "the password must be at least {MIN_PASSWORD_CHARS} characters"
-        )));
-    }
+    password_config().policy()?.check(&password)?;
     Ok(password)
 }
 

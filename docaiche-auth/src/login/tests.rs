@@ -124,6 +124,40 @@ impl Fixture {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn accounts_are_not_created_with_a_common_breached_password() {
+    let f = fixture().await;
+    for listed in ["password1234", "PASSWORD 1234", "qwertyuiop123"] {
+        let err = f
+            .login
+            .create_account(
+                &f.tenant,
+                email("alice@example.com"),
+                &secret(listed),
+                vec!["reader".to_owned()],
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidInput, "{listed:?}");
+        assert!(err.to_string().contains("most common breached passwords"));
+        assert!(
+            !err.to_string()
+                .to_lowercase()
+                .contains(&listed.to_lowercase())
+        );
+    }
+    assert!(
+        f.accounts
+            .find_by_email(&f.tenant, &email("alice@example.com"))
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing was stored"
+    );
+    // The same email with a long passphrase is fine.
+    f.alice(&["reader"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_login_carries_the_accounts_tenant_scoped_roles() {
     let f = fixture().await;
     let alice = f.alice(&["reader", "platform-admin", "no-such-role"]).await;

@@ -13,6 +13,21 @@ fn the_password_comes_from_input_without_its_line_break() {
         let err = read_password(bad.as_bytes()).expect_err(bad);
         assert_eq!(err.code(), ErrorCode::InvalidInput, "{bad:?}");
     }
+    // The common breached passwords, whatever their case and spacing, with
+    // a message that never repeats them.
+    for listed in [
+        "password1234\n",
+        "Password 1234\n",
+        "QWERTYUIOP123",
+        " 1q2w3e4r5t6y \n",
+    ] {
+        let err = read_password(listed.as_bytes()).expect_err(listed);
+        assert_eq!(err.code(), ErrorCode::InvalidInput, "{listed:?}");
+        assert_eq!(
+            err.to_string(),
+            "invalid input: password is among the most common breached passwords"
+        );
+    }
     let huge = "x".repeat(5000);
     assert!(read_password(huge.as_bytes()).is_err());
     assert!(
@@ -58,6 +73,14 @@ async fn bootstrap_admin_creates_the_first_account_in_the_configured_store() {
         .await
         .expect_err("short");
     assert_eq!(err.code(), ErrorCode::InvalidInput);
+    let other = BootstrapAdminArgs {
+        tenant: "acme".into(),
+        email: "second@example.com".into(),
+    };
+    let err = bootstrap_admin(&config, &other, &|_| None, "Password1234\n".as_bytes())
+        .await
+        .expect_err("a common breached password");
+    assert_eq!(err.code(), ErrorCode::InvalidInput);
 
     // The account is in the server's SQLite store: it signs in.
     let (auth, _) = crate::state::open_auth(&config, &|_| None)
@@ -72,6 +95,18 @@ async fn bootstrap_admin_creates_the_first_account_in_the_configured_store() {
         .expect("present");
     assert_eq!(stored.id, account.id);
     let login = Login::new(&config.auth, &auth).expect("login");
+    // Past standard input, the password service refuses it too: the same
+    // policy guards every way an account is created.
+    let err = create_admin(
+        &login,
+        &stored.tenant,
+        AccountEmail::new("second@example.com").expect("email"),
+        &SecretString::from("password 1234"),
+    )
+    .await
+    .expect_err("a common breached password");
+    assert_eq!(err.code(), ErrorCode::InvalidInput);
+    assert!(err.to_string().contains("most common breached passwords"));
     let session = login
         .service()
         .await
