@@ -125,6 +125,7 @@ pub mod edge;
 pub mod headers;
 pub mod https;
 pub mod json;
+pub mod per_thread;
 pub mod rejection;
 pub mod request_id;
 pub mod timeout;
