@@ -133,8 +133,7 @@ where
         }
         PerThreadFuture {
             state: State::Waiting {
-                service: shared.original.clone(),
-                request: Some(request),
+                waiting: Box::new((shared.original.clone(), Some(request))),
             },
         }
     }
@@ -155,8 +154,10 @@ pin_project_lite::pin_project! {
         Called { #[pin] future: S::Future },
         /// The thread's copy failed its readiness check.
         Failed { error: Option<S::Error> },
-        /// A fresh clone, driven to readiness before the call.
-        Waiting { service: S, request: Option<Request> },
+        /// A fresh clone, driven to readiness before the call. Boxed: the
+        /// service and the request are large, and the common path should
+        /// not carry their size in its future.
+        Waiting { waiting: Box<(S, Option<Request>)> },
     }
 }
 
@@ -180,7 +181,8 @@ impl<S: Service<Request>, Request> Future for PerThreadFuture<S, Request> {
                         None => Poll::Pending,
                     };
                 }
-                StateProjection::Waiting { service, request } => {
+                StateProjection::Waiting { waiting } => {
+                    let (service, request) = &mut **waiting;
                     if let Err(error) = std::task::ready!(service.poll_ready(cx)) {
                         return Poll::Ready(Err(error));
                     }
