@@ -67,7 +67,7 @@
 //! | [`cors::Cors`] | CORS from [`cors::CorsPolicy`] |
 //! | tower-http `CatchPanicLayer` | a panic becomes a 500 problem with a correlation id |
 //! | [`rejection::ProblemAnswersLayer`] | plain error answers (413, 504, router rejections) become problems |
-//! | tower-http `RequestBodyLimitLayer`, `TimeoutLayer` | body limit (413), request deadline (504) |
+//! | tower-http `RequestBodyLimitLayer`, [`timeout::RequestTimeoutLayer`] | body limit (413), request deadline (504) |
 //!
 //! The order is the point: every answer — a handler's, a problem, a CORS
 //! preflight, a panic's 500 and the HTTPS layer's own redirect — carries
@@ -116,7 +116,6 @@ use http::{Response, StatusCode};
 use http_body_util::Full;
 use tower_http::catch_panic::{CatchPanic, CatchPanicLayer};
 use tower_http::limit::{RequestBodyLimit, RequestBodyLimitLayer};
-use tower_http::timeout::{Timeout, TimeoutLayer};
 use tower_layer::Layer;
 
 pub mod body;
@@ -126,8 +125,10 @@ pub mod edge;
 pub mod headers;
 pub mod https;
 pub mod json;
+pub mod per_thread;
 pub mod rejection;
 pub mod request_id;
+pub mod timeout;
 pub mod trace;
 
 use compression::{CompressWhen, Negotiated, NegotiatedLayer};
@@ -136,6 +137,7 @@ use edge::{Edge, EdgeLayer};
 use headers::{SecurityHeaders, SecurityHeadersLayer, SecurityHeadersPolicy};
 use https::{HttpsPolicy, RequireHttps, RequireHttpsLayer};
 use rejection::{ProblemAnswers, ProblemAnswersLayer};
+use timeout::{RequestTimeout, RequestTimeoutLayer};
 
 /// The default body limit of [`SecurityPolicy`]: 2 MiB, axum's own.
 pub const DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;
@@ -269,7 +271,9 @@ pub type SecureStack<S, O = ()> = Edge<
     SecurityHeaders<
         RequireHttps<
             Negotiated<
-                CorsService<CatchPanic<ProblemAnswers<RequestBodyLimit<Timeout<S>>>, PanicAnswer>>,
+                CorsService<
+                    CatchPanic<ProblemAnswers<RequestBodyLimit<RequestTimeout<S>>>, PanicAnswer>,
+                >,
             >,
         >,
     >,
@@ -311,9 +315,8 @@ impl<S, O: Clone> Layer<S> for SecureStackLayer<O> {
     type Service = SecureStack<S, O>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let inner =
-            TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, self.request_timeout)
-                .layer(inner);
+        let inner = RequestTimeoutLayer::new(self.request_timeout, StatusCode::GATEWAY_TIMEOUT)
+            .layer(inner);
         let inner = RequestBodyLimitLayer::new(self.body_limit).layer(inner);
         let inner = self.problems.layer(inner);
         let inner = CatchPanicLayer::custom(panic_answer as PanicAnswer).layer(inner);

@@ -24,7 +24,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -84,9 +83,12 @@ pub struct ProblemLimits {
 }
 
 /// Wraps a service with [`ProblemAnswers`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct ProblemAnswersLayer {
-    limits: Arc<ProblemLimits>,
+    // Inline (24 bytes) rather than shared: copied per request, where an
+    // `Arc` would be an atomic increment and decrement on a counter every
+    // worker thread touches.
+    limits: ProblemLimits,
 }
 
 impl ProblemAnswersLayer {
@@ -96,10 +98,10 @@ impl ProblemAnswersLayer {
     #[must_use]
     pub fn new(body_limit: usize, request_timeout: Duration) -> Self {
         Self {
-            limits: Arc::new(ProblemLimits {
+            limits: ProblemLimits {
                 body_limit: u64::try_from(body_limit).unwrap_or(u64::MAX),
                 request_timeout,
-            }),
+            },
         }
     }
 }
@@ -110,7 +112,7 @@ impl<S> Layer<S> for ProblemAnswersLayer {
     fn layer(&self, inner: S) -> Self::Service {
         ProblemAnswers {
             inner,
-            limits: Arc::clone(&self.limits),
+            limits: self.limits,
         }
     }
 }
@@ -121,7 +123,7 @@ impl<S> Layer<S> for ProblemAnswersLayer {
 #[derive(Debug, Clone)]
 pub struct ProblemAnswers<S> {
     inner: S,
-    limits: Arc<ProblemLimits>,
+    limits: ProblemLimits,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ProblemAnswers<S>
@@ -142,7 +144,7 @@ where
             // Boxed: every layer outside holds, and moves, only a pointer
             // to the rest of the stack's future (hundreds of bytes).
             inner: Box::pin(self.inner.call(request)),
-            limits: Arc::clone(&self.limits),
+            limits: self.limits,
             method,
         }
     }
@@ -154,7 +156,7 @@ pin_project_lite::pin_project! {
     pub struct ProblemAnswersFuture<F> {
         #[pin]
         inner: F,
-        limits: Arc<ProblemLimits>,
+        limits: ProblemLimits,
         method: Method,
     }
 }

@@ -6,6 +6,10 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Wake, Waker, ready};
 use std::time::Duration;
 
 use axum::Router;
@@ -13,7 +17,7 @@ use axum::extract::ConnectInfo;
 use axum::http::Request;
 use axum::serve::Listener;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::sync::watch;
 use tower::ServiceExt as _;
 
@@ -110,8 +114,7 @@ where
     L: Listener<Addr = SocketAddr>,
 {
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout);
+    http.header_read_timeout(header_read_timeout);
     // Dropping `stop` asks every connection to finish its request and close;
     // `done` is closed once every connection task has let go of its copy.
     let (stop, stopping) = watch::channel(());
@@ -130,20 +133,27 @@ where
             request.extensions_mut().insert(ConnectInfo(peer));
             app.clone().oneshot(request)
         });
-        let connection = http.serve_connection(TokioIo::new(io), service);
+        let connection = http
+            .clone()
+            .timer(HeadTimer::new(header_read_timeout))
+            .serve_connection(TokioIo::new(io), service);
         let mut stopping = stopping.clone();
         let finished = finished.clone();
         tokio::spawn(async move {
             let connection = connection.with_upgrades();
             let mut connection = std::pin::pin!(connection);
+            // The sender is dropped: the server is shutting down.
+            let stop = WhenWoken::new(async move {
+                let _ = stopping.changed().await;
+            });
             tokio::select! {
+                biased;
                 result = connection.as_mut() => {
                     if let Err(e) = result {
                         tracing::trace!(error = %e, "connection ended with an error");
                     }
                 }
-                // The sender is dropped: the server is shutting down.
-                _ = stopping.changed() => {
+                () = stop => {
                     connection.as_mut().graceful_shutdown();
                     if let Err(e) = connection.await {
                         tracing::trace!(error = %e, "connection ended with an error");
@@ -169,6 +179,152 @@ where
         }
     }
 }
+
+/// A future polled only when it woke the task (and at first): the shutdown
+/// signal beside each connection. Polling a `watch` channel's `changed()`
+/// takes the lock of the channel every connection waits on, and the
+/// connection's task wakes at least twice per request; this skips those
+/// polls.
+struct WhenWoken<F> {
+    /// The future.
+    future: Pin<Box<F>>,
+    /// The waker it was last polled with, and whether it has woken since.
+    woken: Option<(Arc<WokenFlag>, Waker)>,
+}
+
+/// A task's waker that also records that it was used.
+struct WokenFlag {
+    /// Set by a wake, cleared by the next poll.
+    woken: AtomicBool,
+    /// The task's own waker.
+    task: Waker,
+}
+
+impl Wake for WokenFlag {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.task.wake_by_ref();
+    }
+}
+
+impl<F: Future> WhenWoken<F> {
+    /// `future`, polled only when it woke the task.
+    fn new(future: F) -> Self {
+        Self {
+            future: Box::pin(future),
+            woken: None,
+        }
+    }
+}
+
+impl<F: Future> Future for WhenWoken<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.get_mut();
+        match &this.woken {
+            // Not woken since the last poll, by the same task: nothing new.
+            Some((flag, _)) if flag.task.will_wake(cx.waker()) => {
+                if !flag.woken.swap(false, Ordering::Acquire) {
+                    return Poll::Pending;
+                }
+            }
+            _ => {
+                let flag = Arc::new(WokenFlag {
+                    woken: AtomicBool::new(false),
+                    task: cx.waker().clone(),
+                });
+                let waker = Waker::from(Arc::clone(&flag));
+                this.woken = Some((flag, waker));
+            }
+        }
+        match &this.woken {
+            Some((_, waker)) => this.future.as_mut().poll(&mut Context::from_waker(waker)),
+            None => Poll::Pending,
+        }
+    }
+}
+
+/// hyper's timer for one connection. hyper uses it for the header-read
+/// deadline only (on an HTTP/1 server connection), asking for a new timer
+/// each time it starts waiting for a request head and dropping it once the
+/// head is read. Each of those is one tokio timer here, kept armed across
+/// requests: a later deadline leaves it armed where it is, and when it fires
+/// before the deadline a waiting head asks for, it is re-armed then. A busy
+/// keep-alive connection so costs no timer-wheel update per request (a
+/// fresh tokio timer per head costs two: registered when the wait for the
+/// next request begins, removed when the head arrives).
+#[derive(Debug, Clone)]
+struct HeadTimer {
+    /// The connection's one timer.
+    sleep: Arc<Mutex<Pin<Box<tokio::time::Sleep>>>>,
+}
+
+impl HeadTimer {
+    /// A timer first armed `header_read_timeout` from now (it is re-armed
+    /// for the first head's own deadline when that comes later).
+    fn new(header_read_timeout: Duration) -> Self {
+        Self {
+            sleep: Arc::new(Mutex::new(Box::pin(tokio::time::sleep(
+                header_read_timeout,
+            )))),
+        }
+    }
+}
+
+impl hyper::rt::Timer for HeadTimer {
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        self.sleep_until(self.now() + duration)
+    }
+
+    fn sleep_until(&self, deadline: std::time::Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        Box::pin(HeadSleep {
+            timer: Arc::clone(&self.sleep),
+            deadline: deadline.into(),
+        })
+    }
+
+    fn now(&self) -> std::time::Instant {
+        // The runtime's clock, which tests may pause.
+        tokio::time::Instant::now().into_std()
+    }
+}
+
+/// One deadline of a [`HeadTimer`]: ready once the connection's timer has
+/// fired at (or after) it.
+struct HeadSleep {
+    /// The connection's timer.
+    timer: Arc<Mutex<Pin<Box<tokio::time::Sleep>>>>,
+    /// When this sleep is over.
+    deadline: tokio::time::Instant,
+}
+
+impl Future for HeadSleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // A timer is plain data between statements: recover from a panic
+        // elsewhere rather than failing the connection.
+        let mut sleep = self.timer.lock().unwrap_or_else(PoisonError::into_inner);
+        if sleep.deadline() > self.deadline {
+            sleep.as_mut().reset(self.deadline);
+        }
+        loop {
+            ready!(sleep.as_mut().poll(cx));
+            if sleep.deadline() >= self.deadline {
+                return Poll::Ready(());
+            }
+            // Fired for an earlier deadline, since pushed back.
+            sleep.as_mut().reset(self.deadline);
+        }
+    }
+}
+
+impl hyper::rt::Sleep for HeadSleep {}
 
 #[cfg(test)]
 mod tests {

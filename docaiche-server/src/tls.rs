@@ -548,8 +548,9 @@ impl AsyncWrite for Connection {
 }
 
 /// Fires when a connection has made no progress for its limit. Progress
-/// only records the time; the timer is re-armed lazily, when an operation
-/// would block, so a busy connection costs no timer updates.
+/// only records the time; the timer is re-armed lazily, when it fires
+/// before the current deadline, so a busy connection costs no timer
+/// updates.
 struct IdleTimer {
     /// The current limit: the handshake's, then the idle timeout.
     limit: Duration,
@@ -589,10 +590,19 @@ impl IdleTimer {
     /// last progress; otherwise wakes `cx` when it will have.
     fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
         let deadline = self.last + self.limit;
-        if self.sleep.deadline() != deadline {
+        // Armed for later (the limit shrank): re-arm now. Armed for earlier
+        // (progress since): leave it, and re-arm when it fires, so that a
+        // busy connection moves no timer in tokio's wheel per request.
+        if self.sleep.deadline() > deadline {
             self.sleep.as_mut().reset(deadline);
         }
-        ready!(self.sleep.as_mut().poll(cx));
+        loop {
+            ready!(self.sleep.as_mut().poll(cx));
+            if self.sleep.deadline() >= deadline {
+                break;
+            }
+            self.sleep.as_mut().reset(deadline);
+        }
         Poll::Ready(io::Error::new(
             io::ErrorKind::TimedOut,
             "connection idle for too long",

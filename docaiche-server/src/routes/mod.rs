@@ -57,6 +57,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 use docaiche_auth::layer::RequirePermissionLayer;
 use docaiche_core::{Error, Permission};
+use docaiche_http::per_thread::PerThreadLayer;
 use docaiche_ratelimit::layer::RateLimitLayer;
 use tower::ServiceBuilder;
 use tower_http::body::Limited;
@@ -285,12 +286,18 @@ pub(crate) fn router(state: AppState) -> Router {
         // The stack outside, the group's gate inside; the group's fallbacks
         // (405, and the 404 of the one group that answers unknown routes)
         // get both, as its routes do.
+        // Each worker thread calls its own copy of a route's stack, which
+        // axum would otherwise clone per request (`PerThreadLayer`).
         let layered = match gate {
-            GroupGate::Public(limit) => {
-                group_routes.layer(ServiceBuilder::new().layer(outer.clone()).layer(limit))
-            }
+            GroupGate::Public(limit) => group_routes.layer(
+                ServiceBuilder::new()
+                    .layer(PerThreadLayer::new())
+                    .layer(outer.clone())
+                    .layer(limit),
+            ),
             GroupGate::Protected(gate) => group_routes.layer(
                 ServiceBuilder::new()
+                    .layer(PerThreadLayer::new())
                     .layer(outer.clone())
                     // The gate takes axum's body, as the route it wraps
                     // (which would otherwise convert it).
