@@ -29,6 +29,21 @@ pub enum JobState {
 }
 
 impl JobState {
+    /// Every state, in the order of a job's life.
+    pub const ALL: [Self; 5] = [
+        Self::Queued,
+        Self::Running,
+        Self::Succeeded,
+        Self::Dead,
+        Self::Cancelled,
+    ];
+
+    /// The state named `name` (its [`as_str`](Self::as_str)), if any.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|state| state.as_str() == name)
+    }
+
     /// Whether the job will not change state again.
     #[must_use]
     pub const fn is_terminal(self) -> bool {
@@ -282,4 +297,21 @@ pub trait JobQueue: Send + Sync + fmt::Debug + 'static {
     /// # Errors
     /// `Unavailable` on outage.
     async fn retry(&self, tenant: &TenantId, id: &JobId) -> Result<bool>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_names_round_trip_and_match_serde() {
+        for state in JobState::ALL {
+            assert_eq!(JobState::from_name(state.as_str()), Some(state));
+            let json = serde_json::to_value(state).expect("serializes");
+            assert_eq!(json, state.as_str());
+        }
+        for unknown in ["", "Queued", "dead ", "zombie"] {
+            assert_eq!(JobState::from_name(unknown), None, "{unknown:?}");
+        }
+    }
 }

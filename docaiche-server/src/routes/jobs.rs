@@ -31,6 +31,17 @@ pub(crate) fn routes(group: RouteGroup) -> RouteGroup {
         .route(RETRY_JOB, &write, retry_job)
 }
 
+/// The names of every [`JobState`], as `?state=` takes them.
+const STATE_NAMES: [&str; JobState::ALL.len()] = {
+    let mut names = [""; JobState::ALL.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = JobState::ALL[i].as_str();
+        i += 1;
+    }
+    names
+};
+
 /// Default page size of job listings.
 const DEFAULT_PAGE: u32 = 50;
 
@@ -42,7 +53,7 @@ pub(crate) const LIST_JOBS: Endpoint = Endpoint::new(
         query: &[
             (
                 "state",
-                Param::OneOf(&["queued", "running", "succeeded", "dead", "cancelled"]),
+                Param::OneOf(&STATE_NAMES),
                 "only jobs in this state (`dead`: failed every attempt)",
             ),
             crate::openapi::PAGE_AFTER,
@@ -88,19 +99,15 @@ async fn list_jobs(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, Error> {
     let query = crate::rejection::query(query)?;
-    let wanted = match query.state.as_deref() {
-        None => None,
-        Some("queued") => Some(JobState::Queued),
-        Some("running") => Some(JobState::Running),
-        Some("succeeded") => Some(JobState::Succeeded),
-        Some("dead") => Some(JobState::Dead),
-        Some("cancelled") => Some(JobState::Cancelled),
-        Some(_) => {
-            return Err(Error::invalid_input(
-                "state must be queued, running, succeeded, dead or cancelled",
-            ));
-        }
-    };
+    let wanted = query
+        .state
+        .as_deref()
+        .map(|name| {
+            JobState::from_name(name).ok_or_else(|| {
+                Error::invalid_input("state must be queued, running, succeeded, dead or cancelled")
+            })
+        })
+        .transpose()?;
     let page = PageRequest::new(query.after, query.limit.unwrap_or(DEFAULT_PAGE))?;
     let page = (state.intake.jobs)
         .list(&caller.tenant, wanted, &page)

@@ -479,14 +479,7 @@ pub(crate) const JOB_COLUMNS: &str = "id, tenant_id, kind, payload, state, attem
      lease_token, lease_expires_at";
 
 pub(crate) fn job_state(state: &str) -> Result<JobState> {
-    Ok(match state {
-        "queued" => JobState::Queued,
-        "running" => JobState::Running,
-        "succeeded" => JobState::Succeeded,
-        "dead" => JobState::Dead,
-        "cancelled" => JobState::Cancelled,
-        _ => return Err(Error::internal("stored job state is unknown")),
-    })
+    JobState::from_name(state).ok_or_else(|| Error::internal("stored job state is unknown"))
 }
 
 impl JobRow {
