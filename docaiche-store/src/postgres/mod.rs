@@ -80,9 +80,27 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 
 use crate::sql::{MeteredPool, PoolConfig, PoolStats, db_error, pool_detail};
 
+/// One adapter struct over the shared pool.
+macro_rules! adapter {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub struct $name {
+            shared: Arc<Shared>,
+        }
+
+        impl $name {
+            pub(crate) const fn new(shared: Arc<Shared>) -> Self {
+                Self { shared }
+            }
+        }
+    };
+}
+
 #[doc(hidden)]
 pub mod accounts;
 mod data_keys;
+mod jobs;
 #[doc(hidden)]
 pub mod queries;
 mod stores;
@@ -90,10 +108,11 @@ mod usage;
 
 pub use accounts::PgAccountStore;
 pub use data_keys::PgDataKeyStore;
+pub use jobs::PgJobQueue;
 /// The `sqlx` these adapters are built on, so callers of [`PgStore::pool`]
 /// name the same version (`docaiche_store::postgres::sqlx::query(…)`).
 pub use sqlx;
-pub use stores::{PgApiKeyStore, PgAuditSink, PgDocumentStore, PgJobQueue, PgRevocationStore};
+pub use stores::{PgApiKeyStore, PgAuditSink, PgDocumentStore, PgRevocationStore};
 pub use usage::PgUsageStore;
 
 const DEPENDENCY: &str = "postgres";

@@ -53,20 +53,37 @@ use sqlx::{Sqlite, SqlitePool};
 
 use crate::sql::{MeteredPool, PoolConfig, PoolStats, db_error, pool_detail};
 
+/// One adapter struct over the shared pool.
+macro_rules! adapter {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub struct $name {
+            shared: Arc<Shared>,
+        }
+
+        impl $name {
+            pub(crate) const fn new(shared: Arc<Shared>) -> Self {
+                Self { shared }
+            }
+        }
+    };
+}
+
 mod accounts;
 #[doc(hidden)]
 mod data_keys;
+mod jobs;
 pub mod queries;
 mod stores;
 mod usage;
 
 pub use accounts::SqliteAccountStore;
 pub use data_keys::SqliteDataKeyStore;
+pub use jobs::SqliteJobQueue;
 pub use usage::SqliteUsageStore;
 
-pub use stores::{
-    SqliteApiKeyStore, SqliteAuditSink, SqliteDocumentStore, SqliteJobQueue, SqliteRevocationStore,
-};
+pub use stores::{SqliteApiKeyStore, SqliteAuditSink, SqliteDocumentStore, SqliteRevocationStore};
 
 const DEPENDENCY: &str = "sqlite";
 

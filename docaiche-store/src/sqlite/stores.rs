@@ -2,42 +2,24 @@
 //! every tenant-scoped statement carries `tenant_id = ?` in its predicate.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use docaiche_core::api_key::{ApiKeyLookup, ApiKeyRecord, ApiKeyStore, ApiKeyUsage};
 use docaiche_core::audit::{AuditEvent, AuditReceipt, AuditSink};
 use docaiche_core::document::{Document, DocumentMeta, DocumentStore, DocumentText, NewDocument};
-use docaiche_core::job::{JobLease, JobQueue, JobRecord, JobState, LeaseStatus, NewJob};
 use docaiche_core::page::{Page, PageRequest};
 use docaiche_core::revocation::{IssuedToken, TokenRevocationStore, validate_token_id};
-use docaiche_core::{ApiKeyId, DocumentId, Error, JobId, PrincipalId, Result, TenantId};
+use docaiche_core::{ApiKeyId, DocumentId, Error, PrincipalId, Result, TenantId};
 use sqlx::{Connection, FromRow, Row};
 use time::OffsetDateTime;
 
 use super::queries as q;
 use super::{Shared, err};
 use crate::sql::{
-    ApiKeyRow, AuditRow, DocumentRow, JobRow, after, audit_cursor, audit_outcome, audit_page,
-    cursor_or_start, fetch_limit, from_micros, is_unique_violation, job_state, micros, micros_ceil,
-    page_of, parse_cursor, signed, text_from_json, to_json, truncate,
+    ApiKeyRow, AuditRow, DocumentRow, audit_cursor, audit_outcome, audit_page, cursor_or_start,
+    fetch_limit, from_micros, is_unique_violation, micros, micros_ceil, page_of, parse_cursor,
+    signed, text_from_json, to_json, truncate,
 };
 use crate::trace::traced;
-
-macro_rules! adapter {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone)]
-        pub struct $name {
-            shared: Arc<Shared>,
-        }
-
-        impl $name {
-            pub(crate) const fn new(shared: Arc<Shared>) -> Self {
-                Self { shared }
-            }
-        }
-    };
-}
 
 adapter!(
     /// [`DocumentStore`] in SQLite (table `documents`).
@@ -50,10 +32,6 @@ adapter!(
 adapter!(
     /// [`TokenRevocationStore`] in SQLite (table `token_revocations`).
     SqliteRevocationStore
-);
-adapter!(
-    /// [`JobQueue`] in SQLite (table `jobs`).
-    SqliteJobQueue
 );
 adapter!(
     /// [`AuditSink`] in SQLite (table `audit_events`, sequenced by `seq`).
@@ -520,206 +498,6 @@ impl SqliteRevocationStore {
             .await
             .map_err(err)?;
         Ok(done.rows_affected() + subjects.rows_affected())
-    }
-}
-
-#[async_trait::async_trait]
-impl JobQueue for SqliteJobQueue {
-    async fn enqueue(&self, tenant: &TenantId, job: NewJob) -> Result<JobRecord> {
-        if job.kind.is_empty() {
-            return Err(Error::invalid_input("job kind must not be empty"));
-        }
-        let now = truncate(self.shared.clock.now());
-        let mut record = JobRecord::new(
-            JobId::new(),
-            tenant.clone(),
-            job.kind,
-            job.payload,
-            job.max_attempts.max(1),
-            now,
-        );
-        record.run_after = job.run_after.map_or(now, truncate);
-        let mut conn = self.shared.conn().await?;
-        sqlx::query(&q::JOB_INSERT)
-            .bind(record.id.as_uuid())
-            .bind(tenant.as_str())
-            .bind(record.kind.as_bytes())
-            .bind(to_json(&record.payload)?)
-            .bind(i64::from(record.max_attempts))
-            .bind(micros(now))
-            .bind(micros(record.run_after))
-            .execute(&mut *conn)
-            .await
-            .map_err(err)?;
-        Ok(record)
-    }
-
-    async fn claim(&self, kinds: &[&str], lease: Duration) -> Result<Option<JobLease>> {
-        if kinds.is_empty() {
-            return Ok(None);
-        }
-        let now = truncate(self.shared.clock.now());
-        let expires = micros(after(now, lease));
-        let now = micros(now);
-        let mut conn = self.shared.conn().await?;
-
-        // A job whose last allowed attempt's lease lapsed is dead, not
-        // offered again.
-        q::job_dead_letter(kinds, now)
-            .build()
-            .execute(&mut *conn)
-            .await
-            .map_err(err)?;
-        let mut claim = q::job_claim(kinds, now, uuid::Uuid::new_v4(), expires);
-        let row: Option<JobRow> = claim
-            .build_query_as()
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(err)?;
-        row.map(JobRow::into_lease).transpose()
-    }
-
-    async fn heartbeat(
-        &self,
-        lease: &JobLease,
-        progress: u8,
-        extend: Duration,
-    ) -> Result<LeaseStatus> {
-        let now = truncate(self.shared.clock.now());
-        let mut conn = self.shared.conn().await?;
-        let done = sqlx::query(q::JOB_HEARTBEAT)
-            .bind(lease.job.id.as_uuid())
-            .bind(lease.token)
-            .bind(i64::from(progress.min(100)))
-            .bind(micros(after(now, extend)))
-            .bind(micros(now))
-            .bind(lease.job.tenant.as_str())
-            .execute(&mut *conn)
-            .await
-            .map_err(err)?;
-        if done.rows_affected() > 0 {
-            return Ok(LeaseStatus::Active);
-        }
-        let cancelled: Option<i64> = sqlx::query_scalar(q::JOB_LEASE_CANCELLED)
-            .bind(lease.job.id.as_uuid())
-            .bind(lease.token)
-            .bind(lease.job.tenant.as_str())
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(err)?;
-        Ok(if cancelled.is_some() {
-            LeaseStatus::Cancelled
-        } else {
-            LeaseStatus::Lost
-        })
-    }
-
-    async fn complete(&self, lease: &JobLease, result: serde_json::Value) -> Result<bool> {
-        let now = micros(self.shared.clock.now());
-        let mut conn = self.shared.conn().await?;
-        let done = sqlx::query(q::JOB_COMPLETE)
-            .bind(lease.job.id.as_uuid())
-            .bind(lease.token)
-            .bind(to_json(&result)?)
-            .bind(now)
-            .bind(lease.job.tenant.as_str())
-            .execute(&mut *conn)
-            .await
-            .map_err(err)?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn fail(
-        &self,
-        lease: &JobLease,
-        error: &str,
-        retry_in: Option<Duration>,
-    ) -> Result<Option<JobState>> {
-        let now = truncate(self.shared.clock.now());
-        let retry_at = retry_in.map(|d| micros(after(now, d)));
-        let mut conn = self.shared.conn().await?;
-        let state: Option<String> = sqlx::query_scalar(q::JOB_FAIL)
-            .bind(lease.job.id.as_uuid())
-            .bind(lease.token)
-            .bind(error.as_bytes())
-            .bind(micros(now))
-            .bind(retry_at)
-            .bind(lease.job.tenant.as_str())
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(err)?;
-        state.as_deref().map(job_state).transpose()
-    }
-
-    async fn cancel(&self, tenant: &TenantId, id: &JobId) -> Result<bool> {
-        let now = micros(self.shared.clock.now());
-        let mut conn = self.shared.conn().await?;
-        let done = sqlx::query(q::JOB_CANCEL)
-            .bind(tenant.as_str())
-            .bind(id.as_uuid())
-            .bind(now)
-            .execute(&mut *conn)
-            .await
-            .map_err(err)?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn get(&self, tenant: &TenantId, id: &JobId) -> Result<Option<JobRecord>> {
-        let mut conn = self.shared.conn().await?;
-        let row: Option<JobRow> = sqlx::query_as(&q::JOB_GET)
-            .bind(tenant.as_str())
-            .bind(id.as_uuid())
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(err)?;
-        row.map(JobRow::into_record).transpose()
-    }
-    async fn list(
-        &self,
-        tenant: &TenantId,
-        state: Option<JobState>,
-        page: &PageRequest,
-    ) -> Result<Page<JobRecord>> {
-        let after = cursor_or_start(parse_cursor(page.after.as_deref())?);
-        let mut conn = self.shared.conn().await?;
-        let rows: Vec<JobRow> = match state {
-            None => {
-                sqlx::query_as(&q::JOB_LIST)
-                    .bind(tenant.as_str())
-                    .bind(after)
-                    .bind(fetch_limit(page.limit))
-                    .fetch_all(&mut *conn)
-                    .await
-            }
-            Some(state) => {
-                sqlx::query_as(&q::JOB_LIST_IN_STATE)
-                    .bind(tenant.as_str())
-                    .bind(state.as_str())
-                    .bind(after)
-                    .bind(fetch_limit(page.limit))
-                    .fetch_all(&mut *conn)
-                    .await
-            }
-        }
-        .map_err(err)?;
-        let items = rows
-            .into_iter()
-            .map(JobRow::into_record)
-            .collect::<Result<Vec<_>>>()?;
-        Ok(page_of(items, page.limit, |j| *j.id.as_uuid()))
-    }
-
-    async fn retry(&self, tenant: &TenantId, id: &JobId) -> Result<bool> {
-        let now = micros(self.shared.clock.now());
-        let mut conn = self.shared.conn().await?;
-        let done = sqlx::query(q::JOB_RETRY)
-            .bind(tenant.as_str())
-            .bind(id.as_uuid())
-            .bind(now)
-            .execute(&mut *conn)
-            .await
-            .map_err(err)?;
-        Ok(done.rows_affected() > 0)
     }
 }
 
