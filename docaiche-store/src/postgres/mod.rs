@@ -104,6 +104,8 @@ mod jobs;
 #[doc(hidden)]
 pub mod queries;
 mod stores;
+#[doc(hidden)]
+pub mod tenants;
 mod usage;
 
 pub use accounts::PgAccountStore;
@@ -113,6 +115,7 @@ pub use jobs::PgJobQueue;
 /// name the same version (`docaiche_store::postgres::sqlx::query(…)`).
 pub use sqlx;
 pub use stores::{PgApiKeyStore, PgAuditSink, PgDocumentStore, PgRevocationStore};
+pub use tenants::PgTenantStore;
 pub use usage::PgUsageStore;
 
 const DEPENDENCY: &str = "postgres";
@@ -640,6 +643,12 @@ impl PgStore {
     #[must_use]
     pub fn accounts(&self) -> PgAccountStore {
         PgAccountStore::new(self.shared.clone())
+    }
+
+    /// The [`TenantStore`](docaiche_core::TenantStore) (table `tenants`).
+    #[must_use]
+    pub fn tenants(&self) -> PgTenantStore {
+        PgTenantStore::new(self.shared.clone())
     }
 
     /// The [`ApiKeyStore`](docaiche_core::ApiKeyStore).

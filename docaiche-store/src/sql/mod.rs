@@ -35,6 +35,7 @@ use time::OffsetDateTime;
 
 pub(crate) mod account;
 pub(crate) mod stats;
+pub(crate) mod tenant;
 pub(crate) mod usage;
 
 pub use stats::PoolStats;
@@ -267,7 +268,7 @@ pub(crate) fn from_micros(us: i64) -> Result<OffsetDateTime> {
         .map_err(|e| Error::internal_with("stored timestamp out of range", e))
 }
 
-fn opt_time(us: Option<i64>) -> Result<Option<OffsetDateTime>> {
+pub(crate) fn opt_time(us: Option<i64>) -> Result<Option<OffsetDateTime>> {
     us.map(from_micros).transpose()
 }
 
@@ -277,7 +278,7 @@ pub(crate) fn after(now: OffsetDateTime, by: Duration) -> OffsetDateTime {
         .unwrap_or(now)
 }
 
-fn utf8(bytes: Vec<u8>, what: &'static str) -> Result<String> {
+pub(crate) fn utf8(bytes: Vec<u8>, what: &'static str) -> Result<String> {
     String::from_utf8(bytes).map_err(|e| Error::internal_with(what, e))
 }
 
@@ -289,7 +290,7 @@ pub(crate) fn signed(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-fn tenant(value: String) -> Result<TenantId> {
+pub(crate) fn tenant(value: String) -> Result<TenantId> {
     TenantId::new(value).map_err(|e| Error::internal_with("stored tenant id is invalid", e))
 }
 
