@@ -45,6 +45,7 @@ use http::header::AUTHORIZATION;
 use tower::{Layer, Service};
 
 use crate::config::{AuthSection, Config};
+use crate::tenants::{SuspensionCheck, SuspensionCheckLayer};
 use crate::wiring::{Secrets, Stores};
 
 /// What the device-cookie key is derived from, under the API-key pepper.
@@ -156,6 +157,8 @@ pub(crate) struct AuthStores {
     pub(crate) accounts: Arc<dyn docaiche_core::AccountStore>,
     /// API key records.
     pub(crate) api_keys: Arc<dyn ApiKeyStore>,
+    /// The tenant registry (suspension, per-tenant settings).
+    pub(crate) tenants: Arc<dyn docaiche_core::TenantStore>,
     /// Revoked JWT ids.
     pub(crate) revocations: Arc<dyn TokenRevocationStore>,
     /// Audit events (key management, failed authentications).
@@ -172,6 +175,7 @@ impl AuthStores {
         Self {
             accounts: Arc::new(docaiche_store::memory::MemoryAccountStore::new()),
             api_keys: Arc::new(MemoryApiKeyStore::new()),
+            tenants: Arc::new(docaiche_store::memory::MemoryTenantStore::new()),
             revocations: Arc::new(MemoryRevocationStore::new().with_clock(Arc::clone(clock))),
             audit: Arc::new(MemoryAuditSink::new()),
             invalidations: None,
@@ -183,6 +187,7 @@ impl AuthStores {
         Self {
             accounts: Arc::clone(&stores.accounts),
             api_keys: Arc::clone(&stores.api_keys),
+            tenants: Arc::clone(&stores.tenants),
             revocations: Arc::clone(&stores.revocations),
             audit: Arc::clone(&stores.audit),
             invalidations: stores.invalidations.clone(),
@@ -203,6 +208,9 @@ pub(crate) struct AuthServices {
     pub(crate) issuer: JwtIssuer,
     /// Authenticates every non-public request.
     pub(crate) layer: AuthLayer,
+    /// The tenant registry behind its per-instance cache (the suspension
+    /// check, quotas, `/v1/tenants`).
+    pub(crate) tenants: crate::tenants::TenantDirectory,
     /// The roles.
     pub(crate) policy: RolePolicy,
     /// The configured role bindings.
@@ -277,11 +285,13 @@ impl AuthServices {
             .api_keys(Arc::clone(&api_keys) as _)
             .bearer(Arc::new(jwt));
         let layer = AuthLayer::new(Arc::new(router)).with_failure_tracker(Arc::new(tracker));
+        let tenants = crate::tenants::TenantDirectory::new(Arc::clone(&kept.tenants));
         Ok(Self {
             api_keys,
             jwt_keys,
             issuer,
             layer,
+            tenants,
             policy,
             bindings,
             bootstrap_role: auth.bootstrap_role.clone(),
@@ -363,19 +373,31 @@ fn presents_credential(headers: &http::HeaderMap) -> bool {
     headers.contains_key(AUTHORIZATION) || headers.contains_key(API_KEY)
 }
 
-/// Authenticate, then rate limit, then the routes; see the module docs.
+/// Authenticate, then refuse suspended tenants, then rate limit, then the
+/// routes; see the module docs and [`crate::tenants`].
 #[derive(Debug, Clone)]
 pub(crate) struct AuthGateLayer {
     /// The authentication layer.
     auth: AuthLayer,
+    /// The suspension check.
+    suspension: SuspensionCheckLayer,
     /// The route group's rate-limit layer.
     rate_limit: RateLimitLayer,
 }
 
 impl AuthGateLayer {
-    /// A gate authenticating with `auth` and limiting with `rate_limit`.
-    pub(crate) const fn new(auth: AuthLayer, rate_limit: RateLimitLayer) -> Self {
-        Self { auth, rate_limit }
+    /// A gate authenticating with `auth`, refusing the suspended tenants of
+    /// `tenants` and limiting with `rate_limit`.
+    pub(crate) const fn new(
+        auth: AuthLayer,
+        tenants: crate::tenants::TenantDirectory,
+        rate_limit: RateLimitLayer,
+    ) -> Self {
+        Self {
+            auth,
+            suspension: SuspensionCheckLayer::new(tenants),
+            rate_limit,
+        }
     }
 }
 
@@ -384,7 +406,9 @@ impl<S> Layer<S> for AuthGateLayer {
 
     fn layer(&self, inner: S) -> Self::Service {
         AuthGate {
-            authenticated: self.auth.layer(self.rate_limit.layer(inner)),
+            authenticated: self
+                .auth
+                .layer(self.suspension.layer(self.rate_limit.layer(inner))),
             anonymous: self.rate_limit.layer(Unauthenticated),
         }
     }
@@ -397,14 +421,15 @@ impl<S> Layer<S> for AuthGateLayer {
 /// inner stack and no boxed future per request.
 #[derive(Debug, Clone)]
 pub(crate) struct AuthGate<S> {
-    /// Auth → rate limit → routes.
-    authenticated: docaiche_auth::layer::Auth<docaiche_ratelimit::layer::RateLimit<S>>,
+    /// Auth → suspension check → rate limit → routes.
+    authenticated: AuthenticatedPath<S>,
     /// Rate limit → 401.
     anonymous: docaiche_ratelimit::layer::RateLimit<Unauthenticated>,
 }
 
 /// The authenticated path of [`AuthGate`].
-type AuthenticatedPath<S> = docaiche_auth::layer::Auth<docaiche_ratelimit::layer::RateLimit<S>>;
+type AuthenticatedPath<S> =
+    docaiche_auth::layer::Auth<SuspensionCheck<docaiche_ratelimit::layer::RateLimit<S>>>;
 /// The anonymous path of [`AuthGate`].
 type AnonymousPath = docaiche_ratelimit::layer::RateLimit<Unauthenticated>;
 

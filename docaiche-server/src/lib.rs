@@ -122,6 +122,7 @@ mod slo;
 mod state;
 mod storage;
 mod telemetry;
+mod tenants;
 #[cfg(test)]
 mod test_support;
 #[cfg(test)]

@@ -350,6 +350,14 @@ pub(super) fn components() -> utoipa::openapi::Components {
         crate::routes::documents::BatchResponse<'static>,
         crate::routes::documents::DocumentTextView<'static>,
         crate::routes::documents::list::DocumentPage<'static>,
+        crate::routes::tenants::CreateTenant,
+        crate::routes::tenants::UpdateTenant,
+        crate::routes::tenants::SuspendTenant,
+        crate::routes::tenants::TenantView,
+        crate::routes::tenants::TenantList,
+        crate::routes::tenants::SettingsBody,
+        crate::routes::tenants::RateLimitBody,
+        crate::routes::tenants::QuotasBody,
     );
     ComponentsBuilder::new()
         .schemas_from_iter(schemas)

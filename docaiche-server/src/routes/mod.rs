@@ -45,6 +45,7 @@ pub(crate) mod jobs;
 pub(crate) mod keys;
 pub(crate) mod privacy;
 pub(crate) mod roles;
+pub(crate) mod tenants;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -199,9 +200,11 @@ impl RouteGroup {
         let limit = rate_limit.for_class(self.class)?;
         let gate = match self.access {
             Access::Public => GroupGate::Public(limit),
-            Access::Protected => {
-                GroupGate::Protected(AuthGateLayer::new(auth.layer.clone(), limit))
-            }
+            Access::Protected => GroupGate::Protected(AuthGateLayer::new(
+                auth.layer.clone(),
+                auth.tenants.clone(),
+                limit,
+            )),
         };
         Ok((router, gate))
     }
@@ -227,13 +230,13 @@ pub(crate) fn route_groups() -> Vec<RouteGroup> {
     // Document processing (upload, extraction, jobs): its own, stricter
     // policy.
     let documents = crate::routes::documents::routes(RouteGroup::protected("documents"));
-    let default = roles::routes(crate::routes::admin::routes(
+    let default = tenants::routes(roles::routes(crate::routes::admin::routes(
         crate::routes::privacy::routes(crate::routes::audit::routes(
             crate::routes::events::routes(crate::routes::keys::routes(
                 RouteGroup::protected("default").with_not_found_fallback(),
             )),
         )),
-    ));
+    )));
     // The token endpoints: public, strictly limited per client address.
     let auth = auth::routes(RouteGroup::public("auth"));
     #[cfg_attr(not(test), allow(unused_mut))]

@@ -20,6 +20,8 @@ pub(crate) struct Stores {
     pub(crate) accounts: Arc<dyn docaiche_core::AccountStore>,
     /// API key records.
     pub(crate) api_keys: Arc<dyn ApiKeyStore>,
+    /// The tenant registry (`/v1/tenants`, suspension, quotas).
+    pub(crate) tenants: Arc<dyn docaiche_core::TenantStore>,
     /// Revoked JWT ids (the store's, or Redis).
     pub(crate) revocations: Arc<dyn TokenRevocationStore>,
     /// Audit events.
@@ -143,6 +145,7 @@ impl Stores {
         Ok(Self {
             accounts: Arc::new(store.accounts()),
             api_keys: Arc::new(store.api_keys()),
+            tenants: Arc::new(store.tenants()),
             revocations: Arc::new(store.revocations()),
             audit: Arc::new(store.audit()),
             documents: Arc::new(store.documents()),
@@ -219,6 +222,7 @@ mod postgres {
         Ok(Stores {
             accounts: Arc::new(store.accounts()),
             api_keys: Arc::new(store.api_keys()),
+            tenants: Arc::new(store.tenants()),
             revocations: Arc::new(store.revocations()),
             audit: Arc::new(store.audit()),
             documents: Arc::new(store.documents()),
