@@ -16,6 +16,7 @@
 //! | malformed body | 400 | `invalid-input` (with field `errors`) | `invalid_request` |
 //! | unknown account, wrong password, disabled account, bad refresh token | 401 | `unauthenticated` | `invalid_grant` |
 //! | locked out after repeated failures | 429 + `Retry-After` | `quota-exceeded` | — |
+//! | the right password, but the tenant is suspended (`/v1/tenants`) | 403 | `tenant-suspended` | — |
 //!
 //! The 401 is the same body for every bad credential, so an answer never
 //! tells whether an account exists (the work done is the same too, see
@@ -250,6 +251,18 @@ async fn token_inner(
     let session = login
         .login_from_device(&tenant, &email, &password, device, context)
         .await?;
+    // A suspended tenant's sessions are refused by the gate; its logins
+    // are refused here, after the password check, so that the answer does
+    // not tell strangers which tenants are suspended.
+    if state
+        .auth
+        .tenants
+        .lookup(&tenant)
+        .await?
+        .is_some_and(|t| t.is_suspended())
+    {
+        return Err(Error::TenantSuspended);
+    }
     let mut response = token_response(&session.tokens, state.auth.clock.now());
     if let Some(cookie) = &session.device_cookie
         && let Ok(value) = HeaderValue::from_str(&format!(
