@@ -171,6 +171,56 @@ impl TenantDirectory {
     }
 }
 
+/// Refuse storing `size` more bytes for `tenant` when that would break
+/// one of its storage quotas (`PATCH /v1/tenants/{tenant}`).
+///
+/// A check before the write, not a reservation: uploads racing each other
+/// can overshoot a quota by what they store at once. A document store that
+/// cannot count (`usage` is `None`) leaves quotas unenforced, with a
+/// warning.
+///
+/// # Errors
+/// [`Error::TenantQuotaExceeded`] naming `documents` (checked first) or
+/// `storage_bytes`; the registry's or the store's error.
+pub(crate) async fn check_quotas(
+    directory: &TenantDirectory,
+    documents: &dyn docaiche_core::DocumentStore,
+    tenant: &TenantId,
+    size: u64,
+) -> Result<(), Error> {
+    let Some(record) = directory.lookup(tenant).await? else {
+        return Ok(());
+    };
+    let quotas = record.settings.quotas;
+    if quotas.max_documents.is_none() && quotas.max_storage_bytes.is_none() {
+        return Ok(());
+    }
+    let Some(usage) = documents.usage(tenant).await? else {
+        tracing::warn!(
+            tenant = %tenant,
+            "the document store cannot count usage: storage quotas are not enforced"
+        );
+        return Ok(());
+    };
+    if let Some(limit) = quotas.max_documents
+        && usage.documents.saturating_add(1) > limit
+    {
+        return Err(Error::TenantQuotaExceeded {
+            quota: "documents",
+            limit,
+        });
+    }
+    if let Some(limit) = quotas.max_storage_bytes
+        && usage.bytes.saturating_add(size) > limit
+    {
+        return Err(Error::TenantQuotaExceeded {
+            quota: "storage_bytes",
+            limit,
+        });
+    }
+    Ok(())
+}
+
 /// What the check decides for a request, when it can without I/O.
 enum Verdict {
     /// Serve it.

@@ -242,6 +242,14 @@ pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
+/// A tenant's usage from its `COUNT(*)` and `SUM(size)` (never negative).
+pub(crate) fn storage_usage(documents: i64, bytes: i64) -> docaiche_core::document::StorageUsage {
+    docaiche_core::document::StorageUsage::new(
+        u64::try_from(documents).unwrap_or(0),
+        u64::try_from(bytes).unwrap_or(0),
+    )
+}
+
 /// Unix microseconds of `t`.
 pub(crate) fn micros(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos().div_euclid(1_000)).unwrap_or(i64::MAX)
