@@ -1,7 +1,9 @@
 //! The tenant registry on the request path: [`TenantDirectory`], a short
 //! TTL cache over the configured [`TenantStore`], and [`SuspensionCheck`],
 //! the service between authentication and the rate limit that refuses every
-//! request of a suspended tenant's principals.
+//! request of a suspended tenant's principals, and hands the rate limit the
+//! tenant's overrides (per tenant, and per API key) as a
+//! [`QuotaOverride`] extension.
 //!
 //! # Suspension within seconds, on every instance
 //!
@@ -30,8 +32,10 @@ use std::time::Duration;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use docaiche_auth::layer::principal_of;
-use docaiche_core::tenant::{Tenant, TenantStore};
-use docaiche_core::{Error, Permission, TenantId};
+use docaiche_core::rate_limit::Quota;
+use docaiche_core::tenant::{RateLimitOverride, Tenant, TenantStore};
+use docaiche_core::{AuthMethod, Error, Permission, Principal, TenantId};
+use docaiche_ratelimit::policy::QuotaOverride;
 use futures_util::future::{BoxFuture, Either, Ready};
 use tokio::time::Instant;
 use tower::{Layer, Service};
@@ -221,10 +225,45 @@ pub(crate) async fn check_quotas(
     Ok(())
 }
 
+/// The rate-limit overrides of `tenant`'s settings for a request of
+/// `principal` (the per-key one when it authenticated with that key).
+fn quota_override(tenant: &Tenant, principal: &Principal) -> Option<QuotaOverride> {
+    let settings = &tenant.settings;
+    let key = match &principal.auth_method {
+        AuthMethod::ApiKey { key_id } => settings.key_rate_limits.get(key_id),
+        _ => None,
+    };
+    if settings.rate_limit.is_none() && key.is_none() {
+        return None;
+    }
+    let quota = |o: &RateLimitOverride| {
+        Quota::new(
+            o.requests,
+            Duration::from_secs(u64::from(o.period_secs.get())),
+        )
+        .ok()
+    };
+    Some(QuotaOverride::new(
+        settings.rate_limit.as_ref().and_then(quota),
+        key.and_then(quota),
+    ))
+}
+
+/// Serve `request`, with its tenant's rate-limit overrides if any.
+fn with_overrides(mut request: Request, tenant: Option<&Tenant>) -> Request {
+    if let Some(tenant) = tenant
+        && let Some(principal) = principal_of(request.extensions())
+        && let Some(overrides) = quota_override(tenant, principal)
+    {
+        request.extensions_mut().insert(overrides);
+    }
+    request
+}
+
 /// What the check decides for a request, when it can without I/O.
 enum Verdict {
-    /// Serve it.
-    Pass,
+    /// Serve it, with the tenant's overrides (its record, if registered).
+    Pass(Option<Arc<Tenant>>),
     /// Refuse it: the tenant is suspended.
     Suspended,
     /// Read the registry first.
@@ -235,14 +274,14 @@ fn verdict(directory: &TenantDirectory, request: &Request) -> Verdict {
     let Some(principal) = principal_of(request.extensions()) else {
         // Only authenticated requests reach this service; without a
         // principal there is no tenant to check.
-        return Verdict::Pass;
+        return Verdict::Pass(None);
     };
     if principal.has_permission(&Permission::TENANTS_CROSS) {
-        return Verdict::Pass;
+        return Verdict::Pass(None);
     }
     match directory.cached(&principal.tenant) {
         Some(Some(tenant)) if tenant.is_suspended() => Verdict::Suspended,
-        Some(_) => Verdict::Pass,
+        Some(tenant) => Verdict::Pass(tenant),
         None => Verdict::Lookup(principal.tenant.clone()),
     }
 }
@@ -299,7 +338,9 @@ where
 
     fn call(&mut self, request: Request) -> Self::Future {
         match verdict(&self.directory, &request) {
-            Verdict::Pass => Either::Left(Either::Left(self.inner.call(request))),
+            Verdict::Pass(tenant) => Either::Left(Either::Left(
+                self.inner.call(with_overrides(request, tenant.as_deref())),
+            )),
             Verdict::Suspended => Either::Left(Either::Right(futures_util::future::ready(Ok(
                 Error::TenantSuspended.into_response(),
             )))),
@@ -314,7 +355,7 @@ where
                         Ok(Some(t)) if t.is_suspended() => {
                             Ok(Error::TenantSuspended.into_response())
                         }
-                        Ok(_) => inner.call(request).await,
+                        Ok(tenant) => inner.call(with_overrides(request, tenant.as_deref())).await,
                         Err(error) => Ok(error.into_response()),
                     }
                 }))

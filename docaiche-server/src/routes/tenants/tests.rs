@@ -398,3 +398,105 @@ async fn settings_are_patched_field_by_field_and_bad_input_is_a_problem() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_problem(&headers, &body, "forbidden");
 }
+
+/// An API key of `tenant` with `documents:read`, and its record id.
+async fn key_and_id(state: &AppState, tenant: &str) -> (String, String) {
+    use docaiche_auth::api_key::NewApiKey;
+    let tenant = TenantId::new(tenant).expect("tenant");
+    let maker = Principal::new(
+        PrincipalId::new("maker").expect("id"),
+        tenant.clone(),
+        AuthMethod::Internal,
+    )
+    .with_permissions(
+        [Permission::DOCUMENTS_READ, Permission::KEYS_MANAGE]
+            .into_iter()
+            .collect(),
+    );
+    let scopes = [Permission::DOCUMENTS_READ].into_iter().collect();
+    let created = state
+        .auth
+        .api_keys
+        .create(
+            &maker,
+            NewApiKey::new(tenant, "limited").with_scopes(scopes),
+        )
+        .await
+        .expect("key");
+    (
+        created.key.expose_secret().to_owned(),
+        created.record.id.to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_overrides_apply_per_key_and_per_tenant_from_the_next_request() {
+    let dir = TestDir::new("tenants-limits");
+    let state = local_state(&config(&dir));
+    let app = router(state.clone());
+    let admin = key_with(&state, "platform", PLATFORM).await;
+    let admin = Credential::Key(&admin);
+    let (limited, limited_id) = key_and_id(&state, "acme").await;
+    let (other, _) = key_and_id(&state, "acme").await;
+    let create = format!(
+        r#"{{"id":"acme","display_name":"Acme","settings":{{"key_rate_limits":{{"{limited_id}":{{"requests":1,"period_secs":3600}}}}}}}}"#
+    );
+    let (status, _, body) = send(
+        app.clone(),
+        request("POST", "/v1/tenants", &admin, Some(&create)),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let whoami = |key: &str| request("GET", "/v1/whoami", &Credential::Key(key), None);
+
+    let (status, _, _) = send(app.clone(), whoami(&limited)).await;
+    assert_eq!(status, StatusCode::OK, "the key's one request");
+    let (status, headers, body) = send(app.clone(), whoami(&limited)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "the key's override");
+    assert_problem(&headers, &body, "quota-exceeded");
+    for _ in 0..3 {
+        let (status, _, _) = send(app.clone(), whoami(&other)).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "another key of the tenant keeps the configured limit"
+        );
+    }
+
+    // A tenant-wide override, in force from the next request.
+    let (status, _, body) = send(
+        app.clone(),
+        request(
+            "PATCH",
+            "/v1/tenants/acme",
+            &admin,
+            Some(r#"{"rate_limit":{"requests":5,"period_secs":3600}}"#),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let mut served = 0;
+    for _ in 0..10 {
+        let (status, _, _) = send(app.clone(), whoami(&other)).await;
+        if status == StatusCode::OK {
+            served += 1;
+        } else {
+            assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        }
+    }
+    assert!(
+        served < 5,
+        "the tenant's 5 per hour, partly spent already: {served}"
+    );
+    // Other tenants keep the configured limits.
+    let globex = key_with(&state, "globex", &["documents:read"]).await;
+    for _ in 0..10 {
+        let (status, _, _) = send(app.clone(), whoami(&globex)).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+}
