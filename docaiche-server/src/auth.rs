@@ -8,8 +8,11 @@
 //!
 //! A request *with* a credential (`Authorization` or `X-API-Key`) goes
 //! through `AuthLayer` (401, or 429 while its client or key prefix is
-//! locked out), then the route group's rate limit, keyed by the verified
-//! principal, then the routes and their permission guards. A request
+//! locked out), then the suspension check (403 `tenant-suspended` for a
+//! suspended tenant's principals; it also hands the rate limit the
+//! tenant's overrides, see [`crate::tenants`]), then the route group's rate
+//! limit, keyed by the verified principal, then the routes and their
+//! permission guards. A request
 //! *without* one is rate limited by the same policy, keyed by its client
 //! address (the limiter's keys fall back to it when there is no principal),
 //! and answered 401: it never reaches the routes at all. Each request is
