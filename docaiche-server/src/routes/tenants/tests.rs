@@ -500,3 +500,59 @@ async fn rate_limit_overrides_apply_per_key_and_per_tenant_from_the_next_request
         assert_eq!(status, StatusCode::OK);
     }
 }
+
+/// Two instances on one SQLite store: a suspension made through one is
+/// refused by the other (whose cache had not read the tenant yet; once it
+/// has, it rereads within `TenantDirectory::DEFAULT_TTL`, tested in
+/// `crate::tenants`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspension_through_one_instance_is_refused_by_another_on_the_same_store() {
+    let dir = TestDir::new("tenants-two-instances");
+    let mut config = Config::default();
+    config.storage.data_dir = dir.path().to_path_buf();
+    crate::storage::prepare_data_dir(dir.path()).expect("data dir");
+    crate::keys::prepare(&config.key_source()).expect("key");
+    let first = AppState::from_config(&config, &|_| None)
+        .await
+        .expect("first instance");
+    let mut second_config = config.clone();
+    second_config.audit.path = Some(dir.path().join("second").join("audit.jsonl"));
+    let second = AppState::from_config(&second_config, &|_| None)
+        .await
+        .expect("second instance");
+    let admin = key_with(&first, "platform", PLATFORM).await;
+    let admin = Credential::Key(&admin);
+    let acme = key_with(&first, "acme", &["documents:read"]).await;
+    for (uri, body) in [
+        ("/v1/tenants", r#"{"id":"acme","display_name":"Acme"}"#),
+        ("/v1/tenants/acme/suspend", r#"{"reason":"unpaid"}"#),
+    ] {
+        let (status, _, answer) = send(
+            router(first.clone()),
+            request("POST", uri, &admin, Some(body)),
+        )
+        .await;
+        assert!(
+            status.is_success(),
+            "{uri}: {}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    for state in [&first, &second] {
+        let (status, headers, body) = send(
+            router(state.clone()),
+            request("GET", "/v1/whoami", &Credential::Key(&acme), None),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_problem(&headers, &body, "tenant-suspended");
+    }
+    // The registry is in the store's database: the second instance lists it.
+    let (status, _, body) = send(
+        router(second.clone()),
+        request("GET", "/v1/tenants/acme", &admin, None),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json(&body)["status"], "suspended");
+}
