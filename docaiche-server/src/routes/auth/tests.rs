@@ -301,6 +301,13 @@ async fn a_suspended_tenant_can_neither_log_in_nor_use_its_sessions() {
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_problem(&headers, &body, "tenant-suspended");
+    // So does a refresh, which uses the refresh token up.
+    let refresh =
+        serde_json::json!({ "refresh_token": field(&tokens, "refresh_token") }).to_string();
+    let (status, headers, body) =
+        send(router(state.clone()), post("/v1/auth/refresh", &refresh)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_problem(&headers, &body, "tenant-suspended");
     // A wrong password still gets the plain 401: the suspension is not
     // revealed to whoever does not hold the password.
     let (status, _, _) = send(
