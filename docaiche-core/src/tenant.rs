@@ -146,7 +146,8 @@ pub struct TenantSettings {
     /// tenant (at most [`MAX_KEY_RATE_LIMITS`]).
     pub key_rate_limits: BTreeMap<ApiKeyId, RateLimitOverride>,
     /// Replaces the configured document retention, in days (1 to
-    /// [`MAX_RETENTION_DAYS`]).
+    /// [`MAX_RETENTION_DAYS`]). A setting for the retention job to read;
+    /// the bundled server stores and serves it but does not apply it yet.
     pub retention_days: Option<u32>,
     /// Storage quotas, enforced at upload.
     pub quotas: TenantQuotas,
