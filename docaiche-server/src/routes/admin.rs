@@ -141,7 +141,10 @@ fn hold_event(
 /// Record an administrative event before acting: through the trail's
 /// auditor (refused when unrecordable and `[audit]` is fail-closed), or,
 /// without a trail, through the stores' sink.
-async fn record_administrative(state: &AppState, event: AuditEvent) -> Result<(), Error> {
+pub(crate) async fn record_administrative(
+    state: &AppState,
+    event: AuditEvent,
+) -> Result<(), Error> {
     match &state.audit {
         Some(trail) => trail
             .auditor

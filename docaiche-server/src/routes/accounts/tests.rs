@@ -1,0 +1,1 @@
+//! The account routes through the router.
