@@ -316,8 +316,8 @@ impl PasswordLogin {
     }
 
     /// Set `password` on the account `token` (an invitation or a
-    /// password-reset token) names, spending the token, and end every
-    /// session of the account (a reset usually follows a lost or stolen
+    /// password-reset token) names, spending the token; a reset also ends
+    /// every session of the account (it usually follows a lost or stolen
     /// password). Audited as `account.password_set`.
     ///
     /// # Errors
@@ -372,9 +372,15 @@ impl PasswordLogin {
                 .await;
             return Err(bad_credential());
         }
-        self.sessions
-            .revoke_subject(&account.tenant, &account.id)
-            .await?;
+        // A reset follows a lost or stolen password: end every session
+        // issued until now. An invited account had none (nobody knew its
+        // password), and revoking would also refuse a sign-in in the same
+        // second (revocations are by issue time, in whole seconds).
+        if claims.kind == AccountTokenKind::PasswordReset {
+            self.sessions
+                .revoke_subject(&account.tenant, &account.id)
+                .await?;
+        }
         self.record(event(AuditOutcome::Success)).await;
         let mut account = account;
         account.password_hash = hash;
