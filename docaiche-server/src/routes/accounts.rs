@@ -551,6 +551,12 @@ async fn list(
         Some("disabled") => Some(true),
         Some(_) => return Err(Error::invalid_input("status must be active or disabled")),
     };
+    if let Some(role) = &query.role
+        && TenantId::new(role.as_str()).is_err()
+    {
+        // The grammar of ids, which role names are a part of.
+        return Err(Error::invalid_input("role is not a role name"));
+    }
     let prefix = query.email_prefix.as_deref().map(str::to_lowercase);
     if prefix.as_ref().is_some_and(|p| p.len() > MAX_PREFIX) {
         return Err(Error::invalid_input(format!(
