@@ -55,7 +55,7 @@
 //! | [`api_key`] | GitHub-style keys with a checksum (typos refused without a store call), keyed-hash storage with rotating peppers, a verified-key cache (revocations reach other instances over an `InvalidationBus`), batched last-used, rotation with overlap |
 //! | [`password`] | argon2id (OWASP parameters), transparent rehash, hashing off the runtime, the same work for unknown accounts; a [`PasswordPolicy`](password::PasswordPolicy) for new passwords — at least 12 characters, and none of the 49,233 most common breached passwords of a list bundled in the crate (no network call) |
 //! | [`rbac`] | roles and tenant-scoped bindings as data; deny by default; cross-tenant admin only when granted explicitly |
-//! | [`login`] | password login (`{tenant, email, password}` → session) with lockout, OWASP device cookies, rehash and audit; refresh with the account's current roles; disabling or deleting an account ends its tokens at once; RFC 7009 revocation |
+//! | [`login`] | password login (`{tenant, email, password}` → session) with lockout, OWASP device cookies, rehash and audit; refresh with the account's current roles; disabling or deleting an account ends its tokens at once; RFC 7009 revocation; invitations and password resets as stateless, single-use tokens bound to the password hash (`AccountTokens`); `may_grant`, the no-escalation rule for giving roles |
 //! | [`lockout`] | failed-authentication tracking per address, network, account and trusted device, with soft, capped lockouts that slow the guesser and never refuse a valid credential, and audit events |
 //! | [`layer`] | `AuthLayer` (credential → `Principal`, 401 with `WWW-Authenticate`), `RequirePermissionLayer` (403), the axum extractor |
 //!

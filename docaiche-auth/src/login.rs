@@ -94,8 +94,10 @@ use crate::rbac::RolePolicy;
 use crate::session::{SessionManager, TokenPair};
 
 mod device;
+mod tokens;
 
 pub use device::DeviceCookies;
+pub use tokens::{AccountToken, AccountTokenClaims, AccountTokenKind, AccountTokens};
 
 /// A successful login: the tokens and who they are for.
 #[derive(Debug)]
@@ -134,6 +136,7 @@ pub struct PasswordLogin {
     tracker: Arc<FailedAuthTracker>,
     verifier: Option<Arc<JwtVerifier>>,
     devices: Option<DeviceCookies>,
+    tokens: Option<AccountTokens>,
     clock: Arc<dyn Clock>,
 }
 
@@ -179,6 +182,7 @@ impl PasswordLogin {
             tracker: Arc::new(tracker),
             verifier: None,
             devices: None,
+            tokens: None,
             clock: Arc::new(SystemClock::new()),
         })
     }
@@ -206,6 +210,15 @@ impl PasswordLogin {
     #[must_use]
     pub fn with_device_cookies(mut self, devices: DeviceCookies) -> Self {
         self.devices = Some(devices);
+        self
+    }
+
+    /// Issue and redeem invitations and password-reset tokens with
+    /// `tokens` ([`PasswordLogin::invite`], [`PasswordLogin::reset_token`],
+    /// [`PasswordLogin::redeem`]).
+    #[must_use]
+    pub fn with_account_tokens(mut self, tokens: AccountTokens) -> Self {
+        self.tokens = Some(tokens);
         self
     }
 
@@ -250,6 +263,158 @@ impl PasswordLogin {
         password: &SecretString,
         roles: Vec<String>,
     ) -> Result<Account> {
+        self.insert(tenant, email, password, roles, false).await
+    }
+
+    /// Create an account whose owner sets the first password with the
+    /// returned invitation ([`PasswordLogin::redeem`]), valid for `ttl` and
+    /// once. Until then the account holds the hash of a random password
+    /// nobody knows, so it can not sign in.
+    ///
+    /// # Errors
+    /// [`Error::Misconfigured`] without [`PasswordLogin::with_account_tokens`];
+    /// [`Error::InvalidInput`] for a `ttl` of zero or over a year;
+    /// [`Error::Conflict`] if the email exists in the tenant; the store's
+    /// error.
+    pub async fn invite(
+        &self,
+        tenant: &TenantId,
+        email: AccountEmail,
+        roles: Vec<String>,
+        ttl: std::time::Duration,
+    ) -> Result<(Account, AccountToken)> {
+        let tokens = self.account_tokens()?;
+        let unknown = SecretString::from(crate::jwt::random_urlsafe::<32>()?);
+        let account = self.insert(tenant, email, &unknown, roles, true).await?;
+        let token = tokens.issue(&account, AccountTokenKind::Invitation, ttl)?;
+        Ok((account, token))
+    }
+
+    /// A password-reset token for account `id` of `tenant`, valid for `ttl`
+    /// and once, for the caller to hand to the account's owner; `None` if
+    /// the tenant has no such account. Issuing one changes nothing: the
+    /// current password keeps working until the token is redeemed.
+    ///
+    /// # Errors
+    /// [`Error::Misconfigured`] without [`PasswordLogin::with_account_tokens`];
+    /// [`Error::InvalidInput`] for a bad `ttl`; the store's error.
+    pub async fn reset_token(
+        &self,
+        tenant: &TenantId,
+        id: &PrincipalId,
+        ttl: std::time::Duration,
+    ) -> Result<Option<AccountToken>> {
+        let tokens = self.account_tokens()?;
+        match self.accounts.get(tenant, id).await? {
+            Some(account) => Ok(Some(tokens.issue(
+                &account,
+                AccountTokenKind::PasswordReset,
+                ttl,
+            )?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Set `password` on the account `token` (an invitation or a
+    /// password-reset token) names, spending the token; a reset also ends
+    /// every session of the account (it usually follows a lost or stolen
+    /// password). Audited as `account.password_set`.
+    ///
+    /// # Errors
+    /// [`Error::Unauthenticated`] (`BadCredential`) for a token that is
+    /// malformed, forged, expired, spent, of another key, or for a disabled
+    /// or deleted account, indistinguishably; [`Error::InvalidInput`] for a
+    /// password the [policy](crate::password::PasswordPolicy) refuses (the
+    /// token is not spent); [`Error::Misconfigured`] without
+    /// [`PasswordLogin::with_account_tokens`]; `Unavailable` on outage.
+    pub async fn redeem(
+        &self,
+        token: &str,
+        password: &SecretString,
+        context: &RequestContext,
+    ) -> Result<Account> {
+        let tokens = self.account_tokens()?;
+        let claims = tokens.claims(token);
+        let account = match &claims {
+            Some(claims) => self.accounts.get(&claims.tenant, &claims.account).await?,
+            None => None,
+        };
+        let (Some(claims), Some(account)) = (claims, account) else {
+            return Err(bad_credential());
+        };
+        let event = |outcome| {
+            AuditEvent::new("account.password_set", outcome, self.clock.now(), context)
+                .by(account.tenant.clone(), Some(account.id.clone()))
+                .with_detail("account", account.id.as_str().into())
+                .with_detail("token", claims.kind.as_str().into())
+        };
+        if account.disabled || !tokens.verify(token, &account) {
+            self.record(event(AuditOutcome::Failure).because("invalid_token"))
+                .await;
+            return Err(bad_credential());
+        }
+        // The policy is checked here, before anything is written: a refused
+        // password does not spend the token.
+        let hash = self.passwords.hash(password).await?;
+        let swapped = self
+            .accounts
+            .swap_password_hash(
+                &account.tenant,
+                &account.id,
+                &account.password_hash,
+                &hash,
+                self.clock.now(),
+            )
+            .await?;
+        if !swapped {
+            // Another redemption (or a password change) won the race.
+            self.record(event(AuditOutcome::Failure).because("token_spent"))
+                .await;
+            return Err(bad_credential());
+        }
+        // A reset follows a lost or stolen password: end every session
+        // issued until now. An invited account had none (nobody knew its
+        // password), and revoking would also refuse a sign-in in the same
+        // second (revocations are by issue time, in whole seconds).
+        if claims.kind == AccountTokenKind::PasswordReset {
+            self.sessions
+                .revoke_subject(&account.tenant, &account.id)
+                .await?;
+        }
+        self.record(event(AuditOutcome::Success)).await;
+        let mut account = account;
+        account.password_hash = hash;
+        Ok(account)
+    }
+
+    /// Whether `actor` may give (or take away) role `name`: the role is
+    /// known, tenant-scoped (cross-tenant roles are bound only in
+    /// configuration, never on an account), and `actor` holds every one of
+    /// its permissions — so no one can hand out more than they hold.
+    #[must_use]
+    pub fn may_grant(&self, actor: &Principal, name: &str) -> bool {
+        self.policy.role(name).is_some_and(|role| {
+            !self.policy.is_cross_tenant(name) && actor.permissions.contains_all(&role.grants)
+        })
+    }
+
+    fn account_tokens(&self) -> Result<&AccountTokens> {
+        self.tokens.as_ref().ok_or_else(|| {
+            Error::misconfigured(
+                "account_tokens",
+                "invitations and password resets need PasswordLogin::with_account_tokens",
+            )
+        })
+    }
+
+    async fn insert(
+        &self,
+        tenant: &TenantId,
+        email: AccountEmail,
+        password: &SecretString,
+        roles: Vec<String>,
+        invited: bool,
+    ) -> Result<Account> {
         let hash = self.passwords.hash(password).await?;
         let id = PrincipalId::new(format!("u{}", crate::jwt::random_urlsafe::<16>()?))?;
         let account =
@@ -263,7 +428,9 @@ impl PasswordLogin {
                 &RequestContext::new(),
             )
             .by(tenant.clone(), None)
-            .with_detail("account", account.id.as_str().into()),
+            .with_detail("account", account.id.as_str().into())
+            .with_detail("roles", account.roles.join(" ").into())
+            .with_detail("invited", invited.into()),
         )
         .await;
         Ok(account)
@@ -445,13 +612,26 @@ impl PasswordLogin {
     async fn store_rehash(&self, account: &Account, hash: &str) {
         match self
             .accounts
-            .update_password_hash(&account.tenant, &account.id, hash, self.clock.now())
+            .swap_password_hash(
+                &account.tenant,
+                &account.id,
+                &account.password_hash,
+                hash,
+                self.clock.now(),
+            )
             .await
         {
-            Ok(_) => tracing::info!(
+            Ok(true) => tracing::info!(
                 tenant = %account.tenant,
                 account = %account.id,
                 "password rehashed with the current parameters"
+            ),
+            // The password was set meanwhile (a reset redeemed): the new
+            // hash must not be overwritten with one of the old password.
+            Ok(false) => tracing::debug!(
+                tenant = %account.tenant,
+                account = %account.id,
+                "password changed during the login; rehash dropped"
             ),
             Err(e) => tracing::warn!(
                 tenant = %account.tenant,

@@ -230,6 +230,23 @@ pub trait AccountStore: Send + Sync + fmt::Debug + 'static {
         at: OffsetDateTime,
     ) -> Result<bool>;
 
+    /// Replace the password hash only if it is still `expected`: a
+    /// compare-and-swap, so that a single-use token bound to the current
+    /// hash (an invitation, a password reset) can be redeemed once even
+    /// when two redemptions race. Returns whether the account exists in the
+    /// tenant *and* its hash was `expected`; otherwise nothing changes.
+    ///
+    /// # Errors
+    /// `Unavailable` on outage.
+    async fn swap_password_hash(
+        &self,
+        tenant: &TenantId,
+        id: &PrincipalId,
+        expected: &str,
+        password_hash: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool>;
+
     /// Replace the roles.
     ///
     /// # Errors

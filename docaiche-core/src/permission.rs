@@ -118,6 +118,9 @@ impl Permission {
     pub const PRIVACY_EXPORT: Self = Self::from_static("privacy", "export");
     /// Erase a data subject's data.
     pub const PRIVACY_ERASE: Self = Self::from_static("privacy", "erase");
+    /// Manage the password accounts of one's tenant: invite, change roles,
+    /// disable, reset passwords, sign out (`/v1/accounts`).
+    pub const ACCOUNTS_MANAGE: Self = Self::from_static("accounts", "manage");
     /// Use the administrative API of one's tenant (`/v1/admin/...`).
     pub const ADMIN_ACCESS: Self = Self::from_static("admin", "access");
     /// Act on tenants other than one's own. Granted only explicitly, through a
@@ -125,7 +128,7 @@ impl Permission {
     pub const TENANTS_CROSS: Self = Self::from_static("tenants", "cross");
 
     /// Every built-in permission: the default [`PermissionCatalog`].
-    pub const BUILTIN: [Self; 10] = [
+    pub const BUILTIN: [Self; 11] = [
         Self::DOCUMENTS_READ,
         Self::DOCUMENTS_WRITE,
         Self::DOCUMENTS_DELETE,
@@ -134,6 +137,7 @@ impl Permission {
         Self::AUDIT_READ,
         Self::PRIVACY_EXPORT,
         Self::PRIVACY_ERASE,
+        Self::ACCOUNTS_MANAGE,
         Self::ADMIN_ACCESS,
         Self::TENANTS_CROSS,
     ];

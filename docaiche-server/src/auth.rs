@@ -54,6 +54,10 @@ use crate::wiring::{Secrets, Stores};
 /// What the device-cookie key is derived from, under the API-key pepper.
 const DEVICE_COOKIE_KEY_LABEL: &str = "docaiche device cookie key v1";
 
+/// What the key of invitations and password-reset tokens is derived from,
+/// under the API-key pepper.
+const ACCOUNT_TOKEN_KEY_LABEL: &str = "docaiche account token key v1";
+
 /// The secrets authentication needs.
 #[derive(Debug)]
 pub(crate) struct AuthSecrets {
@@ -230,6 +234,9 @@ pub(crate) struct AuthServices {
     /// The key of the login's device cookies (derived from the API-key
     /// pepper).
     pub(crate) device_key: SecretBytes,
+    /// The key of invitations and password-reset tokens (derived from the
+    /// API-key pepper like [`Self::device_key`]).
+    pub(crate) account_token_key: SecretBytes,
     /// Writes last-used timestamps in batches while it lives.
     flusher: Option<UsageFlusher>,
     /// Drops API keys other instances announce from the cache while it
@@ -257,6 +264,10 @@ impl AuthServices {
         // device cookies; old ones then count as untrusted).
         let (_, device_key) = secrets.peppers.hash_current(DEVICE_COOKIE_KEY_LABEL);
         let device_key = SecretBytes::new(device_key);
+        // Likewise the key of account tokens: a new pepper version voids
+        // the invitations and resets issued before (issue them again).
+        let (_, account_token_key) = secrets.peppers.hash_current(ACCOUNT_TOKEN_KEY_LABEL);
+        let account_token_key = SecretBytes::new(account_token_key);
         let policy = auth.role_policy()?;
         let bindings = auth.role_bindings(&policy)?;
         let mut api_keys = ApiKeyService::new(stores.api_keys, secrets.peppers)
@@ -302,6 +313,7 @@ impl AuthServices {
             clock,
             stores: kept,
             device_key,
+            account_token_key,
             flusher: None,
             listener: None,
         })

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use docaiche_auth::jwt::JwtVerifier;
 use docaiche_auth::lockout::FailedAuthTracker;
-use docaiche_auth::login::{DeviceCookies, PasswordLogin};
+use docaiche_auth::login::{AccountTokens, DeviceCookies, PasswordLogin};
 use docaiche_auth::password::{PasswordConfig, PasswordService};
 use docaiche_auth::session::{MemoryRefreshTokenStore, SessionConfig, SessionManager};
 use docaiche_core::account::AccountEmail;
@@ -52,6 +52,7 @@ struct Parts {
     verifier: Arc<JwtVerifier>,
     tracker: Arc<FailedAuthTracker>,
     devices: DeviceCookies,
+    tokens: AccountTokens,
     policy: docaiche_auth::rbac::RolePolicy,
     clock: Arc<dyn docaiche_core::Clock>,
     bootstrap_role: String,
@@ -84,6 +85,8 @@ impl Login {
         let tracker = FailedAuthTracker::new(auth.lockout.clone(), Arc::clone(&stores.audit))?
             .with_clock(Arc::clone(&clock));
         let devices = DeviceCookies::new(&services.device_key)?.with_clock(Arc::clone(&clock));
+        let tokens =
+            AccountTokens::new(&services.account_token_key)?.with_clock(Arc::clone(&clock));
         let password_config = password_config();
         Ok(Self {
             parts: Parts {
@@ -93,6 +96,7 @@ impl Login {
                 verifier: Arc::new(verifier),
                 tracker: Arc::new(tracker),
                 devices,
+                tokens,
                 policy: services.policy.clone(),
                 clock,
                 bootstrap_role: services.bootstrap_role.clone(),
@@ -129,6 +133,7 @@ impl Login {
                 )?
                 .with_tracker(parts.tracker)
                 .with_device_cookies(parts.devices)
+                .with_account_tokens(parts.tokens)
                 .with_access_token_verifier(parts.verifier)
                 .with_clock(parts.clock);
                 Ok(Arc::new(login))

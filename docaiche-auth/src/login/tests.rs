@@ -80,6 +80,11 @@ async fn fixture() -> Fixture {
             .unwrap()
             .with_clock(Arc::clone(&shared)),
     )
+    .with_account_tokens(
+        AccountTokens::new(&SecretBytes::from(vec![6; 32]))
+            .unwrap()
+            .with_clock(Arc::clone(&shared)),
+    )
     .with_clock(shared);
     Fixture {
         login,
@@ -529,4 +534,210 @@ async fn revoke_ends_sessions_and_access_tokens_and_ignores_junk() {
             Revoked::Nothing
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_invitation_sets_the_first_password_once() {
+    let f = fixture().await;
+    let week = AccountTokens::DEFAULT_INVITATION_TTL;
+    let (bob, invitation) = f
+        .login
+        .invite(
+            &f.tenant,
+            email("bob@example.com"),
+            vec!["reader".into()],
+            week,
+        )
+        .await
+        .unwrap();
+    let token = invitation.token.expose_secret().clone();
+    assert_eq!(invitation.kind, AccountTokenKind::Invitation);
+    // Nobody knows the placeholder password: no login before the invitation.
+    assert!(f.login_as("bob@example.com", PASSWORD).await.is_err());
+
+    // A refused password does not spend the invitation.
+    let weak = f
+        .login
+        .redeem(&token, &secret("password1234"), &RequestContext::new())
+        .await
+        .unwrap_err();
+    assert_eq!(weak.code(), ErrorCode::InvalidInput);
+
+    let redeemed = f
+        .login
+        .redeem(&token, &secret(PASSWORD), &RequestContext::new())
+        .await
+        .unwrap();
+    assert_eq!(redeemed.id, bob.id);
+    let session = f.login_as("bob@example.com", PASSWORD).await.unwrap();
+    assert_eq!(session.principal.roles, vec!["reader".to_owned()]);
+
+    let again = f
+        .login
+        .redeem(
+            &token,
+            &secret("another long passphrase"),
+            &RequestContext::new(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), ErrorCode::Unauthenticated, "single use");
+    assert!(f.login_as("bob@example.com", PASSWORD).await.is_ok());
+    let actions: Vec<String> = f
+        .audit
+        .events(&f.tenant)
+        .iter()
+        .map(|e| format!("{}:{:?}", e.action, e.outcome))
+        .collect();
+    assert!(
+        actions.contains(&"account.password_set:Success".to_owned()),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&"account.password_set:Failure".to_owned()),
+        "{actions:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn racing_redemptions_of_one_token_set_one_password() {
+    let f = Arc::new(fixture().await);
+    let alice = f.alice(&["reader"]).await;
+    let reset = f
+        .login
+        .reset_token(&f.tenant, &alice.id, AccountTokens::DEFAULT_RESET_TTL)
+        .await
+        .unwrap()
+        .expect("alice exists");
+    let token = reset.token.expose_secret().clone();
+    let racers: Vec<_> = (0..6)
+        .map(|n| {
+            let (f, token) = (Arc::clone(&f), token.clone());
+            tokio::spawn(async move {
+                let password = format!("racer number {n} passphrase");
+                let won = f
+                    .login
+                    .redeem(&token, &secret(&password), &RequestContext::new())
+                    .await
+                    .is_ok();
+                (won, password)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for racer in racers {
+        let (won, password) = racer.await.unwrap();
+        if won {
+            winners.push(password);
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one redemption wins");
+    assert!(f.login_as("alice@example.com", &winners[0]).await.is_ok());
+    assert!(f.login_as("alice@example.com", PASSWORD).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reset_ends_sessions_and_expired_or_disabled_tokens_fail_alike() {
+    let f = fixture().await;
+    let alice = f.alice(&["reader"]).await;
+    let session = f.login_as("alice@example.com", PASSWORD).await.unwrap();
+    let hour = AccountTokens::DEFAULT_RESET_TTL;
+    let reset = f
+        .login
+        .reset_token(&f.tenant, &alice.id, hour)
+        .await
+        .unwrap()
+        .unwrap();
+    // Issuing a token changes nothing: the old password still works.
+    assert!(f.login_as("alice@example.com", PASSWORD).await.is_ok());
+    f.clock.advance(Duration::from_secs(1));
+    f.login
+        .redeem(
+            reset.token.expose_secret(),
+            &secret("a brand new passphrase"),
+            &RequestContext::new(),
+        )
+        .await
+        .unwrap();
+    let refresh = session.tokens.refresh_token.expose_secret().clone();
+    assert!(
+        f.login
+            .refresh(&refresh, &RequestContext::new())
+            .await
+            .is_err(),
+        "the reset ended the old session"
+    );
+
+    let expired = f
+        .login
+        .reset_token(&f.tenant, &alice.id, hour)
+        .await
+        .unwrap()
+        .unwrap();
+    f.clock.advance(hour);
+    let disabled = f
+        .login
+        .reset_token(&f.tenant, &alice.id, hour)
+        .await
+        .unwrap()
+        .unwrap();
+    f.login
+        .set_disabled(&f.tenant, &alice.id, true)
+        .await
+        .unwrap();
+    let nobody = PrincipalId::new("nobody").unwrap();
+    assert!(
+        f.login
+            .reset_token(&f.tenant, &nobody, hour)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let mut messages = Vec::new();
+    for token in [expired.token, disabled.token, SecretString::from("v1.junk")] {
+        let err = f
+            .login
+            .redeem(
+                token.expose_secret(),
+                &secret("yet another passphrase"),
+                &RequestContext::new(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Unauthenticated);
+        messages.push(err.to_string());
+    }
+    messages.dedup();
+    assert_eq!(messages.len(), 1, "one answer for every bad token");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_roles_within_the_actors_permissions_may_be_granted() {
+    let f = fixture().await;
+    let actor = |grants: &[&str]| {
+        Principal::new(
+            PrincipalId::new("admin").unwrap(),
+            f.tenant.clone(),
+            AuthMethod::Password,
+        )
+        .with_permissions(
+            grants
+                .iter()
+                .map(|g| docaiche_core::Grant::parse(g).unwrap())
+                .collect(),
+        )
+    };
+    let editor = actor(&["documents:read", "keys:manage"]);
+    assert!(f.login.may_grant(&editor, "reader"));
+    assert!(
+        !f.login.may_grant(&editor, "tenant-admin"),
+        "documents:* exceeds it"
+    );
+    assert!(!f.login.may_grant(&editor, "no-such-role"));
+    let everything = actor(&["*:*"]);
+    assert!(f.login.may_grant(&everything, "tenant-admin"));
+    assert!(
+        !f.login.may_grant(&everything, "platform-admin"),
+        "cross-tenant roles are never granted on an account"
+    );
 }

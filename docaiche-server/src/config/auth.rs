@@ -21,7 +21,7 @@ const DEFAULT_ROLES: &str = r#"
 [roles]
 reader = ["documents:read", "jobs:read"]
 editor = ["documents:*", "jobs:read"]
-tenant-admin = ["documents:*", "jobs:read", "keys:manage", "audit:read", "admin:access"]
+tenant-admin = ["documents:*", "jobs:read", "keys:manage", "accounts:manage", "audit:read", "admin:access"]
 platform-admin = { grants = ["*:*"], cross_tenant = true }
 "#;
 

@@ -19,8 +19,8 @@ use utoipa::openapi::{ContentBuilder, RefOr, Required, ResponseBuilder, Schema};
 
 use crate::openapi::{
     API_KEY, BEARER, EmptyObject, FieldErrorDoc, Health, Jwks, Param, Payload, PermissionName,
-    ProblemDoc, RefreshRequest, RequestBody, RevokeRequest, RouteDoc, TokenRequest,
-    WEBSOCKET_UPGRADE, grammar, schema_ref,
+    ProblemDoc, RefreshRequest, RequestBody, RevokeRequest, RouteDoc, SetPasswordRequest,
+    TokenRequest, WEBSOCKET_UPGRADE, grammar, schema_ref,
 };
 use crate::routes::{Access, RouteGroup, RouteSpec};
 
@@ -317,6 +317,7 @@ pub(super) fn components() -> utoipa::openapi::Components {
         TokenRequest,
         RefreshRequest,
         RevokeRequest,
+        SetPasswordRequest,
         crate::routes::auth::TokenResponse<'static>,
         EmptyObject,
         crate::routes::keys::Whoami<'static>,
@@ -335,6 +336,13 @@ pub(super) fn components() -> utoipa::openapi::Components {
         crate::routes::privacy::PrivacyRequestList,
         crate::routes::roles::RoleList,
         crate::routes::roles::RoleView,
+        crate::routes::accounts::AccountView,
+        crate::routes::accounts::AccountPage,
+        crate::routes::accounts::CreateAccount,
+        crate::routes::accounts::SetRoles,
+        crate::routes::accounts::RoleNames,
+        crate::routes::accounts::TokenView<'static>,
+        crate::routes::accounts::InvitedAccount<'static>,
         crate::routes::admin::PlaceHold,
         crate::routes::admin::LegalHoldDoc,
         crate::routes::admin::LegalHoldList,

@@ -285,6 +285,20 @@ pub(crate) struct RevokeRequest {
     token_type_hint: Option<String>,
 }
 
+/// The body of `POST /v1/auth/password`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the schema derive; the handler reads the fields itself.
+pub(crate) struct SetPasswordRequest {
+    /// The invitation or password-reset token an administrator handed on.
+    #[schema(min_length = 1)]
+    token: String,
+    /// The new password: at least 12 characters, not among the most common
+    /// breached passwords.
+    #[schema(min_length = 1)]
+    password: String,
+}
+
 /// An empty JSON object.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

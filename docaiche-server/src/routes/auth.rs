@@ -1,10 +1,11 @@
 //! The token endpoints, over the server's login service
 //! ([`crate::login::Login`], `docaiche-auth`'s `PasswordLogin`):
 //! `POST /v1/auth/token` (password login), `POST /v1/auth/refresh`
-//! (rotating refresh tokens, reuse detection) and `POST /v1/auth/revoke`
-//! (RFC 7009).
+//! (rotating refresh tokens, reuse detection), `POST /v1/auth/revoke`
+//! (RFC 7009) and `POST /v1/auth/password` (a password set with an
+//! invitation or reset token of [`crate::routes::accounts`]).
 //!
-//! The three routes are public (a token endpoint is where credentials are
+//! The four routes are public (a token endpoint is where credentials are
 //! presented, not checked by the gate) and sit in their own strict `auth`
 //! rate-limit class, keyed by client address. Answers follow OAuth 2.0
 //! (RFC 6749 §5) inside RFC 9457 problems:
@@ -34,8 +35,8 @@ use docaiche_core::{Error, Problem, RequestContext, SecretString, TenantId};
 use serde_json::{Map, Value};
 
 use crate::openapi::{
-    EmptyObject, Payload, RefreshRequest, RequestBody, RevokeRequest, RouteDoc, TokenRequest,
-    schema_ref,
+    EmptyObject, Payload, RefreshRequest, RequestBody, RevokeRequest, RouteDoc, SetPasswordRequest,
+    TokenRequest, schema_ref,
 };
 use crate::routes::{Endpoint, RouteGroup};
 use crate::state::AppState;
@@ -46,6 +47,7 @@ pub(crate) fn routes(group: RouteGroup) -> RouteGroup {
         .route(TOKEN, &[], token)
         .route(REFRESH, &[], refresh)
         .route(REVOKE, &[], revoke)
+        .route(SET_PASSWORD, &[], set_password)
 }
 
 /// The request facts for lockouts and the audit trail: a context an outer
@@ -380,6 +382,59 @@ async fn revoke(State(state): State<AppState>, request: axum::extract::Request) 
                 StatusCode::OK,
                 [(header::CACHE_CONTROL, "no-store")],
                 axum::Json(serde_json::json!({})),
+            )
+                .into_response(),
+        )
+    };
+    outcome.await.unwrap_or_else(|e| oauth_problem(&e))
+}
+
+/// `POST /v1/auth/password`: the route of [`set_password`] and its
+/// documentation.
+pub(crate) const SET_PASSWORD: Endpoint = Endpoint::new(
+    Method::POST,
+    "/v1/auth/password",
+    RouteDoc {
+        description: Some(
+            "The token (from `POST /v1/accounts` or \
+             `POST /v1/accounts/{id}/password-reset`) is spent, and every session of \
+             the account ends; sign in with `POST /v1/auth/token` afterwards.",
+        ),
+        body: RequestBody::Json {
+            schema: schema_ref::<SetPasswordRequest>,
+            required: true,
+        },
+        status: 204,
+        errors: &[(
+            401,
+            "a malformed, forged, expired or spent token, or a disabled account \
+             (`invalid_grant`, one body for all)",
+        )],
+        ..RouteDoc::ok(
+            "Set a password with an invitation or password-reset token",
+            "the password is set",
+            Payload::Empty,
+        )
+    },
+);
+
+/// `POST /v1/auth/password`: `{token, password}` → 204. A refused password
+/// (400) does not spend the token.
+async fn set_password(State(state): State<AppState>, request: axum::extract::Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let context = request_context(&parts);
+    let outcome = async {
+        let body = read_body(&state, &parts.headers, body).await?;
+        let object = fields(&body, &["token", "password"], &[])?;
+        let password = SecretString::from(text(&object, "password").to_owned());
+        let login = state.login.service().await?;
+        login
+            .redeem(text(&object, "token"), &password, &context)
+            .await?;
+        Ok::<_, Error>(
+            (
+                StatusCode::NO_CONTENT,
+                [(header::CACHE_CONTROL, "no-store")],
             )
                 .into_response(),
         )

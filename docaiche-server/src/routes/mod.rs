@@ -35,6 +35,7 @@
 //! [`RouteGroup`] with the permissions they require. The state they share
 //! is [`crate::state::AppState`].
 
+pub(crate) mod accounts;
 pub(crate) mod admin;
 pub(crate) mod audit;
 pub(crate) mod auth;
@@ -230,13 +231,21 @@ pub(crate) fn route_groups() -> Vec<RouteGroup> {
     // Document processing (upload, extraction, jobs): its own, stricter
     // policy.
     let documents = crate::routes::documents::routes(RouteGroup::protected("documents"));
-    let default = tenants::routes(roles::routes(crate::routes::admin::routes(
-        crate::routes::privacy::routes(crate::routes::audit::routes(
-            crate::routes::events::routes(crate::routes::keys::routes(
-                RouteGroup::protected("default").with_not_found_fallback(),
-            )),
-        )),
-    )));
+    // Everything else: one module per API area adds its routes.
+    let areas: [fn(RouteGroup) -> RouteGroup; 8] = [
+        keys::routes,
+        events::routes,
+        audit::routes,
+        privacy::routes,
+        admin::routes,
+        roles::routes,
+        accounts::routes,
+        tenants::routes,
+    ];
+    let default = areas.into_iter().fold(
+        RouteGroup::protected("default").with_not_found_fallback(),
+        |group, add| add(group),
+    );
     // The token endpoints: public, strictly limited per client address.
     let auth = auth::routes(RouteGroup::public("auth"));
     #[cfg_attr(not(test), allow(unused_mut))]

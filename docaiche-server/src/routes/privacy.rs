@@ -291,10 +291,48 @@ async fn erase(
 ) -> Result<Response, Error> {
     let (service, tenant, request) =
         submit(&state, &caller, &context, body, RequestKind::Erase).await?;
-    let report = service
-        .erase(&caller, &tenant, &request.id, &context)
+    carry_out(service, &caller, &context, &tenant, &request).await
+}
+
+/// Erase `subject` of `tenant` for `caller` as `POST /v1/privacy/erase`
+/// does (a recorded GDPR request, then the erasure), for the routes that
+/// delete a person's account (`DELETE /v1/accounts/{id}`).
+///
+/// # Errors
+/// As `POST /v1/privacy/erase`: 503 without privacy services, 403 without
+/// `privacy:erase` on `tenant`, 409 under a legal hold.
+pub(crate) async fn erase_subject(
+    state: &AppState,
+    caller: &Principal,
+    context: &docaiche_core::RequestContext,
+    tenant: &TenantId,
+    subject: PrincipalId,
+) -> Result<Response, Error> {
+    let service = &services(state)?.service;
+    let request = service
+        .submit(
+            caller,
+            tenant,
+            subject,
+            RequestKind::Erase,
+            Regulation::Gdpr,
+            context,
+        )
         .await?;
-    let request = service.get(&caller, &tenant, &request.id).await?;
+    carry_out(service, caller, context, tenant, &request).await
+}
+
+/// Carry out the recorded erasure `request`: the answer of the erasure
+/// routes.
+async fn carry_out(
+    service: &SubjectRightsService,
+    caller: &Principal,
+    context: &docaiche_core::RequestContext,
+    tenant: &TenantId,
+    request: &PrivacyRequest,
+) -> Result<Response, Error> {
+    let report = service.erase(caller, tenant, &request.id, context).await?;
+    let request = service.get(caller, tenant, &request.id).await?;
     let mut response = (
         StatusCode::OK,
         Json(Erasure {

@@ -61,6 +61,7 @@ pub async fn run_account_store(store: Arc<dyn AccountStore>, harness: &Harness) 
     concurrent_duplicate_creates(&store, harness).await;
     tenant_isolation(&*store, harness).await;
     updates_change_one_field_and_the_update_time(&*store, harness).await;
+    password_swaps_happen_once(&store, harness).await;
     list_order_and_pagination(&*store, harness).await;
     delete_frees_the_email(&*store, harness).await;
 }
@@ -345,6 +346,78 @@ async fn tenant_isolation(store: &dyn AccountStore, h: &Harness) {
         &case.ok(store.get(&tenant, &alice.id).await, "get"),
         &Some(alice),
         "the account after another tenant's attempts",
+    );
+}
+
+async fn password_swaps_happen_once(store: &Arc<dyn AccountStore>, h: &Harness) {
+    let case = Case::new(SUITE, "password_swaps_happen_once");
+    let (tenant, other) = (h.tenant(), h.tenant());
+    let mut expected = account(h, case, &tenant, "dave@example.com");
+    case.ok(store.create(&expected).await, "create");
+    let at = h.now_seconds() + Duration::seconds(1);
+    let first = "$argon2id$v=19$m=19456,t=2,p=1$Zmlyc3Q$Zmlyc3Q";
+    case.check(
+        !case.ok(
+            store
+                .swap_password_hash(&other, &expected.id, HASH, first, at)
+                .await,
+            "swap_password_hash",
+        ),
+        "swap_password_hash from another tenant must be false",
+    );
+    case.check(
+        !case.ok(
+            store
+                .swap_password_hash(&tenant, &expected.id, "$not-the-hash$", first, at)
+                .await,
+            "swap_password_hash",
+        ),
+        "swap_password_hash with another expected hash must be false",
+    );
+    case.eq(
+        &case.ok(store.get(&tenant, &expected.id).await, "get"),
+        &Some(expected.clone()),
+        "unchanged after refused swaps",
+    );
+
+    // Racing swaps from the same expected hash: exactly one wins.
+    let results = concurrently(case, 8, |n| {
+        let store = Arc::clone(store);
+        let (tenant, id) = (tenant.clone(), expected.id.clone());
+        async move {
+            let hash = format!("$argon2id$v=19$m=19456,t=2,p=1$cmFjZQ$racer{n}");
+            let won = store
+                .swap_password_hash(&tenant, &id, HASH, &hash, at)
+                .await;
+            (won, hash)
+        }
+    })
+    .await;
+    let mut winners = Vec::new();
+    for (won, hash) in results {
+        if case.ok(won, "swap_password_hash") {
+            winners.push(hash);
+        }
+    }
+    case.eq(&winners.len(), &1, "exactly one of 8 racing swaps wins");
+    if let Some(winner) = winners.pop() {
+        expected.password_hash = winner;
+        expected.updated_at = at;
+    }
+    case.eq(
+        &case.ok(store.get(&tenant, &expected.id).await, "get"),
+        &Some(expected),
+        "the winner's hash and time are stored",
+    );
+    let nobody = id(case, "nobody");
+    case.check(
+        !case.ok(
+            store
+                .swap_password_hash(&tenant, &nobody, HASH, first, at)
+                .await,
+            "swap_password_hash",
+        ),
+        "swap_password_hash of an unknown account is false",
     );
 }
 

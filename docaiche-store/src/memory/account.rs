@@ -173,6 +173,25 @@ impl AccountStore for MemoryAccountStore {
         }))
     }
 
+    async fn swap_password_hash(
+        &self,
+        tenant: &TenantId,
+        id: &PrincipalId,
+        expected: &str,
+        password_hash: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool> {
+        let mut state = lock(&self.state);
+        match state.account_mut(tenant, id) {
+            Some(account) if account.password_hash == expected => {
+                password_hash.clone_into(&mut account.password_hash);
+                account.updated_at = at;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn set_roles(
         &self,
         tenant: &TenantId,

@@ -34,6 +34,9 @@ pub static LIST: LazyLock<String> = LazyLock::new(|| {
 /// Replace the password hash.
 pub const SET_PASSWORD_HASH: &str =
     "UPDATE accounts SET password_hash = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2";
+/// Replace the password hash if it is still the expected one (`$4`).
+pub const SWAP_PASSWORD_HASH: &str = "UPDATE accounts SET password_hash = $3, updated_at = $5 \
+     WHERE tenant_id = $1 AND id = $2 AND password_hash = $4";
 /// Replace the roles.
 pub const SET_ROLES: &str =
     "UPDATE accounts SET roles = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2";
@@ -47,6 +50,8 @@ pub const DELETE: &str = "DELETE FROM accounts WHERE tenant_id = $1 AND id = $2"
 enum Change<'a> {
     Text(&'a str),
     Flag(bool),
+    /// The new text, then the one it must replace.
+    Swap(&'a str, &'a str),
 }
 
 /// An [`AccountStore`] in PostgreSQL (table `accounts`, keyed by tenant and
@@ -80,6 +85,7 @@ impl PgAccountStore {
         let query = match change {
             Change::Text(text) => query.bind(text),
             Change::Flag(flag) => query.bind(flag),
+            Change::Swap(new, expected) => query.bind(new).bind(expected),
         };
         let done = query
             .bind(micros(at))
@@ -166,6 +172,24 @@ impl AccountStore for PgAccountStore {
             tenant,
             id,
             Change::Text(password_hash),
+            at,
+        )
+        .await
+    }
+
+    async fn swap_password_hash(
+        &self,
+        tenant: &TenantId,
+        id: &PrincipalId,
+        expected: &str,
+        password_hash: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool> {
+        self.update(
+            SWAP_PASSWORD_HASH,
+            tenant,
+            id,
+            Change::Swap(password_hash, expected),
             at,
         )
         .await

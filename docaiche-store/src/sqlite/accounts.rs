@@ -28,6 +28,9 @@ static LIST: LazyLock<String> = LazyLock::new(|| {
 });
 const SET_PASSWORD_HASH: &str =
     "UPDATE accounts SET password_hash = ?3, updated_at = ?4 WHERE tenant_id = ?1 AND id = ?2";
+/// `?3` the new hash, `?4` the expected one, `?5` the time.
+const SWAP_PASSWORD_HASH: &str = "UPDATE accounts SET password_hash = ?3, updated_at = ?5 \
+     WHERE tenant_id = ?1 AND id = ?2 AND password_hash = ?4";
 const SET_ROLES: &str =
     "UPDATE accounts SET roles = ?3, updated_at = ?4 WHERE tenant_id = ?1 AND id = ?2";
 const SET_DISABLED: &str =
@@ -132,6 +135,24 @@ impl AccountStore for SqliteAccountStore {
             tenant,
             id,
             |q| q.bind(password_hash.to_owned()),
+            at,
+        )
+        .await
+    }
+
+    async fn swap_password_hash(
+        &self,
+        tenant: &TenantId,
+        id: &PrincipalId,
+        expected: &str,
+        password_hash: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool> {
+        self.update(
+            SWAP_PASSWORD_HASH,
+            tenant,
+            id,
+            |q| q.bind(password_hash.to_owned()).bind(expected.to_owned()),
             at,
         )
         .await
