@@ -45,6 +45,7 @@ use http::header::AUTHORIZATION;
 use tower::{Layer, Service};
 
 use crate::config::{AuthSection, Config};
+use crate::usage::{Count, CountLayer, Refusals};
 use crate::wiring::{Secrets, Stores};
 
 /// What the device-cookie key is derived from, under the API-key pepper.
@@ -382,12 +383,26 @@ pub(crate) struct AuthGateLayer {
     auth: AuthLayer,
     /// The route group's rate-limit layer.
     rate_limit: RateLimitLayer,
+    /// Usage counting of the route group's class, if on (`crate::usage`).
+    usage: Option<CountLayer>,
 }
 
 impl AuthGateLayer {
     /// A gate authenticating with `auth` and limiting with `rate_limit`.
     pub(crate) const fn new(auth: AuthLayer, rate_limit: RateLimitLayer) -> Self {
-        Self { auth, rate_limit }
+        Self {
+            auth,
+            rate_limit,
+            usage: None,
+        }
+    }
+
+    /// Count the group's authenticated requests with `usage` (between
+    /// authentication and the rate limit; see `crate::usage`).
+    #[must_use]
+    pub(crate) fn with_usage(mut self, usage: Option<CountLayer>) -> Self {
+        self.usage = usage;
+        self
     }
 }
 
@@ -396,8 +411,12 @@ impl<S> Layer<S> for AuthGateLayer {
 
     fn layer(&self, inner: S) -> Self::Service {
         AuthGate {
-            authenticated: self.auth.layer(self.rate_limit.layer(inner)),
+            authenticated: self.auth.layer(Count::new(
+                self.rate_limit.layer(inner),
+                self.usage.as_ref(),
+            )),
             anonymous: self.rate_limit.layer(Unauthenticated),
+            usage: self.usage.clone(),
         }
     }
 }
@@ -409,14 +428,17 @@ impl<S> Layer<S> for AuthGateLayer {
 /// inner stack and no boxed future per request.
 #[derive(Debug, Clone)]
 pub(crate) struct AuthGate<S> {
-    /// Auth → rate limit → routes.
-    authenticated: docaiche_auth::layer::Auth<docaiche_ratelimit::layer::RateLimit<S>>,
+    /// Auth → usage count → rate limit → routes.
+    authenticated: AuthenticatedPath<S>,
     /// Rate limit → 401.
     anonymous: docaiche_ratelimit::layer::RateLimit<Unauthenticated>,
+    /// Charges refused credentials, if counting is on.
+    usage: Option<CountLayer>,
 }
 
 /// The authenticated path of [`AuthGate`].
-type AuthenticatedPath<S> = docaiche_auth::layer::Auth<docaiche_ratelimit::layer::RateLimit<S>>;
+type AuthenticatedPath<S> =
+    docaiche_auth::layer::Auth<Count<docaiche_ratelimit::layer::RateLimit<S>>>;
 /// The anonymous path of [`AuthGate`].
 type AnonymousPath = docaiche_ratelimit::layer::RateLimit<Unauthenticated>;
 
@@ -428,7 +450,7 @@ where
     type Response = Response;
     type Error = Infallible;
     type Future = Either<
-        <AuthenticatedPath<S> as Service<Request>>::Future,
+        Refusals<<AuthenticatedPath<S> as Service<Request>>::Future>,
         <AnonymousPath as Service<Request>>::Future,
     >;
 
@@ -439,7 +461,13 @@ where
 
     fn call(&mut self, request: Request) -> Self::Future {
         if presents_credential(request.headers()) {
-            Either::Left(self.authenticated.call(request))
+            Either::Left(match &self.usage {
+                Some(usage) => {
+                    let presented = CountLayer::presented(request.headers());
+                    usage.refusals(presented, self.authenticated.call(request))
+                }
+                None => Refusals::passthrough(self.authenticated.call(request)),
+            })
         } else {
             Either::Right(self.anonymous.call(request))
         }

@@ -358,6 +358,11 @@ pub(super) fn components() -> utoipa::openapi::Components {
         crate::routes::documents::BatchResponse<'static>,
         crate::routes::documents::DocumentTextView<'static>,
         crate::routes::documents::list::DocumentPage<'static>,
+        crate::routes::usage::Counts,
+        crate::routes::usage::UsagePointView,
+        crate::routes::usage::UsageSeries,
+        crate::routes::usage::KeyUsageView,
+        crate::routes::usage::TopKeys,
     );
     ComponentsBuilder::new()
         .schemas_from_iter(schemas)

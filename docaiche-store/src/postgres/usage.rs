@@ -12,7 +12,8 @@ use time::OffsetDateTime;
 
 use super::{Scope, Shared, err, set_scope};
 use crate::sql::usage::{
-    ACCOUNT_COLUMN, KEY_COLUMN, ceil_seconds, counts, point, series_sql, table, top_slots, top_sql,
+    ACCOUNT_COLUMN, KEY_COLUMN, TENANT_COLUMN, ceil_seconds, counts, point, series_sql, table,
+    top_slots, top_sql,
 };
 use crate::sql::{micros, signed};
 
@@ -147,6 +148,7 @@ impl UsageStore for PgUsageStore {
     async fn series(&self, tenant: &TenantId, query: &UsageQuery) -> Result<Vec<UsagePoint>> {
         let column = match &query.filter {
             UsageFilter::Account(_) => ACCOUNT_COLUMN,
+            UsageFilter::Tenant => TENANT_COLUMN,
             _ => KEY_COLUMN,
         };
         let sql = series_statement(query.bucket, column);
@@ -154,6 +156,7 @@ impl UsageStore for PgUsageStore {
         q = match &query.filter {
             UsageFilter::Account(account) => q.bind(account.as_str()),
             UsageFilter::Key(key) => q.bind(*key.as_uuid()),
+            UsageFilter::Tenant => q.bind(tenant.as_str()),
             _ => return Ok(Vec::new()),
         };
         let q = q

@@ -20,6 +20,9 @@ pub(crate) const fn table(bucket: Bucket) -> &'static str {
 pub(crate) const KEY_COLUMN: &str = "key_id";
 /// See [`KEY_COLUMN`].
 pub(crate) const ACCOUNT_COLUMN: &str = "account";
+/// See [`KEY_COLUMN`]: a whole-tenant series compares the tenant twice
+/// (the filter and the scope), which the primary key's prefix serves.
+pub(crate) const TENANT_COLUMN: &str = "tenant_id";
 
 /// The first whole second at or after `t`: a bucket is in `[from, to)` when
 /// its start (whole seconds) is.
