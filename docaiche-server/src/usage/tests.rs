@@ -413,13 +413,129 @@ async fn the_recorder_figures_are_on_metrics() {
 
 #[tokio::test]
 async fn retention_drops_old_rows_and_counts_its_runs() {
+    use docaiche_core::usage::{RouteClass, UsageBatch, UsageRow, UsageSubject};
+
     let dir = TestDir::new("usage-retention");
-    let (state, _) = app(&dir).await;
+    let mut config = Config::default();
+    config.storage.data_dir = dir.path().to_path_buf();
+    let clock = Arc::new(ManualClock::new());
+    let store: Arc<dyn UsageStore> = Arc::new(docaiche_store::memory::MemoryUsageStore::new());
+    let state = state_with_clock(&config, clock.clone())
+        .with_usage_store(Arc::clone(&store))
+        .expect("usage store");
+    // Three days old: past the minute retention (48 h), within the hour one.
+    let tenant = TenantId::new("acme").expect("tenant");
+    let old = Bucket::Minute.floor(clock.now() - time::Duration::days(3));
+    let key = ApiKeyId::new();
+    let row = UsageRow::new(
+        tenant.clone(),
+        UsageSubject::for_key(key),
+        RouteClass::new("default").expect("class"),
+        old,
+        UsageCounts::new(7, 0, 0, 0),
+    );
+    store
+        .record_batch(&UsageBatch::new(old, vec![row]))
+        .await
+        .expect("batch");
+    let (from, to) = (old - time::Duration::DAY, old + time::Duration::DAY);
+    let minutes = UsageQuery::for_key(key, from, to, Bucket::Minute).expect("query");
+    let hours = UsageQuery::for_key(key, from, to, Bucket::Hour).expect("query");
+    assert_eq!(total(store.as_ref(), &tenant, &minutes).await.allowed, 7);
+
     state.usage.apply_retention().await.expect("retention");
+    assert!(
+        total(store.as_ref(), &tenant, &minutes).await.is_zero(),
+        "minute rows dropped"
+    );
+    assert_eq!(
+        total(store.as_ref(), &tenant, &hours).await.allowed,
+        7,
+        "hour rows kept"
+    );
     let text = state.metrics.render().expect("render");
     assert!(
         text.lines()
             .any(|l| l == "docaiche_usage_retention_runs_total 1"),
         "{text}"
     );
+}
+
+/// A usage store that is down: every write fails.
+#[derive(Debug)]
+struct DownStore;
+
+#[async_trait::async_trait]
+impl UsageStore for DownStore {
+    async fn record_batch(
+        &self,
+        _: &docaiche_core::usage::UsageBatch,
+    ) -> docaiche_core::Result<bool> {
+        Err(docaiche_core::Error::unavailable(
+            "usage store",
+            std::io::Error::other("down"),
+        ))
+    }
+    async fn series(
+        &self,
+        _: &TenantId,
+        _: &UsageQuery,
+    ) -> docaiche_core::Result<Vec<docaiche_core::usage::UsagePoint>> {
+        Ok(Vec::new())
+    }
+    async fn top_keys(
+        &self,
+        _: &TenantId,
+        _: &docaiche_core::usage::TopQuery,
+    ) -> docaiche_core::Result<Vec<docaiche_core::usage::KeyUsage>> {
+        Ok(Vec::new())
+    }
+    async fn apply_retention(
+        &self,
+        _: time::OffsetDateTime,
+        _: &docaiche_core::usage::UsageRetention,
+    ) -> docaiche_core::Result<docaiche_core::usage::RetentionReport> {
+        Ok(docaiche_core::usage::RetentionReport::default())
+    }
+}
+
+/// With one pending batch allowed, a store outage loses one interval per
+/// failed flush, and the metrics say how many batches and requests.
+#[tokio::test]
+async fn a_lost_flush_is_counted_in_the_metrics() {
+    let dir = TestDir::new("usage-lost-flush");
+    let mut config = Config::default();
+    config.storage.data_dir = dir.path().to_path_buf();
+    config.usage.max_pending_batches = 1;
+    let clock = Arc::new(ManualClock::new());
+    let state = state_with_clock(&config, clock.clone())
+        .with_usage_store(Arc::new(DownStore))
+        .expect("usage store");
+    let mut flusher = state
+        .usage
+        .flusher()
+        .expect("flusher")
+        .expect("counting is on");
+    let (reader, _) = key(&state, "acme", "alice", &[Permission::KEYS_MANAGE]).await;
+    let app = router(state.clone());
+    for requests in [2, 3] {
+        for _ in 0..requests {
+            let (status, _, _) = send(app.clone(), get("/v1/usage", Some(&reader))).await;
+            assert_eq!(status, StatusCode::OK);
+        }
+        clock.advance(Duration::from_secs(10));
+        assert!(flusher.flush().await.is_err(), "the store is down");
+    }
+    // The first interval's batch was dropped for the second; the second
+    // waits for the next flush.
+    assert_eq!(flusher.pending_batches(), 1);
+    let text = state.metrics.render().expect("render");
+    for line in [
+        "docaiche_usage_lost_batches_total 1",
+        "docaiche_usage_lost_requests_total 2",
+        "docaiche_usage_failed_flushes_total 2",
+        "docaiche_usage_flushed_batches_total 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+    }
 }

@@ -2,7 +2,7 @@
 //! share: table names, the top-N range slots, row decoding.
 
 use docaiche_core::usage::{
-    Bucket, BucketSpan, RouteClass, UsageCounts, UsagePoint, covering_spans, from_unix,
+    Bucket, RouteClass, UsageCounts, UsagePoint, covering_spans, from_unix,
 };
 use docaiche_core::{Error, Result};
 use time::OffsetDateTime;
@@ -139,6 +139,7 @@ pub(crate) fn point(start: i64, route: String, c: UsageCounts) -> Result<UsagePo
 
 /// One part of a top-N statement: the rows of `bucket` whose start lies in
 /// `[from, to)`, added, or subtracted when `subtract`.
+#[cfg(feature = "postgres")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TopPart {
     /// The bucket size (table) read.
@@ -152,7 +153,8 @@ pub(crate) struct TopPart {
 }
 
 /// Rows per key a list of spans reads (every bucket holding a row).
-fn rows_per_key<'a>(spans: impl IntoIterator<Item = &'a BucketSpan>) -> i64 {
+#[cfg(feature = "postgres")]
+fn rows_per_key<'a>(spans: impl IntoIterator<Item = &'a docaiche_core::usage::BucketSpan>) -> i64 {
     spans
         .into_iter()
         .map(|s| (s.to - s.from) / s.bucket.seconds())
@@ -167,9 +169,10 @@ fn rows_per_key<'a>(spans: impl IntoIterator<Item = &'a BucketSpan>) -> i64 {
 /// that the rest of an edge day is retained: always at the end (those rows
 /// are newer than the range's), and at the start unless hour (or minute)
 /// retention cut into that day.
+#[cfg(feature = "postgres")]
 pub(crate) fn top_parts(from: OffsetDateTime, to: OffsetDateTime) -> Vec<TopPart> {
     let spans = covering_spans(from, to);
-    let part = |s: &BucketSpan, subtract| TopPart {
+    let part = |s: &docaiche_core::usage::BucketSpan, subtract| TopPart {
         bucket: s.bucket,
         from: s.from,
         to: s.to,
@@ -221,6 +224,7 @@ pub(crate) fn top_parts(from: OffsetDateTime, to: OffsetDateTime) -> Vec<TopPart
 /// The top-N statement over `parts` (see [`top_parts`]): tenant `?1`, then
 /// each part's `[from, to)`, then the nil key and the limit; placeholders
 /// numbered by `param`, sums cast by `sum`.
+#[cfg(feature = "postgres")]
 pub(crate) fn top_sql_parts(
     param: &str,
     sum: fn(&str) -> String,
@@ -269,7 +273,7 @@ pub(crate) fn top_sql_parts(
     )
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "postgres"))]
 mod tests {
     use std::collections::HashMap;
 
