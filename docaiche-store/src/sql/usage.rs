@@ -32,6 +32,7 @@ pub(crate) fn ceil_seconds(t: OffsetDateTime) -> i64 {
 
 /// The five `[from, to)` slots of the top-N query, in its parameter order:
 /// day, hour, hour, minute, minute; unused slots are empty (`[0, 0)`).
+#[cfg(feature = "sqlite")]
 pub(crate) fn top_slots(from: OffsetDateTime, to: OffsetDateTime) -> [(i64, i64); 5] {
     let mut slots = [(0, 0); 5];
     let (mut hour, mut minute) = (1, 3);
