@@ -10,8 +10,10 @@
 //! through `AuthLayer` (401, or 429 while its client or key prefix is
 //! locked out), then the suspension check (403 `tenant-suspended` for a
 //! suspended tenant's principals; it also hands the rate limit the
-//! tenant's overrides, see [`crate::tenants`]), then the route group's rate
-//! limit, keyed by the verified principal, then the routes and their
+//! tenant's overrides, see [`crate::tenants`]), then usage counting (per
+//! key and account, by the answer's outcome, see [`crate::usage`]; a
+//! suspended tenant's refusals are not counted), then the route group's
+//! rate limit, keyed by the verified principal, then the routes and their
 //! permission guards. A request
 //! *without* one is rate limited by the same policy, keyed by its client
 //! address (the limiter's keys fall back to it when there is no principal),
@@ -49,6 +51,7 @@ use tower::{Layer, Service};
 
 use crate::config::{AuthSection, Config};
 use crate::tenants::{SuspensionCheck, SuspensionCheckLayer};
+use crate::usage::{Count, CountLayer, Refusals};
 use crate::wiring::{Secrets, Stores};
 
 /// What the device-cookie key is derived from, under the API-key pepper.
@@ -398,6 +401,8 @@ pub(crate) struct AuthGateLayer {
     suspension: SuspensionCheckLayer,
     /// The route group's rate-limit layer.
     rate_limit: RateLimitLayer,
+    /// Usage counting of the route group's class, if on (`crate::usage`).
+    usage: Option<CountLayer>,
 }
 
 impl AuthGateLayer {
@@ -412,7 +417,16 @@ impl AuthGateLayer {
             auth,
             suspension: SuspensionCheckLayer::new(tenants),
             rate_limit,
+            usage: None,
         }
+    }
+
+    /// Count the group's authenticated requests with `usage` (between
+    /// the suspension check and the rate limit; see `crate::usage`).
+    #[must_use]
+    pub(crate) fn with_usage(mut self, usage: Option<CountLayer>) -> Self {
+        self.usage = usage;
+        self
     }
 }
 
@@ -421,10 +435,12 @@ impl<S> Layer<S> for AuthGateLayer {
 
     fn layer(&self, inner: S) -> Self::Service {
         AuthGate {
-            authenticated: self
-                .auth
-                .layer(self.suspension.layer(self.rate_limit.layer(inner))),
+            authenticated: self.auth.layer(self.suspension.layer(Count::new(
+                self.rate_limit.layer(inner),
+                self.usage.as_ref(),
+            ))),
             anonymous: self.rate_limit.layer(Unauthenticated),
+            usage: self.usage.clone(),
         }
     }
 }
@@ -436,15 +452,17 @@ impl<S> Layer<S> for AuthGateLayer {
 /// inner stack and no boxed future per request.
 #[derive(Debug, Clone)]
 pub(crate) struct AuthGate<S> {
-    /// Auth → suspension check → rate limit → routes.
+    /// Auth → suspension check → usage count → rate limit → routes.
     authenticated: AuthenticatedPath<S>,
     /// Rate limit → 401.
     anonymous: docaiche_ratelimit::layer::RateLimit<Unauthenticated>,
+    /// Charges refused credentials, if counting is on.
+    usage: Option<CountLayer>,
 }
 
 /// The authenticated path of [`AuthGate`].
 type AuthenticatedPath<S> =
-    docaiche_auth::layer::Auth<SuspensionCheck<docaiche_ratelimit::layer::RateLimit<S>>>;
+    docaiche_auth::layer::Auth<SuspensionCheck<Count<docaiche_ratelimit::layer::RateLimit<S>>>>;
 /// The anonymous path of [`AuthGate`].
 type AnonymousPath = docaiche_ratelimit::layer::RateLimit<Unauthenticated>;
 
@@ -456,7 +474,7 @@ where
     type Response = Response;
     type Error = Infallible;
     type Future = Either<
-        <AuthenticatedPath<S> as Service<Request>>::Future,
+        Refusals<<AuthenticatedPath<S> as Service<Request>>::Future>,
         <AnonymousPath as Service<Request>>::Future,
     >;
 
@@ -467,7 +485,13 @@ where
 
     fn call(&mut self, request: Request) -> Self::Future {
         if presents_credential(request.headers()) {
-            Either::Left(self.authenticated.call(request))
+            Either::Left(match &self.usage {
+                Some(usage) => {
+                    let presented = CountLayer::presented(request.headers());
+                    usage.refusals(presented, self.authenticated.call(request))
+                }
+                None => Refusals::passthrough(self.authenticated.call(request)),
+            })
         } else {
             Either::Right(self.anonymous.call(request))
         }

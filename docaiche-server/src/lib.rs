@@ -131,6 +131,7 @@ mod test_support;
 #[cfg(test)]
 mod tests;
 mod tls;
+mod usage;
 mod wiring;
 
 pub use cli::{main, run};

@@ -366,6 +366,11 @@ pub(super) fn components() -> utoipa::openapi::Components {
         crate::routes::tenants::SettingsBody,
         crate::routes::tenants::RateLimitBody,
         crate::routes::tenants::QuotasBody,
+        crate::routes::usage::Counts,
+        crate::routes::usage::UsagePointView,
+        crate::routes::usage::UsageSeries,
+        crate::routes::usage::KeyUsageView,
+        crate::routes::usage::TopKeys,
     );
     ComponentsBuilder::new()
         .schemas_from_iter(schemas)

@@ -34,6 +34,8 @@ pub(crate) struct Stores {
     /// Background jobs (document extraction), shared by every instance on
     /// the same database.
     pub(crate) jobs: Arc<dyn docaiche_core::JobQueue>,
+    /// Per-key usage counters (`crate::usage`), beside the keys.
+    pub(crate) usage: Arc<dyn docaiche_core::usage::UsageStore>,
     /// Where revoked, deleted and rotated API keys are announced to the
     /// other instances (`[revocation] announce_api_keys`), if anywhere.
     pub(crate) invalidations: Option<Arc<dyn InvalidationBus>>,
@@ -151,6 +153,7 @@ impl Stores {
             documents: Arc::new(store.documents()),
             data_keys: (Arc::new(store.data_keys()), "sqlite"),
             jobs: Arc::new(store.jobs()),
+            usage: Arc::new(store.usage()),
             invalidations: None,
             health_checks: vec![Arc::new(store.health_check())],
             sql: StorePool::Sqlite(store.clone()),
@@ -229,6 +232,7 @@ mod postgres {
             // Beside the documents, shared by every instance.
             data_keys: (Arc::new(store.data_keys()), "postgres"),
             jobs: Arc::new(store.jobs()),
+            usage: Arc::new(store.usage()),
             invalidations: None,
             health_checks: vec![Arc::new(store.health_check())],
             sql: super::StorePool::Postgres(store.pool().clone()),
