@@ -39,7 +39,7 @@ use crate::page::{Page, PageRequest};
 
 /// Longest accepted display name, in bytes.
 pub const MAX_DISPLAY_NAME_LEN: usize = 200;
-/// Longest accepted suspension reason, in bytes.
+/// Longest accepted suspension reason, in characters once trimmed.
 pub const MAX_SUSPENSION_REASON_LEN: usize = 500;
 /// Most per-key rate-limit overrides one tenant may hold.
 pub const MAX_KEY_RATE_LIMITS: usize = 1_000;
@@ -209,7 +209,7 @@ impl TenantSettings {
 pub struct Tenant {
     /// Its id (the `tenant` of its keys, accounts and documents).
     pub id: TenantId,
-    /// A human name (1 to [`MAX_DISPLAY_NAME_LEN`] bytes, any text).
+    /// A human name (see [`validate_display_name`]).
     pub display_name: String,
     /// Active or suspended.
     pub status: TenantStatus,
@@ -266,22 +266,34 @@ impl Tenant {
     }
 }
 
-/// Check a display name: 1 to [`MAX_DISPLAY_NAME_LEN`] bytes, not only
-/// whitespace.
+/// Check a display name: once trimmed, 1 to [`MAX_DISPLAY_NAME_LEN`]
+/// characters, none a control character (the rule of API key names, so
+/// an OpenAPI pattern can state it exactly).
 ///
 /// # Errors
 /// [`Error::InvalidInput`] otherwise.
 pub fn validate_display_name(name: &str) -> Result<()> {
-    if name.trim().is_empty() || name.len() > MAX_DISPLAY_NAME_LEN {
+    if !trimmed_text_within(name, MAX_DISPLAY_NAME_LEN) {
         return Err(Error::invalid_fields(
             "tenant display name is invalid",
             vec![FieldError::new(
                 "/display_name",
-                format!("must be 1 to {MAX_DISPLAY_NAME_LEN} bytes, not blank"),
+                format!(
+                    "must be 1 to {MAX_DISPLAY_NAME_LEN} characters once trimmed, \
+                     without control characters"
+                ),
             )],
         ));
     }
     Ok(())
+}
+
+/// Whether `text`, trimmed, is 1 to `max` characters without a control
+/// character (display names, suspension reasons).
+#[must_use]
+pub fn trimmed_text_within(text: &str, max: usize) -> bool {
+    let trimmed = text.trim();
+    !trimmed.is_empty() && trimmed.chars().count() <= max && !trimmed.chars().any(char::is_control)
 }
 
 /// A status change for [`TenantStore::set_status`].
@@ -293,7 +305,7 @@ pub fn validate_display_name(name: &str) -> Result<()> {
 pub enum StatusChange<'a> {
     /// Suspend, for this reason.
     Suspend {
-        /// Why (at most [`MAX_SUSPENSION_REASON_LEN`] bytes).
+        /// Why (at most [`MAX_SUSPENSION_REASON_LEN`] characters).
         reason: &'a str,
     },
     /// Resume: active again, the suspension time and reason cleared.
@@ -414,6 +426,12 @@ mod tests {
         assert!(validate_display_name("Acme ' OR 1=1").is_ok());
         assert!(validate_display_name("  ").is_err());
         assert!(validate_display_name(&"x".repeat(MAX_DISPLAY_NAME_LEN + 1)).is_err());
+        assert!(
+            validate_display_name(&"é".repeat(MAX_DISPLAY_NAME_LEN)).is_ok(),
+            "characters"
+        );
+        assert!(validate_display_name(" \tAcme\n").is_ok(), "trimmed");
+        assert!(validate_display_name("Ac\u{7}me").is_err(), "control");
     }
 
     #[test]

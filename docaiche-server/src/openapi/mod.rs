@@ -231,6 +231,10 @@ pub(crate) fn document(limits: &Limits) -> serde_json::Value {
         grammar::trimmed_text(limits.max_key_name_chars, true).into();
     schemas["BatchRequest"]["properties"]["documents"]["maxItems"] = limits.max_batch.into();
     schemas["RoleNames"]["items"]["enum"] = limits.account_roles.clone().into();
+    schemas["CreateTenant"]["properties"]["display_name"]["pattern"] =
+        grammar::trimmed_text(docaiche_core::tenant::MAX_DISPLAY_NAME_LEN, true).into();
+    schemas["SuspendTenant"]["properties"]["reason"]["pattern"] =
+        grammar::trimmed_text(docaiche_core::tenant::MAX_SUSPENSION_REASON_LEN, true).into();
     for (name, schema) in json_schemas() {
         schemas[name] = schema;
     }

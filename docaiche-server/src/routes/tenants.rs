@@ -195,7 +195,8 @@ pub(crate) struct CreateTenant {
     /// The tenant's id (the `tenant` of its keys and accounts).
     #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")]
     id: String,
-    /// A human name (1 to 200 bytes).
+    /// A human name: once trimmed, 1 to 200 characters without control
+    /// characters (stored trimmed).
     display_name: String,
     /// Its settings (default: the configuration's).
     #[serde(default)]
@@ -227,7 +228,7 @@ impl Validate for CreateTenant {
         if validate_display_name(&self.display_name).is_err() {
             fields.push(FieldError::new(
                 "/display_name",
-                "must be 1 to 200 bytes, not blank",
+                "must be 1 to 200 characters once trimmed, without control characters",
             ));
         }
         if let Some(limit) = &self.settings.rate_limit {
@@ -335,21 +336,20 @@ impl Validate for UpdateTenant {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SuspendTenant {
-    /// Why (1 to 500 bytes, no control characters); kept for the platform
-    /// operators, never shown to the tenant.
+    /// Why: once trimmed, 1 to 500 characters without control characters
+    /// (stored trimmed); kept for the platform operators, never shown to
+    /// the tenant.
     reason: String,
 }
 
 impl Validate for SuspendTenant {
     fn validate(&self) -> Vec<FieldError> {
-        if self.reason.trim().is_empty()
-            || self.reason.len() > MAX_SUSPENSION_REASON_LEN
-            || self.reason.chars().any(char::is_control)
-        {
+        if !docaiche_core::tenant::trimmed_text_within(&self.reason, MAX_SUSPENSION_REASON_LEN) {
             vec![FieldError::new(
                 "/reason",
                 format!(
-                    "must be 1 to {MAX_SUSPENSION_REASON_LEN} bytes, without control characters"
+                    "must be 1 to {MAX_SUSPENSION_REASON_LEN} characters once trimmed, without \
+                     control characters"
                 ),
             )]
         } else {
@@ -490,8 +490,12 @@ async fn create(
 ) -> Result<Response, Error> {
     let id = tenant_of(&request.id)?;
     let settings = request.settings()?;
-    let tenant = Tenant::new(id.clone(), request.display_name, state.auth.clock.now())
-        .with_settings(settings);
+    let tenant = Tenant::new(
+        id.clone(),
+        request.display_name.trim(),
+        state.auth.clock.now(),
+    )
+    .with_settings(settings);
     audit(&state, &caller, "tenant.create", &id, &context, None).await?;
     state.auth.tenants.store().create(&tenant).await?;
     state.auth.tenants.invalidate(&id);
@@ -715,7 +719,7 @@ async fn suspend(
     )
     .await?;
     let change = StatusChange::Suspend {
-        reason: &request.reason,
+        reason: request.reason.trim(),
     };
     if !store
         .set_status(&id, change, state.auth.clock.now())

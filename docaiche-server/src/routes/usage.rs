@@ -14,8 +14,8 @@ use axum::http::Method;
 use axum::response::Response;
 use docaiche_auth::layer::Authenticated;
 use docaiche_core::usage::{
-    Bucket, KeyUsage, MAX_SERIES_BUCKETS, MAX_TOP_N, TopBy, TopQuery, UsageCounts, UsageFilter,
-    UsagePoint, UsageQuery,
+    Bucket, KeyUsage, MAX_SERIES_BUCKETS, MAX_TOP_N, MAX_TOP_RANGE, TopBy, TopQuery, UsageCounts,
+    UsageFilter, UsagePoint, UsageQuery,
 };
 use docaiche_core::{ApiKeyId, Error, Permission};
 use serde::{Deserialize, Serialize};
@@ -65,7 +65,9 @@ pub(crate) const SERIES: Endpoint = Endpoint::new(
             "Counted per bucket and route class (`default`, `documents`, …) by outcome: \
              `allowed`, `rate_limited` (429), `denied` (403 from authorization) and \
              `invalid_credential` (401 to a presented API key naming a stored key). Counts \
-             reach the store once per `usage.flush_interval_secs`.",
+             reach the store once per `usage.flush_interval_secs`. A range holding more \
+             than 10080 buckets is answered a page at a time: `next` is the `from` of the \
+             next page. A range whose `from` is not before its `to` is empty.",
         ),
         query: &[
             (
@@ -83,11 +85,7 @@ pub(crate) const SERIES: Endpoint = Endpoint::new(
             ),
         ],
         errors: &[
-            (
-                400,
-                "an invalid key id, tenant, time, range (`from` not before `to`, more than \
-                 10080 buckets) or bucket",
-            ),
+            (400, "an invalid key id, tenant, time or bucket"),
             (
                 404,
                 "`key` is not a key of the tenant, or `tenant` names another tenant and the \
@@ -107,6 +105,10 @@ pub(crate) const TOP: Endpoint = Endpoint::new(
     Method::GET,
     "/v1/usage/top",
     RouteDoc {
+        description: Some(
+            "Over at most the last 400 days of the range (the answer's `from` says where it \
+             starts); a range whose `from` is not before its `to` has no keys.",
+        ),
         query: &[
             (
                 "by",
@@ -123,11 +125,7 @@ pub(crate) const TOP: Endpoint = Endpoint::new(
             TO,
         ],
         errors: &[
-            (
-                400,
-                "an invalid `by`, `n`, tenant, time or range (`from` not before `to`, more \
-                 than 400 days)",
-            ),
+            (400, "an invalid `by`, `n`, tenant or time"),
             (
                 404,
                 "`tenant` names another tenant and the caller lacks `tenants:cross`",
@@ -222,6 +220,9 @@ pub(crate) struct UsageSeries {
     /// The points, by bucket start then route class (buckets without
     /// requests left out).
     pub(crate) points: Vec<UsagePointView>,
+    /// When the range held more than 10080 buckets: the `from` of the next
+    /// page (this answer ends there, at `to`).
+    pub(crate) next: Option<String>,
     /// The sum of every point.
     pub(crate) total: Counts,
 }
@@ -321,13 +322,23 @@ async fn series(
         UsageFilter::Key(key) => Some(key.to_string()),
         _ => None,
     };
-    let usage_query = UsageQuery::new(filter, from, to, bucket).map_err(|e| match e {
-        Error::InvalidInput { .. } => Error::invalid_input(format!(
-            "usage range must have from before to and hold at most {MAX_SERIES_BUCKETS} buckets"
-        )),
-        other => other,
-    })?;
-    let points = state.usage.store.series(&tenant, &usage_query).await?;
+    // At most MAX_SERIES_BUCKETS a page; the rest from `next` on.
+    let page_end = bucket
+        .duration()
+        .checked_mul(i32::try_from(MAX_SERIES_BUCKETS).unwrap_or(i32::MAX))
+        .and_then(|span| from.checked_add(span))
+        .unwrap_or(to);
+    let (to, next) = if page_end < to {
+        (page_end, Some(text(page_end)))
+    } else {
+        (to, None)
+    };
+    let points = if from < to {
+        let usage_query = UsageQuery::new(filter, from, to, bucket)?;
+        state.usage.store.series(&tenant, &usage_query).await?
+    } else {
+        Vec::new()
+    };
     let mut total = UsageCounts::default();
     let points = points
         .into_iter()
@@ -347,6 +358,7 @@ async fn series(
         from: text(from),
         to: text(to),
         points,
+        next,
         total: total.into(),
     }))
 }
@@ -370,8 +382,19 @@ async fn top(
         query.to.as_deref(),
         time::Duration::DAY,
     )?;
-    let top_query = TopQuery::new(from, to, by, query.n.unwrap_or(10))?;
-    let keys = state.usage.store.top_keys(&tenant, &top_query).await?;
+    // The last MAX_TOP_RANGE of a longer range (the answer's `from` says
+    // so); an empty range has no keys.
+    let from = from.max(to.checked_sub(MAX_TOP_RANGE).unwrap_or(from));
+    let n = query.n.unwrap_or(10);
+    if n == 0 || n > MAX_TOP_N {
+        return Err(Error::invalid_input(format!("n must be 1 to {MAX_TOP_N}")));
+    }
+    let keys = if from < to {
+        let top_query = TopQuery::new(from, to, by, n)?;
+        state.usage.store.top_keys(&tenant, &top_query).await?
+    } else {
+        Vec::new()
+    };
     Ok(no_store(&TopKeys {
         tenant: tenant.as_str().to_owned(),
         by: match by {
