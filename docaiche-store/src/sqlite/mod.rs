@@ -71,6 +71,7 @@ macro_rules! adapter {
 }
 
 mod accounts;
+mod custom_roles;
 #[doc(hidden)]
 mod data_keys;
 mod jobs;
@@ -79,6 +80,7 @@ mod stores;
 mod usage;
 
 pub use accounts::SqliteAccountStore;
+pub use custom_roles::SqliteCustomRoleStore;
 pub use data_keys::SqliteDataKeyStore;
 pub use jobs::SqliteJobQueue;
 pub use usage::SqliteUsageStore;
@@ -285,6 +287,12 @@ impl SqliteStore {
     #[must_use]
     pub fn accounts(&self) -> SqliteAccountStore {
         SqliteAccountStore::new(self.shared.clone())
+    }
+
+    /// The [`CustomRoleStore`](docaiche_core::CustomRoleStore).
+    #[must_use]
+    pub fn custom_roles(&self) -> SqliteCustomRoleStore {
+        SqliteCustomRoleStore::new(self.shared.clone())
     }
 
     /// The [`ApiKeyStore`](docaiche_core::ApiKeyStore).
