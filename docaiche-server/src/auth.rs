@@ -158,6 +158,8 @@ impl AuthSecrets {
 pub(crate) struct AuthStores {
     /// Password accounts (the login endpoints).
     pub(crate) accounts: Arc<dyn docaiche_core::AccountStore>,
+    /// Tenant-defined roles.
+    pub(crate) custom_roles: Arc<dyn docaiche_core::CustomRoleStore>,
     /// API key records.
     pub(crate) api_keys: Arc<dyn ApiKeyStore>,
     /// Revoked JWT ids.
@@ -175,6 +177,7 @@ impl AuthStores {
         use docaiche_store::memory::{MemoryApiKeyStore, MemoryAuditSink, MemoryRevocationStore};
         Self {
             accounts: Arc::new(docaiche_store::memory::MemoryAccountStore::new()),
+            custom_roles: Arc::new(docaiche_store::memory::MemoryCustomRoleStore::new()),
             api_keys: Arc::new(MemoryApiKeyStore::new()),
             revocations: Arc::new(MemoryRevocationStore::new().with_clock(Arc::clone(clock))),
             audit: Arc::new(MemoryAuditSink::new()),
@@ -186,6 +189,7 @@ impl AuthStores {
     pub(crate) fn from_stores(stores: &Stores) -> Self {
         Self {
             accounts: Arc::clone(&stores.accounts),
+            custom_roles: Arc::clone(&stores.custom_roles),
             api_keys: Arc::clone(&stores.api_keys),
             revocations: Arc::clone(&stores.revocations),
             audit: Arc::clone(&stores.audit),
