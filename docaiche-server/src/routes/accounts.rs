@@ -957,4 +957,4 @@ async fn delete(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
