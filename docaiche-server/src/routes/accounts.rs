@@ -229,6 +229,11 @@ impl utoipa::PartialSchema for RoleNames {
 impl utoipa::ToSchema for RoleNames {}
 
 impl RoleNames {
+    /// The names, as sent.
+    pub(crate) fn names(&self) -> &[String] {
+        &self.0
+    }
+
     /// The field errors of these names under `pointer`: each must be a
     /// tenant role of `state`'s configuration or one of `custom` (the
     /// names of the tenant's custom roles; configured names win).

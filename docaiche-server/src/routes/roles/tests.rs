@@ -510,3 +510,93 @@ async fn a_tenant_admin_cannot_grant_what_it_lacks_nor_reach_another_tenants_rol
         object!(["documents:read"])
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_bound_to_roles_carries_a_snapshot_of_their_permissions_within_the_callers() {
+    let dir = TestDir::new("roles-keys");
+    let state = state_for(&config(&dir), &|_| None).await;
+    let app = router(state.clone());
+    let admin = bearer(&admin_of(&state, &app, "acme").await);
+    let (status, _, _) = put_role(
+        &app,
+        &admin,
+        "/v1/roles",
+        object!({ "name": "auditor", "permissions": ["audit:read"] }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let create = |credential: &str, roles: Value| {
+        call(
+            "POST",
+            "/v1/keys",
+            credential,
+            Some(object!({ "name": "bound", "scopes": ["jobs:read"], "roles": roles })),
+        )
+    };
+    let (status, _, body) = send(app.clone(), create(&admin, object!(["auditor", "reader"]))).await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let created = json(&body);
+    let mut scopes: Vec<&str> = created["scopes"]
+        .as_array()
+        .expect("scopes")
+        .iter()
+        .map(|s| s.as_str().expect("scope"))
+        .collect();
+    scopes.sort_unstable();
+    assert_eq!(scopes, ["audit:read", "documents:read", "jobs:read"]);
+    let key = created["key"].as_str().expect("key").to_owned();
+    // A snapshot: narrowing the role later does not reach the key.
+    let (status, _, _) = put_role(
+        &app,
+        &admin,
+        "/v1/roles",
+        object!({ "name": "auditor", "permissions": ["jobs:read"] }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let permissions = permissions_of(&app, &key).await;
+    assert!(
+        permissions.contains(&"audit:read".to_owned()),
+        "{permissions:?}"
+    );
+
+    // No escalation through a role; unknown, cross-tenant or repeated roles: 400.
+    let limited = key_with(&state, "acme", &["keys:manage", "jobs:read"]).await;
+    let (status, headers, body) = send(app.clone(), create(&limited, object!(["reader"]))).await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_problem(&headers, &body, "forbidden");
+    let (status, _, _) = send(app.clone(), create(&limited, object!(["auditor"]))).await;
+    assert_eq!(status, StatusCode::CREATED, "auditor is jobs:read now");
+    for roles in [
+        object!(["no-such-role"]),
+        object!(["platform-admin"]),
+        object!(["auditor", "auditor"]),
+    ] {
+        let (status, _, body) = send(app.clone(), create(&admin, roles.clone())).await;
+        assert_eq!(
+            status,
+            StatusCode::BAD_REQUEST,
+            "{roles}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    // Another tenant's custom role is unknown here.
+    let globex = key_with(
+        &state,
+        "globex",
+        &["keys:manage", "jobs:read", "audit:read"],
+    )
+    .await;
+    let (status, _, _) = send(app.clone(), create(&globex, object!(["auditor"]))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
