@@ -15,7 +15,14 @@
 #   Phase 1 also reports each server's CPU time per request (user + system,
 #   from /proc), which is where the throughput ratio comes from.
 #
+#   USAGE_COMPARE=1 adds phase 3: the same server with per-key usage
+#   counting on (the default) and off (usage.enabled = false, a second
+#   instance on its own data directory), ROUNDS (default 3) alternating
+#   maximum-throughput runs each, and reports the median server CPU per
+#   request of each and their difference (target: counting costs <= 1 us).
+#
 # Usage: scripts/load-http.sh            (DURATION=10 THREADS=2 CONNECTIONS=64)
+#        USAGE_COMPARE=1 ROUNDS=3 scripts/load-http.sh
 # wrk comes from Debian (apt-get install wrk) when missing.
 set -euo pipefail
 
@@ -153,6 +160,48 @@ bare_half=$(run bare-axum-half "$HELLO_URL" "$bare_half_conns" "$DELAY_MS")
 echo "$bare_half (connections=$bare_half_conns)"
 stack_half=$(run docaiche-half "$STACK_URL" "$stack_half_conns" "$DELAY_MS" "$AUTH")
 echo "$stack_half (connections=$stack_half_conns)"
+
+if [[ ${USAGE_COMPARE:-0} == 1 ]]; then
+	# The same configuration, counting off, on a data directory of its own
+	# (one server per data directory), with a key of its own.
+	sed "s|data_dir = \"$WORK/data\"|data_dir = \"$WORK/data-off\"|" "$WORK/server.toml" >"$WORK/server-off.toml"
+	printf '[usage]\nenabled = false\n' >>"$WORK/server-off.toml"
+	KEY_OFF=$(DOCAICHE_CONFIG="$WORK/server-off.toml" "$TARGET/docaiche-server" bootstrap-key --tenant acme --name load 2>/dev/null)
+	OFF_PORT=$(free_port)
+	DOCAICHE_CONFIG="$WORK/server-off.toml" DOCAICHE_BIND="127.0.0.1:$OFF_PORT" \
+		"$TARGET/docaiche-server" </dev/null >"$WORK/server-off.log" 2>&1 &
+	OFF_PID=$!
+	PIDS+=("$OFF_PID")
+	up_off() { [[ $(http_status 127.0.0.1 "$OFF_PORT" /health/ready) == 200 ]]; }
+	wait_for 60 "example server, usage off" up_off || {
+		tail -n 20 "$WORK/server-off.log" >&2
+		exit 1
+	}
+	OFF_URL="http://127.0.0.1:$OFF_PORT/v1/whoami"
+	DURATION=2 run warmup-off "$OFF_URL" "$CONNECTIONS" 0 "X-API-Key: $KEY_OFF" >/dev/null
+	echo "== phase 3: usage counting on and off (${ROUNDS:-3} alternating rounds)"
+	on_runs=()
+	off_runs=()
+	for _ in $(seq "${ROUNDS:-3}"); do
+		line=$(measured "$SERVER_PID" usage-on "$STACK_URL" "$CONNECTIONS" 0 "$AUTH")
+		echo "$line"
+		on_runs+=("$line")
+		line=$(measured "$OFF_PID" usage-off "$OFF_URL" "$CONNECTIONS" 0 "X-API-Key: $KEY_OFF")
+		echo "$line"
+		off_runs+=("$line")
+	done
+	python3 - "${#on_runs[@]}" "${on_runs[@]}" "${off_runs[@]}" <<'EOF'
+import re, statistics, sys
+n = int(sys.argv[1])
+def figures(lines, name):
+    return [float(re.search(name + r"=([0-9.]+)", l).group(1)) for l in lines]
+on, off = sys.argv[2:2 + n], sys.argv[2 + n:2 + 2 * n]
+cpu_on, cpu_off = statistics.median(figures(on, "cpu_us")), statistics.median(figures(off, "cpu_us"))
+rps_on, rps_off = statistics.median(figures(on, "rps")), statistics.median(figures(off, "rps"))
+print(f"usage counting: median CPU per request on {cpu_on:.2f} us, off {cpu_off:.2f} us, "
+      f"difference {cpu_on - cpu_off:+.2f} us (target <= 1 us); req/s on/off {rps_on / rps_off:.3f}")
+EOF
+fi
 
 python3 - "$bare" "$stack" "$bare_half" "$stack_half" <<'EOF'
 import re, sys

@@ -142,6 +142,24 @@ impl DocumentText {
     }
 }
 
+/// How much one tenant stores: what storage quotas are checked against.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StorageUsage {
+    /// Stored documents.
+    pub documents: u64,
+    /// Their content bytes, as [`DocumentMeta::size`] counts them.
+    pub bytes: u64,
+}
+
+impl StorageUsage {
+    /// `documents` documents of `bytes` bytes in all.
+    #[must_use]
+    pub const fn new(documents: u64, bytes: u64) -> Self {
+        Self { documents, bytes }
+    }
+}
+
 /// Tenant-scoped document persistence.
 ///
 /// Contract:
@@ -157,6 +175,9 @@ impl DocumentText {
 /// - `delete` removes content, text and metadata and is idempotent.
 /// - Lists are ordered by id (creation order); `list_by_owner` serves
 ///   data-subject export and erasure.
+/// - `usage` counts the tenant's documents and content bytes in one cheap
+///   aggregate (per-tenant storage quotas call it on every upload); it may
+///   lag concurrent writes, never by more than they add.
 #[async_trait::async_trait]
 pub trait DocumentStore: Send + Sync + fmt::Debug + 'static {
     /// Store a document.
@@ -213,4 +234,16 @@ pub trait DocumentStore: Send + Sync + fmt::Debug + 'static {
     /// # Errors
     /// `Unavailable` on outage.
     async fn get_text(&self, tenant: &TenantId, id: &DocumentId) -> Result<Option<DocumentText>>;
+
+    /// How many documents the tenant stores and their content bytes, or
+    /// `None` when this store cannot count them (the default, so stores
+    /// written before quotas keep compiling; storage quotas are then not
+    /// enforced over them).
+    ///
+    /// # Errors
+    /// `Unavailable` on outage.
+    async fn usage(&self, tenant: &TenantId) -> Result<Option<StorageUsage>> {
+        let _ = tenant;
+        Ok(None)
+    }
 }

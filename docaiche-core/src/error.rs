@@ -172,6 +172,24 @@ pub enum Error {
         message: Cow<'static, str>,
     },
 
+    /// The caller's tenant is suspended by a platform administrator: every
+    /// request of its principals (API keys and sessions alike) is refused
+    /// until it is resumed. Not retryable; the suspension reason stays with
+    /// the platform operators.
+    #[error("tenant is suspended")]
+    TenantSuspended,
+
+    /// A storage quota of the tenant (`documents` or `storage_bytes`) would
+    /// be exceeded. Client mistake or abuse; freeing space or raising the
+    /// quota helps, retrying does not.
+    #[error("tenant quota `{quota}` exceeded: the limit is {limit}")]
+    TenantQuotaExceeded {
+        /// Which quota: `documents` or `storage_bytes`.
+        quota: &'static str,
+        /// Its limit (documents, or bytes).
+        limit: u64,
+    },
+
     /// A rate limit or quota is exhausted. Normal under load, or abuse.
     #[error("rate limit exceeded, retry after {retry_after:?}")]
     RateLimited {
@@ -257,6 +275,10 @@ pub enum ErrorCode {
     DocumentRejected,
     /// See [`Error::RateLimited`].
     QuotaExceeded,
+    /// See [`Error::TenantSuspended`].
+    TenantSuspended,
+    /// See [`Error::TenantQuotaExceeded`].
+    TenantQuotaExceeded,
     /// See [`Error::Unavailable`].
     Unavailable,
     /// See [`Error::Timeout`].
@@ -271,7 +293,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for exhaustive tests and documentation.
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 17] = [
         Self::InvalidInput,
         Self::Unauthenticated,
         Self::Forbidden,
@@ -282,6 +304,8 @@ impl ErrorCode {
         Self::UnsupportedMediaType,
         Self::DocumentRejected,
         Self::QuotaExceeded,
+        Self::TenantSuspended,
+        Self::TenantQuotaExceeded,
         Self::Unavailable,
         Self::Timeout,
         Self::CircuitOpen,
@@ -303,6 +327,8 @@ impl ErrorCode {
             Self::UnsupportedMediaType => "unsupported-media-type",
             Self::DocumentRejected => "document-rejected",
             Self::QuotaExceeded => "quota-exceeded",
+            Self::TenantSuspended => "tenant-suspended",
+            Self::TenantQuotaExceeded => "tenant-quota-exceeded",
             Self::Unavailable => "unavailable",
             Self::Timeout => "timeout",
             Self::CircuitOpen => "circuit-open",
@@ -326,6 +352,7 @@ impl ErrorCode {
             Self::UnsupportedMediaType => S::UNSUPPORTED_MEDIA_TYPE,
             Self::DocumentRejected => S::UNPROCESSABLE_ENTITY,
             Self::QuotaExceeded => S::TOO_MANY_REQUESTS,
+            Self::TenantSuspended | Self::TenantQuotaExceeded => S::FORBIDDEN,
             Self::Unavailable | Self::CircuitOpen => S::SERVICE_UNAVAILABLE,
             Self::Timeout => S::GATEWAY_TIMEOUT,
             Self::Misconfigured | Self::Internal => S::INTERNAL_SERVER_ERROR,
@@ -346,6 +373,8 @@ impl ErrorCode {
             Self::UnsupportedMediaType => "Unsupported media type",
             Self::DocumentRejected => "Document rejected",
             Self::QuotaExceeded => "Quota exceeded",
+            Self::TenantSuspended => "Tenant suspended",
+            Self::TenantQuotaExceeded => "Tenant quota exceeded",
             Self::Unavailable => "Service unavailable",
             Self::Timeout => "Timed out",
             Self::CircuitOpen => "Service unavailable",
@@ -375,6 +404,8 @@ impl Error {
             Self::UnsupportedMediaType { .. } => ErrorCode::UnsupportedMediaType,
             Self::DocumentRejected { .. } => ErrorCode::DocumentRejected,
             Self::RateLimited { .. } => ErrorCode::QuotaExceeded,
+            Self::TenantSuspended => ErrorCode::TenantSuspended,
+            Self::TenantQuotaExceeded { .. } => ErrorCode::TenantQuotaExceeded,
             Self::Unavailable { .. } => ErrorCode::Unavailable,
             Self::Timeout { .. } => ErrorCode::Timeout,
             Self::CircuitOpen { .. } => ErrorCode::CircuitOpen,
@@ -573,6 +604,11 @@ mod tests {
             Error::not_found("document"),
             Error::conflict("dup"),
             Error::PayloadTooLarge { limit: 1 },
+            Error::TenantSuspended,
+            Error::TenantQuotaExceeded {
+                quota: "documents",
+                limit: 3,
+            },
             Error::internal("x"),
         ];
         for e in samples {

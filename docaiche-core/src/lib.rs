@@ -44,6 +44,7 @@
 //! | [`KeyWrapper`] | data-key wrapping | local key, Vault Transit |
 //! | [`Extractor`] | PDF text and metadata | `docaiche-extract` |
 //! | [`AuditSink`] | audit events | file, PostgreSQL, stdout |
+//! | [`TenantStore`] | the platform's tenants: status, settings | memory, SQLite, PostgreSQL |
 //! | [`UsageStore`] | per-key usage counters (minute, hour, day) | memory, SQLite, PostgreSQL |
 //! | [`HealthCheck`] | dependency health | every adapter |
 //! | [`Clock`] | time | system, manual |
@@ -89,6 +90,7 @@ pub mod resilience;
 pub mod revocation;
 pub mod secret;
 pub mod secret_provider;
+pub mod tenant;
 pub mod usage;
 
 pub use account::AccountStore;
@@ -120,4 +122,5 @@ pub use resilience::{
 pub use revocation::TokenRevocationStore;
 pub use secret::{Secret, SecretBytes, SecretString};
 pub use secret_provider::SecretProvider;
+pub use tenant::TenantStore;
 pub use usage::{UsageRecorder, UsageStore};

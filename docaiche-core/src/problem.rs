@@ -56,6 +56,10 @@ pub struct Problem {
     /// Extension: seconds until a retry may succeed (also sent as `Retry-After`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u64>,
+    /// Extension: which tenant quota was exceeded (`documents`,
+    /// `storage_bytes`), on `tenant-quota-exceeded`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<String>,
 }
 
 impl Problem {
@@ -99,6 +103,13 @@ impl Problem {
                 problem.errors.clone_from(fields);
                 Some(error.to_string())
             }
+            Error::TenantSuspended => {
+                Some("the tenant is suspended; contact the platform operator".to_owned())
+            }
+            Error::TenantQuotaExceeded { quota, .. } => {
+                problem.quota = Some((*quota).to_owned());
+                Some(error.to_string())
+            }
             other => Some(other.to_string()),
         };
         problem
@@ -117,6 +128,7 @@ impl Problem {
             correlation_id: None,
             errors: Vec::new(),
             retry_after: None,
+            quota: None,
         }
     }
 
@@ -224,6 +236,11 @@ mod tests {
             ErrorCode::QuotaExceeded => Error::RateLimited {
                 retry_after: Duration::from_millis(1500),
             },
+            ErrorCode::TenantSuspended => Error::TenantSuspended,
+            ErrorCode::TenantQuotaExceeded => Error::TenantQuotaExceeded {
+                quota: "storage_bytes",
+                limit: 1 << 30,
+            },
             ErrorCode::Unavailable => Error::unavailable(
                 "postgres",
                 std::io::Error::other("connect to 10.0.0.7:5432 as admin failed"),
@@ -314,6 +331,16 @@ mod tests {
                 .body()
                 .contains(r#""type":"https://docaiche.dev/problems/quota-exceeded""#)
         );
+    }
+
+    #[test]
+    fn tenant_quota_problems_name_the_quota() {
+        let problem = Problem::from_error(&sample(ErrorCode::TenantQuotaExceeded));
+        assert_eq!(problem.status, 403);
+        assert_eq!(problem.quota.as_deref(), Some("storage_bytes"));
+        let suspended = Problem::from_error(&Error::TenantSuspended);
+        assert_eq!(suspended.code, "tenant-suspended");
+        assert_eq!(suspended.quota, None);
     }
 
     #[test]

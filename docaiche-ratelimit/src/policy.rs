@@ -317,6 +317,46 @@ pub struct RequestCost(pub NonZeroU32);
 )]
 pub struct TenantTier(pub String);
 
+/// Quotas replacing the configured ones for this request, set by an earlier
+/// layer that knows them (e.g. from the tenant record's settings), from this
+/// request on:
+///
+/// - `tenant` replaces the quota of every limit keyed by `tenant` (the
+///   tenant's budget keeps its key; only its size changes);
+/// - `api_key` replaces every limit keyed by `api_key` or `principal` with a
+///   budget of the API key's own of that size (`rl:<limit>:k:<key id>`), so
+///   one key of a principal can be narrowed (or widened) without touching
+///   the principal's other keys and sessions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QuotaOverride {
+    /// Replaces the quota of the limits keyed by tenant.
+    pub tenant: Option<Quota>,
+    /// Replaces the quota of the limits keyed by API key or principal.
+    pub api_key: Option<Quota>,
+}
+
+impl QuotaOverride {
+    /// Overrides for the tenant's and the API key's limits.
+    #[must_use]
+    pub const fn new(tenant: Option<Quota>, api_key: Option<Quota>) -> Self {
+        Self { tenant, api_key }
+    }
+
+    /// What replaces a limit keyed by `selector`, if anything: the budget
+    /// to spend and its quota.
+    #[must_use]
+    pub fn replacement(&self, selector: KeySelector) -> Option<(KeySelector, Quota)> {
+        match selector {
+            KeySelector::Tenant => self.tenant.map(|q| (KeySelector::Tenant, q)),
+            KeySelector::ApiKey | KeySelector::Principal => {
+                self.api_key.map(|q| (KeySelector::ApiKey, q))
+            }
+            KeySelector::ClientAddr | KeySelector::Global => None,
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Validated policies
 // ---------------------------------------------------------------------------
@@ -399,6 +439,18 @@ impl Limit {
     /// The rate-limit key of a request from `identity`.
     #[must_use]
     pub fn key(&self, identity: &RequestIdentity, ipv6_prefix: u8) -> RateLimitKey {
+        self.key_by(self.key, identity, ipv6_prefix)
+    }
+
+    /// The budget of this limit that `identity` spends when keyed by
+    /// `selector` instead of its own (a [`QuotaOverride`]).
+    #[must_use]
+    pub fn key_by(
+        &self,
+        selector: KeySelector,
+        identity: &RequestIdentity,
+        ipv6_prefix: u8,
+    ) -> RateLimitKey {
         use std::fmt::Write as _;
 
         // `rl:<name>:<selector>`, written into one buffer (this runs for
@@ -414,7 +466,7 @@ impl Limit {
             text.push(':');
             text.push_str(id.as_str());
         };
-        match (self.key, identity.caller()) {
+        match (selector, identity.caller()) {
             (KeySelector::Global, _) => text.push_str("global"),
             (KeySelector::ClientAddr, _) | (_, None) => {
                 text.push_str(&identity.client_key(ipv6_prefix));
@@ -1356,6 +1408,37 @@ mod tests {
             key(KeySelector::ClientAddr, &RequestIdentity::default()),
             "rl:default-x:ip:unknown"
         );
+    }
+
+    #[test]
+    fn quota_overrides_resize_the_tenant_budget_and_give_a_key_its_own() {
+        let key_id = ApiKeyId::new();
+        let by_key = RequestIdentity::new(
+            Some(&principal("acme", "bot", AuthMethod::ApiKey { key_id })),
+            None,
+        );
+        let small = Quota::per_minute(NonZeroU32::MIN);
+        let only_key = QuotaOverride::new(None, Some(small));
+        assert_eq!(only_key.replacement(KeySelector::Tenant), None);
+        assert_eq!(only_key.replacement(KeySelector::ClientAddr), None);
+        assert_eq!(only_key.replacement(KeySelector::Global), None);
+        let (selector, quota) = only_key
+            .replacement(KeySelector::Principal)
+            .expect("the principal's limit is replaced");
+        assert_eq!((selector, quota), (KeySelector::ApiKey, small));
+        assert_eq!(
+            limit(KeySelector::Principal)
+                .key_by(selector, &by_key, 64)
+                .as_str(),
+            format!("rl:default-x:k:{key_id}"),
+            "the key's own budget, not the principal's"
+        );
+        let only_tenant = QuotaOverride::new(Some(small), None);
+        assert_eq!(
+            only_tenant.replacement(KeySelector::Tenant),
+            Some((KeySelector::Tenant, small))
+        );
+        assert_eq!(only_tenant.replacement(KeySelector::ApiKey), None);
     }
 
     #[test]

@@ -8,8 +8,13 @@
 //!
 //! A request *with* a credential (`Authorization` or `X-API-Key`) goes
 //! through `AuthLayer` (401, or 429 while its client or key prefix is
-//! locked out), then the route group's rate limit, keyed by the verified
-//! principal, then the routes and their permission guards. A request
+//! locked out), then the suspension check (403 `tenant-suspended` for a
+//! suspended tenant's principals; it also hands the rate limit the
+//! tenant's overrides, see [`crate::tenants`]), then usage counting (per
+//! key and account, by the answer's outcome, see [`crate::usage`]; a
+//! suspended tenant's refusals are not counted), then the route group's
+//! rate limit, keyed by the verified principal, then the routes and their
+//! permission guards. A request
 //! *without* one is rate limited by the same policy, keyed by its client
 //! address (the limiter's keys fall back to it when there is no principal),
 //! and answered 401: it never reaches the routes at all. Each request is
@@ -45,6 +50,8 @@ use http::header::AUTHORIZATION;
 use tower::{Layer, Service};
 
 use crate::config::{AuthSection, Config};
+use crate::tenants::{SuspensionCheck, SuspensionCheckLayer};
+use crate::usage::{Count, CountLayer, Refusals};
 use crate::wiring::{Secrets, Stores};
 
 /// What the device-cookie key is derived from, under the API-key pepper.
@@ -162,6 +169,8 @@ pub(crate) struct AuthStores {
     pub(crate) custom_roles: Arc<dyn docaiche_core::CustomRoleStore>,
     /// API key records.
     pub(crate) api_keys: Arc<dyn ApiKeyStore>,
+    /// The tenant registry (suspension, per-tenant settings).
+    pub(crate) tenants: Arc<dyn docaiche_core::TenantStore>,
     /// Revoked JWT ids.
     pub(crate) revocations: Arc<dyn TokenRevocationStore>,
     /// Audit events (key management, failed authentications).
@@ -179,6 +188,7 @@ impl AuthStores {
             accounts: Arc::new(docaiche_store::memory::MemoryAccountStore::new()),
             custom_roles: Arc::new(docaiche_store::memory::MemoryCustomRoleStore::new()),
             api_keys: Arc::new(MemoryApiKeyStore::new()),
+            tenants: Arc::new(docaiche_store::memory::MemoryTenantStore::new()),
             revocations: Arc::new(MemoryRevocationStore::new().with_clock(Arc::clone(clock))),
             audit: Arc::new(MemoryAuditSink::new()),
             invalidations: None,
@@ -191,6 +201,7 @@ impl AuthStores {
             accounts: Arc::clone(&stores.accounts),
             custom_roles: Arc::clone(&stores.custom_roles),
             api_keys: Arc::clone(&stores.api_keys),
+            tenants: Arc::clone(&stores.tenants),
             revocations: Arc::clone(&stores.revocations),
             audit: Arc::clone(&stores.audit),
             invalidations: stores.invalidations.clone(),
@@ -211,6 +222,9 @@ pub(crate) struct AuthServices {
     pub(crate) issuer: JwtIssuer,
     /// Authenticates every non-public request.
     pub(crate) layer: AuthLayer,
+    /// The tenant registry behind its per-instance cache (the suspension
+    /// check, quotas, `/v1/tenants`).
+    pub(crate) tenants: crate::tenants::TenantDirectory,
     /// The roles.
     pub(crate) policy: RolePolicy,
     /// The configured role bindings.
@@ -292,11 +306,13 @@ impl AuthServices {
             .api_keys(Arc::clone(&api_keys) as _)
             .bearer(Arc::new(jwt));
         let layer = AuthLayer::new(Arc::new(router)).with_failure_tracker(Arc::new(tracker));
+        let tenants = crate::tenants::TenantDirectory::new(Arc::clone(&kept.tenants));
         Ok(Self {
             api_keys,
             jwt_keys,
             issuer,
             layer,
+            tenants,
             policy,
             bindings,
             bootstrap_role: auth.bootstrap_role.clone(),
@@ -379,19 +395,42 @@ fn presents_credential(headers: &http::HeaderMap) -> bool {
     headers.contains_key(AUTHORIZATION) || headers.contains_key(API_KEY)
 }
 
-/// Authenticate, then rate limit, then the routes; see the module docs.
+/// Authenticate, then refuse suspended tenants, then rate limit, then the
+/// routes; see the module docs and [`crate::tenants`].
 #[derive(Debug, Clone)]
 pub(crate) struct AuthGateLayer {
     /// The authentication layer.
     auth: AuthLayer,
+    /// The suspension check.
+    suspension: SuspensionCheckLayer,
     /// The route group's rate-limit layer.
     rate_limit: RateLimitLayer,
+    /// Usage counting of the route group's class, if on (`crate::usage`).
+    usage: Option<CountLayer>,
 }
 
 impl AuthGateLayer {
-    /// A gate authenticating with `auth` and limiting with `rate_limit`.
-    pub(crate) const fn new(auth: AuthLayer, rate_limit: RateLimitLayer) -> Self {
-        Self { auth, rate_limit }
+    /// A gate authenticating with `auth`, refusing the suspended tenants of
+    /// `tenants` and limiting with `rate_limit`.
+    pub(crate) const fn new(
+        auth: AuthLayer,
+        tenants: crate::tenants::TenantDirectory,
+        rate_limit: RateLimitLayer,
+    ) -> Self {
+        Self {
+            auth,
+            suspension: SuspensionCheckLayer::new(tenants),
+            rate_limit,
+            usage: None,
+        }
+    }
+
+    /// Count the group's authenticated requests with `usage` (between
+    /// the suspension check and the rate limit; see `crate::usage`).
+    #[must_use]
+    pub(crate) fn with_usage(mut self, usage: Option<CountLayer>) -> Self {
+        self.usage = usage;
+        self
     }
 }
 
@@ -400,8 +439,12 @@ impl<S> Layer<S> for AuthGateLayer {
 
     fn layer(&self, inner: S) -> Self::Service {
         AuthGate {
-            authenticated: self.auth.layer(self.rate_limit.layer(inner)),
+            authenticated: self.auth.layer(self.suspension.layer(Count::new(
+                self.rate_limit.layer(inner),
+                self.usage.as_ref(),
+            ))),
             anonymous: self.rate_limit.layer(Unauthenticated),
+            usage: self.usage.clone(),
         }
     }
 }
@@ -413,14 +456,17 @@ impl<S> Layer<S> for AuthGateLayer {
 /// inner stack and no boxed future per request.
 #[derive(Debug, Clone)]
 pub(crate) struct AuthGate<S> {
-    /// Auth → rate limit → routes.
-    authenticated: docaiche_auth::layer::Auth<docaiche_ratelimit::layer::RateLimit<S>>,
+    /// Auth → suspension check → usage count → rate limit → routes.
+    authenticated: AuthenticatedPath<S>,
     /// Rate limit → 401.
     anonymous: docaiche_ratelimit::layer::RateLimit<Unauthenticated>,
+    /// Charges refused credentials, if counting is on.
+    usage: Option<CountLayer>,
 }
 
 /// The authenticated path of [`AuthGate`].
-type AuthenticatedPath<S> = docaiche_auth::layer::Auth<docaiche_ratelimit::layer::RateLimit<S>>;
+type AuthenticatedPath<S> =
+    docaiche_auth::layer::Auth<SuspensionCheck<Count<docaiche_ratelimit::layer::RateLimit<S>>>>;
 /// The anonymous path of [`AuthGate`].
 type AnonymousPath = docaiche_ratelimit::layer::RateLimit<Unauthenticated>;
 
@@ -432,7 +478,7 @@ where
     type Response = Response;
     type Error = Infallible;
     type Future = Either<
-        <AuthenticatedPath<S> as Service<Request>>::Future,
+        Refusals<<AuthenticatedPath<S> as Service<Request>>::Future>,
         <AnonymousPath as Service<Request>>::Future,
     >;
 
@@ -443,7 +489,13 @@ where
 
     fn call(&mut self, request: Request) -> Self::Future {
         if presents_credential(request.headers()) {
-            Either::Left(self.authenticated.call(request))
+            Either::Left(match &self.usage {
+                Some(usage) => {
+                    let presented = CountLayer::presented(request.headers());
+                    usage.refusals(presented, self.authenticated.call(request))
+                }
+                None => Refusals::passthrough(self.authenticated.call(request)),
+            })
         } else {
             Either::Right(self.anonymous.call(request))
         }

@@ -263,6 +263,7 @@ async fn serve(
     let auth = std::sync::Arc::clone(&state.auth);
     let worker = crate::documents::start_worker(&state)?;
     let purge = crate::compliance::start_purge(&state.compliance)?;
+    let usage = state.usage.start()?;
     let stopped = crate::shutdown::serve_with(
         listener.into_serve(),
         crate::routes::router(state),
@@ -281,6 +282,11 @@ async fn serve(
     if let Some(purge) = purge {
         let runs = purge.shutdown(config.server.shutdown_grace()).await;
         tracing::info!(runs = ?runs, "retention purge stopped");
+    }
+    // After the listener drained: the last requests' counts are flushed.
+    if let Some(usage) = usage {
+        usage.shutdown(config.server.shutdown_grace()).await;
+        tracing::info!("usage flusher stopped");
     }
     if let Some(inbox) = inbox {
         let ingested = inbox.shutdown().await;

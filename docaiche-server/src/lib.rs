@@ -51,9 +51,12 @@
 //! key (`X-API-Key` or `Authorization: ApiKey`) or a bearer JWT signed by
 //! the server's key: `GET /v1/whoami`; `POST`/`GET /v1/keys`,
 //! `POST /v1/keys/{id}/rotate`, `DELETE /v1/keys/{id}` (`keys:manage`);
-//! `GET /v1/admin/tenants/{tenant}/keys` (`tenants:cross` and `keys:manage`).
+//! `GET /v1/admin/tenants/{tenant}/keys` (`tenants:cross` and `keys:manage`);
+//! the tenant registry `/v1/tenants` (`tenants:cross` and `admin:access`:
+//! register, list, settings, suspend, resume; `routes/tenants.rs`).
 //! Without a credential they answer 401 (`WWW-Authenticate: Bearer`); without
-//! the permission, 403; repeated bad credentials lock the client out (429).
+//! the permission, 403; repeated bad credentials lock the client out (429);
+//! a principal of a suspended tenant, 403 `tenant-suspended` (`tenants.rs`).
 //!
 //! Every route is rate limited (authenticated callers by principal and
 //! tenant, anonymous ones by client address) by its class's policy (`[rate_limit]` in the
@@ -122,11 +125,13 @@ mod slo;
 mod state;
 mod storage;
 mod telemetry;
+mod tenants;
 #[cfg(test)]
 mod test_support;
 #[cfg(test)]
 mod tests;
 mod tls;
+mod usage;
 mod wiring;
 
 pub use cli::{main, run};

@@ -75,6 +75,9 @@ pub(crate) struct AppStateFields {
     /// The OpenAPI document of `GET /openapi.json`, with this
     /// configuration's bounds.
     pub(crate) openapi: Arc<str>,
+    /// Per-key usage counting and its store (`[usage]`; in memory until
+    /// [`AppState::with_usage_store`]).
+    pub(crate) usage: Arc<crate::usage::Usage>,
 }
 
 impl AppState {
@@ -155,7 +158,22 @@ impl AppState {
                 .with_privacy_requests(Arc::clone(&privacy.requests), purged)?,
         );
         state.privacy = Some(privacy);
-        Ok(state)
+        state.with_usage_store(Arc::clone(&backends.stores.usage))
+    }
+
+    /// Count usage into `store` (and read it back from there), with the
+    /// recorder's figures on `/metrics`.
+    ///
+    /// # Errors
+    /// As [`crate::usage::Usage::new`].
+    pub(crate) fn with_usage_store(
+        mut self,
+        store: Arc<dyn docaiche_core::usage::UsageStore>,
+    ) -> Result<Self, Error> {
+        let usage = Arc::new(self.usage.with_store(store)?);
+        self.metrics.register_source(usage.clone());
+        self.usage = usage;
+        Ok(self)
     }
 
     /// Use `documents` for the document routes.
@@ -186,6 +204,13 @@ impl AppState {
             Arc::new(docaiche_store::encryption::MemoryDataKeyStore::new()),
             Arc::new(docaiche_store::key_wrapper::LocalKeyWrapper::generate()),
         ));
+        let usage = crate::usage::Usage::new(
+            &config.usage,
+            Arc::new(docaiche_store::memory::MemoryUsageStore::new()),
+            Arc::clone(&auth.stores.api_keys),
+            &config.auth.api_keys.prefix,
+            Arc::clone(&auth.clock),
+        )?;
         let compliance = crate::compliance::Compliance::new(
             config,
             documents.clone(),
@@ -216,6 +241,7 @@ impl AppState {
             events: crate::events::EventBus::from_config(config)?,
             audit: None,
             privacy: None,
+            usage: Arc::new(usage),
         }))
         .observed())
     }

@@ -2,7 +2,7 @@
 //!
 //! | suite | variable | what |
 //! |---|---|---|
-//! | `postgres-store` | `DOCAICHE_TEST_POSTGRES_URL` | conformance of every adapter, two instances sharing one job queue, an index for every query (`EXPLAIN` over 20k+ rows), row-level security, pool figures and health, read replica and its fallback |
+//! | `postgres-store` | `DOCAICHE_TEST_POSTGRES_URL` | conformance of every adapter, two instances sharing one job queue, an index for every query (`EXPLAIN` over 20k+ rows, tenants and document usage included), row-level security, pool figures and health, read replica and its fallback |
 //!
 //! `./scripts/test.sh` starts PostgreSQL and sets the variable. A missing
 //! variable skips loudly, or fails under `CI=true` /
@@ -119,6 +119,7 @@ async fn run_conformance(store: &PgStore, harness: &Harness) {
     conformance::run_api_key_store(Arc::new(store.api_keys()), harness).await;
     conformance::run_account_store(Arc::new(store.accounts()), harness).await;
     conformance::run_custom_role_store(Arc::new(store.custom_roles()), harness).await;
+    conformance::run_tenant_store(Arc::new(store.tenants()), harness).await;
     conformance::run_revocation_store(Arc::new(store.revocations()), harness).await;
     conformance::run_job_queue(Arc::new(store.jobs()), harness).await;
     let audit = store.audit();
@@ -290,6 +291,71 @@ async fn account_queries_use_the_tenant_indexes_on_a_large_table() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_queries_use_their_indexes_on_a_large_table() {
+    use docaiche_store::postgres::tenants as t;
+    in_schema("explain tenants", |ctx| async move {
+        let store = ctx.connect().await;
+        let pool = store.pool();
+        for load in [
+            "INSERT INTO tenants SELECT 'tenant-' || lpad(i::text, 8, '0'), 'T'::bytea, \
+             CASE WHEN i % 100 = 0 THEN 'suspended' ELSE 'active' END, NULL, NULL, '{}', i, i \
+             FROM generate_series(1, 30000) AS i",
+            "ANALYZE tenants",
+        ] {
+            sqlx::query(load).execute(pool).await.unwrap();
+        }
+        let id = "tenant-00000107";
+        let explain = |sql: &str| format!("EXPLAIN (FORMAT JSON) {sql}");
+        let mut plans = Vec::new();
+        macro_rules! plan {
+            ($name:expr, $sql:expr $(, $bind:expr)*) => {{
+                let row = sqlx::query(&explain($sql))
+                    $(.bind($bind))*
+                    .fetch_one(pool)
+                    .await
+                    .unwrap_or_else(|e| panic!("explain {}: {e}", $name));
+                let text: String = row.try_get_unchecked(0).unwrap();
+                plans.push(($name, text));
+            }};
+        }
+        let none_i64: Option<i64> = None;
+        let none_bytes: Option<&[u8]> = None;
+        plan!("get", &t::GET, id);
+        plan!("list", &t::LIST, "", 101_i64);
+        plan!(
+            "list by status",
+            &t::LIST_BY_STATUS,
+            "suspended",
+            "",
+            101_i64
+        );
+        plan!("set settings", t::SET_SETTINGS, id, "{}", 1_i64);
+        plan!(
+            "set status",
+            t::SET_STATUS,
+            id,
+            "active",
+            none_i64,
+            none_bytes,
+            1_i64
+        );
+        for (name, text) in &plans {
+            let json: serde_json::Value = serde_json::from_str(text).unwrap();
+            let mut nodes = Vec::new();
+            plan_nodes(&json[0]["Plan"], &mut nodes);
+            assert!(
+                nodes
+                    .iter()
+                    .all(|n| n["Node Type"].as_str() != Some("Seq Scan")),
+                "{name} scans the table: {text}"
+            );
+        }
+        store.pool().close().await;
+    })
+    .await;
+}
+
 /// Every plan node under `plan`, depth first.
 fn plan_nodes<'a>(plan: &'a serde_json::Value, out: &mut Vec<&'a serde_json::Value>) {
     out.push(plan);
@@ -389,6 +455,7 @@ async fn every_adapter_query_uses_an_index_on_large_tables() {
             101_i64
         );
         plan!("document delete", q::DOCUMENT_DELETE, tenant, id);
+        plan!("document usage", q::DOCUMENT_USAGE, tenant);
         plan!("document put text", q::DOCUMENT_PUT_TEXT, tenant, id, "[]");
         plan!("document get text", q::DOCUMENT_GET_TEXT, tenant, id);
         plan!(

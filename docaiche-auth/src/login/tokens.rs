@@ -125,7 +125,8 @@ pub struct AccountTokenClaims {
     pub expires_at: OffsetDateTime,
 }
 
-/// Issues and verifies account tokens; see the [module docs](self).
+/// Issues and verifies account tokens (invitations and password resets):
+/// stateless, single use, bound to the account's password hash.
 #[derive(Clone)]
 pub struct AccountTokens {
     mac: HmacSha256,

@@ -610,8 +610,10 @@ impl UsageBatch {
 ///   sum of its hour rows (until retention drops the finer rows).
 /// - **Ranges.** A bucket is in `[from, to)` when its *start* is.
 ///   `top_keys` sums every minute of the range from the coarsest rows that
-///   cover it exactly ([`covering_spans`]); minute rows of the ragged ends
-///   must still be retained for an exact answer.
+///   cover it exactly ([`covering_spans`]), or from an edge day's row
+///   minus the rest of that day when that reads fewer rows (both add up
+///   to the same while rollups agree); the finer rows of the ragged ends'
+///   days must still be retained for an exact answer.
 /// - **Ordering.** `series` returns points ordered by bucket start, then
 ///   route class; `top_keys` ranks by the metric, highest first, then by
 ///   key id, and leaves out keys whose metric is zero. Rows without a key

@@ -20,6 +20,8 @@ pub enum UsageFilter {
     Key(ApiKeyId),
     /// Every row of this account, with a key or without.
     Account(PrincipalId),
+    /// Every row of the tenant: every key and every account.
+    Tenant,
 }
 
 /// A subject's series: see [`UsageStore::series`](super::UsageStore::series).

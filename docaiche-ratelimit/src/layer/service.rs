@@ -12,7 +12,7 @@ use super::concurrency::ConcurrencyPermit;
 use super::future::{Early, ResponseFuture, RoundContext};
 use super::metrics::Outcome;
 use crate::headers::ServiceLimitItem;
-use crate::policy::{Policy, RequestIdentity, TenantTier};
+use crate::policy::{Policy, QuotaOverride, RequestIdentity, TenantTier};
 
 /// A service whose requests are rate limited; from
 /// [`RateLimitLayer`](super::RateLimitLayer).
@@ -116,14 +116,24 @@ where
             return ResponseFuture::calling(self.inner.call(request), context);
         }
 
+        let overrides = extensions.get::<QuotaOverride>();
         let checks = policy
             .limits()
             .iter()
-            .map(|limit| PlannedCheck {
-                name: limit.name().clone(),
-                key: limit.key(&identity, ipv6_prefix),
-                quota: *limit.quota(),
-                cost: limit.cost_rule().cost(extensions),
+            .map(|limit| {
+                let (key, quota) = match overrides.and_then(|o| o.replacement(limit.key_selector()))
+                {
+                    Some((selector, quota)) => {
+                        (limit.key_by(selector, &identity, ipv6_prefix), quota)
+                    }
+                    None => (limit.key(&identity, ipv6_prefix), *limit.quota()),
+                };
+                PlannedCheck {
+                    name: limit.name().clone(),
+                    key,
+                    quota,
+                    cost: limit.cost_rule().cost(extensions),
+                }
             })
             .collect();
         let mut context = self.context(policy, permit, None);

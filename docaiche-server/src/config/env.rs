@@ -99,6 +99,8 @@ pub(super) const VARIABLES: &[Variable] = &[
     var("DOCAICHE_VAULT_KV_MOUNT",              "secrets.vault.kv_mount",           Text),
     var("DOCAICHE_KEY_WRAPPER",                 "encryption.key_wrapper",           Keyword),
     var("DOCAICHE_TRANSIT_KEY",                 "encryption.transit_key",           Text),
+    var("DOCAICHE_USAGE_ENABLED",               "usage.enabled",                    Bool),
+    var("DOCAICHE_USAGE_FLUSH_INTERVAL_SECS",   "usage.flush_interval_secs",        Number),
 ];
 
 impl Variable {

@@ -74,6 +74,8 @@
 //! | `DOCAICHE_VAULT_KV_MOUNT` | `secrets.vault.kv_mount` | default `secret` |
 //! | `DOCAICHE_KEY_WRAPPER` | `encryption.key_wrapper` | `local` (default) or `vault` |
 //! | `DOCAICHE_TRANSIT_KEY` | `encryption.transit_key` | the Transit key's name |
+//! | `DOCAICHE_USAGE_ENABLED` | `usage.enabled` | `true` (default) or `false`: count requests per key |
+//! | `DOCAICHE_USAGE_FLUSH_INTERVAL_SECS` | `usage.flush_interval_secs` | seconds dividing a minute, default 10 |
 //!
 //! `[secrets] sources` is the chain the named secrets (API-key peppers,
 //! the JWT signing key) are read through; `auth.provider` is its older,
@@ -189,6 +191,9 @@ pub(crate) struct Config {
     /// `[retention]`: retention periods, the scheduled purge (see
     /// `compliance/`).
     pub(crate) retention: RetentionSection,
+    /// `[usage]`: per-key usage analytics (counting, flushing, retention;
+    /// see `crate::usage`).
+    pub(crate) usage: UsageSection,
     /// Dotted names of raw TOML keys that look secret-bearing and hold a
     /// literal value. Filled by [`Config::load`].
     #[serde(skip)]
@@ -275,6 +280,7 @@ mod storage;
 mod store;
 #[cfg(test)]
 mod tests;
+pub(crate) mod usage;
 mod validate;
 
 pub(crate) use self::audit::AuditSection;
@@ -300,6 +306,7 @@ pub(crate) use self::secrets::{SecretRef, SecretSource, SecretsSection};
 pub(crate) use self::server::ServerConfig;
 pub(crate) use self::storage::StorageConfig;
 pub(crate) use self::store::{StoreBackend, StoreSection};
+pub(crate) use self::usage::UsageSection;
 #[cfg_attr(
     all(feature = "postgres", feature = "redis", feature = "vault"),
     allow(unused_imports)

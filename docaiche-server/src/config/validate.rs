@@ -127,6 +127,9 @@ impl Config {
         for (setting, reason) in self.retention.problems() {
             add(Severity::Invalid, &setting, reason.into());
         }
+        for (setting, reason) in self.usage.problems() {
+            add(Severity::Invalid, setting, reason.into());
+        }
 
         // [storage]
         if self.storage.data_dir.as_os_str().is_empty() {

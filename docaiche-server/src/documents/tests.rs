@@ -766,3 +766,87 @@ async fn two_workers_share_one_postgres_queue_and_run_each_job_once() {
 fn uuid_simple() -> String {
     DocumentId::new().to_string().replace('-', "")
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_past_a_tenant_quota_are_403_naming_the_quota() {
+    use docaiche_core::tenant::{Tenant, TenantQuotas, TenantSettings};
+    let f = fixture(DocumentsSection::default()).await;
+    let pdf = small_pdf();
+    let size = u64::try_from(pdf.len()).expect("size");
+    let acme = TenantId::new("acme").expect("tenant");
+    let store = f.state.auth.tenants.store();
+    let quotas = TenantQuotas::default().with_max_documents(Some(2));
+    let at = f.state.auth.clock.now();
+    store
+        .create(
+            &Tenant::new(acme.clone(), "Acme", at)
+                .with_settings(TenantSettings::default().with_quotas(quotas)),
+        )
+        .await
+        .expect("registered");
+    f.state.auth.tenants.invalidate(&acme);
+    let upload = || upload_request(&f.key, "a.pdf", "application/pdf", pdf.clone());
+    for _ in 0..2 {
+        let (status, _, body) = send(f.app.clone(), upload()).await;
+        assert_eq!(
+            status,
+            StatusCode::CREATED,
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    let (status, headers, body) = send(f.app.clone(), upload()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let problem = assert_problem(&headers, &body, "tenant-quota-exceeded");
+    assert_eq!(problem["quota"], "documents");
+    crate::openapi::tests::conforms("quota problem", "Problem", &body);
+
+    // Room for two more documents, but not for the bytes of the next one.
+    let quotas = TenantQuotas::default()
+        .with_max_documents(Some(4))
+        .with_max_storage_bytes(Some(3 * size - 1));
+    store
+        .update_settings(&acme, &TenantSettings::default().with_quotas(quotas), at)
+        .await
+        .expect("updated");
+    f.state.auth.tenants.invalidate(&acme);
+    let (status, headers, body) = send(f.app.clone(), upload()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let problem = assert_problem(&headers, &body, "tenant-quota-exceeded");
+    assert_eq!(problem["quota"], "storage_bytes");
+
+    // Another tenant is not limited by acme's quotas.
+    let globex = key_of(&f.state, "globex").await;
+    let (status, _, _) = send(
+        f.app.clone(),
+        upload_request(&globex, "a.pdf", "application/pdf", pdf.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // A batch refuses the document past the quota, in its own result.
+    let quotas = TenantQuotas::default().with_max_documents(Some(3));
+    store
+        .update_settings(&acme, &TenantSettings::default().with_quotas(quotas), at)
+        .await
+        .expect("updated");
+    f.state.auth.tenants.invalidate(&acme);
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&pdf);
+    let body = serde_json::json!({ "documents": [
+        { "content_base64": b64 }, { "content_base64": b64 },
+    ] });
+    let (status, _, response) = send(
+        f.app.clone(),
+        Request::post("/v1/documents/batch")
+            .header("x-api-key", &f.key)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let response = json(&response);
+    assert_eq!(response["results"][0]["status"], 201, "{response}");
+    assert_eq!(response["results"][1]["status"], 403, "{response}");
+    assert_eq!(response["results"][1]["problem"]["quota"], "documents");
+}

@@ -351,6 +351,12 @@ impl Metrics {
         self.sources(|s| s.gauges.push((name, help, read)));
     }
 
+    /// Report `source`'s families on every scrape (e.g. the usage
+    /// recorder's counters, `crate::usage`).
+    pub(crate) fn register_source(&self, source: Arc<dyn MetricSource>) {
+        self.sources(|s| s.others.push(source));
+    }
+
     /// Record one answered request of the figures slot `slot`.
     fn record(&self, slot: Slot, status: u16, took: Duration) {
         let inner = &*self.inner;

@@ -99,6 +99,8 @@ pub(super) struct Sources {
     pub(super) breakers: Vec<CircuitBreaker>,
     pub(super) gauges: Vec<(&'static str, &'static str, GaugeFn)>,
     pub(super) events: Option<Arc<dyn MetricSource>>,
+    /// Other sources ([`Metrics::register_source`](super::Metrics::register_source)).
+    pub(super) others: Vec<Arc<dyn MetricSource>>,
 }
 
 impl fmt::Debug for Sources {
@@ -322,6 +324,9 @@ impl Collector for LiveFigures {
             gauge(e, name, help, read())?;
         }
         if let Some(source) = &sources.events {
+            source.encode(e)?;
+        }
+        for source in &sources.others {
             source.encode(e)?;
         }
         Ok(())

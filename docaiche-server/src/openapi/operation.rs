@@ -359,6 +359,19 @@ pub(super) fn components() -> utoipa::openapi::Components {
         crate::routes::documents::BatchResponse<'static>,
         crate::routes::documents::DocumentTextView<'static>,
         crate::routes::documents::list::DocumentPage<'static>,
+        crate::routes::tenants::CreateTenant,
+        crate::routes::tenants::UpdateTenant,
+        crate::routes::tenants::SuspendTenant,
+        crate::routes::tenants::TenantView,
+        crate::routes::tenants::TenantList,
+        crate::routes::tenants::SettingsBody,
+        crate::routes::tenants::RateLimitBody,
+        crate::routes::tenants::QuotasBody,
+        crate::routes::usage::Counts,
+        crate::routes::usage::UsagePointView,
+        crate::routes::usage::UsageSeries,
+        crate::routes::usage::KeyUsageView,
+        crate::routes::usage::TopKeys,
     );
     ComponentsBuilder::new()
         .schemas_from_iter(schemas)

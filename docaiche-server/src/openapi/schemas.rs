@@ -198,6 +198,8 @@ pub(crate) struct ProblemDoc {
     #[serde(rename = "violated-policies")]
     #[schema(rename = "violated-policies")]
     violated_policies: Option<Vec<String>>,
+    /// `tenant-quota-exceeded`: which quota (`documents`, `storage_bytes`).
+    quota: Option<String>,
 }
 
 /// One invalid field.

@@ -33,18 +33,16 @@
 //! actor and, for role changes, the roles before and after.
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{FromRequestParts, Query, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use docaiche_auth::layer::Authenticated;
 use docaiche_auth::login::{AccountToken, AccountTokens};
 use docaiche_core::account::{Account, AccountEmail};
 use docaiche_core::audit::{AuditEvent, AuditOutcome, AuditResource};
 use docaiche_core::error::FieldError;
 use docaiche_core::page::PageRequest;
-use docaiche_core::{
-    AuthMethod, Error, Grant, Permission, Principal, PrincipalId, RequestContext, TenantId,
-};
+use docaiche_core::{Error, Grant, Permission, Principal, PrincipalId, RequestContext, TenantId};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -75,11 +73,11 @@ pub(crate) fn routes(group: RouteGroup) -> RouteGroup {
         .route(LIST, &manage, list)
         .route(GET, &manage, get)
         .route(SET_ROLES, &manage, set_roles)
-        .route(DISABLE, &manage, disable)
-        .route(ENABLE, &manage, enable)
-        .route(RESET, &manage, reset)
-        .route(SIGN_OUT, &manage, sign_out)
-        .route(DELETE, &erase, delete)
+        .route(actions::DISABLE, &manage, actions::disable)
+        .route(actions::ENABLE, &manage, actions::enable)
+        .route(actions::RESET, &manage, actions::reset)
+        .route(actions::SIGN_OUT, &manage, actions::sign_out)
+        .route(actions::DELETE, &erase, actions::delete)
 }
 
 /// `?tenant=` of every account route.
@@ -116,6 +114,48 @@ fn tenant_of(
 /// An account id from the path; an invalid one is as missing as any other.
 fn account_id(raw: &str) -> Result<PrincipalId, Error> {
     PrincipalId::new(raw).map_err(|_| Error::not_found("account"))
+}
+
+/// What every route on one account starts from: the caller, the request's
+/// audit facts, and the account's tenant (`?tenant=`) and id (the path),
+/// checked. An id that is not an account id is 404, like a missing one.
+pub(crate) struct Target {
+    /// The caller.
+    caller: Principal,
+    /// The request's facts for the audit trail.
+    context: RequestContext,
+    /// The account's tenant.
+    tenant: TenantId,
+    /// The account's id.
+    id: PrincipalId,
+}
+
+impl FromRequestParts<AppState> for Target {
+    type Rejection = Error;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Error> {
+        let Authenticated(caller) = Authenticated::from_request_parts(parts, state).await?;
+        let Ok(AuditFacts(context)) = AuditFacts::from_request_parts(parts, state).await;
+        let Path(id) = Path::<String>::from_request_parts(parts, state).await?;
+        let query = Query::<TenantQuery>::from_request_parts(parts, state).await;
+        let tenant = tenant_of(&caller, query)?;
+        Ok(Self {
+            caller,
+            context,
+            tenant,
+            id: account_id(&id)?,
+        })
+    }
+}
+
+impl Target {
+    /// The event of the caller doing `action` to the account.
+    fn event(&self, action: &str) -> AuditEvent {
+        event(action, &self.caller, &self.tenant, &self.id, &self.context)
+    }
 }
 
 /// An account as the API shows it (never its password hash).
@@ -570,6 +610,12 @@ async fn list(
         Some("disabled") => Some(true),
         Some(_) => return Err(Error::invalid_input("status must be active or disabled")),
     };
+    if let Some(role) = &query.role
+        && TenantId::new(role.as_str()).is_err()
+    {
+        // The grammar of ids, which role names are a part of.
+        return Err(Error::invalid_input("role is not a role name"));
+    }
     let prefix = query.email_prefix.as_deref().map(str::to_lowercase);
     if prefix.as_ref().is_some_and(|p| p.len() > MAX_PREFIX) {
         return Err(Error::invalid_input(format!(
@@ -625,14 +671,8 @@ async fn find(state: &AppState, tenant: &TenantId, id: &PrincipalId) -> Result<A
 }
 
 /// `GET /v1/accounts/{id}`: one account.
-async fn get(
-    State(state): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-    query: Result<Query<TenantQuery>, QueryRejection>,
-) -> Result<Response, Error> {
-    let tenant = tenant_of(&caller, query)?;
-    let account = find(&state, &tenant, &account_id(&id)?).await?;
+async fn get(State(state): State<AppState>, target: Target) -> Result<Response, Error> {
+    let account = find(&state, &target.tenant, &target.id).await?;
     Ok(no_store(StatusCode::OK, &AccountView::from(&account)))
 }
 
@@ -667,16 +707,14 @@ pub(crate) const SET_ROLES: Endpoint = Endpoint::new(
 /// `PUT /v1/accounts/{id}/roles`: replace the roles.
 async fn set_roles(
     State(state): State<AppState>,
-    Authenticated(caller): Authenticated,
-    AuditFacts(context): AuditFacts,
-    Path(id): Path<String>,
-    query: Result<Query<TenantQuery>, QueryRejection>,
+    target: Target,
     ValidJson(body): ValidJson<SetRoles>,
 ) -> Result<Response, Error> {
-    let tenant = tenant_of(&caller, query)?;
-    check_roles(&state, &tenant, &body.roles).await?;
-    let id = account_id(&id)?;
-    let mut account = find(&state, &tenant, &id).await?;
+    let Target {
+        caller, tenant, id, ..
+    } = &target;
+    check_roles(&state, tenant, &body.roles).await?;
+    let mut account = find(&state, tenant, id).await?;
     let login = state.login.service().await?;
     let after = body.roles.0;
     let changed: Vec<String> = account
@@ -686,8 +724,9 @@ async fn set_roles(
         .chain(after.iter().filter(|r| !account.roles.contains(r)))
         .cloned()
         .collect();
-    check_grantable(login, &caller, &tenant, &changed).await?;
-    let record = event("account.roles", &caller, &tenant, &id, &context)
+    check_grantable(login, caller, tenant, &changed).await?;
+    let record = target
+        .event("account.roles")
         .with_detail("roles_before", account.roles.join(" ").into())
         .with_detail("roles_after", after.join(" ").into());
     attempt(&state, &record).await?;
@@ -696,7 +735,7 @@ async fn set_roles(
         .auth
         .stores
         .accounts
-        .set_roles(&tenant, &id, &after, now)
+        .set_roles(tenant, id, &after, now)
         .await?
     {
         return Err(Error::not_found("account"));
@@ -707,259 +746,6 @@ async fn set_roles(
     Ok(no_store(StatusCode::OK, &AccountView::from(&account)))
 }
 
-/// `POST /v1/accounts/{id}/disable`: the route of [`disable`] and its
-/// documentation.
-pub(crate) const DISABLE: Endpoint = Endpoint::new(
-    Method::POST,
-    "/v1/accounts/{id}/disable",
-    RouteDoc {
-        description: Some(
-            "The account can no longer sign in; its refresh tokens stop at once and \
-             its access tokens on every instance sharing the revocation store; its \
-             API keys are revoked (announced to other instances with `[revocation] \
-             announce_api_keys`). Enabling it again does not bring them back.",
-        ),
-        query: &[TENANT_PARAM],
-        ..RouteDoc::ok(
-            "Disable an account: its sessions end, its API keys are revoked",
-            "the account, disabled",
-            Payload::Json(schema_ref::<AccountView>),
-        )
-    },
-);
-
-/// `POST /v1/accounts/{id}/disable`.
-async fn disable(
-    State(state): State<AppState>,
-    Authenticated(caller): Authenticated,
-    AuditFacts(context): AuditFacts,
-    Path(id): Path<String>,
-    query: Result<Query<TenantQuery>, QueryRejection>,
-) -> Result<Response, Error> {
-    switch(&state, &caller, &context, &id, query, true).await
-}
-
-/// `POST /v1/accounts/{id}/enable`: the route of [`enable`] and its
-/// documentation.
-pub(crate) const ENABLE: Endpoint = Endpoint::new(
-    Method::POST,
-    "/v1/accounts/{id}/enable",
-    RouteDoc {
-        query: &[TENANT_PARAM],
-        ..RouteDoc::ok(
-            "Enable a disabled account again",
-            "the account, enabled",
-            Payload::Json(schema_ref::<AccountView>),
-        )
-    },
-);
-
-/// `POST /v1/accounts/{id}/enable`.
-async fn enable(
-    State(state): State<AppState>,
-    Authenticated(caller): Authenticated,
-    AuditFacts(context): AuditFacts,
-    Path(id): Path<String>,
-    query: Result<Query<TenantQuery>, QueryRejection>,
-) -> Result<Response, Error> {
-    switch(&state, &caller, &context, &id, query, false).await
-}
-
-/// Disable or enable account `id`.
-async fn switch(
-    state: &AppState,
-    caller: &Principal,
-    context: &RequestContext,
-    id: &str,
-    query: Result<Query<TenantQuery>, QueryRejection>,
-    disabled: bool,
-) -> Result<Response, Error> {
-    let tenant = tenant_of(caller, query)?;
-    let id = account_id(id)?;
-    let mut account = find(state, &tenant, &id).await?;
-    let action = if disabled {
-        "account.disable"
-    } else {
-        "account.enable"
-    };
-    let mut record = event(action, caller, &tenant, &id, context);
-    attempt(state, &record).await?;
-    let login = state.login.service().await?;
-    if !login.set_disabled(&tenant, &id, disabled).await? {
-        return Err(Error::not_found("account"));
-    }
-    if disabled {
-        let revoked = revoke_keys_of(state, &tenant, &id).await?;
-        record = record.with_detail("api_keys_revoked", revoked.into());
-    }
-    done(state, record).await;
-    account.disabled = disabled;
-    account.updated_at = state.auth.clock.now();
-    Ok(no_store(StatusCode::OK, &AccountView::from(&account)))
-}
-
-/// Revoke every unrevoked API key acting as `id` in `tenant`, through the
-/// API key service (so the revocations take effect at once here and are
-/// announced to other instances); how many.
-async fn revoke_keys_of(
-    state: &AppState,
-    tenant: &TenantId,
-    id: &PrincipalId,
-) -> Result<u64, Error> {
-    let revoker = Principal::new(
-        PrincipalId::new("account-admin")?,
-        tenant.clone(),
-        AuthMethod::Internal,
-    )
-    .with_permissions([Permission::KEYS_MANAGE].into_iter().collect());
-    let mut after = None;
-    let mut revoked = 0;
-    loop {
-        let page = state
-            .auth
-            .stores
-            .api_keys
-            .list(tenant, &PageRequest::new(after, 100)?)
-            .await?;
-        for key in &page.items {
-            if key.principal == *id && key.revoked_at.is_none() {
-                match state.auth.api_keys.revoke(&revoker, tenant, &key.id).await {
-                    Ok(()) => revoked += 1,
-                    // Deleted meanwhile: nothing left to stop.
-                    Err(Error::NotFound { .. }) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        match page.next {
-            Some(next) => after = Some(next),
-            None => return Ok(revoked),
-        }
-    }
-}
-
-/// `POST /v1/accounts/{id}/password-reset`: the route of [`reset`] and
-/// its documentation.
-pub(crate) const RESET: Endpoint = Endpoint::new(
-    Method::POST,
-    "/v1/accounts/{id}/password-reset",
-    RouteDoc {
-        description: Some(
-            "A single-use token (1 hour) for the caller to hand to the account's \
-             owner, who sets a new password with `POST /v1/auth/password`; that ends \
-             the account's sessions. The current password keeps working until then.",
-        ),
-        query: &[TENANT_PARAM],
-        status: 201,
-        ..RouteDoc::ok(
-            "A password-reset token for an account's owner",
-            "the token, shown this once",
-            Payload::Json(schema_ref::<TokenView<'static>>),
-        )
-    },
-);
-
-/// `POST /v1/accounts/{id}/password-reset`.
-async fn reset(
-    State(state): State<AppState>,
-    Authenticated(caller): Authenticated,
-    AuditFacts(context): AuditFacts,
-    Path(id): Path<String>,
-    query: Result<Query<TenantQuery>, QueryRejection>,
-) -> Result<Response, Error> {
-    let tenant = tenant_of(&caller, query)?;
-    let id = account_id(&id)?;
-    find(&state, &tenant, &id).await?;
-    let record = event("account.password_reset", &caller, &tenant, &id, &context);
-    attempt(&state, &record).await?;
-    let login = state.login.service().await?;
-    let token = login
-        .reset_token(&tenant, &id, AccountTokens::DEFAULT_RESET_TTL)
-        .await?
-        .ok_or_else(|| Error::not_found("account"))?;
-    done(&state, record).await;
-    Ok(no_store(StatusCode::CREATED, &TokenView::from(&token)))
-}
-
-/// `POST /v1/accounts/{id}/sign-out`: the route of [`sign_out`] and its
-/// documentation.
-pub(crate) const SIGN_OUT: Endpoint = Endpoint::new(
-    Method::POST,
-    "/v1/accounts/{id}/sign-out",
-    RouteDoc {
-        description: Some(
-            "Every refresh token and access token issued to the account until now \
-             stops working, on every instance sharing the revocation store. Its API \
-             keys are not touched.",
-        ),
-        query: &[TENANT_PARAM],
-        status: 204,
-        ..RouteDoc::ok("End every session of an account", "done", Payload::Empty)
-    },
-);
-
-/// `POST /v1/accounts/{id}/sign-out`.
-async fn sign_out(
-    State(state): State<AppState>,
-    Authenticated(caller): Authenticated,
-    AuditFacts(context): AuditFacts,
-    Path(id): Path<String>,
-    query: Result<Query<TenantQuery>, QueryRejection>,
-) -> Result<StatusCode, Error> {
-    let tenant = tenant_of(&caller, query)?;
-    let id = account_id(&id)?;
-    find(&state, &tenant, &id).await?;
-    let record = event("account.sign_out", &caller, &tenant, &id, &context);
-    attempt(&state, &record).await?;
-    let login = state.login.service().await?;
-    login.sessions().revoke_subject(&tenant, &id).await?;
-    done(&state, record).await;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// `DELETE /v1/accounts/{id}`: the route of [`delete`] and its
-/// documentation.
-pub(crate) const DELETE: Endpoint = Endpoint::new(
-    Method::DELETE,
-    "/v1/accounts/{id}",
-    RouteDoc {
-        description: Some(
-            "Through the erasure of `POST /v1/privacy/erase` (GDPR deadline): the \
-             account's owner is revoked everywhere, then their documents, account \
-             and API keys are deleted, their data key destroyed, and a pseudonymised \
-             tombstone stays on the audit trail \
-             (`Location: /v1/privacy/requests/{id}`).",
-        ),
-        query: &[TENANT_PARAM],
-        errors: &[
-            (409, "a legal hold covers the account's owner"),
-            (503, "the privacy services are not configured"),
-        ],
-        ..RouteDoc::ok(
-            "Delete an account by erasing its owner",
-            "the completed erasure request and what was erased",
-            Payload::Json(schema_ref::<crate::routes::privacy::Erasure<'static>>),
-        )
-    },
-);
-
-/// `DELETE /v1/accounts/{id}`: erase the account's owner.
-async fn delete(
-    State(state): State<AppState>,
-    Authenticated(caller): Authenticated,
-    AuditFacts(context): AuditFacts,
-    Path(id): Path<String>,
-    query: Result<Query<TenantQuery>, QueryRejection>,
-) -> Result<Response, Error> {
-    let tenant = tenant_of(&caller, query)?;
-    let id = account_id(&id)?;
-    find(&state, &tenant, &id).await?;
-    let record = event("account.delete", &caller, &tenant, &id, &context);
-    attempt(&state, &record).await?;
-    let response = super::privacy::erase_subject(&state, &caller, &context, &tenant, id).await?;
-    done(&state, record).await;
-    Ok(response.into_response())
-}
-
+mod actions;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -17,6 +17,7 @@
 //! | malformed body | 400 | `invalid-input` (with field `errors`) | `invalid_request` |
 //! | unknown account, wrong password, disabled account, bad refresh token | 401 | `unauthenticated` | `invalid_grant` |
 //! | locked out after repeated failures | 429 + `Retry-After` | `quota-exceeded` | — |
+//! | the right password or refresh token, but the tenant is suspended (`/v1/tenants`; the refresh token is used up) | 403 | `tenant-suspended` | — |
 //!
 //! The 401 is the same body for every bad credential, so an answer never
 //! tells whether an account exists (the work done is the same too, see
@@ -252,6 +253,18 @@ async fn token_inner(
     let session = login
         .login_from_device(&tenant, &email, &password, device, context)
         .await?;
+    // A suspended tenant's sessions are refused by the gate; its logins
+    // are refused here, after the password check, so that the answer does
+    // not tell strangers which tenants are suspended.
+    if state
+        .auth
+        .tenants
+        .lookup(&tenant)
+        .await?
+        .is_some_and(|t| t.is_suspended())
+    {
+        return Err(Error::TenantSuspended);
+    }
     let mut response = token_response(&session.tokens, state.auth.clock.now());
     if let Some(cookie) = &session.device_cookie
         && let Ok(value) = HeaderValue::from_str(&format!(
@@ -317,6 +330,20 @@ async fn refresh(State(state): State<AppState>, request: axum::extract::Request)
         let pair = login
             .refresh(text(&object, "refresh_token"), &context)
             .await?;
+        // Refresh tokens are `<tenant>.<secret>`: a suspended tenant's
+        // refresh is refused once it succeeded (the token used up), so a
+        // stranger cannot probe which tenants are suspended.
+        if let Some((tenant, _)) = pair.refresh_token.expose_secret().split_once('.')
+            && let Ok(tenant) = TenantId::new(tenant)
+            && state
+                .auth
+                .tenants
+                .lookup(&tenant)
+                .await?
+                .is_some_and(|t| t.is_suspended())
+        {
+            return Err(Error::TenantSuspended);
+        }
         Ok::<_, Error>(token_response(&pair, state.auth.clock.now()))
     };
     outcome.await.unwrap_or_else(|e| oauth_problem(&e))

@@ -136,6 +136,10 @@ impl IntoResponse for Refusal {
 async fn intake(state: &AppState, caller: &Principal, upload: Upload) -> Result<Accepted, Refusal> {
     let intake = &state.intake;
     let tenant = &caller.tenant;
+    // The tenant's storage quotas, before any work is spent on the file.
+    let size = u64::try_from(upload.content.len()).unwrap_or(u64::MAX);
+    crate::tenants::check_quotas(&state.auth.tenants, state.documents.as_ref(), tenant, size)
+        .await?;
     // Validation scans the whole file (nesting pre-scan): off the runtime.
     let limits = intake.limits.clone();
     let validated = {
@@ -148,7 +152,6 @@ async fn intake(state: &AppState, caller: &Principal, upload: Upload) -> Result<
         .await
         .map_err(|e| Error::internal_with("validation task failed", e))??
     };
-    let size = u64::try_from(upload.content.len()).unwrap_or(u64::MAX);
     let mut new = NewDocument::new(
         caller.id.clone(),
         PDF,
@@ -226,6 +229,11 @@ pub(crate) const UPLOAD: Endpoint = Endpoint::new(
         status: 201,
         errors: &[
             (400, "an invalid query"),
+            (
+                403,
+                "a storage quota of the tenant would be exceeded \
+                 (`tenant-quota-exceeded`, `quota` names which)",
+            ),
             (
                 422,
                 "a PDF refused by validation or extraction (`reason` names why)",

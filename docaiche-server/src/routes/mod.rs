@@ -46,8 +46,12 @@ pub(crate) mod jobs;
 pub(crate) mod keys;
 pub(crate) mod privacy;
 pub(crate) mod roles;
+pub(crate) mod tenants;
 #[cfg(test)]
 pub(crate) mod tests;
+pub(crate) mod usage;
+
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
@@ -195,13 +199,19 @@ impl RouteGroup {
         self,
         rate_limit: &RateLimitLayer,
         auth: &AuthServices,
+        usage: &Arc<crate::usage::Usage>,
     ) -> Result<(Router<AppState>, GroupGate), Error> {
         let router = self.router.method_not_allowed_fallback(method_not_allowed);
         let limit = rate_limit.for_class(self.class)?;
         let gate = match self.access {
             Access::Public => GroupGate::Public(limit),
             Access::Protected => {
-                GroupGate::Protected(AuthGateLayer::new(auth.layer.clone(), limit))
+                // Usage is counted by the group's class (`crate::usage`).
+                let class = docaiche_core::usage::RouteClass::new(self.class)?;
+                GroupGate::Protected(
+                    AuthGateLayer::new(auth.layer.clone(), auth.tenants.clone(), limit)
+                        .with_usage(crate::usage::CountLayer::new(usage, class)),
+                )
             }
         };
         Ok((router, gate))
@@ -229,7 +239,7 @@ pub(crate) fn route_groups() -> Vec<RouteGroup> {
     // policy.
     let documents = crate::routes::documents::routes(RouteGroup::protected("documents"));
     // Everything else: one module per API area adds its routes.
-    let areas: [fn(RouteGroup) -> RouteGroup; 7] = [
+    let areas: [fn(RouteGroup) -> RouteGroup; 9] = [
         keys::routes,
         events::routes,
         audit::routes,
@@ -237,6 +247,8 @@ pub(crate) fn route_groups() -> Vec<RouteGroup> {
         admin::routes,
         roles::routes,
         accounts::routes,
+        tenants::routes,
+        usage::routes,
     ];
     let default = areas.into_iter().fold(
         RouteGroup::protected("default").with_not_found_fallback(),
@@ -289,7 +301,7 @@ pub(crate) fn router(state: AppState) -> Router {
         // is a bug in route_groups, and serving it unlimited is not an
         // option.
         let (group_routes, gate) = group
-            .into_parts(&state.rate_limit, &state.auth)
+            .into_parts(&state.rate_limit, &state.auth, &state.usage)
             .expect("invariant: AppState::new checked every route class");
         // The stack outside, the group's gate inside; the group's fallbacks
         // (405, and the 404 of the one group that answers unknown routes)

@@ -22,6 +22,8 @@ pub(crate) struct Stores {
     pub(crate) custom_roles: Arc<dyn docaiche_core::CustomRoleStore>,
     /// API key records.
     pub(crate) api_keys: Arc<dyn ApiKeyStore>,
+    /// The tenant registry (`/v1/tenants`, suspension, quotas).
+    pub(crate) tenants: Arc<dyn docaiche_core::TenantStore>,
     /// Revoked JWT ids (the store's, or Redis).
     pub(crate) revocations: Arc<dyn TokenRevocationStore>,
     /// Audit events.
@@ -34,6 +36,8 @@ pub(crate) struct Stores {
     /// Background jobs (document extraction), shared by every instance on
     /// the same database.
     pub(crate) jobs: Arc<dyn docaiche_core::JobQueue>,
+    /// Per-key usage counters (`crate::usage`), beside the keys.
+    pub(crate) usage: Arc<dyn docaiche_core::usage::UsageStore>,
     /// Where revoked, deleted and rotated API keys are announced to the
     /// other instances (`[revocation] announce_api_keys`), if anywhere.
     pub(crate) invalidations: Option<Arc<dyn InvalidationBus>>,
@@ -146,11 +150,13 @@ impl Stores {
             accounts: Arc::new(store.accounts()),
             custom_roles: Arc::new(store.custom_roles()),
             api_keys: Arc::new(store.api_keys()),
+            tenants: Arc::new(store.tenants()),
             revocations: Arc::new(store.revocations()),
             audit: Arc::new(store.audit()),
             documents: Arc::new(store.documents()),
             data_keys: (Arc::new(store.data_keys()), "sqlite"),
             jobs: Arc::new(store.jobs()),
+            usage: Arc::new(store.usage()),
             invalidations: None,
             health_checks: vec![Arc::new(store.health_check())],
             sql: StorePool::Sqlite(store.clone()),
@@ -223,12 +229,14 @@ mod postgres {
             accounts: Arc::new(store.accounts()),
             custom_roles: Arc::new(store.custom_roles()),
             api_keys: Arc::new(store.api_keys()),
+            tenants: Arc::new(store.tenants()),
             revocations: Arc::new(store.revocations()),
             audit: Arc::new(store.audit()),
             documents: Arc::new(store.documents()),
             // Beside the documents, shared by every instance.
             data_keys: (Arc::new(store.data_keys()), "postgres"),
             jobs: Arc::new(store.jobs()),
+            usage: Arc::new(store.usage()),
             invalidations: None,
             health_checks: vec![Arc::new(store.health_check())],
             sql: super::StorePool::Postgres(store.pool().clone()),

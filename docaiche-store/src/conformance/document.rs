@@ -43,6 +43,7 @@ pub async fn run_document_store(store: Arc<dyn DocumentStore>, harness: &Harness
     list_order_and_pagination(&*store, harness).await;
     text_lifecycle(&*store, harness).await;
     delete_is_idempotent(&*store, harness).await;
+    usage_counts_one_tenants_documents_and_bytes(&*store, harness).await;
 }
 
 async fn put_then_read_back(store: &dyn DocumentStore, h: &Harness) {
@@ -410,4 +411,41 @@ async fn delete_is_idempotent(store: &dyn DocumentStore, h: &Harness) {
     .await;
     let ids: Vec<DocumentId> = listed.iter().map(|m| m.id).collect();
     case.eq(&ids, &vec![keep.id], "list after delete");
+}
+
+/// `usage` is optional (`None`: the store cannot count); when a store
+/// counts, the counts must be exact and per tenant.
+async fn usage_counts_one_tenants_documents_and_bytes(store: &dyn DocumentStore, h: &Harness) {
+    let case = Case::new(SUITE, "usage_counts_one_tenants_documents_and_bytes");
+    let tenant = h.tenant();
+    let other = h.tenant();
+    let Some(empty) = case.ok(store.usage(&tenant).await, "usage") else {
+        return;
+    };
+    case.eq(&(empty.documents, empty.bytes), &(0, 0), "an empty tenant");
+    let sizes = [every_byte().len(), 0, 3];
+    let mut ids = Vec::new();
+    for (i, size) in sizes.iter().enumerate() {
+        let content = Bytes::from(vec![b'x'; *size]);
+        let doc = NewDocument::new(owner(&format!("owner{i}")), "application/pdf", SHA, content);
+        ids.push(case.ok(store.put(&tenant, doc).await, "put").id);
+    }
+    case.ok(
+        store.put(&other, new_doc("bob")).await,
+        "put in another tenant",
+    );
+    let total = u64::try_from(sizes.iter().sum::<usize>()).unwrap_or(u64::MAX);
+    let usage = case.ok(store.usage(&tenant).await, "usage");
+    case.eq(
+        &usage.map(|u| (u.documents, u.bytes)),
+        &Some((3, total)),
+        "three documents, their bytes, none of the other tenant's",
+    );
+    case.ok(store.delete(&tenant, &ids[0]).await, "delete");
+    let usage = case.ok(store.usage(&tenant).await, "usage");
+    case.eq(
+        &usage.map(|u| (u.documents, u.bytes)),
+        &Some((2, 3)),
+        "a deleted document no longer counts",
+    );
 }

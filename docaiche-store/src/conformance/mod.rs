@@ -23,6 +23,7 @@
 //! | [`run_audit_sink`], [`run_audit_sink_with_read_back`] | [`AuditSink`](docaiche_core::AuditSink) |
 //! | [`run_secret_provider`] | [`SecretProvider`](docaiche_core::SecretProvider) |
 //! | [`run_key_wrapper`], [`run_key_wrapper_rotation`] | [`KeyWrapper`](docaiche_core::KeyWrapper) |
+//! | [`run_tenant_store`] | [`TenantStore`](docaiche_core::TenantStore) |
 //! | [`run_usage_store`] | [`UsageStore`](docaiche_core::UsageStore) |
 //! | [`run_data_key_store`] | [`DataKeyStore`](crate::encryption::DataKeyStore) |
 //!
@@ -90,6 +91,7 @@ mod job;
 mod key_wrapper;
 mod revocation;
 mod secret;
+mod tenant;
 mod usage;
 
 pub use account::run_account_store;
@@ -104,6 +106,7 @@ pub use job::run_job_queue;
 pub use key_wrapper::{KeyRotation, run_key_wrapper, run_key_wrapper_rotation};
 pub use revocation::run_revocation_store;
 pub use secret::run_secret_provider;
+pub use tenant::run_tenant_store;
 pub use usage::run_usage_store;
 
 /// Strings that break naive SQL, shell, JSON, path or key handling. Every

@@ -219,7 +219,11 @@ async fn tenants_never_see_each_other(store: &dyn UsageStore, h: &Harness) {
         (&acme, UsageCounts::new(3, 0, 0, 0)),
         (&globex, UsageCounts::new(0, 9, 0, 0)),
     ] {
-        for filter in [UsageFilter::Key(key), UsageFilter::Account(alice.clone())] {
+        for filter in [
+            UsageFilter::Key(key),
+            UsageFilter::Account(alice.clone()),
+            UsageFilter::Tenant,
+        ] {
             let q = query(case, filter, BASE, BASE + minutes(60), Bucket::Minute);
             case.eq(
                 &total(case, store, tenant, &q).await,
@@ -347,6 +351,12 @@ async fn rollups_agree_and_series_are_ordered(store: &dyn UsageStore, h: &Harnes
         &total(case, store, &tenant, &by_account).await,
         &UsageCounts::new(10, 0, 10, 10),
         "an account's rows, with its keys and without",
+    );
+    let whole = query(case, UsageFilter::Tenant, from, to, Bucket::Day);
+    case.eq(
+        &total(case, store, &tenant, &whole).await,
+        &total(case, store, &tenant, &by_account).await,
+        "the whole tenant's rows: here, every row is the account's",
     );
     let minutes_q = query(
         case,

@@ -347,6 +347,21 @@ fn open(key: &SecretBytes, aad: &[u8], stored: &[u8]) -> Result<Vec<u8>> {
 
 #[async_trait]
 impl DocumentStore for EncryptedDocumentStore {
+    async fn usage(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Option<docaiche_core::document::StorageUsage>> {
+        // The inner store counts ciphertext: each document carries
+        // `OVERHEAD` bytes more than its plaintext.
+        Ok(self.inner.usage(tenant).await?.map(|u| {
+            docaiche_core::document::StorageUsage::new(
+                u.documents,
+                u.bytes
+                    .saturating_sub(u.documents.saturating_mul(OVERHEAD as u64)),
+            )
+        }))
+    }
+
     async fn put(&self, tenant: &TenantId, mut document: NewDocument) -> Result<DocumentMeta> {
         let key = self.key_for_writing(tenant, &document.owner).await?;
         let aad = associated_data(tenant, &document.id, Part::Content);

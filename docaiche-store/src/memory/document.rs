@@ -118,6 +118,23 @@ impl Default for MemoryDocumentStore {
 
 #[async_trait::async_trait]
 impl DocumentStore for MemoryDocumentStore {
+    async fn usage(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Option<docaiche_core::document::StorageUsage>> {
+        let state = lock(&self.state);
+        let (documents, bytes) = state.tenants.get(tenant).map_or((0, 0), |docs| {
+            let bytes = docs
+                .values()
+                .map(|e| e.meta.size)
+                .fold(0u64, u64::saturating_add);
+            (u64::try_from(docs.len()).unwrap_or(u64::MAX), bytes)
+        });
+        Ok(Some(docaiche_core::document::StorageUsage::new(
+            documents, bytes,
+        )))
+    }
+
     async fn put(&self, tenant: &TenantId, document: NewDocument) -> Result<DocumentMeta> {
         traced!("memory", "documents", "put", async move {
             let size = document.content.len();

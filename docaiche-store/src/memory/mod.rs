@@ -35,6 +35,7 @@ mod document;
 mod expiry;
 mod job;
 mod revocation;
+mod tenant;
 mod usage;
 
 pub use account::MemoryAccountStore;
@@ -45,6 +46,7 @@ pub use custom_role::MemoryCustomRoleStore;
 pub use document::MemoryDocumentStore;
 pub use job::MemoryJobQueue;
 pub use revocation::MemoryRevocationStore;
+pub use tenant::MemoryTenantStore;
 pub use usage::MemoryUsageStore;
 
 /// A memory store reached its configured bound and refused to grow.

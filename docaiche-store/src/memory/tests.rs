@@ -392,3 +392,15 @@ async fn memory_health_check_is_up() {
     let report = health_check("memory").check().await;
     assert_eq!(report.status, docaiche_core::HealthStatus::Up);
 }
+
+#[tokio::test]
+async fn memory_documents_count_their_usage() {
+    use docaiche_core::DocumentStore;
+    let store = crate::memory::MemoryDocumentStore::new();
+    let tenant = docaiche_core::TenantId::new("acme").expect("tenant");
+    let usage = store.usage(&tenant).await.expect("usage");
+    assert_eq!(
+        usage,
+        Some(docaiche_core::document::StorageUsage::new(0, 0))
+    );
+}

@@ -197,6 +197,7 @@ impl UsageStore for MemoryUsageStore {
             let matches = match &query.filter {
                 UsageFilter::Key(key) => subject.key() == Some(key),
                 UsageFilter::Account(account) => subject.account() == Some(account),
+                UsageFilter::Tenant => true,
                 _ => false,
             };
             if matches && query.route_class.as_ref().is_none_or(|r| r == route) {

@@ -105,6 +105,8 @@ mod jobs;
 #[doc(hidden)]
 pub mod queries;
 mod stores;
+#[doc(hidden)]
+pub mod tenants;
 mod usage;
 
 pub use accounts::PgAccountStore;
@@ -115,6 +117,7 @@ pub use jobs::PgJobQueue;
 /// name the same version (`docaiche_store::postgres::sqlx::query(…)`).
 pub use sqlx;
 pub use stores::{PgApiKeyStore, PgAuditSink, PgDocumentStore, PgRevocationStore};
+pub use tenants::PgTenantStore;
 pub use usage::PgUsageStore;
 
 const DEPENDENCY: &str = "postgres";
@@ -649,6 +652,12 @@ impl PgStore {
     #[must_use]
     pub fn custom_roles(&self) -> PgCustomRoleStore {
         PgCustomRoleStore::new(self.shared.clone())
+    }
+
+    /// The [`TenantStore`](docaiche_core::TenantStore) (table `tenants`).
+    #[must_use]
+    pub fn tenants(&self) -> PgTenantStore {
+        PgTenantStore::new(self.shared.clone())
     }
 
     /// The [`ApiKeyStore`](docaiche_core::ApiKeyStore).

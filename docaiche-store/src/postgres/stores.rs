@@ -41,6 +41,28 @@ adapter!(
 
 #[async_trait::async_trait]
 impl DocumentStore for PgDocumentStore {
+    async fn usage(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Option<docaiche_core::document::StorageUsage>> {
+        traced!("postgresql", "documents", "usage", async move {
+            // The primary: a quota must not read a lagging count.
+            let mut conn = self.shared.write().await?;
+            let mut ex = self
+                .shared
+                .scoped(&mut conn, Scope::Tenant(tenant.as_str()))
+                .await?;
+            let (documents, bytes): (i64, i64) = sqlx::query_as(q::DOCUMENT_USAGE)
+                .bind(tenant.as_str())
+                .fetch_one(ex.conn())
+                .await
+                .map_err(err)?;
+            ex.finish().await?;
+            Ok(Some(crate::sql::storage_usage(documents, bytes)))
+        })
+        .await
+    }
+
     async fn put(&self, tenant: &TenantId, document: NewDocument) -> Result<DocumentMeta> {
         traced!("postgresql", "documents", "put", async move {
             let now = truncate(self.shared.clock.now());

@@ -12,7 +12,8 @@ use time::OffsetDateTime;
 
 use super::{Scope, Shared, err, set_scope};
 use crate::sql::usage::{
-    ACCOUNT_COLUMN, KEY_COLUMN, ceil_seconds, counts, point, series_sql, table, top_slots, top_sql,
+    ACCOUNT_COLUMN, KEY_COLUMN, TENANT_COLUMN, ceil_seconds, counts, point, series_sql, table,
+    top_parts, top_sql, top_sql_parts,
 };
 use crate::sql::{micros, signed};
 
@@ -58,7 +59,10 @@ fn upsert(bucket: Bucket) -> String {
 /// bucket size, rows in key order so concurrent flushers lock rows in the
 /// same order. Top-N is one statement over day rows and the hour and
 /// minute rows of the range's ends (see
-/// [`covering_spans`](docaiche_core::usage::covering_spans)), each read by
+/// [`covering_spans`](docaiche_core::usage::covering_spans)), where a
+/// ragged end day is read as its day row minus the rest of the day when
+/// that is fewer rows (22 hours: the day minus 2 hour rows; the rest of
+/// the start day must then still be retained), each read by
 /// the primary key's `(tenant_id, bucket_start, …)` prefix, which carries
 /// the counters (an index-only scan), and planned for its actual range on
 /// every call (not a cached generic plan).
@@ -147,6 +151,7 @@ impl UsageStore for PgUsageStore {
     async fn series(&self, tenant: &TenantId, query: &UsageQuery) -> Result<Vec<UsagePoint>> {
         let column = match &query.filter {
             UsageFilter::Account(_) => ACCOUNT_COLUMN,
+            UsageFilter::Tenant => TENANT_COLUMN,
             _ => KEY_COLUMN,
         };
         let sql = series_statement(query.bucket, column);
@@ -154,6 +159,7 @@ impl UsageStore for PgUsageStore {
         q = match &query.filter {
             UsageFilter::Account(account) => q.bind(account.as_str()),
             UsageFilter::Key(key) => q.bind(*key.as_uuid()),
+            UsageFilter::Tenant => q.bind(tenant.as_str()),
             _ => return Ok(Vec::new()),
         };
         let q = q
@@ -185,15 +191,18 @@ impl UsageStore for PgUsageStore {
     }
 
     async fn top_keys(&self, tenant: &TenantId, query: &TopQuery) -> Result<Vec<KeyUsage>> {
-        let sql = top_statement(query.by == TopBy::RateLimited);
+        // The range's ragged edges read as whole days minus the rest of
+        // the day where that is fewer rows (`top_parts`).
+        let parts = top_parts(query.from, query.to);
+        let sql = top_sql_parts(SQL_PARAM, sum, query.by == TopBy::RateLimited, &parts);
         // Not a cached prepared statement: after five runs PostgreSQL may
         // keep a generic plan, costed blind to the range, which reads 30
         // days of day rows by the primary key (one heap fetch a row, no
         // parallel scan): 2-3x slower than a plan for the actual range.
         // Planning each call costs well under a millisecond.
         let mut q = sqlx::query(&sql).persistent(false).bind(tenant.as_str());
-        for (from, to) in top_slots(query.from, query.to) {
-            q = q.bind(from).bind(to);
+        for part in &parts {
+            q = q.bind(part.from).bind(part.to);
         }
         let q = q.bind(uuid::Uuid::nil()).bind(i64::from(query.n));
         let mut conn = self.shared.read().await?;

@@ -36,6 +36,7 @@ use time::OffsetDateTime;
 pub(crate) mod account;
 pub(crate) mod custom_role;
 pub(crate) mod stats;
+pub(crate) mod tenant;
 pub(crate) mod usage;
 
 pub use stats::PoolStats;
@@ -242,6 +243,14 @@ pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
+/// A tenant's usage from its `COUNT(*)` and `SUM(size)` (never negative).
+pub(crate) fn storage_usage(documents: i64, bytes: i64) -> docaiche_core::document::StorageUsage {
+    docaiche_core::document::StorageUsage::new(
+        u64::try_from(documents).unwrap_or(0),
+        u64::try_from(bytes).unwrap_or(0),
+    )
+}
+
 /// Unix microseconds of `t`.
 pub(crate) fn micros(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos().div_euclid(1_000)).unwrap_or(i64::MAX)
@@ -268,7 +277,7 @@ pub(crate) fn from_micros(us: i64) -> Result<OffsetDateTime> {
         .map_err(|e| Error::internal_with("stored timestamp out of range", e))
 }
 
-fn opt_time(us: Option<i64>) -> Result<Option<OffsetDateTime>> {
+pub(crate) fn opt_time(us: Option<i64>) -> Result<Option<OffsetDateTime>> {
     us.map(from_micros).transpose()
 }
 
@@ -278,7 +287,7 @@ pub(crate) fn after(now: OffsetDateTime, by: Duration) -> OffsetDateTime {
         .unwrap_or(now)
 }
 
-fn utf8(bytes: Vec<u8>, what: &'static str) -> Result<String> {
+pub(crate) fn utf8(bytes: Vec<u8>, what: &'static str) -> Result<String> {
     String::from_utf8(bytes).map_err(|e| Error::internal_with(what, e))
 }
 
@@ -290,7 +299,7 @@ pub(crate) fn signed(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-fn tenant(value: String) -> Result<TenantId> {
+pub(crate) fn tenant(value: String) -> Result<TenantId> {
     TenantId::new(value).map_err(|e| Error::internal_with("stored tenant id is invalid", e))
 }
 

@@ -77,12 +77,14 @@ mod data_keys;
 mod jobs;
 pub mod queries;
 mod stores;
+mod tenants;
 mod usage;
 
 pub use accounts::SqliteAccountStore;
 pub use custom_roles::SqliteCustomRoleStore;
 pub use data_keys::SqliteDataKeyStore;
 pub use jobs::SqliteJobQueue;
+pub use tenants::SqliteTenantStore;
 pub use usage::SqliteUsageStore;
 
 pub use stores::{SqliteApiKeyStore, SqliteAuditSink, SqliteDocumentStore, SqliteRevocationStore};
@@ -293,6 +295,12 @@ impl SqliteStore {
     #[must_use]
     pub fn custom_roles(&self) -> SqliteCustomRoleStore {
         SqliteCustomRoleStore::new(self.shared.clone())
+    }
+
+    /// The [`TenantStore`](docaiche_core::TenantStore) (table `tenants`).
+    #[must_use]
+    pub fn tenants(&self) -> SqliteTenantStore {
+        SqliteTenantStore::new(self.shared.clone())
     }
 
     /// The [`ApiKeyStore`](docaiche_core::ApiKeyStore).

@@ -38,6 +38,9 @@ pub static DOCUMENT_LIST_BY_OWNER: LazyLock<String> = LazyLock::new(|| {
          ?2 AND id > ?3 ORDER BY id LIMIT ?4"
     )
 });
+/// A tenant's document count and content bytes (`usage`, for quotas).
+pub const DOCUMENT_USAGE: &str =
+    "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM documents WHERE tenant_id = ?1";
 /// Delete a document: tenant, id.
 pub const DOCUMENT_DELETE: &str = "DELETE FROM documents WHERE tenant_id = ?1 AND id = ?2";
 /// Store text: tenant, id, pages (json).

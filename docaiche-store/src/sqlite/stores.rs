@@ -40,6 +40,22 @@ adapter!(
 
 #[async_trait::async_trait]
 impl DocumentStore for SqliteDocumentStore {
+    async fn usage(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Option<docaiche_core::document::StorageUsage>> {
+        traced!("sqlite", "documents", "usage", async move {
+            let mut conn = self.shared.conn().await?;
+            let (documents, bytes): (i64, i64) = sqlx::query_as(q::DOCUMENT_USAGE)
+                .bind(tenant.as_str())
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(err)?;
+            Ok(Some(crate::sql::storage_usage(documents, bytes)))
+        })
+        .await
+    }
+
     async fn put(&self, tenant: &TenantId, document: NewDocument) -> Result<DocumentMeta> {
         traced!("sqlite", "documents", "put", async move {
             let now = truncate(self.shared.clock.now());

@@ -13,7 +13,8 @@ use time::OffsetDateTime;
 use super::{Shared, err};
 use crate::sql::micros;
 use crate::sql::usage::{
-    ACCOUNT_COLUMN, KEY_COLUMN, ceil_seconds, counts, point, series_sql, table, top_slots, top_sql,
+    ACCOUNT_COLUMN, KEY_COLUMN, TENANT_COLUMN, ceil_seconds, counts, point, series_sql, table,
+    top_slots, top_sql,
 };
 
 const SQL_PARAM: &str = "?";
@@ -98,6 +99,7 @@ impl UsageStore for SqliteUsageStore {
     async fn series(&self, tenant: &TenantId, query: &UsageQuery) -> Result<Vec<UsagePoint>> {
         let column = match &query.filter {
             UsageFilter::Account(_) => ACCOUNT_COLUMN,
+            UsageFilter::Tenant => TENANT_COLUMN,
             _ => KEY_COLUMN,
         };
         let sql = series_sql(SQL_PARAM, sum, query.bucket, column);
@@ -105,6 +107,7 @@ impl UsageStore for SqliteUsageStore {
         q = match &query.filter {
             UsageFilter::Account(account) => q.bind(account.as_str()),
             UsageFilter::Key(key) => q.bind(*key.as_uuid()),
+            UsageFilter::Tenant => q.bind(tenant.as_str()),
             _ => return Ok(Vec::new()),
         };
         let mut conn = self.shared.conn().await?;

@@ -42,6 +42,8 @@ fn every_variable_sets_its_key() {
             "store.backend" => "postgres",
             "rate_limit.backend" | "revocation.backend" | "revocation.announce_api_keys" => "redis",
             "encryption.key_wrapper" => "vault",
+            "usage.enabled" => "false",
+            "usage.flush_interval_secs" => "30",
             key if key.ends_with("_secs")
                 || key.ends_with("_bytes")
                 || key.ends_with("connections")

@@ -374,6 +374,69 @@ async fn account_lifecycle(state: &AppState, tenant: &str) {
         Err(StatusCode::UNAUTHORIZED)
     );
 
+    // A platform administrator suspends the tenant: every credential of it
+    // gets the suspension problem (sessions, API keys, sign-ins), until it
+    // is resumed.
+    let platform = key_with(state, "platform", &["tenants:cross", "admin:access"]).await;
+    let (status, _, body) = send(
+        app.clone(),
+        call(
+            "POST",
+            "/v1/tenants",
+            &platform,
+            Some(object!({ "id": tenant, "display_name": "Acme" })),
+        ),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let admin_email = format!("admin@{tenant}.example");
+    let (status, _, _) = send(
+        app.clone(),
+        call(
+            "POST",
+            &format!("/v1/tenants/{tenant}/suspend"),
+            &platform,
+            Some(object!({ "reason": "unpaid invoice" })),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let tenant_key = key_with(state, tenant, &["documents:read"]).await;
+    for credential in [&admin, &tenant_key] {
+        let (status, headers, body) =
+            send(app.clone(), call("GET", "/v1/accounts", credential, None)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_problem(&headers, &body, "tenant-suspended");
+    }
+    let (status, headers, body) = send(
+        app.clone(),
+        post_public(
+            "/v1/auth/token",
+            &object!({ "tenant": tenant, "email": admin_email, "password": ADMIN_PASSWORD }),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_problem(&headers, &body, "tenant-suspended");
+    let (status, _, _) = send(
+        app.clone(),
+        call(
+            "POST",
+            &format!("/v1/tenants/{tenant}/resume"),
+            &platform,
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = send(app.clone(), call("GET", "/v1/accounts", &admin, None)).await;
+    assert_eq!(status, StatusCode::OK, "resumed: served again");
+
     // The trail: every change, by the admin, with the roles before and after.
     let trail = state.audit.as_ref().expect("trail");
     docaiche_core::AuditSink::flush(&trail.buffer)

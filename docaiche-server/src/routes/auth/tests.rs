@@ -265,3 +265,68 @@ async fn a_revoked_access_token_is_refused_and_junk_revokes_nothing() {
     let (status, _, _) = send(router(state.clone()), post("/v1/auth/refresh", &again)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_suspended_tenant_can_neither_log_in_nor_use_its_sessions() {
+    use docaiche_core::tenant::{StatusChange, Tenant};
+    let state = state_with_alice().await;
+    let tokens = log_in(&state).await;
+    let acme = TenantId::new("acme").expect("tenant");
+    let store = state.auth.tenants.store();
+    let at = state.auth.clock.now();
+    store
+        .create(&Tenant::new(acme.clone(), "Acme", at))
+        .await
+        .expect("registered");
+    store
+        .set_status(&acme, StatusChange::Suspend { reason: "unpaid" }, at)
+        .await
+        .expect("suspended");
+    state.auth.tenants.invalidate(&acme);
+
+    let (status, headers, body) = send(
+        router(state.clone()),
+        bearer("/v1/whoami", &field(&tokens, "access_token")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_problem(&headers, &body, "tenant-suspended");
+    let (status, headers, body) = send(
+        router(state.clone()),
+        post(
+            "/v1/auth/token",
+            &credentials("alice@example.com", PASSWORD),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_problem(&headers, &body, "tenant-suspended");
+    // So does a refresh, which uses the refresh token up.
+    let refresh =
+        serde_json::json!({ "refresh_token": field(&tokens, "refresh_token") }).to_string();
+    let (status, headers, body) =
+        send(router(state.clone()), post("/v1/auth/refresh", &refresh)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_problem(&headers, &body, "tenant-suspended");
+    // A wrong password still gets the plain 401: the suspension is not
+    // revealed to whoever does not hold the password.
+    let (status, _, _) = send(
+        router(state.clone()),
+        post("/v1/auth/token", &credentials("alice@example.com", "wrong")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    store
+        .set_status(&acme, StatusChange::Resume, at)
+        .await
+        .expect("resumed");
+    state.auth.tenants.invalidate(&acme);
+    let tokens = log_in(&state).await;
+    let (status, _, _) = send(
+        router(state.clone()),
+        bearer("/v1/whoami", &field(&tokens, "access_token")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
