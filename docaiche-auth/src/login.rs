@@ -72,6 +72,15 @@
 //!   [`PasswordLogin::refresh`] re-reads the account, so a refresh after a
 //!   demotion carries the new roles, and a disabled or deleted account's
 //!   refresh fails and ends the session.
+//! - **Custom roles** ([`PasswordLogin::with_custom_roles`]): an account
+//!   role that is not a configured role names a role its tenant defined
+//!   ([`docaiche_core::CustomRoleStore`]); it is expanded, at login and at
+//!   every refresh, into its exact permissions, which the access token
+//!   carries as concrete `permissions` (a custom role is never a wildcard,
+//!   never `tenants:cross`). A custom role changed or deleted therefore
+//!   takes effect at the next refresh. Configured names win: a custom role
+//!   named like a configured role is ignored. The cost: one store read per
+//!   login and refresh of an account holding a custom role.
 //! - **Revocation** ([`PasswordLogin::revoke`], RFC 7009): a refresh token
 //!   ends its session (its access tokens included); an access token is
 //!   revoked by `jti` for the rest of its lifetime. Unknown or invalid
@@ -83,8 +92,9 @@ use std::sync::Arc;
 use docaiche_core::account::{Account, AccountEmail, AccountStore};
 use docaiche_core::audit::{AuditEvent, AuditOutcome};
 use docaiche_core::{
-    AuditSink, AuthFailure, AuthMethod, Clock, Error, Principal, PrincipalId, RequestContext,
-    Result, SecretString, SystemClock, TenantId,
+    AuditSink, AuthFailure, AuthMethod, Clock, CustomRoleStore, Error, Grant, Permission,
+    PermissionSet, Principal, PrincipalId, RequestContext, Result, SecretString, SystemClock,
+    TenantId,
 };
 
 use crate::jwt::JwtVerifier;
@@ -137,6 +147,7 @@ pub struct PasswordLogin {
     verifier: Option<Arc<JwtVerifier>>,
     devices: Option<DeviceCookies>,
     tokens: Option<AccountTokens>,
+    custom_roles: Option<Arc<dyn CustomRoleStore>>,
     clock: Arc<dyn Clock>,
 }
 
@@ -149,6 +160,18 @@ impl fmt::Debug for PasswordLogin {
             .field("devices", &self.devices)
             .finish_non_exhaustive()
     }
+}
+
+/// The exact permissions of a custom role, without `tenants:cross` (which
+/// the store never holds: defence in depth).
+fn exact_tenant_permissions<'a>(
+    permissions: impl Iterator<Item = &'a Permission>,
+) -> PermissionSet {
+    permissions
+        .filter(|p| **p != Permission::TENANTS_CROSS)
+        .cloned()
+        .map(Grant::Exact)
+        .collect()
 }
 
 /// The one answer to every bad login.
@@ -183,6 +206,7 @@ impl PasswordLogin {
             verifier: None,
             devices: None,
             tokens: None,
+            custom_roles: None,
             clock: Arc::new(SystemClock::new()),
         })
     }
@@ -220,6 +244,27 @@ impl PasswordLogin {
     pub fn with_account_tokens(mut self, tokens: AccountTokens) -> Self {
         self.tokens = Some(tokens);
         self
+    }
+
+    /// Expand account roles that are not configured roles through the
+    /// tenant's custom roles in `store` (see the [module docs](self)).
+    /// Without it, such names grant nothing.
+    #[must_use]
+    pub fn with_custom_roles(mut self, store: Arc<dyn CustomRoleStore>) -> Self {
+        self.custom_roles = Some(store);
+        self
+    }
+
+    /// The custom role store, if any.
+    #[must_use]
+    pub const fn custom_roles(&self) -> Option<&Arc<dyn CustomRoleStore>> {
+        self.custom_roles.as_ref()
+    }
+
+    /// The configured roles.
+    #[must_use]
+    pub const fn policy(&self) -> &RolePolicy {
+        &self.policy
     }
 
     /// Read time (account timestamps, audit events) from `clock`.
@@ -391,11 +436,54 @@ impl PasswordLogin {
     /// known, tenant-scoped (cross-tenant roles are bound only in
     /// configuration, never on an account), and `actor` holds every one of
     /// its permissions — so no one can hand out more than they hold.
+    ///
+    /// Configured roles only; [`PasswordLogin::may_grant_in`] also knows the
+    /// tenant's custom roles.
     #[must_use]
     pub fn may_grant(&self, actor: &Principal, name: &str) -> bool {
         self.policy.role(name).is_some_and(|role| {
             !self.policy.is_cross_tenant(name) && actor.permissions.contains_all(&role.grants)
         })
+    }
+
+    /// What role `name` grants an account of `tenant`: a configured,
+    /// tenant-scoped role's grants, else the permissions of the tenant's
+    /// custom role of that name (with [`PasswordLogin::with_custom_roles`]);
+    /// `None` for an unknown name or a cross-tenant role. Configured names
+    /// win over custom ones.
+    ///
+    /// # Errors
+    /// `Unavailable` if the custom role store is down.
+    pub async fn grants_of(&self, tenant: &TenantId, name: &str) -> Result<Option<PermissionSet>> {
+        if let Some(role) = self.policy.role(name) {
+            return Ok((!self.policy.is_cross_tenant(name)).then(|| role.grants.clone()));
+        }
+        let Some(store) = &self.custom_roles else {
+            return Ok(None);
+        };
+        Ok(store
+            .get(tenant, name)
+            .await?
+            .map(|role| exact_tenant_permissions(role.exact_permissions())))
+    }
+
+    /// Whether `actor` may give (or take away) role `name` on an account of
+    /// `tenant`: [`PasswordLogin::may_grant`] for configured roles, and for
+    /// the tenant's custom roles the same rule: `actor` holds every one of
+    /// the role's permissions.
+    ///
+    /// # Errors
+    /// `Unavailable` if the custom role store is down.
+    pub async fn may_grant_in(
+        &self,
+        actor: &Principal,
+        tenant: &TenantId,
+        name: &str,
+    ) -> Result<bool> {
+        Ok(self
+            .grants_of(tenant, name)
+            .await?
+            .is_some_and(|grants| actor.permissions.contains_all(&grants)))
     }
 
     fn account_tokens(&self) -> Result<&AccountTokens> {
@@ -474,7 +562,39 @@ impl PasswordLogin {
     }
 
     /// The principal `account` signs in as: its known, tenant-scoped roles
-    /// and their permissions.
+    /// and their permissions, plus those of its tenant's custom roles it
+    /// holds (with [`PasswordLogin::with_custom_roles`]). Login and refresh
+    /// build principals with this.
+    ///
+    /// # Errors
+    /// `Unavailable` if the custom role store is down (the login or
+    /// refresh then fails closed).
+    pub async fn principal_for(&self, account: &Account) -> Result<Principal> {
+        let mut principal = self.principal_of(account);
+        let Some(store) = &self.custom_roles else {
+            return Ok(principal);
+        };
+        let custom: Vec<&String> = account
+            .roles
+            .iter()
+            .filter(|name| self.policy.role(name).is_none())
+            .collect();
+        if custom.is_empty() {
+            return Ok(principal);
+        }
+        let defined = store.list(&account.tenant).await?;
+        for role in defined.iter().filter(|role| custom.contains(&&role.name)) {
+            principal.roles.push(role.name.clone());
+            for grant in exact_tenant_permissions(role.exact_permissions()).iter() {
+                principal.permissions.insert(grant.clone());
+            }
+        }
+        Ok(principal)
+    }
+
+    /// The principal `account` signs in as through its *configured* roles
+    /// only: its known, tenant-scoped roles and their permissions
+    /// ([`PasswordLogin::principal_for`] adds its custom roles).
     #[must_use]
     pub fn principal_of(&self, account: &Account) -> Principal {
         let roles: Vec<String> = account
@@ -583,7 +703,7 @@ impl PasswordLogin {
             }
         };
         self.tracker.record_success(&subjects);
-        let principal = self.principal_of(&account);
+        let principal = self.principal_for(&account).await?;
         let tokens = self.sessions.issue(&principal).await?;
         let device_cookie = match &self.devices {
             Some(devices) => Some(devices.issue(tenant, email)?),
@@ -660,7 +780,7 @@ impl PasswordLogin {
                 let (tenant, id) = (current.tenant.clone(), current.id.clone());
                 async move {
                     match self.accounts.get(&tenant, &id).await? {
-                        Some(account) if !account.disabled => Ok(self.principal_of(&account)),
+                        Some(account) if !account.disabled => self.principal_for(&account).await,
                         _ => Err(Error::unauthenticated(AuthFailure::Revoked)),
                     }
                 }

@@ -95,12 +95,10 @@ pub struct ResolvedRoles {
     pub permissions: PermissionSet,
 }
 
+/// The grammar shared with tenant-defined roles
+/// ([`docaiche_core::custom_role::is_valid_role_name`]).
 fn valid_role_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    docaiche_core::custom_role::is_valid_role_name(name)
 }
 
 impl RolePolicy {

@@ -32,6 +32,7 @@
 //! |---|---|---|
 //! | [`Authenticator`] | credential → principal | `docaiche-auth` |
 //! | [`AccountStore`] | password accounts (hashes only) | memory, SQLite, PostgreSQL |
+//! | [`CustomRoleStore`] | tenant-defined roles of exact permissions | memory, SQLite, PostgreSQL |
 //! | [`ApiKeyStore`] | API key records (hashes only) | memory, SQLite, PostgreSQL |
 //! | [`TokenRevocationStore`] | revoked token ids | memory, SQL, Redis |
 //! | [`RateLimiter`] | GCRA quotas | governor, Redis |
@@ -71,6 +72,7 @@ pub mod auth;
 pub mod cache;
 pub mod clock;
 pub mod context;
+pub mod custom_role;
 pub mod document;
 pub mod error;
 pub mod extract;
@@ -98,6 +100,7 @@ pub use auth::{Authenticator, Credential};
 pub use cache::CacheStore;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use context::RequestContext;
+pub use custom_role::CustomRoleStore;
 pub use document::DocumentStore;
 pub use error::{AuthFailure, Error, ErrorCode, Result};
 pub use extract::Extractor;

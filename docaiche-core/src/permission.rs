@@ -119,7 +119,8 @@ impl Permission {
     /// Erase a data subject's data.
     pub const PRIVACY_ERASE: Self = Self::from_static("privacy", "erase");
     /// Manage the password accounts of one's tenant: invite, change roles,
-    /// disable, reset passwords, sign out (`/v1/accounts`).
+    /// disable, reset passwords, sign out (`/v1/accounts`); define the
+    /// tenant's custom roles (`/v1/roles`).
     pub const ACCOUNTS_MANAGE: Self = Self::from_static("accounts", "manage");
     /// Use the administrative API of one's tenant (`/v1/admin/...`).
     pub const ADMIN_ACCESS: Self = Self::from_static("admin", "access");

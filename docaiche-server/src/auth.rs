@@ -165,6 +165,8 @@ impl AuthSecrets {
 pub(crate) struct AuthStores {
     /// Password accounts (the login endpoints).
     pub(crate) accounts: Arc<dyn docaiche_core::AccountStore>,
+    /// Tenant-defined roles.
+    pub(crate) custom_roles: Arc<dyn docaiche_core::CustomRoleStore>,
     /// API key records.
     pub(crate) api_keys: Arc<dyn ApiKeyStore>,
     /// The tenant registry (suspension, per-tenant settings).
@@ -184,6 +186,7 @@ impl AuthStores {
         use docaiche_store::memory::{MemoryApiKeyStore, MemoryAuditSink, MemoryRevocationStore};
         Self {
             accounts: Arc::new(docaiche_store::memory::MemoryAccountStore::new()),
+            custom_roles: Arc::new(docaiche_store::memory::MemoryCustomRoleStore::new()),
             api_keys: Arc::new(MemoryApiKeyStore::new()),
             tenants: Arc::new(docaiche_store::memory::MemoryTenantStore::new()),
             revocations: Arc::new(MemoryRevocationStore::new().with_clock(Arc::clone(clock))),
@@ -196,6 +199,7 @@ impl AuthStores {
     pub(crate) fn from_stores(stores: &Stores) -> Self {
         Self {
             accounts: Arc::clone(&stores.accounts),
+            custom_roles: Arc::clone(&stores.custom_roles),
             api_keys: Arc::clone(&stores.api_keys),
             tenants: Arc::clone(&stores.tenants),
             revocations: Arc::clone(&stores.revocations),

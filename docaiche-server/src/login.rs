@@ -47,6 +47,7 @@ pub(crate) struct Login {
 #[derive(Debug, Clone)]
 struct Parts {
     accounts: Arc<dyn docaiche_core::AccountStore>,
+    custom_roles: Arc<dyn docaiche_core::CustomRoleStore>,
     audit: Arc<dyn docaiche_core::AuditSink>,
     sessions: Arc<SessionManager>,
     verifier: Arc<JwtVerifier>,
@@ -91,6 +92,7 @@ impl Login {
         Ok(Self {
             parts: Parts {
                 accounts: Arc::clone(&stores.accounts),
+                custom_roles: Arc::clone(&stores.custom_roles),
                 audit: Arc::clone(&stores.audit),
                 sessions: Arc::new(sessions),
                 verifier: Arc::new(verifier),
@@ -134,6 +136,7 @@ impl Login {
                 .with_tracker(parts.tracker)
                 .with_device_cookies(parts.devices)
                 .with_account_tokens(parts.tokens)
+                .with_custom_roles(parts.custom_roles)
                 .with_access_token_verifier(parts.verifier)
                 .with_clock(parts.clock);
                 Ok(Arc::new(login))

@@ -90,6 +90,8 @@
 //! row-level security on PostgreSQL like every tenant table),
 //! [`DocumentStore`](docaiche_core::DocumentStore),
 //! [`ApiKeyStore`](docaiche_core::ApiKeyStore),
+//! [`CustomRoleStore`](docaiche_core::CustomRoleStore) (table `custom_roles`,
+//! its per-tenant bound kept under racing creations),
 //! [`TokenRevocationStore`](docaiche_core::TokenRevocationStore),
 //! [`JobQueue`](docaiche_core::JobQueue),
 //! [`UsageStore`](docaiche_core::UsageStore) (per-key usage counters:

@@ -118,6 +118,7 @@ async fn run_conformance(store: &PgStore, harness: &Harness) {
     conformance::run_document_store(Arc::new(store.documents()), harness).await;
     conformance::run_api_key_store(Arc::new(store.api_keys()), harness).await;
     conformance::run_account_store(Arc::new(store.accounts()), harness).await;
+    conformance::run_custom_role_store(Arc::new(store.custom_roles()), harness).await;
     conformance::run_tenant_store(Arc::new(store.tenants()), harness).await;
     conformance::run_revocation_store(Arc::new(store.revocations()), harness).await;
     conformance::run_job_queue(Arc::new(store.jobs()), harness).await;

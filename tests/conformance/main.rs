@@ -11,8 +11,9 @@ use docaiche_core::{Error, ErrorCode, ManualClock, SecretBytes, SecretString};
 use docaiche_store::LocalKeyWrapper;
 use docaiche_store::conformance::{self, Harness};
 use docaiche_store::memory::{
-    MemoryAccountStore, MemoryApiKeyStore, MemoryAuditSink, MemoryCacheStore, MemoryDocumentStore,
-    MemoryJobQueue, MemoryRevocationStore, MemoryTenantStore,
+    MemoryAccountStore, MemoryApiKeyStore, MemoryAuditSink, MemoryCacheStore,
+    MemoryCustomRoleStore, MemoryDocumentStore, MemoryJobQueue, MemoryRevocationStore,
+    MemoryTenantStore,
 };
 use docaiche_store::secret::{
     EnvSecretProvider, FileSecretProvider, MemorySecretProvider, SecretChain,
@@ -33,6 +34,12 @@ async fn memory_api_key_store_conforms() {
 async fn memory_account_store_conforms() {
     let (_, harness) = manual();
     conformance::run_account_store(Arc::new(MemoryAccountStore::new()), &harness).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_custom_role_store_conforms() {
+    let (_, harness) = manual();
+    conformance::run_custom_role_store(Arc::new(MemoryCustomRoleStore::new()), &harness).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

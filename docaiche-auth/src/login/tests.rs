@@ -741,3 +741,158 @@ async fn only_roles_within_the_actors_permissions_may_be_granted() {
         "cross-tenant roles are never granted on an account"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn custom_roles_become_concrete_permissions_and_changes_apply_at_the_next_refresh() {
+    use docaiche_core::custom_role::CustomRole;
+    use docaiche_store::memory::MemoryCustomRoleStore;
+
+    let mut f = fixture().await;
+    let store = Arc::new(MemoryCustomRoleStore::new());
+    f.login = f.login.with_custom_roles(store.clone());
+    let editor = CustomRole::new(
+        f.tenant.clone(),
+        "editor",
+        [Permission::DOCUMENTS_WRITE, Permission::JOBS_READ],
+        f.clock.now(),
+    )
+    .unwrap();
+    store.put(&editor).await.unwrap();
+    // Another tenant's role of the same name grants nothing here.
+    let elsewhere = CustomRole::new(
+        TenantId::new("globex").unwrap(),
+        "auditor",
+        [Permission::AUDIT_READ],
+        f.clock.now(),
+    )
+    .unwrap();
+    store.put(&elsewhere).await.unwrap();
+    f.alice(&["reader", "editor", "auditor"]).await;
+    let session = f.login_as("alice@example.com", PASSWORD).await.unwrap();
+    let claims = f
+        .verifier
+        .verify(session.tokens.access_token.expose_secret())
+        .unwrap();
+    assert_eq!(claims.roles, ["reader", "editor"]);
+    let mut permissions: Vec<String> = claims.permissions.iter().map(ToString::to_string).collect();
+    permissions.sort_unstable();
+    assert_eq!(
+        permissions,
+        ["documents:read", "documents:write", "jobs:read"]
+    );
+
+    // Changed: the next refresh carries the change.
+    let narrowed = CustomRole::new(
+        f.tenant.clone(),
+        "editor",
+        [Permission::JOBS_READ],
+        f.clock.now(),
+    )
+    .unwrap();
+    store.put(&narrowed).await.unwrap();
+    let refreshed = f
+        .login
+        .refresh(
+            session.tokens.refresh_token.expose_secret(),
+            &RequestContext::new(),
+        )
+        .await
+        .unwrap();
+    let claims = f
+        .verifier
+        .verify(refreshed.access_token.expose_secret())
+        .unwrap();
+    assert!(!claims.permissions.contains(&Permission::DOCUMENTS_WRITE));
+    assert!(claims.permissions.contains(&Permission::JOBS_READ));
+
+    // Deleted: gone at the next refresh.
+    store.delete(&f.tenant, "editor").await.unwrap();
+    let again = f
+        .login
+        .refresh(
+            refreshed.refresh_token.expose_secret(),
+            &RequestContext::new(),
+        )
+        .await
+        .unwrap();
+    let claims = f
+        .verifier
+        .verify(again.access_token.expose_secret())
+        .unwrap();
+    assert_eq!(claims.roles, ["reader"]);
+    assert_eq!(claims.permissions, [Permission::DOCUMENTS_READ]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_custom_role_is_grantable_only_within_the_actors_permissions() {
+    use docaiche_core::custom_role::CustomRole;
+    use docaiche_store::memory::MemoryCustomRoleStore;
+
+    let mut f = fixture().await;
+    let store = Arc::new(MemoryCustomRoleStore::new());
+    f.login = f.login.with_custom_roles(store.clone());
+    let at = f.clock.now();
+    store
+        .put(&CustomRole::new(f.tenant.clone(), "auditor", [Permission::AUDIT_READ], at).unwrap())
+        .await
+        .unwrap();
+    // A custom role named like a configured one is shadowed by it.
+    store
+        .put(&CustomRole::new(f.tenant.clone(), "reader", [Permission::AUDIT_READ], at).unwrap())
+        .await
+        .unwrap();
+    let actor = |grants: &[&str]| {
+        Principal::new(
+            PrincipalId::new("admin").unwrap(),
+            f.tenant.clone(),
+            AuthMethod::Password,
+        )
+        .with_permissions(
+            grants
+                .iter()
+                .map(|g| docaiche_core::Grant::parse(g).unwrap())
+                .collect(),
+        )
+    };
+    let reader = actor(&["documents:read"]);
+    let auditor = actor(&["audit:read"]);
+    let globex = TenantId::new("globex").unwrap();
+    assert!(
+        f.login
+            .may_grant_in(&auditor, &f.tenant, "auditor")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !f.login
+            .may_grant_in(&reader, &f.tenant, "auditor")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !f.login
+            .may_grant_in(&auditor, &globex, "auditor")
+            .await
+            .unwrap(),
+        "another tenant's"
+    );
+    assert!(
+        f.login
+            .may_grant_in(&reader, &f.tenant, "reader")
+            .await
+            .unwrap(),
+        "configured wins"
+    );
+    assert!(
+        !f.login
+            .may_grant_in(&auditor, &f.tenant, "reader")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !f.login
+            .may_grant_in(&actor(&["*:*"]), &f.tenant, "platform-admin")
+            .await
+            .unwrap()
+    );
+}

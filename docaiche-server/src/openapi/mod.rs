@@ -123,8 +123,6 @@ pub(crate) struct Limits {
     pub(crate) max_key_name_chars: usize,
     /// `documents.max_batch`.
     pub(crate) max_batch: usize,
-    /// The tenant roles of `[auth.rbac]` (the roles an account can hold).
-    pub(crate) account_roles: Vec<String>,
 }
 
 impl Limits {
@@ -138,22 +136,6 @@ impl Limits {
                 .min(crate::routes::keys::MAX_EXPIRES_IN_SECS),
             max_key_name_chars: config.auth.api_keys.max_name_len,
             max_batch: config.documents.max_batch,
-            account_roles: config
-                .auth
-                .rbac
-                .roles
-                .iter()
-                .filter(|(_, role)| {
-                    !matches!(
-                        role,
-                        docaiche_auth::rbac::RoleDefinition::Detailed {
-                            cross_tenant: true,
-                            ..
-                        }
-                    )
-                })
-                .map(|(name, _)| name.clone())
-                .collect(),
         }
     }
 }
@@ -230,7 +212,6 @@ pub(crate) fn document(limits: &Limits) -> serde_json::Value {
     schemas["CreateKey"]["properties"]["name"]["pattern"] =
         grammar::trimmed_text(limits.max_key_name_chars, true).into();
     schemas["BatchRequest"]["properties"]["documents"]["maxItems"] = limits.max_batch.into();
-    schemas["RoleNames"]["items"]["enum"] = limits.account_roles.clone().into();
     schemas["CreateTenant"]["properties"]["display_name"]["pattern"] =
         grammar::trimmed_text(docaiche_core::tenant::MAX_DISPLAY_NAME_LEN, true).into();
     schemas["SuspendTenant"]["properties"]["reason"]["pattern"] =

@@ -336,6 +336,7 @@ pub(super) fn components() -> utoipa::openapi::Components {
         crate::routes::privacy::PrivacyRequestList,
         crate::routes::roles::RoleList,
         crate::routes::roles::RoleView,
+        crate::routes::roles::PutRole,
         crate::routes::accounts::AccountView,
         crate::routes::accounts::AccountPage,
         crate::routes::accounts::CreateAccount,

@@ -23,9 +23,11 @@
 //!
 //! Every route acts on the caller's tenant, or with `tenants:cross` on the
 //! tenant named by `?tenant=`; an account of another tenant answers 404
-//! like a missing one. A role can be given or taken away only by a caller
-//! holding every permission of the role, and never a cross-tenant role
-//! (those are bound in configuration only): anything else is 403. Every
+//! like a missing one. A role (a tenant role of the configuration or a
+//! custom role of the tenant, [`crate::routes::roles`]) can be given or
+//! taken away only by a caller holding every permission of the role, and
+//! never a cross-tenant role (those are bound in configuration only):
+//! anything else is 403. Every
 //! change is audited before it happens (`<action>.attempt`, refused when
 //! `[audit]` is fail-closed and the trail is down) and after, with the
 //! actor and, for role changes, the roles before and after.
@@ -91,6 +93,13 @@ const TENANT_PARAM: (&str, Param, &str) = (
 #[serde(deny_unknown_fields)]
 pub(crate) struct TenantQuery {
     tenant: Option<String>,
+}
+
+impl TenantQuery {
+    /// The tenant named, if any.
+    pub(crate) fn tenant(&self) -> Option<&str> {
+        self.tenant.as_deref()
+    }
 }
 
 /// The tenant `caller` manages accounts of.
@@ -230,9 +239,9 @@ pub(crate) struct InvitedAccount<'a> {
     invitation: TokenView<'a>,
 }
 
-/// The roles of a request body: each a configured, tenant-scoped role,
-/// named once, at most [`MAX_ROLES`] (checked by [`RoleNames::problems`];
-/// the OpenAPI document lists the configured names).
+/// The roles of a request body: each a configured, tenant-scoped role or a
+/// custom role of the tenant, named once, at most [`MAX_ROLES`] (checked
+/// by [`RoleNames::problems`]).
 #[derive(Debug, Deserialize)]
 #[serde(transparent)]
 pub(crate) struct RoleNames(Vec<String>);
@@ -241,11 +250,10 @@ impl utoipa::PartialSchema for RoleNames {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
 
-        // `crate::openapi::document` adds the configured names as an enum.
         ArrayBuilder::new()
             .description(Some(
-                "Tenant roles of the configuration (`GET /v1/roles`), each named once, \
-                 whose permissions the caller holds.",
+                "Tenant roles of the configuration or custom roles of the tenant \
+                 (`GET /v1/roles`), each named once, whose permissions the caller holds.",
             ))
             .items(
                 ObjectBuilder::new()
@@ -261,8 +269,15 @@ impl utoipa::PartialSchema for RoleNames {
 impl utoipa::ToSchema for RoleNames {}
 
 impl RoleNames {
-    /// The field errors of these names under `pointer`, with `state`'s roles.
-    fn problems(&self, state: &AppState, pointer: &str) -> Vec<FieldError> {
+    /// The names, as sent.
+    pub(crate) fn names(&self) -> &[String] {
+        &self.0
+    }
+
+    /// The field errors of these names under `pointer`: each must be a
+    /// tenant role of `state`'s configuration or one of `custom` (the
+    /// names of the tenant's custom roles; configured names win).
+    fn problems(&self, state: &AppState, custom: &[String], pointer: &str) -> Vec<FieldError> {
         let policy = &state.auth.policy;
         let mut fields = Vec::new();
         if self.0.len() > MAX_ROLES {
@@ -274,12 +289,17 @@ impl RoleNames {
         }
         for (index, name) in self.0.iter().enumerate() {
             let at = format!("{pointer}/{index}");
+            let known = match policy.role(name) {
+                Some(_) => !policy.is_cross_tenant(name),
+                None => custom.contains(name),
+            };
             if self.0[..index].contains(name) {
                 fields.push(FieldError::new(at, "repeats an earlier role"));
-            } else if policy.role(name).is_none() || policy.is_cross_tenant(name) {
+            } else if !known {
                 fields.push(FieldError::new(
                     at,
-                    "not a tenant role of the configuration (see GET /v1/roles)",
+                    "not a tenant role of the configuration nor a custom role of the \
+                     tenant (see GET /v1/roles)",
                 ));
             }
         }
@@ -322,10 +342,24 @@ impl Validate for SetRoles {
     }
 }
 
-/// Refuse with 400 the role names of `roles` that are not tenant roles of
-/// `state`'s configuration.
-fn check_roles(state: &AppState, roles: &RoleNames) -> Result<(), Error> {
-    let fields = roles.problems(state, "/roles");
+/// Refuse with 400 the role names of `roles` that are neither tenant roles
+/// of `state`'s configuration nor custom roles of `tenant`.
+async fn check_roles(state: &AppState, tenant: &TenantId, roles: &RoleNames) -> Result<(), Error> {
+    let policy = &state.auth.policy;
+    let custom: Vec<String> = if roles.0.iter().all(|name| policy.role(name).is_some()) {
+        Vec::new()
+    } else {
+        state
+            .auth
+            .stores
+            .custom_roles
+            .list(tenant)
+            .await?
+            .into_iter()
+            .map(|role| role.name)
+            .collect()
+    };
+    let fields = roles.problems(state, &custom, "/roles");
     if fields.is_empty() {
         Ok(())
     } else {
@@ -337,23 +371,30 @@ fn check_roles(state: &AppState, roles: &RoleNames) -> Result<(), Error> {
 }
 
 /// Refuse with 403 unless `caller` may give or take away every role of
-/// `changed` (the login service's rule: it holds all their permissions),
-/// naming a missing permission when one is.
-fn check_grantable<'a>(
-    state: &AppState,
+/// `changed` on an account of `tenant` (the login service's rule, over
+/// configured and custom roles: it holds all their permissions), naming a
+/// missing permission when one is. A name that grants nothing (a custom
+/// role deleted since) may always be taken away; [`check_roles`] keeps
+/// unknown names from being given.
+async fn check_grantable(
     login: &docaiche_auth::login::PasswordLogin,
     caller: &Principal,
-    changed: impl IntoIterator<Item = &'a String>,
+    tenant: &TenantId,
+    changed: &[String],
 ) -> Result<(), Error> {
     for role in changed {
-        if login.may_grant(caller, role) {
+        let Some(grants) = login.grants_of(tenant, role).await? else {
+            if login.policy().is_cross_tenant(role) {
+                return Err(Error::Forbidden { permission: None });
+            }
+            continue;
+        };
+        if caller.permissions.contains_all(&grants) {
             continue;
         }
-        let missing = state.auth.policy.role(role).and_then(|role| {
-            role.grants.iter().find_map(|grant| match grant {
-                Grant::Exact(p) if !caller.has_permission(p) => Some(p.clone()),
-                _ => None,
-            })
+        let missing = grants.iter().find_map(|grant| match grant {
+            Grant::Exact(p) if !caller.has_permission(p) => Some(p.clone()),
+            _ => None,
         });
         return Err(match missing {
             Some(permission) => Error::missing_permission(permission),
@@ -371,6 +412,24 @@ fn event(
     id: &PrincipalId,
     context: &RequestContext,
 ) -> AuditEvent {
+    event_on(
+        action,
+        caller,
+        tenant,
+        AuditResource::new("account", id.as_str()),
+        context,
+    )
+}
+
+/// The event of `caller` doing `action` to `resource` of `tenant`, with the
+/// caller's own tenant beside it (they differ under `tenants:cross`).
+pub(crate) fn event_on(
+    action: &str,
+    caller: &Principal,
+    tenant: &TenantId,
+    resource: AuditResource,
+    context: &RequestContext,
+) -> AuditEvent {
     AuditEvent::new(
         action,
         AuditOutcome::Success,
@@ -378,20 +437,20 @@ fn event(
         context,
     )
     .by(tenant.clone(), Some(caller.id.clone()))
-    .on(AuditResource::new("account", id.as_str()))
+    .on(resource)
     .with_detail("actor_tenant", caller.tenant.as_str().into())
 }
 
 /// Record `event` as an attempt (`<action>.attempt`) before acting: refused
 /// when `[audit]` is fail-closed and the trail cannot take it.
-async fn attempt(state: &AppState, event: &AuditEvent) -> Result<(), Error> {
+pub(crate) async fn attempt(state: &AppState, event: &AuditEvent) -> Result<(), Error> {
     let mut attempt = event.clone();
     attempt.action = format!("{}.attempt", event.action);
     super::admin::record_administrative(state, attempt).await
 }
 
 /// Record `event` once done (routine: queued, never failing the request).
-async fn done(state: &AppState, event: AuditEvent) {
+pub(crate) async fn done(state: &AppState, event: AuditEvent) {
     if let Err(e) = super::admin::record_administrative(state, event).await {
         tracing::warn!(error = %e.log_chain(), "account audit event not recorded");
     }
@@ -436,10 +495,10 @@ async fn create(
     ValidJson(body): ValidJson<CreateAccount>,
 ) -> Result<Response, Error> {
     let tenant = tenant_of(&caller, query)?;
-    check_roles(&state, &body.roles)?;
+    check_roles(&state, &tenant, &body.roles).await?;
     let email = AccountEmail::new(&body.email)?;
     let login = state.login.service().await?;
-    check_grantable(&state, login, &caller, &body.roles.0)?;
+    check_grantable(login, &caller, &tenant, &body.roles.0).await?;
     let pending = PrincipalId::new("pending")?;
     let mut record = event("account.create", &caller, &tenant, &pending, &context)
         .with_detail("roles_after", body.roles.0.join(" ").into());
@@ -654,16 +713,18 @@ async fn set_roles(
     let Target {
         caller, tenant, id, ..
     } = &target;
-    check_roles(&state, &body.roles)?;
+    check_roles(&state, tenant, &body.roles).await?;
     let mut account = find(&state, tenant, id).await?;
     let login = state.login.service().await?;
     let after = body.roles.0;
-    let changed = account
+    let changed: Vec<String> = account
         .roles
         .iter()
         .filter(|r| !after.contains(r))
-        .chain(after.iter().filter(|r| !account.roles.contains(r)));
-    check_grantable(&state, login, caller, changed)?;
+        .chain(after.iter().filter(|r| !account.roles.contains(r)))
+        .cloned()
+        .collect();
+    check_grantable(login, caller, tenant, &changed).await?;
     let record = target
         .event("account.roles")
         .with_detail("roles_before", account.roles.join(" ").into())
@@ -687,4 +748,4 @@ async fn set_roles(
 
 mod actions;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -150,6 +150,12 @@ pub(crate) struct CreateKey {
     // `allOf` with `type: object`, a schema no value satisfies.
     #[schema(inline)]
     scopes: ScopeList,
+    // Roles whose permissions the key also carries: tenant roles of the
+    // configuration or custom roles of the tenant, expanded once, at
+    // creation (a snapshot: later changes to a role do not reach the key).
+    // The schema is `RoleNames`'.
+    #[serde(default)]
+    roles: Option<crate::routes::accounts::RoleNames>,
     /// Lifetime in seconds; none for a key that does not expire.
     #[schema(minimum = 1, maximum = 315_360_000)]
     #[serde(default, deserialize_with = "crate::json::integer::json")]
@@ -287,6 +293,14 @@ impl Validate for CreateKey {
             fields.push(FieldError::new("/name", "must not be blank"));
         }
         fields.extend(self.scopes.problems(&PermissionCatalog::builtin()));
+        if let Some(roles) = &self.roles
+            && roles.names().len() > crate::routes::accounts::MAX_ROLES
+        {
+            fields.push(FieldError::new(
+                "/roles",
+                format!("at most {} roles", crate::routes::accounts::MAX_ROLES),
+            ));
+        }
         if self
             .expires_in_secs
             .is_some_and(|secs| secs == 0 || secs > MAX_EXPIRES_IN_SECS)
@@ -317,10 +331,17 @@ pub(crate) const CREATE_KEY: Endpoint = Endpoint::new(
     Method::POST,
     "/v1/keys",
     RouteDoc {
+        description: Some(
+            "The key carries `scopes` plus the permissions of `roles` (tenant roles of \
+             the configuration or custom roles of the tenant), expanded at creation: \
+             a snapshot, which later changes to a role do not reach. Every permission \
+             must be the caller's.",
+        ),
         body: RequestBody::Json {
             schema: schema_ref::<crate::routes::keys::CreateKey>,
             required: true,
         },
+        errors: &[(403, "a scope or a role's permission the caller lacks")],
         status: 201,
         ..RouteDoc::ok(
             "Create an API key in the caller's tenant",
@@ -338,8 +359,11 @@ async fn create_key(
     crate::audit::AuditFacts(context): crate::audit::AuditFacts,
     ValidJson(request): ValidJson<CreateKey>,
 ) -> Result<Response, Error> {
-    let mut new =
-        NewApiKey::new(caller.tenant.clone(), request.name).with_scopes(request.scopes.to_set());
+    let mut scopes = request.scopes.to_set();
+    if let Some(roles) = &request.roles {
+        expand_roles(&state, &caller.tenant, roles.names(), &mut scopes).await?;
+    }
+    let mut new = NewApiKey::new(caller.tenant.clone(), request.name).with_scopes(scopes);
     if let Some(secs) = request.expires_in_secs {
         // Validated: 1 ..= MAX_EXPIRES_IN_SECS.
         let lifetime = time::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX));
@@ -348,6 +372,68 @@ async fn create_key(
     crate::audit::administrative(&state, &caller, "api_key.create", &context).await?;
     let created = state.auth.api_keys.create(&caller, new).await?;
     Ok(created_response(&created))
+}
+
+/// Add to `scopes` the grants of `roles` in `tenant`: a configured,
+/// tenant-scoped role's grants, else the permissions of the tenant's custom
+/// role of that name. The key service then refuses (403) scopes beyond the
+/// caller's, as for `scopes` themselves.
+///
+/// # Errors
+/// 400 naming the first unknown, cross-tenant or repeated role, or when
+/// the scopes grow past [`MAX_SCOPES`]; `Unavailable` on a store outage.
+async fn expand_roles(
+    state: &AppState,
+    tenant: &docaiche_core::TenantId,
+    roles: &[String],
+    scopes: &mut PermissionSet,
+) -> Result<(), Error> {
+    let invalid = |index: usize, detail: &str| {
+        Error::invalid_fields(
+            "the JSON body failed validation",
+            vec![FieldError::new(
+                format!("/roles/{index}"),
+                detail.to_owned(),
+            )],
+        )
+    };
+    let policy = &state.auth.policy;
+    for (index, name) in roles.iter().enumerate() {
+        if roles[..index].contains(name) {
+            return Err(invalid(index, "repeats an earlier role"));
+        }
+        let grants = match policy.role(name) {
+            Some(_) if policy.is_cross_tenant(name) => None,
+            Some(role) => Some(role.grants.clone()),
+            None => state
+                .auth
+                .stores
+                .custom_roles
+                .get(tenant, name)
+                .await?
+                .map(|role| role.permissions),
+        };
+        let Some(grants) = grants else {
+            return Err(invalid(
+                index,
+                "not a tenant role of the configuration nor a custom role of the tenant \
+                 (see GET /v1/roles)",
+            ));
+        };
+        for grant in grants.iter() {
+            scopes.insert(grant.clone());
+        }
+    }
+    if scopes.len() > MAX_SCOPES {
+        return Err(Error::invalid_fields(
+            "the JSON body failed validation",
+            vec![FieldError::new(
+                "/roles",
+                format!("the scopes and the roles' permissions exceed {MAX_SCOPES} permissions"),
+            )],
+        ));
+    }
+    Ok(())
 }
 
 /// `POST /v1/keys/{id}/rotate`: the route of [`rotate_key`] and its documentation.

@@ -18,6 +18,8 @@ use crate::wiring::Secrets;
 pub(crate) struct Stores {
     /// Password accounts (`bootstrap-admin`, `POST /v1/auth/token`).
     pub(crate) accounts: Arc<dyn docaiche_core::AccountStore>,
+    /// Tenant-defined roles (`/v1/roles`).
+    pub(crate) custom_roles: Arc<dyn docaiche_core::CustomRoleStore>,
     /// API key records.
     pub(crate) api_keys: Arc<dyn ApiKeyStore>,
     /// The tenant registry (`/v1/tenants`, suspension, quotas).
@@ -146,6 +148,7 @@ impl Stores {
         let store = SqliteStore::connect(&SqliteConfig::file(path.to_string_lossy())).await?;
         Ok(Self {
             accounts: Arc::new(store.accounts()),
+            custom_roles: Arc::new(store.custom_roles()),
             api_keys: Arc::new(store.api_keys()),
             tenants: Arc::new(store.tenants()),
             revocations: Arc::new(store.revocations()),
@@ -224,6 +227,7 @@ mod postgres {
         );
         Ok(Stores {
             accounts: Arc::new(store.accounts()),
+            custom_roles: Arc::new(store.custom_roles()),
             api_keys: Arc::new(store.api_keys()),
             tenants: Arc::new(store.tenants()),
             revocations: Arc::new(store.revocations()),

@@ -13,6 +13,7 @@
 //! | function | trait |
 //! |---|---|
 //! | [`run_account_store`] | [`AccountStore`](docaiche_core::AccountStore) |
+//! | [`run_custom_role_store`] | [`CustomRoleStore`](docaiche_core::CustomRoleStore) |
 //! | [`run_api_key_store`] | [`ApiKeyStore`](docaiche_core::ApiKeyStore) |
 //! | [`run_revocation_store`] | [`TokenRevocationStore`](docaiche_core::TokenRevocationStore) |
 //! | [`run_document_store`] | [`DocumentStore`](docaiche_core::DocumentStore) |
@@ -82,6 +83,7 @@ mod account;
 mod api_key;
 mod audit;
 mod cache;
+mod custom_role;
 mod data_keys;
 mod document;
 mod invalidation;
@@ -96,6 +98,7 @@ pub use account::run_account_store;
 pub use api_key::run_api_key_store;
 pub use audit::{AuditReadBack, run_audit_sink, run_audit_sink_with_read_back};
 pub use cache::run_cache_store;
+pub use custom_role::run_custom_role_store;
 pub use data_keys::run_data_key_store;
 pub use document::run_document_store;
 pub use invalidation::run_invalidation_bus;

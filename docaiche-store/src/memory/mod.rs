@@ -8,6 +8,7 @@
 //! | type | trait | bound | when full |
 //! |---|---|---|---|
 //! | [`MemoryAccountStore`] | [`AccountStore`](docaiche_core::AccountStore) | accounts | refuses (`Unavailable`) |
+//! | [`MemoryCustomRoleStore`] | [`CustomRoleStore`](docaiche_core::CustomRoleStore) | roles per tenant (`MAX_CUSTOM_ROLES`) | refuses a new role (`Conflict`, the contract's bound) |
 //! | [`MemoryApiKeyStore`] | [`ApiKeyStore`](docaiche_core::ApiKeyStore) | records | refuses (`Unavailable`) |
 //! | [`MemoryRevocationStore`] | [`TokenRevocationStore`](docaiche_core::TokenRevocationStore) | live entries | forgets expired entries, then refuses |
 //! | [`MemoryDocumentStore`] | [`DocumentStore`](docaiche_core::DocumentStore) | total bytes | refuses |
@@ -29,6 +30,7 @@ mod account;
 mod api_key;
 mod audit;
 mod cache;
+mod custom_role;
 mod document;
 mod expiry;
 mod job;
@@ -40,6 +42,7 @@ pub use account::MemoryAccountStore;
 pub use api_key::MemoryApiKeyStore;
 pub use audit::MemoryAuditSink;
 pub use cache::MemoryCacheStore;
+pub use custom_role::MemoryCustomRoleStore;
 pub use document::MemoryDocumentStore;
 pub use job::MemoryJobQueue;
 pub use revocation::MemoryRevocationStore;

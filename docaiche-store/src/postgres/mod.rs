@@ -99,6 +99,7 @@ macro_rules! adapter {
 
 #[doc(hidden)]
 pub mod accounts;
+mod custom_roles;
 mod data_keys;
 mod jobs;
 #[doc(hidden)]
@@ -109,6 +110,7 @@ pub mod tenants;
 mod usage;
 
 pub use accounts::PgAccountStore;
+pub use custom_roles::PgCustomRoleStore;
 pub use data_keys::PgDataKeyStore;
 pub use jobs::PgJobQueue;
 /// The `sqlx` these adapters are built on, so callers of [`PgStore::pool`]
@@ -124,13 +126,14 @@ const DEPENDENCY: &str = "postgres";
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// The tables row-level security applies to.
-const RLS_TABLES: [&str; 9] = [
+const RLS_TABLES: [&str; 10] = [
     "documents",
     "api_keys",
     "jobs",
     "audit_events",
     "data_keys",
     "accounts",
+    "custom_roles",
     "usage_minute",
     "usage_hour",
     "usage_day",
@@ -643,6 +646,12 @@ impl PgStore {
     #[must_use]
     pub fn accounts(&self) -> PgAccountStore {
         PgAccountStore::new(self.shared.clone())
+    }
+
+    /// The [`CustomRoleStore`](docaiche_core::CustomRoleStore).
+    #[must_use]
+    pub fn custom_roles(&self) -> PgCustomRoleStore {
+        PgCustomRoleStore::new(self.shared.clone())
     }
 
     /// The [`TenantStore`](docaiche_core::TenantStore) (table `tenants`).

@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 pub(crate) mod account;
+pub(crate) mod custom_role;
 pub(crate) mod stats;
 pub(crate) mod tenant;
 pub(crate) mod usage;

@@ -71,6 +71,7 @@ macro_rules! adapter {
 }
 
 mod accounts;
+mod custom_roles;
 #[doc(hidden)]
 mod data_keys;
 mod jobs;
@@ -80,6 +81,7 @@ mod tenants;
 mod usage;
 
 pub use accounts::SqliteAccountStore;
+pub use custom_roles::SqliteCustomRoleStore;
 pub use data_keys::SqliteDataKeyStore;
 pub use jobs::SqliteJobQueue;
 pub use tenants::SqliteTenantStore;
@@ -287,6 +289,12 @@ impl SqliteStore {
     #[must_use]
     pub fn accounts(&self) -> SqliteAccountStore {
         SqliteAccountStore::new(self.shared.clone())
+    }
+
+    /// The [`CustomRoleStore`](docaiche_core::CustomRoleStore).
+    #[must_use]
+    pub fn custom_roles(&self) -> SqliteCustomRoleStore {
+        SqliteCustomRoleStore::new(self.shared.clone())
     }
 
     /// The [`TenantStore`](docaiche_core::TenantStore) (table `tenants`).

@@ -21,7 +21,12 @@ const BOB_PASSWORD: &str = "bob's own long passphrase";
 
 /// A request with `credential` (`Bearer …` or an API key) and an
 /// optional JSON body.
-fn call(method: &str, uri: &str, credential: &str, body: Option<Value>) -> Request<Body> {
+pub(crate) fn call(
+    method: &str,
+    uri: &str,
+    credential: &str,
+    body: Option<Value>,
+) -> Request<Body> {
     let mut request = Request::builder().method(method).uri(uri);
     request = if let Some(token) = credential.strip_prefix("Bearer ") {
         request.header(header::AUTHORIZATION, format!("Bearer {token}"))
@@ -46,7 +51,7 @@ fn post_public(uri: &str, body: &Value) -> Request<Body> {
 }
 
 /// Sign in to `tenant` as `email`: the token pair, or the status.
-async fn sign_in(
+pub(crate) async fn sign_in(
     app: &Router,
     tenant: &str,
     email: &str,
@@ -68,7 +73,7 @@ async fn sign_in(
 }
 
 /// A refreshed pair, or the status.
-async fn refresh(app: &Router, pair: &Value) -> Result<Value, StatusCode> {
+pub(crate) async fn refresh(app: &Router, pair: &Value) -> Result<Value, StatusCode> {
     let (status, _, body) = send(
         app.clone(),
         post_public(
@@ -85,7 +90,7 @@ async fn refresh(app: &Router, pair: &Value) -> Result<Value, StatusCode> {
 }
 
 /// `Bearer <access token>` of `pair`.
-fn bearer(pair: &Value) -> String {
+pub(crate) fn bearer(pair: &Value) -> String {
     format!(
         "Bearer {}",
         pair["access_token"].as_str().expect("access token")
@@ -107,7 +112,7 @@ async fn roles_of(app: &Router, credential: &str) -> Result<Vec<String>, StatusC
 }
 
 /// Set a password with `token`: the status.
-async fn redeem(app: &Router, token: &str, password: &str) -> StatusCode {
+pub(crate) async fn redeem(app: &Router, token: &str, password: &str) -> StatusCode {
     send(
         app.clone(),
         post_public(
@@ -120,14 +125,14 @@ async fn redeem(app: &Router, token: &str, password: &str) -> StatusCode {
 }
 
 /// The state of `config` on its store (the data directory prepared).
-async fn state_for(config: &Config, env: crate::config::EnvLookup<'_>) -> AppState {
+pub(crate) async fn state_for(config: &Config, env: crate::config::EnvLookup<'_>) -> AppState {
     crate::storage::prepare_data_dir(&config.storage.data_dir).expect("data dir");
     crate::keys::prepare(&config.key_source()).expect("keys");
     AppState::from_config(config, env).await.expect("state")
 }
 
 /// A tenant administrator's account in `tenant`, signed in.
-async fn admin_of(state: &AppState, app: &Router, tenant: &str) -> Value {
+pub(crate) async fn admin_of(state: &AppState, app: &Router, tenant: &str) -> Value {
     let email = format!("admin@{tenant}.example");
     state
         .login
@@ -516,7 +521,7 @@ async fn account_lifecycle(state: &AppState, tenant: &str) {
 }
 
 /// A configuration on SQLite under `dir`.
-fn config(dir: &TestDir) -> Config {
+pub(crate) fn config(dir: &TestDir) -> Config {
     let mut config = Config::default();
     config.storage.data_dir = dir.path().to_path_buf();
     config.audit.fsync = crate::audit::FsyncSetting::Never;
