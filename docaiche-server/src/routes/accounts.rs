@@ -274,36 +274,23 @@ impl RoleNames {
         &self.0
     }
 
-    /// The field errors of these names under `pointer`: each must be a
-    /// tenant role of `state`'s configuration or one of `custom` (the
-    /// names of the tenant's custom roles; configured names win).
-    fn problems(&self, state: &AppState, custom: &[String], pointer: &str) -> Vec<FieldError> {
-        let policy = &state.auth.policy;
-        let mut fields = Vec::new();
+    /// The field errors of these names under `pointer`: too many, or one
+    /// repeated (what the document's schema states).
+    fn problems(&self, pointer: &str) -> Vec<FieldError> {
         if self.0.len() > MAX_ROLES {
-            fields.push(FieldError::new(
+            return vec![FieldError::new(
                 pointer,
                 format!("at most {MAX_ROLES} roles"),
-            ));
-            return fields;
+            )];
         }
-        for (index, name) in self.0.iter().enumerate() {
-            let at = format!("{pointer}/{index}");
-            let known = match policy.role(name) {
-                Some(_) => !policy.is_cross_tenant(name),
-                None => custom.contains(name),
-            };
-            if self.0[..index].contains(name) {
-                fields.push(FieldError::new(at, "repeats an earlier role"));
-            } else if !known {
-                fields.push(FieldError::new(
-                    at,
-                    "not a tenant role of the configuration nor a custom role of the \
-                     tenant (see GET /v1/roles)",
-                ));
-            }
-        }
-        fields
+        self.0
+            .iter()
+            .enumerate()
+            .filter(|(index, name)| self.0[..*index].contains(name))
+            .map(|(index, _)| {
+                FieldError::new(format!("{pointer}/{index}"), "repeats an earlier role")
+            })
+            .collect()
     }
 }
 
@@ -342,31 +329,43 @@ impl Validate for SetRoles {
     }
 }
 
-/// Refuse with 400 the role names of `roles` that are neither tenant roles
-/// of `state`'s configuration nor custom roles of `tenant`.
+/// Check the role names of a body: 400 for too many or repeated names
+/// (the schema's rules); 403 for a cross-tenant role of the configuration
+/// (those are bound in `[[auth.bindings]]` only, never on an account); 404
+/// for a name that is neither a tenant role of `state`'s configuration nor
+/// a custom role of `tenant` (a reference to a role that does not exist).
 async fn check_roles(state: &AppState, tenant: &TenantId, roles: &RoleNames) -> Result<(), Error> {
-    let policy = &state.auth.policy;
-    let custom: Vec<String> = if roles.0.iter().all(|name| policy.role(name).is_some()) {
-        Vec::new()
-    } else {
-        state
-            .auth
-            .stores
-            .custom_roles
-            .list(tenant)
-            .await?
-            .into_iter()
-            .map(|role| role.name)
-            .collect()
-    };
-    let fields = roles.problems(state, &custom, "/roles");
-    if fields.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::invalid_fields(
+    let fields = roles.problems("/roles");
+    if !fields.is_empty() {
+        return Err(Error::invalid_fields(
             "the JSON body failed validation",
             fields,
-        ))
+        ));
+    }
+    let policy = &state.auth.policy;
+    if roles.0.iter().any(|name| policy.is_cross_tenant(name)) {
+        return Err(Error::missing_permission(Permission::TENANTS_CROSS));
+    }
+    if roles.0.iter().all(|name| policy.role(name).is_some()) {
+        return Ok(());
+    }
+    let custom: Vec<String> = state
+        .auth
+        .stores
+        .custom_roles
+        .list(tenant)
+        .await?
+        .into_iter()
+        .map(|role| role.name)
+        .collect();
+    if roles
+        .0
+        .iter()
+        .all(|name| policy.role(name).is_some() || custom.contains(name))
+    {
+        Ok(())
+    } else {
+        Err(Error::not_found("role"))
     }
 }
 
@@ -474,7 +473,15 @@ pub(crate) const CREATE: Endpoint = Endpoint::new(
         },
         status: 201,
         errors: &[
-            (403, "a role holds permissions the caller lacks"),
+            (
+                403,
+                "a role holds permissions the caller lacks, or is a cross-tenant role",
+            ),
+            (
+                404,
+                "a role is neither a tenant role of the configuration nor a custom role \
+                 of the tenant",
+            ),
             (409, "the e-mail has an account in the tenant"),
         ],
         ..RouteDoc::ok(
@@ -692,10 +699,18 @@ pub(crate) const SET_ROLES: Endpoint = Endpoint::new(
             schema: schema_ref::<SetRoles>,
             required: true,
         },
-        errors: &[(
-            403,
-            "a role given or taken away holds permissions the caller lacks",
-        )],
+        errors: &[
+            (
+                403,
+                "a role given or taken away holds permissions the caller lacks, or is a \
+                 cross-tenant role",
+            ),
+            (
+                404,
+                "the account, or a role that is neither a tenant role of the \
+                 configuration nor a custom role of the tenant",
+            ),
+        ],
         ..RouteDoc::ok(
             "Replace an account's roles",
             "the account with its new roles",

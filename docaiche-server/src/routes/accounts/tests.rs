@@ -576,16 +576,17 @@ async fn no_one_grants_more_than_they_hold_or_reaches_another_tenant() {
     let (status, headers, body) = send(app.clone(), invite(&limited, object!(["editor"]))).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_problem(&headers, &body, "forbidden");
-    // A cross-tenant role is never an account's; unknown roles neither.
-    for roles in [
-        object!(["platform-admin"]),
-        object!(["no-such-role"]),
-        object!(["reader", "reader"]),
+    // A cross-tenant role is never an account's (403); an unknown role is
+    // a reference to nothing (404); a repeated one is malformed (400).
+    for (roles, expected) in [
+        (object!(["platform-admin"]), StatusCode::FORBIDDEN),
+        (object!(["no-such-role"]), StatusCode::NOT_FOUND),
+        (object!(["reader", "reader"]), StatusCode::BAD_REQUEST),
     ] {
         let (status, _, body) = send(app.clone(), invite(&limited, roles.clone())).await;
         assert_eq!(
             status,
-            StatusCode::BAD_REQUEST,
+            expected,
             "{roles}: {}",
             String::from_utf8_lossy(&body)
         );

@@ -495,7 +495,7 @@ async fn a_tenant_admin_cannot_grant_what_it_lacks_nor_reach_another_tenants_rol
         ),
     )
     .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::NOT_FOUND, "no such role in globex");
     // Its own role of the same name is its own.
     let (status, _, _) = put_role(
         &app,
