@@ -212,6 +212,8 @@ pub(crate) fn document(limits: &Limits) -> serde_json::Value {
     schemas["CreateKey"]["properties"]["name"]["pattern"] =
         grammar::trimmed_text(limits.max_key_name_chars, true).into();
     schemas["BatchRequest"]["properties"]["documents"]["maxItems"] = limits.max_batch.into();
+    schemas["SettingsBody"]["properties"]["key_rate_limits"]["propertyNames"] =
+        serde_json::json!({ "pattern": grammar::KEY_CURSOR });
     schemas["CreateTenant"]["properties"]["display_name"]["pattern"] =
         grammar::trimmed_text(docaiche_core::tenant::MAX_DISPLAY_NAME_LEN, true).into();
     schemas["SuspendTenant"]["properties"]["reason"]["pattern"] =
@@ -455,6 +457,9 @@ pub(crate) struct RouteDoc {
     pub(crate) answer: &'static str,
     /// The success answer's body.
     pub(crate) payload: Payload,
+    /// A second success status with the same body, and when (a
+    /// create-or-replace answering 201 or 200).
+    pub(crate) also: Option<(u16, &'static str)>,
     /// Errors only this route's handler answers (status, when), beyond the
     /// ones derived from its facts.
     pub(crate) errors: &'static [(u16, &'static str)],
@@ -471,6 +476,7 @@ impl RouteDoc {
             status: 200,
             answer,
             payload,
+            also: None,
             errors: &[],
         }
     }

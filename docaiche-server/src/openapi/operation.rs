@@ -86,6 +86,9 @@ pub(super) fn operation(group: &RouteGroup, route: &RouteSpec) -> Operation {
     }
     builder = builder.request_body(request_body(doc.body));
     builder = builder.response(doc.status.to_string(), success(doc));
+    if let Some((status, answer)) = doc.also {
+        builder = builder.response(status.to_string(), success(&RouteDoc { answer, ..*doc }));
+    }
     for (status, description) in errors(group, route) {
         let mut response = ResponseBuilder::new().description(description).content(
             PROBLEM_JSON,

@@ -295,7 +295,7 @@ pub(crate) struct SetPasswordRequest {
     token: String,
     /// The new password: at least 12 characters, not among the most common
     /// breached passwords.
-    #[schema(min_length = 1)]
+    #[schema(min_length = 12)]
     password: String,
 }
 

@@ -341,7 +341,17 @@ pub(crate) const CREATE_KEY: Endpoint = Endpoint::new(
             schema: schema_ref::<crate::routes::keys::CreateKey>,
             required: true,
         },
-        errors: &[(403, "a scope or a role's permission the caller lacks")],
+        errors: &[
+            (
+                403,
+                "a scope or a role's permission the caller lacks, or a cross-tenant role",
+            ),
+            (
+                404,
+                "a role that is neither a tenant role of the configuration nor a custom \
+                 role of the tenant",
+            ),
+        ],
         status: 201,
         ..RouteDoc::ok(
             "Create an API key in the caller's tenant",
@@ -413,12 +423,14 @@ async fn expand_roles(
                 .await?
                 .map(|role| role.permissions),
         };
+        // A role that does not exist is a reference to nothing (404, as
+        // for accounts); a cross-tenant one is never bound to a key (403).
         let Some(grants) = grants else {
-            return Err(invalid(
-                index,
-                "not a tenant role of the configuration nor a custom role of the tenant \
-                 (see GET /v1/roles)",
-            ));
+            return Err(if policy.is_cross_tenant(name) {
+                Error::missing_permission(Permission::TENANTS_CROSS)
+            } else {
+                Error::not_found("role")
+            });
         };
         for grant in grants.iter() {
             scopes.insert(grant.clone());

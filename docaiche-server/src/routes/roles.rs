@@ -87,6 +87,7 @@ pub(crate) const LIST_ROLES: Endpoint = Endpoint::new(
     "/v1/roles",
     RouteDoc {
         query: &[TENANT_PARAM],
+        errors: &[(400, "an invalid tenant")],
         ..RouteDoc::ok(
             "The roles, their permissions, and which the caller may grant",
             "every configured role, then the tenant's custom roles, each by name",
@@ -193,7 +194,9 @@ pub(crate) const PUT_ROLE: Endpoint = Endpoint::new(
             required: true,
         },
         status: 201,
+        also: Some((200, "the role, replaced")),
         errors: &[
+            (400, "an invalid tenant"),
             (403, "a permission the caller lacks, or `tenants:cross`"),
             (409, "the tenant already defines 100 custom roles"),
         ],
