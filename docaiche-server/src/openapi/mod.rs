@@ -212,6 +212,15 @@ pub(crate) fn document(limits: &Limits) -> serde_json::Value {
     schemas["CreateKey"]["properties"]["name"]["pattern"] =
         grammar::trimmed_text(limits.max_key_name_chars, true).into();
     schemas["BatchRequest"]["properties"]["documents"]["maxItems"] = limits.max_batch.into();
+    // A custom role holds exact permissions of the catalogue, each once.
+    schemas["PutRole"]["properties"]["permissions"]["items"] = serde_json::json!({
+        "type": "string",
+        "enum": docaiche_core::Permission::BUILTIN
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+    });
+    schemas["PutRole"]["properties"]["permissions"]["uniqueItems"] = true.into();
     schemas["SettingsBody"]["properties"]["key_rate_limits"]["propertyNames"] =
         serde_json::json!({ "pattern": grammar::KEY_CURSOR });
     schemas["CreateTenant"]["properties"]["display_name"]["pattern"] =
