@@ -448,7 +448,9 @@ pub(crate) async fn attempt(state: &AppState, event: &AuditEvent) -> Result<(), 
     super::admin::record_administrative(state, attempt).await
 }
 
-/// Record `event` once done (routine: queued, never failing the request).
+/// Record `event` once done, through the same administrative path as the
+/// attempt; a failure is logged and does not fail the request (the change
+/// has happened, and its attempt is already on the trail).
 pub(crate) async fn done(state: &AppState, event: AuditEvent) {
     if let Err(e) = super::admin::record_administrative(state, event).await {
         tracing::warn!(error = %e.log_chain(), "account audit event not recorded");
