@@ -216,7 +216,9 @@ impl AppState {
             documents.clone(),
             Arc::clone(&auth.stores.audit),
             Arc::clone(&auth.clock),
+            Arc::clone(&auth.stores.tenants),
         )?;
+
         Ok(Self(Arc::new(AppStateFields {
             health: Arc::new(health),
             http: HttpSettings {
