@@ -148,6 +148,16 @@ async fn usage_store_conforms() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mfa_store_conforms() {
+    in_schema("mfa store conformance", |ctx| async move {
+        let store = ctx.connect().await;
+        conformance::run_mfa_store(Arc::new(store.mfa()), &Harness::without_time()).await;
+        store.pool().close().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn data_key_store_conforms() {
     in_schema("data key store conformance", |ctx| async move {
         let store = ctx.connect().await;
@@ -747,6 +757,9 @@ async fn row_level_security_hides_other_tenants_even_without_a_tenant_predicate(
         // every tenant through its read-only policy.
         conformance::run_data_key_store(Arc::new(scoped.data_keys()), &Harness::without_time())
             .await;
+        // Second-factor enrolments under RLS: both tables, the recovery
+        // codes' subqueries included.
+        conformance::run_mfa_store(Arc::new(scoped.mfa()), &Harness::without_time()).await;
         run_conformance(&scoped, &Harness::with_manual_clock(clock)).await;
 
         let (a, b) = (TenantId::new("tenant-a").unwrap(), TenantId::new("tenant-b").unwrap());
@@ -785,6 +798,8 @@ async fn row_level_security_hides_other_tenants_even_without_a_tenant_predicate(
         assert_eq!(count_in(None, "SELECT count(*) FROM documents").await, 0);
         assert_eq!(count_in(None, "SELECT count(*) FROM api_keys").await, 0);
         assert_eq!(count_in(None, "SELECT count(*) FROM jobs").await, 0);
+        assert_eq!(count_in(None, "SELECT count(*) FROM mfa_enrolments").await, 0);
+        assert_eq!(count_in(None, "SELECT count(*) FROM mfa_recovery_codes").await, 0);
         // Data keys: each tenant sees its own; without a tenant, none.
         {
             use docaiche_core::key_wrapper::WrappedKey;
