@@ -1,4 +1,5 @@
-//! [`PgMfaStore`]: second-factor enrolments in PostgreSQL.
+//! [`PgMfaStore`]: second-factor enrolments in PostgreSQL, and its
+//! statements (public for the `EXPLAIN` test, not a stable API).
 
 use std::sync::Arc;
 use std::sync::LazyLock;
@@ -13,36 +14,43 @@ use crate::sql::mfa::{MFA_COLUMNS, MfaRow, already_active, checked_step};
 use crate::sql::micros;
 
 /// Create a pending enrolment, or replace a pending one (not an active
-/// one). The upsert locks the row, so concurrent `begin`s of one account
-/// run one after the other.
-const BEGIN: &str = "INSERT INTO mfa_enrolments (tenant_id, account_id, sealed_secret, state, \
+/// one): tenant, account, sealed secret, created at. The upsert locks the
+/// row, so concurrent `begin`s of one account run one after the other.
+pub const BEGIN: &str = "INSERT INTO mfa_enrolments (tenant_id, account_id, sealed_secret, state, \
      last_step, created_at, confirmed_at) VALUES ($1, $2, $3, 'pending', NULL, $4, NULL) \
      ON CONFLICT (tenant_id, account_id) DO UPDATE SET sealed_secret = excluded.sealed_secret, \
      last_step = NULL, created_at = excluded.created_at, confirmed_at = NULL \
      WHERE mfa_enrolments.state = 'pending'";
-const DELETE_CODES: &str =
+/// Delete an enrolment's recovery codes: tenant, account.
+pub const DELETE_CODES: &str =
     "DELETE FROM mfa_recovery_codes WHERE tenant_id = $1 AND account_id = $2";
 /// Every recovery code in one statement: tenant, account, hashes.
-const INSERT_CODES: &str = "INSERT INTO mfa_recovery_codes (tenant_id, account_id, code_hash, \
+pub const INSERT_CODES: &str = "INSERT INTO mfa_recovery_codes (tenant_id, account_id, code_hash, \
      used_at) SELECT $1, $2, hash, NULL FROM UNNEST($3::BYTEA[]) AS hash";
-static GET: LazyLock<String> = LazyLock::new(|| {
+/// An enrolment with its count of unused codes: tenant, account.
+pub static GET: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT {MFA_COLUMNS} FROM mfa_enrolments e WHERE e.tenant_id = $1 AND e.account_id = $2"
     )
 });
-const CONFIRM: &str = "UPDATE mfa_enrolments SET state = 'active', last_step = $4, \
+/// Pending to active: tenant, account, sealed secret, step, at.
+pub const CONFIRM: &str = "UPDATE mfa_enrolments SET state = 'active', last_step = $4, \
      confirmed_at = $5 WHERE tenant_id = $1 AND account_id = $2 AND sealed_secret = $3 \
      AND state = 'pending'";
+/// Accept a step: tenant, account, sealed secret, step.
+///
 /// Under READ COMMITTED a concurrent update of the row makes this one wait
 /// and then re-check its `WHERE` against the new row: of two calls with
 /// one step, the second finds `last_step < $4` false.
-const ACCEPT_STEP: &str = "UPDATE mfa_enrolments SET last_step = $4 WHERE tenant_id = $1 \
+pub const ACCEPT_STEP: &str = "UPDATE mfa_enrolments SET last_step = $4 WHERE tenant_id = $1 \
      AND account_id = $2 AND sealed_secret = $3 AND state = 'active' \
      AND (last_step IS NULL OR last_step < $4)";
-const USE_CODE: &str = "UPDATE mfa_recovery_codes SET used_at = $4 WHERE tenant_id = $1 \
+/// Use a recovery code: tenant, account, hash, at.
+pub const USE_CODE: &str = "UPDATE mfa_recovery_codes SET used_at = $4 WHERE tenant_id = $1 \
      AND account_id = $2 AND code_hash = $3 AND used_at IS NULL AND EXISTS (SELECT 1 FROM \
      mfa_enrolments e WHERE e.tenant_id = $1 AND e.account_id = $2 AND e.state = 'active')";
-const DELETE: &str = "DELETE FROM mfa_enrolments WHERE tenant_id = $1 AND account_id = $2";
+/// Delete an enrolment: tenant, account.
+pub const DELETE: &str = "DELETE FROM mfa_enrolments WHERE tenant_id = $1 AND account_id = $2";
 
 /// An [`MfaStore`] in PostgreSQL (tables `mfa_enrolments` and
 /// `mfa_recovery_codes`, keyed by tenant and account, under the

@@ -102,7 +102,8 @@ pub mod accounts;
 mod custom_roles;
 mod data_keys;
 mod jobs;
-mod mfa;
+#[doc(hidden)]
+pub mod mfa;
 #[doc(hidden)]
 pub mod queries;
 mod stores;
