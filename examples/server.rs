@@ -176,9 +176,11 @@ async fn upload(
     let extraction = extractor.extract(input, &ExtractOptions::default()).await?;
     let new = NewDocument::new(caller.id.clone(), "application/pdf", intake.sha256, body);
     let mut meta = store.put(&caller.tenant, new).await?;
-    let text = DocumentText::new(extraction.pages);
+    // The risk flags (JavaScript, launch actions, …) are stored with the text.
+    let text = DocumentText::new(extraction.pages).with_risks(extraction.risks);
     store.put_text(&caller.tenant, &meta.id, &text).await?;
     meta.has_text = true;
+    meta.risks = text.risks;
     // On the tenant's hash chain, on disk before the 201.
     let now = time::OffsetDateTime::now_utc();
     let event = AuditEvent::new("document.create", AuditOutcome::Success, now, &context)
@@ -186,7 +188,7 @@ async fn upload(
         .on(AuditResource::new("document", meta.id.to_string()));
     system.audit.record(&event).await?;
     let location = [(LOCATION, format!("/v1/documents/{}", meta.id))];
-    let body = json!({ "document": meta, "info": extraction.info, "risks": extraction.risks });
+    let body = json!({ "document": meta, "info": extraction.info });
     Ok((StatusCode::CREATED, location, Json(body)))
 }
 

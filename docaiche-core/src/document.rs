@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::error::Result;
+use crate::extract::RiskFlag;
 use crate::id::{DocumentId, PrincipalId, TenantId};
 use crate::page::{Page, PageRequest};
 
@@ -77,13 +78,21 @@ pub struct DocumentMeta {
     pub sha256: String,
     /// Whether extracted text is stored.
     pub has_text: bool,
+    /// The active content its extraction found, as stored with the text by
+    /// [`DocumentStore::put_text`]: canonical (sorted, each flag once; see
+    /// [`RiskFlag::canonical`]). Empty until the text is stored, so a
+    /// document without `has_text` has none, and empty for a clean one:
+    /// `has_text` tells the two apart. Absent in data serialized before
+    /// the field existed (empty).
+    #[serde(default)]
+    pub risks: Vec<RiskFlag>,
     /// When it was stored.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
 
 impl DocumentMeta {
-    /// Metadata with no filename and no text yet.
+    /// Metadata with no filename, no text and so no risk flags yet.
     #[must_use]
     pub const fn new(
         id: DocumentId,
@@ -103,6 +112,7 @@ impl DocumentMeta {
             size,
             sha256,
             has_text: false,
+            risks: Vec::new(),
             created_at,
         }
     }
@@ -126,19 +136,39 @@ impl Document {
     }
 }
 
-/// Extracted text, one string per page.
+/// Extracted text, one string per page, with the risk flags the same
+/// extraction found: [`DocumentStore::put_text`] stores both, so a
+/// document's [`DocumentMeta::risks`] always come from the extraction its
+/// text came from.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct DocumentText {
     /// Page texts in page order.
     pub pages: Vec<String>,
+    /// The active content found, canonical (sorted, each flag once) when
+    /// built with [`DocumentText::with_risks`]; stores keep the canonical
+    /// form whatever they are given. Absent in data serialized before the
+    /// field existed (empty).
+    #[serde(default)]
+    pub risks: Vec<RiskFlag>,
 }
 
 impl DocumentText {
-    /// Text from page strings.
+    /// Text from page strings, with no risk flags.
     #[must_use]
     pub const fn new(pages: Vec<String>) -> Self {
-        Self { pages }
+        Self {
+            pages,
+            risks: Vec::new(),
+        }
+    }
+
+    /// Set the risk flags (an extraction's
+    /// [`risks`](crate::extract::Extraction::risks)), made canonical.
+    #[must_use]
+    pub fn with_risks(mut self, risks: impl IntoIterator<Item = RiskFlag>) -> Self {
+        self.risks = RiskFlag::canonical(risks);
+        self
     }
 }
 
@@ -175,6 +205,11 @@ impl StorageUsage {
 /// - `delete` removes content, text and metadata and is idempotent.
 /// - Lists are ordered by id (creation order); `list_by_owner` serves
 ///   data-subject export and erasure.
+/// - `put_text` stores the text's risk flags with it, replacing any stored
+///   before; `head`, `get`, `list`, `list_by_owner` and `get_text` return
+///   them canonical (sorted, each once), and a document whose text was
+///   never stored has none. Flags are metadata that listings filter on:
+///   encrypting stores keep them in the clear, like the content type.
 /// - `usage` counts the tenant's documents and content bytes in one cheap
 ///   aggregate (per-tenant storage quotas call it on every upload); it may
 ///   lag concurrent writes, never by more than they add.
@@ -221,7 +256,9 @@ pub trait DocumentStore: Send + Sync + fmt::Debug + 'static {
     /// `Unavailable` on outage.
     async fn delete(&self, tenant: &TenantId, id: &DocumentId) -> Result<bool>;
 
-    /// Store (or replace) the extracted text of a document.
+    /// Store (or replace) the extracted text of a document and its risk
+    /// flags ([`DocumentText::risks`], which then become the document's
+    /// [`DocumentMeta::risks`]).
     ///
     /// # Errors
     /// `NotFound` if the document does not exist in this tenant;
@@ -229,7 +266,7 @@ pub trait DocumentStore: Send + Sync + fmt::Debug + 'static {
     async fn put_text(&self, tenant: &TenantId, id: &DocumentId, text: &DocumentText)
     -> Result<()>;
 
-    /// Fetch the extracted text of a document.
+    /// Fetch the extracted text of a document, with its risk flags.
     ///
     /// # Errors
     /// `Unavailable` on outage.
@@ -245,5 +282,41 @@ pub trait DocumentStore: Send + Sync + fmt::Debug + 'static {
     async fn usage(&self, tenant: &TenantId) -> Result<Option<StorageUsage>> {
         let _ = tenant;
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_and_text_serialized_before_risk_flags_still_read() {
+        let meta = DocumentMeta::new(
+            DocumentId::new(),
+            TenantId::new("acme").expect("tenant"),
+            PrincipalId::new("alice").expect("owner"),
+            "application/pdf".to_owned(),
+            3,
+            "00".to_owned(),
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        let mut old = serde_json::to_value(&meta).expect("serializes");
+        old.as_object_mut().expect("object").remove("risks");
+        let read: DocumentMeta = serde_json::from_value(old).expect("reads");
+        assert_eq!(read, meta);
+        let text: DocumentText = serde_json::from_str(r#"{"pages":["a"]}"#).expect("reads");
+        assert_eq!(text, DocumentText::new(vec!["a".to_owned()]));
+    }
+
+    #[test]
+    fn text_risks_are_canonical() {
+        let text = DocumentText::default().with_risks([
+            RiskFlag::Uri,
+            RiskFlag::JavaScript,
+            RiskFlag::Uri,
+        ]);
+        assert_eq!(text.risks, [RiskFlag::JavaScript, RiskFlag::Uri]);
+        let json = serde_json::to_value(&text).expect("serializes");
+        assert_eq!(json["risks"], serde_json::json!(["java_script", "uri"]));
     }
 }

@@ -66,6 +66,59 @@ pub enum RiskFlag {
     Xfa,
 }
 
+impl RiskFlag {
+    /// Every flag, in their order (the order of [`Ord`], so of a sorted
+    /// list of flags).
+    pub const ALL: [Self; 8] = [
+        Self::JavaScript,
+        Self::OpenAction,
+        Self::AdditionalActions,
+        Self::Launch,
+        Self::Uri,
+        Self::EmbeddedFiles,
+        Self::RichMedia,
+        Self::Xfa,
+    ];
+
+    /// The snake-case name, as serde writes it (`java_script`).
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::JavaScript => "java_script",
+            Self::OpenAction => "open_action",
+            Self::AdditionalActions => "additional_actions",
+            Self::Launch => "launch",
+            Self::Uri => "uri",
+            Self::EmbeddedFiles => "embedded_files",
+            Self::RichMedia => "rich_media",
+            Self::Xfa => "xfa",
+        }
+    }
+
+    /// The flag named `name` (its [`as_str`](Self::as_str)), if any. Names
+    /// are case-sensitive: `JavaScript` is none.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|flag| flag.as_str() == name)
+    }
+
+    /// `flags` in the canonical form stores keep and return: sorted (in the
+    /// order of [`RiskFlag::ALL`]), each flag once.
+    #[must_use]
+    pub fn canonical(flags: impl IntoIterator<Item = Self>) -> Vec<Self> {
+        let mut flags: Vec<Self> = flags.into_iter().collect();
+        flags.sort_unstable();
+        flags.dedup();
+        flags
+    }
+}
+
+impl fmt::Display for RiskFlag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Document metadata.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -126,4 +179,32 @@ pub trait Extractor: Send + Sync + fmt::Debug + 'static {
     /// `DocumentRejected`, `PayloadTooLarge` or `UnsupportedMediaType` for
     /// bad input; `Timeout` if the wall-time limit is hit.
     async fn extract(&self, input: ExtractInput, options: &ExtractOptions) -> Result<Extraction>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn risk_flag_names_round_trip_and_match_serde() {
+        for flag in RiskFlag::ALL {
+            assert_eq!(RiskFlag::from_name(flag.as_str()), Some(flag));
+            let json = serde_json::to_value(flag).expect("serializes");
+            assert_eq!(json, flag.as_str());
+            assert_eq!(flag.to_string(), flag.as_str());
+        }
+        for unknown in ["", "JavaScript", "javascript", "java_script ", "any"] {
+            assert_eq!(RiskFlag::from_name(unknown), None, "{unknown:?}");
+        }
+    }
+
+    #[test]
+    fn all_is_in_order_and_canonical_sorts_and_deduplicates() {
+        assert!(RiskFlag::ALL.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(
+            RiskFlag::canonical([RiskFlag::Xfa, RiskFlag::JavaScript, RiskFlag::Xfa]),
+            [RiskFlag::JavaScript, RiskFlag::Xfa]
+        );
+        assert_eq!(RiskFlag::canonical([]), []);
+    }
 }

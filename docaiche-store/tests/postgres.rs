@@ -137,6 +137,44 @@ async fn adapters_conform_on_a_manual_clock() {
     .await;
 }
 
+#[tokio::test]
+async fn an_unknown_stored_risk_flag_is_an_internal_error_not_dropped() {
+    in_schema("unknown risk flag", |ctx| async move {
+        let store = ctx.connect().await;
+        let tenant = TenantId::new("acme").unwrap();
+        let owner = PrincipalId::new("alice").unwrap();
+        let doc = NewDocument::new(owner.clone(), "application/pdf", "00", Bytes::new());
+        let meta = store.documents().put(&tenant, doc).await.unwrap();
+        let text = docaiche_core::document::DocumentText::new(vec!["x".to_owned()])
+            .with_risks([docaiche_core::extract::RiskFlag::JavaScript]);
+        store
+            .documents()
+            .put_text(&tenant, &meta.id, &text)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE documents SET risks = 'java_script,teleport'")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let documents = store.documents();
+        let page = docaiche_core::page::PageRequest::new(None, 10).unwrap();
+        let codes = [
+            documents.head(&tenant, &meta.id).await.map(|_| ()),
+            documents.get(&tenant, &meta.id).await.map(|_| ()),
+            documents.list(&tenant, &page).await.map(|_| ()),
+            documents
+                .list_by_owner(&tenant, &owner, &page)
+                .await
+                .map(|_| ()),
+            documents.get_text(&tenant, &meta.id).await.map(|_| ()),
+        ]
+        .map(|result| result.map_err(|e| e.code()).err());
+        assert_eq!(codes, [Some(ErrorCode::Internal); 5]);
+        store.pool().close().await;
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn usage_store_conforms() {
     in_schema("usage store conformance", |ctx| async move {
@@ -525,7 +563,14 @@ async fn every_adapter_query_uses_an_index_on_large_tables() {
         );
         plan!("document delete", q::DOCUMENT_DELETE, tenant, id);
         plan!("document usage", q::DOCUMENT_USAGE, tenant);
-        plan!("document put text", q::DOCUMENT_PUT_TEXT, tenant, id, "[]");
+        plan!(
+            "document put text",
+            q::DOCUMENT_PUT_TEXT,
+            tenant,
+            id,
+            "[]",
+            "uri"
+        );
         plan!("document get text", q::DOCUMENT_GET_TEXT, tenant, id);
         plan!(
             "api key insert",

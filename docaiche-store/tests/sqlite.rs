@@ -297,6 +297,29 @@ async fn a_corrupted_row_is_an_internal_error_not_garbage() {
         .unwrap();
     let err = store.jobs().get(&tenant, &job.id).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::Internal);
+
+    // A risk flag this build does not know: an error, never a flag dropped.
+    let owner = PrincipalId::new("alice").unwrap();
+    let doc = NewDocument::new(owner.clone(), "application/pdf", "00", Bytes::new());
+    let meta = store.documents().put(&tenant, doc).await.unwrap();
+    sqlx::query("UPDATE documents SET risks = 'java_script,teleport', text_pages = '[]'")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let documents = store.documents();
+    let page = docaiche_core::page::PageRequest::new(None, 10).unwrap();
+    let codes = [
+        documents.head(&tenant, &meta.id).await.map(|_| ()),
+        documents.get(&tenant, &meta.id).await.map(|_| ()),
+        documents.list(&tenant, &page).await.map(|_| ()),
+        documents
+            .list_by_owner(&tenant, &owner, &page)
+            .await
+            .map(|_| ()),
+        documents.get_text(&tenant, &meta.id).await.map(|_| ()),
+    ]
+    .map(|result| result.map_err(|e| e.code()).err());
+    assert_eq!(codes, [Some(ErrorCode::Internal); 5]);
 }
 
 #[tokio::test]

@@ -6,7 +6,8 @@
 //! |---|---|---|
 //! | `POST /v1/documents?filename=NAME` | `documents:write` | upload one PDF (raw body) |
 //! | `POST /v1/documents/batch` | `documents:write` | upload several (JSON, base64) |
-//! | `GET /v1/documents/{id}` | `documents:read` | metadata |
+//! | `GET /v1/documents?owner=&content_type=&risk=&created_after=&created_before=` | `documents:read` | the tenant's documents, paged and filtered (`crate::routes::documents::list`) |
+//! | `GET /v1/documents/{id}` | `documents:read` | metadata, with the risk flags its extraction found |
 //! | `GET /v1/documents/{id}/text` | `documents:read` | extracted text, per page |
 //! | `DELETE /v1/documents/{id}` | `documents:delete` | delete content, text, metadata |
 //! | `GET /v1/jobs/{id}` | `jobs:read` | an extraction job: state, progress, attempts, error |
@@ -28,6 +29,11 @@
 //! background job (201 with the job, and `Location`-style link
 //! `/v1/jobs/{id}` to poll). Documents are stored through the encrypted
 //! document store; the sanitised filename is the stored `filename`.
+//!
+//! **Risk flags.** Both extractions, inline and by job, store the
+//! extraction's risk flags (`java_script`, `launch`, …) with the text
+//! (`DocumentText::with_risks`), so a document's `risks` and the
+//! `?risk=` filter of the listing mean the same whichever path it took.
 //!
 //! **Batch.** `{"documents": [{"filename", "content_type", "content_base64"}]}`
 //! (at most `documents.max_batch` items, the whole body within
@@ -253,7 +259,8 @@ impl JobHandler for ExtractJob {
             .put_text(
                 &job.tenant,
                 &id,
-                &DocumentText::new(extraction.pages.clone()),
+                &DocumentText::new(extraction.pages.clone())
+                    .with_risks(extraction.risks.iter().copied()),
             )
             .await?;
         let _ = self.events.send(DocumentEvent {

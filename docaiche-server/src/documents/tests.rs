@@ -392,6 +392,47 @@ async fn a_large_document_is_extracted_by_a_background_job() {
     );
 }
 
+/// The fuzz seed with `/JavaScript` in an `/OpenAction` and an embedded file.
+fn active_pdf() -> Vec<u8> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fuzz/corpus/extract/active.pdf"
+    );
+    std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The risk flags of an active PDF, as the document shows them.
+fn active_flags() -> serde_json::Value {
+    serde_json::json!(["java_script", "open_action", "embedded_files"])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_background_extraction_stores_the_risk_flags_it_finds() {
+    let f = fixture(DocumentsSection {
+        inline_max_bytes: 0,
+        ..DocumentsSection::default()
+    })
+    .await;
+    let worker = start_worker(&f.state).expect("worker");
+    let (status, _, body) = send(
+        f.app.clone(),
+        upload_request(&f.key, "active.pdf", "application/pdf", active_pdf()),
+    )
+    .await;
+    let created = json(&body);
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["risks"], serde_json::json!([]), "not extracted yet");
+    let id = created["id"].as_str().expect("id").to_owned();
+    let job = created["job"]["id"].as_str().expect("job").to_owned();
+    let done = wait_for_job(&f.app, &f.key, &job, |j| j["state"] == "succeeded").await;
+    assert_eq!(done["result"]["risks"], active_flags());
+    let (_, meta) = get_json(&f.app, &format!("/v1/documents/{id}"), &f.key).await;
+    assert_eq!(meta["risks"], active_flags(), "{meta}");
+    let (_, page) = get_json(&f.app, "/v1/documents?risk=java_script", &f.key).await;
+    assert_eq!(page["items"][0]["id"], id.as_str(), "{page}");
+    worker.shutdown(Duration::from_secs(5)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_whose_document_is_gone_is_dead_lettered_with_its_reason() {
     let f = fixture(DocumentsSection {
@@ -457,6 +498,26 @@ async fn the_sqlite_server_extracts_large_documents_through_its_job_queue() {
     assert_eq!(done["result"]["document"], id.as_str());
     let (status, _) = get_json(&app, &format!("/v1/documents/{id}/text"), &key).await;
     assert_eq!(status, StatusCode::OK);
+    // Inline (under 1 KiB), through the encrypted SQLite store: the flags
+    // are a column of the row, listed and filtered on.
+    let (status, _, body) = send(
+        app.clone(),
+        upload_request(&key, "active.pdf", "application/pdf", active_pdf()),
+    )
+    .await;
+    let active = json(&body);
+    assert_eq!(status, StatusCode::CREATED, "{active}");
+    let active = active["id"].as_str().expect("id").to_owned();
+    let (_, meta) = get_json(&app, &format!("/v1/documents/{active}"), &key).await;
+    assert_eq!(meta["risks"], active_flags(), "{meta}");
+    let (_, page) = get_json(&app, "/v1/documents?risk=any", &key).await;
+    let ids: Vec<&str> = page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|d| d["id"].as_str())
+        .collect();
+    assert_eq!(ids, [active.as_str()], "{page}");
     worker.shutdown(Duration::from_secs(5)).await;
     // The job is a row of the SQLite database, not a memory entry.
     assert!(dir.path().join("docaiche.db").exists());

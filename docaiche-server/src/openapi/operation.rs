@@ -19,8 +19,8 @@ use utoipa::openapi::{ContentBuilder, RefOr, Required, ResponseBuilder, Schema};
 
 use crate::openapi::{
     API_KEY, BEARER, EmptyObject, FieldErrorDoc, Health, Jwks, Param, Payload, PermissionName,
-    ProblemDoc, RefreshRequest, RequestBody, RevokeRequest, RouteDoc, SetPasswordRequest,
-    TokenRequest, WEBSOCKET_UPGRADE, grammar, schema_ref,
+    ProblemDoc, RefreshRequest, RequestBody, RevokeRequest, RiskFlagName, RouteDoc,
+    SetPasswordRequest, TokenRequest, WEBSOCKET_UPGRADE, grammar, schema_ref,
 };
 use crate::routes::{Access, RouteGroup, RouteSpec};
 
@@ -313,6 +313,7 @@ pub(super) fn components() -> utoipa::openapi::Components {
     }
     components!(
         PermissionName,
+        RiskFlagName,
         ProblemDoc,
         FieldErrorDoc,
         Health,

@@ -38,6 +38,33 @@ impl ToSchema for PermissionName {
     }
 }
 
+/// A risk flag of a document (`docaiche_core::extract::RiskFlag`): the
+/// enum of its snake_case names.
+#[derive(Debug)]
+pub(crate) struct RiskFlagName;
+
+impl utoipa::PartialSchema for RiskFlagName {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "active content found in a PDF: `java_script`, `open_action`, \
+                 `additional_actions` (`/AA`), `launch`, `uri`, `embedded_files`, \
+                 `rich_media` or `xfa`",
+            ))
+            .enum_values(Some(
+                docaiche_core::extract::RiskFlag::ALL.map(docaiche_core::extract::RiskFlag::as_str),
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for RiskFlagName {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("RiskFlag")
+    }
+}
+
 /// A component whose schema is written as JSON ([`json_schemas`]): a
 /// placeholder for utoipa, replaced when the document is built.
 pub(super) fn written_as_json() -> RefOr<Schema> {

@@ -170,15 +170,11 @@ async fn intake(state: &AppState, caller: &Principal, upload: Upload) -> Result<
             .extract(input, &ExtractOptions::default())
             .await?;
         let mut meta = state.documents.put(tenant, new).await?;
-        state
-            .documents
-            .put_text(
-                tenant,
-                &meta.id,
-                &DocumentText::new(extraction.pages.clone()),
-            )
-            .await?;
+        let text = DocumentText::new(extraction.pages.clone())
+            .with_risks(extraction.risks.iter().copied());
+        state.documents.put_text(tenant, &meta.id, &text).await?;
         meta.has_text = true;
+        meta.risks = text.risks;
         intake.publish(tenant, DocumentEventKind::Stored, meta.id.to_string());
         intake.publish(tenant, DocumentEventKind::Extracted, meta.id.to_string());
         return Ok(Accepted {
@@ -572,6 +568,12 @@ pub(crate) struct DocumentView<'a> {
     sha256: &'a str,
     /// Whether the extracted text is available.
     has_text: bool,
+    /// The active content its extraction found (`java_script`, `launch`,
+    /// …), sorted, each once; empty for a clean document and until the
+    /// text is extracted (`has_text`). `GET /v1/documents?risk=` filters
+    /// on it.
+    #[schema(value_type = Vec<crate::openapi::RiskFlagName>)]
+    risks: &'a [docaiche_core::extract::RiskFlag],
     /// RFC 3339.
     #[schema(format = DateTime)]
     created_at: Option<String>,
@@ -589,6 +591,7 @@ impl<'a> From<&'a DocumentMeta> for DocumentView<'a> {
             size: meta.size,
             sha256: &meta.sha256,
             has_text: meta.has_text,
+            risks: &meta.risks,
             created_at: rfc3339(meta.created_at),
             text_url: format!("/v1/documents/{}/text", meta.id),
         }
@@ -606,7 +609,7 @@ pub(crate) struct ExtractionView<'a> {
     #[schema(value_type = Object)]
     info: &'a docaiche_core::extract::DocumentInfo,
     /// Active content found (`java_script`, `launch`, …).
-    #[schema(value_type = Vec<String>)]
+    #[schema(value_type = Vec<crate::openapi::RiskFlagName>)]
     risks: &'a [docaiche_core::extract::RiskFlag],
 }
 

@@ -452,6 +452,46 @@ async fn the_app_state_runs_on_postgres_and_serves_api_keys_over_http() {
         .unwrap()
         .unwrap();
     assert_eq!(again.content, plaintext);
+
+    // Risk flags ride with the text into their column, in the clear (the
+    // text itself is sealed), and the listing filters on them.
+    let text = docaiche_core::document::DocumentText::new(vec!["page".to_owned()]).with_risks([
+        docaiche_core::extract::RiskFlag::Uri,
+        docaiche_core::extract::RiskFlag::JavaScript,
+    ]);
+    state
+        .documents
+        .put_text(&tenant, &meta.id, &text)
+        .await
+        .unwrap();
+    let (risks, pages): (String, String) = docaiche_store::postgres::sqlx::query_as(&format!(
+        "SELECT risks, text_pages FROM {}.documents WHERE tenant_id = 'acme'",
+        schema.name
+    ))
+    .fetch_one(&schema.admin)
+    .await
+    .unwrap();
+    assert_eq!(risks, "java_script,uri");
+    assert!(!pages.contains("page"), "the text is encrypted: {pages}");
+    let app = crate::routes::router(restarted.clone());
+    for (risk, count) in [("uri", 1), ("any", 1), ("launch", 0)] {
+        let uri = format!("/v1/documents?risk={risk}");
+        let (status, _, page) =
+            crate::routes::tests::send(app.clone(), with_key("GET", &uri, &key, "")).await;
+        assert_eq!(status, http::StatusCode::OK);
+        let page = crate::routes::tests::json(&page);
+        assert_eq!(
+            page["items"].as_array().map(Vec::len),
+            Some(count),
+            "{uri}: {page}"
+        );
+        if count == 1 {
+            assert_eq!(
+                page["items"][0]["risks"],
+                serde_json::json!(["java_script", "uri"])
+            );
+        }
+    }
     crate::report::mark_ran(SUITE, &format!("schema {}", schema.name));
 }
 

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use docaiche_core::document::{DocumentMeta, DocumentStore, DocumentText, NewDocument};
+use docaiche_core::extract::RiskFlag;
 use docaiche_core::page::PageRequest;
 use docaiche_core::{DocumentId, ErrorCode, PrincipalId, TenantId};
 
@@ -42,6 +43,7 @@ pub async fn run_document_store(store: Arc<dyn DocumentStore>, harness: &Harness
     tenant_isolation(&*store, harness).await;
     list_order_and_pagination(&*store, harness).await;
     text_lifecycle(&*store, harness).await;
+    risk_flags_are_stored_with_the_text(&*store, harness).await;
     delete_is_idempotent(&*store, harness).await;
     usage_counts_one_tenants_documents_and_bytes(&*store, harness).await;
 }
@@ -361,6 +363,114 @@ async fn text_lifecycle(store: &dyn DocumentStore, h: &Harness) {
             .await,
         ErrorCode::NotFound,
         "put_text of an unknown document",
+    );
+}
+
+/// `put_text` stores the text's risk flags; every read of the metadata and
+/// `get_text` return them canonical; a document without text has none.
+async fn risk_flags_are_stored_with_the_text(store: &dyn DocumentStore, h: &Harness) {
+    let case = Case::new(SUITE, "risk_flags_are_stored_with_the_text");
+    let tenant = h.tenant();
+    let (risky, clean, untouched) = (new_doc("judy"), new_doc("judy"), new_doc("judy"));
+    for doc in [&risky, &clean, &untouched] {
+        let meta = case.ok(store.put(&tenant, doc.clone()).await, "put");
+        case.eq(&meta.risks, &Vec::new(), "risks from put");
+    }
+    // Given out of order and repeated: stored canonical.
+    let mut text = DocumentText::new(vec!["page".to_owned()]);
+    text.risks = vec![RiskFlag::Xfa, RiskFlag::JavaScript, RiskFlag::Xfa];
+    case.ok(store.put_text(&tenant, &risky.id, &text).await, "put_text");
+    let expected = vec![RiskFlag::JavaScript, RiskFlag::Xfa];
+    case.ok(
+        store
+            .put_text(
+                &tenant,
+                &clean.id,
+                &DocumentText::new(vec!["page".to_owned()]),
+            )
+            .await,
+        "put_text without risks",
+    );
+    let risks_of = |metas: &[DocumentMeta], id: &DocumentId| {
+        metas
+            .iter()
+            .find(|m| m.id == *id)
+            .map(|m| (m.has_text, m.risks.clone()))
+            .unwrap_or_else(|| case.fail("a document is missing from a listing"))
+    };
+    let head = case.ok(store.head(&tenant, &risky.id).await, "head");
+    case.eq(
+        &head.map(|m| m.risks),
+        &Some(expected.clone()),
+        "head after put_text",
+    );
+    let got = case.ok(store.get(&tenant, &risky.id).await, "get");
+    case.eq(
+        &got.map(|d| d.meta.risks),
+        &Some(expected.clone()),
+        "get after put_text",
+    );
+    case.eq(
+        &case
+            .ok(store.get_text(&tenant, &risky.id).await, "get_text")
+            .map(|t| t.risks),
+        &Some(expected.clone()),
+        "get_text after put_text",
+    );
+    let listed = walk(case, 2, |p| {
+        let tenant = tenant.clone();
+        async move { store.list(&tenant, &p).await }
+    })
+    .await;
+    let by_owner = walk(case, 2, |p| {
+        let tenant = tenant.clone();
+        async move { store.list_by_owner(&tenant, &owner("judy"), &p).await }
+    })
+    .await;
+    for (name, metas) in [("list", &listed), ("list_by_owner", &by_owner)] {
+        case.eq(
+            &risks_of(metas, &risky.id),
+            &(true, expected.clone()),
+            &format!("{name}: the risky document"),
+        );
+        case.eq(
+            &risks_of(metas, &clean.id),
+            &(true, Vec::new()),
+            &format!("{name}: a clean document"),
+        );
+        case.eq(
+            &risks_of(metas, &untouched.id),
+            &(false, Vec::new()),
+            &format!("{name}: a document without text"),
+        );
+    }
+    // Replaced with the text; every flag round-trips.
+    let every = DocumentText::new(vec!["again".to_owned()]).with_risks(RiskFlag::ALL);
+    case.ok(
+        store.put_text(&tenant, &risky.id, &every).await,
+        "put_text again",
+    );
+    let head = case.ok(store.head(&tenant, &risky.id).await, "head");
+    case.eq(
+        &head.map(|m| m.risks),
+        &Some(RiskFlag::ALL.to_vec()),
+        "every flag, replacing the first ones",
+    );
+    case.eq(
+        &case.ok(store.get_text(&tenant, &risky.id).await, "get_text"),
+        &Some(every),
+        "text and every flag",
+    );
+    let cleaned = DocumentText::new(vec!["sanitised".to_owned()]);
+    case.ok(
+        store.put_text(&tenant, &risky.id, &cleaned).await,
+        "put_text without risks",
+    );
+    let head = case.ok(store.head(&tenant, &risky.id).await, "head");
+    case.eq(
+        &head.map(|m| m.risks),
+        &Some(Vec::new()),
+        "text stored without flags clears them",
     );
 }
 

@@ -423,9 +423,10 @@ impl DocumentStore for EncryptedDocumentStore {
             .map_err(|e| Error::internal_with("text serialization", e))?;
         let sealed = seal(&key, &associated_data(tenant, id, Part::Text), &plain)?;
         let page = format!("{TEXT_PREFIX}{}", BASE64.encode(&sealed));
-        self.inner
-            .put_text(tenant, id, &DocumentText::new(vec![page]))
-            .await
+        // The flags stay in the clear (the contract): listings filter on
+        // them, and they say which active content a PDF has, not its text.
+        let stored = DocumentText::new(vec![page]).with_risks(text.risks.iter().copied());
+        self.inner.put_text(tenant, id, &stored).await
     }
 
     async fn get_text(&self, tenant: &TenantId, id: &DocumentId) -> Result<Option<DocumentText>> {
@@ -447,7 +448,7 @@ impl DocumentStore for EncryptedDocumentStore {
         let plain = open(&key, &associated_data(tenant, id, Part::Text), &sealed)?;
         let pages: Vec<String> = serde_json::from_slice(&plain)
             .map_err(|e| Error::internal_with("decrypted text is not a page list", e))?;
-        Ok(Some(DocumentText::new(pages)))
+        Ok(Some(DocumentText::new(pages).with_risks(stored.risks)))
     }
 }
 

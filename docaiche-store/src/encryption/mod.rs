@@ -76,7 +76,8 @@
 //!   compliance crate's erasure calls it after deleting the documents.
 //!
 //! What stays in clear: metadata (filename, content type, SHA-256 of the
-//! plaintext for deduplication, sizes, owner, times). A deployment that
+//! plaintext for deduplication, sizes, owner, times, the risk flags of the
+//! extraction, which listings filter on). A deployment that
 //! must hide filenames stores them elsewhere or hashes them before `put`.
 //!
 //! Why per subject rather than per document or per tenant: per document

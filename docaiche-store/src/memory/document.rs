@@ -258,8 +258,10 @@ impl DocumentStore for MemoryDocumentStore {
             if after > self.max_bytes {
                 return Err(capacity_exceeded(STORE, self.max_bytes, "bytes"));
             }
-            entry.text = Some(text.clone());
+            let text = text.clone().with_risks(text.risks.iter().copied());
+            entry.meta.risks.clone_from(&text.risks);
             entry.meta.has_text = true;
+            entry.text = Some(text);
             state.bytes = after;
             Ok(())
         })

@@ -39,12 +39,12 @@ pub const DOCUMENT_USAGE: &str =
     "SELECT COUNT(*), COALESCE(SUM(size), 0)::BIGINT FROM documents WHERE tenant_id = $1";
 /// Delete a document: tenant, id.
 pub const DOCUMENT_DELETE: &str = "DELETE FROM documents WHERE tenant_id = $1 AND id = $2";
-/// Store text: tenant, id, pages (json).
+/// Store text: tenant, id, pages (json), risk flags (`risks_column`).
 pub const DOCUMENT_PUT_TEXT: &str =
-    "UPDATE documents SET text_pages = $3 WHERE tenant_id = $1 AND id = $2";
-/// Fetch text: tenant, id.
+    "UPDATE documents SET text_pages = $3, risks = $4 WHERE tenant_id = $1 AND id = $2";
+/// Fetch text and risk flags: tenant, id.
 pub const DOCUMENT_GET_TEXT: &str =
-    "SELECT text_pages FROM documents WHERE tenant_id = $1 AND id = $2";
+    "SELECT text_pages, risks FROM documents WHERE tenant_id = $1 AND id = $2";
 
 /// Insert an api key record (columns in `API_KEY_COLUMNS` order, tenant first).
 pub static API_KEY_INSERT: LazyLock<String> = LazyLock::new(|| {

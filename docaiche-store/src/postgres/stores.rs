@@ -17,7 +17,7 @@ use super::{Scope, Shared, err, set_scope};
 use crate::sql::{
     ApiKeyRow, AuditRow, DocumentRow, audit_cursor, audit_outcome, audit_page, cursor_or_start,
     fetch_limit, from_micros, is_unique_violation, micros, micros_ceil, page_of, parse_cursor,
-    signed, text_from_json, to_json, truncate,
+    risks_column, signed, text_from_columns, to_json, truncate,
 };
 use crate::trace::traced;
 
@@ -230,6 +230,7 @@ impl DocumentStore for PgDocumentStore {
     ) -> Result<()> {
         traced!("postgresql", "document_texts", "put", async move {
             let json = to_json(&text.pages)?;
+            let risks = risks_column(&text.risks);
             let mut conn = self.shared.write().await?;
             let mut ex = self
                 .shared
@@ -239,6 +240,7 @@ impl DocumentStore for PgDocumentStore {
                 .bind(tenant.as_str())
                 .bind(id.as_uuid())
                 .bind(json)
+                .bind(risks)
                 .execute(ex.conn())
                 .await
                 .map_err(err)?;
@@ -258,14 +260,15 @@ impl DocumentStore for PgDocumentStore {
                 .shared
                 .scoped(&mut conn, Scope::Tenant(tenant.as_str()))
                 .await?;
-            let text: Option<Option<String>> = sqlx::query_scalar(q::DOCUMENT_GET_TEXT)
+            let row: Option<(Option<String>, String)> = sqlx::query_as(q::DOCUMENT_GET_TEXT)
                 .bind(tenant.as_str())
                 .bind(id.as_uuid())
                 .fetch_optional(ex.conn())
                 .await
                 .map_err(err)?;
             ex.finish().await?;
-            text.flatten().map(|t| text_from_json(&t)).transpose()
+            row.and_then(|(text, risks)| text.map(|t| text_from_columns(&t, &risks)))
+                .transpose()
         })
         .await
     }

@@ -15,7 +15,10 @@
 //!   PostgreSQL `text` cannot hold NUL and the contracts require NUL to
 //!   round-trip. The cost: those columns read as `\x…` in `psql`;
 //! - JSON (payloads, results, scopes, audit events) is serde_json text, which
-//!   escapes NUL as `\u0000` (`jsonb` would refuse it).
+//!   escapes NUL as `\u0000` (`jsonb` would refuse it);
+//! - a document's risk flags are their snake_case names, sorted and
+//!   comma-separated (`java_script,open_action`, `''` for none): readable
+//!   in `psql`, and independent of the enum's declaration order.
 
 use std::fmt;
 use std::sync::Arc;
@@ -24,6 +27,7 @@ use std::time::{Duration, Instant};
 use docaiche_core::api_key::{ApiKeyLookup, ApiKeyRecord};
 use docaiche_core::audit::AuditEvent;
 use docaiche_core::document::{DocumentMeta, DocumentText};
+use docaiche_core::extract::RiskFlag;
 use docaiche_core::job::{JobLease, JobRecord, JobState};
 use docaiche_core::page::Page;
 use docaiche_core::resilience::CircuitBreaker;
@@ -362,12 +366,13 @@ pub(crate) struct DocumentRow {
     pub(crate) size: i64,
     pub(crate) sha256: Vec<u8>,
     pub(crate) has_text: bool,
+    pub(crate) risks: String,
     pub(crate) created_at: i64,
 }
 
 /// Metadata columns, in the order of [`DocumentRow`].
 pub(crate) const DOCUMENT_COLUMNS: &str = "id, tenant_id, owner_id, filename, content_type, \
-     size, sha256, (text_pages IS NOT NULL) AS has_text, created_at";
+     size, sha256, (text_pages IS NOT NULL) AS has_text, risks, created_at";
 
 impl DocumentRow {
     pub(crate) fn into_meta(self) -> Result<DocumentMeta> {
@@ -385,15 +390,42 @@ impl DocumentRow {
             .map(|f| utf8(f, "stored filename is not utf-8"))
             .transpose()?;
         meta.has_text = self.has_text;
+        meta.risks = risks_from_column(&self.risks)?;
         Ok(meta)
     }
 }
 
-pub(crate) fn text_from_json(text: &str) -> Result<DocumentText> {
-    Ok(DocumentText::new(from_json(
-        text,
-        "stored document text is not json",
-    )?))
+/// The stored text and its stored risk flags (`text_pages`, `risks`).
+pub(crate) fn text_from_columns(text: &str, risks: &str) -> Result<DocumentText> {
+    let pages: Vec<String> = from_json(text, "stored document text is not json")?;
+    Ok(DocumentText::new(pages).with_risks(risks_from_column(risks)?))
+}
+
+/// The `risks` column of `risks`: canonical names, comma-separated.
+pub(crate) fn risks_column(risks: &[RiskFlag]) -> String {
+    RiskFlag::canonical(risks.iter().copied())
+        .iter()
+        .map(|flag| flag.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The flags of a `risks` column, canonical.
+///
+/// # Errors
+/// `Internal` for a name this build does not know (a corrupted row, or one
+/// written by a newer version): never a flag made up or dropped.
+pub(crate) fn risks_from_column(column: &str) -> Result<Vec<RiskFlag>> {
+    if column.is_empty() {
+        return Ok(Vec::new());
+    }
+    column
+        .split(',')
+        .map(|name| {
+            RiskFlag::from_name(name).ok_or_else(|| Error::internal("stored risk flag is unknown"))
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(RiskFlag::canonical)
 }
 
 /// An API key record's columns.
@@ -632,6 +664,34 @@ mod tests {
             from_micros(i64::MAX).map(|_| ()).unwrap_err().code(),
             ErrorCode::Internal
         );
+    }
+
+    #[test]
+    fn risk_flags_are_stored_by_name_and_unknown_names_are_internal_errors() {
+        assert_eq!(risks_column(&[]), "");
+        assert_eq!(risks_from_column("").unwrap(), []);
+        let flags = [RiskFlag::Xfa, RiskFlag::JavaScript, RiskFlag::Xfa];
+        assert_eq!(risks_column(&flags), "java_script,xfa");
+        assert_eq!(
+            risks_from_column("xfa,java_script").unwrap(),
+            [RiskFlag::JavaScript, RiskFlag::Xfa]
+        );
+        for flag in RiskFlag::ALL {
+            assert_eq!(risks_from_column(&risks_column(&[flag])).unwrap(), [flag]);
+        }
+        for bad in [
+            "teleport",
+            "java_script,",
+            ",",
+            "JavaScript",
+            "java_script, uri",
+        ] {
+            assert_eq!(
+                risks_from_column(bad).unwrap_err().code(),
+                ErrorCode::Internal,
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

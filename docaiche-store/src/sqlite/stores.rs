@@ -17,7 +17,7 @@ use super::{Shared, err};
 use crate::sql::{
     ApiKeyRow, AuditRow, DocumentRow, audit_cursor, audit_outcome, audit_page, cursor_or_start,
     fetch_limit, from_micros, is_unique_violation, micros, micros_ceil, page_of, parse_cursor,
-    signed, text_from_json, to_json, truncate,
+    risks_column, signed, text_from_columns, to_json, truncate,
 };
 use crate::trace::traced;
 
@@ -194,11 +194,13 @@ impl DocumentStore for SqliteDocumentStore {
     ) -> Result<()> {
         traced!("sqlite", "document_texts", "put", async move {
             let json = to_json(&text.pages)?;
+            let risks = risks_column(&text.risks);
             let mut conn = self.shared.conn().await?;
             let done = sqlx::query(q::DOCUMENT_PUT_TEXT)
                 .bind(tenant.as_str())
                 .bind(id.as_uuid())
                 .bind(json)
+                .bind(risks)
                 .execute(&mut *conn)
                 .await
                 .map_err(err)?;
@@ -213,13 +215,14 @@ impl DocumentStore for SqliteDocumentStore {
     async fn get_text(&self, tenant: &TenantId, id: &DocumentId) -> Result<Option<DocumentText>> {
         traced!("sqlite", "document_texts", "get", async move {
             let mut conn = self.shared.conn().await?;
-            let text: Option<Option<String>> = sqlx::query_scalar(q::DOCUMENT_GET_TEXT)
+            let row: Option<(Option<String>, String)> = sqlx::query_as(q::DOCUMENT_GET_TEXT)
                 .bind(tenant.as_str())
                 .bind(id.as_uuid())
                 .fetch_optional(&mut *conn)
                 .await
                 .map_err(err)?;
-            text.flatten().map(|t| text_from_json(&t)).transpose()
+            row.and_then(|(text, risks)| text.map(|t| text_from_columns(&t, &risks)))
+                .transpose()
         })
         .await
     }

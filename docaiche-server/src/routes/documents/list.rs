@@ -1,5 +1,12 @@
 //! `GET /v1/documents`: the caller's tenant's documents, oldest first, a
-//! page at a time, filtered by owner, content type and creation time.
+//! page at a time, filtered by owner, content type, risk flag and creation
+//! time.
+//!
+//! `?risk=java_script` (any name of [`RiskFlag::ALL`]) lists the documents
+//! whose extraction found that active content, `?risk=any` those with at
+//! least one flag; a document is flagged once its text is stored
+//! (`has_text`), so one still waiting for its extraction job matches no
+//! `risk`. Another value is a 400 problem naming the valid ones.
 //!
 //! The owner filter is the store's own (`DocumentStore::list_by_owner`);
 //! the others are applied to what the store returns
@@ -14,6 +21,7 @@ use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use docaiche_auth::layer::Authenticated;
 use docaiche_core::document::DocumentMeta;
+use docaiche_core::extract::RiskFlag;
 use docaiche_core::page::PageRequest;
 use docaiche_core::{DocumentStore as _, Error, PrincipalId};
 use serde::{Deserialize, Serialize};
@@ -29,6 +37,19 @@ use crate::state::AppState;
 const DEFAULT_PAGE: u32 = 50;
 /// Longest `content_type` filter, in characters.
 const MAX_CONTENT_TYPE_CHARS: usize = 255;
+/// What `?risk=` matches besides a flag: documents with any flag.
+const ANY_RISK: &str = "any";
+
+/// The values `?risk=` takes: every [`RiskFlag`] name, then [`ANY_RISK`].
+const RISK_NAMES: [&str; RiskFlag::ALL.len() + 1] = {
+    let mut names = [ANY_RISK; RiskFlag::ALL.len() + 1];
+    let mut i = 0;
+    while i < RiskFlag::ALL.len() {
+        names[i] = RiskFlag::ALL[i].as_str();
+        i += 1;
+    }
+    names
+};
 
 /// `GET /v1/documents`: the route of [`list_documents`] and its
 /// documentation.
@@ -51,6 +72,12 @@ pub(crate) const LIST_DOCUMENTS: Endpoint = Endpoint::new(
                 "content_type",
                 Param::TextUpTo(MAX_CONTENT_TYPE_CHARS),
                 "only documents of this media type, e.g. `application/pdf`",
+            ),
+            (
+                "risk",
+                Param::OneOf(&RISK_NAMES),
+                "only documents whose extraction found this active content \
+                 (`any`: at least one flag); a document not extracted yet has none",
             ),
             (
                 "created_after",
@@ -80,6 +107,7 @@ pub(crate) const LIST_DOCUMENTS: Endpoint = Endpoint::new(
 pub(super) struct ListQuery {
     owner: Option<String>,
     content_type: Option<String>,
+    risk: Option<String>,
     created_after: Option<String>,
     created_before: Option<String>,
     after: Option<String>,
@@ -87,11 +115,41 @@ pub(super) struct ListQuery {
     limit: Option<u32>,
 }
 
+/// What `?risk=` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RiskFilter {
+    /// At least one flag.
+    Any,
+    /// This flag, among others or alone.
+    Flag(RiskFlag),
+}
+
+impl RiskFilter {
+    /// The filter named `name`, one of [`RISK_NAMES`].
+    fn parse(name: &str) -> Result<Self, Error> {
+        if name == ANY_RISK {
+            return Ok(Self::Any);
+        }
+        RiskFlag::from_name(name).map(Self::Flag).ok_or_else(|| {
+            Error::invalid_input(format!("risk must be one of {}", RISK_NAMES.join(", ")))
+        })
+    }
+
+    /// Whether a document flagged `risks` matches.
+    fn admits(self, risks: &[RiskFlag]) -> bool {
+        match self {
+            Self::Any => !risks.is_empty(),
+            Self::Flag(flag) => risks.contains(&flag),
+        }
+    }
+}
+
 /// The checked filter of a [`ListQuery`].
 #[derive(Debug)]
 struct Filter {
     owner: Option<PrincipalId>,
     content_type: Option<String>,
+    risk: Option<RiskFilter>,
     created_after: Option<OffsetDateTime>,
     created_before: Option<OffsetDateTime>,
 }
@@ -112,9 +170,11 @@ impl Filter {
         {
             return Err(Error::invalid_input("content_type is too long"));
         }
+        let risk = query.risk.as_deref().map(RiskFilter::parse).transpose()?;
         Ok(Self {
             owner,
             content_type,
+            risk,
             created_after: rfc3339("created_after", query.created_after.as_deref())?,
             created_before: rfc3339("created_before", query.created_before.as_deref())?,
         })
@@ -125,6 +185,7 @@ impl Filter {
         self.content_type
             .as_ref()
             .is_none_or(|c| *c == meta.content_type)
+            && self.risk.is_none_or(|r| r.admits(&meta.risks))
             && self.created_after.is_none_or(|t| meta.created_at >= t)
             && self.created_before.is_none_or(|t| meta.created_at < t)
     }

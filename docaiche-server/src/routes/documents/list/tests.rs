@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::routes::router;
-use crate::routes::tests::send;
+use crate::routes::tests::{assert_problem, send};
 use crate::state::AppState;
 use crate::state::tests::local_state;
 use crate::test_support::{TestDir, key_with};
@@ -20,6 +20,29 @@ async fn put(state: &AppState, tenant: &str, owner: &str, content_type: &str) ->
     let document = NewDocument::new(owner, content_type, "00", Bytes::from_static(b"%PDF-"));
     let meta = state.documents.put(&tenant, document).await.expect("put");
     meta.id.to_string()
+}
+
+/// `POST /v1/documents` of `pdf` with `key`: the created document.
+async fn upload(state: &AppState, key: &str, pdf: Vec<u8>) -> Value {
+    let request = Request::post("/v1/documents")
+        .header("x-api-key", key)
+        .header("content-type", "application/pdf")
+        .body(Body::from(pdf))
+        .expect("request");
+    let (status, _, body) = send(router(state.clone()), request).await;
+    let created: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    created
+}
+
+/// The fuzz seed with `/JavaScript` in an `/OpenAction` and an embedded
+/// file (`docaiche-extract`'s `active_content_seed_is_flagged`).
+fn active_pdf() -> Vec<u8> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fuzz/corpus/extract/active.pdf"
+    );
+    std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 /// `GET uri` with `key`: the status and the body as JSON (if any).
@@ -166,4 +189,86 @@ async fn documents_are_listed_by_page_and_filter_within_the_callers_tenant() {
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_are_filtered_by_the_risk_flags_their_extraction_found() {
+    let dir = TestDir::new("documents-list-risk");
+    let mut config = Config::default();
+    config.storage.data_dir = dir.path().to_path_buf();
+    let state = local_state(&config);
+    let key = key_with(&state, "acme", &["documents:read", "documents:write"]).await;
+
+    // Extracted inline at upload: the flags come back with the document.
+    let active = upload(&state, &key, active_pdf()).await;
+    let flags = serde_json::json!(["java_script", "open_action", "embedded_files"]);
+    assert_eq!(active["risks"], flags, "{active}");
+    assert_eq!(active["extraction"]["risks"], flags, "{active}");
+    let active = active["id"].as_str().expect("id").to_owned();
+    let clean = upload(
+        &state,
+        &key,
+        crate::test_support::corpus_pdf("latex-recommended__test.pdf"),
+    )
+    .await;
+    assert_eq!(clean["risks"], serde_json::json!([]), "{clean}");
+    let clean = clean["id"].as_str().expect("id").to_owned();
+    // Stored, never extracted: no flags, whatever its bytes.
+    let pending = put(&state, "acme", "alice", "application/pdf").await;
+
+    let (status, meta) = get(&state, &format!("/v1/documents/{active}"), &key).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(meta["risks"], flags, "{meta}");
+    crate::openapi::tests::conforms(
+        "/v1/documents/{id}",
+        "Document",
+        meta.to_string().as_bytes(),
+    );
+    let (_, meta) = get(&state, &format!("/v1/documents/{pending}"), &key).await;
+    assert_eq!(
+        (&meta["has_text"], &meta["risks"]),
+        (&Value::Bool(false), &serde_json::json!([]))
+    );
+
+    for (risk, expected) in [
+        ("java_script", vec![active.clone()]),
+        ("open_action", vec![active.clone()]),
+        ("embedded_files", vec![active.clone()]),
+        ("any", vec![active.clone()]),
+        ("launch", vec![]),
+        ("xfa", vec![]),
+    ] {
+        let uri = format!("/v1/documents?risk={risk}&limit=1");
+        assert_eq!(walk(&state, &uri, &key).await, expected, "{uri}");
+    }
+    let all = walk(&state, "/v1/documents?limit=10", &key).await;
+    assert_eq!(all, [active.clone(), clean, pending]);
+    // With the other filters.
+    let uri = "/v1/documents?risk=java_script&content_type=text%2Fplain";
+    assert!(walk(&state, uri, &key).await.is_empty());
+    let uri = "/v1/documents?risk=any&owner=alice";
+    assert!(walk(&state, uri, &key).await.is_empty());
+
+    for bad in [
+        "risk=JavaScript",
+        "risk=javascript",
+        "risk=",
+        "risk=teleport",
+        "risk=java_script&risk=uri",
+    ] {
+        let request = Request::get(format!("/v1/documents?{bad}"))
+            .header("x-api-key", key.as_str())
+            .body(Body::empty())
+            .expect("request");
+        let (status, headers, body) = send(router(state.clone()), request).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        let problem = assert_problem(&headers, &body, "invalid-input");
+        if !bad.contains('&') {
+            let detail = problem["detail"].as_str().expect("detail");
+            assert!(
+                detail.contains("java_script") && detail.contains("xfa") && detail.contains("any"),
+                "{bad}: {detail}"
+            );
+        }
+    }
 }
