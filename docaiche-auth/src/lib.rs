@@ -56,6 +56,7 @@
 //! | [`password`] | argon2id (OWASP parameters), transparent rehash, hashing off the runtime, the same work for unknown accounts; a [`PasswordPolicy`](password::PasswordPolicy) for new passwords — at least 12 characters, and none of the 49,233 most common breached passwords of a list bundled in the crate (no network call) |
 //! | [`rbac`] | roles and tenant-scoped bindings as data; deny by default; cross-tenant admin only when granted explicitly |
 //! | [`login`] | password login (`{tenant, email, password}` → session) with lockout, OWASP device cookies, rehash and audit; refresh with the account's current roles; disabling or deleting an account ends its tokens at once; RFC 7009 revocation; invitations and password resets as stateless, single-use tokens bound to the password hash (`AccountTokens`); `may_grant`, the no-escalation rule for giving roles; tenant-defined custom roles (`with_custom_roles`) expanded into concrete permissions at login and refresh, `may_grant_in` |
+//! | [`mfa`] | a TOTP second factor (RFC 6238 over RFC 4226, HMAC-SHA1/256/512, 6 or 8 digits, ±1 step): enrolment with an `otpauth://` URI and single-use recovery codes (keyed hashes), secrets sealed with AES-256-GCM for their tenant and account under a key derived from the pepper, a code accepted once across instances (the store's compare-and-set on the last step) |
 //! | [`lockout`] | failed-authentication tracking per address, network, account and trusted device, with soft, capped lockouts that slow the guesser and never refuse a valid credential, and audit events |
 //! | [`layer`] | `AuthLayer` (credential → `Principal`, 401 with `WWW-Authenticate`), `RequirePermissionLayer` (403), the axum extractor |
 //!
@@ -76,6 +77,7 @@ pub mod jwt;
 pub mod layer;
 pub mod lockout;
 pub mod login;
+pub mod mfa;
 pub mod oidc;
 pub mod password;
 pub mod rbac;
@@ -87,6 +89,7 @@ pub mod contracts {
     pub use docaiche_core::account::{Account, AccountStore};
     pub use docaiche_core::api_key::{ApiKeyRecord, ApiKeyStore};
     pub use docaiche_core::auth::{Authenticator, Credential};
+    pub use docaiche_core::mfa::{MfaEnrolment, MfaStore};
     pub use docaiche_core::principal::{AuthMethod, Principal};
     pub use docaiche_core::revocation::TokenRevocationStore;
 }

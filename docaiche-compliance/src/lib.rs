@@ -39,7 +39,7 @@
 //! |---|---|
 //! | [`audit`] | the tamper-evident trail, its sinks and the verifier; keyed hashes of personal details on the way in ([`ProtectedSink`](audit::ProtectedSink)) |
 //! | [`redact`] | one PII and secret [`Redactor`](redact::Redactor) for log lines and audit details, measured on a labelled corpus |
-//! | [`retention`] | periods per tenant and resource kind, legal holds, the audited [`Purger`](retention::Purger) and its schedule |
+//! | [`retention`] | periods per tenant and resource kind (static, or read per run from the tenant registry), legal holds, the audited [`Purger`](retention::Purger) and its schedule |
 //! | [`privacy`] | data-subject requests with legal deadlines, export bundles (account, documents, keys, audit entries), erasure with crypto-shredding and a pseudonymous tombstone; durable request and legal hold stores (`privacy::sql`) |
 //! | [`report`] | the [`ComplianceReport`](report::ComplianceReport), as JSON and as an escaped HTML page |
 //!

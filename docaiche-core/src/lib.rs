@@ -33,6 +33,7 @@
 //! | [`Authenticator`] | credential → principal | `docaiche-auth` |
 //! | [`AccountStore`] | password accounts (hashes only) | memory, SQLite, PostgreSQL |
 //! | [`CustomRoleStore`] | tenant-defined roles of exact permissions | memory, SQLite, PostgreSQL |
+//! | [`MfaStore`] | second-factor (TOTP) enrolments: sealed secret, last accepted step, recovery-code hashes | memory, SQLite, PostgreSQL |
 //! | [`ApiKeyStore`] | API key records (hashes only) | memory, SQLite, PostgreSQL |
 //! | [`TokenRevocationStore`] | revoked token ids | memory, SQL, Redis |
 //! | [`RateLimiter`] | GCRA quotas | governor, Redis |
@@ -81,6 +82,7 @@ pub mod id;
 pub mod invalidation;
 pub mod job;
 pub mod key_wrapper;
+pub mod mfa;
 pub mod page;
 pub mod permission;
 pub mod principal;
@@ -109,6 +111,7 @@ pub use id::{ApiKeyId, DocumentId, JobId, PrincipalId, TenantId};
 pub use invalidation::InvalidationBus;
 pub use job::JobQueue;
 pub use key_wrapper::KeyWrapper;
+pub use mfa::MfaStore;
 pub use permission::{
     Grant, MAX_PERMISSION_LEN, MAX_SCOPES, Permission, PermissionCatalog, PermissionSet, Role,
 };

@@ -146,8 +146,14 @@ pub struct TenantSettings {
     /// tenant (at most [`MAX_KEY_RATE_LIMITS`]).
     pub key_rate_limits: BTreeMap<ApiKeyId, RateLimitOverride>,
     /// Replaces the configured document retention, in days (1 to
-    /// [`MAX_RETENTION_DAYS`]). A setting for the retention job to read;
-    /// the bundled server stores and serves it but does not apply it yet.
+    /// [`MAX_RETENTION_DAYS`]): the period after which the tenant's
+    /// documents are purged. It takes precedence over the configured
+    /// periods (the tenant's own, then the default) because it is the later
+    /// decision, made for this tenant by a platform administrator; `None`
+    /// leaves the configured period in force. `docaiche-compliance`'s
+    /// `TenantStoreRetention` applies it at every purge run (the bundled
+    /// server does, from the next run after a change); legal holds still
+    /// keep what they cover.
     pub retention_days: Option<u32>,
     /// Storage quotas, enforced at upload.
     pub quotas: TenantQuotas,

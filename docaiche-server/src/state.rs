@@ -218,7 +218,9 @@ impl AppState {
             documents.clone(),
             Arc::clone(&auth.stores.audit),
             Arc::clone(&auth.clock),
+            Arc::clone(&auth.stores.tenants),
         )?;
+
         let console = crate::console::Console::in_memory(&auth)?;
         Ok(Self(Arc::new(AppStateFields {
             health: Arc::new(health),

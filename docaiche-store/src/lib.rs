@@ -92,6 +92,9 @@
 //! [`ApiKeyStore`](docaiche_core::ApiKeyStore),
 //! [`CustomRoleStore`](docaiche_core::CustomRoleStore) (table `custom_roles`,
 //! its per-tenant bound kept under racing creations),
+//! [`MfaStore`](docaiche_core::MfaStore) (tables `mfa_enrolments` and
+//! `mfa_recovery_codes`: conditional `UPDATE`s as the compare-and-set of
+//! the last accepted step and of each recovery code, reads on the primary),
 //! [`TokenRevocationStore`](docaiche_core::TokenRevocationStore),
 //! [`JobQueue`](docaiche_core::JobQueue),
 //! [`UsageStore`](docaiche_core::UsageStore) (per-key usage counters:
@@ -194,6 +197,6 @@ pub mod vault;
 pub use key_wrapper::LocalKeyWrapper;
 pub use memory::{
     MemoryAccountStore, MemoryApiKeyStore, MemoryAuditSink, MemoryCacheStore, MemoryDocumentStore,
-    MemoryJobQueue, MemoryRevocationStore, MemoryUsageStore,
+    MemoryJobQueue, MemoryMfaStore, MemoryRevocationStore, MemoryUsageStore,
 };
 pub use secret::{EnvSecretProvider, FileSecretProvider, MemorySecretProvider, SecretChain};

@@ -2,7 +2,7 @@
 //!
 //! | suite | variable | what |
 //! |---|---|---|
-//! | `postgres-store` | `DOCAICHE_TEST_POSTGRES_URL` | conformance of every adapter, two instances sharing one job queue, an index for every query (`EXPLAIN` over 20k+ rows, tenants and document usage included), row-level security, pool figures and health, read replica and its fallback |
+//! | `postgres-store` | `DOCAICHE_TEST_POSTGRES_URL` | conformance of every adapter, two instances sharing one job queue, an index for every query (`EXPLAIN` over 20k+ rows, tenants, second-factor enrolments and document usage included), row-level security, pool figures and health, read replica and its fallback |
 //!
 //! `./scripts/test.sh` starts PostgreSQL and sets the variable. A missing
 //! variable skips loudly, or fails under `CI=true` /
@@ -148,6 +148,16 @@ async fn usage_store_conforms() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mfa_store_conforms() {
+    in_schema("mfa store conformance", |ctx| async move {
+        let store = ctx.connect().await;
+        conformance::run_mfa_store(Arc::new(store.mfa()), &Harness::without_time()).await;
+        store.pool().close().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn data_key_store_conforms() {
     in_schema("data key store conformance", |ctx| async move {
         let store = ctx.connect().await;
@@ -268,6 +278,65 @@ async fn account_queries_use_the_tenant_indexes_on_a_large_table() {
         plan!("set roles", a::SET_ROLES, tenant, id, "[]", 1_i64);
         plan!("set disabled", a::SET_DISABLED, tenant, id, true, 1_i64);
         plan!("delete", a::DELETE, tenant, id);
+        for (name, text) in &plans {
+            let json: serde_json::Value = serde_json::from_str(text).unwrap();
+            let mut nodes = Vec::new();
+            plan_nodes(&json[0]["Plan"], &mut nodes);
+            assert!(
+                nodes
+                    .iter()
+                    .all(|n| n["Node Type"].as_str() != Some("Seq Scan")),
+                "{name} scans the table: {text}"
+            );
+            assert!(
+                nodes.iter().any(|n| n["Node Type"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("Index")),
+                "{name} uses no index: {text}"
+            );
+        }
+        store.pool().close().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mfa_queries_use_the_primary_keys_on_large_tables() {
+    use docaiche_store::postgres::mfa as m;
+    in_schema("explain mfa", |ctx| async move {
+        let store = ctx.connect().await;
+        let pool = store.pool();
+        for load in [
+            "INSERT INTO mfa_enrolments SELECT 'tenant-' || (i % 100), 'u' || lpad(i::text, 8, '0'), \
+             '\\x01'::bytea, 'active', i, i, i FROM generate_series(1, 30000) AS i",
+            "INSERT INTO mfa_recovery_codes SELECT 'tenant-' || (i % 100), 'u' || lpad(i::text, 8, '0'), \
+             int8send(c), NULL FROM generate_series(1, 30000) AS i, generate_series(1, 10) AS c",
+            "ANALYZE mfa_enrolments",
+            "ANALYZE mfa_recovery_codes",
+        ] {
+            sqlx::query(load).execute(pool).await.unwrap();
+        }
+        let (tenant, id, sealed) = ("tenant-7", "u00000107", vec![1_u8]);
+        let explain = |sql: &str| format!("EXPLAIN (FORMAT JSON) {sql}");
+        let mut plans = Vec::new();
+        macro_rules! plan {
+            ($name:expr, $sql:expr $(, $bind:expr)*) => {{
+                let row = sqlx::query(&explain($sql))
+                    $(.bind($bind))*
+                    .fetch_one(pool)
+                    .await
+                    .unwrap_or_else(|e| panic!("explain {}: {e}", $name));
+                let text: String = row.try_get_unchecked(0).unwrap();
+                plans.push(($name, text));
+            }};
+        }
+        plan!("get", &m::GET, tenant, id);
+        plan!("confirm", m::CONFIRM, tenant, id, sealed.clone(), 9_i64, 1_i64);
+        plan!("accept step", m::ACCEPT_STEP, tenant, id, sealed.clone(), 9_i64);
+        plan!("use recovery code", m::USE_CODE, tenant, id, vec![0_u8; 8], 1_i64);
+        plan!("delete codes", m::DELETE_CODES, tenant, id);
+        plan!("delete", m::DELETE, tenant, id);
         for (name, text) in &plans {
             let json: serde_json::Value = serde_json::from_str(text).unwrap();
             let mut nodes = Vec::new();
@@ -747,6 +816,9 @@ async fn row_level_security_hides_other_tenants_even_without_a_tenant_predicate(
         // every tenant through its read-only policy.
         conformance::run_data_key_store(Arc::new(scoped.data_keys()), &Harness::without_time())
             .await;
+        // Second-factor enrolments under RLS: both tables, the recovery
+        // codes' subqueries included.
+        conformance::run_mfa_store(Arc::new(scoped.mfa()), &Harness::without_time()).await;
         run_conformance(&scoped, &Harness::with_manual_clock(clock)).await;
 
         let (a, b) = (TenantId::new("tenant-a").unwrap(), TenantId::new("tenant-b").unwrap());
@@ -785,6 +857,8 @@ async fn row_level_security_hides_other_tenants_even_without_a_tenant_predicate(
         assert_eq!(count_in(None, "SELECT count(*) FROM documents").await, 0);
         assert_eq!(count_in(None, "SELECT count(*) FROM api_keys").await, 0);
         assert_eq!(count_in(None, "SELECT count(*) FROM jobs").await, 0);
+        assert_eq!(count_in(None, "SELECT count(*) FROM mfa_enrolments").await, 0);
+        assert_eq!(count_in(None, "SELECT count(*) FROM mfa_recovery_codes").await, 0);
         // Data keys: each tenant sees its own; without a tenant, none.
         {
             use docaiche_core::key_wrapper::WrappedKey;

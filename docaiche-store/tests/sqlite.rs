@@ -75,6 +75,18 @@ async fn data_key_store_conforms_in_memory_and_in_a_file() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mfa_store_conforms_in_memory_and_in_a_file() {
+    let memory = SqliteStore::connect(&SqliteConfig::in_memory())
+        .await
+        .unwrap();
+    conformance::run_mfa_store(Arc::new(memory.mfa()), &Harness::without_time()).await;
+    let db = TempDb::new();
+    let file = SqliteStore::connect(&db.config()).await.unwrap();
+    conformance::run_mfa_store(Arc::new(file.mfa()), &Harness::without_time()).await;
+    file.pool().close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn in_memory_database_conforms() {
     let store = SqliteStore::connect(&SqliteConfig::in_memory())
         .await

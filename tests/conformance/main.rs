@@ -12,8 +12,8 @@ use docaiche_store::LocalKeyWrapper;
 use docaiche_store::conformance::{self, Harness};
 use docaiche_store::memory::{
     MemoryAccountStore, MemoryApiKeyStore, MemoryAuditSink, MemoryCacheStore,
-    MemoryCustomRoleStore, MemoryDocumentStore, MemoryJobQueue, MemoryRevocationStore,
-    MemoryTenantStore,
+    MemoryCustomRoleStore, MemoryDocumentStore, MemoryJobQueue, MemoryMfaStore,
+    MemoryRevocationStore, MemoryTenantStore,
 };
 use docaiche_store::secret::{
     EnvSecretProvider, FileSecretProvider, MemorySecretProvider, SecretChain,
@@ -40,6 +40,12 @@ async fn memory_account_store_conforms() {
 async fn memory_custom_role_store_conforms() {
     let (_, harness) = manual();
     conformance::run_custom_role_store(Arc::new(MemoryCustomRoleStore::new()), &harness).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_mfa_store_conforms() {
+    let (_, harness) = manual();
+    conformance::run_mfa_store(Arc::new(MemoryMfaStore::new()), &harness).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -121,6 +121,22 @@ impl Peppers {
         (self.current, mac.finalize().into_bytes().to_vec())
     }
 
+    /// The configured versions, ascending.
+    pub fn versions(&self) -> impl Iterator<Item = u16> + '_ {
+        self.keyed.keys().copied()
+    }
+
+    /// A key for one purpose derived from pepper `version`: HMAC-SHA-256
+    /// of `label` under it, what [`Peppers::hash_current`] computes under
+    /// the current version (and how the server derives its device-cookie
+    /// and account-token keys). Distinct labels give independent keys.
+    /// `None` for a version that is not configured.
+    #[must_use]
+    pub fn derive_key(&self, version: u16, label: &str) -> Option<SecretBytes> {
+        self.mac(version, label)
+            .map(|mac| SecretBytes::new(mac.finalize().into_bytes().to_vec()))
+    }
+
     /// Whether `key` hashes to `expected` under pepper `version`, compared in
     /// constant time. `false` for an unknown version.
     #[must_use]
@@ -163,6 +179,20 @@ mod tests {
         assert!(!rotated.verify(version, "dcx_kez", &hash));
         let retired = Peppers::new(2, [(2, pepper(2))]).expect("valid");
         assert!(!retired.verify(version, "dcx_key", &hash));
+    }
+
+    #[test]
+    fn derived_keys_match_hash_current_and_differ_by_version_and_label() {
+        let peppers = Peppers::new(2, [(1, pepper(1)), (2, pepper(2))]).expect("valid");
+        let (_, current) = peppers.hash_current("label");
+        let derived = peppers.derive_key(2, "label").expect("configured");
+        assert_eq!(derived.expose_secret(), &current);
+        let old = peppers.derive_key(1, "label").expect("configured");
+        assert_ne!(old.expose_secret(), derived.expose_secret());
+        let other = peppers.derive_key(2, "other").expect("configured");
+        assert_ne!(other.expose_secret(), derived.expose_secret());
+        assert!(peppers.derive_key(3, "label").is_none());
+        assert_eq!(peppers.versions().collect::<Vec<_>>(), [1, 2]);
     }
 
     #[test]

@@ -53,6 +53,16 @@
 //! a hash-chained trail is cut as a whole prefix at a signed anchor, not
 //! item by item.
 //!
+//! Where the periods come from is a [`RetentionSource`], asked once per
+//! tenant at every run: the static [`RetentionPolicies`] by default, or,
+//! with [`Purger::with_source`], [`TenantStoreRetention`], which applies
+//! a tenant's `retention_days` from the tenant registry (`TenantStore`)
+//! over the configured policies (stored setting, then the tenant's
+//! configured period, then the default) and, as the schedule's
+//! [`TenantDirectory`], lists the registry's tenants. A source that cannot
+//! answer skips that tenant's run; it never falls back to a period that
+//! may be shorter than the real one.
+//!
 //! [`MemoryLegalHoldRegistry`] keeps holds for the life of the process;
 //! the privacy module's `sql` stores (`PgComplianceStore`,
 //! `SqliteComplianceStore`, features `postgres` and `sqlite`) keep them in
@@ -62,6 +72,7 @@ mod hold;
 mod policy;
 mod purge;
 mod schedule;
+mod source;
 
 pub use hold::{LegalHold, LegalHoldRegistry, MemoryLegalHoldRegistry};
 pub use policy::{MAX_RETENTION_DAYS, RetentionPolicies};
@@ -70,6 +81,7 @@ pub use purge::{
     DocumentPurgeTarget, KindPurge, PurgeCandidate, PurgeReport, Purgeable, Purger, TrailRetention,
 };
 pub use schedule::{PurgeSchedule, StaticTenants, TenantDirectory};
+pub use source::{RetentionSource, TenantStoreRetention};
 
 /// Well-known resource kind names for [`RetentionPolicies`].
 pub mod resource {

@@ -76,6 +76,17 @@ impl RetentionPolicies {
             .copied()
     }
 
+    /// Every period of `tenant`, kind → days: its own policy over the
+    /// defaults, kind by kind (what [`Self::days`] answers for each kind).
+    #[must_use]
+    pub fn tenant_periods(&self, tenant: &TenantId) -> BTreeMap<String, u32> {
+        let mut periods = self.default.clone();
+        if let Some(own) = self.tenants.get(tenant) {
+            periods.extend(own.iter().map(|(kind, &days)| (kind.clone(), days)));
+        }
+        periods
+    }
+
     /// Every resource kind that has a policy somewhere.
     #[must_use]
     pub fn kinds(&self) -> Vec<&str> {

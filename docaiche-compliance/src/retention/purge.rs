@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 use super::hold::{LegalHold, LegalHoldRegistry};
 use super::policy::RetentionPolicies;
 use super::resource;
+use super::source::RetentionSource;
 
 /// One item a [`Purgeable`] reports as older than the cutoff.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -213,17 +214,27 @@ pub struct KindPurge {
     pub truncated: bool,
 }
 
-/// Deletes expired items according to [`RetentionPolicies`], skipping
-/// what a [`LegalHold`] covers, and records each deletion on the audit
-/// trail *before* deleting (action `retention.purge`): an item is never
-/// gone without a record. If the audit sink refuses, the run for that
-/// tenant stops there (fail closed) and the report names the failure.
+/// Deletes expired items according to each tenant's retention periods,
+/// skipping what a [`LegalHold`] covers, and records each deletion on the
+/// audit trail *before* deleting (action `retention.purge`): an item is
+/// never gone without a record. If the audit sink refuses, the run for
+/// that tenant stops there (fail closed) and the report names the failure.
+///
+/// The periods come from a [`RetentionSource`], asked once per tenant and
+/// run: the [`RetentionPolicies`] given to [`Purger::new`], or the source
+/// given to [`Purger::with_source`] (say [`TenantStoreRetention`], whose
+/// per-tenant settings change while the process runs). A tenant whose
+/// periods cannot be read, or are out of bounds, is skipped for the run
+/// and listed in [`PurgeReport::failures`]: nothing is purged on a guess.
 ///
 /// A tenant-wide hold on a kind suspends that kind's purge entirely (one
 /// `retention.suspended` event per run records that it was skipped).
+///
+/// [`TenantStoreRetention`]: super::TenantStoreRetention
 #[derive(Debug)]
 pub struct Purger {
     policies: RetentionPolicies,
+    source: Arc<dyn RetentionSource>,
     holds: Arc<dyn LegalHoldRegistry>,
     targets: Vec<Arc<dyn Purgeable>>,
     audit: Arc<dyn AuditSink>,
@@ -251,6 +262,7 @@ impl Purger {
     ) -> Result<Self> {
         policies.validate()?;
         Ok(Self {
+            source: Arc::new(policies.clone()),
             policies,
             holds,
             targets,
@@ -262,8 +274,18 @@ impl Purger {
         })
     }
 
+    /// Read each tenant's periods from `source` at every run, instead of
+    /// the policies given to [`Purger::new`]. Those policies still govern
+    /// the trail of [`Purger::with_trail`], which is cut across tenants at
+    /// once, and are what [`Purger::policies`] returns.
+    #[must_use]
+    pub fn with_source(mut self, source: Arc<dyn RetentionSource>) -> Self {
+        self.source = source;
+        self
+    }
+
     /// Also purge `trail` (the audit trail) on every run, under the
-    /// [`resource::AUDIT`] policy.
+    /// [`resource::AUDIT`] policy of the policies given to [`Purger::new`].
     #[must_use]
     pub fn with_trail(mut self, trail: Arc<dyn TrailRetention>) -> Self {
         self.trail = Some(trail);
@@ -277,7 +299,9 @@ impl Purger {
         self
     }
 
-    /// The policies.
+    /// The policies given to [`Purger::new`] (the configured ones: a
+    /// source given to [`Purger::with_source`] may answer other periods
+    /// for a tenant).
     #[must_use]
     pub const fn policies(&self) -> &RetentionPolicies {
         &self.policies
@@ -347,20 +371,32 @@ impl Purger {
         report
     }
 
-    /// Purge one tenant.
+    /// Purge one tenant, with the periods its source answers now.
     ///
     /// # Errors
-    /// The first error of the hold registry, a target or the audit sink;
-    /// what was purged before it stays purged (and recorded).
+    /// The error of the [`RetentionSource`] (nothing is purged), or
+    /// [`docaiche_core::Error::Misconfigured`] when a period it answers is
+    /// not 1 to [`MAX_RETENTION_DAYS`](super::MAX_RETENTION_DAYS) (nothing
+    /// is purged); else the first error of the hold registry, a target or
+    /// the audit sink, what was purged before it staying purged (and
+    /// recorded).
     pub async fn purge_tenant(&self, tenant: &TenantId) -> Result<PurgeReport> {
         let mut report = PurgeReport {
             started_at: Some(self.clock.now()),
             ..PurgeReport::default()
         };
+        let periods = self.source.periods(tenant).await?;
+        // The bounds of configured policies hold for every source: a
+        // period of 0 days would purge everything.
+        RetentionPolicies {
+            default: periods.clone(),
+            tenants: BTreeMap::new(),
+        }
+        .validate()?;
         let holds = self.holds.active(tenant).await?;
         for target in &self.targets {
             let kind = target.resource_kind();
-            let Some(days) = self.policies.days(tenant, kind) else {
+            let Some(&days) = periods.get(kind) else {
                 continue;
             };
             let outcome = self

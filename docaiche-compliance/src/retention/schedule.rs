@@ -9,9 +9,12 @@ use async_trait::async_trait;
 use docaiche_core::{Clock, Error, Result, TenantId};
 use futures_util::future::{Either, select};
 
-use super::purge::Purger;
+use super::purge::{PurgeReport, Purger};
 
-/// Which tenants a scheduled purge visits.
+/// Which tenants a scheduled purge visits: read at every run, so tenants
+/// added between runs are purged from the next one.
+/// [`TenantStoreRetention`](super::TenantStoreRetention) lists the tenant
+/// registry's.
 #[async_trait]
 pub trait TenantDirectory: Send + Sync + fmt::Debug + 'static {
     /// Every tenant to purge.
@@ -93,26 +96,35 @@ impl PurgeSchedule {
         })
     }
 
+    /// One run, as the schedule makes it: the directory's tenants now, then
+    /// [`Purger::run`] over them. `None` when the directory cannot answer
+    /// (the run is skipped, with a warning, and nothing is purged).
+    pub async fn run_once(&self) -> Option<PurgeReport> {
+        match self.tenants.tenants().await {
+            Ok(tenants) => {
+                let report = self.purger.run(&tenants).await;
+                tracing::info!(
+                    purged = report.purged(),
+                    held = report.held(),
+                    failed_tenants = report.failures.len(),
+                    "retention purge run finished"
+                );
+                Some(report)
+            }
+            Err(error) => {
+                tracing::warn!(error = %error.log_chain(), "retention purge skipped: tenants unavailable");
+                None
+            }
+        }
+    }
+
     /// Run now, then every interval, until `shutdown` completes. Returns
     /// the number of runs.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> u64 {
         let mut shutdown = std::pin::pin!(shutdown);
         let mut runs = 0;
         loop {
-            match self.tenants.tenants().await {
-                Ok(tenants) => {
-                    let report = self.purger.run(&tenants).await;
-                    tracing::info!(
-                        purged = report.purged(),
-                        held = report.held(),
-                        failed_tenants = report.failures.len(),
-                        "retention purge run finished"
-                    );
-                }
-                Err(error) => {
-                    tracing::warn!(error = %error.log_chain(), "retention purge skipped: tenants unavailable");
-                }
-            }
+            self.run_once().await;
             runs += 1;
             let tick = self.clock.sleep(self.interval);
             match select(tick, shutdown.as_mut()).await {

@@ -5,14 +5,14 @@
 //! enabled = true            # run the scheduled purge (default: true)
 //! interval_secs = 3600      # between purge runs (60 to 604800)
 //! max_per_run = 10000       # items deleted per tenant and kind in one run
-//! purge_tenants = ["acme"]  # tenants the purge visits (see below)
+//! purge_tenants = ["acme"]  # tenants the purge visits beyond the registry's
 //!
 //! [retention.default]       # days, per resource kind, for every tenant
 //! documents = 90
 //! audit = 365
 //!
 //! [retention.tenants.acme]  # per-tenant overrides, kind by kind
-//! documents = 30
+//! documents = 30            # acme's stored `retention_days` wins over it
 //! ```
 //!
 //! Nothing expires without a policy. The purge job
@@ -20,9 +20,32 @@
 //! over the server's (encrypted) document store: expired documents are
 //! deleted, documents under an active legal hold are kept, and every
 //! deletion is recorded (`retention.purge`) on the audit trail before it
-//! happens. The stores cannot list their tenants, so the purge visits the
-//! tenants the configuration names: `purge_tenants`, the tenants of
-//! `[retention.tenants.*]` and those of `[[auth.bindings]]`.
+//! happens.
+//!
+//! # Per-tenant retention from the tenant registry
+//!
+//! A tenant's `retention_days`, set by a platform administrator through
+//! `PATCH /v1/tenants/{id}` (`TenantSettings::retention_days` in the
+//! `[store]` database), is its documents period from the next purge run on,
+//! on every instance: each run reads each tenant's record afresh through
+//! `docaiche_compliance::retention::TenantStoreRetention`. For documents
+//! the stored setting wins, then `[retention.tenants.<id>] documents`, then
+//! `[retention.default] documents`: the setting is the later decision,
+//! made for that tenant, and it applies even when the configuration sets
+//! no documents period. `audit` and `privacy_requests` follow the
+//! configuration alone. Legal holds still win over every period.
+//!
+//! The purge visits the tenants of the registry (active and suspended) and
+//! those the configuration names: `purge_tenants`, the tenants of
+//! `[retention.tenants.*]` and those of `[[auth.bindings]]` (the document
+//! stores cannot list their tenants). The purge reads the registry itself,
+//! not the request path's cache (`crate::tenants::TenantDirectory`), whose
+//! last record read stands in when the store is down: that record may be
+//! older, and shorter, than the current setting. When the registry cannot
+//! be read, nothing is purged on a guess: a tenant whose record cannot be
+//! read is skipped for the run (listed in the purge report's `failures`),
+//! a run whose tenant listing fails is skipped (a warning), and both are
+//! counted in `docaiche_retention_settings_read_failures_total`.
 //! `privacy_requests` retention purges the privacy service's request
 //! records (`docaiche_compliance::privacy::PrivacyRequestPurgeTarget`):
 //! closed requests (completed, rejected) whose closing is older than the
@@ -60,13 +83,15 @@ use docaiche_compliance::audit::CheckpointKey;
 use docaiche_compliance::privacy::{PrivacyRequestPurgeTarget, PrivacyRequestStore};
 use docaiche_compliance::retention::{
     DocumentPurgeTarget, LegalHoldRegistry, MemoryLegalHoldRegistry, PurgeSchedule, Purgeable,
-    Purger, RetentionPolicies, TenantDirectory, resource,
+    Purger, RetentionPolicies, TenantStoreRetention, resource,
 };
-use docaiche_core::{AuditSink, Clock, DocumentStore, Error};
+use docaiche_core::{AuditSink, Clock, DocumentStore, Error, TenantStore};
+use prometheus_client::encoding::DescriptorEncoder;
 use tokio::sync::oneshot;
 
 use crate::audit::ReadBack;
 use crate::config::{AuthSection, Config, RetentionSection, SecretSource};
+use crate::metrics::{MetricSource, counter};
 
 /// A secret whose age the report reads from a file's modification time.
 #[derive(Debug, Clone)]
@@ -95,8 +120,9 @@ pub(crate) struct Compliance {
     /// The audit trail's retention, once known
     /// ([`Compliance::with_audit_trail`]): purged too.
     trail: Option<Arc<dyn docaiche_compliance::retention::TrailRetention>>,
-    /// The tenants the scheduled purge visits.
-    tenants: Arc<dyn TenantDirectory>,
+    /// The periods of each tenant (the tenant registry's setting over the
+    /// configured policies), and the tenants the scheduled purge visits.
+    pub(crate) retention: Arc<TenantStoreRetention>,
     /// `[retention]`.
     settings: RetentionSection,
     /// Where purge events go.
@@ -105,13 +131,12 @@ pub(crate) struct Compliance {
     pub(crate) clock: Arc<dyn Clock>,
     /// Secrets whose file tells their age.
     secrets: Vec<SecretFile>,
-    /// The policies (kept to rebuild the purger).
-    policies: RetentionPolicies,
 }
 
 impl Compliance {
-    /// Retention for `config` over `documents`, with legal holds in memory,
-    /// recording purges on `audit`, timed by `clock`.
+    /// Retention for `config` over `documents`, with each tenant's stored
+    /// setting read from `tenants` (the tenant registry), legal holds in
+    /// memory, recording purges on `audit`, timed by `clock`.
     ///
     /// # Errors
     /// [`Error::Misconfigured`] for an invalid `[retention]`.
@@ -120,24 +145,27 @@ impl Compliance {
         documents: Arc<dyn DocumentStore>,
         audit: Arc<dyn AuditSink>,
         clock: Arc<dyn Clock>,
+        tenants: Arc<dyn TenantStore>,
     ) -> Result<Self, Error> {
         let settings = config.retention.clone();
-        let policies = settings.policies()?;
+        let retention = Arc::new(
+            TenantStoreRetention::new(tenants, settings.policies()?)
+                .with_directory(Arc::new(settings.purge_directory(&config.auth))),
+        );
         let holds: Arc<dyn LegalHoldRegistry> = Arc::new(MemoryLegalHoldRegistry::new());
         let purger = purger(
-            &settings, &policies, &holds, documents, None, None, &audit, &clock,
+            &settings, &retention, &holds, documents, None, None, &audit, &clock,
         )?;
         Ok(Self {
             holds,
             purger,
             requests: None,
             trail: None,
-            tenants: Arc::new(settings.purge_directory(&config.auth)),
+            retention,
             settings,
             audit,
             clock,
             secrets: secret_files(config),
-            policies,
         })
     }
 
@@ -145,7 +173,7 @@ impl Compliance {
     pub(crate) fn over_documents(&self, documents: Arc<dyn DocumentStore>) -> Self {
         match purger(
             &self.settings,
-            &self.policies,
+            &self.retention,
             &self.holds,
             documents,
             self.requests.as_ref(),
@@ -199,7 +227,7 @@ impl Compliance {
     ) -> Result<Self, Error> {
         let purger = purger(
             &self.settings,
-            &self.policies,
+            &self.retention,
             &holds,
             documents,
             self.requests.as_ref(),
@@ -227,7 +255,7 @@ impl Compliance {
     ) -> Result<Self, Error> {
         let purger = purger(
             &self.settings,
-            &self.policies,
+            &self.retention,
             &self.holds,
             documents,
             Some(&requests),
@@ -256,9 +284,10 @@ impl Compliance {
         trail: &crate::audit::AuditTrail,
         documents: Arc<dyn DocumentStore>,
     ) -> Result<Self, Error> {
-        let (AuditRetention::Applied, Some(key)) =
-            (audit_retention(&self.policies, trail), &trail.anchor_key)
-        else {
+        let (AuditRetention::Applied, Some(key)) = (
+            audit_retention(self.retention.policies(), trail),
+            &trail.anchor_key,
+        ) else {
             return Ok(self.clone());
         };
         let retention: Arc<dyn docaiche_compliance::retention::TrailRetention> =
@@ -276,7 +305,7 @@ impl Compliance {
             };
         let purger = purger(
             &self.settings,
-            &self.policies,
+            &self.retention,
             &self.holds,
             documents,
             self.requests.as_ref(),
@@ -330,14 +359,14 @@ fn audit_retention(
 }
 
 /// A purger of documents (and of privacy request records, given their
-/// store) for `settings`.
+/// store) for `settings`, with each tenant's periods from `retention`.
 #[expect(
     clippy::too_many_arguments,
     reason = "every piece the purger is built from, one private call site per builder"
 )]
 fn purger(
     settings: &RetentionSection,
-    policies: &RetentionPolicies,
+    retention: &Arc<TenantStoreRetention>,
     holds: &Arc<dyn LegalHoldRegistry>,
     documents: Arc<dyn DocumentStore>,
     requests: Option<&Arc<dyn PrivacyRequestStore>>,
@@ -352,12 +381,13 @@ fn purger(
         ))));
     }
     let mut purger = Purger::new(
-        policies.clone(),
+        retention.policies().clone(),
         Arc::clone(holds),
         targets,
         Arc::clone(audit),
         Arc::clone(clock),
     )?
+    .with_source(Arc::clone(retention) as _)
     .with_max_per_run(settings.max_per_run);
     if let Some(trail) = trail {
         purger = purger.with_trail(Arc::clone(trail));
@@ -404,6 +434,35 @@ fn secret_files(config: &Config) -> Vec<SecretFile> {
     out
 }
 
+impl Compliance {
+    /// The purge schedule: this purger over the registry's and the
+    /// configured tenants, every `retention.interval_secs`.
+    ///
+    /// # Errors
+    /// [`Error::Misconfigured`] for an interval under a minute.
+    pub(crate) fn schedule(&self) -> Result<PurgeSchedule, Error> {
+        PurgeSchedule::new(
+            Arc::clone(&self.purger),
+            Arc::clone(&self.retention) as _,
+            Arc::clone(&self.clock),
+            Duration::from_secs(self.settings.interval_secs),
+        )
+    }
+}
+
+/// `docaiche_retention_settings_read_failures_total`: failed reads of the
+/// tenant registry by the purge (see the module docs).
+impl MetricSource for TenantStoreRetention {
+    fn encode(&self, encoder: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
+        counter(
+            encoder,
+            "retention_settings_read_failures",
+            "Failed reads of the tenant registry by the retention purge (the tenant, or the run, was skipped)",
+            self.read_failures(),
+        )
+    }
+}
+
 /// The running purge job.
 #[derive(Debug)]
 pub(crate) struct PurgeJob {
@@ -434,12 +493,7 @@ pub(crate) fn start_purge(compliance: &Compliance) -> Result<Option<PurgeJob>, E
         tracing::info!("retention purge disabled");
         return Ok(None);
     }
-    let schedule = PurgeSchedule::new(
-        Arc::clone(&compliance.purger),
-        Arc::clone(&compliance.tenants),
-        Arc::clone(&compliance.clock),
-        Duration::from_secs(settings.interval_secs),
-    )?;
+    let schedule = compliance.schedule()?;
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(schedule.run_until(async move {
         let _ = stopped.await;

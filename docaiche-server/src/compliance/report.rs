@@ -7,6 +7,7 @@ use std::time::Duration;
 use docaiche_compliance::audit::{CheckpointKey, Verifier};
 use docaiche_compliance::privacy::PrivacyRequest;
 use docaiche_compliance::report::{ChainStatus, ComplianceReport};
+use docaiche_compliance::retention::{RetentionPolicies, RetentionSource};
 use docaiche_core::page::PageRequest;
 use docaiche_core::{Error, Principal, TenantId};
 use time::OffsetDateTime;
@@ -92,7 +93,11 @@ pub(crate) async fn build_report(
         .tenant(tenant.clone())
         .audit_events(&events)
         .chain_status(chain)
-        .retention(compliance.purger.policies().clone(), holds, last_purge)
+        .retention(
+            tenant_policies(compliance, tenant, &mut notes).await,
+            holds,
+            last_purge,
+        )
         .api_key_rotation_days(ROTATION_DAYS)
         .api_keys(&keys)
         .privacy_requests(&requests);
@@ -111,6 +116,35 @@ pub(crate) async fn build_report(
         );
     }
     Ok((builder.build(), notes))
+}
+
+/// The policies as they apply to `tenant`: the configured defaults, and as
+/// `tenant`'s own entry every period in force for it, its stored
+/// `retention_days` included (other tenants' entries are left out: a
+/// tenant's report does not name other tenants). When the registry cannot
+/// be read, the configured policies, and a note saying so.
+async fn tenant_policies(
+    compliance: &crate::compliance::Compliance,
+    tenant: &TenantId,
+    notes: &mut Vec<String>,
+) -> RetentionPolicies {
+    let mut policies = compliance.retention.policies().clone();
+    policies.tenants.retain(|t, _| t == tenant);
+    match compliance.retention.periods(tenant).await {
+        Ok(periods) if periods.is_empty() => {}
+        Ok(periods) => {
+            policies.tenants.insert(tenant.clone(), periods);
+        }
+        Err(error) => {
+            tracing::warn!(%tenant, error = %error.log_chain(), "tenant retention setting unreadable");
+            notes.push(
+                "retention: the tenant's stored retention setting could not be read; \
+                 the configured periods are shown"
+                    .to_owned(),
+            );
+        }
+    }
+    policies
 }
 
 /// `tenant`'s data-subject requests through the privacy service, with the

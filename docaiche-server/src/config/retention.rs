@@ -29,8 +29,8 @@ pub(crate) struct RetentionSection {
     pub(crate) interval_secs: u64,
     /// Items deleted per tenant and kind in one run.
     pub(crate) max_per_run: u64,
-    /// Tenants the purge visits (beyond those named in `tenants` and in
-    /// `[[auth.bindings]]`).
+    /// Tenants the purge visits (beyond those of the tenant registry and
+    /// those named in `tenants` and in `[[auth.bindings]]`).
     pub(crate) purge_tenants: Vec<String>,
     /// Resource kind → days, for every tenant.
     pub(crate) default: BTreeMap<String, u32>,
@@ -120,10 +120,10 @@ impl RetentionSection {
         Ok(policies)
     }
 
-    /// The tenants the purge visits: `purge_tenants`, the tenants with a
-    /// policy of their own and those of `[[auth.bindings]]` (the stores
-    /// cannot list their tenants). Invalid ids are skipped (validation
-    /// reports them).
+    /// The configured tenants the purge visits besides the tenant
+    /// registry's: `purge_tenants`, the tenants with a policy of their own
+    /// and those of `[[auth.bindings]]` (the document stores cannot list
+    /// their tenants). Invalid ids are skipped (validation reports them).
     pub(crate) fn purge_directory(&self, auth: &AuthSection) -> StaticTenants {
         let names: BTreeSet<&str> = self
             .purge_tenants

@@ -22,7 +22,10 @@
 //! `docaiche_ratelimit_fallback_decisions_total`), connection pools
 //! (`docaiche_db_pool_*{pool}`), circuit breakers
 //! (`docaiche_circuit_breaker_state{breaker,state}` and counters), the
-//! `/v1/events` hub ([`crate::events`]) and any gauge registered with
+//! `/v1/events` hub ([`crate::events`]), the retention purge's failed
+//! reads of the tenant registry
+//! (`docaiche_retention_settings_read_failures_total`, see
+//! [`crate::compliance`]) and any gauge registered with
 //! [`Metrics::register_gauge`] (the audit queue's depth, for instance).
 //!
 //! `[metrics]` in the configuration: `enabled` (default true; when false
@@ -420,13 +423,17 @@ impl Metrics {
 
 impl AppState {
     /// This state with its own figures reported by its metrics: the
-    /// rate-limit layer's counters and the `/v1/events` hub.
+    /// rate-limit layer's counters, the `/v1/events` hub and the retention
+    /// purge's failed registry reads (counted by the `retention` every
+    /// rebuilt `Compliance` shares).
     #[must_use]
     pub(crate) fn observed(self) -> Self {
         self.metrics
             .register_rate_limit(self.rate_limit.metrics().clone());
         let events: Arc<dyn MetricSource> = Arc::new(self.events.clone());
         self.metrics.sources(|s| s.events = Some(events));
+        self.metrics
+            .register_source(self.compliance.retention.clone());
         self
     }
 }

@@ -112,7 +112,8 @@ pub(crate) struct SettingsBody {
     /// 1000 keys).
     key_rate_limits: BTreeMap<String, RateLimitBody>,
     /// Replaces the configured document retention, in days (1 to 36500;
-    /// `null`: none).
+    /// `null`: none, the configured period applies), from the next purge
+    /// run on. Legal holds still keep what they cover.
     #[schema(minimum = 1, maximum = 36_500)]
     retention_days: Option<u32>,
     /// Storage quotas, enforced at upload (403 `tenant-quota-exceeded`).
@@ -276,7 +277,8 @@ pub(crate) struct UpdateTenant {
     #[serde(deserialize_with = "present")]
     #[schema(value_type = Option<BTreeMap<String, RateLimitBody>>)]
     key_rate_limits: Option<Option<BTreeMap<String, RateLimitBody>>>,
-    /// Replaces the retention override, in days (`null`: none).
+    /// Replaces the document retention override, in days (`null`: none,
+    /// the configured period applies), from the next purge run on.
     #[serde(deserialize_with = "present")]
     #[schema(value_type = Option<u32>, minimum = 1, maximum = 36_500)]
     retention_days: Option<Option<u32>>,

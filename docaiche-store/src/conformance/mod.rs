@@ -14,6 +14,7 @@
 //! |---|---|
 //! | [`run_account_store`] | [`AccountStore`](docaiche_core::AccountStore) |
 //! | [`run_custom_role_store`] | [`CustomRoleStore`](docaiche_core::CustomRoleStore) |
+//! | [`run_mfa_store`] | [`MfaStore`](docaiche_core::MfaStore) |
 //! | [`run_api_key_store`] | [`ApiKeyStore`](docaiche_core::ApiKeyStore) |
 //! | [`run_revocation_store`] | [`TokenRevocationStore`](docaiche_core::TokenRevocationStore) |
 //! | [`run_document_store`] | [`DocumentStore`](docaiche_core::DocumentStore) |
@@ -89,6 +90,7 @@ mod document;
 mod invalidation;
 mod job;
 mod key_wrapper;
+mod mfa;
 mod revocation;
 mod secret;
 mod tenant;
@@ -104,6 +106,7 @@ pub use document::run_document_store;
 pub use invalidation::run_invalidation_bus;
 pub use job::run_job_queue;
 pub use key_wrapper::{KeyRotation, run_key_wrapper, run_key_wrapper_rotation};
+pub use mfa::run_mfa_store;
 pub use revocation::run_revocation_store;
 pub use secret::run_secret_provider;
 pub use tenant::run_tenant_store;

@@ -9,6 +9,7 @@
 //! |---|---|---|---|
 //! | [`MemoryAccountStore`] | [`AccountStore`](docaiche_core::AccountStore) | accounts | refuses (`Unavailable`) |
 //! | [`MemoryCustomRoleStore`] | [`CustomRoleStore`](docaiche_core::CustomRoleStore) | roles per tenant (`MAX_CUSTOM_ROLES`) | refuses a new role (`Conflict`, the contract's bound) |
+//! | [`MemoryMfaStore`] | [`MfaStore`](docaiche_core::MfaStore) | enrolments | refuses (`Unavailable`) |
 //! | [`MemoryApiKeyStore`] | [`ApiKeyStore`](docaiche_core::ApiKeyStore) | records | refuses (`Unavailable`) |
 //! | [`MemoryRevocationStore`] | [`TokenRevocationStore`](docaiche_core::TokenRevocationStore) | live entries | forgets expired entries, then refuses |
 //! | [`MemoryDocumentStore`] | [`DocumentStore`](docaiche_core::DocumentStore) | total bytes | refuses |
@@ -34,6 +35,7 @@ mod custom_role;
 mod document;
 mod expiry;
 mod job;
+mod mfa;
 mod revocation;
 mod tenant;
 mod usage;
@@ -45,6 +47,7 @@ pub use cache::MemoryCacheStore;
 pub use custom_role::MemoryCustomRoleStore;
 pub use document::MemoryDocumentStore;
 pub use job::MemoryJobQueue;
+pub use mfa::MemoryMfaStore;
 pub use revocation::MemoryRevocationStore;
 pub use tenant::MemoryTenantStore;
 pub use usage::MemoryUsageStore;

@@ -103,6 +103,8 @@ mod custom_roles;
 mod data_keys;
 mod jobs;
 #[doc(hidden)]
+pub mod mfa;
+#[doc(hidden)]
 pub mod queries;
 mod stores;
 #[doc(hidden)]
@@ -113,6 +115,7 @@ pub use accounts::PgAccountStore;
 pub use custom_roles::PgCustomRoleStore;
 pub use data_keys::PgDataKeyStore;
 pub use jobs::PgJobQueue;
+pub use mfa::PgMfaStore;
 /// The `sqlx` these adapters are built on, so callers of [`PgStore::pool`]
 /// name the same version (`docaiche_store::postgres::sqlx::query(…)`).
 pub use sqlx;
@@ -126,7 +129,7 @@ const DEPENDENCY: &str = "postgres";
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// The tables row-level security applies to.
-const RLS_TABLES: [&str; 10] = [
+const RLS_TABLES: [&str; 12] = [
     "documents",
     "api_keys",
     "jobs",
@@ -134,6 +137,8 @@ const RLS_TABLES: [&str; 10] = [
     "data_keys",
     "accounts",
     "custom_roles",
+    "mfa_enrolments",
+    "mfa_recovery_codes",
     "usage_minute",
     "usage_hour",
     "usage_day",
@@ -652,6 +657,13 @@ impl PgStore {
     #[must_use]
     pub fn custom_roles(&self) -> PgCustomRoleStore {
         PgCustomRoleStore::new(self.shared.clone())
+    }
+
+    /// The [`MfaStore`](docaiche_core::MfaStore) (tables
+    /// `mfa_enrolments` and `mfa_recovery_codes`).
+    #[must_use]
+    pub fn mfa(&self) -> PgMfaStore {
+        PgMfaStore::new(self.shared.clone())
     }
 
     /// The [`TenantStore`](docaiche_core::TenantStore) (table `tenants`).

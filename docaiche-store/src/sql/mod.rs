@@ -35,6 +35,7 @@ use time::OffsetDateTime;
 
 pub(crate) mod account;
 pub(crate) mod custom_role;
+pub(crate) mod mfa;
 pub(crate) mod stats;
 pub(crate) mod tenant;
 pub(crate) mod usage;

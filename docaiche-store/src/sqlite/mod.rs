@@ -75,6 +75,7 @@ mod custom_roles;
 #[doc(hidden)]
 mod data_keys;
 mod jobs;
+mod mfa;
 pub mod queries;
 mod stores;
 mod tenants;
@@ -84,6 +85,7 @@ pub use accounts::SqliteAccountStore;
 pub use custom_roles::SqliteCustomRoleStore;
 pub use data_keys::SqliteDataKeyStore;
 pub use jobs::SqliteJobQueue;
+pub use mfa::SqliteMfaStore;
 pub use tenants::SqliteTenantStore;
 pub use usage::SqliteUsageStore;
 
@@ -295,6 +297,13 @@ impl SqliteStore {
     #[must_use]
     pub fn custom_roles(&self) -> SqliteCustomRoleStore {
         SqliteCustomRoleStore::new(self.shared.clone())
+    }
+
+    /// The [`MfaStore`](docaiche_core::MfaStore) (tables
+    /// `mfa_enrolments` and `mfa_recovery_codes`).
+    #[must_use]
+    pub fn mfa(&self) -> SqliteMfaStore {
+        SqliteMfaStore::new(self.shared.clone())
     }
 
     /// The [`TenantStore`](docaiche_core::TenantStore) (table `tenants`).

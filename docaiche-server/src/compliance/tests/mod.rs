@@ -1,5 +1,5 @@
 //! Compliance tests: shared helpers, the `[retention]` checks and the
-//! scheduled purge.
+//! scheduled purge (per-tenant settings in `stored_retention`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,6 +58,7 @@ async fn state_with_trail(config: &Config) -> AppState {
         Arc::clone(&state.documents) as Arc<dyn DocumentStore>,
         trail.sink(),
         Arc::clone(&state.auth.clock),
+        Arc::clone(&state.auth.stores.tenants),
     )
     .expect("compliance");
     state.compliance = Arc::new(compliance);
@@ -184,8 +185,14 @@ async fn the_purge_job_deletes_expired_keeps_held_and_audits() {
     let clock = Arc::new(ManualClock::starting_at(
         OffsetDateTime::now_utc() + time::Duration::days(40),
     ));
-    let compliance = Compliance::new(&config, Arc::clone(&documents), trail.sink(), clock.clone())
-        .expect("compliance");
+    let compliance = Compliance::new(
+        &config,
+        Arc::clone(&documents),
+        trail.sink(),
+        clock.clone(),
+        Arc::clone(&base.auth.stores.tenants),
+    )
+    .expect("compliance");
     compliance
         .holds
         .place(
@@ -314,3 +321,4 @@ async fn the_purge_deletes_closed_privacy_requests_past_their_period_only() {
 
 mod holds;
 mod report;
+mod stored_retention;

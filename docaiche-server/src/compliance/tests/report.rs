@@ -167,10 +167,16 @@ async fn the_audit_purge_cuts_the_postgres_trail_and_the_report_still_verifies()
         OffsetDateTime::now_utc() + time::Duration::days(2),
     ));
     let documents = Arc::clone(&state.documents) as Arc<dyn DocumentStore>;
-    let compliance = Compliance::new(&config, Arc::clone(&documents), trail.sink(), later)
-        .expect("compliance")
-        .with_audit_trail(&trail, documents)
-        .expect("audit retention");
+    let compliance = Compliance::new(
+        &config,
+        Arc::clone(&documents),
+        trail.sink(),
+        later,
+        Arc::clone(&state.auth.stores.tenants),
+    )
+    .expect("compliance")
+    .with_audit_trail(&trail, documents)
+    .expect("audit retention");
     state.compliance = Arc::new(compliance);
     state.audit = Some(trail);
     let report = state.compliance.purger.run(&[tenant(&acme)]).await;
@@ -218,6 +224,7 @@ async fn the_audit_purge_removes_expired_segments_and_the_report_still_verifies(
         Arc::clone(&documents),
         trail.sink(),
         Arc::clone(&state.auth.clock),
+        Arc::clone(&state.auth.stores.tenants),
     )
     .expect("compliance")
     .with_audit_trail(&trail, documents)
