@@ -220,7 +220,6 @@ impl AppState {
             Arc::clone(&auth.clock),
             Arc::clone(&auth.stores.tenants),
         )?;
-
         let console = crate::console::Console::in_memory(&auth)?;
         Ok(Self(Arc::new(AppStateFields {
             health: Arc::new(health),
