@@ -82,6 +82,7 @@ pub mod oidc;
 pub mod password;
 pub mod rbac;
 pub mod session;
+pub mod web_session;
 
 /// The core contracts this crate implements.
 pub mod contracts {

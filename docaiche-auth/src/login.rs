@@ -123,6 +123,18 @@ pub struct LoginSession {
     pub device_cookie: Option<SecretString>,
 }
 
+/// A password that checked out ([`PasswordLogin::authenticate`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct CheckedPassword {
+    /// The account, as read for the check.
+    pub account: Account,
+    /// The principal it signs in as.
+    pub principal: Principal,
+    /// Whether a valid device cookie vouched for the client.
+    pub trusted_device: bool,
+}
+
 /// What [`PasswordLogin::revoke`] revoked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -652,6 +664,51 @@ impl PasswordLogin {
         device_cookie: Option<&str>,
         context: &RequestContext,
     ) -> Result<LoginSession> {
+        let checked = self
+            .authenticate(tenant, email, password, device_cookie, context)
+            .await?;
+        let (account, principal) = (checked.account, checked.principal);
+        let tokens = self.sessions.issue(&principal).await?;
+        let device_cookie = match &self.devices {
+            Some(devices) => Some(devices.issue(tenant, email)?),
+            None => None,
+        };
+        self.record(
+            AuditEvent::new(
+                "auth.login",
+                AuditOutcome::Success,
+                self.clock.now(),
+                context,
+            )
+            .by(tenant.clone(), Some(account.id.clone()))
+            .with_detail("method", "password".into())
+            .with_detail("trusted_device", checked.trusted_device.into())
+            .with_detail("session", tokens.session.as_str().into()),
+        )
+        .await;
+        Ok(LoginSession {
+            tokens,
+            principal,
+            device_cookie,
+        })
+    }
+
+    /// Check `password` for `email` in `tenant` as
+    /// [`PasswordLogin::login_from_device`] does (lockout, failure
+    /// tracking, rehash), without starting a token session: for a front
+    /// end that keeps sessions of its own (the console's
+    /// [`crate::web_session`]), which audits the sign-in itself.
+    ///
+    /// # Errors
+    /// As [`PasswordLogin::login_from_device`].
+    pub async fn authenticate(
+        &self,
+        tenant: &TenantId,
+        email: &AccountEmail,
+        password: &SecretString,
+        device_cookie: Option<&str>,
+        context: &RequestContext,
+    ) -> Result<CheckedPassword> {
         let device = self
             .devices
             .as_ref()
@@ -704,28 +761,10 @@ impl PasswordLogin {
         };
         self.tracker.record_success(&subjects);
         let principal = self.principal_for(&account).await?;
-        let tokens = self.sessions.issue(&principal).await?;
-        let device_cookie = match &self.devices {
-            Some(devices) => Some(devices.issue(tenant, email)?),
-            None => None,
-        };
-        self.record(
-            AuditEvent::new(
-                "auth.login",
-                AuditOutcome::Success,
-                self.clock.now(),
-                context,
-            )
-            .by(tenant.clone(), Some(account.id.clone()))
-            .with_detail("method", "password".into())
-            .with_detail("trusted_device", device.is_some().into())
-            .with_detail("session", tokens.session.as_str().into()),
-        )
-        .await;
-        Ok(LoginSession {
-            tokens,
+        Ok(CheckedPassword {
+            account,
             principal,
-            device_cookie,
+            trusted_device: device.is_some(),
         })
     }
 

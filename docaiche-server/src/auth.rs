@@ -61,6 +61,10 @@ const DEVICE_COOKIE_KEY_LABEL: &str = "docaiche device cookie key v1";
 /// under the API-key pepper.
 const ACCOUNT_TOKEN_KEY_LABEL: &str = "docaiche account token key v1";
 
+/// What the key of the console's CSRF tokens is derived from, under the
+/// API-key pepper.
+const CONSOLE_KEY_LABEL: &str = "docaiche console session key v1";
+
 /// The secrets authentication needs.
 #[derive(Debug)]
 pub(crate) struct AuthSecrets {
@@ -244,6 +248,8 @@ pub(crate) struct AuthServices {
     /// The key of invitations and password-reset tokens (derived from the
     /// API-key pepper like [`Self::device_key`]).
     pub(crate) account_token_key: SecretBytes,
+    /// The key of the console's CSRF tokens (derived likewise).
+    pub(crate) console_key: SecretBytes,
     /// Writes last-used timestamps in batches while it lives.
     flusher: Option<UsageFlusher>,
     /// Drops API keys other instances announce from the cache while it
@@ -275,6 +281,8 @@ impl AuthServices {
         // the invitations and resets issued before (issue them again).
         let (_, account_token_key) = secrets.peppers.hash_current(ACCOUNT_TOKEN_KEY_LABEL);
         let account_token_key = SecretBytes::new(account_token_key);
+        let (_, console_key) = secrets.peppers.hash_current(CONSOLE_KEY_LABEL);
+        let console_key = SecretBytes::new(console_key);
         let policy = auth.role_policy()?;
         let bindings = auth.role_bindings(&policy)?;
         let mut api_keys = ApiKeyService::new(stores.api_keys, secrets.peppers)
@@ -321,6 +329,7 @@ impl AuthServices {
             stores: kept,
             device_key,
             account_token_key,
+            console_key,
             flusher: None,
             listener: None,
         })

@@ -100,6 +100,7 @@ mod auth;
 pub mod cli;
 mod compliance;
 mod config;
+mod console;
 mod cors;
 mod documents;
 mod edge;

@@ -78,6 +78,8 @@ pub(crate) struct AppStateFields {
     /// Per-key usage counting and its store (`[usage]`; in memory until
     /// [`AppState::with_usage_store`]).
     pub(crate) usage: Arc<crate::usage::Usage>,
+    /// The admin console's sessions (in this process's memory).
+    pub(crate) console: Arc<crate::console::Console>,
 }
 
 impl AppState {
@@ -218,7 +220,7 @@ impl AppState {
             Arc::clone(&auth.clock),
             Arc::clone(&auth.stores.tenants),
         )?;
-
+        let console = crate::console::Console::in_memory(&auth)?;
         Ok(Self(Arc::new(AppStateFields {
             health: Arc::new(health),
             http: HttpSettings {
@@ -244,6 +246,7 @@ impl AppState {
             audit: None,
             privacy: None,
             usage: Arc::new(usage),
+            console: Arc::new(console),
         }))
         .observed())
     }

@@ -449,6 +449,24 @@ impl ApiKeyService {
         self.store.list(tenant, page).await
     }
 
+    /// Key `id` of `tenant`.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] without `keys:manage` on `tenant`;
+    /// [`Error::NotFound`] if the tenant has no such key; the store's error.
+    pub async fn get(
+        &self,
+        caller: &Principal,
+        tenant: &TenantId,
+        id: &ApiKeyId,
+    ) -> Result<ApiKeyRecord> {
+        caller.authorize_tenant(tenant, &Permission::KEYS_MANAGE)?;
+        self.store
+            .get(tenant, id)
+            .await?
+            .ok_or_else(|| Error::not_found("api_key"))
+    }
+
     /// Revoke key `id` of `tenant`. Takes effect at once for every request
     /// served by this service (the cache entry is dropped); other instances
     /// stop accepting it within their cache TTL, or at once with an

@@ -193,7 +193,8 @@ impl OnRedisFailure {
 
 impl RateLimitSection {
     /// The route classes the server's router uses.
-    pub(crate) const CLASSES: [&'static str; 4] = ["auth", "default", "documents", "probes"];
+    pub(crate) const CLASSES: [&'static str; 5] =
+        ["auth", "console", "default", "documents", "probes"];
 
     /// The built-in policies of [`Self::CLASSES`].
     pub(crate) fn builtin_policies() -> RateLimitConfig {
@@ -202,6 +203,9 @@ impl RateLimitSection {
             "policies": {
                 "auth": { "limits": [
                     { "key": "client_addr", "limit": 30, "period_secs": 60 }
+                ]},
+                "console": { "limits": [
+                    { "key": "client_addr", "limit": 300, "period_secs": 60 }
                 ]},
                 "default": { "limits": [
                     { "key": "tenant", "limit": 1200, "period_secs": 60 },

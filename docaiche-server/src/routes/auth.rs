@@ -53,7 +53,7 @@ pub(crate) fn routes(group: RouteGroup) -> RouteGroup {
 /// The request facts for lockouts and the audit trail: a context an outer
 /// layer put in the extensions (behind a trusted proxy), else the socket
 /// peer, `X-Request-Id` and `User-Agent`.
-fn request_context(request: &axum::http::request::Parts) -> RequestContext {
+pub(crate) fn request_context(request: &axum::http::request::Parts) -> RequestContext {
     if let Some(context) = request.extensions.get::<RequestContext>() {
         return context.clone();
     }

@@ -42,6 +42,7 @@ pub(crate) fn routes(group: RouteGroup) -> RouteGroup {
         .route(WHOAMI, &[], whoami)
         .route(CREATE_KEY, &manage, create_key)
         .route(list::LIST_KEYS, &manage, list::list_keys)
+        .route(GET_KEY, &manage, get_key)
         .route(ROTATE_KEY, &manage, rotate_key)
         .route(REVOKE_KEY, &manage, revoke_key)
         .route(list::ADMIN_LIST_KEYS, &cross, list::admin_list_keys)
@@ -507,6 +508,35 @@ async fn rotate_key(
         .rotate(&caller, &caller.tenant, &id, overlap)
         .await?;
     Ok(created_response(&created))
+}
+
+/// `GET /v1/keys/{id}`: the route of [`get_key`] and its documentation.
+pub(crate) const GET_KEY: Endpoint = Endpoint::new(
+    Method::GET,
+    "/v1/keys/{id}",
+    RouteDoc {
+        errors: &[(404, "no key of the caller's tenant has this id")],
+        ..RouteDoc::ok(
+            "An API key's record (never its secret)",
+            "the key",
+            Payload::Json(schema_ref::<KeyView>),
+        )
+    },
+);
+
+/// `GET /v1/keys/{id}`: one key of the caller's tenant.
+async fn get_key(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Response, Error> {
+    let id = key_id(&id)?;
+    let record = state
+        .auth
+        .api_keys
+        .get(&caller, &caller.tenant, &id)
+        .await?;
+    Ok(no_store(StatusCode::OK, &KeyView::from(&record)))
 }
 
 /// `DELETE /v1/keys/{id}`: the route of [`revoke_key`] and its documentation.

@@ -327,7 +327,20 @@ pub(crate) fn router(state: AppState) -> Router {
         };
         routes = routes.merge(layered);
     }
-    routes.with_state(state)
+    let api = routes.with_state(state.clone());
+    // The console: its own rate-limit class per client address, the same
+    // stack outside; its pages call `api` in-process (`crate::console`).
+    let console = state
+        .rate_limit
+        .for_class(crate::console::CLASS)
+        .expect("invariant: AppState::new checked every route class");
+    let console = crate::console::routes(api.clone()).layer(
+        ServiceBuilder::new()
+            .layer(PerThreadLayer::new())
+            .layer(outer)
+            .layer(console),
+    );
+    api.merge(console.with_state(state))
 }
 
 /// Fallback for unknown routes (in the protected group: reached only by
