@@ -7,7 +7,8 @@
 #
 # Usage:
 #   ./scripts/test.sh                     fmt, clippy, docs, tests, backend table,
-#                                         server smoke, schemathesis, fuzz smoke
+#                                         server smoke, console in Chromium,
+#                                         schemathesis, fuzz smoke
 #   ./scripts/test.sh --quick             tests only (no fmt, no clippy)
 #   ./scripts/test.sh --quick -- --test backends
 #                                         extra arguments go to cargo test
@@ -212,6 +213,9 @@ if ((test_status != 0)); then
 fi
 step server-smoke "$REPO/scripts/smoke-server.sh"
 if [[ -z $quick ]]; then
+	# The admin console in headless Chromium (installs chromium and the
+	# pinned npm packages when missing).
+	step console-browser "$REPO/scripts/console-browser.sh"
 	# The OpenAPI document against the running server: every check, both
 	# data modes, bounded (DOCAICHE_SCHEMATHESIS_FULL=1 for the long run).
 	step schemathesis "$REPO/scripts/schemathesis.sh"
