@@ -113,6 +113,7 @@ mod file;
 mod inbox;
 mod keyed_hash;
 mod lock;
+pub mod merkle;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod private_fs;
