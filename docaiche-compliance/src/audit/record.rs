@@ -17,6 +17,10 @@
 //! `seq` counts from 1 per stream, so a removed, inserted or reordered
 //! record breaks the chain at a known place.
 //!
+//! A third kind, `{"tree_head":"…"}`, holds a stream's signed Merkle tree
+//! head ([`TreeHead`] has its format); leaf `seq - 1` of a stream's tree is
+//! the record line with `seq`, exactly as above.
+//!
 //! A checkpoint's `mac` is `HMAC-SHA-256(key, "docaiche-audit-checkpoint-v1\n"
 //! ‖ body)`, where `body` is the `checkpoint` object's bytes. It vouches for
 //! a stream's head: anyone can recompute a SHA-256 chain after rewriting
@@ -28,6 +32,8 @@ use docaiche_core::audit::AuditEvent;
 use docaiche_core::{Error, Result};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
+
+use super::tree_head::TreeHead;
 
 /// The layout version written in every record's `v` field.
 pub const RECORD_VERSION: u32 = 1;
@@ -222,6 +228,8 @@ pub enum ParsedLine {
     Record(RecordFields),
     /// A checkpoint.
     Checkpoint(CheckpointFields),
+    /// A signed Merkle tree head (see [`TreeHead`]).
+    TreeHead(TreeHead),
 }
 
 /// The chain fields of a record whose hash matched its bytes.
@@ -327,6 +335,11 @@ pub(crate) fn split_tail<'a>(line: &'a [u8], suffix_start: &[u8]) -> Option<(&'a
 pub fn parse_line(line: &[u8]) -> std::result::Result<ParsedLine, LineDefect> {
     if line.len() > MAX_LINE_LEN {
         return Err(LineDefect::TooLong);
+    }
+    if TreeHead::is_line(line) {
+        return TreeHead::parse_line(line)
+            .map(ParsedLine::TreeHead)
+            .map_err(|_| LineDefect::Malformed);
     }
     if line.starts_with(CHECKPOINT_PREFIX) {
         // A genuine checkpoint is a few hundred bytes; a bigger one is not
