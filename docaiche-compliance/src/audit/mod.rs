@@ -150,6 +150,7 @@ mod private_fs;
 mod protected;
 pub mod record;
 mod stdout;
+mod trail_proof;
 mod trail_retention;
 mod tree_head;
 mod verify;
@@ -168,6 +169,7 @@ pub use postgres::{MIGRATION as PG_MIGRATION, PgAuditTrail, PgTrailRetention};
 pub use protected::{DEFAULT_PROTECTED_PATHS, ProtectedSink};
 pub use record::{CheckpointKey, Hash, Head};
 pub use stdout::StdoutSink;
+pub use trail_proof::{HeadConsistency, RecordProof, TrailTrees};
 pub use trail_retention::FileTrailRetention;
 pub use tree_head::{TreeHead, TreeHeadPolicy, history_to_text};
 pub use verify::{
