@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use audit_common::event;
 use audit_common::mutation::{Mutation, mutants, tree_heads};
-use docaiche_compliance::audit::merkle::{MerkleTree, leaf_hash};
-use docaiche_compliance::audit::record::{ParsedLine, parse_line};
+use docaiche_compliance::audit::merkle::MerkleTree;
+use docaiche_compliance::audit::record::{ParsedLine, merkle_leaf, parse_line};
 use docaiche_compliance::audit::{
     CheckpointKey, CheckpointPolicy, FileSinkConfig, FsyncPolicy, JsonlFileSink, Location,
     TamperKind, TrailLine, TreeHead, TreeHeadPolicy, Verifier, VerifyReport, history_to_text,
@@ -157,12 +157,11 @@ async fn a_stream_gets_a_signed_head_at_once_then_at_most_one_per_interval() {
     assert!(head.is_signed_by(&key()));
     assert_eq!(head.time, clock.now());
 
-    // The head's root is the tree of the record lines as written.
-    let records: Vec<Vec<u8>> = lines(&path)
-        .into_iter()
-        .filter(|l| matches!(parse_line(l), Ok(ParsedLine::Record(_))))
-        .collect();
-    let tree = MerkleTree::from_leaves(records.iter().map(|l| leaf_hash(l)));
+    // The head's root is the tree over the records' hashes, in order.
+    let tree = MerkleTree::from_leaves(lines(&path).iter().filter_map(|l| match parse_line(l) {
+        Ok(ParsedLine::Record(r)) => Some(merkle_leaf(&r.hash)),
+        _ => None,
+    }));
     assert_eq!(head.root, tree.root());
     let report = verifier(heads).verify_path(&path).unwrap();
     assert!(report.is_ok(), "{:?}", report.tamper);

@@ -7,8 +7,8 @@ use std::time::Duration;
 use docaiche_core::Result;
 use time::OffsetDateTime;
 
-use super::merkle::{Frontier, leaf_hash};
-use super::record::{CheckpointKey, EncodedRecord, Head, encode_record};
+use super::merkle::Frontier;
+use super::record::{CheckpointKey, EncodedRecord, Head, encode_record, merkle_leaf};
 use super::tree_head::{TreeHead, TreeHeadPolicy};
 
 /// Sign a checkpoint of a stream every `every` records, with `key`.
@@ -111,11 +111,6 @@ impl Chain {
         self
     }
 
-    /// Whether tree heads are kept (and recovery must feed them).
-    pub(crate) const fn keeps_trees(&self) -> bool {
-        self.trees.is_some()
-    }
-
     pub(crate) fn set_head(&mut self, stream: &str, head: Head) {
         self.heads.insert(stream.to_owned(), head);
     }
@@ -135,8 +130,8 @@ impl Chain {
         }
     }
 
-    /// Recovery: a record read back from the trail (its line as written).
-    pub(crate) fn recover_record(&mut self, stream: &str, head: Head, line: &[u8]) {
+    /// Recovery: a record read back from the trail (its seq and hash).
+    pub(crate) fn recover_record(&mut self, stream: &str, head: Head) {
         self.set_head(stream, head);
         if let Some(trees) = &mut self.trees {
             let tree = trees
@@ -145,7 +140,7 @@ impl Chain {
                 .or_insert(StreamTree::NEW);
             if let Some(frontier) = &mut tree.frontier {
                 if frontier.size() + 1 == head.seq {
-                    frontier.push(leaf_hash(line));
+                    frontier.push(merkle_leaf(&head.hash));
                 } else {
                     // A gap: the trail does not verify; sign nothing more
                     // for this stream rather than a root over a hole.
@@ -201,7 +196,7 @@ impl Chain {
                 .entry(stream.to_owned())
                 .or_insert(StreamTree::NEW);
             if let Some(frontier) = &mut tree.frontier {
-                frontier.push(leaf_hash(&record.line));
+                frontier.push(merkle_leaf(&record.hash));
             }
         }
         self.heads.insert(stream.to_owned(), head);

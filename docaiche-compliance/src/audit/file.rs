@@ -243,13 +243,9 @@ impl JsonlFileSink {
                 next_segment = next_segment.max(segment_number(segment).saturating_add(1));
             }
             for line in read_lines(segment)? {
-                let line = line?;
-                match parse_line(&line.bytes) {
-                    Ok(ParsedLine::Record(r)) if chain.keeps_trees() => {
-                        chain.recover_record(&r.stream, Head::new(r.seq, r.hash), &line.bytes);
-                    }
+                match parse_line(&line?.bytes) {
                     Ok(ParsedLine::Record(r)) => {
-                        chain.set_head(&r.stream, Head::new(r.seq, r.hash))
+                        chain.recover_record(&r.stream, Head::new(r.seq, r.hash));
                     }
                     Ok(ParsedLine::TreeHead(head)) => chain.recover_tree_head(&head),
                     _ => {}

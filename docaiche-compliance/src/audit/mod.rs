@@ -52,8 +52,8 @@
 //!   that whoever verifies MACs could also forge them, so give auditors the
 //!   key through a separate secret path and keep checkpoints exported.
 //! - **A verifiable log per stream** ([`merkle`], [`TreeHead`]). Each
-//!   stream is also an RFC 9162 Merkle tree whose leaf `seq - 1` is the
-//!   record line as written; with [`FileSinkConfig::with_tree_heads`] the
+//!   stream is also an RFC 9162 Merkle tree whose leaf `seq - 1` holds
+//!   record `seq`'s hash (which covers the line as written); with [`FileSinkConfig::with_tree_heads`] the
 //!   writer signs the tree's head (size, root, time) as a C2SP checkpoint
 //!   at least once a [`TreeHeadPolicy::every`] (1 s) while a stream grows
 //!   and once a [`TreeHeadPolicy::idle`] while it does not. A head lets a
@@ -62,7 +62,7 @@
 //!   proof, without the trail; an auditor who keeps the heads
 //!   ([`Verifier::with_history`]) catches a trail cut back or rewritten
 //!   after they were taken, which a chain alone cannot show. The cost: a
-//!   leaf hash and about one node hash a record, a [`merkle::Frontier`]
+//!   leaf hash of 32 bytes and about one node hash a record, a [`merkle::Frontier`]
 //!   (at most 64 hashes) a stream in the writer, one head line a stream a
 //!   second under load. The `docaiche-audit` binary verifies trails, proofs
 //!   and head histories offline.

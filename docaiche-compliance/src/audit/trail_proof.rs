@@ -4,7 +4,8 @@
 //! file trail to make them from ([`TrailTrees`]).
 //!
 //! A [`RecordProof`] is a C2SP `tlog-proof` (`c2sp.org/tlog-proof@v1`): the
-//! record line itself as the `extra` data (base64), its leaf index
+//! record line itself as the `extra` data (base64; the verifier checks it
+//! against its own hash, whose 32 bytes are the leaf), its leaf index
 //! (`seq - 1`), the inclusion path, and the tree head, self-contained:
 //!
 //! ```text
@@ -37,10 +38,10 @@ use base64::engine::general_purpose::STANDARD;
 use docaiche_core::{Error, Result};
 
 use super::merkle::{
-    ConsistencyProof, EMPTY_ROOT, Hash, InclusionProof, MerkleTree, leaf_hash, verify_consistency,
+    ConsistencyProof, EMPTY_ROOT, Hash, InclusionProof, MerkleTree, verify_consistency,
     verify_inclusion,
 };
-use super::record::{CheckpointKey, ParsedLine, RecordFields, parse_line};
+use super::record::{CheckpointKey, ParsedLine, RecordFields, merkle_leaf, parse_line};
 use super::tree_head::{MAX_NOTE_LEN, TreeHead};
 use super::verify::{TrailLine, read_lines, trail_segments};
 
@@ -123,6 +124,16 @@ pub struct RecordProof {
 }
 
 impl RecordProof {
+    /// A proof from its parts (not checked: see [`verify`](Self::verify)).
+    #[must_use]
+    pub const fn new(record: Vec<u8>, proof: InclusionProof, tree_head: TreeHead) -> Self {
+        Self {
+            record,
+            proof,
+            tree_head,
+        }
+    }
+
     /// The proof's text (C2SP `tlog-proof`).
     #[must_use]
     pub fn to_text(&self) -> String {
@@ -209,7 +220,7 @@ impl RecordProof {
         verify_inclusion(
             self.proof.index,
             head.size,
-            &leaf_hash(&self.record),
+            &merkle_leaf(&fields.hash),
             &self.proof.path,
             &head.root,
         )
@@ -361,7 +372,7 @@ impl TrailTrees {
                         });
                     if let Some(tree) = &mut stream.tree {
                         if tree.size() + 1 == r.seq {
-                            tree.push(leaf_hash(&line.bytes));
+                            tree.push(merkle_leaf(&r.hash));
                         } else {
                             stream.tree = None;
                         }
@@ -450,8 +461,8 @@ impl TrailTrees {
             .checked_sub(1)
             .ok_or_else(|| Error::invalid_input("sequence numbers start at 1"))?;
         let proof = tree.inclusion_proof(index, head.size)?;
-        let record = find_record(path, stream, seq)?;
-        if tree.leaf(index) != Some(leaf_hash(&record)) {
+        let (record, hash) = find_record(path, stream, seq)?;
+        if tree.leaf(index) != Some(merkle_leaf(&hash)) {
             return Err(Error::conflict(
                 "the trail changed while the proof was made",
             ));
@@ -506,8 +517,9 @@ impl TrailTrees {
     }
 }
 
-/// The line of record `seq` of `stream` in the file trail at `path`.
-fn find_record(path: &Path, stream: &str, seq: u64) -> Result<Vec<u8>> {
+/// The line and hash of record `seq` of `stream` in the file trail at
+/// `path`.
+fn find_record(path: &Path, stream: &str, seq: u64) -> Result<(Vec<u8>, Hash)> {
     for segment in trail_segments(path)? {
         for line in read_lines(&segment)? {
             let line = line?;
@@ -515,7 +527,7 @@ fn find_record(path: &Path, stream: &str, seq: u64) -> Result<Vec<u8>> {
                 && r.stream == stream
                 && r.seq == seq
             {
-                return Ok(line.bytes);
+                return Ok((line.bytes, r.hash));
             }
         }
     }
@@ -541,7 +553,7 @@ mod tests {
         for i in 0..n {
             let record = encode_record("s", head, format!("{{\"i\":{i}}}").as_bytes()).unwrap();
             head = Head::new(record.seq, record.hash);
-            tree.push(leaf_hash(&record.line));
+            tree.push(merkle_leaf(&record.hash));
             lines.push(record.line);
             let at = time::OffsetDateTime::UNIX_EPOCH
                 + time::Duration::seconds(i64::try_from(i).unwrap());

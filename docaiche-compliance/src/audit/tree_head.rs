@@ -16,8 +16,9 @@
 //!   stream is its own log. Stream names never hold a slash, so the stream
 //!   is what follows the last one.
 //! - **Size** and **root** are the stream's RFC 9162 tree over its records
-//!   in sequence order: leaf `seq - 1` is the record line as written
-//!   (without its newline), hashed `SHA-256(0x00 ‖ line)`.
+//!   in sequence order: leaf `seq - 1` holds the 32 bytes of record `seq`'s
+//!   hash, which covers the record line as written, so the leaf hash is
+//!   `SHA-256(0x00 ‖ record hash)` ([`merkle_leaf`](super::record::merkle_leaf)).
 //! - The one extension line, `time`, is when the head was signed (RFC 3339,
 //!   UTC): a verifier refuses a stream's heads going back in time, which is
 //!   how a replayed old head shows.

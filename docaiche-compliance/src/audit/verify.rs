@@ -31,8 +31,8 @@
 //! holds it.
 //!
 //! Tree heads are checked against a Merkle tree the walk keeps per stream
-//! (a [`Frontier`]: at most 64 hashes a stream): leaf `seq - 1` is the
-//! record line as written. A stream whose first records retention removed
+//! (a [`Frontier`]: at most 64 hashes a stream): leaf `seq - 1` holds
+//! record `seq`'s hash ([`merkle_leaf`](super::record::merkle_leaf)). A stream whose first records retention removed
 //! has no tree to check against; its heads count in
 //! [`VerifyReport::tree_heads_pruned`] (their signatures are still
 //! checked, and its chain starts at the signed anchor).
@@ -48,9 +48,10 @@ use docaiche_core::{Error, Result};
 use time::OffsetDateTime;
 
 use super::anchor::Anchor;
-use super::merkle::{EMPTY_ROOT, Frontier, Hash, leaf_hash};
+use super::merkle::{EMPTY_ROOT, Frontier};
 use super::record::{
-    CheckpointKey, Head, LineDefect, MAX_LINE_LEN, ParsedLine, RecordFields, parse_line,
+    CheckpointKey, Head, LineDefect, MAX_LINE_LEN, ParsedLine, RecordFields, merkle_leaf,
+    parse_line,
 };
 use super::tree_head::TreeHead;
 
@@ -235,8 +236,6 @@ pub struct Verifier {
 struct Pending {
     line: TrailLine,
     parsed: std::result::Result<ParsedLine, LineDefect>,
-    /// The record's leaf hash (the line as written), for records.
-    leaf: Option<Hash>,
 }
 
 /// A stream's Merkle tree as the walk rebuilds it.
@@ -292,11 +291,10 @@ impl Walk<'_> {
         } else {
             parse_line(&line.bytes)
         };
-        let leaf = matches!(parsed, Ok(ParsedLine::Record(_))).then(|| leaf_hash(&line.bytes));
         // The look-ahead keeps what was parsed, not the bytes.
         line.bytes = Vec::new();
         self.trees.last_location = Some(line.location.clone());
-        self.window.push_back(Pending { line, parsed, leaf });
+        self.window.push_back(Pending { line, parsed });
         while self.window.len() > LOOK_AHEAD {
             if !self.step_front(false) {
                 return false;
@@ -706,8 +704,8 @@ impl Verifier {
                         frontier: (r.seq == 1).then(Frontier::new),
                         last_head: None,
                     });
-                if let (Some(frontier), Some(leaf)) = (&mut tree.frontier, current.leaf) {
-                    frontier.push(leaf);
+                if let Some(frontier) = &mut tree.frontier {
+                    frontier.push(merkle_leaf(&r.hash));
                     if let Some(indices) = trees
                         .wanted
                         .get(&r.stream)
