@@ -191,15 +191,24 @@ impl Chain {
         };
         if let Some(trees) = &mut self.trees {
             trees.save(stream);
-            let tree = trees
-                .streams
-                .entry(stream.to_owned())
-                .or_insert(StreamTree::NEW);
+            // Look up before inserting: no key allocated for a known stream.
+            let tree = match trees.streams.get_mut(stream) {
+                Some(tree) => tree,
+                None => trees
+                    .streams
+                    .entry(stream.to_owned())
+                    .or_insert(StreamTree::NEW),
+            };
             if let Some(frontier) = &mut tree.frontier {
                 frontier.push(merkle_leaf(&record.hash));
             }
         }
-        self.heads.insert(stream.to_owned(), head);
+        match self.heads.get_mut(stream) {
+            Some(known) => *known = head,
+            None => {
+                self.heads.insert(stream.to_owned(), head);
+            }
+        }
         Ok(Appended {
             record,
             checkpoint,

@@ -184,26 +184,27 @@ pub fn event_json(event: &AuditEvent) -> Result<Vec<u8>> {
 /// `InvalidInput` if the line would exceed [`MAX_LINE_LEN`] or `stream` is
 /// not a valid stream name.
 pub fn encode_record(stream: &str, head: Head, event_json: &[u8]) -> Result<EncodedRecord> {
-    let stream_json = serde_json::to_string(stream)
-        .map_err(|_| Error::invalid_input("audit stream name does not serialise"))?;
     let seq = head
         .seq
         .checked_add(1)
         .ok_or_else(|| Error::invalid_input("audit stream sequence exhausted"))?;
+    // Written in place, without intermediate strings: this runs on the
+    // writer's thread for every record.
     let mut line = Vec::with_capacity(event_json.len() + 200);
     line.extend_from_slice(b"{\"v\":");
-    line.extend_from_slice(RECORD_VERSION.to_string().as_bytes());
+    line.extend_from_slice(itoa::Buffer::new().format(RECORD_VERSION).as_bytes());
     line.extend_from_slice(b",\"stream\":");
-    line.extend_from_slice(stream_json.as_bytes());
+    serde_json::to_writer(&mut line, stream)
+        .map_err(|_| Error::invalid_input("audit stream name does not serialise"))?;
     line.extend_from_slice(b",\"seq\":");
-    line.extend_from_slice(seq.to_string().as_bytes());
+    line.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
     line.extend_from_slice(b",\"prev\":\"");
-    line.extend_from_slice(head.hash.to_hex().as_bytes());
+    push_hex(&mut line, &head.hash);
     line.extend_from_slice(b"\",\"event\":");
     line.extend_from_slice(event_json);
     let hash = record_hash(&line);
     line.extend_from_slice(HASH_SUFFIX_START);
-    line.extend_from_slice(hash.to_hex().as_bytes());
+    push_hex(&mut line, &hash);
     line.extend_from_slice(b"\"}");
     if line.len() > MAX_LINE_LEN {
         return Err(Error::invalid_input("audit record exceeds the line limit"));
@@ -214,6 +215,15 @@ pub fn encode_record(stream: &str, head: Head, event_json: &[u8]) -> Result<Enco
         hash,
         line,
     })
+}
+
+/// Append `hash` as 64 lower-case hex digits.
+fn push_hex(out: &mut Vec<u8>, hash: &Hash) {
+    let mut digits = [0u8; HEX_LEN];
+    // 32 bytes always fit 64 digits.
+    if hex::encode_to_slice(hash.0, &mut digits).is_ok() {
+        out.extend_from_slice(&digits);
+    }
 }
 
 /// The Merkle leaf hash of the record whose hash is `record_hash`:
@@ -567,6 +577,21 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_record_layout_is_byte_for_byte_the_documented_one() {
+        let rec = encode_record("ac\"me", Head::new(6, Hash([1; 32])), b"{\"a\":1}").unwrap();
+        let prefix = format!(
+            "{{\"v\":1,\"stream\":\"ac\\\"me\",\"seq\":7,\"prev\":\"{}\",\"event\":{{\"a\":1}}",
+            "01".repeat(32)
+        );
+        let expected = format!(
+            "{prefix},\"hash\":\"{}\"}}",
+            record_hash(prefix.as_bytes()).to_hex()
+        );
+        assert_eq!(String::from_utf8(rec.line).unwrap(), expected);
+        assert_eq!(rec.hash, record_hash(prefix.as_bytes()));
     }
 
     #[test]
