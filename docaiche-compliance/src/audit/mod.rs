@@ -24,12 +24,16 @@
 //!
 //! Records are unchanged: a trail written before tree heads existed keeps
 //! verifying as it did, and [`Verifier`] reads old and new lines alike. An
-//! old trail reopened with [`FileSinkConfig::with_tree_heads`] gets the
+//! old file trail reopened with [`FileSinkConfig::with_tree_heads`] gets the
 //! tree of every stream rebuilt from its records (read once on open, as the
 //! heads already were) and a first head per stream with its first batch or
 //! tick; from then on the old records are covered like new ones. The JSON
 //! checkpoints of [`CheckpointPolicy`] may stay on beside the heads or be
-//! turned off: heads vouch for everything they did. Two limits: a verifier
+//! turned off: heads vouch for everything they did. `PgAuditTrail`'s
+//! migration adds the tree columns to `audit_trail_heads` and `tree_head`
+//! to the kinds a row may have (the table's constraint checked once); each
+//! stream's tree is rebuilt from its rows by the first writer with tree
+//! heads that extends it, or by its `sign_due_heads`. Two limits: a verifier
 //! older than tree heads refuses their lines (update verifiers before
 //! writers), and a stream whose first records retention removed has no tree
 //! to rebuild, so it gets no heads (its chain still starts at the signed
