@@ -231,6 +231,19 @@ impl RecordProof {
 
 /// That a later tree head of a stream extends an earlier one (the module
 /// docs give the text form).
+///
+/// ```no_run
+/// use docaiche_compliance::audit::{CheckpointKey, HeadConsistency, TrailTrees};
+/// # fn main() -> docaiche_core::Result<()> {
+/// # let key = CheckpointKey::from_bytes("audit/checkpoint-key", &vec![7u8; 32].into())?;
+/// let trees = TrailTrees::from_path("/var/lib/docaiche/audit.jsonl".as_ref())?;
+/// let heads = trees.heads("acme");
+/// let (kept, latest) = (&heads[0], &heads[heads.len() - 1]);
+/// let text = trees.prove_consistency(kept, latest)?.to_text();
+/// // Whoever kept the older head checks that the log only grew since:
+/// HeadConsistency::parse(&text)?.verify(&key, Some("audit.example/eu"))?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct HeadConsistency {

@@ -57,6 +57,18 @@ pub(crate) const MAX_NOTE_LEN: usize = 16 * 1024;
 const MAX_SIGNATURES: usize = 16;
 
 /// When a writer signs tree heads, and with what.
+///
+/// ```
+/// use std::time::Duration;
+/// use docaiche_compliance::audit::{CheckpointKey, FileSinkConfig, TreeHeadPolicy};
+///
+/// let key = CheckpointKey::from_bytes("audit/checkpoint-key", &vec![7u8; 32].into())?;
+/// let policy = TreeHeadPolicy::new(key, "audit.example/eu")?
+///     .with_idle(Duration::from_secs(30));
+/// let config = FileSinkConfig::new("/var/lib/docaiche/audit.jsonl").with_tree_heads(policy);
+/// # let _ = config;
+/// # Ok::<(), docaiche_core::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct TreeHeadPolicy {
@@ -160,6 +172,23 @@ struct Signature {
 }
 
 /// A signed tree head (the module docs describe the format).
+///
+/// ```
+/// use docaiche_compliance::audit::merkle::{MerkleTree, leaf_hash};
+/// use docaiche_compliance::audit::{CheckpointKey, TreeHead};
+///
+/// let key = CheckpointKey::from_bytes("audit/checkpoint-key", &vec![7u8; 32].into())?;
+/// let tree = MerkleTree::from_leaves([leaf_hash(b"a"), leaf_hash(b"b")]);
+/// let head = TreeHead::sign(&key, "audit.example/eu/acme", tree.size(), tree.root(),
+///                           time::OffsetDateTime::UNIX_EPOCH)?;
+/// let note = head.to_note(); // what an auditor keeps
+/// assert!(note.starts_with("audit.example/eu/acme\n2\n"));
+///
+/// let kept = TreeHead::parse(&note)?;
+/// assert!(kept.is_signed_by(&key));
+/// assert_eq!((kept.trail_origin(), kept.stream(), kept.size), ("audit.example/eu", "acme", 2));
+/// # Ok::<(), docaiche_core::Error>(())
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TreeHead {
