@@ -1015,3 +1015,64 @@ async fn the_mutation_suite_is_detected_in_full_on_postgres_trails() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_from_before_tree_heads_migrates_and_its_records_get_heads() {
+    in_schema("tree head migration", |ctx| async move {
+        // The tables as the previous migration made them, with records.
+        let pool = ctx.pool(None).await;
+        for statement in [
+            "CREATE TABLE audit_trail (
+                 id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                 kind TEXT NOT NULL CHECK (kind IN ('record', 'checkpoint')),
+                 stream TEXT NOT NULL,
+                 seq BIGINT NOT NULL CHECK (seq > 0),
+                 hash TEXT NOT NULL,
+                 line TEXT NOT NULL,
+                 recorded_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+            "CREATE TABLE audit_trail_heads (
+                 stream TEXT PRIMARY KEY, seq BIGINT NOT NULL, hash TEXT NOT NULL)",
+        ] {
+            sqlx::query(statement).execute(&pool).await.unwrap();
+        }
+        let mut head = docaiche_compliance::audit::record::Head::EMPTY;
+        for i in 0..5 {
+            let json = docaiche_compliance::audit::record::event_json(&event("a", i)).unwrap();
+            let record =
+                docaiche_compliance::audit::record::encode_record("a", head, &json).unwrap();
+            sqlx::query(
+                "INSERT INTO audit_trail (kind, stream, seq, hash, line) VALUES ('record', 'a', $1, $2, $3)",
+            )
+            .bind(record.seq as i64)
+            .bind(record.hash.to_hex())
+            .bind(String::from_utf8(record.line).unwrap())
+            .execute(&pool)
+            .await
+            .unwrap();
+            head = docaiche_compliance::audit::record::Head::new(record.seq, record.hash);
+        }
+        sqlx::query("INSERT INTO audit_trail_heads VALUES ('a', 5, $1)")
+            .bind(head.hash.to_hex())
+            .execute(&pool)
+            .await
+            .unwrap();
+        // Migrated (twice: idempotent), then extended with tree heads.
+        PgAuditTrail::migrate(&pool).await.unwrap();
+        let clock = docaiche_core::clock::ManualClock::new();
+        let trail = PgAuditTrail::new(pool)
+            .await
+            .unwrap()
+            .with_tree_heads(tree_policy(ORIGIN))
+            .with_clock(Arc::new(clock.clone()));
+        assert_eq!(trail.sign_due_heads().await.unwrap(), 1, "the old records' head");
+        trail.record(&event("a", 5)).await.unwrap();
+        clock.advance(std::time::Duration::from_secs(1));
+        assert_eq!(trail.sign_due_heads().await.unwrap(), 1);
+        let heads = audit_common::mutation::tree_heads(&all_lines(&ctx).await);
+        assert_eq!(heads.iter().map(|h| h.size).collect::<Vec<_>>(), [5, 6]);
+        let report = trail.verify(&log_verifier(heads)).await.unwrap();
+        assert!(report.is_ok(), "{:?}", report.tamper);
+        assert_eq!(report.records, 6);
+    })
+    .await;
+}
