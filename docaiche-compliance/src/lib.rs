@@ -1,7 +1,9 @@
 //! # docaiche-compliance
 //!
 //! Compliance for DocAIche servers: a tamper-evident audit trail (hash
-//! chains per tenant, signed checkpoints, `verify`), audit sinks (JSON lines
+//! chains per tenant, signed checkpoints, `verify`) that is also a
+//! verifiable log (an RFC 9162 Merkle tree per tenant, signed tree heads,
+//! inclusion and consistency proofs), audit sinks (JSON lines
 //! file, PostgreSQL, stdout, fan-out) behind a bounded buffer that never
 //! drops silently, PII redaction for logs and audit details, retention with
 //! legal hold, data-subject export and erasure (GDPR Art. 15, 17, 20; CCPA),
@@ -37,7 +39,7 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`audit`] | the tamper-evident trail, its sinks and the verifier; keyed hashes of personal details on the way in ([`ProtectedSink`](audit::ProtectedSink)) |
+//! | [`audit`] | the tamper-evident trail, its sinks and the verifier; Merkle trees, signed tree heads and proofs ([`audit::merkle`], [`TreeHead`](audit::TreeHead), [`RecordProof`](audit::RecordProof)); keyed hashes of personal details on the way in ([`ProtectedSink`](audit::ProtectedSink)) |
 //! | [`redact`] | one PII and secret [`Redactor`](redact::Redactor) for log lines and audit details, measured on a labelled corpus |
 //! | [`retention`] | periods per tenant and resource kind (static, or read per run from the tenant registry), legal holds, the audited [`Purger`](retention::Purger) and its schedule |
 //! | [`privacy`] | data-subject requests with legal deadlines, export bundles (account, documents, keys, audit entries), erasure with crypto-shredding and a pseudonymous tombstone; durable request and legal hold stores (`privacy::sql`) |

@@ -2,7 +2,7 @@
 //!
 //! | suite | variable | what |
 //! |---|---|---|
-//! | `compliance-postgres` | `DOCAICHE_TEST_POSTGRES_URL` | tampering found at the right row (flipped byte, deleted, inserted, swapped), append-only for the application role and the owner, two writer processes (and two pools) on one chain, recovery of the chain on restart, the sink contract, retention (the owner's anchored purge of an expired prefix, deletes refused on every other path, a further deletion or a forged anchor still found) |
+//! | `compliance-postgres` | `DOCAICHE_TEST_POSTGRES_URL` | tampering found at the right row (flipped byte, deleted, inserted, swapped), signed tree heads (with records, from `sign_due_heads`, across writers and an old schema) and the mutation suite of the verifiable log detected in full (every mutant over the rows, one of each kind written into the table), append-only for the application role and the owner, two writer processes (and two pools) on one chain, recovery of the chain on restart, the sink contract, retention (the owner's anchored purge of an expired prefix, deletes refused on every other path, a further deletion or a forged anchor still found) |
 //!
 //! `./scripts/test.sh` starts PostgreSQL and sets the variable. A missing
 //! variable skips loudly, or fails under `CI=true` /
@@ -759,6 +759,320 @@ async fn the_postgres_trail_conforms() {
             .get("n");
         assert!(rows > 0);
         assert!(verify(&trail).await.is_ok());
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// The verifiable log: tree heads and the mutation suite.
+// ---------------------------------------------------------------------------
+
+const ORIGIN: &str = "audit.test/pg";
+
+fn tree_policy(origin: &str) -> docaiche_compliance::audit::TreeHeadPolicy {
+    docaiche_compliance::audit::TreeHeadPolicy::new(key(), origin).unwrap()
+}
+
+/// Every line of the table, in id order.
+async fn all_lines(ctx: &Ctx) -> Vec<Vec<u8>> {
+    let lines: Vec<String> =
+        sqlx::query_scalar(&format!("SELECT line FROM {} ORDER BY id", ctx.table()))
+            .fetch_all(&ctx.admin)
+            .await
+            .unwrap();
+    lines.into_iter().map(String::into_bytes).collect()
+}
+
+/// Three tenants, 8 events each 400 ms apart, heads due signed a second
+/// later, an idle minute, one more event of `a` and its head: the trail
+/// `tests/audit_log.rs` writes to a file, here in the table.
+async fn log_of_three(ctx: &Ctx, clock: &docaiche_core::clock::ManualClock) -> PgAuditTrail {
+    let trail = PgAuditTrail::new(ctx.pool(None).await)
+        .await
+        .unwrap()
+        .with_checkpoints(CheckpointPolicy::new(key(), NonZeroU64::new(3).unwrap()))
+        .with_tree_heads(tree_policy(ORIGIN))
+        .with_clock(Arc::new(clock.clone()));
+    for i in 0..24 {
+        trail
+            .record(&event(["a", "b", "c"][i % 3], i))
+            .await
+            .unwrap();
+        clock.advance(std::time::Duration::from_millis(400));
+    }
+    clock.advance(std::time::Duration::from_secs(1));
+    trail.sign_due_heads().await.unwrap();
+    clock.advance(std::time::Duration::from_secs(61));
+    assert_eq!(
+        trail.sign_due_heads().await.unwrap(),
+        3,
+        "an idle head a stream"
+    );
+    trail.record(&event("a", 24)).await.unwrap();
+    clock.advance(std::time::Duration::from_secs(1));
+    trail.sign_due_heads().await.unwrap();
+    trail
+}
+
+fn log_verifier(history: Vec<docaiche_compliance::audit::TreeHead>) -> Verifier {
+    Verifier::new()
+        .with_key(key())
+        .with_origin(ORIGIN)
+        .with_history(history)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tree_heads_are_signed_with_records_and_when_due_and_verify() {
+    in_schema("tree heads", |ctx| async move {
+        let clock = docaiche_core::clock::ManualClock::new();
+        let trail = log_of_three(&ctx, &clock).await;
+        let lines = all_lines(&ctx).await;
+        let heads = audit_common::mutation::tree_heads(&lines);
+        let sizes = |stream: &str| {
+            heads
+                .iter()
+                .filter(|h| h.stream() == stream)
+                .map(|h| h.size)
+                .collect::<Vec<_>>()
+        };
+        // A stream's records are 1.2 s apart: each is signed with its
+        // record; then an idle head each from sign_due_heads, and `a`'s
+        // last record (0 s after its idle head) a second later.
+        assert_eq!(sizes("a"), [1, 2, 3, 4, 5, 6, 7, 8, 8, 9]);
+        assert_eq!(sizes("b"), [1, 2, 3, 4, 5, 6, 7, 8, 8]);
+        let report = trail.verify(&log_verifier(heads.clone())).await.unwrap();
+        assert!(report.is_ok(), "{:?}", report.tamper);
+        assert_eq!(report.history_matched, heads.len() as u64);
+        assert_eq!(report.tree_heads_verified, heads.len() as u64);
+        // Nothing due: nothing signed.
+        assert_eq!(trail.sign_due_heads().await.unwrap(), 0);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_without_trees_between_two_with_them_keeps_the_log_whole() {
+    in_schema("tree rebuild", |ctx| async move {
+        let clock = docaiche_core::clock::ManualClock::new();
+        let with_trees = PgAuditTrail::new(ctx.pool(None).await)
+            .await
+            .unwrap()
+            .with_tree_heads(tree_policy(ORIGIN))
+            .with_clock(Arc::new(clock.clone()));
+        let without = PgAuditTrail::new(ctx.pool(None).await).await.unwrap();
+        for i in 0..9 {
+            let trail = if i % 3 == 1 { &without } else { &with_trees };
+            trail.record(&event("a", i)).await.unwrap();
+            clock.advance(std::time::Duration::from_secs(1));
+        }
+        with_trees.sign_due_heads().await.unwrap();
+        let heads = audit_common::mutation::tree_heads(&all_lines(&ctx).await);
+        assert_eq!(heads.last().unwrap().size, 9);
+        let report = with_trees.verify(&log_verifier(heads)).await.unwrap();
+        assert!(report.is_ok(), "{:?}", report.tamper);
+    })
+    .await;
+}
+
+/// Replace the table's rows with `lines`, as an attacker with superuser
+/// rights would: triggers off, the unique index dropped. Returns false if
+/// the database refused the lines.
+async fn rewrite_table(ctx: &Ctx, lines: &[Vec<u8>]) -> bool {
+    use docaiche_compliance::audit::record::{ParsedLine, parse_line};
+    let table = ctx.table();
+    for statement in [
+        format!("ALTER TABLE {table} DISABLE TRIGGER USER"),
+        format!("DROP INDEX IF EXISTS {}.audit_trail_stream_seq", ctx.schema),
+        format!("DELETE FROM {table}"),
+    ] {
+        sqlx::query(&statement).execute(&ctx.admin).await.unwrap();
+    }
+    for (i, line) in lines.iter().enumerate() {
+        let (kind, stream, seq, hash) = match parse_line(line) {
+            Ok(ParsedLine::Record(r)) => ("record", r.stream, r.seq, r.hash.to_hex()),
+            Ok(ParsedLine::Checkpoint(c)) => ("checkpoint", c.stream, c.seq, c.hash.to_hex()),
+            Ok(ParsedLine::TreeHead(h)) => (
+                "tree_head",
+                h.stream().to_owned(),
+                h.size.max(1),
+                h.root.to_hex(),
+            ),
+            _ => ("record", "?".to_owned(), i as u64 + 1, String::new()),
+        };
+        let Ok(text) = String::from_utf8(line.clone()) else {
+            return false;
+        };
+        if text.contains('\0') {
+            return false;
+        }
+        sqlx::query(&format!(
+            "INSERT INTO {table} (kind, stream, seq, hash, line) VALUES ($1, $2, $3, $4, $5)"
+        ))
+        .bind(kind)
+        .bind(stream)
+        .bind(seq as i64)
+        .bind(hash)
+        .bind(text)
+        .execute(&ctx.admin)
+        .await
+        .unwrap();
+    }
+    true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mutation_suite_is_detected_in_full_on_postgres_trails() {
+    use audit_common::mutation::{Mutation, mutants, tree_heads};
+    in_schema("mutation suite", |ctx| async move {
+        let clock = docaiche_core::clock::ManualClock::new();
+        let trail = log_of_three(&ctx, &clock).await;
+        let lines = all_lines(&ctx).await;
+        let history = tree_heads(&lines);
+        let verifier = log_verifier(history.clone());
+        assert!(trail.verify(&verifier).await.unwrap().is_ok());
+
+        // Other trails to splice from: one of another origin, one of this
+        // origin (written to files by the file sink: the lines are alike).
+        let dir = std::env::temp_dir().join(format!("docaiche-pg-mut-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut others = Vec::new();
+        for (name, origin, offset) in [("b", "audit.test/other", 1000), ("a2", ORIGIN, 2000)] {
+            let path = dir.join(format!("{name}.jsonl"));
+            let clock = docaiche_core::clock::ManualClock::new();
+            let sink = docaiche_compliance::audit::JsonlFileSink::open_with_clock(
+                docaiche_compliance::audit::FileSinkConfig::new(&path)
+                    .with_fsync(docaiche_compliance::audit::FsyncPolicy::Never)
+                    .with_tree_heads(tree_policy(origin)),
+                Arc::new(clock.clone()),
+            )
+            .unwrap();
+            for i in 0..24 {
+                sink.record(&event(["a", "b", "c"][i % 3], offset + i))
+                    .await
+                    .unwrap();
+                clock.advance(std::time::Duration::from_millis(400));
+            }
+            clock.advance(std::time::Duration::from_secs(1));
+            sink.flush().await.unwrap();
+            drop(sink);
+            others.push(
+                docaiche_compliance::audit::read_lines(&path)
+                    .unwrap()
+                    .map(|l| l.unwrap().bytes)
+                    .collect::<Vec<_>>(),
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+
+        let all = mutants(&lines, &others[0], &others[1], 11);
+        let mut missed = Vec::new();
+        let mut first_of_kind: std::collections::BTreeMap<Mutation, usize> =
+            std::collections::BTreeMap::new();
+        for (index, mutant) in all.iter().enumerate() {
+            first_of_kind.entry(mutant.mutation).or_insert(index);
+            let report = verifier
+                .verify(mutant.lines.iter().enumerate().map(|(i, l)| {
+                    Ok(docaiche_compliance::audit::TrailLine::complete(
+                        docaiche_compliance::audit::Location::new("rows", i as u64 + 1),
+                        l.clone(),
+                    ))
+                }))
+                .unwrap();
+            if report.is_ok() {
+                missed.push(format!("{:?}: {}", mutant.mutation, mutant.what));
+            }
+        }
+        assert!(
+            missed.is_empty(),
+            "{} of {} missed:\n{}",
+            missed.len(),
+            all.len(),
+            missed.join("\n")
+        );
+        assert_eq!(first_of_kind.len(), 7, "every kind of mutation was tried");
+
+        // One of each kind written into the table and found by the
+        // trail's own verify (the database walk).
+        let mut written = 0;
+        for (mutation, index) in first_of_kind {
+            let mutant = &all[index];
+            if !rewrite_table(&ctx, &mutant.lines).await {
+                continue;
+            }
+            written += 1;
+            let report = trail.verify(&verifier).await.unwrap();
+            assert!(
+                !report.is_ok(),
+                "{mutation:?} in the table: {} went unnoticed",
+                mutant.what
+            );
+        }
+        assert_eq!(written, 7, "each kind written into the table");
+        eprintln!(
+            "mutation suite (postgres): {} mutants over the rows and {written} in the table, all detected",
+            all.len()
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_from_before_tree_heads_migrates_and_its_records_get_heads() {
+    in_schema("tree head migration", |ctx| async move {
+        // The tables as the previous migration made them, with records.
+        let pool = ctx.pool(None).await;
+        for statement in [
+            "CREATE TABLE audit_trail (
+                 id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                 kind TEXT NOT NULL CHECK (kind IN ('record', 'checkpoint')),
+                 stream TEXT NOT NULL,
+                 seq BIGINT NOT NULL CHECK (seq > 0),
+                 hash TEXT NOT NULL,
+                 line TEXT NOT NULL,
+                 recorded_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+            "CREATE TABLE audit_trail_heads (
+                 stream TEXT PRIMARY KEY, seq BIGINT NOT NULL, hash TEXT NOT NULL)",
+        ] {
+            sqlx::query(statement).execute(&pool).await.unwrap();
+        }
+        let mut head = docaiche_compliance::audit::record::Head::EMPTY;
+        for i in 0..5 {
+            let json = docaiche_compliance::audit::record::event_json(&event("a", i)).unwrap();
+            let record =
+                docaiche_compliance::audit::record::encode_record("a", head, &json).unwrap();
+            sqlx::query(
+                "INSERT INTO audit_trail (kind, stream, seq, hash, line) VALUES ('record', 'a', $1, $2, $3)",
+            )
+            .bind(record.seq as i64)
+            .bind(record.hash.to_hex())
+            .bind(String::from_utf8(record.line).unwrap())
+            .execute(&pool)
+            .await
+            .unwrap();
+            head = docaiche_compliance::audit::record::Head::new(record.seq, record.hash);
+        }
+        sqlx::query("INSERT INTO audit_trail_heads VALUES ('a', 5, $1)")
+            .bind(head.hash.to_hex())
+            .execute(&pool)
+            .await
+            .unwrap();
+        // Migrated (twice: idempotent), then extended with tree heads.
+        PgAuditTrail::migrate(&pool).await.unwrap();
+        let clock = docaiche_core::clock::ManualClock::new();
+        let trail = PgAuditTrail::new(pool)
+            .await
+            .unwrap()
+            .with_tree_heads(tree_policy(ORIGIN))
+            .with_clock(Arc::new(clock.clone()));
+        assert_eq!(trail.sign_due_heads().await.unwrap(), 1, "the old records' head");
+        trail.record(&event("a", 5)).await.unwrap();
+        clock.advance(std::time::Duration::from_secs(1));
+        assert_eq!(trail.sign_due_heads().await.unwrap(), 1);
+        let heads = audit_common::mutation::tree_heads(&all_lines(&ctx).await);
+        assert_eq!(heads.iter().map(|h| h.size).collect::<Vec<_>>(), [5, 6]);
+        let report = trail.verify(&log_verifier(heads)).await.unwrap();
+        assert!(report.is_ok(), "{:?}", report.tamper);
+        assert_eq!(report.records, 6);
     })
     .await;
 }

@@ -18,6 +18,7 @@ use super::chain::{Chain, CheckpointPolicy};
 use super::lock::{HeldLock, lock_trail};
 use super::private_fs;
 use super::record::{Head, MAX_LINE_LEN, ParsedLine, event_json, parse_line, stream_of};
+use super::tree_head::TreeHeadPolicy;
 use super::verify::{read_lines, trail_segments};
 
 const DEPENDENCY: &str = "audit file sink";
@@ -58,6 +59,8 @@ pub struct FileSinkConfig {
     pub queue: NonZeroUsize,
     /// Signed checkpoints, if any.
     pub checkpoints: Option<CheckpointPolicy>,
+    /// Signed Merkle tree heads, if any.
+    pub tree_heads: Option<TreeHeadPolicy>,
 }
 
 impl FileSinkConfig {
@@ -71,6 +74,7 @@ impl FileSinkConfig {
             max_batch: NonZeroUsize::new(512).unwrap_or(NonZeroUsize::MIN),
             queue: NonZeroUsize::new(4096).unwrap_or(NonZeroUsize::MIN),
             checkpoints: None,
+            tree_heads: None,
         }
     }
 
@@ -95,6 +99,17 @@ impl FileSinkConfig {
         self
     }
 
+    /// Keep a Merkle tree per stream and sign its heads under `policy`: at
+    /// least one head a stream per [`TreeHeadPolicy::every`] while it
+    /// grows, and one per [`TreeHeadPolicy::idle`] while it does not. The
+    /// idle heads come from a small timer thread of the sink's own,
+    /// sleeping on the sink's [`Clock`].
+    #[must_use]
+    pub fn with_tree_heads(mut self, policy: TreeHeadPolicy) -> Self {
+        self.tree_heads = Some(policy);
+        self
+    }
+
     /// Set the batch size.
     #[must_use]
     pub const fn with_max_batch(mut self, max_batch: NonZeroUsize) -> Self {
@@ -112,6 +127,8 @@ enum Request {
     Flush {
         reply: oneshot::Sender<Result<AuditReceipt>>,
     },
+    /// Sign the tree heads that are due (from the timer thread).
+    Tick,
 }
 
 /// The tamper-evident trail as JSON lines in a file: one record per line,
@@ -194,7 +211,8 @@ impl JsonlFileSink {
         // Before anything is read or repaired: one writer per trail.
         let lock = lock_trail(&config.path, DEPENDENCY)?;
         repair_torn_tail(&config.path).map_err(io_err)?;
-        let mut chain = Chain::new(config.checkpoints.clone());
+        let mut chain =
+            Chain::new(config.checkpoints.clone()).with_tree_heads(config.tree_heads.clone());
         let mut segments = trail_segments(&config.path)?;
         let mut next_segment = 1;
         // Streams retention cut start after their anchor; the segments it
@@ -202,7 +220,7 @@ impl JsonlFileSink {
         match Anchor::load(&config.path) {
             Ok(Some(anchor)) => {
                 for (stream, head) in &anchor.streams {
-                    chain.set_head(stream, *head);
+                    chain.set_pruned_start(stream, *head);
                 }
                 for name in &anchor.segments {
                     next_segment =
@@ -225,14 +243,22 @@ impl JsonlFileSink {
                 next_segment = next_segment.max(segment_number(segment).saturating_add(1));
             }
             for line in read_lines(segment)? {
-                if let Ok(ParsedLine::Record(r)) = parse_line(&line?.bytes) {
-                    chain.set_head(&r.stream, Head::new(r.seq, r.hash));
+                match parse_line(&line?.bytes) {
+                    Ok(ParsedLine::Record(r)) => {
+                        chain.recover_record(&r.stream, Head::new(r.seq, r.hash));
+                    }
+                    Ok(ParsedLine::TreeHead(head)) => chain.recover_tree_head(&head),
+                    _ => {}
                 }
             }
         }
+        chain.recovered(clock.monotonic());
         let file = open_append(&config.path).map_err(io_err)?;
         let len = file.metadata().map_err(io_err)?.len();
         let (tx, rx) = mpsc::channel(config.queue.get());
+        if let Some(policy) = &config.tree_heads {
+            spawn_ticker(&tx, clock.clone(), policy.tick()).map_err(io_err)?;
+        }
         let path = Arc::new(config.path.clone());
         let writer = Writer {
             config,
@@ -302,6 +328,37 @@ impl AuditSink for JsonlFileSink {
             .await
             .map(|_| ())
     }
+}
+
+/// The timer of idle tree heads: a thread of its own (so the sink needs no
+/// runtime of the caller's, nor one with timers enabled) that sends a
+/// [`Request::Tick`] every `period` of `clock` time. It holds the queue
+/// only weakly and never waits on it (a full queue means batches are
+/// flowing, and batches sign what is due), so it never keeps the writer
+/// alive: once the sink is dropped, its next tick ends it.
+fn spawn_ticker(
+    tx: &mpsc::Sender<Request>,
+    clock: Arc<dyn Clock>,
+    period: Duration,
+) -> io::Result<()> {
+    let weak = tx.downgrade();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()?;
+    std::thread::Builder::new()
+        .name("docaiche-audit-tick".to_owned())
+        .spawn(move || {
+            runtime.block_on(async move {
+                loop {
+                    clock.sleep(period).await;
+                    let Some(tx) = weak.upgrade() else { break };
+                    if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(Request::Tick) {
+                        break;
+                    }
+                }
+            });
+        })?;
+    Ok(())
 }
 
 pub(crate) fn segment_number(path: &Path) -> u64 {
@@ -427,6 +484,22 @@ impl Writer {
                     force_sync = true;
                     replies.push((reply, Ok(AuditReceipt::new(None))));
                 }
+                Request::Tick => {}
+            }
+        }
+        if self.file.is_some() {
+            match self.chain.due_tree_heads(now, self.clock.monotonic()) {
+                Ok(lines) => {
+                    for line in lines {
+                        buf.extend_from_slice(&line);
+                        buf.push(b'\n');
+                    }
+                }
+                // Signing fails only for a policy `TreeHeadPolicy::new`
+                // refuses; the records go out, the heads wait.
+                Err(e) => {
+                    tracing::error!(error = %e.log_chain(), "audit file sink: tree head not signed")
+                }
             }
         }
         if let Err(e) = self.write_batch(&buf, force_sync) {
@@ -434,6 +507,7 @@ impl Writer {
             for (stream, head) in undo.into_iter().rev() {
                 self.chain.restore(&stream, head);
             }
+            self.chain.rollback();
             let failure = Error::unavailable(DEPENDENCY, e);
             for (_, result) in &mut replies {
                 if result.is_ok() {
@@ -442,6 +516,7 @@ impl Writer {
             }
             return replies;
         }
+        self.chain.commit();
         if let Err(e) = self.maybe_rotate() {
             tracing::error!(error = %e, "audit file sink: rotation failed");
         }

@@ -20,6 +20,25 @@
 //! # std::fs::remove_dir_all(dir).ok(); Ok(()) }
 //! ```
 //!
+//! # Migration to tree heads
+//!
+//! Records are unchanged: a trail written before tree heads existed keeps
+//! verifying as it did, and [`Verifier`] reads old and new lines alike. An
+//! old file trail reopened with [`FileSinkConfig::with_tree_heads`] gets the
+//! tree of every stream rebuilt from its records (read once on open, as the
+//! heads already were) and a first head per stream with its first batch or
+//! tick; from then on the old records are covered like new ones. The JSON
+//! checkpoints of [`CheckpointPolicy`] may stay on beside the heads or be
+//! turned off: heads vouch for everything they did. `PgAuditTrail`'s
+//! migration adds the tree columns to `audit_trail_heads` and `tree_head`
+//! to the kinds a row may have (the table's constraint checked once); each
+//! stream's tree is rebuilt from its rows by the first writer with tree
+//! heads that extends it, or by its `sign_due_heads`. Two limits: a verifier
+//! older than tree heads refuses their lines (update verifiers before
+//! writers), and a stream whose first records retention removed has no tree
+//! to rebuild, so it gets no heads (its chain still starts at the signed
+//! anchor).
+//!
 //! # Design
 //!
 //! - **One chain per tenant.** Each record carries its stream's sequence
@@ -36,6 +55,21 @@
 //!   HMAC rather than Ed25519 keeps the crate on one primitive; the price is
 //!   that whoever verifies MACs could also forge them, so give auditors the
 //!   key through a separate secret path and keep checkpoints exported.
+//! - **A verifiable log per stream** ([`merkle`], [`TreeHead`]). Each
+//!   stream is also an RFC 9162 Merkle tree whose leaf `seq - 1` holds
+//!   record `seq`'s hash (which covers the line as written); with [`FileSinkConfig::with_tree_heads`] the
+//!   writer signs the tree's head (size, root, time) as a C2SP checkpoint
+//!   at least once a [`TreeHeadPolicy::every`] (1 s) while a stream grows
+//!   and once a [`TreeHeadPolicy::idle`] while it does not. A head lets a
+//!   third party check one record with an inclusion proof of a few hundred
+//!   bytes, and a later head extend an earlier one with a consistency
+//!   proof, without the trail; an auditor who keeps the heads
+//!   ([`Verifier::with_history`]) catches a trail cut back or rewritten
+//!   after they were taken, which a chain alone cannot show. The cost: a
+//!   leaf hash of 32 bytes and about one node hash a record, a [`merkle::Frontier`]
+//!   (at most 64 hashes) a stream in the writer, one head line a stream a
+//!   second under load. The `docaiche-audit` binary verifies trails, proofs
+//!   and head histories offline.
 //! - **Sinks** ([`JsonlFileSink`], `PgAuditTrail` under the `postgres`
 //!   feature, [`StdoutSink`], [`FanOutSink`]) implement
 //!   [`AuditSink`](docaiche_core::AuditSink); [`BufferedSink`] puts a
@@ -113,13 +147,16 @@ mod file;
 mod inbox;
 mod keyed_hash;
 mod lock;
+pub mod merkle;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod private_fs;
 mod protected;
 pub mod record;
 mod stdout;
+mod trail_proof;
 mod trail_retention;
+mod tree_head;
 mod verify;
 
 pub use anchor::Anchor;
@@ -136,7 +173,9 @@ pub use postgres::{MIGRATION as PG_MIGRATION, PgAuditTrail, PgTrailRetention};
 pub use protected::{DEFAULT_PROTECTED_PATHS, ProtectedSink};
 pub use record::{CheckpointKey, Hash, Head};
 pub use stdout::StdoutSink;
+pub use trail_proof::{HeadConsistency, RecordProof, TrailTrees};
 pub use trail_retention::FileTrailRetention;
+pub use tree_head::{TreeHead, TreeHeadPolicy, history_to_text};
 pub use verify::{
     LOOK_AHEAD, LineReader, Location, Tamper, TamperKind, TrailLine, Verifier, VerifyReport, Walk,
     read_lines, trail_segments,

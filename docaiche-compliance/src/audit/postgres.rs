@@ -7,13 +7,19 @@ use docaiche_core::clock::{Clock, SystemClock};
 use docaiche_core::{Error, Result, TenantId};
 use sqlx::{PgPool, Row};
 
+use futures_util::TryStreamExt as _;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
 use super::anchor::Anchor;
 use super::chain::CheckpointPolicy;
+use super::merkle::Frontier;
 use super::record::{
     CheckpointKey, GENESIS, Hash, Head, NO_TENANT_STREAM, ParsedLine, encode_record, event_json,
-    event_of, parse_line, stream_of,
+    event_of, merkle_leaf, parse_line, stream_of,
 };
 use super::trail_retention::StreamRule;
+use super::tree_head::{TreeHead, TreeHeadPolicy};
 use super::verify::{Location, TrailLine, Verifier, VerifyReport};
 
 const DEPENDENCY: &str = "audit trail (postgres)";
@@ -24,13 +30,21 @@ pub(super) const TABLE: &str = "audit_trail";
 /// The schema, created by [`PgAuditTrail::migrate`]. Idempotent; runs under
 /// an advisory lock so several instances can start at once.
 ///
-/// - `audit_trail` holds every line (`kind` `record` or `checkpoint`) in
-///   insertion order (`id`); a unique index stops two records taking one
+/// - `audit_trail` holds every line (`kind` `record`, `checkpoint` or
+///   `tree_head`) in insertion order (`id`); a unique index stops two records taking one
 ///   place in a stream.
 /// - `audit_trail_heads` holds each stream's head; a writer locks its
 ///   stream's row (`SELECT … FOR UPDATE`) for the length of its
 ///   transaction, so writers in any number of processes extend a stream one
-///   at a time and the chain never forks.
+///   at a time and the chain never forks. With tree heads
+///   ([`PgAuditTrail::with_tree_heads`]) the row also holds the stream's
+///   Merkle [`Frontier`](super::merkle::Frontier) (`tree_size`, `frontier`:
+///   hex, `-1` when the stream's start is gone) and its last signed head
+///   (`signed_size`, `signed_time`); a writer without tree heads clears
+///   `tree_size`, and the next writer with them rebuilds the tree from the
+///   records, once (the last signed head stays, so heads never go back in
+///   time, whatever the writers' clocks). Migrating an older schema adds
+///   these columns and `tree_head` to the kinds.
 /// - A statement trigger refuses `UPDATE` and `TRUNCATE` on `audit_trail`
 ///   for everyone, its owner included (a superuser can still disable it;
 ///   that is what checkpoints and `verify` are for), and the privileges are
@@ -50,7 +64,7 @@ pub const MIGRATION: &str = r"
 SELECT pg_advisory_xact_lock(8031965420317);
 CREATE TABLE IF NOT EXISTS audit_trail (
     id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    kind TEXT NOT NULL CHECK (kind IN ('record', 'checkpoint')),
+    kind TEXT NOT NULL,
     stream TEXT NOT NULL,
     seq BIGINT NOT NULL CHECK (seq > 0),
     hash TEXT NOT NULL,
@@ -59,11 +73,27 @@ CREATE TABLE IF NOT EXISTS audit_trail (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS audit_trail_stream_seq
     ON audit_trail (stream, seq) WHERE kind = 'record';
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint
+                   WHERE conrelid = 'audit_trail'::regclass
+                     AND conname = 'audit_trail_kind_check'
+                     AND pg_get_constraintdef(oid) LIKE '%tree_head%') THEN
+        ALTER TABLE audit_trail DROP CONSTRAINT IF EXISTS audit_trail_kind_check;
+        ALTER TABLE audit_trail ADD CONSTRAINT audit_trail_kind_check
+            CHECK (kind IN ('record', 'checkpoint', 'tree_head'));
+    END IF;
+END
+$$;
 CREATE TABLE IF NOT EXISTS audit_trail_heads (
     stream TEXT PRIMARY KEY,
     seq BIGINT NOT NULL,
     hash TEXT NOT NULL
 );
+ALTER TABLE audit_trail_heads ADD COLUMN IF NOT EXISTS tree_size BIGINT;
+ALTER TABLE audit_trail_heads ADD COLUMN IF NOT EXISTS frontier TEXT;
+ALTER TABLE audit_trail_heads ADD COLUMN IF NOT EXISTS signed_size BIGINT;
+ALTER TABLE audit_trail_heads ADD COLUMN IF NOT EXISTS signed_time TEXT;
 CREATE TABLE IF NOT EXISTS audit_trail_anchors (
     stream TEXT PRIMARY KEY,
     seq BIGINT NOT NULL CHECK (seq > 0),
@@ -114,10 +144,22 @@ const SEED_HEAD: &str = "INSERT INTO audit_trail_heads (stream, seq, hash) \
                      (SELECT hash FROM audit_trail_anchors WHERE stream = $1), $2) \
      FROM audit_trail WHERE stream = $1 AND kind = 'record' \
      ON CONFLICT (stream) DO NOTHING";
-const LOCK_HEAD: &str = "SELECT seq, hash FROM audit_trail_heads WHERE stream = $1 FOR UPDATE";
+const LOCK_HEAD: &str = "SELECT seq, hash, tree_size, frontier, signed_size, signed_time \
+     FROM audit_trail_heads WHERE stream = $1 FOR UPDATE";
 const INSERT_LINE: &str =
     "INSERT INTO audit_trail (kind, stream, seq, hash, line) VALUES ($1, $2, $3, $4, $5)";
-const MOVE_HEAD: &str = "UPDATE audit_trail_heads SET seq = $2, hash = $3 WHERE stream = $1";
+const MOVE_HEAD: &str = "UPDATE audit_trail_heads SET seq = $2, hash = $3, tree_size = $4, \
+     frontier = $5, signed_size = $6, signed_time = $7 WHERE stream = $1";
+/// A writer without tree heads: the tree no longer matches the chain (the
+/// next writer with them rebuilds it); the last signed head stays, so heads
+/// never go back in time.
+const MOVE_HEAD_CLEAR_TREE: &str = "UPDATE audit_trail_heads SET seq = $2, hash = $3, \
+     tree_size = NULL, frontier = NULL WHERE stream = $1";
+const STREAM_RECORDS: &str = "SELECT seq, hash FROM audit_trail \
+     WHERE stream = $1 AND kind = 'record' ORDER BY seq";
+const IS_ANCHORED: &str = "SELECT EXISTS (SELECT 1 FROM audit_trail_anchors WHERE stream = $1)";
+const TREE_STREAMS: &str = "SELECT stream FROM audit_trail_heads \
+     WHERE tree_size IS NULL OR tree_size > 0 ORDER BY stream";
 const PAGE: &str = "SELECT id, line FROM audit_trail WHERE id > $1 ORDER BY id LIMIT $2";
 const ANCHORS_EXIST: &str = "SELECT to_regclass('audit_trail_anchors') IS NOT NULL";
 const ANCHORS: &str = "SELECT line FROM audit_trail_anchors ORDER BY stream";
@@ -152,7 +194,54 @@ const EVENTS: &str = "SELECT seq, line FROM audit_trail \
 pub struct PgAuditTrail {
     pool: PgPool,
     checkpoints: Option<CheckpointPolicy>,
+    tree_heads: Option<TreeHeadPolicy>,
     clock: Arc<dyn Clock>,
+}
+
+/// A stream's head row, locked.
+struct LockedHead {
+    head: Head,
+    /// `None`: not built (or cleared); `Some(None)`: no tree (the
+    /// stream's start is gone).
+    tree: Option<Option<Frontier>>,
+    signed_size: u64,
+    signed_time: Option<OffsetDateTime>,
+}
+
+impl LockedHead {
+    fn from_row(row: &sqlx::postgres::PgRow) -> Result<Self> {
+        let seq: i64 = row.try_get("seq").map_err(db)?;
+        let hash: String = row.try_get("hash").map_err(db)?;
+        let tree_size: Option<i64> = row.try_get("tree_size").map_err(db)?;
+        let frontier: Option<String> = row.try_get("frontier").map_err(db)?;
+        let signed_size: Option<i64> = row.try_get("signed_size").map_err(db)?;
+        let signed_time: Option<String> = row.try_get("signed_time").map_err(db)?;
+        let corrupt = || Error::internal("stored audit tree is not readable");
+        let tree = match tree_size {
+            None => None,
+            Some(size) if size < 0 => Some(None),
+            Some(size) => {
+                let bytes = hex::decode(frontier.unwrap_or_default()).map_err(|_| corrupt())?;
+                let hashes = bytes
+                    .chunks_exact(32)
+                    .map(|c| <[u8; 32]>::try_from(c).map(Hash::from_bytes))
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|_| corrupt())?;
+                let size = u64::try_from(size).map_err(|_| corrupt())?;
+                Some(Some(
+                    Frontier::from_parts(size, hashes).map_err(|_| corrupt())?,
+                ))
+            }
+        };
+        Ok(Self {
+            head: head_of(seq, &hash)?,
+            tree,
+            signed_size: signed_size.and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+            signed_time: signed_time
+                .map(|t| OffsetDateTime::parse(&t, &Rfc3339).map_err(|_| corrupt()))
+                .transpose()?,
+        })
+    }
 }
 
 fn db(e: sqlx::Error) -> Error {
@@ -180,6 +269,7 @@ impl PgAuditTrail {
         Self {
             pool,
             checkpoints: None,
+            tree_heads: None,
             clock: Arc::new(SystemClock::new()),
         }
     }
@@ -198,6 +288,217 @@ impl PgAuditTrail {
     pub fn with_checkpoints(mut self, policy: CheckpointPolicy) -> Self {
         self.checkpoints = Some(policy);
         self
+    }
+
+    /// Keep each stream's Merkle tree and sign its heads under `policy`:
+    /// with a record when the stream's last head is at least
+    /// [`TreeHeadPolicy::every`] old (or it has none), and from
+    /// [`sign_due_heads`](Self::sign_due_heads) for the tail of a burst and
+    /// for quiet streams ([`TreeHeadPolicy::idle`]): run
+    /// [`sign_heads_forever`](Self::sign_heads_forever) in one process.
+    #[must_use]
+    pub fn with_tree_heads(mut self, policy: TreeHeadPolicy) -> Self {
+        self.tree_heads = Some(policy);
+        self
+    }
+
+    /// Sign every head that is due: for each stream with a tree (built
+    /// first if it never was), a head when it has records no head covers
+    /// and its last head is [`TreeHeadPolicy::every`] old, or when its last
+    /// head is [`TreeHeadPolicy::idle`] old. One transaction a stream, under
+    /// the stream's head lock (so writers in other processes never race
+    /// it). Returns the heads signed (0 without tree heads).
+    ///
+    /// # Errors
+    /// `Unavailable` if the database fails.
+    pub async fn sign_due_heads(&self) -> Result<u64> {
+        let Some(policy) = &self.tree_heads else {
+            return Ok(0);
+        };
+        let streams: Vec<String> = sqlx::query_scalar(TREE_STREAMS)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        let mut signed = 0;
+        for stream in streams {
+            let mut tx = self.pool.begin().await.map_err(db)?;
+            let row = sqlx::query(LOCK_HEAD)
+                .bind(&stream)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+            let mut locked = LockedHead::from_row(&row)?;
+            let mut frontier = self.load_tree(&mut tx, &stream, &locked).await?;
+            let head = self
+                .maybe_sign(
+                    &mut tx,
+                    policy,
+                    &stream,
+                    frontier.as_mut(),
+                    &mut locked,
+                    false,
+                )
+                .await?;
+            self.move_head(&mut tx, &stream, &locked, frontier.as_ref())
+                .await?;
+            tx.commit().await.map_err(db)?;
+            signed += u64::from(head);
+        }
+        Ok(signed)
+    }
+
+    /// [`sign_due_heads`](Self::sign_due_heads) every
+    /// [`TreeHeadPolicy`] tick (a quarter of the shorter interval) of the
+    /// trail's clock, forever; failures are logged and retried at the next
+    /// tick. Spawn it once (`tokio::spawn(trail.clone().sign_heads_forever())`).
+    pub async fn sign_heads_forever(self) {
+        let Some(period) = self.tree_heads.as_ref().map(TreeHeadPolicy::tick) else {
+            return;
+        };
+        loop {
+            self.clock.sleep(period).await;
+            if let Err(error) = self.sign_due_heads().await {
+                tracing::warn!(error = %error.log_chain(), "audit trail (postgres): tree heads not signed");
+            }
+        }
+    }
+
+    /// The stream's frontier, rebuilt from its records if the row holds
+    /// none (`None`: the stream has no tree).
+    async fn load_tree(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        stream: &str,
+        locked: &LockedHead,
+    ) -> Result<Option<Frontier>> {
+        if self.tree_heads.is_none() {
+            return Ok(None);
+        }
+        if let Some(tree) = &locked.tree {
+            return Ok(tree.clone());
+        }
+        let anchored: bool = sqlx::query_scalar(IS_ANCHORED)
+            .bind(stream)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(db)?;
+        if anchored {
+            return Ok(None);
+        }
+        let mut frontier = Frontier::new();
+        let mut rows = sqlx::query_as::<_, (i64, String)>(STREAM_RECORDS)
+            .bind(stream)
+            .fetch(&mut **tx);
+        while let Some((seq, hash)) = rows.try_next().await.map_err(db)? {
+            let head = head_of(seq, &hash)?;
+            if head.seq != frontier.size() + 1 {
+                // A gap: no root over a hole.
+                return Ok(None);
+            }
+            frontier.push(merkle_leaf(&head.hash));
+        }
+        Ok(Some(frontier))
+    }
+
+    /// Sign and insert the stream's head if it is due (`grew`: a record was
+    /// just added to it). Returns whether one was signed.
+    async fn maybe_sign(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        policy: &TreeHeadPolicy,
+        stream: &str,
+        frontier: Option<&mut Frontier>,
+        locked: &mut LockedHead,
+        grew: bool,
+    ) -> Result<bool> {
+        let Some(frontier) = frontier else {
+            return Ok(false);
+        };
+        if frontier.is_empty() {
+            return Ok(false);
+        }
+        let now = self.clock.now();
+        let grown = frontier.size() > locked.signed_size || grew;
+        let due = match locked.signed_time {
+            None => true,
+            Some(last) => {
+                let age = now - last;
+                (grown && age >= policy.every) || age >= policy.idle
+            }
+        };
+        if !due {
+            return Ok(false);
+        }
+        let time = locked.signed_time.map_or(now, |last| now.max(last));
+        let head = TreeHead::sign(
+            &policy.key,
+            &policy.origin_of(stream),
+            frontier.size(),
+            frontier.root(),
+            time,
+        )?;
+        let line = String::from_utf8(head.to_line())
+            .map_err(|_| Error::internal("tree head is not utf-8"))?;
+        sqlx::query(INSERT_LINE)
+            .bind("tree_head")
+            .bind(stream)
+            .bind(to_i64(head.size)?)
+            .bind(head.root.to_hex())
+            .bind(line)
+            .execute(&mut **tx)
+            .await
+            .map_err(db)?;
+        locked.signed_size = head.size;
+        locked.signed_time = Some(time);
+        Ok(true)
+    }
+
+    /// Write the locked row back: the chain's head, the tree (cleared when
+    /// this writer keeps none) and the last signed head.
+    async fn move_head(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        stream: &str,
+        locked: &LockedHead,
+        frontier: Option<&Frontier>,
+    ) -> Result<()> {
+        if self.tree_heads.is_none() {
+            sqlx::query(MOVE_HEAD_CLEAR_TREE)
+                .bind(stream)
+                .bind(to_i64(locked.head.seq)?)
+                .bind(locked.head.hash.to_hex())
+                .execute(&mut **tx)
+                .await
+                .map_err(db)?;
+            return Ok(());
+        }
+        let (tree_size, hex_frontier) = match frontier {
+            None => (-1, None),
+            Some(frontier) => {
+                let mut bytes = Vec::with_capacity(32 * frontier.hashes().len());
+                for hash in frontier.hashes() {
+                    bytes.extend_from_slice(hash.as_bytes());
+                }
+                (to_i64(frontier.size())?, Some(hex::encode(bytes)))
+            }
+        };
+        let signed_time = locked
+            .signed_time
+            .map(|t| t.format(&Rfc3339))
+            .transpose()
+            .map_err(|_| Error::internal("tree head time does not format"))?;
+        sqlx::query(MOVE_HEAD)
+            .bind(stream)
+            .bind(to_i64(locked.head.seq)?)
+            .bind(locked.head.hash.to_hex())
+            .bind(tree_size)
+            .bind(hex_frontier)
+            .bind(to_i64(locked.signed_size)?)
+            .bind(signed_time)
+            .execute(&mut **tx)
+            .await
+            .map_err(db)?;
+        Ok(())
     }
 
     /// Read checkpoint times from `clock`.
@@ -349,14 +650,9 @@ impl AuditSink for PgAuditTrail {
             .fetch_one(&mut *tx)
             .await
             .map_err(db)?;
-        let seq: i64 = row.try_get("seq").map_err(db)?;
-        let hash: String = row.try_get("hash").map_err(db)?;
-        let head = Head::new(
-            u64::try_from(seq).map_err(|_| Error::internal("stored audit head is negative"))?,
-            Hash::from_hex(&hash)
-                .map_err(|_| Error::internal("stored audit head is not a hash"))?,
-        );
-        let record = encode_record(stream, head, &json)?;
+        let mut locked = LockedHead::from_row(&row)?;
+        let mut frontier = self.load_tree(&mut tx, stream, &locked).await?;
+        let record = encode_record(stream, locked.head, &json)?;
         let line = String::from_utf8(record.line)
             .map_err(|_| Error::internal("audit record is not utf-8"))?;
         let seq = to_i64(record.seq)?;
@@ -389,13 +685,23 @@ impl AuditSink for PgAuditTrail {
                 .await
                 .map_err(db)?;
         }
-        sqlx::query(MOVE_HEAD)
-            .bind(stream)
-            .bind(seq)
-            .bind(record.hash.to_hex())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        locked.head = Head::new(record.seq, record.hash);
+        if let Some(frontier) = &mut frontier {
+            frontier.push(merkle_leaf(&record.hash));
+        }
+        if let Some(policy) = &self.tree_heads {
+            self.maybe_sign(
+                &mut tx,
+                policy,
+                stream,
+                frontier.as_mut(),
+                &mut locked,
+                true,
+            )
+            .await?;
+        }
+        self.move_head(&mut tx, stream, &locked, frontier.as_ref())
+            .await?;
         tx.commit().await.map_err(db)?;
         Ok(AuditReceipt::new(Some(record.seq)))
     }

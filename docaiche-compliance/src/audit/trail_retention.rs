@@ -159,7 +159,7 @@ fn summarise(segment: &Path) -> Result<Option<BTreeMap<String, StreamPart>>> {
         }
         let record = match parse_line(&line.bytes) {
             Ok(ParsedLine::Record(record)) => record,
-            Ok(ParsedLine::Checkpoint(_)) => continue,
+            Ok(ParsedLine::Checkpoint(_) | ParsedLine::TreeHead(_)) => continue,
             Err(_) => return Ok(None),
         };
         let Ok(event) = event_of(&line.bytes) else {

@@ -15,13 +15,27 @@
 //! | a `seq` past the expected one, the expected one nowhere | [`TamperKind::Removed`] |
 //! | a checkpoint whose MAC does not verify | [`TamperKind::BadCheckpoint`] |
 //! | a checkpoint naming a head the chain does not have | `Modified` (the chain was rewritten) or `Removed` |
+//! | a tree head whose signature does not verify, or of another trail's origin | `BadCheckpoint` |
+//! | a tree head larger than its stream, or whose root the records do not hash to | `Removed`, `Modified` |
+//! | a tree head smaller than its stream, or older than the stream's last one | [`TamperKind::Replayed`] |
+//! | a tree head of the auditor's history ([`Verifier::with_history`]) missing from the trail, or whose root the trail's tree at that size does not have | `Removed`, `Modified` |
 //!
 //! A last line without its newline is a write cut short by a crash: it was
 //! never acknowledged, so it is reported as [`VerifyReport::torn_tail`], not
 //! as tampering. What the chain alone cannot show: records cut off the end
 //! after the last checkpoint, and records appended by someone who can
 //! compute SHA-256. Checkpoints signed with a key the writer of the trail
-//! does not hold close both gaps up to the last checkpoint.
+//! does not hold close both gaps up to the last checkpoint; the tree heads
+//! an auditor kept ([`Verifier::with_history`]) close the first for good: a
+//! trail cut back before any of them, or rewritten and re-signed, no longer
+//! holds it.
+//!
+//! Tree heads are checked against a Merkle tree the walk keeps per stream
+//! (a [`Frontier`]: at most 64 hashes a stream): leaf `seq - 1` holds
+//! record `seq`'s hash ([`merkle_leaf`](super::record::merkle_leaf)). A stream whose first records retention removed
+//! has no tree to check against; its heads count in
+//! [`VerifyReport::tree_heads_pruned`] (their signatures are still
+//! checked, and its chain starts at the signed anchor).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
@@ -31,10 +45,15 @@ use std::path::{Path, PathBuf};
 
 use docaiche_core::{Error, Result};
 
+use time::OffsetDateTime;
+
 use super::anchor::Anchor;
+use super::merkle::{EMPTY_ROOT, Frontier};
 use super::record::{
-    CheckpointKey, Head, LineDefect, MAX_LINE_LEN, ParsedLine, RecordFields, parse_line,
+    CheckpointKey, Head, LineDefect, MAX_LINE_LEN, ParsedLine, RecordFields, merkle_leaf,
+    parse_line,
 };
+use super::tree_head::TreeHead;
 
 /// How many lines the walk looks ahead to tell a reordering from a removal
 /// and a genuine record from an inserted copy.
@@ -104,8 +123,12 @@ pub enum TamperKind {
     Inserted,
     /// This record is out of place: one it should follow comes later.
     Reordered,
-    /// A checkpoint whose MAC does not verify under the key.
+    /// A checkpoint or tree head whose MAC does not verify under the key,
+    /// or a tree head of another trail.
     BadCheckpoint,
+    /// A tree head older than one already seen: smaller than its stream,
+    /// or signed earlier than the stream's previous head.
+    Replayed,
 }
 
 impl TamperKind {
@@ -118,6 +141,7 @@ impl TamperKind {
             Self::Inserted => "inserted",
             Self::Reordered => "reordered",
             Self::BadCheckpoint => "bad_checkpoint",
+            Self::Replayed => "replayed",
         }
     }
 }
@@ -164,6 +188,17 @@ pub struct VerifyReport {
     pub checkpoints: u64,
     /// Checkpoints whose MAC was checked and verified.
     pub checkpoints_verified: u64,
+    /// Tree heads read (each matched its stream's tree, unless counted in
+    /// [`tree_heads_pruned`](Self::tree_heads_pruned)).
+    pub tree_heads: u64,
+    /// Tree heads whose signature was checked and verified.
+    pub tree_heads_verified: u64,
+    /// Tree heads of streams whose start retention removed: their root
+    /// could not be recomputed.
+    pub tree_heads_pruned: u64,
+    /// Tree heads of the history given with [`Verifier::with_history`]
+    /// found in the trail.
+    pub history_matched: u64,
     /// The head of each stream reached.
     pub heads: BTreeMap<String, Head>,
     /// A last line cut short by a crash (never acknowledged; not tampering).
@@ -194,11 +229,36 @@ pub struct Verifier {
     allow_pruned_start: bool,
     anchors: Vec<Anchor>,
     anchor_key: Option<CheckpointKey>,
+    origin: Option<String>,
+    history: Vec<TreeHead>,
 }
 
 struct Pending {
     line: TrailLine,
     parsed: std::result::Result<ParsedLine, LineDefect>,
+}
+
+/// A stream's Merkle tree as the walk rebuilds it.
+#[derive(Debug)]
+struct StreamTree {
+    /// `None` when the stream's start is not in the trail.
+    frontier: Option<Frontier>,
+    /// Size and time of the stream's last head.
+    last_head: Option<(u64, OffsetDateTime)>,
+}
+
+/// What the walk keeps to check tree heads.
+#[derive(Debug, Default)]
+struct Trees {
+    streams: BTreeMap<String, StreamTree>,
+    /// The trail's origin: the verifier's, or the first head's.
+    origin: Option<String>,
+    /// Per stream and size, the history heads (by index) to check there.
+    wanted: BTreeMap<String, BTreeMap<u64, Vec<usize>>>,
+    /// Which history heads the trail holds.
+    seen: Vec<bool>,
+    /// The last line read (where a missing history head is reported).
+    last_location: Option<Location>,
 }
 
 /// A walk in progress: [`push`](Walk::push) lines in trail order, then
@@ -208,6 +268,7 @@ pub struct Walk<'a> {
     verifier: &'a Verifier,
     window: VecDeque<Pending>,
     report: VerifyReport,
+    trees: Trees,
 }
 
 impl std::fmt::Debug for Pending {
@@ -232,6 +293,7 @@ impl Walk<'_> {
         };
         // The look-ahead keeps what was parsed, not the bytes.
         line.bytes = Vec::new();
+        self.trees.last_location = Some(line.location.clone());
         self.window.push_back(Pending { line, parsed });
         while self.window.len() > LOOK_AHEAD {
             if !self.step_front(false) {
@@ -250,6 +312,9 @@ impl Walk<'_> {
                 break;
             }
         }
+        if self.report.tamper.is_none() {
+            self.report.tamper = self.verifier.missing_history(&self.trees, &self.report);
+        }
         self.report
     }
 
@@ -257,10 +322,13 @@ impl Walk<'_> {
         let Some(current) = self.window.pop_front() else {
             return true;
         };
-        match self
-            .verifier
-            .step(&mut self.report, &current, &self.window, last)
-        {
+        match self.verifier.step(
+            &mut self.report,
+            &mut self.trees,
+            &current,
+            &self.window,
+            last,
+        ) {
             Some(tamper) => {
                 self.report.tamper = Some(tamper);
                 self.window.clear();
@@ -320,6 +388,29 @@ impl Verifier {
         self
     }
 
+    /// Require every tree head to belong to the trail called `origin` (the
+    /// [`TreeHeadPolicy::origin`](super::TreeHeadPolicy::origin) it was
+    /// written with). Without it, the first head's trail origin is the one
+    /// every later head must have.
+    #[must_use]
+    pub fn with_origin(mut self, origin: impl Into<String>) -> Self {
+        self.origin = Some(origin.into());
+        self
+    }
+
+    /// Check the trail against tree heads an auditor kept (exported from
+    /// the trail or the API earlier): each must be signed by the key (when
+    /// one is given), must be in the trail, and the trail's tree at its
+    /// size must have its root. A trail cut back, or rewritten and
+    /// re-signed, after the heads were taken fails here even when it is
+    /// consistent in itself. Heads of a stream at or before where retention
+    /// cut it are skipped.
+    #[must_use]
+    pub fn with_history(mut self, heads: Vec<TreeHead>) -> Self {
+        self.history = heads;
+        self
+    }
+
     /// The anchors given whose MAC verifies under the key.
     fn trusted_anchors(&self) -> impl Iterator<Item = &Anchor> {
         let key = self.anchor_key.as_ref().or(self.key.as_ref());
@@ -351,15 +442,177 @@ impl Verifier {
     #[must_use]
     pub fn walk(&self) -> Walk<'_> {
         let mut report = VerifyReport::default();
+        let mut trees = Trees {
+            origin: self.origin.clone(),
+            seen: vec![false; self.history.len()],
+            ..Trees::default()
+        };
         for anchor in self.trusted_anchors() {
             report.heads.extend(anchor.streams.clone());
             report.anchored = true;
+            for stream in anchor.streams.keys() {
+                trees.streams.insert(
+                    stream.clone(),
+                    StreamTree {
+                        frontier: None,
+                        last_head: None,
+                    },
+                );
+            }
+        }
+        for (index, head) in self.history.iter().enumerate() {
+            if let Some(key) = &self.key
+                && !head.is_signed_by(key)
+            {
+                report.tamper = Some(Tamper {
+                    kind: TamperKind::BadCheckpoint,
+                    location: Location::new("history", index as u64 + 1),
+                    stream: Some(head.stream().to_owned()),
+                    seq: Some(head.size),
+                    detail: "a tree head of the history does not verify under the key".to_owned(),
+                });
+            }
+            if head.size == 0 && head.root != EMPTY_ROOT {
+                report.tamper.get_or_insert_with(|| Tamper {
+                    kind: TamperKind::Modified,
+                    location: Location::new("history", index as u64 + 1),
+                    stream: Some(head.stream().to_owned()),
+                    seq: Some(0),
+                    detail: "a tree head of size 0 with a root other than the empty tree's"
+                        .to_owned(),
+                });
+            }
+            trees
+                .wanted
+                .entry(head.stream().to_owned())
+                .or_default()
+                .entry(head.size)
+                .or_default()
+                .push(index);
         }
         Walk {
             verifier: self,
             window: VecDeque::new(),
             report,
+            trees,
         }
+    }
+
+    /// Check a history of tree heads on its own (no trail): each is signed
+    /// by the key (when one is given) and belongs to the origin (when one
+    /// is given), and per stream, in the order given, sizes and times never
+    /// go back and two heads of one size have one root. What this cannot
+    /// tell without the trail or consistency proofs: that a larger head's
+    /// tree extends a smaller one's (see [`Verifier::with_history`] and
+    /// [`merkle::verify_consistency`](super::merkle::verify_consistency)).
+    #[must_use]
+    pub fn verify_history(&self, heads: &[TreeHead]) -> VerifyReport {
+        let mut report = VerifyReport::default();
+        let mut last: BTreeMap<&str, &TreeHead> = BTreeMap::new();
+        for (index, head) in heads.iter().enumerate() {
+            let bad = |kind, detail: String| Tamper {
+                kind,
+                location: Location::new("history", index as u64 + 1),
+                stream: Some(head.stream().to_owned()),
+                seq: Some(head.size),
+                detail,
+            };
+            if let Some(key) = &self.key {
+                if !head.is_signed_by(key) {
+                    report.tamper = Some(bad(
+                        TamperKind::BadCheckpoint,
+                        "tree head signature does not verify under the key".to_owned(),
+                    ));
+                    break;
+                }
+                report.tree_heads_verified += 1;
+            }
+            if let Some(origin) = &self.origin
+                && head.trail_origin() != origin
+            {
+                report.tamper = Some(bad(
+                    TamperKind::BadCheckpoint,
+                    format!(
+                        "tree head of another trail (origin {:?})",
+                        head.trail_origin()
+                    ),
+                ));
+                break;
+            }
+            if head.size == 0 && head.root != EMPTY_ROOT {
+                report.tamper = Some(bad(
+                    TamperKind::Modified,
+                    "a tree head of size 0 with a root other than the empty tree's".to_owned(),
+                ));
+                break;
+            }
+            if let Some(previous) = last.get(head.origin.as_str()) {
+                let problem = if head.size < previous.size {
+                    Some((TamperKind::Replayed, "smaller than the one before it"))
+                } else if head.time < previous.time {
+                    Some((TamperKind::Replayed, "signed before the one before it"))
+                } else if head.size == previous.size && head.root != previous.root {
+                    Some((
+                        TamperKind::Modified,
+                        "the same size as the one before it with another root: the log forked",
+                    ))
+                } else {
+                    None
+                };
+                if let Some((kind, why)) = problem {
+                    report.tamper = Some(bad(kind, format!("tree head {why}")));
+                    break;
+                }
+            }
+            last.insert(&head.origin, head);
+            report.tree_heads += 1;
+            report
+                .heads
+                .insert(head.origin.clone(), Head::new(head.size, head.root));
+        }
+        report
+    }
+
+    /// The first history head the trail does not hold (after a complete
+    /// walk), as tampering: the trail lost records or heads it had.
+    fn missing_history(&self, trees: &Trees, report: &VerifyReport) -> Option<Tamper> {
+        let (index, head) = self
+            .history
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| !trees.seen[*index])
+            .find(|(_, head)| {
+                // Before a trusted anchor's cut: retention removed it.
+                !self.trusted_anchors().any(|a| {
+                    a.streams
+                        .get(head.stream())
+                        .is_some_and(|h| head.size <= h.seq)
+                })
+            })?;
+        let reached = report.heads.get(head.stream()).map_or(0, |h| h.seq);
+        let detail = if reached < head.size {
+            format!(
+                "the trail ends at record {reached} of stream {}, before the {} records a kept tree head (history entry {}) vouches for: its tail was cut",
+                head.stream(),
+                head.size,
+                index + 1
+            )
+        } else {
+            format!(
+                "a kept tree head (history entry {}) is not in the trail",
+                index + 1
+            )
+        };
+        Some(Tamper {
+            kind: TamperKind::Removed,
+            location: trees
+                .last_location
+                .clone()
+                .unwrap_or_else(|| Location::new("trail", 0)),
+            stream: Some(head.stream().to_owned()),
+            seq: Some(head.size),
+            detail,
+        })
     }
 
     /// Walk the file trail at `path`: its rotated segments
@@ -396,6 +649,7 @@ impl Verifier {
     fn step(
         &self,
         report: &mut VerifyReport,
+        trees: &mut Trees,
         current: &Pending,
         ahead: &VecDeque<Pending>,
         last: bool,
@@ -441,8 +695,36 @@ impl Verifier {
                 report
                     .heads
                     .insert(r.stream.clone(), Head::new(r.seq, r.hash));
+                let tree = trees
+                    .streams
+                    .entry(r.stream.clone())
+                    .or_insert_with(|| StreamTree {
+                        // A stream met first past its first record (an
+                        // allowed pruned start) has no tree to rebuild.
+                        frontier: (r.seq == 1).then(Frontier::new),
+                        last_head: None,
+                    });
+                if let Some(frontier) = &mut tree.frontier {
+                    frontier.push(merkle_leaf(&r.hash));
+                    if let Some(indices) = trees
+                        .wanted
+                        .get(&r.stream)
+                        .and_then(|sizes| sizes.get(&frontier.size()))
+                    {
+                        let root = frontier.root();
+                        if indices.iter().any(|&i| self.history[i].root != root) {
+                            return Some(tamper(
+                                TamperKind::Modified,
+                                Some(&r.stream),
+                                Some(r.seq),
+                                "the records up to here do not hash to the root a kept tree head signs: they were rewritten",
+                            ));
+                        }
+                    }
+                }
                 None
             }
+            ParsedLine::TreeHead(h) => self.check_tree_head(report, trees, h, location),
             ParsedLine::Checkpoint(c) => {
                 let bad =
                     |kind, detail: &str| Some(tamper(kind, Some(&c.stream), Some(c.seq), detail));
@@ -478,6 +760,99 @@ impl Verifier {
                 None
             }
         }
+    }
+
+    fn check_tree_head(
+        &self,
+        report: &mut VerifyReport,
+        trees: &mut Trees,
+        h: &TreeHead,
+        location: &Location,
+    ) -> Option<Tamper> {
+        let stream = h.stream();
+        let bad = |kind, detail: &str| {
+            Some(Tamper {
+                kind,
+                location: location.clone(),
+                stream: Some(stream.to_owned()),
+                seq: Some(h.size),
+                detail: detail.to_owned(),
+            })
+        };
+        if let Some(key) = &self.key {
+            if !h.is_signed_by(key) {
+                return bad(
+                    TamperKind::BadCheckpoint,
+                    "tree head signature does not verify under the key",
+                );
+            }
+            report.tree_heads_verified += 1;
+        }
+        report.tree_heads += 1;
+        match &trees.origin {
+            Some(origin) if origin != h.trail_origin() => {
+                return bad(
+                    TamperKind::BadCheckpoint,
+                    &format!(
+                        "tree head of another trail (origin {:?}, this trail's is {origin:?})",
+                        h.trail_origin()
+                    ),
+                );
+            }
+            Some(_) => {}
+            None => trees.origin = Some(h.trail_origin().to_owned()),
+        }
+        let head = report.heads.get(stream).copied().unwrap_or(Head::EMPTY);
+        if h.size > head.seq {
+            return bad(
+                TamperKind::Removed,
+                "tree head vouches for records the trail does not have",
+            );
+        }
+        if h.size < head.seq {
+            return bad(
+                TamperKind::Replayed,
+                "tree head older than the records before it",
+            );
+        }
+        let tree = trees
+            .streams
+            .entry(stream.to_owned())
+            .or_insert_with(|| StreamTree {
+                frontier: (head.seq == 0).then(Frontier::new),
+                last_head: None,
+            });
+        if let Some((_, time)) = tree.last_head
+            && h.time < time
+        {
+            return bad(
+                TamperKind::Replayed,
+                "tree head signed before the stream's previous one",
+            );
+        }
+        match &tree.frontier {
+            Some(frontier) if frontier.root() != h.root => {
+                return bad(
+                    TamperKind::Modified,
+                    "the records up to this tree head do not hash to its root: they were rewritten",
+                );
+            }
+            Some(_) => {}
+            None => report.tree_heads_pruned += 1,
+        }
+        tree.last_head = Some((h.size, h.time));
+        if let Some(indices) = trees.wanted.get(stream).and_then(|s| s.get(&h.size)) {
+            for &index in indices {
+                let kept = &self.history[index];
+                if !trees.seen[index]
+                    && (&kept.origin, kept.root, kept.time) == (&h.origin, h.root, h.time)
+                {
+                    trees.seen[index] = true;
+                    report.history_matched += 1;
+                }
+            }
+        }
+        None
     }
 
     fn check_record(

@@ -4,6 +4,8 @@
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod mutation;
+
 use docaiche_compliance::audit::record::{self, Head, ParsedLine};
 use docaiche_core::audit::{AuditEvent, AuditOutcome, AuditResource};
 use docaiche_core::{PrincipalId, RequestContext, TenantId};
