@@ -1,7 +1,8 @@
 //! `/v1/tenants`: the platform's tenant registry, for platform
 //! administrators only (`tenants:cross` and `admin:access`): register,
 //! list, read, change the settings of (rate-limit overrides, retention,
-//! storage quotas), suspend and resume a tenant.
+//! storage quotas, whether its administrators need a second factor in the
+//! console), suspend and resume a tenant.
 //!
 //! | route | answer |
 //! |---|---|
@@ -118,6 +119,11 @@ pub(crate) struct SettingsBody {
     retention_days: Option<u32>,
     /// Storage quotas, enforced at upload (403 `tenant-quota-exceeded`).
     quotas: QuotasBody,
+    /// Whether the tenant's administrators (accounts holding
+    /// `accounts:manage` or `admin:access`) must pass a TOTP second factor
+    /// to sign in to the console (default `false`; platform administrators
+    /// always must).
+    require_admin_mfa: bool,
 }
 
 impl SettingsBody {
@@ -134,6 +140,7 @@ impl SettingsBody {
                 max_storage_bytes: s.quotas.max_storage_bytes,
                 max_documents: s.quotas.max_documents,
             },
+            require_admin_mfa: s.require_admin_mfa,
         }
     }
 }
@@ -210,6 +217,7 @@ impl CreateTenant {
         let mut settings = TenantSettings::default()
             .with_rate_limit(body.rate_limit.and_then(RateLimitBody::to_override))
             .with_retention_days(body.retention_days)
+            .with_require_admin_mfa(body.require_admin_mfa)
             .with_quotas(
                 TenantQuotas::default()
                     .with_max_storage_bytes(body.quotas.max_storage_bytes)
@@ -286,6 +294,9 @@ pub(crate) struct UpdateTenant {
     #[serde(deserialize_with = "present")]
     #[schema(value_type = Option<QuotasBody>)]
     quotas: Option<Option<QuotasBody>>,
+    /// Whether the tenant's administrators must pass a TOTP second factor
+    /// to sign in to the console.
+    require_admin_mfa: Option<bool>,
 }
 
 impl UpdateTenant {
@@ -303,6 +314,9 @@ impl UpdateTenant {
         }
         if let Some(days) = self.retention_days {
             settings.retention_days = days;
+        }
+        if let Some(required) = self.require_admin_mfa {
+            settings.require_admin_mfa = required;
         }
         if let Some(quotas) = self.quotas {
             let quotas = quotas.unwrap_or_default();
