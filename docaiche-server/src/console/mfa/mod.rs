@@ -3,8 +3,9 @@
 //!
 //! **Who.** An account with an *active* enrolment passes its second factor
 //! at every console sign-in. Enrolment is *required* of platform
-//! administrators (principals holding `tenants:cross`, or bound to a
-//! cross-tenant role) and, when their tenant's settings say
+//! administrators (holding `tenants:cross`, or a cross-tenant role: on the
+//! principal, in `[[auth.bindings]]` or among the account's stored roles)
+//! and, when their tenant's settings say
 //! `require_admin_mfa` (`PATCH /v1/tenants/{id}`), of the tenant's
 //! administrators (`accounts:manage` or `admin:access`). Someone required
 //! to enrol who has not is signed in only as far as the enrolment page
@@ -40,7 +41,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use docaiche_auth::lockout::FailureSubject;
 use docaiche_auth::mfa::{MfaError, Verified};
-use docaiche_auth::rbac::RolePolicy;
 use docaiche_auth::web_session::SecondFactor;
 use docaiche_core::audit::{AuditEvent, AuditOutcome};
 use docaiche_core::{AuthFailure, Error, Permission, Principal, RequestContext};
@@ -69,21 +69,47 @@ pub(super) enum Factor {
     Enrolment,
 }
 
-/// Whether `principal` is a platform administrator: holds `tenants:cross`
-/// or is bound to a cross-tenant role of `policy`.
-pub(crate) fn is_platform_admin(policy: &RolePolicy, principal: &Principal) -> bool {
+/// Whether `principal` is a platform administrator: holds `tenants:cross`,
+/// or a cross-tenant role of `auth`'s policy, whether on the principal,
+/// bound to it in `[[auth.bindings]]`, or named among `stored_roles` (an
+/// account's stored roles: the login drops a cross-tenant one from the
+/// principal, but whoever holds it is meant to be a platform
+/// administrator, so it is not taken as a reason to need less).
+pub(crate) fn is_platform_admin(
+    auth: &crate::auth::AuthServices,
+    principal: &Principal,
+    stored_roles: &[String],
+) -> bool {
+    let policy = &auth.policy;
     principal.has_permission(&Permission::TENANTS_CROSS)
-        || principal.roles.iter().any(|r| policy.is_cross_tenant(r))
+        || principal
+            .roles
+            .iter()
+            .chain(stored_roles)
+            .any(|r| policy.is_cross_tenant(r))
+        || auth
+            .bindings
+            .roles_of(&principal.tenant, &principal.id)
+            .any(|r| policy.is_cross_tenant(r))
 }
 
 /// Whether `principal` must have a second factor: always as a platform
-/// administrator; as a tenant administrator (`accounts:manage` or
-/// `admin:access`) when the tenant's settings require it.
+/// administrator ([`is_platform_admin`]); as a tenant administrator
+/// (`accounts:manage` or `admin:access`) when the tenant's settings
+/// require it.
 ///
 /// # Errors
-/// The tenant registry's.
+/// The account store's and the tenant registry's.
 pub(crate) async fn is_required(state: &AppState, principal: &Principal) -> Result<bool, Error> {
-    if is_platform_admin(&state.auth.policy, principal) {
+    let stored_roles = state
+        .auth
+        .stores
+        .accounts
+        .get(&principal.tenant, &principal.id)
+        .await?
+        .map(|account| account.roles)
+        .unwrap_or_default();
+    if is_platform_admin(&state.auth, principal, &stored_roles) {
         return Ok(true);
     }
     let administrator = principal.has_permission(&Permission::ACCOUNTS_MANAGE)
@@ -680,3 +706,6 @@ pub(super) async fn disable(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests;
