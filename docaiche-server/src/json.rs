@@ -23,3 +23,26 @@ impl FromRef<crate::state::AppState> for JsonBodyLimit {
         Self::new(state.http.json_body_limit())
     }
 }
+
+/// A body type `T` read from a JSON *object* only: serde's derived
+/// `Deserialize` of a struct also accepts an array of its fields in
+/// order, which a schema of an object refuses (a body of optional fields
+/// would otherwise take `[null, null]`). Validated as `T`.
+#[derive(Debug)]
+pub(crate) struct JsonObject<T>(pub(crate) T);
+
+impl<'de, T: serde::de::DeserializeOwned> serde::Deserialize<'de> for JsonObject<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let object = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
+        serde_json::from_value(serde_json::Value::Object(object))
+            .map(Self)
+            .map_err(D::Error::custom)
+    }
+}
+
+impl<T: Validate> Validate for JsonObject<T> {
+    fn validate(&self) -> Vec<docaiche_core::error::FieldError> {
+        self.0.validate()
+    }
+}

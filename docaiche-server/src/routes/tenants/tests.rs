@@ -357,6 +357,7 @@ async fn settings_are_patched_field_by_field_and_bad_input_is_a_problem() {
             "/v1/tenants/initech",
             r#"{"require_admin_mfa":"yes"}"#,
         ),
+        ("PATCH", "/v1/tenants/initech", "[null, null]"),
         ("POST", "/v1/tenants/initech/suspend", r#"{"reason":""}"#),
         (
             "POST",
