@@ -46,7 +46,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::audit::AuditFacts;
-use crate::json::{JsonObject, ValidJson, Validate};
+use crate::json::{ObjectsOnly, ValidJson, Validate};
 use crate::openapi::{Param, Payload, RequestBody, RouteDoc, grammar, schema_ref};
 use crate::rejection::Path;
 use crate::routes::{Endpoint, RouteGroup};
@@ -502,7 +502,7 @@ async fn create(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
     AuditFacts(context): AuditFacts,
-    ValidJson(request): ValidJson<CreateTenant>,
+    ValidJson(ObjectsOnly(request)): ValidJson<ObjectsOnly<CreateTenant>>,
 ) -> Result<Response, Error> {
     let id = tenant_of(&request.id)?;
     let settings = request.settings()?;
@@ -657,7 +657,7 @@ async fn update(
     Authenticated(caller): Authenticated,
     AuditFacts(context): AuditFacts,
     Path(tenant): Path<String>,
-    ValidJson(JsonObject(request)): ValidJson<JsonObject<UpdateTenant>>,
+    ValidJson(ObjectsOnly(request)): ValidJson<ObjectsOnly<UpdateTenant>>,
 ) -> Result<Response, Error> {
     let id = tenant_of(&tenant)?;
     let store = state.auth.tenants.store();

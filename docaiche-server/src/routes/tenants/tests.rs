@@ -358,6 +358,8 @@ async fn settings_are_patched_field_by_field_and_bad_input_is_a_problem() {
             r#"{"require_admin_mfa":"yes"}"#,
         ),
         ("PATCH", "/v1/tenants/initech", "[null, null]"),
+        ("PATCH", "/v1/tenants/initech", r#"{"quotas":[null, null]}"#),
+        ("PATCH", "/v1/tenants/initech", r#"{"rate_limit":[1, 1]}"#),
         ("POST", "/v1/tenants/initech/suspend", r#"{"reason":""}"#),
         (
             "POST",
