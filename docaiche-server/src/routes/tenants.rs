@@ -155,6 +155,23 @@ fn check_limit(limit: &RateLimitBody, pointer: &str, fields: &mut Vec<FieldError
     }
 }
 
+/// Problems of quotas at `pointer`: the document's integers are 64-bit
+/// signed (`int64`), so a quota above `i64::MAX` is refused.
+fn check_quotas(quotas: &QuotasBody, pointer: &str, fields: &mut Vec<FieldError>) {
+    let limit = u64::try_from(i64::MAX).unwrap_or(u64::MAX);
+    for (name, value) in [
+        ("max_storage_bytes", quotas.max_storage_bytes),
+        ("max_documents", quotas.max_documents),
+    ] {
+        if value.is_some_and(|v| v > limit) {
+            fields.push(FieldError::new(
+                format!("{pointer}/{name}"),
+                format!("must be at most {limit}"),
+            ));
+        }
+    }
+}
+
 /// Problems of the rate limits of the body.
 fn check_key_limits(limits: &BTreeMap<String, RateLimitBody>, fields: &mut Vec<FieldError>) {
     for (id, limit) in limits {
@@ -243,6 +260,7 @@ impl Validate for CreateTenant {
         if let Some(limit) = &self.settings.rate_limit {
             check_limit(limit, "/settings/rate_limit", &mut fields);
         }
+        check_quotas(&self.settings.quotas, "/settings/quotas", &mut fields);
         let mut key_fields = Vec::new();
         check_key_limits(&self.settings.key_rate_limits, &mut key_fields);
         fields.extend(
@@ -337,6 +355,9 @@ impl Validate for UpdateTenant {
         }
         if let Some(Some(limits)) = &self.key_rate_limits {
             check_key_limits(limits, &mut fields);
+        }
+        if let Some(Some(quotas)) = &self.quotas {
+            check_quotas(quotas, "/quotas", &mut fields);
         }
         if fields.is_empty()
             && let Err(Error::InvalidInput { fields: found, .. }) =

@@ -360,6 +360,11 @@ async fn settings_are_patched_field_by_field_and_bad_input_is_a_problem() {
         ("PATCH", "/v1/tenants/initech", "[null, null]"),
         ("PATCH", "/v1/tenants/initech", r#"{"quotas":[null, null]}"#),
         ("PATCH", "/v1/tenants/initech", r#"{"rate_limit":[1, 1]}"#),
+        (
+            "PATCH",
+            "/v1/tenants/initech",
+            r#"{"quotas":{"max_storage_bytes":9223372036854775808}}"#,
+        ),
         ("POST", "/v1/tenants/initech/suspend", r#"{"reason":""}"#),
         (
             "POST",
