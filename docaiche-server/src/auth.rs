@@ -39,6 +39,7 @@ use docaiche_auth::jwt::{
 };
 use docaiche_auth::layer::{AuthLayer, CredentialRouter};
 use docaiche_auth::lockout::FailedAuthTracker;
+use docaiche_auth::mfa::{Mfa, MfaKeys};
 use docaiche_auth::rbac::{RoleBindings, RolePolicy};
 use docaiche_core::{
     ApiKeyStore, AuditSink, AuthFailure, AuthMethod, Clock, Error, InvalidationBus, Principal,
@@ -64,6 +65,9 @@ const ACCOUNT_TOKEN_KEY_LABEL: &str = "docaiche account token key v1";
 /// What the key of the console's CSRF tokens is derived from, under the
 /// API-key pepper.
 const CONSOLE_KEY_LABEL: &str = "docaiche console session key v1";
+
+/// The name authenticator apps show beside a console second factor.
+pub(crate) const MFA_ISSUER: &str = "DocAIche";
 
 /// The secrets authentication needs.
 #[derive(Debug)]
@@ -171,6 +175,8 @@ pub(crate) struct AuthStores {
     pub(crate) accounts: Arc<dyn docaiche_core::AccountStore>,
     /// Tenant-defined roles.
     pub(crate) custom_roles: Arc<dyn docaiche_core::CustomRoleStore>,
+    /// Second-factor enrolments.
+    pub(crate) mfa: Arc<dyn docaiche_core::MfaStore>,
     /// API key records.
     pub(crate) api_keys: Arc<dyn ApiKeyStore>,
     /// The tenant registry (suspension, per-tenant settings).
@@ -191,6 +197,7 @@ impl AuthStores {
         Self {
             accounts: Arc::new(docaiche_store::memory::MemoryAccountStore::new()),
             custom_roles: Arc::new(docaiche_store::memory::MemoryCustomRoleStore::new()),
+            mfa: Arc::new(docaiche_store::memory::MemoryMfaStore::new()),
             api_keys: Arc::new(MemoryApiKeyStore::new()),
             tenants: Arc::new(docaiche_store::memory::MemoryTenantStore::new()),
             revocations: Arc::new(MemoryRevocationStore::new().with_clock(Arc::clone(clock))),
@@ -204,6 +211,7 @@ impl AuthStores {
         Self {
             accounts: Arc::clone(&stores.accounts),
             custom_roles: Arc::clone(&stores.custom_roles),
+            mfa: Arc::clone(&stores.mfa),
             api_keys: Arc::clone(&stores.api_keys),
             tenants: Arc::clone(&stores.tenants),
             revocations: Arc::clone(&stores.revocations),
@@ -250,6 +258,10 @@ pub(crate) struct AuthServices {
     pub(crate) account_token_key: SecretBytes,
     /// The key of the console's CSRF tokens (derived likewise).
     pub(crate) console_key: SecretBytes,
+    /// The TOTP second factor of password accounts (the console's
+    /// sign-in), its secrets sealed under keys derived from the API-key
+    /// pepper ([`MfaKeys::from_peppers`]).
+    pub(crate) mfa: Mfa,
     /// Writes last-used timestamps in batches while it lives.
     flusher: Option<UsageFlusher>,
     /// Drops API keys other instances announce from the cache while it
@@ -283,6 +295,12 @@ impl AuthServices {
         let account_token_key = SecretBytes::new(account_token_key);
         let (_, console_key) = secrets.peppers.hash_current(CONSOLE_KEY_LABEL);
         let console_key = SecretBytes::new(console_key);
+        let mfa = Mfa::new(
+            Arc::clone(&stores.mfa),
+            MfaKeys::from_peppers(&secrets.peppers),
+            MFA_ISSUER,
+        )?
+        .with_clock(Arc::clone(&clock));
         let policy = auth.role_policy()?;
         let bindings = auth.role_bindings(&policy)?;
         let mut api_keys = ApiKeyService::new(stores.api_keys, secrets.peppers)
@@ -330,6 +348,7 @@ impl AuthServices {
             device_key,
             account_token_key,
             console_key,
+            mfa,
             flusher: None,
             listener: None,
         })

@@ -144,6 +144,13 @@ impl Login {
             .await
     }
 
+    /// The failure tracker of the password login, which also throttles the
+    /// console's second-factor codes (so one lockout policy, one
+    /// `auth.failure` trail, covers both factors).
+    pub(crate) fn tracker(&self) -> &Arc<FailedAuthTracker> {
+        &self.parts.tracker
+    }
+
     /// The role `bootstrap-admin` gives the first account.
     pub(crate) fn bootstrap_role(&self) -> &str {
         &self.parts.bootstrap_role

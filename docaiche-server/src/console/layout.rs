@@ -10,9 +10,10 @@ use super::assets;
 use super::session::SignedIn;
 
 /// The navigation: path, label, and the permission that shows it.
-const NAV: [(&str, &str, Option<Permission>); 2] = [
+const NAV: [(&str, &str, Option<Permission>); 3] = [
     ("/console", "Overview", None),
     ("/console/keys", "API keys", Some(Permission::KEYS_MANAGE)),
+    ("/console/account/mfa", "Second factor", None),
 ];
 
 /// A console page: `body` inside the shell, with the navigation of

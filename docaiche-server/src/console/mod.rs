@@ -30,6 +30,10 @@
 //! ([`CONSOLE_CSP`]). Static assets are embedded in the binary and served
 //! under content-hashed names with immutable caching ([`assets`]).
 //!
+//! **Second factor**: a TOTP code after the password for accounts that
+//! enrolled one, required of platform administrators and, when their
+//! tenant says so, of its administrators ([`mfa`]).
+//!
 //! The console's routes have their own rate-limit class, `console`
 //! (per client address), besides the API limits each in-process call
 //! meets.
@@ -44,6 +48,7 @@ pub(crate) mod assets;
 mod chart;
 mod keys;
 mod layout;
+mod mfa;
 mod overview;
 mod session;
 mod signin;
@@ -116,6 +121,11 @@ pub(crate) fn routes(api: Router) -> Router<AppState> {
         .route("/console", get(overview::page))
         .route("/console/sign-in", get(signin::form).post(signin::submit))
         .route("/console/sign-out", post(signin::sign_out))
+        .route(mfa::CODE_PATH, get(mfa::code_form).post(mfa::code_submit))
+        .route(mfa::ACCOUNT_PATH, get(mfa::status))
+        .route("/console/account/mfa/enroll", post(mfa::enroll))
+        .route("/console/account/mfa/confirm", post(mfa::confirm))
+        .route("/console/account/mfa/disable", post(mfa::disable))
         .route("/console/keys", get(keys::list).post(keys::create))
         .route("/console/keys/{id}", get(keys::show))
         .route("/console/keys/{id}/revoke", post(keys::revoke))

@@ -30,34 +30,63 @@ impl FromRequestParts<AppState> for SignedIn {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        let Some(cookie) = cookie_value(&parts.headers, COOKIE) else {
-            return Err(to_sign_in(false));
-        };
-        let sessions = &state.console.sessions;
-        let session = match sessions.resolve(cookie).await {
-            Ok(session) => session,
-            Err(Error::Unauthenticated { .. }) => return Err(to_sign_in(true)),
-            Err(e) => return Err(layout::error_page(&e)),
-        };
-        if !session.second_factor.is_complete() {
+        let signed_in = resolve(parts, state).await?;
+        if signed_in.is_pending() {
+            // Password right, second factor owed: nowhere but the factor's
+            // pages (which send an enrolling person on to enrolment).
+            return Err(Redirect::to("/console/sign-in/code").into_response());
+        }
+        Ok(signed_in)
+    }
+}
+
+impl SignedIn {
+    /// Whether the session still owes its second factor.
+    pub(crate) const fn is_pending(&self) -> bool {
+        !self.session.second_factor.is_complete()
+    }
+}
+
+/// A signed-in person whose session may still owe its second factor: what
+/// the second factor's own pages (code entry, enrolment) accept. Every
+/// handler taking it decides what a pending session may do there.
+#[derive(Debug)]
+pub(crate) struct AnySession(pub(crate) SignedIn);
+
+impl FromRequestParts<AppState> for AnySession {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        resolve(parts, state).await.map(Self)
+    }
+}
+
+/// The live session of the request's cookie, whatever its second factor.
+async fn resolve(parts: &Parts, state: &AppState) -> Result<SignedIn, Response> {
+    let Some(cookie) = cookie_value(&parts.headers, COOKIE) else {
+        return Err(to_sign_in(false));
+    };
+    let sessions = &state.console.sessions;
+    let session = match sessions.resolve(cookie).await {
+        Ok(session) => session,
+        Err(Error::Unauthenticated { .. }) => return Err(to_sign_in(true)),
+        Err(e) => return Err(layout::error_page(&e)),
+    };
+    let principal = match principal_of(state, &session).await {
+        Ok(Some(principal)) => principal,
+        Ok(None) => {
+            // Deleted or disabled: the session has nothing to act for.
+            let _ = sessions.end(cookie).await;
             return Err(to_sign_in(true));
         }
-        let principal = match principal_of(state, &session).await {
-            Ok(Some(principal)) => principal,
-            Ok(None) => {
-                // Deleted or disabled: the session has nothing to act for.
-                let _ = sessions.end(cookie).await;
-                return Err(to_sign_in(true));
-            }
-            Err(e) => return Err(layout::error_page(&e)),
-        };
-        let csrf = sessions.csrf_token(&session);
-        Ok(Self {
-            session,
-            principal,
-            csrf,
-        })
-    }
+        Err(e) => return Err(layout::error_page(&e)),
+    };
+    let csrf = sessions.csrf_token(&session);
+    Ok(SignedIn {
+        session,
+        principal,
+        csrf,
+    })
 }
 
 /// The principal `session`'s account signs in as now; `None` when the
@@ -178,7 +207,7 @@ pub(crate) fn cleared_cookie() -> HeaderValue {
 }
 
 /// A redirect to the sign-in page, removing a dead cookie when `clear`.
-fn to_sign_in(clear: bool) -> Response {
+pub(crate) fn to_sign_in(clear: bool) -> Response {
     let mut response = Redirect::to("/console/sign-in").into_response();
     if clear {
         response

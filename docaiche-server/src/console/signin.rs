@@ -5,8 +5,9 @@
 //! tracking, disabled accounts refused alike), then starts a *new* web
 //! session: a cookie planted before sign-in is never promoted. A suspended
 //! tenant's people are refused after the password check, as by the token
-//! endpoint. Both sign-in and sign-out are audited (`console.sign_in`,
-//! `console.sign_out`).
+//! endpoint. Someone who owes a second factor gets a *pending* session and
+//! goes on to the code or enrolment page ([`super::mfa`]). Both sign-in
+//! and sign-out are audited (`console.sign_in`, `console.sign_out`).
 
 use axum::Form;
 use axum::extract::rejection::FormRejection;
@@ -95,8 +96,8 @@ pub(super) async fn submit(State(state): State<AppState>, request: Request) -> R
         );
     };
     match sign_in(&state, &context, &form).await {
-        Ok(token) => {
-            let mut response = Redirect::to("/console").into_response();
+        Ok((token, next)) => {
+            let mut response = Redirect::to(next).into_response();
             if let Some(cookie) = session::session_cookie(token.expose_secret()) {
                 response.headers_mut().insert(header::SET_COOKIE, cookie);
             }
@@ -123,12 +124,14 @@ pub(super) async fn submit(State(state): State<AppState>, request: Request) -> R
     }
 }
 
-/// Check the form's password and start a session; the cookie value.
+/// Check the form's password and start a session: the cookie value and
+/// where the browser goes next (the console, or the second factor's code
+/// or enrolment page with a pending session).
 async fn sign_in(
     state: &AppState,
     context: &RequestContext,
     form: &SignInForm,
-) -> Result<SecretString, Error> {
+) -> Result<(SecretString, &'static str), Error> {
     let tenant = TenantId::new(form.tenant.trim())?;
     let email = AccountEmail::new(form.email.trim())?;
     let password = SecretString::from(form.password.clone());
@@ -145,11 +148,16 @@ async fn sign_in(
     {
         return Err(Error::TenantSuspended);
     }
+    let (factor, next) = super::mfa::start_of(state, &checked.principal).await?;
     let (token, _) = state
         .console
         .sessions
-        .start(&tenant, &checked.account.id, SecondFactor::NotRequired)
+        .start(&tenant, &checked.account.id, factor)
         .await?;
+    if factor == SecondFactor::Pending {
+        // Audited as signed in once the second factor passes.
+        return Ok((token, next));
+    }
     let event = AuditEvent::new(
         "console.sign_in",
         AuditOutcome::Success,
@@ -159,7 +167,7 @@ async fn sign_in(
     .by(tenant, Some(checked.account.id))
     .with_detail("method", "password".into());
     audit(state, event).await;
-    Ok(token)
+    Ok((token, next))
 }
 
 /// The sign-out form's one field.
@@ -203,9 +211,10 @@ pub(super) async fn sign_out(
     response
 }
 
-/// Record a sign-in or sign-out (administrative: waits for the trail; a
-/// failure is logged, the person is not kept out by it).
-async fn audit(state: &AppState, event: AuditEvent) {
+/// Record a sign-in, a sign-out or a second-factor event (administrative:
+/// waits for the trail; a failure is logged, the person is not kept out
+/// by it).
+pub(super) async fn audit(state: &AppState, event: AuditEvent) {
     if let Err(error) = crate::routes::admin::record_administrative(state, event).await {
         tracing::warn!(error = %error.log_chain(), "console sign-in event not recorded");
     }

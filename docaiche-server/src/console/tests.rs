@@ -14,11 +14,16 @@ use crate::routes::tests::send;
 use crate::state::AppState;
 use crate::test_support::TestDir;
 
-const PASSWORD: &str = "admin passphrase for the tests";
+pub(super) const PASSWORD: &str = "admin passphrase for the tests";
 
 /// A console request: `cookie` (if any), a same-origin browser's Fetch
 /// Metadata on `POST`s, and a form body.
-fn browser(method: &str, uri: &str, cookie: Option<&str>, form: Option<&str>) -> Request<Body> {
+pub(super) fn browser(
+    method: &str,
+    uri: &str,
+    cookie: Option<&str>,
+    form: Option<&str>,
+) -> Request<Body> {
     let mut request = Request::builder().method(method).uri(uri);
     if let Some(cookie) = cookie {
         request = request.header(header::COOKIE, format!("{}={cookie}", super::COOKIE));
@@ -34,7 +39,7 @@ fn browser(method: &str, uri: &str, cookie: Option<&str>, form: Option<&str>) ->
 }
 
 /// `value` encoded for a form body.
-fn encoded(value: &str) -> String {
+pub(super) fn encoded(value: &str) -> String {
     value
         .bytes()
         .map(|b| {
@@ -48,7 +53,7 @@ fn encoded(value: &str) -> String {
 }
 
 /// The session cookie a response sets, checking its attributes.
-fn session_cookie(headers: &HeaderMap) -> String {
+pub(super) fn session_cookie(headers: &HeaderMap) -> String {
     let set = headers
         .get(header::SET_COOKIE)
         .expect("a cookie is set")
@@ -91,7 +96,7 @@ async fn sign_in(app: &Router, tenant: &str, email: &str, password: &str) -> Str
 }
 
 /// A page's body as text, asserting its status and security headers.
-async fn page(app: &Router, uri: &str, cookie: &str) -> String {
+pub(super) async fn page(app: &Router, uri: &str, cookie: &str) -> String {
     let (status, headers, body) = send(app.clone(), browser("GET", uri, Some(cookie), None)).await;
     assert_eq!(
         status,
@@ -103,14 +108,14 @@ async fn page(app: &Router, uri: &str, cookie: &str) -> String {
     String::from_utf8(body.to_vec()).expect("utf-8")
 }
 
-fn assert_csp(headers: &HeaderMap) {
+pub(super) fn assert_csp(headers: &HeaderMap) {
     assert_eq!(headers[header::CONTENT_SECURITY_POLICY], super::CONSOLE_CSP);
     assert_eq!(headers[header::CACHE_CONTROL], "no-store");
     assert_eq!(headers["x-frame-options"], "DENY");
 }
 
 /// The CSRF token of a page's first form.
-fn csrf_of(html: &str) -> String {
+pub(super) fn csrf_of(html: &str) -> String {
     let at = html.find(r#"name="csrf" value=""#).expect("a CSRF field") + 19;
     html[at..].split('"').next().expect("value").to_owned()
 }

@@ -11,6 +11,7 @@
 //! | `POST /v1/accounts/{id}/disable`, `…/enable` | disabling ends its sessions and revokes its API keys |
 //! | `POST /v1/accounts/{id}/password-reset` | a password-reset token for its owner |
 //! | `POST /v1/accounts/{id}/sign-out` | end every session of the account |
+//! | `DELETE /v1/accounts/{id}/mfa` | remove its TOTP second factor (a lost phone) |
 //! | `DELETE /v1/accounts/{id}` | erase the account's owner (also needs `privacy:erase`) |
 //!
 //! The owner redeems an invitation or a reset with the public
@@ -77,6 +78,7 @@ pub(crate) fn routes(group: RouteGroup) -> RouteGroup {
         .route(actions::ENABLE, &manage, actions::enable)
         .route(actions::RESET, &manage, actions::reset)
         .route(actions::SIGN_OUT, &manage, actions::sign_out)
+        .route(actions::RESET_MFA, &manage, actions::reset_mfa)
         .route(actions::DELETE, &erase, actions::delete)
 }
 

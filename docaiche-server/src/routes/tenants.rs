@@ -1,7 +1,8 @@
 //! `/v1/tenants`: the platform's tenant registry, for platform
 //! administrators only (`tenants:cross` and `admin:access`): register,
 //! list, read, change the settings of (rate-limit overrides, retention,
-//! storage quotas), suspend and resume a tenant.
+//! storage quotas, whether its administrators need a second factor in the
+//! console), suspend and resume a tenant.
 //!
 //! | route | answer |
 //! |---|---|
@@ -45,7 +46,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::audit::AuditFacts;
-use crate::json::{ValidJson, Validate};
+use crate::json::{ObjectsOnly, ValidJson, Validate};
 use crate::openapi::{Param, Payload, RequestBody, RouteDoc, grammar, schema_ref};
 use crate::rejection::Path;
 use crate::routes::{Endpoint, RouteGroup};
@@ -118,6 +119,11 @@ pub(crate) struct SettingsBody {
     retention_days: Option<u32>,
     /// Storage quotas, enforced at upload (403 `tenant-quota-exceeded`).
     quotas: QuotasBody,
+    /// Whether the tenant's administrators (accounts holding
+    /// `accounts:manage` or `admin:access`) must pass a TOTP second factor
+    /// to sign in to the console (default `false`; platform administrators
+    /// always must).
+    require_admin_mfa: bool,
 }
 
 impl SettingsBody {
@@ -134,6 +140,7 @@ impl SettingsBody {
                 max_storage_bytes: s.quotas.max_storage_bytes,
                 max_documents: s.quotas.max_documents,
             },
+            require_admin_mfa: s.require_admin_mfa,
         }
     }
 }
@@ -145,6 +152,23 @@ fn check_limit(limit: &RateLimitBody, pointer: &str, fields: &mut Vec<FieldError
             pointer,
             "requests and period_secs must be at least 1",
         ));
+    }
+}
+
+/// Problems of quotas at `pointer`: the document's integers are 64-bit
+/// signed (`int64`), so a quota above `i64::MAX` is refused.
+fn check_quotas(quotas: &QuotasBody, pointer: &str, fields: &mut Vec<FieldError>) {
+    let limit = u64::try_from(i64::MAX).unwrap_or(u64::MAX);
+    for (name, value) in [
+        ("max_storage_bytes", quotas.max_storage_bytes),
+        ("max_documents", quotas.max_documents),
+    ] {
+        if value.is_some_and(|v| v > limit) {
+            fields.push(FieldError::new(
+                format!("{pointer}/{name}"),
+                format!("must be at most {limit}"),
+            ));
+        }
     }
 }
 
@@ -210,6 +234,7 @@ impl CreateTenant {
         let mut settings = TenantSettings::default()
             .with_rate_limit(body.rate_limit.and_then(RateLimitBody::to_override))
             .with_retention_days(body.retention_days)
+            .with_require_admin_mfa(body.require_admin_mfa)
             .with_quotas(
                 TenantQuotas::default()
                     .with_max_storage_bytes(body.quotas.max_storage_bytes)
@@ -235,6 +260,7 @@ impl Validate for CreateTenant {
         if let Some(limit) = &self.settings.rate_limit {
             check_limit(limit, "/settings/rate_limit", &mut fields);
         }
+        check_quotas(&self.settings.quotas, "/settings/quotas", &mut fields);
         let mut key_fields = Vec::new();
         check_key_limits(&self.settings.key_rate_limits, &mut key_fields);
         fields.extend(
@@ -286,6 +312,9 @@ pub(crate) struct UpdateTenant {
     #[serde(deserialize_with = "present")]
     #[schema(value_type = Option<QuotasBody>)]
     quotas: Option<Option<QuotasBody>>,
+    /// Whether the tenant's administrators must pass a TOTP second factor
+    /// to sign in to the console.
+    require_admin_mfa: Option<bool>,
 }
 
 impl UpdateTenant {
@@ -303,6 +332,9 @@ impl UpdateTenant {
         }
         if let Some(days) = self.retention_days {
             settings.retention_days = days;
+        }
+        if let Some(required) = self.require_admin_mfa {
+            settings.require_admin_mfa = required;
         }
         if let Some(quotas) = self.quotas {
             let quotas = quotas.unwrap_or_default();
@@ -323,6 +355,9 @@ impl Validate for UpdateTenant {
         }
         if let Some(Some(limits)) = &self.key_rate_limits {
             check_key_limits(limits, &mut fields);
+        }
+        if let Some(Some(quotas)) = &self.quotas {
+            check_quotas(quotas, "/quotas", &mut fields);
         }
         if fields.is_empty()
             && let Err(Error::InvalidInput { fields: found, .. }) =
@@ -488,7 +523,7 @@ async fn create(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
     AuditFacts(context): AuditFacts,
-    ValidJson(request): ValidJson<CreateTenant>,
+    ValidJson(ObjectsOnly(request)): ValidJson<ObjectsOnly<CreateTenant>>,
 ) -> Result<Response, Error> {
     let id = tenant_of(&request.id)?;
     let settings = request.settings()?;
@@ -643,7 +678,7 @@ async fn update(
     Authenticated(caller): Authenticated,
     AuditFacts(context): AuditFacts,
     Path(tenant): Path<String>,
-    ValidJson(request): ValidJson<UpdateTenant>,
+    ValidJson(ObjectsOnly(request)): ValidJson<ObjectsOnly<UpdateTenant>>,
 ) -> Result<Response, Error> {
     let id = tenant_of(&tenant)?;
     let store = state.auth.tenants.store();

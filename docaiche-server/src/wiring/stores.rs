@@ -20,6 +20,9 @@ pub(crate) struct Stores {
     pub(crate) accounts: Arc<dyn docaiche_core::AccountStore>,
     /// Tenant-defined roles (`/v1/roles`).
     pub(crate) custom_roles: Arc<dyn docaiche_core::CustomRoleStore>,
+    /// Second-factor (TOTP) enrolments of accounts (the console's
+    /// sign-in), shared by every instance on the same database.
+    pub(crate) mfa: Arc<dyn docaiche_core::MfaStore>,
     /// API key records.
     pub(crate) api_keys: Arc<dyn ApiKeyStore>,
     /// The tenant registry (`/v1/tenants`, suspension, quotas).
@@ -149,6 +152,7 @@ impl Stores {
         Ok(Self {
             accounts: Arc::new(store.accounts()),
             custom_roles: Arc::new(store.custom_roles()),
+            mfa: Arc::new(store.mfa()),
             api_keys: Arc::new(store.api_keys()),
             tenants: Arc::new(store.tenants()),
             revocations: Arc::new(store.revocations()),
@@ -228,6 +232,7 @@ mod postgres {
         Ok(Stores {
             accounts: Arc::new(store.accounts()),
             custom_roles: Arc::new(store.custom_roles()),
+            mfa: Arc::new(store.mfa()),
             api_keys: Arc::new(store.api_keys()),
             tenants: Arc::new(store.tenants()),
             revocations: Arc::new(store.revocations()),

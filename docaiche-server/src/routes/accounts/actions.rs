@@ -245,3 +245,46 @@ pub(super) async fn delete(
     done(&state, record).await;
     Ok(response.into_response())
 }
+
+/// `DELETE /v1/accounts/{id}/mfa`: the route of [`reset_mfa`] and its
+/// documentation.
+pub(crate) const RESET_MFA: Endpoint = Endpoint::new(
+    Method::DELETE,
+    "/v1/accounts/{id}/mfa",
+    RouteDoc {
+        description: Some(
+            "Removes the account's TOTP second factor and its recovery codes (a lost \
+             phone): its next console sign-in needs the password only, or, when a \
+             second factor is required of it, leads to a new enrolment. Only for an \
+             account whose every role the caller could grant. Idempotent. Audited \
+             (`account.mfa_reset`, with whether there was one).",
+        ),
+        query: &[TENANT_PARAM],
+        status: 204,
+        errors: &[(403, "the account holds a role the caller could not grant")],
+        ..RouteDoc::ok("Reset an account's second factor", "done", Payload::Empty)
+    },
+);
+
+/// `DELETE /v1/accounts/{id}/mfa`.
+pub(super) async fn reset_mfa(
+    State(state): State<AppState>,
+    target: Target,
+) -> Result<StatusCode, Error> {
+    let Target {
+        caller, tenant, id, ..
+    } = &target;
+    let account = find(&state, tenant, id).await?;
+    let login = state.login.service().await?;
+    super::check_grantable(login, caller, tenant, &account.roles).await?;
+    let record = target.event("account.mfa_reset");
+    attempt(&state, &record).await?;
+    let removed = state
+        .auth
+        .mfa
+        .disable(tenant, id)
+        .await
+        .map_err(Error::from)?;
+    done(&state, record.with_detail("removed", removed.into())).await;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -656,6 +656,7 @@ async fn no_one_grants_more_than_they_hold_or_reaches_another_tenant() {
         ("POST", format!("/v1/accounts/{carol}/enable"), None),
         ("POST", format!("/v1/accounts/{carol}/password-reset"), None),
         ("POST", format!("/v1/accounts/{carol}/sign-out"), None),
+        ("DELETE", format!("/v1/accounts/{carol}/mfa"), None),
         ("DELETE", format!("/v1/accounts/{carol}"), None),
         ("GET", "/v1/accounts?tenant=acme".to_owned(), None),
         ("GET", format!("/v1/accounts/{carol}?tenant=acme"), None),

@@ -294,7 +294,9 @@ async fn settings_are_patched_field_by_field_and_bad_input_is_a_problem() {
             "PATCH",
             "/v1/tenants/initech",
             &admin,
-            Some(r#"{"rate_limit":null,"quotas":{"max_storage_bytes":1048576}}"#),
+            Some(
+                r#"{"rate_limit":null,"quotas":{"max_storage_bytes":1048576},"require_admin_mfa":true}"#,
+            ),
         ),
     )
     .await;
@@ -305,6 +307,7 @@ async fn settings_are_patched_field_by_field_and_bad_input_is_a_problem() {
     assert_eq!(settings["retention_days"], 30);
     assert_eq!(settings["key_rate_limits"][key_id]["requests"], 5);
     assert_eq!(settings["quotas"]["max_storage_bytes"], 1_048_576);
+    assert_eq!(settings["require_admin_mfa"], true);
     let (_, _, body) = send(
         app.clone(),
         request("GET", "/v1/tenants/initech", &admin, None),
@@ -348,6 +351,19 @@ async fn settings_are_patched_field_by_field_and_bad_input_is_a_problem() {
             "PATCH",
             "/v1/tenants/initech",
             r#"{"quotas":{"max_documents":-1}}"#,
+        ),
+        (
+            "PATCH",
+            "/v1/tenants/initech",
+            r#"{"require_admin_mfa":"yes"}"#,
+        ),
+        ("PATCH", "/v1/tenants/initech", "[null, null]"),
+        ("PATCH", "/v1/tenants/initech", r#"{"quotas":[null, null]}"#),
+        ("PATCH", "/v1/tenants/initech", r#"{"rate_limit":[1, 1]}"#),
+        (
+            "PATCH",
+            "/v1/tenants/initech",
+            r#"{"quotas":{"max_storage_bytes":9223372036854775808}}"#,
         ),
         ("POST", "/v1/tenants/initech/suspend", r#"{"reason":""}"#),
         (
