@@ -221,7 +221,11 @@ pub(crate) fn document(limits: &Limits) -> serde_json::Value {
             .collect::<Vec<_>>(),
     });
     schemas["PutRole"]["properties"]["permissions"]["uniqueItems"] = true.into();
+    // Per-key overrides are keyed by API key id, as stored and as patched.
     schemas["SettingsBody"]["properties"]["key_rate_limits"]["propertyNames"] =
+        serde_json::json!({ "pattern": grammar::KEY_CURSOR });
+    // (`type: [object, null]` in the patch body: null clears them.)
+    schemas["UpdateTenant"]["properties"]["key_rate_limits"]["propertyNames"] =
         serde_json::json!({ "pattern": grammar::KEY_CURSOR });
     schemas["CreateTenant"]["properties"]["display_name"]["pattern"] =
         grammar::trimmed_text(docaiche_core::tenant::MAX_DISPLAY_NAME_LEN, true).into();
