@@ -54,10 +54,9 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{get, post};
-use docaiche_auth::web_session::{
-    MemoryWebSessionStore, WebSessionConfig, WebSessionStore, WebSessions,
-};
+use docaiche_auth::web_session::{WebSessionConfig, WebSessionStore, WebSessions};
 use docaiche_core::{Clock, Error, SecretBytes};
+use docaiche_store::memory::MemoryWebSessionStore;
 
 use crate::state::AppState;
 
