@@ -45,10 +45,11 @@ mod chart;
 mod keys;
 mod layout;
 mod overview;
+pub(crate) mod purge;
 mod session;
 mod signin;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::sync::Arc;
 
