@@ -47,6 +47,7 @@
 //! | [`AuditSink`] | audit events | file, PostgreSQL, stdout |
 //! | [`TenantStore`] | the platform's tenants: status, settings | memory, SQLite, PostgreSQL |
 //! | [`UsageStore`] | per-key usage counters (minute, hour, day) | memory, SQLite, PostgreSQL |
+//! | [`WebSessionStore`] | browser (admin console) sessions, by the hash of their cookie | memory, SQLite, PostgreSQL, Redis |
 //! | [`HealthCheck`] | dependency health | every adapter |
 //! | [`Clock`] | time | system, manual |
 //!
@@ -94,6 +95,7 @@ pub mod secret;
 pub mod secret_provider;
 pub mod tenant;
 pub mod usage;
+pub mod web_session;
 
 pub use account::AccountStore;
 pub use api_key::ApiKeyStore;
@@ -127,3 +129,4 @@ pub use secret::{Secret, SecretBytes, SecretString};
 pub use secret_provider::SecretProvider;
 pub use tenant::TenantStore;
 pub use usage::{UsageRecorder, UsageStore};
+pub use web_session::WebSessionStore;

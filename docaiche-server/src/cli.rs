@@ -264,6 +264,10 @@ async fn serve(
     let worker = crate::documents::start_worker(&state)?;
     let purge = crate::compliance::start_purge(&state.compliance)?;
     let usage = state.usage.start()?;
+    let sessions = crate::console::purge::start(
+        std::sync::Arc::clone(&state.console),
+        std::sync::Arc::clone(&state.auth.clock),
+    );
     let stopped = crate::shutdown::serve_with(
         listener.into_serve(),
         crate::routes::router(state),
@@ -288,6 +292,8 @@ async fn serve(
         usage.shutdown(config.server.shutdown_grace()).await;
         tracing::info!("usage flusher stopped");
     }
+    let runs = sessions.shutdown(config.server.shutdown_grace()).await;
+    tracing::info!(runs = ?runs, "console session purge stopped");
     if let Some(inbox) = inbox {
         let ingested = inbox.shutdown().await;
         tracing::info!(ingested, "audit inbox stopped");

@@ -78,7 +78,8 @@ pub(crate) struct AppStateFields {
     /// Per-key usage counting and its store (`[usage]`; in memory until
     /// [`AppState::with_usage_store`]).
     pub(crate) usage: Arc<crate::usage::Usage>,
-    /// The admin console's sessions (in this process's memory).
+    /// The admin console's sessions (in this process's memory until
+    /// [`AppState::with_web_sessions`]).
     pub(crate) console: Arc<crate::console::Console>,
 }
 
@@ -160,7 +161,27 @@ impl AppState {
                 .with_privacy_requests(Arc::clone(&privacy.requests), purged)?,
         );
         state.privacy = Some(privacy);
-        state.with_usage_store(Arc::clone(&backends.stores.usage))
+        state
+            .with_web_sessions(Arc::clone(&backends.stores.web_sessions))?
+            .with_usage_store(Arc::clone(&backends.stores.usage))
+    }
+
+    /// Keep the console's sessions in `store` (shared by every instance
+    /// on it), ended by the subject revocations of the auth stores.
+    ///
+    /// # Errors
+    /// As [`crate::console::Console::new`].
+    pub(crate) fn with_web_sessions(
+        mut self,
+        store: Arc<dyn docaiche_core::WebSessionStore>,
+    ) -> Result<Self, Error> {
+        self.console = Arc::new(crate::console::Console::new(
+            store,
+            &self.auth.console_key,
+            Arc::clone(&self.auth.stores.revocations),
+            Arc::clone(&self.auth.clock),
+        )?);
+        Ok(self)
     }
 
     /// Count usage into `store` (and read it back from there), with the

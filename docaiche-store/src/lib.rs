@@ -12,7 +12,8 @@
 //!   [`DocumentStore`](docaiche_core::DocumentStore),
 //!   [`CacheStore`](docaiche_core::CacheStore),
 //!   [`JobQueue`](docaiche_core::JobQueue),
-//!   [`UsageStore`](docaiche_core::UsageStore) and
+//!   [`UsageStore`](docaiche_core::UsageStore),
+//!   [`WebSessionStore`](docaiche_core::WebSessionStore) and
 //!   [`AuditSink`](docaiche_core::AuditSink), each timed by an injected
 //!   [`Clock`](docaiche_core::Clock). They are the reference the conformance
 //!   suite is written against, and a fine choice for tests and one-process
@@ -80,7 +81,7 @@
 //! | `conformance` | the [`conformance`] module (pulls in tokio's `rt` and `sync`) |
 //! | `sqlite` | [`sqlite`]: embedded SQLite adapters (sqlx, SQLite compiled in) |
 //! | `postgres` | [`postgres`]: PostgreSQL adapters (sqlx), RLS, read replica |
-//! | `redis` | [`redis`]: Redis `CacheStore`, `TokenRevocationStore` and `InvalidationBus` (pub/sub) (standalone or cluster) |
+//! | `redis` | [`redis`]: Redis `CacheStore`, `TokenRevocationStore`, `WebSessionStore` and `InvalidationBus` (pub/sub) (standalone or cluster) |
 //! | `vault` | [`vault`]: Vault / OpenBao KV v2 secrets (cached; token or AppRole auth with renewal) and Transit key wrapping |
 //!
 //! ## SQL adapters (`sqlite`, `postgres`)
@@ -96,6 +97,10 @@
 //! `mfa_recovery_codes`: conditional `UPDATE`s as the compare-and-set of
 //! the last accepted step and of each recovery code, reads on the primary),
 //! [`TokenRevocationStore`](docaiche_core::TokenRevocationStore),
+//! [`WebSessionStore`](docaiche_core::WebSessionStore) (table
+//! `web_sessions`: browser sessions every instance sees; outside row-level
+//! security, since a session is found by its key before the tenant is
+//! known),
 //! [`JobQueue`](docaiche_core::JobQueue),
 //! [`UsageStore`](docaiche_core::UsageStore) (per-key usage counters:
 //! minute, hour and day tables written together, one query per top-N; see
@@ -137,7 +142,7 @@
 //! | `otel.name` | `"<operation> <collection>"`, e.g. `find_by_lookup api_keys` |
 //! | `otel.kind` | `client` |
 //! | `db.system.name` | `memory`, `sqlite`, `postgresql`, `redis`, `vault`, `local` |
-//! | `db.collection.name` | `api_keys`, `revoked_tokens`, `revoked_subjects`, `documents`, `document_texts`, `data_keys`, `invalidate`, `kv`, `transit` |
+//! | `db.collection.name` | `api_keys`, `revoked_tokens`, `revoked_subjects`, `web_sessions` (Redis), `documents`, `document_texts`, `data_keys`, `invalidate`, `kv`, `transit` |
 //! | `db.operation.name` | the trait method: `get`, `put`, `is_token_revoked`, `unwrap_key`, … (`put`/`get` for `put_text`/`get_text`) |
 //! | `otel.status_code`, `error.type` | on failure: `ERROR` and the stable [`ErrorCode`](docaiche_core::ErrorCode) (`unavailable`, `conflict`, …) |
 //!

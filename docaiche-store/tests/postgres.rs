@@ -2,7 +2,7 @@
 //!
 //! | suite | variable | what |
 //! |---|---|---|
-//! | `postgres-store` | `DOCAICHE_TEST_POSTGRES_URL` | conformance of every adapter, two instances sharing one job queue, an index for every query (`EXPLAIN` over 20k+ rows, tenants, second-factor enrolments and document usage included), row-level security, pool figures and health, read replica and its fallback |
+//! | `postgres-store` | `DOCAICHE_TEST_POSTGRES_URL` | conformance of every adapter (web sessions included), two instances sharing one job queue, an index for every query (`EXPLAIN` over 20k+ rows, tenants, second-factor enrolments and document usage included), row-level security, pool figures and health, read replica and its fallback |
 //!
 //! `./scripts/test.sh` starts PostgreSQL and sets the variable. A missing
 //! variable skips loudly, or fails under `CI=true` /
@@ -122,6 +122,8 @@ async fn run_conformance(store: &PgStore, harness: &Harness) {
     conformance::run_tenant_store(Arc::new(store.tenants()), harness).await;
     conformance::run_revocation_store(Arc::new(store.revocations()), harness).await;
     conformance::run_job_queue(Arc::new(store.jobs()), harness).await;
+    // No policy on `web_sessions`: it must work with RLS on all the same.
+    conformance::run_web_session_store(Arc::new(store.web_sessions()), harness).await;
     let audit = store.audit();
     conformance::run_audit_sink_with_read_back(Arc::new(audit.clone()), &audit, harness).await;
 }

@@ -2,8 +2,8 @@
 //!
 //! | suite | variable(s) | checks |
 //! |---|---|---|
-//! | `redis-store` | `DOCAICHE_TEST_REDIS_URL` | the cache, revocation and invalidation-bus conformance suites; TTLs as stored; namespaced keys; read-through over Redis; reconnecting after a real restart (a `redis-server` this suite starts and kills); invalidations over pub/sub between two connections, resubscribed after a restart |
-//! | `redis-cluster-store` | `DOCAICHE_TEST_REDIS_CLUSTER_URLS` (comma-separated) | the three conformance suites on a 3-node cluster; invalidations reach a subscriber on every node |
+//! | `redis-store` | `DOCAICHE_TEST_REDIS_URL` | the cache, revocation, web session and invalidation-bus conformance suites; web session TTLs; TTLs as stored; namespaced keys; read-through over Redis; reconnecting after a real restart (a `redis-server` this suite starts and kills); invalidations over pub/sub between two connections, resubscribed after a restart |
+//! | `redis-cluster-store` | `DOCAICHE_TEST_REDIS_CLUSTER_URLS` (comma-separated) | the four conformance suites on a 3-node cluster; invalidations reach a subscriber on every node |
 //!
 //! `./scripts/test.sh` starts the servers and sets the variables. A missing
 //! server skips loudly, or fails under `CI=true` (see `report`).
@@ -25,9 +25,10 @@ use bytes::Bytes;
 use docaiche_core::cache::{CacheKey, CacheStore};
 use docaiche_core::invalidation::{Invalidation, InvalidationBus};
 use docaiche_core::revocation::TokenRevocationStore;
+use docaiche_core::web_session::{SecondFactor, WebSession, WebSessionKey, WebSessionStore};
 use docaiche_core::{Error, HealthCheck, HealthStatus};
 use docaiche_store::conformance::{
-    Harness, run_cache_store, run_invalidation_bus, run_revocation_store,
+    Harness, run_cache_store, run_invalidation_bus, run_revocation_store, run_web_session_store,
 };
 use docaiche_store::read_through::ReadThrough;
 use docaiche_store::redis::RedisStore;
@@ -90,6 +91,55 @@ async fn cache_revocation_and_invalidation_pass_the_conformance_suites() {
     report::mark_ran(
         STANDALONE,
         &format!("cache, revocation and invalidation conformance at {url}"),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_session_store_passes_the_conformance_suite_and_expires_sessions_at_their_lifetime() {
+    let Some((url, store)) = standalone().await else {
+        return;
+    };
+    let sessions = store.web_sessions(Duration::from_secs(24 * 3600));
+    run_web_session_store(Arc::new(sessions.clone()), &Harness::real_time()).await;
+
+    // The session hash lives as long as the lifetime left; the subject's
+    // set as long as its latest session.
+    let tenant = docaiche_core::TenantId::new("acme").expect("valid id");
+    let alice = docaiche_core::PrincipalId::new("alice").expect("valid id");
+    let started = OffsetDateTime::now_utc() - time::Duration::hours(1);
+    let session = WebSession::new(
+        WebSessionKey::of(&uuid::Uuid::new_v4().to_string()),
+        tenant.clone(),
+        alice.clone(),
+        started,
+        SecondFactor::Passed,
+    );
+    sessions.insert(&session).await.expect("insert");
+    let ttl: i64 = redis_cli(&url, &["PTTL", &sessions.redis_key(&session.key)])
+        .parse()
+        .expect("PTTL answers a number");
+    let expected = 23 * 3600 * 1000;
+    assert!(
+        (expected - 10_000..=expected).contains(&ttl),
+        "the session expires 24 h after it started: {ttl} ms left"
+    );
+    let set_ttl: i64 = redis_cli(&url, &["PTTL", &sessions.subject_key(&tenant, &alice)])
+        .parse()
+        .expect("PTTL answers a number");
+    assert!(
+        (expected - 10_000..=expected).contains(&set_ttl),
+        "{set_ttl}"
+    );
+    assert_eq!(
+        sessions
+            .remove_subject(&tenant, &alice)
+            .await
+            .expect("remove_subject"),
+        1
+    );
+    report::mark_ran(
+        STANDALONE,
+        &format!("web session conformance and TTLs at {url}"),
     );
 }
 
@@ -361,6 +411,8 @@ async fn cluster_cache_and_revocation_pass_the_conformance_suites() {
     let harness = Harness::real_time();
     run_cache_store(Arc::new(store.cache()), &harness).await;
     run_revocation_store(Arc::new(store.revocations()), &harness).await;
+    let sessions = store.web_sessions(Duration::from_secs(24 * 3600));
+    run_web_session_store(Arc::new(sessions), &harness).await;
     run_invalidation_bus(Arc::new(store.invalidations()), &harness).await;
     report::mark_ran(
         CLUSTER,

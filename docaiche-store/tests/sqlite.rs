@@ -48,6 +48,7 @@ async fn run_all(store: SqliteStore, clock: ManualClock) {
     conformance::run_tenant_store(Arc::new(store.tenants()), &harness).await;
     conformance::run_revocation_store(Arc::new(store.revocations()), &harness).await;
     conformance::run_job_queue(Arc::new(store.jobs()), &harness).await;
+    conformance::run_web_session_store(Arc::new(store.web_sessions()), &harness).await;
     let audit = store.audit();
     conformance::run_audit_sink_with_read_back(Arc::new(audit.clone()), &audit, &harness).await;
 }

@@ -13,7 +13,7 @@ use docaiche_store::conformance::{self, Harness};
 use docaiche_store::memory::{
     MemoryAccountStore, MemoryApiKeyStore, MemoryAuditSink, MemoryCacheStore,
     MemoryCustomRoleStore, MemoryDocumentStore, MemoryJobQueue, MemoryMfaStore,
-    MemoryRevocationStore, MemoryTenantStore,
+    MemoryRevocationStore, MemoryTenantStore, MemoryWebSessionStore,
 };
 use docaiche_store::secret::{
     EnvSecretProvider, FileSecretProvider, MemorySecretProvider, SecretChain,
@@ -46,6 +46,12 @@ async fn memory_custom_role_store_conforms() {
 async fn memory_mfa_store_conforms() {
     let (_, harness) = manual();
     conformance::run_mfa_store(Arc::new(MemoryMfaStore::new()), &harness).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_web_session_store_conforms() {
+    let (_, harness) = manual();
+    conformance::run_web_session_store(Arc::new(MemoryWebSessionStore::new()), &harness).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

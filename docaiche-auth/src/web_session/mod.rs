@@ -6,8 +6,9 @@
 //! use std::sync::Arc;
 //! use std::time::Duration;
 //! use docaiche_auth::web_session::{
-//!     MemoryWebSessionStore, SecondFactor, WebSessionConfig, WebSessions,
+//!     SecondFactor, WebSessionConfig, WebSessions,
 //! };
+//! use docaiche_store::memory::MemoryWebSessionStore;
 //! use docaiche_core::{Clock, ManualClock, PrincipalId, SecretBytes, TenantId};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -55,13 +56,10 @@
 //!   own: a synchronizer token that needs no storage, and that a token of
 //!   another session cannot pass.
 
-mod memory;
-
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use docaiche_core::revocation::TokenRevocationStore;
@@ -69,11 +67,10 @@ use docaiche_core::{
     AuthFailure, Clock, Error, PrincipalId, Result, SecretBytes, SecretString, TenantId,
 };
 use hmac::{KeyInit as _, Mac as _};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
+use sha2::Sha256;
 use time::OffsetDateTime;
 
-pub use memory::MemoryWebSessionStore;
+pub use docaiche_core::web_session::{SecondFactor, WebSession, WebSessionKey, WebSessionStore};
 
 type HmacSha256 = hmac::Hmac<Sha256>;
 
@@ -84,173 +81,8 @@ const CSRF_LABEL: &[u8] = b"docaiche web session csrf v1\0";
 /// Length of a cookie value: 32 random bytes, base64url without padding.
 const TOKEN_CHARS: usize = 43;
 
-/// SHA-256 of a session's cookie value: what a store keeps.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct WebSessionKey([u8; 32]);
-
-impl WebSessionKey {
-    /// The key of cookie value `token`.
-    #[must_use]
-    pub fn of(token: &str) -> Self {
-        Self(Sha256::digest(token.as_bytes()).into())
-    }
-
-    /// A key read back from a store.
-    #[must_use]
-    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(bytes)
-    }
-
-    /// The raw digest.
-    #[must_use]
-    pub const fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-}
-
-impl fmt::Debug for WebSessionKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "WebSessionKey({:02x}{:02x}{:02x}{:02x}…)",
-            self.0[0], self.0[1], self.0[2], self.0[3]
-        )
-    }
-}
-
 /// A session's cookie value: 256 random bits; shown once, to the browser.
 pub type WebSessionToken = SecretString;
-
-/// Where a session stands with the second factor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum SecondFactor {
-    /// The account needs none.
-    NotRequired,
-    /// The password was right; the second factor is still to come. Such a
-    /// session may only pass the factor or end.
-    Pending,
-    /// Both factors passed.
-    Passed,
-}
-
-impl SecondFactor {
-    /// Whether the session may act (no factor still owed).
-    #[must_use]
-    pub const fn is_complete(self) -> bool {
-        !matches!(self, Self::Pending)
-    }
-
-    /// The name stored (`not_required`, `pending`, `passed`).
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::NotRequired => "not_required",
-            Self::Pending => "pending",
-            Self::Passed => "passed",
-        }
-    }
-
-    /// The factor state named `name`.
-    ///
-    /// # Errors
-    /// `Internal` for a name no version wrote.
-    pub fn from_name(name: &str) -> Result<Self> {
-        match name {
-            "not_required" => Ok(Self::NotRequired),
-            "pending" => Ok(Self::Pending),
-            "passed" => Ok(Self::Passed),
-            _ => Err(Error::internal("stored second-factor state is unknown")),
-        }
-    }
-}
-
-/// One browser session as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct WebSession {
-    /// The hash of its cookie value.
-    pub key: WebSessionKey,
-    /// The signed-in person's tenant.
-    pub tenant: TenantId,
-    /// The signed-in person.
-    pub subject: PrincipalId,
-    /// When it started (sign-in).
-    pub created_at: OffsetDateTime,
-    /// When it was last used (written at most once per touch interval).
-    pub last_seen_at: OffsetDateTime,
-    /// The second factor's state.
-    pub second_factor: SecondFactor,
-}
-
-impl WebSession {
-    /// A session started at `now`.
-    #[must_use]
-    pub const fn new(
-        key: WebSessionKey,
-        tenant: TenantId,
-        subject: PrincipalId,
-        now: OffsetDateTime,
-        second_factor: SecondFactor,
-    ) -> Self {
-        Self {
-            key,
-            tenant,
-            subject,
-            created_at: now,
-            last_seen_at: now,
-            second_factor,
-        }
-    }
-}
-
-/// Where browser sessions live. One shared store (SQL, Redis) lets every
-/// instance see and end the same sessions.
-#[async_trait]
-pub trait WebSessionStore: Send + Sync + fmt::Debug {
-    /// Store a new session.
-    ///
-    /// # Errors
-    /// `Conflict` if its key exists (256 random bits: never in practice);
-    /// `Unavailable` on outage.
-    async fn insert(&self, session: &WebSession) -> Result<()>;
-
-    /// The session of `key`, if stored.
-    ///
-    /// # Errors
-    /// `Unavailable` on outage.
-    async fn get(&self, key: &WebSessionKey) -> Result<Option<WebSession>>;
-
-    /// Record use at `at` (never moves last-seen back); whether it exists.
-    ///
-    /// # Errors
-    /// `Unavailable` on outage.
-    async fn touch(&self, key: &WebSessionKey, at: OffsetDateTime) -> Result<bool>;
-
-    /// Remove one session; whether it existed.
-    ///
-    /// # Errors
-    /// `Unavailable` on outage.
-    async fn remove(&self, key: &WebSessionKey) -> Result<bool>;
-
-    /// Remove every session of `subject` in `tenant`; how many.
-    ///
-    /// # Errors
-    /// `Unavailable` on outage.
-    async fn remove_subject(&self, tenant: &TenantId, subject: &PrincipalId) -> Result<u64>;
-
-    /// Remove sessions last seen before `idle_before` or created before
-    /// `created_before`; how many.
-    ///
-    /// # Errors
-    /// `Unavailable` on outage.
-    async fn purge(
-        &self,
-        idle_before: OffsetDateTime,
-        created_before: OffsetDateTime,
-    ) -> Result<u64>;
-}
 
 /// Timeouts of [`WebSessions`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

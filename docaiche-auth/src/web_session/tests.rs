@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use docaiche_core::{AuthFailure, Error, ManualClock, PrincipalId, SecretBytes, TenantId};
 use docaiche_store::MemoryRevocationStore;
+use docaiche_store::memory::MemoryWebSessionStore;
 
 use super::*;
 

@@ -40,8 +40,9 @@ impl FromStr for RevocationBackend {
     }
 }
 
-/// `[revocation]`: where revoked JWT ids are kept, and how a revoked API
-/// key reaches the other instances' caches.
+/// `[revocation]`: where revoked JWT ids are kept (and the console's web
+/// sessions with them), and how a revoked API key reaches the other
+/// instances' caches.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct RevocationSection {

@@ -50,19 +50,19 @@ mod keys;
 mod layout;
 mod mfa;
 mod overview;
+pub(crate) mod purge;
 mod session;
 mod signin;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{get, post};
-use docaiche_auth::web_session::{
-    MemoryWebSessionStore, WebSessionConfig, WebSessionStore, WebSessions,
-};
+use docaiche_auth::web_session::{WebSessionConfig, WebSessionStore, WebSessions};
 use docaiche_core::{Clock, Error, SecretBytes};
+use docaiche_store::memory::MemoryWebSessionStore;
 
 use crate::state::AppState;
 

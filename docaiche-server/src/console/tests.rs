@@ -14,11 +14,11 @@ use crate::routes::tests::send;
 use crate::state::AppState;
 use crate::test_support::TestDir;
 
-pub(super) const PASSWORD: &str = "admin passphrase for the tests";
+pub(crate) const PASSWORD: &str = "admin passphrase for the tests";
 
 /// A console request: `cookie` (if any), a same-origin browser's Fetch
 /// Metadata on `POST`s, and a form body.
-pub(super) fn browser(
+pub(crate) fn browser(
     method: &str,
     uri: &str,
     cookie: Option<&str>,
@@ -53,7 +53,7 @@ pub(super) fn encoded(value: &str) -> String {
 }
 
 /// The session cookie a response sets, checking its attributes.
-pub(super) fn session_cookie(headers: &HeaderMap) -> String {
+pub(crate) fn session_cookie(headers: &HeaderMap) -> String {
     let set = headers
         .get(header::SET_COOKIE)
         .expect("a cookie is set")
@@ -73,7 +73,7 @@ pub(super) fn session_cookie(headers: &HeaderMap) -> String {
 }
 
 /// Sign in through the form: the cookie.
-async fn sign_in(app: &Router, tenant: &str, email: &str, password: &str) -> String {
+pub(crate) async fn sign_in(app: &Router, tenant: &str, email: &str, password: &str) -> String {
     let form = format!(
         "tenant={}&email={}&password={}",
         encoded(tenant),
@@ -96,7 +96,7 @@ async fn sign_in(app: &Router, tenant: &str, email: &str, password: &str) -> Str
 }
 
 /// A page's body as text, asserting its status and security headers.
-pub(super) async fn page(app: &Router, uri: &str, cookie: &str) -> String {
+pub(crate) async fn page(app: &Router, uri: &str, cookie: &str) -> String {
     let (status, headers, body) = send(app.clone(), browser("GET", uri, Some(cookie), None)).await;
     assert_eq!(
         status,
@@ -115,7 +115,7 @@ pub(super) fn assert_csp(headers: &HeaderMap) {
 }
 
 /// The CSRF token of a page's first form.
-pub(super) fn csrf_of(html: &str) -> String {
+pub(crate) fn csrf_of(html: &str) -> String {
     let at = html.find(r#"name="csrf" value=""#).expect("a CSRF field") + 19;
     html[at..].split('"').next().expect("value").to_owned()
 }

@@ -1,6 +1,7 @@
 //! `[store]` and `[revocation]` into stores: SQLite or PostgreSQL for API
 //! keys, accounts, documents and the rest, the token revocation store (the
-//! store or Redis), and their readiness checks.
+//! store or Redis), the console's web sessions (beside the revocations:
+//! the same rule), and their readiness checks.
 
 use std::sync::Arc;
 
@@ -29,6 +30,10 @@ pub(crate) struct Stores {
     pub(crate) tenants: Arc<dyn docaiche_core::TenantStore>,
     /// Revoked JWT ids (the store's, or Redis).
     pub(crate) revocations: Arc<dyn TokenRevocationStore>,
+    /// The admin console's browser sessions, where the revocations are
+    /// (`[revocation] backend`: the store's database, or Redis), so that
+    /// every instance sharing them sees a sign-in and a sign-out.
+    pub(crate) web_sessions: Arc<dyn docaiche_core::WebSessionStore>,
     /// Audit events.
     pub(crate) audit: Arc<dyn AuditSink>,
     /// Documents, unencrypted: wrap with [`encrypted_documents`](super::encrypted_documents).
@@ -115,6 +120,10 @@ impl Stores {
                     })?;
                 if config.revocation.backend == crate::config::RevocationBackend::Redis {
                     stores.revocations = Arc::new(redis.revocations());
+                    // Each session expires at the console's absolute timeout.
+                    let lifetime =
+                        docaiche_auth::web_session::WebSessionConfig::default().absolute_timeout;
+                    stores.web_sessions = Arc::new(redis.web_sessions(lifetime));
                 }
                 if config.revocation.announce_api_keys == crate::config::AnnounceBackend::Redis {
                     stores.invalidations = Some(Arc::new(redis.invalidations()));
@@ -156,6 +165,7 @@ impl Stores {
             api_keys: Arc::new(store.api_keys()),
             tenants: Arc::new(store.tenants()),
             revocations: Arc::new(store.revocations()),
+            web_sessions: Arc::new(store.web_sessions()),
             audit: Arc::new(store.audit()),
             documents: Arc::new(store.documents()),
             data_keys: (Arc::new(store.data_keys()), "sqlite"),
@@ -236,6 +246,7 @@ mod postgres {
             api_keys: Arc::new(store.api_keys()),
             tenants: Arc::new(store.tenants()),
             revocations: Arc::new(store.revocations()),
+            web_sessions: Arc::new(store.web_sessions()),
             audit: Arc::new(store.audit()),
             documents: Arc::new(store.documents()),
             // Beside the documents, shared by every instance.

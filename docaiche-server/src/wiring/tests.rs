@@ -530,15 +530,34 @@ async fn jwt_revocations_live_on_redis() {
             .body(axum::body::Body::empty())
             .unwrap()
     };
+    let other = docaiche_store::redis::RedisStore::builder(url.as_str())
+        .build()
+        .unwrap();
+
+    // The console's sessions follow the revocations to Redis: another
+    // instance sees one start, and ends it here.
+    let sessions = &state.console.sessions;
+    let (cookie, started) = sessions
+        .start(
+            &alice.tenant,
+            &alice.id,
+            docaiche_auth::web_session::SecondFactor::NotRequired,
+        )
+        .await
+        .unwrap();
+    let shared = other.web_sessions(std::time::Duration::from_secs(3600));
+    use docaiche_core::WebSessionStore as _;
+    let seen = shared.get(&started.key).await.unwrap().expect("on Redis");
+    assert_eq!((&seen.tenant, &seen.subject), (&alice.tenant, &alice.id));
+    assert!(shared.remove(&started.key).await.unwrap());
+    assert!(sessions.resolve(cookie.expose_secret()).await.is_err());
+
     let app = crate::routes::router(state);
     let token = issued.token.expose_secret().clone();
     let (status, _, _) = crate::routes::tests::send(app.clone(), bearer(&token)).await;
     assert_eq!(status, http::StatusCode::OK);
 
     // Revoked on Redis by another instance: refused here.
-    let other = docaiche_store::redis::RedisStore::builder(url.as_str())
-        .build()
-        .unwrap();
     other
         .revocations()
         .revoke(&issued.token_id, issued.expires_at)
@@ -552,7 +571,7 @@ async fn jwt_revocations_live_on_redis() {
     assert_eq!(status, http::StatusCode::OK);
     let text = String::from_utf8_lossy(&ready);
     assert!(text.contains("redis_store"), "{text}");
-    crate::report::mark_ran(SUITE, "JWT revocations on Redis");
+    crate::report::mark_ran(SUITE, "JWT revocations and console sessions on Redis");
 }
 
 #[cfg(feature = "redis")]

@@ -26,6 +26,7 @@
 //! | [`run_key_wrapper`], [`run_key_wrapper_rotation`] | [`KeyWrapper`](docaiche_core::KeyWrapper) |
 //! | [`run_tenant_store`] | [`TenantStore`](docaiche_core::TenantStore) |
 //! | [`run_usage_store`] | [`UsageStore`](docaiche_core::UsageStore) |
+//! | [`run_web_session_store`] | [`WebSessionStore`](docaiche_core::WebSessionStore) |
 //! | [`run_data_key_store`] | [`DataKeyStore`](crate::encryption::DataKeyStore) |
 //!
 //! ## Testing your own backend
@@ -95,6 +96,7 @@ mod revocation;
 mod secret;
 mod tenant;
 mod usage;
+mod web_session;
 
 pub use account::run_account_store;
 pub use api_key::run_api_key_store;
@@ -111,6 +113,7 @@ pub use revocation::run_revocation_store;
 pub use secret::run_secret_provider;
 pub use tenant::run_tenant_store;
 pub use usage::run_usage_store;
+pub use web_session::run_web_session_store;
 
 /// Strings that break naive SQL, shell, JSON, path or key handling. Every
 /// stored string field of every trait must give them back unchanged.

@@ -16,6 +16,7 @@
 //! | [`MemoryCacheStore`] | [`CacheStore`](docaiche_core::CacheStore) | entries | forgets expired, then evicts the entry closest to expiry |
 //! | [`MemoryJobQueue`] | [`JobQueue`](docaiche_core::JobQueue) | jobs | forgets the oldest finished jobs, then refuses |
 //! | [`MemoryUsageStore`] | [`UsageStore`](docaiche_core::UsageStore) | rows (minute, hour, day) | refuses the batch (the flusher retries it) |
+//! | [`MemoryWebSessionStore`] | [`WebSessionStore`](docaiche_core::WebSessionStore) | sessions | refuses (`Unavailable`) |
 //! | [`MemoryAuditSink`] | [`AuditSink`](docaiche_core::AuditSink) | events | refuses: never drops an event |
 //!
 //! A refusal is `Error::Unavailable` whose source is a [`CapacityExceeded`]:
@@ -39,6 +40,7 @@ mod mfa;
 mod revocation;
 mod tenant;
 mod usage;
+mod web_session;
 
 pub use account::MemoryAccountStore;
 pub use api_key::MemoryApiKeyStore;
@@ -51,6 +53,7 @@ pub use mfa::MemoryMfaStore;
 pub use revocation::MemoryRevocationStore;
 pub use tenant::MemoryTenantStore;
 pub use usage::MemoryUsageStore;
+pub use web_session::MemoryWebSessionStore;
 
 /// A memory store reached its configured bound and refused to grow.
 ///

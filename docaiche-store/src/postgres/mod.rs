@@ -54,6 +54,9 @@
 //!   does not have `BYPASSRLS`, or PostgreSQL skips the policies; with the
 //!   switch on, connecting checks both (and that the tables have RLS
 //!   enabled) and refuses with `Misconfigured` rather than pretend.
+//!   Platform tables stay outside it: `tenants`, the revocation tables and
+//!   `web_sessions` (read by the session key before any tenant is known;
+//!   see [`PgWebSessionStore`]).
 //! - **Read replica** ([`PgConfig::replica_url`]): reads that may lag a
 //!   little (`get`, `head`, `list`, `get_text`, `find_by_lookup`, job `get`,
 //!   `is_revoked`, audit reads) go to the replica pool. If the replica
@@ -110,6 +113,7 @@ mod stores;
 #[doc(hidden)]
 pub mod tenants;
 mod usage;
+mod web_sessions;
 
 pub use accounts::PgAccountStore;
 pub use custom_roles::PgCustomRoleStore;
@@ -122,6 +126,7 @@ pub use sqlx;
 pub use stores::{PgApiKeyStore, PgAuditSink, PgDocumentStore, PgRevocationStore};
 pub use tenants::PgTenantStore;
 pub use usage::PgUsageStore;
+pub use web_sessions::PgWebSessionStore;
 
 const DEPENDENCY: &str = "postgres";
 
@@ -664,6 +669,14 @@ impl PgStore {
     #[must_use]
     pub fn mfa(&self) -> PgMfaStore {
         PgMfaStore::new(self.shared.clone())
+    }
+
+    /// The [`WebSessionStore`](docaiche_core::WebSessionStore) (table
+    /// `web_sessions`): browser sessions every instance on this database
+    /// shares.
+    #[must_use]
+    pub fn web_sessions(&self) -> PgWebSessionStore {
+        PgWebSessionStore::new(self.shared.clone())
     }
 
     /// The [`TenantStore`](docaiche_core::TenantStore) (table `tenants`).

@@ -1,5 +1,6 @@
 //! Redis adapters: a [`CacheStore`](docaiche_core::CacheStore), a
-//! [`TokenRevocationStore`](docaiche_core::TokenRevocationStore) and an
+//! [`TokenRevocationStore`](docaiche_core::TokenRevocationStore), a
+//! [`WebSessionStore`](docaiche_core::WebSessionStore) and an
 //! [`InvalidationBus`](docaiche_core::InvalidationBus) (pub/sub), on one
 //! standalone Redis or a Redis Cluster.
 //!
@@ -25,7 +26,8 @@
 //! Every key starts with the configured prefix (default `docaiche`), then
 //! the kind: `{prefix}:cache:{namespace}:{key}` (`:` and `%` in the
 //! namespace percent-encoded) and
-//! `{prefix}:revoked:{token id}`. Each operation touches one key, so both
+//! `{prefix}:revoked:{token id}`; web sessions under `{prefix}:web-session…`
+//! (see [`RedisWebSessionStore`]). Each command touches one key, so the
 //! stores run unchanged on a cluster. The invalidation bus publishes on the
 //! pub/sub channel `{prefix}:invalidate:{channel}`, which is no key: a
 //! classic `PUBLISH` reaches every node of a cluster.
@@ -52,6 +54,7 @@
 mod cache;
 mod invalidation;
 mod revocation;
+mod web_session;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -68,6 +71,7 @@ use redis::cluster_async::ClusterConnection;
 pub use cache::RedisCacheStore;
 pub use invalidation::RedisInvalidationBus;
 pub use revocation::RedisTokenRevocationStore;
+pub use web_session::{PURGE_BATCH, RedisWebSessionStore};
 
 /// The key prefix unless configured.
 pub const DEFAULT_KEY_PREFIX: &str = "docaiche";
@@ -136,6 +140,14 @@ impl RedisStore {
     #[must_use]
     pub fn revocations(&self) -> RedisTokenRevocationStore {
         RedisTokenRevocationStore::new(self.clone())
+    }
+
+    /// The web session store on this connection; each session expires
+    /// `lifetime` after it started (the absolute timeout of the sessions
+    /// it keeps).
+    #[must_use]
+    pub fn web_sessions(&self, lifetime: Duration) -> RedisWebSessionStore {
+        RedisWebSessionStore::new(self.clone(), lifetime)
     }
 
     /// The invalidation bus on this Redis: publishes on the shared

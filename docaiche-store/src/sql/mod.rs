@@ -43,6 +43,7 @@ pub(crate) mod mfa;
 pub(crate) mod stats;
 pub(crate) mod tenant;
 pub(crate) mod usage;
+pub(crate) mod web_session;
 
 pub use stats::PoolStats;
 

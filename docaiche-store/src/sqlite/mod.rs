@@ -80,6 +80,7 @@ pub mod queries;
 mod stores;
 mod tenants;
 mod usage;
+mod web_sessions;
 
 pub use accounts::SqliteAccountStore;
 pub use custom_roles::SqliteCustomRoleStore;
@@ -88,6 +89,7 @@ pub use jobs::SqliteJobQueue;
 pub use mfa::SqliteMfaStore;
 pub use tenants::SqliteTenantStore;
 pub use usage::SqliteUsageStore;
+pub use web_sessions::SqliteWebSessionStore;
 
 pub use stores::{SqliteApiKeyStore, SqliteAuditSink, SqliteDocumentStore, SqliteRevocationStore};
 
@@ -304,6 +306,14 @@ impl SqliteStore {
     #[must_use]
     pub fn mfa(&self) -> SqliteMfaStore {
         SqliteMfaStore::new(self.shared.clone())
+    }
+
+    /// The [`WebSessionStore`](docaiche_core::WebSessionStore) (table
+    /// `web_sessions`): browser sessions every instance on this database
+    /// shares.
+    #[must_use]
+    pub fn web_sessions(&self) -> SqliteWebSessionStore {
+        SqliteWebSessionStore::new(self.shared.clone())
     }
 
     /// The [`TenantStore`](docaiche_core::TenantStore) (table `tenants`).

@@ -1,13 +1,14 @@
-//! [`MemoryWebSessionStore`].
+//! [`MemoryWebSessionStore`]: browser sessions in process memory.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
+use docaiche_core::web_session::{WebSession, WebSessionKey, WebSessionStore};
 use docaiche_core::{Error, PrincipalId, Result, TenantId};
 use time::OffsetDateTime;
 
-use super::{WebSession, WebSessionKey, WebSessionStore};
+use super::{capacity_exceeded, lock};
 
 /// Sessions in this process's memory, at most a bounded number: for one
 /// instance and for tests. Several instances need a shared store.
@@ -43,8 +44,7 @@ impl MemoryWebSessionStore {
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<WebSessionKey, WebSession>> {
-        // Every critical section leaves the map consistent.
-        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.sessions)
     }
 }
 
@@ -56,12 +56,10 @@ impl WebSessionStore for MemoryWebSessionStore {
             return Err(Error::conflict("web session"));
         }
         if sessions.len() >= self.limit {
-            return Err(Error::unavailable(
-                "web session store",
-                std::io::Error::other(format!(
-                    "the memory web session store is full: limit is {} sessions",
-                    self.limit
-                )),
+            return Err(capacity_exceeded(
+                "memory web session store",
+                self.limit,
+                "sessions",
             ));
         }
         sessions.insert(session.key, session.clone());
